@@ -152,36 +152,37 @@ def attention(
     q_pos: np.ndarray,
     scale: np.float32,
 ) -> np.ndarray:
-    """Causal attention of one head with an INT8 KV cache.
+    """Causal attention with an INT8 KV cache, for any leading batch dims (e.g. heads).
 
-    qq [T, D] int8, dq [T]; kq, vq [S, D] int8, dk, dv [S]; q_pos [T] (absolute positions; key j is
-    visible to query t when j <= q_pos[t]); scale = float32(1/sqrt(D)).
-      dot[t, j] = sum_d qq*kq                                          (int32, exact)
+    qq [..., T, D] int8, dq [..., T]; kq, vq [..., S, D] int8, dk, dv [..., S]; q_pos [T] (absolute
+    positions; key j is visible to query t when j <= q_pos[t]); scale = float32(1/sqrt(D)).
+      dot[t, j] = sum_d qq*kq                                          (integer, exact)
       s[t, j]   = float32(dot) * ((dq[t] * dk[j]) * scale)             (float32)
       e[t, j]   = exp_neg(s - max_j s)                                 (masked keys: 0)
-      E[t, j]   = rint(e * 2**15)                                      (int64, <= 2**15)
+      E[t, j]   = rint(e * 2**15)                                      (integer, <= 2**15)
       a[t, j]   = float32(E) * dv[j]                                   (float32)
-      A[t, j]   = rint(a * (32767 / max_j a))                          (int64, max_j a > 0)
-      num[t, d] = sum_j A * vq[j, d];  den[t] = sum_j E                (int64, exact)
+      A[t, j]   = rint(a * (32767 / max_j a))                          (integer <= 32767)
+      num[t, d] = sum_j A * vq[j, d];  den[t] = sum_j E                (integer, exact)
       o[t, d]   = float32(num) * float32(float64(max_j a) / 32767 / float64(den))
-    Returns o float32 [T, D].
+    The integer sums run through float64 matmuls, exact because every partial sum is < 2**53.
+    Returns o float32 [..., T, D].
     """
-    dot = qq.astype(np.int32) @ kq.astype(np.int32).T
-    c = ((dq[:, None] * dk[None, :]).astype(F32) * scale).astype(F32)
+    dot = np.matmul(qq.astype(np.float64), np.swapaxes(kq.astype(np.float64), -1, -2))
+    c = ((dq[..., :, None] * dk[..., None, :]).astype(F32) * scale).astype(F32)
     s = (dot.astype(F32) * c).astype(F32)
-    mask = np.arange(kq.shape[0])[None, :] <= q_pos[:, None]
+    mask = np.arange(kq.shape[-2])[None, :] <= np.asarray(q_pos)[:, None]
     s = np.where(mask, s, F32(-np.inf))
-    smax = np.max(s, axis=1, keepdims=True)
+    smax = np.max(s, axis=-1, keepdims=True)
     e = np.where(mask, exp_neg(np.where(mask, s - smax, F32(0))), F32(0))
-    big_e = np.rint(np.ldexp(e, PROB_FRAC_BITS)).astype(np.int64)
-    a = (big_e.astype(F32) * dv[None, :]).astype(F32)
-    amax = np.max(a, axis=1)
+    big_e = np.rint(np.ldexp(e, PROB_FRAC_BITS))
+    a = (big_e.astype(F32) * dv[..., None, :]).astype(F32)
+    amax = np.max(a, axis=-1)
     amax_safe = np.where(amax > 0, amax, F32(1)).astype(F32)
-    big_a = np.rint(a * (F32(ATTN_W_QMAX) / amax_safe)[:, None].astype(F32)).astype(np.int64)
-    num = big_a @ vq.astype(np.int64)
-    den = np.sum(big_e, axis=1)
+    big_a = np.rint(a * (F32(ATTN_W_QMAX) / amax_safe)[..., None].astype(F32)).astype(np.float64)
+    num = np.matmul(big_a, vq.astype(np.float64))
+    den = np.sum(big_e.astype(np.int64), axis=-1)
     f = (amax.astype(np.float64) / np.float64(ATTN_W_QMAX) / den.astype(np.float64)).astype(F32)
-    return (num.astype(F32) * f[:, None]).astype(F32)
+    return (num.astype(F32) * f[..., None]).astype(F32)
 
 
 def relu2_mul(gate: np.ndarray, up: np.ndarray) -> np.ndarray:

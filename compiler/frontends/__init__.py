@@ -1,0 +1,1 @@
+"""Model frontends: each turns a model file into the float IR graph."""

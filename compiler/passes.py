@@ -1,0 +1,113 @@
+"""Compiler passes: each takes a Graph and returns a Graph (verified after every step)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edgestream.errors import CompileError, InputError
+from edgestream.formats.intweights import quantize_per_channel
+from edgestream.ir import Graph, Node, Tensor, verify
+from edgestream.numerics import rope_tables
+
+QUANT_CHOICES = ("auto", "ternary", "int8", "int4")
+
+
+def quantize_ternary(w: np.ndarray, name: str) -> Tensor:
+    """BitNet b1.58 absmean: beta = max(mean|W|, 1e-5); t = clamp(rint(W * float32(1/beta)), -1, 1)."""
+    beta = np.float32(max(float(np.mean(np.abs(w), dtype=np.float64)), 1e-5))
+    t = np.clip(np.rint(w * (np.float32(1.0) / beta)), -1, 1).astype(np.int8)
+    return Tensor(name, "ternary", t, np.array([beta], dtype=np.float32))
+
+
+def quantize_int(w: np.ndarray, name: str, bits: int) -> Tensor:
+    q, beta = quantize_per_channel(w, bits)
+    return Tensor(name, f"int{bits}", q, beta)
+
+
+def _load_float(t: Tensor) -> np.ndarray:
+    a = np.asarray(t.data, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"tensor {t.name} contains NaN or Inf")
+    return a
+
+
+def quantize_weights(graph: Graph, quant: str = "auto", lm_head_bits: int = 8,
+                     progress: Callable[[str], None] | None = None) -> Graph:
+    """Float linear weights -> ternary (absmean) or per-channel integers; embeddings and the LM head
+    -> INT8 per row. Tensors are read and quantized one at a time (never two float copies)."""
+    if quant not in QUANT_CHOICES:
+        raise CompileError(f"--quant {quant!r}: expected one of {', '.join(QUANT_CHOICES)}")
+    if quant == "auto":
+        quant = "ternary" if graph.config.arch == "bitnet" else "int8"
+    for node in graph.nodes:
+        attr = {"embed": "table", "linear": "weight"}.get(node.op)
+        if attr is None:
+            continue
+        t = graph.tensors[node.attrs[attr]]
+        if t.encoding != "float32":
+            continue
+        if progress:
+            progress(t.name)
+        a = _load_float(t)
+        if node.op == "embed" or node.name == "lm_head":
+            graph.tensors[t.name] = quantize_int(a, t.name, 8 if node.op == "embed" else lm_head_bits)
+        elif quant == "ternary":
+            graph.tensors[t.name] = quantize_ternary(a, t.name)
+        else:
+            graph.tensors[t.name] = quantize_int(a, t.name, int(quant[3:]))
+        del a
+    return verify(graph)
+
+
+def fuse_norm_quant(graph: Graph) -> Graph:
+    """Every linear's input gets an INT8 quantizer; an RMSNorm that feeds only linears is folded into
+    it (norm_quant), since 1/rms changes only the per-token scale (docs/numerics.md)."""
+    nodes: list[Node] = []
+    quantized: dict[str, tuple[str, str]] = {}
+    norms = {n.outputs[0]: n for n in graph.nodes if n.op == "rmsnorm"}
+    folded = {v for v, n in norms.items() if all(c.op == "linear" for c in graph.consumers(v))}
+    for n in graph.nodes:
+        if n.op == "rmsnorm" and n.outputs[0] in folded:
+            continue
+        if n.op == "linear":
+            v = n.inputs[0]
+            if v not in quantized:
+                qv, sv = v + ".q", v + ".s"
+                if v in folded:
+                    nn = norms[v]
+                    nodes.append(Node("norm_quant", nn.name, [nn.inputs[0]], [qv, sv],
+                                      {"gain": nn.attrs["gain"], "eps": nn.attrs["eps"]}))
+                else:
+                    nodes.append(Node("norm_quant", v + ".quant", [v], [qv, sv], {"gain": None, "eps": None}))
+                quantized[v] = (qv, sv)
+            nodes.append(Node("qlinear", n.name, list(quantized[v]), n.outputs, dict(n.attrs)))
+        elif n.op == "rmsnorm":
+            raise CompileError(f"node {n.name}: RMSNorm that does not feed a linear layer is not supported")
+        else:
+            nodes.append(n)
+    graph.nodes = nodes
+    return verify(graph, quantized=True)
+
+
+def attach_rope_tables(graph: Graph) -> Graph:
+    cfg = graph.config
+    cos, sin = rope_tables(cfg.head_dim, cfg.max_position, cfg.rope_theta)
+    graph.tensors["rope.cos"] = Tensor("rope.cos", "float32", cos)
+    graph.tensors["rope.sin"] = Tensor("rope.sin", "float32", sin)
+    for n in graph.nodes:
+        if n.op == "rope":
+            n.attrs.update(cos="rope.cos", sin="rope.sin")
+    return graph
+
+
+def check_weights(graph: Graph) -> Graph:
+    """Scales must be finite and positive; shapes of the linears must chain."""
+    for t in graph.tensors.values():
+        if t.scale is not None and not (np.all(np.isfinite(t.scale)) and np.all(t.scale > 0)):
+            raise InputError(f"tensor {t.name}: scale must be finite and positive, got {t.scale[:4].tolist()}")
+    return graph
+
+
+PIPELINE = (quantize_weights, fuse_norm_quant, attach_rope_tables, check_weights)

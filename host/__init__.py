@@ -1,0 +1,1 @@
+"""Host runtime: artifact loading, KV cache, prefill/decode, sampling, devices."""

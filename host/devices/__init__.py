@@ -1,0 +1,1 @@
+"""Devices behind one driver interface (cpu today; sim and pynq come with the accelerator shell)."""

@@ -1,0 +1,137 @@
+"""The CPU executor: runs an artifact's quantized program, op by op, with an INT8 KV cache.
+
+It is the golden executor: every op is the function of edgestream.numerics (or a kernel proven
+bit-identical to it), so the simulator and the board must reproduce its integers exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgestream import numerics as nx
+from edgestream.artifact import Artifact
+from edgestream.errors import InputError
+from edgestream.host.kernels import Kernel, LinearWeights, get_kernel
+from edgestream.ir import Node
+
+
+class KVCache:
+    """Per layer: int8 K and V [kv_heads, capacity, head_dim] and their float32 scales."""
+
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, capacity: int):
+        self.capacity = capacity
+        shape = (layers, kv_heads, capacity, head_dim)
+        self.kq = np.zeros(shape, np.int8)
+        self.vq = np.zeros(shape, np.int8)
+        self.dk = np.zeros(shape[:3], np.float32)
+        self.dv = np.zeros(shape[:3], np.float32)
+
+
+class CpuExecutor:
+    def __init__(self, artifact: Artifact, kernel: Kernel | None = None):
+        self.artifact = artifact
+        self.graph = artifact.graph
+        self.cfg = artifact.config
+        self.kernel = kernel or get_kernel()
+        t = self.graph.tensors
+        self.linear: dict[str, tuple[object, np.ndarray]] = {}
+        for n in self.graph.nodes:
+            if n.op == "qlinear":
+                w = t[n.attrs["weight"]]
+                kind = "ternary" if w.encoding == "ternary" else "int"
+                lw = LinearWeights(w.name, kind, w.bits, np.ascontiguousarray(w.data))
+                self.linear[n.name] = (self.kernel.prepare(lw), w.scale.astype(np.float32))
+        # lm_head's quantizer and the head itself run on the last row only when just the next
+        # token's logits are wanted.
+        head = next(n for n in self.graph.nodes if n.outputs == ["logits"])
+        self._head_from = next(i for i, n in enumerate(self.graph.nodes) if n.outputs[0] == head.inputs[0])
+        self.cache: KVCache | None = None
+        self.pos = 0
+        self._scale = np.float32(1.0 / np.sqrt(self.cfg.head_dim))
+
+    @property
+    def kernel_name(self) -> str:
+        return self.kernel.name
+
+    def reset(self, capacity: int) -> None:
+        c = self.cfg
+        if capacity > c.max_position:
+            raise InputError(f"context of {capacity} tokens exceeds the model's max_position {c.max_position}")
+        if self.cache is None or self.cache.capacity < capacity:
+            self.cache = KVCache(c.num_layers, c.num_kv_heads, c.head_dim, capacity)
+        self.pos = 0
+
+    def forward(self, ids: np.ndarray, last_only: bool = True) -> np.ndarray:
+        """Run tokens `ids` at positions pos..pos+T-1, append to the KV cache, return float32 logits
+        [T, vocab] (or [1, vocab] for the last token when last_only)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self.cache is None or self.pos + len(ids) > self.cache.capacity:
+            raise InputError(f"KV cache holds {0 if self.cache is None else self.cache.capacity} positions, "
+                             f"{self.pos + len(ids)} needed (call reset with a larger capacity)")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
+            bad = int(ids[(ids < 0) | (ids >= self.cfg.vocab_size)][0])
+            raise InputError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
+        vals: dict[str, np.ndarray] = {"ids": ids}
+        for i, n in enumerate(self.graph.nodes):
+            args = [vals[v] for v in n.inputs]
+            if last_only and i == self._head_from:
+                args = [a[-1:] for a in args]
+            out = getattr(self, "_op_" + n.op)(n, *args)
+            for name, v in zip(n.outputs, out if isinstance(out, tuple) else (out,), strict=True):
+                vals[name] = v
+        self.pos += len(ids)
+        return vals["logits"]
+
+    # ---- ops (semantics: docs/numerics.md)
+    def _op_embed(self, n: Node, ids):
+        t = self.graph.tensors[n.attrs["table"]]
+        return (t.data[ids].astype(np.float32) * t.scale[ids][:, None]).astype(np.float32)
+
+    def _op_norm_quant(self, n: Node, x):
+        g = n.attrs.get("gain")
+        gain = self.graph.tensors[g].data if g else None
+        if hasattr(self.kernel, "norm_quant"):
+            return self.kernel.norm_quant(x, gain, n.attrs.get("eps"))
+        return nx.norm_quant(x, gain, n.attrs.get("eps"))
+
+    def _op_qlinear(self, n: Node, q, s):
+        prepared, beta = self.linear[n.name]
+        acc = self.kernel.matmul(q, prepared)
+        return nx.dequant(acc, s, np.broadcast_to(beta, (acc.shape[1],)))
+
+    def _op_rope(self, n: Node, x):
+        d = self.cfg.head_dim
+        pos = np.arange(self.pos, self.pos + x.shape[0])
+        cos = self.graph.tensors[n.attrs["cos"]].data[pos]
+        sin = self.graph.tensors[n.attrs["sin"]].data[pos]
+        return nx.rope(x.reshape(x.shape[0], -1, d), cos, sin).reshape(x.shape)
+
+    def _op_attention(self, n: Node, q, k, v):
+        c, cache, layer = self.cfg, self.cache, n.attrs["layer"]
+        t, d, p0 = q.shape[0], c.head_dim, self.pos
+        end = p0 + t
+        kq, dk = nx.quant_heads(k.reshape(t, c.num_kv_heads, d))
+        vq, dv = nx.quant_heads(v.reshape(t, c.num_kv_heads, d))
+        cache.kq[layer, :, p0:end] = kq.transpose(1, 0, 2)
+        cache.vq[layer, :, p0:end] = vq.transpose(1, 0, 2)
+        cache.dk[layer, :, p0:end] = dk.T
+        cache.dv[layer, :, p0:end] = dv.T
+        qq, dq = nx.quant_heads(q.reshape(t, c.num_heads, d))
+        group = c.num_heads // c.num_kv_heads
+        kvh = np.arange(c.num_heads) // group
+        o = nx.attention(
+            qq.transpose(1, 0, 2), dq.T,
+            cache.kq[layer][kvh, :end], cache.dk[layer][kvh, :end],
+            cache.vq[layer][kvh, :end], cache.dv[layer][kvh, :end],
+            np.arange(p0, end), self._scale,
+        )
+        return o.transpose(1, 0, 2).reshape(t, c.num_heads * d)
+
+    def _op_relu2_mul(self, n: Node, g, u):
+        return nx.relu2_mul(g, u)
+
+    def _op_silu_mul(self, n: Node, g, u):
+        return nx.silu_mul(g, u)
+
+    def _op_add(self, n: Node, a, b):
+        return (a + b).astype(np.float32)

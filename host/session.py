@@ -1,0 +1,115 @@
+"""The streaming generation API: `edgestream.load(path, device=...)` returns a Session."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgestream.artifact import read_artifact
+from edgestream.errors import InputError
+from edgestream.host.sampling import Sampler
+from edgestream.tokenizer import Tokenizer
+
+DEVICES = ("cpu", "auto")
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    ttft_s: float = 0.0
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    stop_reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def prefill_tok_s(self) -> float:
+        return self.prompt_tokens / self.prefill_s if self.prefill_s else 0.0
+
+    @property
+    def decode_tok_s(self) -> float:
+        # the first token comes from prefill; decode speed counts the steps after it
+        steps = self.generated_tokens - 1
+        return steps / self.decode_s if steps > 0 and self.decode_s else 0.0
+
+
+class Session:
+    def __init__(self, path: str | Path, device: str = "cpu", kernel: str | None = None):
+        from edgestream.host.executor import CpuExecutor
+        from edgestream.host.kernels import get_kernel
+
+        if device not in DEVICES:
+            raise InputError(f"device {device!r} is not available (expected one of {', '.join(DEVICES)})")
+        self.device = "cpu"
+        self.artifact = read_artifact(path)
+        self.config = self.artifact.config
+        self.executor = CpuExecutor(self.artifact, get_kernel(kernel))
+        self.tokenizer = Tokenizer(self.artifact.tokenizer_path) if self.artifact.tokenizer_path else None
+        self.stats = GenerationStats()
+
+    @property
+    def kernel_name(self) -> str:
+        return self.executor.kernel_name
+
+    def encode(self, text: str) -> list[int]:
+        if self.tokenizer is None:
+            raise InputError(f"{self.artifact.path}: the artifact has no tokenizer; pass token ids instead")
+        return self.tokenizer.encode(text)
+
+    def forward(self, ids) -> np.ndarray:
+        """Logits float32 [T, vocab] of every position of `ids`, from an empty cache."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        self.executor.reset(len(ids))
+        return self.executor.forward(ids, last_only=False)
+
+    def generate(
+        self,
+        prompt,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_tokens: list[int] | None = None,
+        on_logits: Callable[[np.ndarray], None] | None = None,
+    ) -> Iterator[int]:
+        """Yields generated token ids as they are produced. `prompt` is text or a list of ids."""
+        ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
+        if not ids:
+            raise InputError("the prompt is empty")
+        if max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        sampler = Sampler(temperature, top_k, top_p, seed)
+        stops = set(self.config.eos_token_ids if stop_tokens is None else stop_tokens)
+        st = self.stats = GenerationStats(prompt_tokens=len(ids))
+        ex = self.executor
+        ex.reset(min(len(ids) + max_new_tokens, self.config.max_position))
+        t0 = time.perf_counter()
+        logits = ex.forward(np.array(ids))[-1]
+        st.prefill_s = st.ttft_s = time.perf_counter() - t0
+        while True:
+            if on_logits:
+                on_logits(logits)
+            tok = sampler(logits)
+            st.generated_tokens += 1
+            yield tok
+            if tok in stops:
+                st.stop_reason = "stop_token"
+                return
+            if st.generated_tokens >= max_new_tokens:
+                st.stop_reason = "max_new_tokens"
+                return
+            if ex.pos >= ex.cache.capacity:
+                st.stop_reason = "context_full"
+                return
+            t1 = time.perf_counter()
+            logits = ex.forward(np.array([tok]))[-1]
+            st.decode_s += time.perf_counter() - t1
+
+def load(path: str | Path, device: str = "cpu", kernel: str | None = None) -> Session:
+    return Session(path, device=device, kernel=kernel)
