@@ -35,7 +35,7 @@ def load_model(src: str | Path, fmt: str | None = None):
     raise InputError(f"{src}: the {fmt} frontend is not available yet")
 
 
-def lower(graph: Graph, quant: str = "auto", progress: Callable[[str], None] | None = None) -> Graph:
+def lower(graph: Graph, quant: str = "auto", progress: Callable[[int, int, str], None] | None = None) -> Graph:
     from edgestream.compiler import passes
 
     graph = passes.quantize_weights(graph, quant, progress=progress)
@@ -45,7 +45,7 @@ def lower(graph: Graph, quant: str = "auto", progress: Callable[[str], None] | N
 
 
 def compile_model(src: str | Path, out: str | Path, target: str = "cpu", quant: str = "auto",
-                  fmt: str | None = None, progress: Callable[[str], None] | None = None) -> Path:
+                  fmt: str | None = None, progress: Callable[[int, int, str], None] | None = None) -> Path:
     """Compile a model file/directory into an artifact directory; returns its path."""
     if target != "cpu":
         raise InputError(f"target {target!r} is not available yet (expected 'cpu')")

@@ -34,22 +34,23 @@ def _load_float(t: Tensor) -> np.ndarray:
 
 
 def quantize_weights(graph: Graph, quant: str = "auto", lm_head_bits: int = 8,
-                     progress: Callable[[str], None] | None = None) -> Graph:
+                     progress: Callable[[int, int, str], None] | None = None) -> Graph:
     """Float linear weights -> ternary (absmean) or per-channel integers; embeddings and the LM head
     -> INT8 per row. Tensors are read and quantized one at a time (never two float copies)."""
     if quant not in QUANT_CHOICES:
         raise CompileError(f"--quant {quant!r}: expected one of {', '.join(QUANT_CHOICES)}")
     if quant == "auto":
         quant = "ternary" if graph.config.arch == "bitnet" else "int8"
+    todo = []
     for node in graph.nodes:
         attr = {"embed": "table", "linear": "weight"}.get(node.op)
-        if attr is None:
-            continue
-        t = graph.tensors[node.attrs[attr]]
-        if t.encoding != "float32":
-            continue
+        if attr is not None and graph.tensors[node.attrs[attr]].encoding == "float32":
+            todo.append((node, graph.tensors[node.attrs[attr]]))
+    for done, (node, t) in enumerate(todo):
+        if graph.tensors[t.name].encoding != "float32":
+            continue  # a tied table already quantized through its other user
         if progress:
-            progress(t.name)
+            progress(done, len(todo), t.name)
         a = _load_float(t)
         if node.op == "embed" or node.name == "lm_head":
             graph.tensors[t.name] = quantize_int(a, t.name, 8 if node.op == "embed" else lm_head_bits)
@@ -58,6 +59,8 @@ def quantize_weights(graph: Graph, quant: str = "auto", lm_head_bits: int = 8,
         else:
             graph.tensors[t.name] = quantize_int(a, t.name, int(quant[3:]))
         del a
+    if progress:
+        progress(len(todo), len(todo), "quantized")
     return verify(graph)
 
 

@@ -1,0 +1,258 @@
+"""`edgestream` command line: compile, run, inspect. Every command takes --json for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgestream.errors import EdgestreamError, InputError
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, indent=1) + "\n")
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+# ---- compile
+def cmd_compile(a: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgestream.compiler import compile_model
+
+    show = not a.json and sys.stderr.isatty() or a.progress
+    with Progress(TextColumn("[bold]compile"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=_console(), disable=not show) as prog:
+        task = prog.add_task("reading", total=None)
+
+        def progress(done: int, total: int, name: str) -> None:
+            prog.update(task, completed=done, total=total, description=name)
+
+        out = compile_model(a.src, a.output, target=a.target, quant=a.quant, fmt=a.format, progress=progress)
+    info = _artifact_summary(out)
+    if a.json:
+        _print_json(info)
+    else:
+        c = _console(stderr=False)
+        c.print(f"wrote {out}  ({info['weights_bytes'] / 1e6:.2f} MB weights, "
+                f"{info['bits_per_linear_weight']:.3f} bits/linear weight, {info['compile_s']:.2f} s)")
+    return 0
+
+
+def _artifact_summary(path) -> dict:
+    from edgestream.artifact import read_artifact
+
+    art = read_artifact(path, verify_checksums=False)
+    lin_w = lin_b = 0
+    for n in art.graph.nodes:
+        if n.op == "qlinear":
+            e = art.manifest["tensors"][n.attrs["weight"]]
+            lin_w += int(np.prod(e["shape"]))
+            lin_b += e["data"]["nbytes"]
+    return {
+        "artifact": str(path),
+        "model": art.manifest["model"],
+        "target": art.manifest.get("target"),
+        "compile_s": art.manifest.get("compile_s", 0.0),
+        "weights_bytes": (Path(path) / "weights.bin").stat().st_size,
+        "linear_weights": lin_w,
+        "bits_per_linear_weight": 8 * lin_b / max(lin_w, 1),
+    }
+
+
+# ---- run
+def _parse_ids(s: str) -> list[int]:
+    try:
+        return [int(x) for x in s.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise InputError(f"--prompt-ids {s!r}: expected comma-separated integers like 1,2,3") from None
+
+
+def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    import edgestream
+    from edgestream.tokenizer import StreamDecoder
+
+    if (a.prompt is None) == (a.prompt_ids is None):
+        raise InputError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3")
+    sess = edgestream.load(a.artifact, device=a.device, kernel=a.kernel)
+    prompt = a.prompt if a.prompt is not None else _parse_ids(a.prompt_ids)
+    ids = sess.encode(prompt) if isinstance(prompt, str) else prompt
+    if a.verbose and not a.json:
+        _console().print(f"device: {sess.device}, kernel: {sess.kernel_name}, prompt: {len(ids)} tokens")
+    logits: list[np.ndarray] = []
+    tokens: list[int] = []
+    stream = StreamDecoder(sess.tokenizer) if sess.tokenizer else None
+    gen = sess.generate(ids, max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k,
+                        top_p=a.top_p, seed=a.seed,
+                        on_logits=(lambda x: logits.append(np.array(x, np.float32))) if a.dump_logits else None)
+    for tok in gen:
+        tokens.append(tok)
+        if not a.json:
+            sys.stdout.write(stream.push(tok) if stream else f"{tok} ")
+            sys.stdout.flush()
+    st = sess.stats
+    if a.dump_logits:
+        _save_npy_atomic(Path(a.dump_logits), np.stack(logits).astype(np.float32))
+    result = {
+        "prompt_ids": [int(i) for i in ids],
+        "tokens": tokens,
+        "text": sess.tokenizer.decode(tokens) if sess.tokenizer else None,
+        "device": sess.device,
+        "kernel": sess.kernel_name,
+        "ttft_s": st.ttft_s,
+        "prefill_tok_s": st.prefill_tok_s,
+        "decode_tok_s": st.decode_tok_s,
+        "stop_reason": st.stop_reason,
+    }
+    if a.json:
+        _print_json(result)
+    else:
+        sys.stdout.write("\n")
+        _console().print(f"[dim]{len(ids)} prompt tokens, {len(tokens)} generated; TTFT {st.ttft_s * 1e3:.1f} ms; "
+                         f"prefill {st.prefill_tok_s:.1f} tok/s; decode {st.decode_tok_s:.1f} tok/s "
+                         f"({sess.device}, {sess.kernel_name} kernel)[/dim]")
+    return 0
+
+
+# ---- inspect
+def _inspect_artifact(path: Path) -> dict:
+    from edgestream.artifact import read_artifact
+
+    art = read_artifact(path, verify_checksums=False)
+    tensors = {n: {"encoding": e["encoding"], "shape": e["shape"], "bytes": e["data"]["nbytes"]
+                   + e.get("scale", {}).get("nbytes", 0)} for n, e in art.manifest["tensors"].items()}
+    ops: dict[str, int] = {}
+    for n in art.graph.nodes:
+        ops[n.op] = ops.get(n.op, 0) + 1
+    return {"kind": "artifact", "path": str(path), "model": art.manifest["model"], "ops": ops,
+            "tensors": tensors, "total_bytes": sum(t["bytes"] for t in tensors.values()),
+            "files": art.manifest["files"]}
+
+
+def _inspect_source(path: Path) -> dict:
+    from edgestream.compiler import detect_format
+    from edgestream.compiler.frontends.hf import read_config
+    from edgestream.safetensors_io import SafetensorsFile
+
+    fmt = detect_format(path)
+    if fmt != "hf":
+        raise InputError(f"{path}: inspecting {fmt} files is not available yet")
+    cfg = read_config(path)
+    tensors = {}
+    for p in sorted(path.glob("*.safetensors")):
+        f = SafetensorsFile(p)
+        for k in f.keys():
+            b, e = f.header[k]["data_offsets"]
+            tensors[k] = {"dtype": f.dtype(k), "shape": list(f.shape(k)), "bytes": e - b, "file": p.name}
+    return {"kind": "source", "format": fmt, "path": str(path), "model": cfg.to_dict(), "tensors": tensors,
+            "total_bytes": sum(t["bytes"] for t in tensors.values())}
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    p = Path(a.path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file or directory")
+    info = _inspect_artifact(p) if (p / "manifest.json").is_file() else _inspect_source(p)
+    if a.json:
+        _print_json(info)
+        return 0
+    from rich.table import Table
+
+    c = _console(stderr=False)
+    m = info["model"]
+    c.print(f"[bold]{info['kind']}[/bold] {p}: {m['arch']}, {m['num_layers']} layers, hidden {m['hidden_size']}, "
+            f"FFN {m['intermediate_size']}, heads {m['num_heads']}/{m['num_kv_heads']} (q/kv), "
+            f"head_dim {m['head_dim']}, vocab {m['vocab_size']}")
+    if "ops" in info:
+        c.print("ops: " + ", ".join(f"{k} x{v}" for k, v in info["ops"].items()))
+    t = Table("tensor", "format", "shape", "bytes")
+    rows = list(info["tensors"].items())
+    show = rows if a.all or len(rows) <= 40 else rows[:20] + rows[-10:]
+    for name, e in show:
+        t.add_row(name, e.get("encoding", e.get("dtype")), "x".join(map(str, e["shape"])), f"{e['bytes']:,}")
+    c.print(t)
+    if len(show) < len(rows):
+        c.print(f"({len(rows) - len(show)} more tensors; --all lists every one)")
+    c.print(f"total: {info['total_bytes'] / 1e6:.2f} MB in {len(rows)} tensors")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edgestream", description="Ternary and low-bit LLMs on small FPGA boards.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("compile", help="compile a model into an artifact")
+    c.add_argument("src", help="Hugging Face checkpoint directory, .gguf or .onnx")
+    c.add_argument("-o", "--output", required=True, help="artifact directory to write (e.g. model.esa)")
+    c.add_argument("--target", default="cpu")
+    c.add_argument("--quant", default="auto", choices=["auto", "ternary", "int8", "int4"],
+                   help="weight quantization of float checkpoints (auto: ternary for BitNet, int8 otherwise)")
+    c.add_argument("--format", default=None, choices=["hf", "gguf", "onnx"], help="override format detection")
+    c.add_argument("--progress", action="store_true", help="show the progress bar even when not a terminal")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(fn=cmd_compile)
+
+    r = sub.add_parser("run", help="generate tokens from a compiled artifact")
+    r.add_argument("artifact")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--kernel", default=None, help="CPU kernel: auto (default) or numpy")
+    g = r.add_argument_group("prompt")
+    g.add_argument("--prompt", default=None, help="prompt text (needs a tokenizer in the artifact)")
+    g.add_argument("--prompt-ids", default=None, help="prompt token ids, e.g. 1,2,3")
+    r.add_argument("--max-new-tokens", type=int, default=32)
+    r.add_argument("--temperature", type=float, default=0.0)
+    r.add_argument("--top-k", type=int, default=0)
+    r.add_argument("--top-p", type=float, default=1.0)
+    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--dump-logits", default=None, metavar="FILE.npy",
+                   help="save float32 logits of every generated step, shape (steps, vocab)")
+    r.add_argument("--verbose", action="store_true")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_run)
+
+    i = sub.add_parser("inspect", help="show layers, shapes, formats and bytes of an artifact or model")
+    i.add_argument("path")
+    i.add_argument("--all", action="store_true")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=cmd_inspect)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except EdgestreamError as e:
+        sys.stderr.write(f"edgestream {args.cmd}: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
