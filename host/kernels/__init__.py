@@ -48,10 +48,21 @@ class Kernel(Protocol):
 
 
 def get_kernel(name: str | None = None) -> Kernel:
-    """`name` or $EDGESTREAM_KERNEL: "numpy" (reference) or "auto" (best available)."""
+    """`name` or $EDGESTREAM_KERNEL: "numpy" (reference), "c" (compiled kernel, error if it was not
+    built or cannot run here) or "auto" (the C kernel when it built, else numpy). The C kernel's ISA
+    path and threads follow $EDGESTREAM_ISA and $EDGESTREAM_THREADS (docs/cpu-kernels.md)."""
     from edgestream.host.kernels.numpy_kernel import NumpyKernel
 
     name = name or os.environ.get("EDGESTREAM_KERNEL", "auto")
-    if name in ("numpy", "auto"):
+    if name == "numpy":
         return NumpyKernel()
-    raise ValueError(f"unknown CPU kernel {name!r}: expected 'numpy' or 'auto'")
+    if name in ("c", "auto"):
+        from edgestream.host.kernels.c_kernel import CKernel, CKernelUnavailable
+
+        try:
+            return CKernel()
+        except CKernelUnavailable:
+            if name == "c":
+                raise
+            return NumpyKernel()
+    raise ValueError(f"unknown CPU kernel {name!r}: expected 'numpy', 'c' or 'auto'")

@@ -1,0 +1,571 @@
+/* edgestream compiled CPU kernels (see eskernel.h, docs/cpu-kernels.md, docs/numerics.md).
+ *
+ * Must be compiled with -ffp-contract=off: the numerics contract forbids fusing the float multiply
+ * and add steps. Every integer reduction is exact in any order, so the SIMD paths may sum in any
+ * tree; every float step is element-wise scalar code in the contract's order.
+ *
+ * ISA paths live in functions with GCC target attributes, so one translation unit built for the
+ * baseline ISA carries all of them; the CPU is asked at run time which ones it can execute. */
+#include "eskernel.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#define ES_X86 1
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#define ES_NEON 1
+#include <arm_neon.h>
+#endif
+
+#define ES_VERSION 1
+#define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
+
+typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
+                           int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
+                           int32_t *out);
+
+static inline void store_res(const int32_t *res, int R, int TT, int64_t r, int64_t t, int64_t n,
+                             const int32_t *corr, int32_t *out) {
+    for (int tt = 0; tt < TT; tt++)
+        for (int rr = 0; rr < R; rr++)
+            if (r + rr < n)
+                out[(t + tt) * n + r + rr] =
+                    (int32_t)((uint32_t)res[tt * R + rr] - (uint32_t)corr[t + tt]);
+}
+
+/* ------------------------------------------------------------------ scalar (portable) */
+static void mm_rows_scalar(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
+                           int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
+                           int32_t *out) {
+    const int P = 8 / B;
+    const int mask = (1 << B) - 1;
+    const int64_t nblk = kpb / 64;
+    for (int64_t r = r0; r < r1 && r < n; r++) {
+        const uint8_t *row = W + r * kpb;
+        for (int64_t t = 0; t < T; t++) {
+            const int8_t *qt = Q + t * kp;
+            int64_t acc = 0;
+            for (int64_t b = 0; b < nblk; b++) {
+                const uint8_t *wb = row + b * 64;
+                const int8_t *qb = qt + b * 64 * P;
+                for (int s = 0; s < P; s++)
+                    for (int j = 0; j < 64; j++)
+                        acc += (int64_t)((wb[j] >> (B * s)) & mask) * qb[64 * s + j];
+            }
+            int32_t res = (int32_t)acc;
+            store_res(&res, 1, 1, r, t, n, corr, out);
+        }
+    }
+}
+
+#ifdef ES_X86
+/* ------------------------------------------------------------------ AVX2 */
+#define TGT_AVX2 __attribute__((target("avx2")))
+
+static inline __attribute__((always_inline)) TGT_AVX2 int32_t hsum256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* R rows x TT tokens; codes u8 x activations s8 via maddubs (pairs <= 2*15*128, no saturation),
+ * widened by madd. 8-bit codes are split into nibbles (lo + 16*hi) to stay in maddubs' range. */
+static inline __attribute__((always_inline)) TGT_AVX2 void tile_avx2(
+    const uint8_t *W, int64_t kpb, const int B, const int8_t *Q, int64_t kp, int32_t *res,
+    const int R, const int TT) {
+    __m256i acc[4][4];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < TT; t++) acc[r][t] = _mm256_setzero_si256();
+    const int P = 8 / B;
+    const __m256i mask = _mm256_set1_epi8((char)(B == 8 ? 0x0f : (1 << B) - 1));
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i sixteen = _mm256_set1_epi16(16);
+    const int64_t nblk = kpb / 64;
+    for (int64_t b = 0; b < nblk; b++) {
+        const int8_t *qb = Q + b * 64 * P;
+        for (int h = 0; h < 2; h++) {
+            __m256i w[4];
+            for (int r = 0; r < R; r++)
+                w[r] = _mm256_loadu_si256((const __m256i *)(W + r * kpb + b * 64 + 32 * h));
+            if (B == 8) {
+                for (int t = 0; t < TT; t++) {
+                    __m256i a = _mm256_loadu_si256((const __m256i *)(qb + t * kp + 32 * h));
+                    for (int r = 0; r < R; r++) {
+                        __m256i lo = _mm256_and_si256(w[r], mask);
+                        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w[r], 4), mask);
+                        acc[r][t] = _mm256_add_epi32(
+                            acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a), ones));
+                        acc[r][t] = _mm256_add_epi32(
+                            acc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a), sixteen));
+                    }
+                }
+            } else {
+                /* sum the planes in int16 (<= 4 * 768 or 2 * 3840), widen once per half block */
+                __m256i s16[4][4];
+                for (int s = 0; s < P; s++) {
+                    __m256i c[4];
+                    for (int r = 0; r < R; r++)
+                        c[r] = _mm256_and_si256(_mm256_srli_epi16(w[r], B * s), mask);
+                    for (int t = 0; t < TT; t++) {
+                        __m256i a =
+                            _mm256_loadu_si256((const __m256i *)(qb + t * kp + 64 * s + 32 * h));
+                        for (int r = 0; r < R; r++) {
+                            __m256i p = _mm256_maddubs_epi16(c[r], a);
+                            s16[r][t] = s == 0 ? p : _mm256_add_epi16(s16[r][t], p);
+                        }
+                    }
+                }
+                for (int r = 0; r < R; r++)
+                    for (int t = 0; t < TT; t++)
+                        acc[r][t] = _mm256_add_epi32(acc[r][t], _mm256_madd_epi16(s16[r][t], ones));
+            }
+        }
+    }
+    for (int t = 0; t < TT; t++)
+        for (int r = 0; r < R; r++) res[t * R + r] = hsum256(acc[r][t]);
+}
+
+#define DISPATCH_B(CALL_, B_)                                                                     \
+    switch (B_) {                                                                                 \
+    case 2: CALL_(2); break;                                                                      \
+    case 4: CALL_(4); break;                                                                      \
+    default: CALL_(8); break;                                                                     \
+    }
+
+/* Rows [r0, r1) (multiples of ROWPAD apart from the end) for all T tokens: GEMV tiles of RG rows
+ * for single tokens, GEMM tiles of RM rows x TM tokens, TM-remainder tokens one at a time. */
+#define DEF_MM_ROWS(NAME, ATTR, TILE, RG, RM, TM)                                                 \
+    static ATTR void NAME(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,      \
+                          int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,      \
+                          int32_t *out) {                                                         \
+        int32_t res[64];                                                                          \
+        if (T < TM) {                                                                             \
+            for (int64_t r = r0; r < r1; r += RG)                                                 \
+                for (int64_t t = 0; t < T; t++) {                                                 \
+                    const uint8_t *wr = W + r * kpb;                                              \
+                    const int8_t *qt = Q + t * kp;                                                \
+                    DISPATCH_B(GEMV_CALL, B)                                                      \
+                    store_res(res, RG, 1, r, t, n, corr, out);                                    \
+                }                                                                                 \
+            return;                                                                               \
+        }                                                                                         \
+        for (int64_t r = r0; r < r1; r += RM) {                                                   \
+            const uint8_t *wr = W + r * kpb;                                                      \
+            int64_t t = 0;                                                                        \
+            for (; t + TM <= T; t += TM) {                                                        \
+                const int8_t *qt = Q + t * kp;                                                    \
+                DISPATCH_B(GEMM_CALL, B)                                                          \
+                store_res(res, RM, TM, r, t, n, corr, out);                                       \
+            }                                                                                     \
+            for (; t < T; t++) {                                                                  \
+                const int8_t *qt = Q + t * kp;                                                    \
+                DISPATCH_B(GEMM1_CALL, B)                                                         \
+                store_res(res, RM, 1, r, t, n, corr, out);                                        \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+#define GEMV_CALL(BB) TILE_FN(wr, kpb, BB, qt, kp, res, RG_, 1)
+#define GEMM_CALL(BB) TILE_FN(wr, kpb, BB, qt, kp, res, RM_, TM_)
+#define GEMM1_CALL(BB) TILE_FN(wr, kpb, BB, qt, kp, res, RM_, 1)
+
+#define TILE_FN tile_avx2
+#define RG_ 4
+#define RM_ 2
+#define TM_ 4
+DEF_MM_ROWS(mm_rows_avx2, TGT_AVX2, tile_avx2, 4, 2, 4)
+#undef TILE_FN
+#undef RG_
+#undef RM_
+#undef TM_
+
+/* ------------------------------------------------------------------ AVX-512 (BW, optional VNNI) */
+#define TGT_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define TGT_512V __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+#define DEF_TILE512(NAME, ATTR, VNNI)                                                             \
+    static inline __attribute__((always_inline)) ATTR void NAME(                                  \
+        const uint8_t *W, int64_t kpb, const int B, const int8_t *Q, int64_t kp, int32_t *res,    \
+        const int R, const int TT) {                                                              \
+        __m512i acc[4][4];                                                                        \
+        for (int r = 0; r < R; r++)                                                               \
+            for (int t = 0; t < TT; t++) acc[r][t] = _mm512_setzero_si512();                      \
+        const int P = 8 / B;                                                                      \
+        const __m512i mask = _mm512_set1_epi8((char)(B == 8 ? 0x0f : (1 << B) - 1));              \
+        const __m512i ones = _mm512_set1_epi16(1);                                                \
+        const __m512i sixteen = _mm512_set1_epi16(16);                                            \
+        (void)ones;                                                                               \
+        (void)sixteen;                                                                            \
+        const int64_t nblk = kpb / 64;                                                            \
+        for (int64_t b = 0; b < nblk; b++) {                                                      \
+            const int8_t *qb = Q + b * 64 * P;                                                    \
+            __m512i w[4];                                                                         \
+            for (int r = 0; r < R; r++) w[r] = _mm512_loadu_si512((const void *)(W + r * kpb + b * 64)); \
+            if (B == 8) {                                                                         \
+                for (int t = 0; t < TT; t++) {                                                    \
+                    __m512i a = _mm512_loadu_si512((const void *)(qb + t * kp));                  \
+                    for (int r = 0; r < R; r++) {                                                 \
+                        if (VNNI) {                                                               \
+                            acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], w[r], a);                  \
+                        } else {                                                                  \
+                            __m512i lo = _mm512_and_si512(w[r], mask);                            \
+                            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(w[r], 4), mask);      \
+                            acc[r][t] = _mm512_add_epi32(                                         \
+                                acc[r][t], _mm512_madd_epi16(_mm512_maddubs_epi16(lo, a), ones)); \
+                            acc[r][t] = _mm512_add_epi32(                                         \
+                                acc[r][t],                                                        \
+                                _mm512_madd_epi16(_mm512_maddubs_epi16(hi, a), sixteen));         \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+            } else {                                                                              \
+                for (int s = 0; s < P; s++) {                                                     \
+                    __m512i a[4];                                                                 \
+                    for (int t = 0; t < TT; t++)                                                  \
+                        a[t] = _mm512_loadu_si512((const void *)(qb + t * kp + 64 * s));          \
+                    for (int r = 0; r < R; r++) {                                                 \
+                        __m512i c = _mm512_and_si512(_mm512_srli_epi16(w[r], B * s), mask);       \
+                        for (int t = 0; t < TT; t++) {                                            \
+                            if (VNNI)                                                             \
+                                acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c, a[t]);              \
+                            else                                                                  \
+                                acc[r][t] = _mm512_add_epi32(                                     \
+                                    acc[r][t],                                                    \
+                                    _mm512_madd_epi16(_mm512_maddubs_epi16(c, a[t]), ones));      \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        for (int t = 0; t < TT; t++)                                                              \
+            for (int r = 0; r < R; r++) res[t * R + r] = _mm512_reduce_add_epi32(acc[r][t]);      \
+    }
+
+DEF_TILE512(tile_avx512, TGT_512, 0)
+DEF_TILE512(tile_avx512v, TGT_512V, 1)
+
+#define TILE_FN tile_avx512
+#define RG_ 4
+#define RM_ 4
+#define TM_ 4
+DEF_MM_ROWS(mm_rows_avx512, TGT_512, tile_avx512, 4, 4, 4)
+#undef TILE_FN
+#define TILE_FN tile_avx512v
+DEF_MM_ROWS(mm_rows_avx512v, TGT_512V, tile_avx512v, 4, 4, 4)
+#undef TILE_FN
+#undef RG_
+#undef RM_
+#undef TM_
+#endif /* ES_X86 */
+
+#ifdef ES_NEON
+/* ------------------------------------------------------------------ NEON (aarch64 baseline) */
+/* codes (<= 15, nibbles for 8-bit codes) as s8 times activations via vmull_s8 (|p| <= 1920),
+ * pairwise-accumulated into int32 lanes. */
+static void mm_rows_neon(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
+                         int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
+                         int32_t *out) {
+    const int P = 8 / B;
+    const uint8x16_t mask = vdupq_n_u8((uint8_t)(B == 8 ? 0x0f : (1 << B) - 1));
+    const int64_t nblk = kpb / 64;
+    for (int64_t r = r0; r < r1; r += 4)
+        for (int64_t t = 0; t < T; t++) {
+            const int8_t *qt = Q + t * kp;
+            int32_t res[4];
+            for (int rr = 0; rr < 4; rr++) {
+                const uint8_t *wr = W + (r + rr) * kpb;
+                int32x4_t acc = vdupq_n_s32(0), acch = vdupq_n_s32(0);
+                for (int64_t b = 0; b < nblk; b++) {
+                    const int8_t *qb = qt + b * 64 * P;
+                    for (int h = 0; h < 4; h++) {
+                        uint8x16_t w = vld1q_u8(wr + b * 64 + 16 * h);
+                        if (B == 8) {
+                            int8x16_t a = vld1q_s8(qb + 16 * h);
+                            int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(w, mask));
+                            int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(w, 4));
+                            acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(lo), vget_low_s8(a)));
+                            acc = vpadalq_s16(acc, vmull_high_s8(lo, a));
+                            acch = vpadalq_s16(acch, vmull_s8(vget_low_s8(hi), vget_low_s8(a)));
+                            acch = vpadalq_s16(acch, vmull_high_s8(hi, a));
+                        } else {
+                            for (int s = 0; s < P; s++) {
+                                int8x16_t a = vld1q_s8(qb + 64 * s + 16 * h);
+                                int8x16_t c = vreinterpretq_s8_u8(
+                                    vandq_u8(vshlq_u8(w, vdupq_n_s8((int8_t)(-B * s))), mask));
+                                acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(c), vget_low_s8(a)));
+                                acc = vpadalq_s16(acc, vmull_high_s8(c, a));
+                            }
+                        }
+                    }
+                }
+                acc = vaddq_s32(acc, vshlq_n_s32(acch, 4));
+                res[rr] = vaddvq_s32(acc);
+            }
+            store_res(res, 4, 1, r, t, n, corr, out);
+        }
+}
+#endif
+
+/* ------------------------------------------------------------------ dispatch */
+static int g_isa = -1;
+static int g_threads = 0;
+
+int es_version(void) { return ES_VERSION; }
+
+int es_has_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int es_isa_available(int isa) {
+    switch (isa) {
+    case ES_ISA_SCALAR: return 1;
+#ifdef ES_X86
+    case ES_ISA_AVX2: return __builtin_cpu_supports("avx2") ? 1 : 0;
+    case ES_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    case ES_ISA_AVX512VNNI:
+        return es_isa_available(ES_ISA_AVX512) && __builtin_cpu_supports("avx512vnni");
+#endif
+#ifdef ES_NEON
+    case ES_ISA_NEON: return 1;
+#endif
+    default: return 0;
+    }
+}
+
+int es_best_isa(void) {
+    static const int order[] = {ES_ISA_AVX512VNNI, ES_ISA_AVX512, ES_ISA_AVX2, ES_ISA_NEON};
+    for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (es_isa_available(order[i])) return order[i];
+    return ES_ISA_SCALAR;
+}
+
+int es_set_isa(int isa) {
+    if (!es_isa_available(isa)) return -1;
+    g_isa = isa;
+    return 0;
+}
+
+int es_get_isa(void) {
+    if (g_isa < 0) g_isa = es_best_isa();
+    return g_isa;
+}
+
+void es_set_threads(int n) { g_threads = n > 0 ? n : 0; }
+
+int es_get_threads(void) {
+#ifdef _OPENMP
+    return g_threads > 0 ? g_threads : omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
+
+static mm_rows_fn rows_fn(int isa) {
+    switch (isa) {
+#ifdef ES_X86
+    case ES_ISA_AVX2: return mm_rows_avx2;
+    case ES_ISA_AVX512: return mm_rows_avx512;
+    case ES_ISA_AVX512VNNI: return mm_rows_avx512v;
+#endif
+#ifdef ES_NEON
+    case ES_ISA_NEON: return mm_rows_neon;
+#endif
+    default: return mm_rows_scalar;
+    }
+}
+
+int es_matmul(const uint8_t *W, int64_t n, int64_t np_rows, int64_t kpb, int bits, int offset,
+              const int8_t *q, int64_t T, int64_t k, int32_t *out, int isa, int threads) {
+    if (!(bits == 2 || bits == 4 || bits == 8) || kpb % 64 || np_rows % ROWPAD || np_rows < n)
+        return -1;
+    const int64_t kp = kpb * (8 / bits);
+    if (k > kp || T < 0) return -1;
+    if (T == 0 || n == 0) return 0;
+    /* activations zero-padded to kp (plus one block of slack), and their sums for the offset */
+    int8_t *Q = (int8_t *)aligned_alloc(64, (size_t)((T * kp + 64 + 63) / 64 * 64));
+    int32_t *corr = (int32_t *)malloc((size_t)T * sizeof(int32_t));
+    if (!Q || !corr) {
+        free(Q);
+        free(corr);
+        return -1;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(Q + t * kp, q + t * k, (size_t)k);
+        memset(Q + t * kp + k, 0, (size_t)(kp - k));
+        int32_t s = 0;
+        for (int64_t i = 0; i < k; i++) s += q[t * k + i];
+        corr[t] = (int32_t)((uint32_t)s * (uint32_t)offset);
+    }
+    if (isa < 0) isa = es_get_isa();
+    if (!es_isa_available(isa)) return -2;
+    mm_rows_fn fn = rows_fn(isa);
+    const int64_t nrows = (n + ROWPAD - 1) / ROWPAD * ROWPAD;
+    const int64_t nchunks = nrows / ROWPAD;
+    int nth = threads > 0 ? threads : es_get_threads();
+#ifndef _OPENMP
+    nth = 1;
+#endif
+    if (nth > nchunks) nth = (int)nchunks;
+    /* contiguous, equal shares of rows per thread (static schedule) */
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int id = 0, cnt = 1;
+#ifdef _OPENMP
+        id = omp_get_thread_num();
+        cnt = omp_get_num_threads();
+#endif
+        int64_t c0 = nchunks * id / cnt, c1 = nchunks * (id + 1) / cnt;
+        if (c1 > c0) fn(W, kpb, bits, Q, kp, T, c0 * ROWPAD, c1 * ROWPAD, n, corr, out);
+    }
+    free(Q);
+    free(corr);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ float parts (scalar, exact) */
+static float g_exp2_t[256], g_exp2_d[256];
+static int g_exp2_ready = 0;
+
+void es_set_exp2_tables(const float *t256, const float *d256) {
+    memcpy(g_exp2_t, t256, sizeof(g_exp2_t));
+    memcpy(g_exp2_d, d256, sizeof(g_exp2_d));
+    g_exp2_ready = 1;
+}
+
+static void quant_row(const float *u, int64_t k, int8_t *q, float *m_out) {
+    const float eps = (float)1e-5; /* numerics.ACT_EPS = float32(1e-5) */
+    float mx = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float a = fabsf(u[i]);
+        mx = a > mx ? a : mx;
+    }
+    mx = mx > eps ? mx : eps;
+    const float c = 127.0f / mx;
+    for (int64_t i = 0; i < k; i++) {
+        float v = u[i] * c;
+        v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v); /* clamp then rint == rint then clamp */
+        q[i] = (int8_t)rintf(v);
+    }
+    *m_out = mx;
+}
+
+void es_quant_act(const float *u, int64_t rows, int64_t k, int8_t *q, float *m) {
+    const int nth = es_get_threads();
+    (void)nth;
+#pragma omp parallel for schedule(static) num_threads(nth) if (rows >= 8 && nth > 1)
+    for (int64_t r = 0; r < rows; r++) quant_row(u + r * k, k, q + r * k, m + r);
+}
+
+static double rms_factor(const float *x, int64_t k, double eps) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float a = fabsf(x[i]);
+        amax = a > amax ? a : amax;
+    }
+    int e = 0;
+    if (amax != 0.0f) frexpf(amax, &e);
+    int64_t S = 0;
+    for (int64_t i = 0; i < k; i++) {
+        int64_t z = (int64_t)rintf(ldexpf(x[i], 15 - e));
+        S += z * z;
+    }
+    double ms = ldexp((double)S, 2 * (e - 15)) / (double)k;
+    return 1.0 / sqrt(ms + eps);
+}
+
+void es_norm_quant(const float *x, const float *g, double eps, int64_t rows, int64_t k, int8_t *q,
+                   float *s) {
+    const int nth = es_get_threads();
+    (void)nth;
+#pragma omp parallel for schedule(static) num_threads(nth) if (rows >= 8 && nth > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * k;
+        float m;
+        if (g) {
+            float *u = (float *)malloc((size_t)k * sizeof(float));
+            for (int64_t i = 0; i < k; i++) u[i] = xr[i] * g[i];
+            quant_row(u, k, q + r * k, &m);
+            free(u);
+            double sd = (double)m / 127.0;
+            sd = sd * rms_factor(xr, k, eps);
+            s[r] = (float)sd;
+        } else {
+            quant_row(xr, k, q + r * k, &m);
+            s[r] = (float)((double)m / 127.0);
+        }
+    }
+}
+
+static inline float exp_neg(float t) {
+    const float log2e = (float)1.4426950408889634;
+    float z = t * log2e;
+    if (z < -64.0f) return 0.0f;
+    float nf = floorf(z);
+    float f = z - nf;
+    float fs = f * 256.0f;
+    int i = (int)floorf(fs);
+    float r = fs - (float)i;
+    float p = g_exp2_t[i] + g_exp2_d[i] * r;
+    return ldexpf(p, (int)nf);
+}
+
+void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
+                  const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t T, int64_t S,
+                  int64_t D, float scale, float *out) {
+#pragma omp parallel for schedule(dynamic, 1) if (T >= 8)
+    for (int64_t t = 0; t < T; t++) {
+        int64_t vis = q_pos[t] < 0 ? 0 : (q_pos[t] >= S ? S : q_pos[t] + 1);
+        float *sc = (float *)malloc((size_t)(vis + 1) * sizeof(float));
+        int64_t *E = (int64_t *)malloc((size_t)(vis + 1) * sizeof(int64_t));
+        float *a = (float *)malloc((size_t)(vis + 1) * sizeof(float));
+        int64_t *num = (int64_t *)calloc((size_t)D, sizeof(int64_t));
+        const int8_t *qt = qq + t * D;
+        float smax = -INFINITY;
+        for (int64_t j = 0; j < vis; j++) {
+            const int8_t *kj = kq + j * D;
+            int32_t dot = 0;
+            for (int64_t d = 0; d < D; d++) dot += (int32_t)qt[d] * (int32_t)kj[d];
+            float c = dq[t] * dk[j];
+            c = c * scale;
+            sc[j] = (float)dot * c;
+            smax = sc[j] > smax ? sc[j] : smax;
+        }
+        float amax = vis < S ? 0.0f : -INFINITY; /* masked keys contribute a = 0 */
+        int64_t den = 0;
+        for (int64_t j = 0; j < vis; j++) {
+            float e = exp_neg(sc[j] - smax);
+            E[j] = (int64_t)rintf(e * 32768.0f);
+            a[j] = (float)E[j] * dv[j];
+            amax = a[j] > amax ? a[j] : amax;
+            den += E[j];
+        }
+        const float amax_safe = amax > 0.0f ? amax : 1.0f;
+        const float ratio = 32767.0f / amax_safe;
+        for (int64_t j = 0; j < vis; j++) {
+            const int64_t A = (int64_t)rintf(a[j] * ratio);
+            const int8_t *vj = vq + j * D;
+            for (int64_t d = 0; d < D; d++) num[d] += A * vj[d];
+        }
+        const float f = (float)((double)amax / 32767.0 / (double)den);
+        for (int64_t d = 0; d < D; d++) out[t * D + d] = (float)num[d] * f;
+        free(sc);
+        free(E);
+        free(a);
+        free(num);
+    }
+}
