@@ -21,7 +21,9 @@ class _BuildExt(build_ext):
         except Exception as err:  # compiler without OpenMP: retry single-threaded
             if "-fopenmp" not in ext.extra_compile_args:
                 raise
-            print(f"edgestream: building {ext.name} without OpenMP ({err}); the C kernel will be single-threaded")
+            print(
+                f"edgestream: building {ext.name} without OpenMP ({err}): the C kernel runs single-threaded"
+            )
             ext.extra_compile_args = [a for a in ext.extra_compile_args if a != "-fopenmp"]
             ext.extra_link_args = [a for a in ext.extra_link_args if a != "-fopenmp"]
             super().build_extension(ext)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from edgestream.host.kernels import LinearWeights
 
 from edgestream import numerics as nx
-from edgestream.host.kernels import LinearWeights
 
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
@@ -95,7 +95,9 @@ def resolve_isa(isa: str | None) -> int:
     if isa == "avx512":
         isa = "avx512vnni" if lib.es_isa_available(ISA_IDS["avx512vnni"]) else "avx512-novnni"
     if isa not in ISA_IDS:
-        raise ValueError(f"EDGESTREAM_ISA={isa!r}: expected auto, scalar, avx2, avx512, avx512-novnni or neon")
+        raise ValueError(
+            f"EDGESTREAM_ISA={isa!r}: expected auto, scalar, avx2, avx512, avx512-novnni or neon"
+        )
     if not lib.es_isa_available(ISA_IDS[isa]):
         raise CKernelUnavailable(f"ISA path {isa!r} cannot run on this CPU (available: {available_isas()})")
     return ISA_IDS[isa]
@@ -208,7 +210,9 @@ class CKernel:
         self._lib.es_quant_act(u.ctypes.data, rows, k, q.ctypes.data, m.ctypes.data)
         return q, m
 
-    def norm_quant(self, x: np.ndarray, g: np.ndarray | None, eps: float | None) -> tuple[np.ndarray, np.ndarray]:
+    def norm_quant(
+        self, x: np.ndarray, g: np.ndarray | None, eps: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
         k = x.shape[-1]
         rows = x.size // k if k else 0
@@ -233,7 +237,13 @@ class CKernel:
         q_pos = np.ascontiguousarray(q_pos, dtype=np.int64)
         t, d = qq.shape
         s = kq.shape[0]
-        if kq.shape != (s, d) or vq.shape != (s, d) or dq.shape != (t,) or dk.shape != (s,) or dv.shape != (s,):
+        if (
+            kq.shape != (s, d)
+            or vq.shape != (s, d)
+            or dq.shape != (t,)
+            or dk.shape != (s,)
+            or dv.shape != (s,)
+        ):
             raise ValueError("attention: inconsistent shapes")
         out = np.empty((t, d), dtype=np.float32)
         self._lib.es_attention(

@@ -10,7 +10,6 @@ block at a time so the float copy never exists for the whole matrix.
 from __future__ import annotations
 
 import numpy as np
-
 from edgestream.host.kernels import LinearWeights
 
 _KCHUNK = 1024  # 1024 * 128 * 128 = 2**24: exact in float32
