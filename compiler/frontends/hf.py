@@ -51,6 +51,8 @@ def read_config(src: Path) -> ModelConfig:
         cfg = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"{path}: expected a JSON object of model settings, got {type(cfg).__name__}")
     archs = cfg.get("architectures") or []
     arch = next((SUPPORTED[a] for a in archs if a in SUPPORTED), None)
     if arch is None:
