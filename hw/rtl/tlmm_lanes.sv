@@ -1,0 +1,125 @@
+// TLMM lookup lanes: T tables x Q copies. Every cycle an op brings the table words of T groups (one
+// per table, in_tbl) and Q x T indices (row q, group t at lane q*T + t); each of the Q*T lanes
+// selects one entry (one lookup per lane per cycle, II = 1), each row sums its T entries, scales
+// the sum for bit-serial planes (<< in_shift, negated for the sign plane) and accumulates into its
+// INT32 accumulator of token in_tok. in_first starts a fresh sum, in_last emits the row results
+// (Q accumulators of token in_tok) on out_*. Non-stalling pipeline of 3 stages; whoever feeds it
+// makes sure out_* can always be taken (the engine holds credits for its output FIFO).
+// Masked groups (in_gmask[t] = 0: padding beyond K) contribute 0.
+module tlmm_lanes #(
+    parameter int G = 5,
+    parameter int T = 4,
+    parameter int Q = 4,
+    parameter int AW = 8,
+    parameter int ACCW = 32,
+    parameter int MAXTOK = 1,
+    parameter int TABLE_BINARY = 0,
+    // derived: do not override
+    parameter int P = (TABLE_BINARY != 0) ? 2 ** G : 3 ** G,
+    parameter int TW = AW + $clog2(G),
+    parameter int IW = (TABLE_BINARY != 0) ? G : $clog2(3 ** G),
+    parameter int TIW = (MAXTOK > 1) ? $clog2(MAXTOK) : 1
+) (
+    input  logic              clk,
+    input  logic              rst_n,
+    input  logic              in_valid,
+    input  logic [T*P*TW-1:0] in_tbl,
+    input  logic [Q*T*IW-1:0] in_idx,
+    input  logic [T-1:0]      in_gmask,
+    input  logic [TIW-1:0]    in_tok,
+    input  logic [2:0]        in_shift,
+    input  logic              in_neg,
+    input  logic              in_first,
+    input  logic              in_last,
+    output logic              out_valid,
+    output logic [TIW-1:0]    out_tok,
+    output logic [Q*ACCW-1:0] out_acc
+);
+    localparam int SW = TW + $clog2(T + 1);   // row sum of T entries
+
+    // ---- stage 1: the Q*T lookups
+    logic [Q*T*TW-1:0] ent, s1_ent;
+    logic              s1_valid, s1_neg, s1_first, s1_last;
+    logic [2:0]        s1_shift;
+    logic [TIW-1:0]    s1_tok;
+
+    for (genvar q = 0; q < Q; q++) begin : g_row
+        for (genvar t = 0; t < T; t++) begin : g_tab
+            logic [IW-1:0] idx;
+            assign idx = in_idx[(q*T + t)*IW +: IW];
+            assign ent[(q*T + t)*TW +: TW] = in_gmask[t] ? in_tbl[(t*P + 32'(idx))*TW +: TW] : '0;
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n) s1_valid <= 1'b0;
+        else s1_valid <= in_valid;
+    end
+
+    always_ff @(posedge clk) begin
+        s1_ent <= ent;
+        s1_tok <= in_tok;
+        s1_shift <= in_shift;
+        s1_neg <= in_neg;
+        s1_first <= in_first;
+        s1_last <= in_last;
+    end
+
+    // ---- stage 2: per-row sum, plane weight
+    logic [Q*ACCW-1:0] val, s2_val;
+    logic              s2_valid, s2_first, s2_last;
+    logic [TIW-1:0]    s2_tok;
+
+    for (genvar q = 0; q < Q; q++) begin : g_sum
+        logic signed [SW-1:0] sum;
+        logic signed [ACCW-1:0] wide;
+        always_comb begin
+            sum = '0;
+            for (int t = 0; t < T; t++) begin
+                sum = sum + SW'($signed(s1_ent[(q*T + t)*TW +: TW]));
+            end
+        end
+        assign wide = ACCW'(sum) <<< s1_shift;
+        assign val[q*ACCW +: ACCW] = s1_neg ? -wide : wide;
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n) s2_valid <= 1'b0;
+        else s2_valid <= s1_valid;
+    end
+
+    always_ff @(posedge clk) begin
+        s2_val <= val;
+        s2_tok <= s1_tok;
+        s2_first <= s1_first;
+        s2_last <= s1_last;
+    end
+
+    // ---- stage 3: accumulate per (row, token)
+    logic [ACCW-1:0] acc [Q][MAXTOK];
+
+    for (genvar q = 0; q < Q; q++) begin : g_acc
+        logic [ACCW-1:0] nxt;
+        assign nxt = (s2_first ? '0 : acc[q][s2_tok]) + s2_val[q*ACCW +: ACCW];
+        always_ff @(posedge clk) begin
+            if (s2_valid) begin
+                acc[q][s2_tok] <= nxt;
+            end
+            if (s2_valid && s2_last) begin
+                out_acc[q*ACCW +: ACCW] <= nxt;
+            end
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            out_valid <= 1'b0;
+        end else begin
+            out_valid <= s2_valid && s2_last;
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (s2_valid && s2_last) out_tok <= s2_tok;
+    end
+endmodule
