@@ -24,10 +24,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Debian packages the tests need: Icarus (second simulator), the aarch64 cross compiler and qemu-user
+# (the board's Arm fallback kernel is tested under emulation).
+SYSPKGS := iverilog gcc-aarch64-linux-gnu qemu-user-static
+SYSCMDS := iverilog aarch64-linux-gnu-gcc qemu-aarch64-static
+
 sysdeps:
-	@command -v iverilog >/dev/null 2>&1 || { \
+	@missing=0; for c in $(SYSCMDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSPKGS); fi
 
 demo: setup
 	$(PY) -m edgestream.demo
