@@ -32,6 +32,10 @@ def load_model(src: str | Path, fmt: str | None = None):
         from edgestream.compiler.frontends.hf import load_hf
 
         return load_hf(src)
+    if fmt == "onnx":
+        from edgestream.compiler.frontends.onnx import load_onnx
+
+        return load_onnx(src)
     raise InputError(f"{src}: the {fmt} frontend is not available yet")
 
 
@@ -51,6 +55,11 @@ def compile_model(src: str | Path, out: str | Path, target: str = "cpu", quant: 
         raise InputError(f"target {target!r} is not available yet (expected 'cpu')")
     t0 = time.perf_counter()
     graph, tok = load_model(src, fmt)
-    graph = lower(graph, quant, progress)
+    if graph.config.arch == "graph":  # general graphs arrive quantized: nothing to lower (docs/onnx.md)
+        from edgestream.compiler.passes import check_weights
+
+        graph = check_weights(graph)
+    else:
+        graph = lower(graph, quant, progress)
     extra = {"target": target, "source": str(src), "compile_s": round(time.perf_counter() - t0, 3)}
     return write_artifact(graph, out, tok, extra)

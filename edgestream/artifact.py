@@ -31,12 +31,14 @@ from edgestream.numerics import NUMERICS_VERSION
 FORMAT = "edgestream-artifact"
 VERSION = 1
 ALIGN = 64
-ENCODINGS = ("float32", "ternary", "int8", "int4", "int2")
+ENCODINGS = ("float32", "ternary", "int8", "int4", "int2", "int32")  # int32: plain <i4 (biases, zero points)
 
 
 def _pack(t: Tensor) -> bytes:
     if t.encoding == "float32":
         return np.ascontiguousarray(t.data, dtype="<f4").tobytes()
+    if t.encoding == "int32":
+        return np.ascontiguousarray(t.data, dtype="<i4").tobytes()
     if t.encoding == "ternary":
         return pack_base3(t.data).tobytes()
     return pack_int(t.data, t.bits).tobytes()
@@ -145,7 +147,8 @@ def read_artifact(path: str | Path, verify_checksums: bool = True) -> Artifact:
     wpath = path / "weights.bin"
     blob = np.memmap(wpath, dtype=np.uint8, mode="r") if wpath.stat().st_size else np.zeros(0, np.uint8)
     tensors = {name: _read_tensor(blob, name, e, wpath) for name, e in man["tensors"].items()}
-    graph = Graph(cfg, nodes, tensors, prog.get("inputs", ["ids"]), prog.get("outputs", ["logits"]))
+    graph = Graph(cfg, nodes, tensors, prog.get("inputs", ["ids"]), prog.get("outputs", ["logits"]),
+                  prog.get("meta", {}))
     tok = path / "tokenizer.json"
     return Artifact(path, man, graph, tok if tok.is_file() else None)
 
@@ -164,6 +167,8 @@ def _read_tensor(blob: np.ndarray, name: str, e: dict[str, Any], wpath: Path) ->
     raw = region("data")
     if enc == "float32":
         data = raw.view("<f4").reshape(shape)
+    elif enc == "int32":
+        data = raw.view("<i4").reshape(shape)
     elif enc == "ternary":
         data = unpack_base3(raw.reshape(shape[0], -1), shape[1])
     else:

@@ -95,6 +95,44 @@ QUANTIZED_OPS = {
 }
 ALL_OPS = {**FLOAT_OPS, **QUANTIZED_OPS}
 
+# General (non-LM) graphs, run as batch inference by host/graph_executor.py (ONNX frontend). Values are
+# numpy arrays of any rank: float32, or integers (uint8/int8 quantized activations, int32 accumulators).
+# Semantics of every op: docs/numerics.md, "General graphs". `qmatmul` is the accelerated (TLMM) layer.
+GRAPH_OPS = {
+    "const": (0, 1, ("value",)),
+    "quantize": (3, 1, ()),  # x, scale, zero_point -> q          (QuantizeLinear)
+    "dequantize": (3, 1, ()),  # q, scale, zero_point -> float    (DequantizeLinear)
+    "dynamic_quantize": (1, 3, ()),  # x -> q uint8, scale, zero_point
+    "qonnx_quant": (3, 1, ()),  # x, scale, zero_point -> integer q (QONNX Quant / BipolarQuant)
+    "qmatmul": (2, 1, ("weight", "w_zero", "bias")),  # xq, x_zero_point -> int32 acc (TLMM)
+    "qmatmul_act": (4, 1, ()),  # aq, a_zero, bq, b_zero -> int32 (activation x activation, host)
+    "requant": (4, 1, ("w_scale",)),  # acc, a_scale, y_scale, y_zero -> q (QLinearMatMul requant)
+    "dequant_acc": (2, 1, ("w_scale",)),  # acc, a_scale -> float32(acc) * float32(a_scale * w_scale)
+    "cast": (1, 1, ()),
+    "add": (2, 1, ()),
+    "sub": (2, 1, ()),
+    "mul": (2, 1, ()),
+    "div": (2, 1, ()),
+    "pow": (2, 1, ()),
+    "matmul": (2, 1, ()),  # float activation x activation (host, float64 then one rounding)
+    "relu": (1, 1, ()),
+    "sigmoid": (1, 1, ()),
+    "tanh": (1, 1, ()),
+    "erf": (1, 1, ()),
+    "gelu": (1, 1, ()),
+    "sqrt": (1, 1, ()),
+    "reciprocal": (1, 1, ()),
+    "neg": (1, 1, ()),
+    "softmax": (1, 1, ()),
+    "layernorm": (3, 1, ()),  # x, gain, bias (bias may be a zero const)
+    "rmsnorm_op": (2, 1, ()),  # x, gain (ONNX RMSNormalization)
+    "reduce_mean": (1, 1, ()),
+    "reshape": (1, 1, ()),
+    "transpose": (1, 1, ()),
+    "flatten": (1, 1, ()),
+    "identity": (1, 1, ()),
+}
+
 
 @dataclass
 class Graph:
@@ -103,6 +141,8 @@ class Graph:
     tensors: dict[str, Tensor]
     inputs: list[str] = field(default_factory=lambda: ["ids"])
     outputs: list[str] = field(default_factory=lambda: ["logits"])
+    # general graphs: {"inputs": {name: {"dtype", "shape"}}, "outputs": {...}, "source": ...}
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def consumers(self, value: str) -> list[Node]:
         return [n for n in self.nodes if value in n.inputs]
@@ -115,6 +155,8 @@ def verify(graph: Graph, quantized: bool = False) -> Graph:
     """Structural checks: known ops and arities, every input defined before use, every weight present,
     and (quantized=True) only executable ops with integer linear weights."""
     ops = QUANTIZED_OPS if quantized else ALL_OPS
+    if graph.config.arch == "graph":
+        ops = GRAPH_OPS
     defined = set(graph.inputs)
     for n in graph.nodes:
         if n.op not in ops:
@@ -147,4 +189,5 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         "inputs": graph.inputs,
         "outputs": graph.outputs,
         "nodes": [asdict(n) for n in graph.nodes],
+        **({"meta": graph.meta} if graph.meta else {}),
     }

@@ -1,0 +1,625 @@
+"""ONNX frontend: a quantized ONNX file -> IR graph (general graph ops, edgestream.ir.GRAPH_OPS).
+
+Reads, with the `onnx` package, graphs quantized by onnxruntime's quantizer (QDQ: QuantizeLinear /
+DequantizeLinear around MatMul/Gemm; QOperator: QLinearMatMul, QGemm, QLinearAdd, MatMulInteger with
+DynamicQuantizeLinear; per tensor and per channel; INT8 and UINT8) and QONNX `Quant` / `BipolarQuant`
+nodes as Brevitas exports them (2-bit/ternary to 8-bit weights), plus the float elementwise and shape
+ops around them. Rules (docs/onnx.md):
+
+* every weight of a MatMul/Gemm must be quantized (a constant behind DequantizeLinear, QLinearMatMul,
+  MatMulInteger, QGemm or a QONNX Quant); such a layer becomes one `qmatmul` node (exact integer
+  accumulator, TLMM: ternary values with zero point 0 -> ternary TLMM, otherwise bit-serial integer
+  weights in the narrowest of INT2/INT4/INT8 that holds them). A float weight is an error naming the
+  node: there is no float fallback on the accelerated path;
+* DequantizeLinear -> MatMul -> QuantizeLinear is executed as onnxruntime executes it after its QDQ
+  fusion, i.e. as QLinearMatMul: integer accumulator, then one requantization;
+* anything else (an op outside the table, an attribute value we do not implement) is an InputError
+  naming the node, its op type and why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgestream.errors import InputError
+from edgestream.ir import Graph, ModelConfig, Node, Tensor, verify
+
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+MS_DOMAIN = "com.microsoft"
+# ONNX op type -> IR op for the float ops that map one to one
+SIMPLE = {
+    "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Relu": "relu",
+    "Sigmoid": "sigmoid", "Tanh": "tanh", "Erf": "erf", "Sqrt": "sqrt", "Reciprocal": "reciprocal",
+    "Neg": "neg", "Identity": "identity",
+}
+DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
+
+
+def graph_config() -> ModelConfig:
+    return ModelConfig(arch="graph", vocab_size=0, hidden_size=0, intermediate_size=0, num_layers=0,
+                       num_heads=0, num_kv_heads=0, head_dim=0, rms_norm_eps=0.0, rope_theta=0.0,
+                       max_position=0)
+
+
+def _import_onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise InputError("the ONNX frontend needs the `onnx` package (pip install onnx)") from None
+    return onnx, numpy_helper
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _int_range(dtype: str) -> tuple[int, int]:
+    return {"uint8": (0, 255), "int8": (-128, 127)}[dtype]
+
+
+def _weight_encoding(w: np.ndarray, zero: np.ndarray | None) -> str:
+    lo, hi = int(w.min()), int(w.max())
+    if (zero is None or not np.any(zero)) and lo >= -1 and hi <= 1:
+        return "ternary"
+    for bits in (2, 4, 8):
+        if lo >= -(1 << (bits - 1)) and hi <= (1 << (bits - 1)) - 1:
+            return f"int{bits}"
+    raise AssertionError("weights were shifted into int8")
+
+
+class _Builder:
+    def __init__(self, model, path: Path):
+        onnx, nh = _import_onnx()
+        self.path, self.nh = path, nh
+        self.model = model
+        self.nodes: list[Node] = []
+        self.tensors: dict[str, Tensor] = {}
+        self.consts: dict[str, np.ndarray] = {}  # ONNX constant values (initializers, Constant)
+        self.const_done: set[str] = set()  # constants already emitted as IR `const` nodes
+        # quantized constants: float value name -> (integer values, scale, zero point, axis)
+        self.qconst: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int | None]] = {}
+        # dequantized activations: float value name -> (integer value, scale value, zero value)
+        self.dq_src: dict[str, tuple[str, str, str]] = {}
+        self.int_dtype: dict[str, str] = {}  # integer activation value -> "uint8"/"int8"
+        self.skip: set[int] = set()
+        self.fused_q: dict[str, str] = {}  # MatMul output consumed by a fused QuantizeLinear
+        self.uid = 0
+        for init in model.graph.initializer:
+            self.consts[init.name] = nh.to_array(init)
+        self.onnx_nodes = list(model.graph.node)
+        self.consumers: dict[str, list] = {}
+        for n in self.onnx_nodes:
+            for v in n.input:
+                self.consumers.setdefault(v, []).append(n)
+        outs = {o.name for o in model.graph.output}
+        for o in outs:
+            self.consumers.setdefault(o, []).append(None)
+
+    # ---- helpers
+    def err(self, node, why: str) -> InputError:
+        return InputError(f"{self.path}: node {node.name or '(unnamed)'!r} ({node.op_type}): {why}")
+
+    def fresh(self, base: str) -> str:
+        self.uid += 1
+        return f"{base}.__{self.uid}"
+
+    def const(self, name: str, value: np.ndarray, as_int: bool = False) -> str:
+        """An IR value holding a constant (emitted once)."""
+        if name in self.const_done:
+            return name
+        value = np.asarray(value)
+        if as_int or value.dtype.kind in "iub":
+            t = Tensor(name, "int32", np.ascontiguousarray(value.astype(np.int32)))
+            dt = value.dtype.name if value.dtype.kind in "iu" else "int32"
+        else:
+            t = Tensor(name, "float32", np.ascontiguousarray(value.astype(np.float32)))
+            dt = "float32"
+        if value.size == 0:
+            raise InputError(f"{self.path}: constant {name!r} is empty")
+        self.tensors[name] = t
+        self.nodes.append(Node("const", name, [], [name], {"value": name, "dtype": dt,
+                                                          "shape": list(value.shape)}))
+        self.const_done.add(name)
+        return name
+
+    def value(self, name: str, node) -> str:
+        """An IR value name for ONNX value `name` (materializing constants)."""
+        if name in self.qconst and name not in self.const_done:
+            q, s, z, axis = self.qconst[name]
+            return self.const(name, self._dequant_const(q, s, z, axis))
+        if name in self.consts:
+            return self.const(name, self.consts[name])
+        if name == "":
+            raise self.err(node, "an optional input that this op needs is missing")
+        return name
+
+    @staticmethod
+    def _bcast(v: np.ndarray, axis: int | None, ndim: int) -> np.ndarray:
+        v = np.asarray(v)
+        if v.ndim == 0 or v.size == 1 or axis is None:
+            return v.reshape(()) if v.size == 1 else v
+        shape = [1] * ndim
+        shape[axis % ndim] = v.size
+        return v.reshape(shape)
+
+    def _dequant_const(self, q, s, z, axis):
+        """DequantizeLinear on a constant: float32(q - z) * s (exact ONNX semantics)."""
+        s_b = self._bcast(s, axis, q.ndim).astype(np.float32)
+        z_b = self._bcast(z, axis, q.ndim).astype(np.int64)
+        return ((q.astype(np.int64) - z_b).astype(np.float32) * s_b).astype(np.float32)
+
+    def emit(self, op: str, name: str, inputs: list[str], outputs: list[str], **attrs) -> None:
+        self.nodes.append(Node(op, name, inputs, outputs, attrs))
+
+    def only_consumer(self, value: str):
+        c = self.consumers.get(value, [])
+        return c[0] if len(c) == 1 else None
+
+    # ---- weights
+    def weight(self, node, wname: str, scale, zero, axis_n: bool, trans: bool):
+        """Integer weights from constant q [K, N] (or [N, K] with trans) -> IR int tensor [N, K] plus
+        zero points [N] and scale [N]."""
+        if wname not in self.consts:
+            raise self.err(node, f"weight {wname!r} is not a constant (the accelerated path needs constant "
+                                 "quantized weights)")
+        q = np.asarray(self.consts[wname])
+        return self._weight_from(node, wname, q, scale, zero, trans)
+
+    def _weight_from(self, node, wname, q, scale, zero, trans):
+        if q.ndim != 2:
+            raise self.err(node, f"weight {wname!r} has shape {list(q.shape)}, expected a 2-D matrix")
+        if q.dtype.kind not in "iu":
+            raise self.err(node, f"weight {wname!r} has dtype {q.dtype}, expected int8/uint8")
+        w = (q.T if not trans else q).astype(np.int64)  # [N, K]
+        n = w.shape[0]
+        z = np.broadcast_to(np.asarray(zero if zero is not None else 0, np.int64).reshape(-1), (n,)).copy() \
+            if np.asarray(zero if zero is not None else 0).size in (1, n) else None
+        s = np.asarray(scale, np.float32).reshape(-1)
+        if z is None or s.size not in (1, n):
+            raise self.err(node, f"weight {wname!r}: scale/zero point must be per tensor or per output channel "
+                                 f"({n}), got {s.size} scales")
+        if w.min() < -128 or w.max() > 255:
+            raise self.err(node, f"weight {wname!r}: values {w.min()}..{w.max()} exceed 8 bits")
+        if w.max() > 127:  # uint8 weights: w - 128 is int8 and the zero point moves with it
+            w, z = w - 128, z - 128
+        enc = _weight_encoding(w, z)
+        tname = self.fresh(wname + ".w")
+        self.tensors[tname] = Tensor(tname, enc, np.ascontiguousarray(w.astype(np.int8)),
+                                     np.broadcast_to(s, (n,)).astype(np.float32).copy())
+        zname = None
+        if np.any(z):
+            zname = tname + ".zero"
+            self.tensors[zname] = Tensor(zname, "int32", z.astype(np.int32))
+        sname = tname + ".scale"
+        self.tensors[sname] = Tensor(sname, "float32", s.astype(np.float32).copy())
+        return tname, zname, sname
+
+    def act_q(self, node, fname: str) -> tuple[str, str, str]:
+        """The integer source of a dequantized activation, or an error."""
+        if fname in self.dq_src:
+            return self.dq_src[fname]
+        raise self.err(node, f"input {fname!r} is a float activation; the accelerated path needs it "
+                             "quantized (DequantizeLinear / QONNX Quant in front of this node)")
+
+    def qlinear(self, node, out: str, xq: str, xs: str, xz: str, wname: str, wq: np.ndarray, ws, wz,
+                trans: bool, bias: np.ndarray | None, ys: str | None, yz: str | None, ydtype: str | None):
+        """One accelerated layer: qmatmul (+ integer bias) then requant (quantized output) or
+        dequant_acc (float output)."""
+        tname, zname, sname = self._weight_from(node, wname, wq, ws, wz, trans)
+        acc = self.fresh(out + ".acc")
+        bname = None
+        if bias is not None:
+            bname = tname + ".bias"
+            n = self.tensors[tname].shape[0]
+            self.tensors[bname] = Tensor(bname, "int32", np.broadcast_to(
+                np.asarray(bias, np.int64).reshape(-1), (n,)).astype(np.int32).copy())
+        self.emit("qmatmul", node.name or out, [xq, xz], [acc], weight=tname, w_zero=zname, bias=bname)
+        if ys is not None:
+            self.emit("requant", (node.name or out) + ".requant", [acc, xs, ys, yz], [out], w_scale=sname,
+                      dtype=ydtype)
+            self.int_dtype[out] = ydtype
+        else:
+            self.emit("dequant_acc", (node.name or out) + ".dequant", [acc, xs], [out], w_scale=sname)
+
+    # ---- the walk
+    def build(self) -> Graph:
+        g = self.model.graph
+        inits = set(self.consts)
+        meta_in, meta_out = {}, {}
+        for vi, dst in [(v, meta_in) for v in g.input if v.name not in inits] + [(v, meta_out) for v in g.output]:
+            tt = vi.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+            dst[vi.name] = {"dtype": DTYPES.get(tt.elem_type, str(tt.elem_type)), "shape": dims}
+        for name, spec in meta_in.items():
+            if spec["dtype"] not in ("float32", "uint8", "int8"):
+                raise InputError(f"{self.path}: graph input {name!r} has type {spec['dtype']}, expected float32, "
+                                 "uint8 or int8")
+            if spec["dtype"] != "float32":
+                self.int_dtype[name] = spec["dtype"]
+        for i, node in enumerate(self.onnx_nodes):
+            if i in self.skip:
+                continue
+            dom = node.domain or ""
+            if dom in ("", "ai.onnx"):
+                fn = getattr(self, "op_" + node.op_type, None)
+            elif dom == MS_DOMAIN:
+                fn = getattr(self, "ms_" + node.op_type, None)
+            elif dom in QONNX_DOMAINS:
+                fn = getattr(self, "qonnx_" + node.op_type, None)
+            else:
+                fn = None
+            if fn is None:
+                raise self.err(node, f"op {dom + '.' if dom else ''}{node.op_type} is not supported "
+                                     "(docs/onnx.md lists the supported ops)")
+            fn(node)
+        outputs = []
+        for o in g.output:
+            if o.name in self.consts or o.name in self.qconst:
+                raise InputError(f"{self.path}: graph output {o.name!r} is a constant")
+            outputs.append(o.name)
+        graph = Graph(graph_config(), self.nodes, self.tensors, list(meta_in), outputs,
+                      {"inputs": meta_in, "outputs": meta_out, "source": "onnx",
+                       "opset": max((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")),
+                                    default=0)})
+        return verify(graph)
+
+    # ---- constants
+    def op_Constant(self, node):
+        a = _attrs(node)
+        if "value" not in a:
+            raise self.err(node, f"only the 'value' attribute is supported, got {sorted(a)}")
+        self.consts[node.output[0]] = self.nh.to_array(a["value"])
+
+    # ---- quantization ops
+    def _sz(self, node, idx_s: int, idx_z: int):
+        s = node.input[idx_s]
+        z = node.input[idx_z] if len(node.input) > idx_z and node.input[idx_z] else ""
+        return s, z
+
+    def op_DequantizeLinear(self, node):
+        x, (s, z) = node.input[0], self._sz(node, 1, 2)
+        axis = _attrs(node).get("axis", 1)
+        if _attrs(node).get("block_size", 0):
+            raise self.err(node, "blocked quantization (block_size) is not supported")
+        if x in self.consts and s in self.consts:
+            q = self.consts[x]
+            zv = self.consts[z] if z else np.zeros((), q.dtype)
+            if q.dtype.kind not in "iu":
+                raise self.err(node, f"input {x!r} has dtype {q.dtype}, expected an integer type")
+            self.qconst[node.output[0]] = (q, self.consts[s], zv, axis if np.asarray(self.consts[s]).size > 1 else None)
+            return
+        if s in self.consts and np.asarray(self.consts[s]).size > 1:
+            raise self.err(node, "per-channel activation quantization is not supported (expected one scale)")
+        dt = self.int_dtype.get(x)
+        if dt is None:
+            raise self.err(node, f"input {x!r} is not a known uint8/int8 activation")
+        zname = self.value(z, node) if z else self.const(self.fresh(node.output[0] + ".zero"), np.zeros((), np.int32))
+        sname = self.value(s, node)
+        self.emit("dequantize", node.name or node.output[0], [x, sname, zname], [node.output[0]])
+        self.dq_src[node.output[0]] = (x, sname, zname)
+
+    def op_QuantizeLinear(self, node):
+        x, (s, z) = node.input[0], self._sz(node, 1, 2)
+        a = _attrs(node)
+        if a.get("block_size", 0) or a.get("saturate", 1) != 1:
+            raise self.err(node, "block_size/saturate attributes are not supported")
+        if s in self.consts and np.asarray(self.consts[s]).size > 1:
+            raise self.err(node, "per-channel activation quantization is not supported (expected one scale)")
+        if z and z in self.consts:
+            dt = self.consts[z].dtype.name
+        elif not z:
+            dt = {2: "uint8", 3: "int8"}.get(a.get("output_dtype", 2), "?")
+        else:
+            raise self.err(node, "a zero point that is not a constant is not supported")
+        if dt not in ("uint8", "int8"):
+            raise self.err(node, f"quantized type {dt} is not supported (expected uint8 or int8)")
+        out = node.output[0]
+        self.int_dtype[out] = dt
+        if x in self.fused_q:
+            return  # done by the MatMul's requant
+        zname = self.value(z, node) if z else self.const(self.fresh(out + ".zero"), np.zeros((), np.dtype(dt)))
+        self.emit("quantize", node.name or out, [self.value(x, node), self.value(s, node), zname], [out], dtype=dt)
+
+    def op_DynamicQuantizeLinear(self, node):
+        self.emit("dynamic_quantize", node.name or node.output[0], [self.value(node.input[0], node)],
+                  list(node.output))
+        self.int_dtype[node.output[0]] = "uint8"
+
+    # ---- linear layers
+    def _fusable_q(self, node, out: str):
+        """The QuantizeLinear that alone consumes `out` (static scale and zero point), or None."""
+        c = self.only_consumer(out)
+        if c is None or c.op_type != "QuantizeLinear" or (c.domain or "") not in ("", "ai.onnx"):
+            return None
+        s, z = self._sz(c, 1, 2)
+        if s not in self.consts or (z and z not in self.consts) or np.asarray(self.consts[s]).size != 1:
+            return None
+        return c
+
+    def _matmul_like(self, node, a: str, b: str, trans_b: bool, bias: str | None):
+        out = node.output[0]
+        if b in self.qconst:
+            wq, ws, wz, axis = self.qconst[b]
+            n_axis = 0 if trans_b else 1
+            if axis is not None and axis % 2 != n_axis:
+                raise self.err(node, f"weight {b!r} is quantized along axis {axis}; expected per output channel "
+                                     f"(axis {n_axis}) or per tensor")
+            xq, xs, xz = self.act_q(node, a)
+            ibias, fbias = None, None
+            if bias:
+                if bias in self.qconst:
+                    bq, bs, bz, _ = self.qconst[bias]
+                    if bq.dtype == np.int32 and not np.any(bz):
+                        ibias = (bq, bs)
+                    else:
+                        fbias = bias
+                else:
+                    fbias = bias
+            q = self._fusable_q(node, out) if fbias is None else None
+            if ibias is not None and q is None:
+                fbias, ibias = bias, None
+            if ibias is not None:  # ORT's QGemm adds the int32 bias to the accumulator
+                want = (np.float32(self._scalar(xs)) * np.asarray(ws, np.float32)).astype(np.float32)
+                if not np.allclose(np.asarray(ibias[1], np.float32), want, rtol=1e-6, atol=0):
+                    fbias, ibias = bias, None
+            if q is not None:
+                ys, yz = self._sz(q, 1, 2)
+                qout = q.output[0]
+                ydt = self.consts[yz].dtype.name if yz else "uint8"
+                yzn = self.value(yz, q) if yz else self.const(self.fresh(qout + ".zero"), np.zeros((), np.dtype(ydt)))
+                self.fused_q[out] = qout
+                self.qlinear(node, qout, xq, xs, xz, b, wq, ws, wz, trans_b, None if ibias is None else ibias[0],
+                             self.value(ys, q), yzn, ydt)
+                self.skip.add(self.onnx_nodes.index(q))
+                self.int_dtype[qout] = ydt
+                return
+            tmp = self.fresh(out + ".mm") if fbias else out
+            self.qlinear(node, tmp, xq, xs, xz, b, wq, ws, wz, trans_b, None, None, None, None)
+            if fbias:
+                self.emit("add", (node.name or out) + ".bias", [tmp, self.value(fbias, node)], [out])
+            return
+        if b in self.consts:
+            raise self.err(node, f"weight {b!r} is float ({self.consts[b].dtype}); the accelerated path takes "
+                                 "only quantized weights (QDQ, QOperator or QONNX Quant) and has no float "
+                                 "fallback: quantize the model first")
+        if trans_b or bias:
+            raise self.err(node, "Gemm of two activations is not supported")
+        if a in self.dq_src and b in self.dq_src:
+            aq, _as, az = self.dq_src[a]
+            bq, bs, bz = self.dq_src[b]
+            acc = self.fresh(out + ".acc")
+            self.emit("qmatmul_act", node.name or out, [aq, az, bq, bz], [acc])
+            f = self.fresh(out + ".scale")
+            self.emit("mul", f, [_as, bs], [f])
+            c = self.fresh(out + ".cast")
+            self.emit("cast", c, [acc], [c], to="float32")
+            self.emit("mul", (node.name or out) + ".dequant", [c, f], [out])
+            return
+        self.emit("matmul", node.name or out, [self.value(a, node), self.value(b, node)], [out])
+
+    def _scalar(self, vname: str) -> float:
+        if vname in self.consts:
+            return float(np.asarray(self.consts[vname]).reshape(-1)[0])
+        t = self.tensors.get(vname)
+        if t is not None:
+            return float(np.asarray(t.data).reshape(-1)[0])
+        return float("nan")
+
+    def op_MatMul(self, node):
+        self._matmul_like(node, node.input[0], node.input[1], False, None)
+
+    def op_Gemm(self, node):
+        a = _attrs(node)
+        if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or (a.get("beta", 1.0) != 1.0 and len(node.input) > 2):
+            raise self.err(node, f"only transA=0, alpha=1, beta=1 are supported, got {a}")
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        self._matmul_like(node, node.input[0], node.input[1], bool(a.get("transB", 0)), bias)
+
+    def op_QLinearMatMul(self, node):
+        a, as_, az, b, bs, bz, ys, yz = node.input
+        if b not in self.consts or bs not in self.consts:
+            raise self.err(node, f"input b {b!r} is not a constant (activation x activation QLinearMatMul "
+                                 "is not supported)")
+        if as_ in self.consts and np.asarray(self.consts[as_]).size > 1:
+            raise self.err(node, "per-row scales of input a are not supported")
+        ydt = self.consts[yz].dtype.name if yz in self.consts else "uint8"
+        self.qlinear(node, node.output[0], a, self.value(as_, node), self.value(az, node), b, self.consts[b],
+                     self.consts[bs], self.consts.get(bz), False, None, self.value(ys, node),
+                     self.value(yz, node), ydt)
+
+    def ms_QGemm(self, node):
+        ins = list(node.input) + [""] * (9 - len(node.input))
+        a, as_, az, b, bs, bz, c, ys, yz = ins[:9]
+        at = _attrs(node)
+        if at.get("transA", 0) or at.get("alpha", 1.0) != 1.0:
+            raise self.err(node, f"only transA=0, alpha=1 are supported, got {at}")
+        if b not in self.consts:
+            raise self.err(node, f"input B {b!r} is not a constant")
+        bias = self.consts[c] if c else None
+        if ys:
+            ydt = self.consts[yz].dtype.name if yz in self.consts else "uint8"
+            self.qlinear(node, node.output[0], a, self.value(as_, node), self.value(az, node), b, self.consts[b],
+                         self.consts[bs], self.consts.get(bz), bool(at.get("transB", 0)), bias,
+                         self.value(ys, node), self.value(yz, node), ydt)
+        else:
+            raise self.err(node, "QGemm with a float output is not supported")
+
+    def op_MatMulInteger(self, node):
+        ins = list(node.input) + [""] * (4 - len(node.input))
+        a, b, az, bz = ins[:4]
+        if b not in self.consts:
+            raise self.err(node, f"input B {b!r} is not a constant (the accelerated path needs constant weights)")
+        if az and az in self.consts and np.asarray(self.consts[az]).size > 1:
+            raise self.err(node, "per-row zero points of input A are not supported")
+        tname, zname, _ = self._weight_from(node, b, self.consts[b], np.ones(1, np.float32),
+                                            self.consts.get(bz) if bz else None, False)
+        azn = self.value(az, node) if az else self.const(self.fresh(node.output[0] + ".azero"), np.zeros((), np.int32))
+        self.emit("qmatmul", node.name or node.output[0], [a, azn], [node.output[0]], weight=tname, w_zero=zname,
+                  bias=None)
+
+    def ms_QLinearAdd(self, node):
+        a, as_, az, b, bs, bz, ys, yz = node.input
+        fa, fb, fs = (self.fresh(node.output[0] + x) for x in (".a", ".b", ".sum"))
+        for src, s, z, f in ((a, as_, az, fa), (b, bs, bz, fb)):
+            if src in self.consts:
+                self.emit("dequantize", f, [self.const(src, self.consts[src]), self.value(s, node),
+                                            self.value(z, node)], [f])
+            else:
+                self.emit("dequantize", f, [src, self.value(s, node), self.value(z, node)], [f])
+        self.emit("add", fs, [fa, fb], [fs])
+        dt = self.consts[yz].dtype.name
+        self.emit("quantize", node.name or node.output[0], [fs, self.value(ys, node), self.value(yz, node)],
+                  [node.output[0]], dtype=dt)
+        self.int_dtype[node.output[0]] = dt
+
+    # ---- QONNX (Brevitas export)
+    def qonnx_Quant(self, node):
+        x, s, z, bw = node.input
+        a = _attrs(node)
+        signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
+        mode = a.get("rounding_mode", "ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if bw not in self.consts:
+            raise self.err(node, "the bit width must be a constant")
+        bits = float(np.asarray(self.consts[bw]).reshape(-1)[0])
+        if bits != int(bits) or not 2 <= bits <= 8:
+            raise self.err(node, f"bit width {bits} is not supported (expected an integer 2..8)")
+        bits = int(bits)
+        if mode not in ("ROUND", "HALF_EVEN"):
+            raise self.err(node, f"rounding_mode {mode!r} is not supported (expected ROUND)")
+        lo = (-(1 << (bits - 1)) + narrow) if signed else 0
+        hi = ((1 << (bits - 1)) - 1) if signed else (1 << bits) - 1 - narrow
+        if s not in self.consts or z not in self.consts:
+            raise self.err(node, "scale and zero point must be constants")
+        sv, zv = np.asarray(self.consts[s], np.float32), np.asarray(self.consts[z], np.float32)
+        if np.any(zv != np.rint(zv)):
+            raise self.err(node, "a non-integer zero point is not supported")
+        if x in self.consts:  # a weight: fold to integers now
+            w = np.asarray(self.consts[x], np.float32)
+            q = np.clip(np.rint((w / sv).astype(np.float32) + zv), lo, hi).astype(np.int64)
+            axis = None
+            if sv.size > 1:
+                nz = [i for i, d in enumerate(sv.shape) if d > 1]
+                axis = nz[0] if len(nz) == 1 and sv.ndim == w.ndim else None
+                if axis is None:
+                    raise self.err(node, f"scale shape {list(sv.shape)} is not per tensor or per channel")
+            self.qconst[node.output[0]] = (q.astype(np.int16), sv.reshape(-1), zv.reshape(-1).astype(np.int64), axis)
+            return
+        if sv.size != 1 or zv.size != 1:
+            raise self.err(node, "per-channel activation quantization is not supported (expected one scale)")
+        if hi - lo > 255:
+            raise self.err(node, "activation range exceeds 8 bits")
+        dt = "int8" if signed else "uint8"
+        qv = self.fresh(node.output[0] + ".q")
+        sname, zname = self.value(s, node), self.const(z + ".int", zv.astype(np.int32))
+        self.emit("qonnx_quant", qv, [self.value(x, node), sname, zname], [qv], lo=lo, hi=hi, dtype=dt)
+        self.int_dtype[qv] = dt
+        self.emit("dequantize", node.name or node.output[0], [qv, sname, zname], [node.output[0]])
+        self.dq_src[node.output[0]] = (qv, sname, zname)
+
+    def qonnx_BipolarQuant(self, node):
+        x, s = node.input
+        if s not in self.consts:
+            raise self.err(node, "the scale must be a constant")
+        sv = np.asarray(self.consts[s], np.float32)
+        if x in self.consts:
+            q = np.where(np.asarray(self.consts[x]) >= 0, 1, -1).astype(np.int16)
+            if sv.size > 1:
+                raise self.err(node, "bipolar weights need one scale")
+            self.qconst[node.output[0]] = (q, sv.reshape(-1), np.zeros(1, np.int64), None)
+            return
+        raise self.err(node, "BipolarQuant on activations is not supported (only on weights)")
+
+    # ---- float and shape ops
+    def _simple(self, node, op: str, **attrs):
+        self.emit(op, node.name or node.output[0], [self.value(v, node) for v in node.input], [node.output[0]],
+                  **attrs)
+
+    def __getattr__(self, item):
+        if item.startswith("op_") and item[3:] in SIMPLE:
+            return lambda node: self._simple(node, SIMPLE[item[3:]])
+        raise AttributeError(item)
+
+    def op_Cast(self, node):
+        to = DTYPES.get(_attrs(node)["to"])
+        if to not in ("float32", "int32", "uint8", "int8"):
+            raise self.err(node, f"cast to {to} is not supported")
+        self._simple(node, "cast", to=to)
+
+    def op_Gelu(self, node):
+        approx = _attrs(node).get("approximate", "none")
+        approx = approx.decode() if isinstance(approx, bytes) else approx
+        self._simple(node, "gelu", approximate=approx)
+
+    def op_Softmax(self, node):
+        self._simple(node, "softmax", axis=int(_attrs(node).get("axis", -1)))
+
+    def op_LayerNormalization(self, node):
+        a = _attrs(node)
+        if len(node.output) > 1 and any(node.output[1:]):
+            raise self.err(node, "the optional Mean/InvStdDev outputs are not supported")
+        x, g = node.input[0], node.input[1]
+        b = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        bn = self.value(b, node) if b else self.const(self.fresh(node.output[0] + ".bias"),
+                                                      np.zeros_like(np.asarray(self.consts[g], np.float32)))
+        self.emit("layernorm", node.name or node.output[0], [self.value(x, node), self.value(g, node), bn],
+                  [node.output[0]], axis=int(a.get("axis", -1)), eps=float(a.get("epsilon", 1e-5)))
+
+    def op_RMSNormalization(self, node):
+        a = _attrs(node)
+        self.emit("rmsnorm_op", node.name or node.output[0], [self.value(node.input[0], node),
+                                                               self.value(node.input[1], node)],
+                  [node.output[0]], axis=int(a.get("axis", -1)), eps=float(a.get("epsilon", 1e-5)))
+
+    def op_ReduceMean(self, node):
+        a = _attrs(node)
+        axes = a.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
+        if axes is None:
+            raise self.err(node, "reducing over all axes is not supported (give axes)")
+        self.emit("reduce_mean", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
+                  axes=[int(v) for v in axes], keepdims=int(a.get("keepdims", 1)))
+
+    def op_Reshape(self, node):
+        if node.input[1] not in self.consts:
+            raise self.err(node, "the target shape must be a constant")
+        if _attrs(node).get("allowzero", 0):
+            raise self.err(node, "allowzero=1 is not supported")
+        shape = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
+        self.emit("reshape", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
+                  shape=shape)
+
+    def op_Transpose(self, node):
+        perm = _attrs(node).get("perm")
+        self.emit("transpose", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
+                  perm=None if perm is None else [int(p) for p in perm])
+
+    def op_Flatten(self, node):
+        self.emit("flatten", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
+                  axis=int(_attrs(node).get("axis", 1)))
+
+
+def load_onnx(src: str | Path):
+    """Returns (IR graph, tokenizer path or None)."""
+    onnx, _ = _import_onnx()
+    src = Path(src)
+    if not src.is_file():
+        raise InputError(f"{src}: no such file")
+    try:
+        model = onnx.load(str(src))
+    except Exception as e:  # noqa: BLE001 -- protobuf raises several types for a corrupt file
+        raise InputError(f"{src}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+    if not model.graph.node:
+        raise InputError(f"{src}: the ONNX graph has no nodes")
+    from edgestream.compiler.frontends import onnx_patterns
+
+    lm = onnx_patterns.match_decoder(model, src)
+    if lm is not None:
+        return lm
+    return _Builder(model, src).build(), None
