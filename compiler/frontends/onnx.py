@@ -298,7 +298,8 @@ class _Builder:
         dt = self.int_dtype.get(x)
         if dt is None:
             raise self.err(node, f"input {x!r} is not a known uint8/int8 activation")
-        zname = self.value(z, node) if z else self.const(self.fresh(node.output[0] + ".zero"), np.zeros((), np.int32))
+        zero = np.zeros((), np.dtype(dt))
+        zname = self.value(z, node) if z else self.const(self.fresh(node.output[0] + ".zero"), zero)
         sname = self.value(s, node)
         self.emit("dequantize", node.name or node.output[0], [x, sname, zname], [node.output[0]])
         self.dq_src[node.output[0]] = (x, sname, zname)
@@ -458,7 +459,8 @@ class _Builder:
             raise self.err(node, "per-row zero points of input A are not supported")
         tname, zname, _ = self._weight_from(node, b, self.consts[b], np.ones(1, np.float32),
                                             self.consts.get(bz) if bz else None, False)
-        azn = self.value(az, node) if az else self.const(self.fresh(node.output[0] + ".azero"), np.zeros((), np.int32))
+        adt = self.int_dtype.get(a, "uint8")
+        azn = self.value(az, node) if az else self.const(self.fresh(node.output[0] + ".azero"), np.zeros((), adt))
         self.emit("qmatmul", node.name or node.output[0], [a, azn], [node.output[0]], weight=tname, w_zero=zname,
                   bias=None)
 
@@ -516,7 +518,7 @@ class _Builder:
             raise self.err(node, "activation range exceeds 8 bits")
         dt = "int8" if signed else "uint8"
         qv = self.fresh(node.output[0] + ".q")
-        sname, zname = self.value(s, node), self.const(z + ".int", zv.astype(np.int32))
+        sname, zname = self.value(s, node), self.const(self.fresh(z + ".int"), zv.reshape(()).astype(dt))
         self.emit("qonnx_quant", qv, [self.value(x, node), sname, zname], [qv], lo=lo, hi=hi, dtype=dt)
         self.int_dtype[qv] = dt
         self.emit("dequantize", node.name or node.output[0], [qv, sname, zname], [node.output[0]])
