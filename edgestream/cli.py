@@ -55,7 +55,7 @@ def _artifact_summary(path) -> dict:
     art = read_artifact(path, verify_checksums=False)
     lin_w = lin_b = 0
     for n in art.graph.nodes:
-        if n.op == "qlinear":
+        if n.op in ("qlinear", "qmatmul"):
             e = art.manifest["tensors"][n.attrs["weight"]]
             lin_w += int(np.prod(e["shape"]))
             lin_b += e["data"]["nbytes"]
@@ -94,8 +94,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     import edgestream
     from edgestream.tokenizer import StreamDecoder
 
+    if a.inputs is not None or a.outputs is not None:
+        return _run_graph(a)
     if (a.prompt is None) == (a.prompt_ids is None):
-        raise InputError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3")
+        raise InputError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3 (or --inputs/--outputs "
+                         "for a graph artifact)")
     sess = edgestream.load(a.artifact, device=a.device, kernel=a.kernel)
     prompt = a.prompt if a.prompt is not None else _parse_ids(a.prompt_ids)
     ids = sess.encode(prompt) if isinstance(prompt, str) else prompt
@@ -133,6 +136,53 @@ def cmd_run(a: argparse.Namespace) -> int:
         _console().print(f"[dim]{len(ids)} prompt tokens, {len(tokens)} generated; TTFT {st.ttft_s * 1e3:.1f} ms; "
                          f"prefill {st.prefill_tok_s:.1f} tok/s; decode {st.decode_tok_s:.1f} tok/s "
                          f"({sess.device}, {sess.kernel_name} kernel)[/dim]")
+    return 0
+
+
+def _run_graph(a: argparse.Namespace) -> int:
+    """Batch inference of a general-graph artifact: --inputs in.npz -> --outputs out.npz."""
+    from edgestream.host.graph_executor import load_graph
+
+    if a.inputs is None or a.outputs is None:
+        raise InputError("graph artifacts need both --inputs IN.npz and --outputs OUT.npz")
+    sess = load_graph(a.artifact, device=a.device, kernel=a.kernel)
+    try:
+        with np.load(a.inputs, allow_pickle=False) as z:
+            inputs = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise InputError(f"{a.inputs}: no such file") from None
+    except (ValueError, OSError) as e:
+        raise InputError(f"{a.inputs}: not a readable .npz file ({e})") from None
+    outputs = sess.run(inputs)
+    out = Path(a.outputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **outputs)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    info = {"outputs": {k: {"dtype": v.dtype.name, "shape": list(v.shape)} for k, v in outputs.items()},
+            "file": str(out), "device": sess.device, "kernel": sess.kernel_name}
+    if a.json:
+        _print_json(info)
+    else:
+        _console(stderr=False).print(f"wrote {out}: " + ", ".join(
+            f"{k} {v['dtype']}{v['shape']}" for k, v in info["outputs"].items()))
+    return 0
+
+
+# ---- export-onnx
+def cmd_export_onnx(a: argparse.Namespace) -> int:
+    from edgestream.onnx_export import export_onnx
+
+    out = export_onnx(a.artifact, a.output)
+    if a.json:
+        _print_json({"onnx": str(out), "bytes": out.stat().st_size})
+    else:
+        _console(stderr=False).print(f"wrote {out}")
     return 0
 
 
@@ -228,9 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--dump-logits", default=None, metavar="FILE.npy",
                    help="save float32 logits of every generated step, shape (steps, vocab)")
+    gg = r.add_argument_group("batch inference (graph artifacts compiled from ONNX)")
+    gg.add_argument("--inputs", default=None, metavar="IN.npz", help="named input arrays")
+    gg.add_argument("--outputs", default=None, metavar="OUT.npz", help="where to write the named outputs")
     r.add_argument("--verbose", action="store_true")
     r.add_argument("--json", action="store_true")
     r.set_defaults(fn=cmd_run)
+
+    x = sub.add_parser("export-onnx", help="write a compiled graph artifact as a standard ONNX model")
+    x.add_argument("artifact")
+    x.add_argument("-o", "--output", required=True, help="ONNX file to write")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_export_onnx)
 
     i = sub.add_parser("inspect", help="show layers, shapes, formats and bytes of an artifact or model")
     i.add_argument("path")

@@ -102,7 +102,8 @@ class _Builder:
 
     # ---- helpers
     def err(self, node, why: str) -> InputError:
-        return InputError(f"{self.path}: node {node.name or '(unnamed)'!r} ({node.op_type}): {why}")
+        name = repr(node.name) if node.name else f"(unnamed, output {node.output[0]!r})"
+        return InputError(f"{self.path}: node {name} ({node.op_type}): {why}")
 
     def fresh(self, base: str) -> str:
         self.uid += 1
