@@ -30,6 +30,7 @@ class CKernelUnavailable(RuntimeError):
 
 
 _LIB: ctypes.CDLL | None = None
+_MOD = None  # the same shared object imported as a CPython module (fast matmul entry)
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 _INT = ctypes.c_int
@@ -45,7 +46,7 @@ def library_path() -> Path | None:
 
 
 def load_library() -> ctypes.CDLL:
-    global _LIB
+    global _LIB, _MOD
     if _LIB is not None:
         return _LIB
     path = library_path()
@@ -56,7 +57,10 @@ def load_library() -> ctypes.CDLL:
         )
     try:
         lib = ctypes.CDLL(str(path))
-    except OSError as err:
+        from edgestream.host.kernels import _eskernel
+
+        _MOD = _eskernel
+    except (OSError, ImportError) as err:
         raise CKernelUnavailable(f"cannot load {path}: {err}") from err
     sig = {
         "es_version": (_INT, []),
@@ -158,9 +162,8 @@ class CKernel:
         env_threads = os.environ.get("EDGESTREAM_THREADS")
         self.threads = int(threads if threads is not None else (env_threads or 0))
         nth = self.threads if self.threads > 0 else self._lib.es_get_threads()
-        omp = "OpenMP" if self._lib.es_has_openmp() else "no OpenMP"
         self.name = f"c-{self.isa}"
-        self.description = f"C kernel, {self.isa} path, {nth} thread(s) ({omp})"
+        self.description = f"C kernel, {self.isa} path, {nth} thread(s)"
 
     def __repr__(self) -> str:
         return f"CKernel({self.description})"
@@ -187,14 +190,15 @@ class CKernel:
         return PackedWeights(lw.name, w.shape[0], w.shape[1], bits, offset, pack_codes(w, bits, offset))
 
     def matmul(self, q: np.ndarray, pw: PackedWeights) -> np.ndarray:
-        q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.int8)
+        if not (q.ndim == 2 and q.dtype == np.int8 and q.flags.c_contiguous):
+            q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.int8)
         if q.ndim != 2 or q.shape[1] != pw.k:
             raise ValueError(f"{pw.name}: activations of shape {q.shape}, expected [T, {pw.k}]")
         t = q.shape[0]
         out = np.empty((t, pw.n), dtype=np.int32)
-        rc = self._lib.es_matmul(
-            pw.packed.ctypes.data, pw.n, pw.packed.shape[0], pw.packed.shape[1], pw.bits, pw.offset,
-            q.ctypes.data, t, pw.k, out.ctypes.data, self.isa_id, self.threads,
+        rc = _MOD.matmul(
+            pw.packed, pw.n, pw.packed.shape[0], pw.packed.shape[1], pw.bits, pw.offset,
+            q, t, pw.k, out, self.isa_id, self.threads,
         )  # fmt: skip
         if rc != 0:
             raise RuntimeError(f"{pw.name}: es_matmul failed ({rc})")

@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define ES_X86 1
@@ -315,19 +316,121 @@ static void mm_rows_neon(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, 
 }
 #endif
 
+
+/* ------------------------------------------------------------------ thread pool
+ * Persistent pthreads; a job is split into chunks claimed with one CAS on a 64-bit ticket
+ * (generation | threads | total | next). The calling thread works too and waits only for chunks
+ * that were claimed, never for a worker that has not woken up: on an oversubscribed machine a
+ * descheduled worker costs nothing (OpenMP's join barrier would wait for its time slice).
+ * Idle workers spin about 200 us, then sleep on a condition variable. */
+typedef void (*job_fn)(void *ctx, int64_t chunk);
+#define MAXTHREADS 64
+#define T_IDX_BITS 20
+#define T_MASK ((1ull << T_IDX_BITS) - 1)
+static _Atomic uint64_t g_ticket; /* gen:16 | nth:8 | total:20 | idx:20 */
+static _Atomic int64_t g_done;
+static _Atomic int g_sleepers;
+static job_fn g_fn;
+static void *g_ctx;
+static int g_nworkers;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t g_submit = PTHREAD_MUTEX_INITIALIZER;
+
+static inline void cpu_relax(void) {
+#if defined(ES_X86)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+}
+
+/* claim and run chunks of the current job; worker id w (0 = caller) joins only if w < nth */
+static void run_chunks(int w) {
+    for (;;) {
+        uint64_t t = atomic_load(&g_ticket);
+        uint64_t idx = t & T_MASK, total = (t >> T_IDX_BITS) & T_MASK, nth = (t >> 40) & 0xff;
+        if (idx >= total || (uint64_t)w >= nth) return;
+        if (!atomic_compare_exchange_weak(&g_ticket, &t, t + 1)) continue;
+        g_fn(g_ctx, (int64_t)idx); /* the job cannot finish before this chunk: g_fn/g_ctx stable */
+        atomic_fetch_add(&g_done, 1);
+    }
+}
+
+static int has_work(uint64_t t, int w) {
+    return (t & T_MASK) < ((t >> T_IDX_BITS) & T_MASK) && (uint64_t)w < ((t >> 40) & 0xff);
+}
+
+static void *worker_main(void *arg) {
+    const int w = (int)(intptr_t)arg;
+    for (;;) {
+        run_chunks(w);
+        double t0 = now_us();
+        int spins = 0;
+        while (!has_work(atomic_load(&g_ticket), w)) {
+            cpu_relax();
+            if (++spins % 256 == 0 && now_us() - t0 > 200.0) {
+                pthread_mutex_lock(&g_mu);
+                atomic_fetch_add(&g_sleepers, 1);
+                while (!has_work(atomic_load(&g_ticket), w)) pthread_cond_wait(&g_cv, &g_mu);
+                atomic_fetch_sub(&g_sleepers, 1);
+                pthread_mutex_unlock(&g_mu);
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+static int ncpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (n > MAXTHREADS ? MAXTHREADS : (int)n);
+}
+
+/* run fn(ctx, c) for c in [0, nchunks) on up to nth threads (the caller included) */
+static void parallel_for(job_fn fn, void *ctx, int64_t nchunks, int nth) {
+    if (nth > nchunks) nth = (int)nchunks;
+    if (nth > MAXTHREADS) nth = MAXTHREADS;
+    if (nth <= 1 || nchunks > (int64_t)T_MASK) {
+        for (int64_t c = 0; c < nchunks; c++) fn(ctx, c);
+        return;
+    }
+    pthread_mutex_lock(&g_submit); /* one job at a time (callers from several Python threads) */
+    while (g_nworkers < nth - 1) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, worker_main, (void *)(intptr_t)(g_nworkers + 1))) break;
+        pthread_detach(th);
+        g_nworkers++;
+    }
+    if (nth > g_nworkers + 1) nth = g_nworkers + 1;
+    g_fn = fn;
+    g_ctx = ctx;
+    atomic_store(&g_done, 0);
+    uint64_t gen = ((atomic_load(&g_ticket) >> 48) + 1) & 0xffff;
+    atomic_store(&g_ticket, gen << 48 | (uint64_t)nth << 40 | (uint64_t)nchunks << T_IDX_BITS);
+    if (atomic_load(&g_sleepers) > 0) {
+        pthread_mutex_lock(&g_mu);
+        pthread_cond_broadcast(&g_cv);
+        pthread_mutex_unlock(&g_mu);
+    }
+    run_chunks(0);
+    while (atomic_load(&g_done) < nchunks) cpu_relax();
+    pthread_mutex_unlock(&g_submit);
+}
+
 /* ------------------------------------------------------------------ dispatch */
 static int g_isa = -1;
 static int g_threads = 0;
 
 int es_version(void) { return ES_VERSION; }
 
-int es_has_openmp(void) {
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
+int es_has_openmp(void) { return 0; /* threads: the pthread pool above */ }
 
 int es_isa_available(int isa) {
     switch (isa) {
@@ -368,11 +471,7 @@ int es_get_isa(void) {
 void es_set_threads(int n) { g_threads = n > 0 ? n : 0; }
 
 int es_get_threads(void) {
-#ifdef _OPENMP
-    return g_threads > 0 ? g_threads : omp_get_num_procs();
-#else
-    return 1;
-#endif
+    return g_threads > 0 ? g_threads : ncpus();
 }
 
 static mm_rows_fn rows_fn(int isa) {
@@ -387,6 +486,24 @@ static mm_rows_fn rows_fn(int isa) {
 #endif
     default: return mm_rows_scalar;
     }
+}
+
+typedef struct {
+    mm_rows_fn fn;
+    const uint8_t *W;
+    int64_t kpb;
+    int bits;
+    const int8_t *Q;
+    int64_t kp, T, n;
+    const int32_t *corr;
+    int32_t *out;
+    int64_t per, nrows;
+} mm_job;
+
+static void mm_chunk(void *ctx, int64_t c) {
+    const mm_job *j = (const mm_job *)ctx;
+    int64_t r0 = c * j->per, r1 = r0 + j->per < j->nrows ? r0 + j->per : j->nrows;
+    j->fn(j->W, j->kpb, j->bits, j->Q, j->kp, j->T, r0, r1, j->n, j->corr, j->out);
 }
 
 int es_matmul(const uint8_t *W, int64_t n, int64_t np_rows, int64_t kpb, int bits, int offset,
@@ -415,23 +532,12 @@ int es_matmul(const uint8_t *W, int64_t n, int64_t np_rows, int64_t kpb, int bit
     if (!es_isa_available(isa)) return -2;
     mm_rows_fn fn = rows_fn(isa);
     const int64_t nrows = (n + ROWPAD - 1) / ROWPAD * ROWPAD;
-    const int64_t nchunks = nrows / ROWPAD;
     int nth = threads > 0 ? threads : es_get_threads();
-#ifndef _OPENMP
-    nth = 1;
-#endif
-    if (nth > nchunks) nth = (int)nchunks;
-    /* contiguous, equal shares of rows per thread (static schedule) */
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        int id = 0, cnt = 1;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-        cnt = omp_get_num_threads();
-#endif
-        int64_t c0 = nchunks * id / cnt, c1 = nchunks * (id + 1) / cnt;
-        if (c1 > c0) fn(W, kpb, bits, Q, kp, T, c0 * ROWPAD, c1 * ROWPAD, n, corr, out);
-    }
+    /* chunks of whole ROWPAD groups, about 8 per thread so that a slow thread is absorbed */
+    int64_t per = nrows / ROWPAD / (8 * (int64_t)nth);
+    per = (per < 1 ? 1 : per) * ROWPAD;
+    mm_job job = {fn, W, kpb, bits, Q, kp, T, n, corr, out, per, nrows};
+    parallel_for(mm_chunk, &job, (nrows + per - 1) / per, nth);
     free(Q);
     free(corr);
     return 0;
@@ -464,11 +570,22 @@ static void quant_row(const float *u, int64_t k, int8_t *q, float *m_out) {
     *m_out = mx;
 }
 
+typedef struct {
+    const float *x, *g;
+    double eps;
+    int64_t k;
+    int8_t *q;
+    float *s;
+} nq_job;
+
+static void quant_chunk(void *ctx, int64_t r) {
+    const nq_job *j = (const nq_job *)ctx;
+    quant_row(j->x + r * j->k, j->k, j->q + r * j->k, j->s + r);
+}
+
 void es_quant_act(const float *u, int64_t rows, int64_t k, int8_t *q, float *m) {
-    const int nth = es_get_threads();
-    (void)nth;
-#pragma omp parallel for schedule(static) num_threads(nth) if (rows >= 8 && nth > 1)
-    for (int64_t r = 0; r < rows; r++) quant_row(u + r * k, k, q + r * k, m + r);
+    nq_job job = {u, NULL, 0.0, k, q, m};
+    parallel_for(quant_chunk, &job, rows, rows >= 8 ? es_get_threads() : 1);
 }
 
 static double rms_factor(const float *x, int64_t k, double eps) {
@@ -488,27 +605,32 @@ static double rms_factor(const float *x, int64_t k, double eps) {
     return 1.0 / sqrt(ms + eps);
 }
 
+static void norm_quant_row(const float *xr, const float *g, double eps, int64_t k, int8_t *q,
+                           float *s) {
+    float m;
+    if (g) {
+        float *u = (float *)calloc((size_t)k + 1, sizeof(float));
+        for (int64_t i = 0; i < k; i++) u[i] = xr[i] * g[i];
+        quant_row(u, k, q, &m);
+        free(u);
+        double sd = (double)m / 127.0;
+        sd = sd * rms_factor(xr, k, eps);
+        *s = (float)sd;
+    } else {
+        quant_row(xr, k, q, &m);
+        *s = (float)((double)m / 127.0);
+    }
+}
+
+static void norm_quant_chunk(void *ctx, int64_t r) {
+    const nq_job *j = (const nq_job *)ctx;
+    norm_quant_row(j->x + r * j->k, j->g, j->eps, j->k, j->q + r * j->k, j->s + r);
+}
+
 void es_norm_quant(const float *x, const float *g, double eps, int64_t rows, int64_t k, int8_t *q,
                    float *s) {
-    const int nth = es_get_threads();
-    (void)nth;
-#pragma omp parallel for schedule(static) num_threads(nth) if (rows >= 8 && nth > 1)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * k;
-        float m;
-        if (g) {
-            float *u = (float *)malloc((size_t)k * sizeof(float));
-            for (int64_t i = 0; i < k; i++) u[i] = xr[i] * g[i];
-            quant_row(u, k, q + r * k, &m);
-            free(u);
-            double sd = (double)m / 127.0;
-            sd = sd * rms_factor(xr, k, eps);
-            s[r] = (float)sd;
-        } else {
-            quant_row(xr, k, q + r * k, &m);
-            s[r] = (float)((double)m / 127.0);
-        }
-    }
+    nq_job job = {x, g, eps, k, q, s};
+    parallel_for(norm_quant_chunk, &job, rows, rows >= 8 ? es_get_threads() : 1);
 }
 
 static inline float exp_neg(float t) {
@@ -524,11 +646,28 @@ static inline float exp_neg(float t) {
     return ldexpf(p, (int)nf);
 }
 
-void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
-                  const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t T, int64_t S,
-                  int64_t D, float scale, float *out) {
-#pragma omp parallel for schedule(dynamic, 1) if (T >= 8)
-    for (int64_t t = 0; t < T; t++) {
+typedef struct {
+    const int8_t *qq;
+    const float *dq;
+    const int8_t *kq;
+    const float *dk;
+    const int8_t *vq;
+    const float *dv;
+    const int64_t *q_pos;
+    int64_t S, D;
+    float scale;
+    float *out;
+} attn_job;
+
+static void attn_query(void *ctx, int64_t t) {
+    const attn_job *J = (const attn_job *)ctx;
+    const int8_t *qq = J->qq, *kq = J->kq, *vq = J->vq;
+    const float *dq = J->dq, *dk = J->dk, *dv = J->dv;
+    const int64_t *q_pos = J->q_pos;
+    const int64_t S = J->S, D = J->D;
+    const float scale = J->scale;
+    float *out = J->out;
+    {
         int64_t vis = q_pos[t] < 0 ? 0 : (q_pos[t] >= S ? S : q_pos[t] + 1);
         float *sc = (float *)malloc((size_t)(vis + 1) * sizeof(float));
         int64_t *E = (int64_t *)malloc((size_t)(vis + 1) * sizeof(int64_t));
@@ -568,4 +707,11 @@ void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const flo
         free(a);
         free(num);
     }
+}
+
+void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
+                  const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t T, int64_t S,
+                  int64_t D, float scale, float *out) {
+    attn_job job = {qq, dq, kq, dk, vq, dv, q_pos, S, D, scale, out};
+    parallel_for(attn_query, &job, T, T >= 4 ? es_get_threads() : 1);
 }
