@@ -31,48 +31,35 @@ module tlmm_table_builder #(
     output logic [P*TW-1:0]   t_data,
     output logic [UW-1:0]     t_user
 );
-    // All levels flattened: level i holds R**(i+1) entries starting at entry base(i); entry c of
-    // level i extends pattern c % R**i of level i-1 by value c / R**i of weight i.
-    function automatic int base(input int i);
-        int b, p;
-        b = 0;
-        p = R;
-        for (int j = 0; j < i; j++) begin
-            b = b + p;
-            p = p * R;
-        end
-        base = b;
-    endfunction
-
-    localparam int TOTAL = base(G);
-    localparam int LAST = base(G - 1);
-
-    // Each level only reads the level below it; split_var lets Verilator see that (the one
-    // flattened vector is otherwise reported as a false combinational loop, UNOPTFLAT).
-    logic [TOTAL*TW-1:0] lv /* verilator split_var */;
-
+    // Level i holds R**(i+1) entries; entry c of level i extends pattern c % R**i of level i-1 by
+    // value c / R**i of weight i. Every entry is its own signal (g_level[i].g_entry[c].e): a plain
+    // feed-forward chain for every simulator (one wide vector per level makes Verilator see a false
+    // loop and makes Icarus re-evaluate every part-select on each change).
     for (genvar i = 0; i < G; i++) begin : g_level
         localparam int N = R ** (i + 1);
         localparam int STRIDE = R ** i;
-        localparam int BI = base(i);
-        localparam int BP = (i == 0) ? 0 : base(i - 1);
         logic signed [TW-1:0] q;
         assign q = TW'($signed(a_data[i*AW +: AW]));
         for (genvar c = 0; c < N; c++) begin : g_entry
             localparam int D = c / STRIDE;      // value index of weight i
             localparam int C0 = c % STRIDE;     // pattern of weights 0..i-1
-            logic signed [TW-1:0] term;
+            logic signed [TW-1:0] term, e;
             if (BINARY != 0) begin : g_bin
                 assign term = (D == 1) ? q : '0;
             end else begin : g_ter
                 assign term = (D == 0) ? -q : ((D == 2) ? q : '0);
             end
             if (i == 0) begin : g_first
-                assign lv[c*TW +: TW] = term;
+                assign e = term;
             end else begin : g_next
-                assign lv[(BI + c)*TW +: TW] = lv[(BP + C0)*TW +: TW] + term;
+                assign e = g_level[i - 1].g_entry[C0].e + term;
             end
         end
+    end
+
+    logic [P*TW-1:0] tab;
+    for (genvar c = 0; c < P; c++) begin : g_out
+        assign tab[c*TW +: TW] = g_level[G - 1].g_entry[c].e;
     end
 
     assign a_ready = !t_valid || t_ready;
@@ -87,7 +74,7 @@ module tlmm_table_builder #(
 
     always_ff @(posedge clk) begin
         if (a_valid && a_ready) begin
-            t_data <= lv[LAST*TW +: P*TW];
+            t_data <= tab;
             t_user <= a_user;
         end
     end
