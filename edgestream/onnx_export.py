@@ -92,7 +92,7 @@ def to_onnx(artifact_path: str | Path):
             else:
                 node("Mul", [accf, f], out)
         elif n.op == "qmatmul_act":
-            node("MatMulInteger", ins, out)
+            node("MatMulInteger", [ins[0], ins[2], ins[1], ins[3]], out)
         elif n.op == "cast":
             node("Cast", ins, out, to=ONNX_TYPES[a["to"]])
         elif n.op in SAME:

@@ -480,6 +480,20 @@ class _Builder:
                   [node.output[0]], dtype=dt)
         self.int_dtype[node.output[0]] = dt
 
+    def ms_QLinearSigmoid(self, node):
+        """Dequantize -> float sigmoid -> quantize (onnxruntime uses a 256-entry table of its own
+        float logistic; the two agree except where a value lies within its rounding of a tie)."""
+        x, xs, xz, ys, yz = (list(node.input) + [""] * 5)[:5]
+        if not (xz and yz and yz in self.consts):
+            raise self.err(node, "zero points must be given as constants")
+        f, g = self.fresh(node.output[0] + ".f"), self.fresh(node.output[0] + ".sig")
+        self.emit("dequantize", f, [x, self.value(xs, node), self.value(xz, node)], [f])
+        self.emit("sigmoid", g, [f], [g])
+        dt = self.consts[yz].dtype.name
+        self.emit("quantize", node.name or node.output[0], [g, self.value(ys, node), self.value(yz, node)],
+                  [node.output[0]], dtype=dt)
+        self.int_dtype[node.output[0]] = dt
+
     # ---- QONNX (Brevitas export)
     def qonnx_Quant(self, node):
         x, s, z, bw = node.input
