@@ -90,8 +90,8 @@ def time_stack(kern, mats, q1, q64, reps: int) -> tuple[float, float]:
     """Median seconds per decode token and per 64-token prefill over all `mats`."""
 
     def run(q):
-        for pw in mats:
-            kern.matmul(q[pw.k], pw)
+        for k, pw in mats:
+            kern.matmul(q[k], pw)
 
     run(q1)
     dec = []
@@ -141,8 +141,8 @@ def bench_shape(shape: Shape, ckern, reps: int, bw: float) -> list[dict]:
     q1 = {k: rng.integers(-128, 128, size=(1, k), dtype=np.int8) for k in ks}
     q64 = {k: rng.integers(-128, 128, size=(PREFILL, k), dtype=np.int8) for k in ks}
 
-    c_dec, c_pre = time_stack(ckern, mats, q1, q64, reps)
-    h_dec, h_pre = time_stack(ckern, [head], q1, q64, reps)
+    c_dec, c_pre = time_stack(ckern, [(pw.k, pw) for pw in mats], q1, q64, reps)
+    h_dec, h_pre = time_stack(ckern, [(shape.hidden, head)], q1, q64, reps)
     del mats
 
     # numpy reference kernel: first 2 layers, scaled to the stack
@@ -152,10 +152,12 @@ def bench_shape(shape: Shape, ckern, reps: int, bw: float) -> list[dict]:
     for i in range(nl):
         for nm, n, k in shape.linears():
             w = (rng.integers(0, 3, size=(n, k), dtype=np.int8) - 1).astype(np.int8)
-            nmats.append(LinearWeights(f"{i}.{nm}", "ternary", 2, w))
+            nmats.append((k, nk.prepare(LinearWeights(f"{i}.{nm}", "ternary", 2, w))))
     n_dec, n_pre = time_stack(nk, nmats, q1, q64, max(2, reps // 3))
     n_dec, n_pre = n_dec * shape.layers / nl, n_pre * shape.layers / nl
-    n_hdec, n_hpre = time_stack(nk, [LinearWeights("lm_head", "int", 8, head_w)], q1, q64, 2)
+    nhead = nk.prepare(LinearWeights("lm_head", "int", 8, head_w))
+    n_hdec, n_hpre = time_stack(nk, [(shape.hidden, nhead)], q1, q64, 2)
+    del nmats, nhead
 
     rows = []
     for kern_name, dec, pre, hdec, hpre in [
