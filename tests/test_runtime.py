@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from edgestream.host.sampling import Sampler
 
 import edgestream
 from edgestream.errors import InputError
+from edgestream.host.sampling import Sampler
 from edgestream.synth import make_checkpoint
 
 
