@@ -15,10 +15,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from edgestream.host.kernels import Kernel, LinearWeights, get_kernel
 
 from edgestream.artifact import Artifact, read_artifact
 from edgestream.errors import InputError
+from edgestream.host.kernels import Kernel, LinearWeights, get_kernel
 from edgestream.ir import Node
 
 F32 = np.float32

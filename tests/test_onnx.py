@@ -27,13 +27,13 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from edgestream.host.graph_executor import load_graph  # noqa: E402
 from onnx import TensorProto as TP  # noqa: E402
 from onnx import helper as h  # noqa: E402
 from onnx import numpy_helper as nh  # noqa: E402
 
 import edgestream  # noqa: E402
 from edgestream.errors import InputError  # noqa: E402
+from edgestream.host.graph_executor import load_graph  # noqa: E402
 from edgestream.onnx_export import export_onnx  # noqa: E402
 
 N = h.make_node
