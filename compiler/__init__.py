@@ -21,6 +21,9 @@ def detect_format(src: Path) -> str:
         return "onnx"
     if not src.exists():
         raise InputError(f"{src}: no such file or directory")
+    with open(src, "rb") as f:
+        if f.read(4) == b"GGUF":  # a GGUF file without the .gguf suffix
+            return "gguf"
     raise InputError(f"{src}: unknown model format (expected a Hugging Face checkpoint directory, "
                      f".gguf or .onnx)")
 
@@ -36,6 +39,10 @@ def load_model(src: str | Path, fmt: str | None = None):
         from edgestream.compiler.frontends.onnx import load_onnx
 
         return load_onnx(src)
+    if fmt == "gguf":
+        from edgestream.compiler.frontends.gguf import load_gguf
+
+        return load_gguf(src)
     raise InputError(f"{src}: the {fmt} frontend is not available yet")
 
 
@@ -49,11 +56,22 @@ def lower(graph: Graph, quant: str = "auto", progress: Callable[[int, int, str],
 
 
 def compile_model(src: str | Path, out: str | Path, target: str = "cpu", quant: str = "auto",
-                  fmt: str | None = None, progress: Callable[[int, int, str], None] | None = None) -> Path:
-    """Compile a model file/directory into an artifact directory; returns its path."""
-    if target != "cpu":
-        raise InputError(f"target {target!r} is not available yet (expected 'cpu')")
+                  fmt: str | None = None, progress: Callable[[int, int, str], None] | None = None,
+                  hw_config: str | Path | None = None, clock_mhz: float | None = None) -> Path:
+    """Compile a model file/directory into an artifact directory; returns its path.
+
+    target "cpu" writes the CPU artifact; a board target (kv260, zcu104, ultra96v2, generic or a target
+    .json) also chooses a hardware configuration (design-space exploration, or `hw_config` FILE),
+    lowers the program (program.bin, hw_weights.bin, docs/program.md) and records the predicted
+    performance (edgestream.compiler.lowering.hardware_writer)."""
     t0 = time.perf_counter()
+    tgt = None
+    if target != "cpu":
+        from edgestream.compiler.targets import load_target
+
+        tgt = load_target(target)
+    elif hw_config is not None or clock_mhz is not None:
+        raise InputError("--hw-config/--clock need a board target (e.g. --target kv260), not 'cpu'")
     graph, tok = load_model(src, fmt)
     if graph.config.arch == "graph":  # general graphs arrive quantized: nothing to lower (docs/onnx.md)
         from edgestream.compiler.passes import check_weights
@@ -62,4 +80,9 @@ def compile_model(src: str | Path, out: str | Path, target: str = "cpu", quant: 
     else:
         graph = lower(graph, quant, progress)
     extra = {"target": target, "source": str(src), "compile_s": round(time.perf_counter() - t0, 3)}
-    return write_artifact(graph, out, tok, extra)
+    writers = []
+    if tgt is not None:
+        from edgestream.compiler.lowering import hardware_writer
+
+        writers.append(hardware_writer(graph, tgt, hw_config, clock_mhz, progress, t0))
+    return write_artifact(graph, out, tok, extra, writers=writers)

@@ -1,0 +1,409 @@
+"""GGUF frontend: a llama.cpp GGUF file of architecture `llama` or `bitnet` -> float IR graph (+ a
+tokenizer.json rebuilt from the GGUF vocabulary).
+
+Conventions (llama.cpp's, docs/formats.md "GGUF"):
+- Tensor names: token_embd, output_norm, output (absent: tied to token_embd; the `bitnet` graph
+  of llama.cpp always ties), blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, attn_sub_norm,
+  ffn_norm, ffn_gate, ffn_up, ffn_down, ffn_sub_norm}.weight, optional per-tensor blk.N.*.scale [1]
+  (llama.cpp multiplies the matmul result by it).
+- llama.cpp's converter permutes the rows of attn_q/attn_k of `llama` for its interleaved ("NORM")
+  RoPE; this frontend applies the inverse permutation so the HF rotate-half RoPE of the executor is
+  right. `bitnet` uses NEOX (rotate-half) RoPE in llama.cpp and is not permuted.
+- Tensor types F32, F16, Q8_0, TQ1_0, TQ2_0. TQ blocks map straight to ternary tensors: trits from
+  the 2-bit / base-3 codes, and when every block holding a non-zero trit has the same fp16 scale `d`,
+  the tensor is our per-tensor ternary tensor with beta = d (times the `.scale` tensor if present),
+  exactly. When block scales differ the tensor is dequantized to float32 and the compiler's
+  quantization pass requantizes it (absmean ternary for bitnet, --quant otherwise); a warning says so.
+  F32/F16/Q8_0 linear weights of `bitnet` whose values are exactly {-b, 0, +b} (llama.cpp's
+  converter writes BitNet weights pre-ternarized) become ternary tensors with beta = b exactly.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgestream.errors import InputError
+from edgestream.ir import Graph, ModelConfig, Node, Tensor
+
+ARCHS = ("llama", "bitnet")
+TYPES = ("F32", "F16", "Q8_0", "TQ1_0", "TQ2_0")
+GGUF_MAGIC = b"GGUF"
+# FFN activations by the GGUF `{arch}.hidden_activation` value (HF names and llama.cpp's)
+RELU2_NAMES = ("relu2", "relu_squared", "relu_sqr", "relu2_glu")
+SILU_NAMES = ("silu", "swish", "swiglu")
+
+
+def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of llama.cpp convert_hf_to_gguf's LlamaModel.permute (rows [n_head * D, ...]):
+    their permute is reshape(n_head, 2, D/2, ...).swapaxes(1, 2)."""
+    rows = w.shape[0]
+    return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's permutation (HF rotate-half rows -> interleaved pairs), for the writer."""
+    rows = w.shape[0]
+    return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def open_gguf(path: Path):
+    """GGUFReader over `path`, with one clear InputError for a missing, non-GGUF, truncated or corrupt
+    file."""
+    import gguf
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != GGUF_MAGIC:
+        raise InputError(f"{path}: not a GGUF file (expected magic b'GGUF' at offset 0, found {head!r})")
+    if size < 24:
+        raise InputError(f"{path}: truncated GGUF file ({size} bytes, the header alone is 24)")
+    try:
+        r = gguf.GGUFReader(path, "r")
+    except ValueError as e:
+        msg = str(e)
+        if "GGMLQuantizationType" in msg:
+            raise InputError(f"{path}: a tensor has a ggml type the gguf package does not know ({msg}); "
+                             f"supported types: {', '.join(TYPES)}") from None
+        raise InputError(f"{path}: truncated or corrupt GGUF file ({msg})") from None
+    except (IndexError, KeyError, OverflowError, TypeError, UnicodeDecodeError, MemoryError) as e:
+        raise InputError(f"{path}: truncated or corrupt GGUF file ({type(e).__name__}: {e})") from None
+    for t in r.tensors:
+        if t.data_offset + t.n_bytes > size or t.data.nbytes != t.n_bytes:
+            raise InputError(f"{path}: truncated GGUF file: tensor {t.name} needs bytes "
+                             f"{t.data_offset}..{t.data_offset + t.n_bytes}, the file has {size}")
+    return r
+
+
+def field(r, key: str, path: Path, default=None, required: bool = False):
+    f = r.get_field(key)
+    if f is None:
+        if required:
+            raise InputError(f"{path}: metadata key {key!r} is missing")
+        return default
+    try:
+        return f.contents()
+    except (ValueError, UnicodeDecodeError, IndexError) as e:
+        raise InputError(f"{path}: metadata key {key!r} is unreadable ({e})") from None
+
+
+def read_config(r, path: Path) -> tuple[ModelConfig, str]:
+    """ModelConfig and the FFN activation ('relu2' | 'silu') from the GGUF metadata."""
+    arch = field(r, "general.architecture", path, required=True)
+    if arch not in ARCHS:
+        raise InputError(f"{path}: unsupported architecture {arch!r} in general.architecture "
+                         f"(expected one of {', '.join(ARCHS)})")
+
+    def num(key: str, typ=int, default=None):
+        v = field(r, f"{arch}.{key}", path, default)
+        if v is None:
+            raise InputError(f"{path}: metadata key '{arch}.{key}' is missing")
+        try:
+            return typ(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: metadata key '{arch}.{key}' = {v!r} is not a valid {typ.__name__}") from None
+
+    hidden, heads = num("embedding_length"), num("attention.head_count")
+    kv = num("attention.head_count_kv", default=heads)
+    head_dim = num("attention.key_length", default=hidden // max(heads, 1))
+    rot = num("rope.dimension_count", default=head_dim)
+    if rot != head_dim or num("attention.value_length", default=head_dim) != head_dim:
+        raise InputError(f"{path}: rope.dimension_count {rot} / value_length must equal the head size {head_dim} "
+                         f"(partial rotary embeddings are not supported)")
+    stype = field(r, f"{arch}.rope.scaling.type", path, "none")
+    factor = float(field(r, f"{arch}.rope.scaling.factor", path, 1.0))
+    if stype not in ("none", "linear") or factor != 1.0:
+        raise InputError(f"{path}: '{arch}.rope.scaling.type' {stype!r} with factor {factor} is not supported "
+                         f"(expected none, or linear with factor 1.0)")
+    tokens = r.get_field("tokenizer.ggml.tokens")
+    vocab = num("vocab_size", default=len(tokens.data) if tokens is not None else None)
+    eos = field(r, "tokenizer.ggml.eos_token_id", path)
+    act = "silu" if arch == "llama" else _bitnet_act(r, path)
+    cfg = ModelConfig(
+        arch=arch,
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=num("feed_forward_length"),
+        num_layers=num("block_count"),
+        num_heads=heads,
+        num_kv_heads=kv,
+        head_dim=head_dim,
+        rms_norm_eps=num("attention.layer_norm_rms_epsilon", float, 1e-5),
+        rope_theta=num("rope.freq_base", float, 10000.0),
+        max_position=num("context_length", default=2048),
+        tie_word_embeddings=not any(t.name == "output.weight" for t in r.tensors),
+        bos_token_id=field(r, "tokenizer.ggml.bos_token_id", path),
+        eos_token_ids=[] if eos is None else [int(eos)],
+    )
+    if heads <= 0 or kv <= 0 or heads % kv or head_dim % 2:
+        raise InputError(f"{path}: attention.head_count {heads} must be a multiple of head_count_kv {kv}, "
+                         f"and the head size {head_dim} even")
+    return cfg, act
+
+
+def _bitnet_act(r, path: Path) -> str:
+    v = field(r, "bitnet.hidden_activation", path) or field(r, "bitnet.hidden_act", path)
+    if v is None:
+        warnings.warn(f"{path}: bitnet GGUF without 'bitnet.hidden_activation': following llama.cpp, whose "
+                      f"bitnet graph uses a SiLU-gated FFN (1bitLLM bitnet_b1_58). microsoft/bitnet-b1.58-2B-4T "
+                      f"uses ReLU^2: export it with `edgestream export-gguf`, which records the activation",
+                      stacklevel=3)
+        return "silu"
+    v = str(v).lower()
+    if v in RELU2_NAMES:
+        return "relu2"
+    if v in SILU_NAMES:
+        return "silu"
+    raise InputError(f"{path}: 'bitnet.hidden_activation' {v!r} is not supported (expected relu2 or silu)")
+
+
+class LazyGGUF:
+    """A GGUF tensor dequantized to float32 (and un-permuted) only when asked for."""
+
+    def __init__(self, t, shape: tuple[int, ...], unpermute_heads: int = 0, scale: float = 1.0):
+        self.t, self.shape, self.heads, self.scale = t, shape, unpermute_heads, scale
+
+    def __array__(self, dtype=None, copy=None):
+        a = dequant(self.t).reshape(self.shape)
+        if self.heads:
+            a = unpermute_qk(a, self.heads)
+        if self.scale != 1.0:
+            a = (a * np.float32(self.scale)).astype(np.float32)
+        return a.astype(dtype) if dtype is not None else a
+
+
+def dequant(t) -> np.ndarray:
+    import gguf
+
+    return np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+
+
+def _ternary_values(a: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
+    """(trits, b) when every non-zero value of `a` is +-b for one b > 0 (b = 1 for an all-zero tensor)."""
+    mag = np.abs(a)
+    nz = mag[mag != 0]
+    if nz.size == 0:
+        return np.zeros(a.shape, np.int8), np.float32(1.0)
+    b = nz[0]
+    if not np.isfinite(b) or np.any(nz != b):
+        return None
+    return np.sign(a).astype(np.int8), np.float32(b)
+
+
+class _Loader:
+    def __init__(self, r, path: Path, cfg: ModelConfig):
+        import gguf
+
+        self.gguf, self.r, self.path, self.cfg = gguf, r, path, cfg
+        self.by_name = {t.name: t for t in r.tensors}
+
+    def get(self, name: str, shape: tuple[int, ...]):
+        t = self.by_name.get(name)
+        if t is None:
+            raise InputError(f"{self.path}: tensor {name} is missing (architecture {self.cfg.arch})")
+        tname = t.tensor_type.name
+        if tname not in TYPES:
+            raise InputError(f"{self.path}: tensor {name} has type {tname}, which is not supported "
+                             f"(expected one of {', '.join(TYPES)})")
+        got = tuple(reversed([int(d) for d in t.shape]))
+        if got != tuple(shape):
+            raise InputError(f"{self.path}: tensor {name} has shape {list(got)}, expected {list(shape)}")
+        return t
+
+    def small(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        a = dequant(self.get(name, shape)).reshape(shape)
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"{self.path}: tensor {name} contains NaN or Inf")
+        return a
+
+    def scale_of(self, base: str) -> float:
+        t = self.by_name.get(base + ".scale")
+        if t is None:
+            return 1.0
+        if t.tensor_type.name not in ("F32", "F16") or t.n_elements != 1:
+            raise InputError(f"{self.path}: tensor {base}.scale must be one F32 value, "
+                             f"got {t.tensor_type.name} with {t.n_elements} elements")
+        s = float(dequant(t).reshape(-1)[0])
+        if not (np.isfinite(s) and s > 0):
+            raise InputError(f"{self.path}: tensor {base}.scale must be finite and positive, got {s}")
+        return s
+
+    def linear(self, base: str, n: int, k: int, heads: int = 0) -> Tensor:
+        """heads > 0: a llama Q/K weight to un-permute with that many heads."""
+        name = base + ".weight"
+        t = self.get(name, (n, k))
+        s = self.scale_of(base)
+        tt = t.tensor_type.name
+        if tt in ("TQ1_0", "TQ2_0"):
+            return self._tq(t, name, n, k, heads, s)
+        if self.cfg.arch == "bitnet":
+            tern = _ternary_values(dequant(t).reshape(n, k))
+            if tern is not None:
+                trits, b = tern
+                return Tensor(name, "ternary", trits, np.array([np.float32(b) * np.float32(s)], np.float32))
+        return Tensor(name, "float32", LazyGGUF(t, (n, k), heads, s))
+
+    def _tq(self, t, name: str, n: int, k: int, heads: int, s: float) -> Tensor:
+        block, nbytes = self.gguf.GGML_QUANT_SIZES[t.tensor_type]
+        raw = np.asarray(t.data).reshape(n, k // block, nbytes)
+        d = raw[:, :, nbytes - 2:].copy().view(np.float16).reshape(n, k // block).astype(np.float32)
+        vals = dequant(t).reshape(n, k // block, block)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(d[..., None] != 0, np.rint(vals / d[..., None]), 0)
+        if not np.all(np.isfinite(d)):
+            raise InputError(f"{self.path}: tensor {name} ({t.tensor_type.name}) has NaN or Inf block scales")
+        if q.size and (q.min() < -1 or q.max() > 1):
+            raise InputError(f"{self.path}: tensor {name} ({t.tensor_type.name}) holds the code for "
+                             f"{int(q.max() if q.max() > 1 else q.min())}, expected only -1, 0, +1")
+        trits = q.astype(np.int8)
+        used = np.any(trits != 0, axis=2)
+        ds = np.unique(d[used])
+        if ds.size > 1:
+            warnings.warn(f"{self.path}: tensor {name} ({t.tensor_type.name}) has {ds.size} different block "
+                          f"scales ({ds.min():.4g}..{ds.max():.4g}); it is dequantized and requantized by the "
+                          f"compiler (one scale per tensor)", stacklevel=4)
+            w = (trits.astype(np.float32) * d[..., None]).reshape(n, k) * np.float32(s)
+            return Tensor(name, "float32", unpermute_qk(w, heads) if heads else w)
+        trits = trits.reshape(n, k)
+        b = np.float32(ds[0]) if ds.size else np.float32(1.0)
+        if b < 0:
+            trits, b = -trits, -b
+        if heads:
+            trits = unpermute_qk(trits, heads)
+        return Tensor(name, "ternary", np.ascontiguousarray(trits), np.array([b * np.float32(s)], np.float32))
+
+
+def load_gguf(src: str | Path) -> tuple[Graph, Path | None]:
+    """Returns the float graph and the path of a tokenizer.json rebuilt from the GGUF vocab (or None)."""
+    path = Path(src)
+    r = open_gguf(path)
+    cfg, act = read_config(r, path)
+    ld = _Loader(r, path, cfg)
+    h, ffn, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    qd, kvd = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    tensors: dict[str, Tensor] = {}
+    nodes: list[Node] = []
+    llama = cfg.arch == "llama"
+
+    def add_t(t: Tensor) -> str:
+        tensors[t.name] = t
+        return t.name
+
+    def norm(name: str, size: int, x: str, out: str) -> None:
+        g = add_t(Tensor(name + ".weight", "float32", ld.small(name + ".weight", (size,))))
+        nodes.append(Node("rmsnorm", name, [x], [out], {"gain": g, "eps": cfg.rms_norm_eps}))
+
+    def lin(name: str, n: int, k: int, x: str, out: str, heads: int = 0) -> None:
+        nodes.append(Node("linear", name, [x], [out], {"weight": add_t(ld.linear(name, n, k, heads))}))
+
+    emb_t = ld.get("token_embd.weight", (v, h))
+    emb = add_t(Tensor("token_embd.weight", "float32", LazyGGUF(emb_t, (v, h))))
+    nodes.append(Node("embed", "embed", ["ids"], ["x0"], {"table": emb}))
+    x = "x0"
+    for i in range(cfg.num_layers):
+        p = f"blk.{i}"
+        norm(f"{p}.attn_norm", h, x, f"{p}.xn")
+        lin(f"{p}.attn_q", qd, h, f"{p}.xn", f"{p}.q", cfg.num_heads if llama else 0)
+        lin(f"{p}.attn_k", kvd, h, f"{p}.xn", f"{p}.k", cfg.num_kv_heads if llama else 0)
+        lin(f"{p}.attn_v", kvd, h, f"{p}.xn", f"{p}.v")
+        nodes.append(Node("rope", f"{p}.rope_q", [f"{p}.q"], [f"{p}.qr"], {"heads": cfg.num_heads}))
+        nodes.append(Node("rope", f"{p}.rope_k", [f"{p}.k"], [f"{p}.kr"], {"heads": cfg.num_kv_heads}))
+        nodes.append(Node("attention", f"{p}.attn", [f"{p}.qr", f"{p}.kr", f"{p}.v"], [f"{p}.ao"], {"layer": i}))
+        ao = f"{p}.ao"
+        if cfg.sub_norms:
+            norm(f"{p}.attn_sub_norm", h, ao, f"{p}.aon")
+            ao = f"{p}.aon"
+        lin(f"{p}.attn_output", h, qd, ao, f"{p}.o")
+        nodes.append(Node("add", f"{p}.res1", [x, f"{p}.o"], [f"{p}.h"]))
+        norm(f"{p}.ffn_norm", h, f"{p}.h", f"{p}.hn")
+        lin(f"{p}.ffn_gate", ffn, h, f"{p}.hn", f"{p}.gate")
+        lin(f"{p}.ffn_up", ffn, h, f"{p}.hn", f"{p}.up")
+        nodes.append(Node(f"{act}_mul", f"{p}.ffn_act", [f"{p}.gate", f"{p}.up"], [f"{p}.f"]))
+        f_in = f"{p}.f"
+        if cfg.sub_norms:
+            norm(f"{p}.ffn_sub_norm", ffn, f_in, f"{p}.fn")
+            f_in = f"{p}.fn"
+        lin(f"{p}.ffn_down", h, ffn, f_in, f"{p}.d")
+        nodes.append(Node("add", f"{p}.res2", [f"{p}.h", f"{p}.d"], [f"{p}.out"]))
+        x = f"{p}.out"
+    norm("output_norm", h, x, "xf")
+    if cfg.tie_word_embeddings:
+        nodes.append(Node("linear", "lm_head", ["xf"], ["logits"], {"weight": emb, "tied": True}))
+    else:
+        t = ld.get("output.weight", (v, h))
+        w = add_t(Tensor("output.weight", "float32", LazyGGUF(t, (v, h))))
+        nodes.append(Node("linear", "lm_head", ["xf"], ["logits"], {"weight": w}))
+    return Graph(cfg, nodes, tensors), tokenizer_from_gguf(r, path, cfg.vocab_size)
+
+
+# ---- tokenizer: GGUF vocab -> tokenizer.json (Hugging Face `tokenizers`)
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+PRE_SUPPORTED = ("gpt-2", "default", "llama-bpe", "llama3", "llama-v3")
+
+
+def tokenizer_from_gguf(r, path: Path, vocab_size: int) -> Path | None:
+    """Write tokenizer.json for a `gpt2` (byte-level BPE) GGUF vocabulary into a temporary directory
+    (removed at exit) and return its path; None (with a warning) for vocabularies not supported."""
+    model = field(r, "tokenizer.ggml.model", path)
+    if model is None or model in ("no_vocab", "none"):
+        return None
+    if model != "gpt2":
+        warnings.warn(f"{path}: tokenizer.ggml.model {model!r} is not supported (only 'gpt2' byte-level BPE); "
+                      f"compiled without a tokenizer: use --prompt-ids", stacklevel=3)
+        return None
+    pre = field(r, "tokenizer.ggml.pre", path, "default")
+    if pre not in PRE_SUPPORTED:
+        warnings.warn(f"{path}: tokenizer.ggml.pre {pre!r} is not supported (expected one of "
+                      f"{', '.join(PRE_SUPPORTED)}); compiled without a tokenizer: use --prompt-ids", stacklevel=3)
+        return None
+    tokens = field(r, "tokenizer.ggml.tokens", path, required=True)
+    merges = field(r, "tokenizer.ggml.merges", path, [])
+    types = field(r, "tokenizer.ggml.token_type", path, [1] * len(tokens))
+    if len(types) != len(tokens):
+        raise InputError(f"{path}: tokenizer.ggml.token_type has {len(types)} entries, tokens has {len(tokens)}")
+    return write_tokenizer_json(tokens, types, merges, pre, field(r, "tokenizer.ggml.bos_token_id", path),
+                                bool(field(r, "tokenizer.ggml.add_bos_token", path, False)))
+
+
+def write_tokenizer_json(tokens: list[str], types: list[int], merges: list[str], pre: str,
+                         bos: int | None, add_bos: bool, out: Path | None = None) -> Path:
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    vocab = {t: i for i, t in enumerate(tokens)}  # every token at its GGUF id (added ones too, as HF does)
+    pairs = [tuple(m.split(" ", 1)) for m in merges]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs))
+    if pre in ("llama-bpe", "llama3", "llama-v3"):
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    added = [AddedToken(tokens[i], special=types[i] == 3, normalized=False)
+             for i in range(len(tokens)) if types[i] not in (1, 6)]
+    tok.add_tokens(added)
+    if add_bos and bos is not None:
+        b = tokens[bos]
+        tok.post_processor = processors.TemplateProcessing(single=f"{b} $A", pair=f"{b} $A {b} $B",
+                                                           special_tokens=[(b, bos)])
+    for i, t in enumerate(tokens):  # the rebuilt ids must be the GGUF ids
+        if tok.token_to_id(t) != i:
+            raise InputError(f"GGUF vocabulary: token {i} {t!r} maps to id {tok.token_to_id(t)} when rebuilt "
+                             f"(duplicate or out-of-order added token)")
+    if out is None:
+        d = Path(tempfile.mkdtemp(prefix="edgestream-gguf-tok-"))
+        atexit.register(shutil.rmtree, d, True)
+        out = d / "tokenizer.json"
+    tok.save(str(out))
+    json.loads(out.read_text())  # written completely
+    return out
