@@ -186,6 +186,25 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- export-gguf
+def cmd_export_gguf(a: argparse.Namespace) -> int:
+    import warnings
+
+    from edgestream.gguf_writer import export_gguf
+
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        out = export_gguf(a.src, a.output, a.type, untied_output=a.untied_output)
+    notes = [str(w.message) for w in ws]
+    if a.json:
+        _print_json({"gguf": str(out), "type": a.type, "bytes": out.stat().st_size, "warnings": notes})
+    else:
+        for n in notes:
+            _console().print(f"[yellow]warning:[/yellow] {n}")
+        _console(stderr=False).print(f"wrote {out} ({a.type}, {out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
 # ---- inspect
 def _inspect_artifact(path: Path) -> dict:
     from edgestream.artifact import read_artifact
@@ -207,6 +226,10 @@ def _inspect_source(path: Path) -> dict:
     from edgestream.safetensors_io import SafetensorsFile
 
     fmt = detect_format(path)
+    if fmt == "gguf":
+        from edgestream.compiler.frontends.gguf import inspect_gguf
+
+        return inspect_gguf(path)
     if fmt != "hf":
         raise InputError(f"{path}: inspecting {fmt} files is not available yet")
     cfg = read_config(path)
@@ -290,6 +313,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", required=True, help="ONNX file to write")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_export_onnx)
+
+    gg = sub.add_parser("export-gguf", help="write a Hugging Face checkpoint as a llama.cpp GGUF file")
+    gg.add_argument("src", help="Hugging Face checkpoint directory (BitNet or Llama)")
+    gg.add_argument("-o", "--output", required=True, help="GGUF file to write (e.g. model.gguf)")
+    gg.add_argument("--type", default="tq2_0", choices=["tq2_0", "tq1_0", "q8_0", "f16", "f32"],
+                    help="type of the linear weights (norms stay F32; token_embd is F16 for TQ types)")
+    gg.add_argument("--untied-output", action="store_true",
+                    help="BitNet with its own lm_head: write output.weight "
+                         "(edgestream reads it; llama.cpp does not)")
+    gg.add_argument("--json", action="store_true")
+    gg.set_defaults(fn=cmd_export_gguf)
 
     i = sub.add_parser("inspect", help="show layers, shapes, formats and bytes of an artifact or model")
     i.add_argument("path")

@@ -65,7 +65,9 @@ def _encode(values: np.ndarray, qtype: str) -> np.ndarray:
         return np.ascontiguousarray(values, dtype=np.float32)
     if qtype == "F16":
         return np.ascontiguousarray(values, dtype=np.float16)
-    return gguf.quants.quantize(np.ascontiguousarray(values, dtype=np.float32), gguf.GGMLQuantizationType[qtype])
+    return gguf.quants.quantize(
+        np.ascontiguousarray(values, dtype=np.float32), gguf.GGMLQuantizationType[qtype]
+    )
 
 
 def _nbytes(shape: tuple[int, ...], qtype: str) -> int:
@@ -85,8 +87,10 @@ def read_tokenizer_json(path: Path, vocab_size: int) -> dict:
         raise InputError(f"{path}: not a readable tokenizer.json ({e})") from None
     model = tj.get("model") or {}
     if model.get("type") != "BPE":
-        raise InputError(f"{path}: tokenizer model {model.get('type')!r} cannot be exported to GGUF "
-                         f"(supported: byte-level BPE)")
+        raise InputError(
+            f"{path}: tokenizer model {model.get('type')!r} cannot be exported to GGUF "
+            f"(supported: byte-level BPE)"
+        )
     pre = tj.get("pre_tokenizer") or {}
     subs = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     kinds = [s.get("type") for s in subs]
@@ -100,14 +104,18 @@ def read_tokenizer_json(path: Path, vocab_size: int) -> dict:
             raise InputError(f"{path}: Split pre-tokenizer pattern is not llama3's; cannot name it for GGUF")
         pre_name = "llama-bpe"
     else:
-        raise InputError(f"{path}: pre-tokenizer {kinds} cannot be exported to GGUF "
-                         f"(supported: ByteLevel (gpt-2), Split(llama3 regex) + ByteLevel (llama-bpe))")
+        raise InputError(
+            f"{path}: pre-tokenizer {kinds} cannot be exported to GGUF "
+            f"(supported: ByteLevel (gpt-2), Split(llama3 regex) + ByteLevel (llama-bpe))"
+        )
     vocab: dict[str, int] = dict(model.get("vocab") or {})
     added = {a["content"]: a for a in tj.get("added_tokens", [])}
     for content, a in added.items():
         vocab[content] = a["id"]
     if vocab and max(vocab.values()) >= vocab_size:
-        raise InputError(f"{path}: token id {max(vocab.values())} is outside the model's vocab_size {vocab_size}")
+        raise InputError(
+            f"{path}: token id {max(vocab.values())} is outside the model's vocab_size {vocab_size}"
+        )
     rev = {i: t for t, i in vocab.items()}
     tokens, types = [], []
     for i in range(vocab_size):
@@ -116,20 +124,35 @@ def read_tokenizer_json(path: Path, vocab_size: int) -> dict:
             types.append(gguf.TokenType.USER_DEFINED)
         elif rev[i] in added:
             tokens.append(rev[i])
-            types.append(gguf.TokenType.CONTROL if added[rev[i]].get("special") else gguf.TokenType.USER_DEFINED)
+            types.append(
+                gguf.TokenType.CONTROL if added[rev[i]].get("special") else gguf.TokenType.USER_DEFINED
+            )
         else:
             tokens.append(rev[i])
             types.append(gguf.TokenType.NORMAL)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
     post = tj.get("post_processor") or {}
-    add_bos = post.get("type") == "TemplateProcessing" and bool(post.get("single")) and \
-        "SpecialToken" in post["single"][0]
-    return {"pre": pre_name, "tokens": tokens, "types": [int(t) for t in types], "merges": merges,
-            "add_bos": add_bos}
+    add_bos = (
+        post.get("type") == "TemplateProcessing"
+        and bool(post.get("single"))
+        and "SpecialToken" in post["single"][0]
+    )
+    return {
+        "pre": pre_name,
+        "tokens": tokens,
+        "types": [int(t) for t in types],
+        "merges": merges,
+        "add_bos": add_bos,
+    }
 
 
-def export_gguf(src: str | Path, out: str | Path, out_type: str = "tq2_0", untied_output: bool = False,
-                progress: Callable[[int, int, str], None] | None = None) -> Path:
+def export_gguf(
+    src: str | Path,
+    out: str | Path,
+    out_type: str = "tq2_0",
+    untied_output: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Path:
     """Write `out` (.gguf) from the Hugging Face checkpoint directory `src`; returns its path."""
     import gguf
 
@@ -144,10 +167,12 @@ def export_gguf(src: str | Path, out: str | Path, out_type: str = "tq2_0", untie
     cfg = graph.config
     arch = cfg.arch
     if arch == "bitnet" and not cfg.tie_word_embeddings and not untied_output:
-        raise InputError(f"{src}: this BitNet checkpoint has its own lm_head (tie_word_embeddings is false), but "
-                         f"llama.cpp's bitnet graph always uses token_embd as the output layer and rejects an "
-                         f"extra output tensor; pass --untied-output to write output.weight anyway (read by "
-                         f"edgestream, not loadable by llama.cpp)")
+        raise InputError(
+            f"{src}: this BitNet checkpoint has its own lm_head (tie_word_embeddings is false), but "
+            f"llama.cpp's bitnet graph always uses token_embd as the output layer and rejects an "
+            f"extra output tensor; pass --untied-output to write output.weight anyway (read by "
+            f"edgestream, not loadable by llama.cpp)"
+        )
     qt = out_type.upper()
     lin_type = qt
     emb_type = {"TQ2_0": "F16", "TQ1_0": "F16"}.get(qt, qt)  # llama.cpp keeps token_embd F16 for TQ types
@@ -171,6 +196,7 @@ def export_gguf(src: str | Path, out: str | Path, out_type: str = "tq2_0", untie
             if not np.all(np.isfinite(a)):
                 raise InputError(f"{src}: tensor {t.name} contains NaN or Inf")
             return permute_qk(a, heads) if heads else a
+
         return make
 
     def ternary_of(t, heads: int = 0):
@@ -224,16 +250,22 @@ def export_gguf(src: str | Path, out: str | Path, out_type: str = "tq2_0", untie
             entries.append(_Entry(gname + ".weight", shape, qtype, make_w))
             entries.append(_Entry(gname + ".scale", (1,), "F32", make_s))
         elif qt in ("TQ1_0", "TQ2_0"):
+
             def make_t(t=t, heads=heads):
                 trits, beta = ternary_of(t, heads)
                 return trits.astype(np.float32) * np.float32(beta[0])
+
             entries.append(_Entry(gname + ".weight", shape, lin_qtype(shape, lin_type, gname), make_t))
         else:
             if t.encoding != "float32":
                 raise InputError(f"{src}: tensor {tname} is {t.encoding}; Llama export needs float weights")
-            entries.append(_Entry(gname + ".weight", shape, lin_qtype(shape, lin_type, gname), float_of(t, heads)))
+            entries.append(
+                _Entry(gname + ".weight", shape, lin_qtype(shape, lin_type, gname), float_of(t, heads))
+            )
     if fallback:
-        warnings.warn(f"{out}: {len(fallback)} tensors written as F16: " + "; ".join(fallback[:4]), stacklevel=2)
+        warnings.warn(
+            f"{out}: {len(fallback)} tensors written as F16: " + "; ".join(fallback[:4]), stacklevel=2
+        )
 
     tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +275,9 @@ def export_gguf(src: str | Path, out: str | Path, out_type: str = "tq2_0", untie
         for e in entries:
             if e.qtype in ("F32", "F16"):
                 dt = np.float32 if e.qtype == "F32" else np.float16
-                w.add_tensor_info(e.name, e.shape, np.dtype(dt), int(np.prod(e.shape)) * np.dtype(dt).itemsize)
+                w.add_tensor_info(
+                    e.name, e.shape, np.dtype(dt), int(np.prod(e.shape)) * np.dtype(dt).itemsize
+                )
             else:
                 gt = gguf.GGMLQuantizationType[e.qtype]
                 bshape = gguf.quant_shape_to_byte_shape(e.shape, gt)
@@ -256,7 +290,9 @@ def export_gguf(src: str | Path, out: str | Path, out_type: str = "tq2_0", untie
                 progress(k, len(entries), e.name)
             vals = e.make()
             if tuple(vals.shape) != e.shape:
-                raise InputError(f"{src}: tensor {e.name} has shape {list(vals.shape)}, expected {list(e.shape)}")
+                raise InputError(
+                    f"{src}: tensor {e.name} has shape {list(vals.shape)}, expected {list(e.shape)}"
+                )
             w.write_tensor_data(_encode(vals, e.qtype))
             del vals
         w.close()
@@ -288,9 +324,13 @@ def _metadata(w, cfg, src: Path, qt: str, tok_path: Path | None) -> None:
     if cfg.head_dim * cfg.num_heads != cfg.hidden_size:
         w.add_key_length(cfg.head_dim)
         w.add_value_length(cfg.head_dim)
-    ft = {"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
-          "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "TQ1_0": gguf.LlamaFileType.MOSTLY_TQ1_0,
-          "TQ2_0": gguf.LlamaFileType.MOSTLY_TQ2_0}[qt]
+    ft = {
+        "F32": gguf.LlamaFileType.ALL_F32,
+        "F16": gguf.LlamaFileType.MOSTLY_F16,
+        "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        "TQ1_0": gguf.LlamaFileType.MOSTLY_TQ1_0,
+        "TQ2_0": gguf.LlamaFileType.MOSTLY_TQ2_0,
+    }[qt]
     w.add_file_type(int(ft))
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     if arch == "bitnet":

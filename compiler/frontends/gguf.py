@@ -72,15 +72,19 @@ def open_gguf(path: Path):
     except ValueError as e:
         msg = str(e)
         if "GGMLQuantizationType" in msg:
-            raise InputError(f"{path}: a tensor has a ggml type the gguf package does not know ({msg}); "
-                             f"supported types: {', '.join(TYPES)}") from None
+            raise InputError(
+                f"{path}: a tensor has a ggml type the gguf package does not know ({msg}); "
+                f"supported types: {', '.join(TYPES)}"
+            ) from None
         raise InputError(f"{path}: truncated or corrupt GGUF file ({msg})") from None
     except (IndexError, KeyError, OverflowError, TypeError, UnicodeDecodeError, MemoryError) as e:
         raise InputError(f"{path}: truncated or corrupt GGUF file ({type(e).__name__}: {e})") from None
     for t in r.tensors:
         if t.data_offset + t.n_bytes > size or t.data.nbytes != t.n_bytes:
-            raise InputError(f"{path}: truncated GGUF file: tensor {t.name} needs bytes "
-                             f"{t.data_offset}..{t.data_offset + t.n_bytes}, the file has {size}")
+            raise InputError(
+                f"{path}: truncated GGUF file: tensor {t.name} needs bytes "
+                f"{t.data_offset}..{t.data_offset + t.n_bytes}, the file has {size}"
+            )
     return r
 
 
@@ -100,8 +104,10 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
     """ModelConfig and the FFN activation ('relu2' | 'silu') from the GGUF metadata."""
     arch = field(r, "general.architecture", path, required=True)
     if arch not in ARCHS:
-        raise InputError(f"{path}: unsupported architecture {arch!r} in general.architecture "
-                         f"(expected one of {', '.join(ARCHS)})")
+        raise InputError(
+            f"{path}: unsupported architecture {arch!r} in general.architecture "
+            f"(expected one of {', '.join(ARCHS)})"
+        )
 
     def num(key: str, typ=int, default=None):
         v = field(r, f"{arch}.{key}", path, default)
@@ -110,20 +116,26 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
         try:
             return typ(v)
         except (TypeError, ValueError):
-            raise InputError(f"{path}: metadata key '{arch}.{key}' = {v!r} is not a valid {typ.__name__}") from None
+            raise InputError(
+                f"{path}: metadata key '{arch}.{key}' = {v!r} is not a valid {typ.__name__}"
+            ) from None
 
     hidden, heads = num("embedding_length"), num("attention.head_count")
     kv = num("attention.head_count_kv", default=heads)
     head_dim = num("attention.key_length", default=hidden // max(heads, 1))
     rot = num("rope.dimension_count", default=head_dim)
     if rot != head_dim or num("attention.value_length", default=head_dim) != head_dim:
-        raise InputError(f"{path}: rope.dimension_count {rot} / value_length must equal the head size {head_dim} "
-                         f"(partial rotary embeddings are not supported)")
+        raise InputError(
+            f"{path}: rope.dimension_count {rot} / value_length must equal the head size {head_dim} "
+            f"(partial rotary embeddings are not supported)"
+        )
     stype = field(r, f"{arch}.rope.scaling.type", path, "none")
     factor = float(field(r, f"{arch}.rope.scaling.factor", path, 1.0))
     if stype not in ("none", "linear") or factor != 1.0:
-        raise InputError(f"{path}: '{arch}.rope.scaling.type' {stype!r} with factor {factor} is not supported "
-                         f"(expected none, or linear with factor 1.0)")
+        raise InputError(
+            f"{path}: '{arch}.rope.scaling.type' {stype!r} with factor {factor} is not supported "
+            f"(expected none, or linear with factor 1.0)"
+        )
     tokens = r.get_field("tokenizer.ggml.tokens")
     vocab = num("vocab_size", default=len(tokens.data) if tokens is not None else None)
     eos = field(r, "tokenizer.ggml.eos_token_id", path)
@@ -145,18 +157,22 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
         eos_token_ids=[] if eos is None else [int(eos)],
     )
     if heads <= 0 or kv <= 0 or heads % kv or head_dim % 2:
-        raise InputError(f"{path}: attention.head_count {heads} must be a multiple of head_count_kv {kv}, "
-                         f"and the head size {head_dim} even")
+        raise InputError(
+            f"{path}: attention.head_count {heads} must be a multiple of head_count_kv {kv}, "
+            f"and the head size {head_dim} even"
+        )
     return cfg, act
 
 
 def _bitnet_act(r, path: Path) -> str:
     v = field(r, "bitnet.hidden_activation", path) or field(r, "bitnet.hidden_act", path)
     if v is None:
-        warnings.warn(f"{path}: bitnet GGUF without 'bitnet.hidden_activation': following llama.cpp, whose "
-                      f"bitnet graph uses a SiLU-gated FFN (1bitLLM bitnet_b1_58). microsoft/bitnet-b1.58-2B-4T "
-                      f"uses ReLU^2: export it with `edgestream export-gguf`, which records the activation",
-                      stacklevel=3)
+        warnings.warn(
+            f"{path}: bitnet GGUF without 'bitnet.hidden_activation': following llama.cpp, whose "
+            f"bitnet graph uses a SiLU-gated FFN (1bitLLM bitnet_b1_58). microsoft/bitnet-b1.58-2B-4T "
+            f"uses ReLU^2: export it with `edgestream export-gguf`, which records the activation",
+            stacklevel=3,
+        )
         return "silu"
     v = str(v).lower()
     if v in RELU2_NAMES:
@@ -212,8 +228,10 @@ class _Loader:
             raise InputError(f"{self.path}: tensor {name} is missing (architecture {self.cfg.arch})")
         tname = t.tensor_type.name
         if tname not in TYPES:
-            raise InputError(f"{self.path}: tensor {name} has type {tname}, which is not supported "
-                             f"(expected one of {', '.join(TYPES)})")
+            raise InputError(
+                f"{self.path}: tensor {name} has type {tname}, which is not supported "
+                f"(expected one of {', '.join(TYPES)})"
+            )
         got = tuple(reversed([int(d) for d in t.shape]))
         if got != tuple(shape):
             raise InputError(f"{self.path}: tensor {name} has shape {list(got)}, expected {list(shape)}")
@@ -230,8 +248,10 @@ class _Loader:
         if t is None:
             return 1.0
         if t.tensor_type.name not in ("F32", "F16") or t.n_elements != 1:
-            raise InputError(f"{self.path}: tensor {base}.scale must be one F32 value, "
-                             f"got {t.tensor_type.name} with {t.n_elements} elements")
+            raise InputError(
+                f"{self.path}: tensor {base}.scale must be one F32 value, "
+                f"got {t.tensor_type.name} with {t.n_elements} elements"
+            )
         s = float(dequant(t).reshape(-1)[0])
         if not (np.isfinite(s) and s > 0):
             raise InputError(f"{self.path}: tensor {base}.scale must be finite and positive, got {s}")
@@ -255,22 +275,27 @@ class _Loader:
     def _tq(self, t, name: str, n: int, k: int, heads: int, s: float) -> Tensor:
         block, nbytes = self.gguf.GGML_QUANT_SIZES[t.tensor_type]
         raw = np.asarray(t.data).reshape(n, k // block, nbytes)
-        d = raw[:, :, nbytes - 2:].copy().view(np.float16).reshape(n, k // block).astype(np.float32)
+        d = raw[:, :, nbytes - 2 :].copy().view(np.float16).reshape(n, k // block).astype(np.float32)
         vals = dequant(t).reshape(n, k // block, block)
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(d[..., None] != 0, np.rint(vals / d[..., None]), 0)
         if not np.all(np.isfinite(d)):
             raise InputError(f"{self.path}: tensor {name} ({t.tensor_type.name}) has NaN or Inf block scales")
         if q.size and (q.min() < -1 or q.max() > 1):
-            raise InputError(f"{self.path}: tensor {name} ({t.tensor_type.name}) holds the code for "
-                             f"{int(q.max() if q.max() > 1 else q.min())}, expected only -1, 0, +1")
+            raise InputError(
+                f"{self.path}: tensor {name} ({t.tensor_type.name}) holds the code for "
+                f"{int(q.max() if q.max() > 1 else q.min())}, expected only -1, 0, +1"
+            )
         trits = q.astype(np.int8)
         used = np.any(trits != 0, axis=2)
         ds = np.unique(d[used])
         if ds.size > 1:
-            warnings.warn(f"{self.path}: tensor {name} ({t.tensor_type.name}) has {ds.size} different block "
-                          f"scales ({ds.min():.4g}..{ds.max():.4g}); it is dequantized and requantized by the "
-                          f"compiler (one scale per tensor)", stacklevel=4)
+            warnings.warn(
+                f"{self.path}: tensor {name} ({t.tensor_type.name}) has {ds.size} different block "
+                f"scales ({ds.min():.4g}..{ds.max():.4g}); it is dequantized and requantized by the "
+                f"compiler (one scale per tensor)",
+                stacklevel=4,
+            )
             w = (trits.astype(np.float32) * d[..., None]).reshape(n, k) * np.float32(s)
             return Tensor(name, "float32", unpermute_qk(w, heads) if heads else w)
         trits = trits.reshape(n, k)
@@ -317,7 +342,9 @@ def load_gguf(src: str | Path) -> tuple[Graph, Path | None]:
         lin(f"{p}.attn_v", kvd, h, f"{p}.xn", f"{p}.v")
         nodes.append(Node("rope", f"{p}.rope_q", [f"{p}.q"], [f"{p}.qr"], {"heads": cfg.num_heads}))
         nodes.append(Node("rope", f"{p}.rope_k", [f"{p}.k"], [f"{p}.kr"], {"heads": cfg.num_kv_heads}))
-        nodes.append(Node("attention", f"{p}.attn", [f"{p}.qr", f"{p}.kr", f"{p}.v"], [f"{p}.ao"], {"layer": i}))
+        nodes.append(
+            Node("attention", f"{p}.attn", [f"{p}.qr", f"{p}.kr", f"{p}.v"], [f"{p}.ao"], {"layer": i})
+        )
         ao = f"{p}.ao"
         if cfg.sub_norms:
             norm(f"{p}.attn_sub_norm", h, ao, f"{p}.aon")
@@ -346,8 +373,10 @@ def load_gguf(src: str | Path) -> tuple[Graph, Path | None]:
 
 
 # ---- tokenizer: GGUF vocab -> tokenizer.json (Hugging Face `tokenizers`)
-LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 PRE_SUPPORTED = ("gpt-2", "default", "llama-bpe", "llama3", "llama-v3")
 
 
@@ -358,48 +387,78 @@ def tokenizer_from_gguf(r, path: Path, vocab_size: int) -> Path | None:
     if model is None or model in ("no_vocab", "none"):
         return None
     if model != "gpt2":
-        warnings.warn(f"{path}: tokenizer.ggml.model {model!r} is not supported (only 'gpt2' byte-level BPE); "
-                      f"compiled without a tokenizer: use --prompt-ids", stacklevel=3)
+        warnings.warn(
+            f"{path}: tokenizer.ggml.model {model!r} is not supported (only 'gpt2' byte-level BPE); "
+            f"compiled without a tokenizer: use --prompt-ids",
+            stacklevel=3,
+        )
         return None
     pre = field(r, "tokenizer.ggml.pre", path, "default")
     if pre not in PRE_SUPPORTED:
-        warnings.warn(f"{path}: tokenizer.ggml.pre {pre!r} is not supported (expected one of "
-                      f"{', '.join(PRE_SUPPORTED)}); compiled without a tokenizer: use --prompt-ids", stacklevel=3)
+        warnings.warn(
+            f"{path}: tokenizer.ggml.pre {pre!r} is not supported (expected one of "
+            f"{', '.join(PRE_SUPPORTED)}); compiled without a tokenizer: use --prompt-ids",
+            stacklevel=3,
+        )
         return None
     tokens = field(r, "tokenizer.ggml.tokens", path, required=True)
     merges = field(r, "tokenizer.ggml.merges", path, [])
     types = field(r, "tokenizer.ggml.token_type", path, [1] * len(tokens))
     if len(types) != len(tokens):
-        raise InputError(f"{path}: tokenizer.ggml.token_type has {len(types)} entries, tokens has {len(tokens)}")
-    return write_tokenizer_json(tokens, types, merges, pre, field(r, "tokenizer.ggml.bos_token_id", path),
-                                bool(field(r, "tokenizer.ggml.add_bos_token", path, False)))
+        raise InputError(
+            f"{path}: tokenizer.ggml.token_type has {len(types)} entries, tokens has {len(tokens)}"
+        )
+    return write_tokenizer_json(
+        tokens,
+        types,
+        merges,
+        pre,
+        field(r, "tokenizer.ggml.bos_token_id", path),
+        bool(field(r, "tokenizer.ggml.add_bos_token", path, False)),
+    )
 
 
-def write_tokenizer_json(tokens: list[str], types: list[int], merges: list[str], pre: str,
-                         bos: int | None, add_bos: bool, out: Path | None = None) -> Path:
+def write_tokenizer_json(
+    tokens: list[str],
+    types: list[int],
+    merges: list[str],
+    pre: str,
+    bos: int | None,
+    add_bos: bool,
+    out: Path | None = None,
+) -> Path:
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
     vocab = {t: i for i, t in enumerate(tokens)}  # every token at its GGUF id (added ones too, as HF does)
     pairs = [tuple(m.split(" ", 1)) for m in merges]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs))
     if pre in ("llama-bpe", "llama3", "llama-v3"):
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
     else:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    added = [AddedToken(tokens[i], special=types[i] == 3, normalized=False)
-             for i in range(len(tokens)) if types[i] not in (1, 6)]
+    added = [
+        AddedToken(tokens[i], special=types[i] == 3, normalized=False)
+        for i in range(len(tokens))
+        if types[i] not in (1, 6)
+    ]
     tok.add_tokens(added)
     if add_bos and bos is not None:
         b = tokens[bos]
-        tok.post_processor = processors.TemplateProcessing(single=f"{b} $A", pair=f"{b} $A {b} $B",
-                                                           special_tokens=[(b, bos)])
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{b} $A", pair=f"{b} $A {b} $B", special_tokens=[(b, bos)]
+        )
     for i, t in enumerate(tokens):  # the rebuilt ids must be the GGUF ids
         if tok.token_to_id(t) != i:
-            raise InputError(f"GGUF vocabulary: token {i} {t!r} maps to id {tok.token_to_id(t)} when rebuilt "
-                             f"(duplicate or out-of-order added token)")
+            raise InputError(
+                f"GGUF vocabulary: token {i} {t!r} maps to id {tok.token_to_id(t)} when rebuilt "
+                f"(duplicate or out-of-order added token)"
+            )
     if out is None:
         d = Path(tempfile.mkdtemp(prefix="edgestream-gguf-tok-"))
         atexit.register(shutil.rmtree, d, True)
@@ -407,3 +466,17 @@ def write_tokenizer_json(tokens: list[str], types: list[int], merges: list[str],
     tok.save(str(out))
     json.loads(out.read_text())  # written completely
     return out
+
+
+def inspect_gguf(path: str | Path) -> dict:
+    """`edgestream inspect` of a GGUF file: model settings and every tensor's type, shape and bytes."""
+    path = Path(path)
+    r = open_gguf(path)
+    cfg, act = read_config(r, path)
+    tensors = {
+        t.name: {"dtype": t.tensor_type.name, "shape": list(reversed([int(d) for d in t.shape])),
+                 "bytes": int(t.n_bytes)}
+        for t in r.tensors
+    }
+    return {"kind": "source", "format": "gguf", "path": str(path), "model": cfg.to_dict(), "ffn_act": act,
+            "tensors": tensors, "total_bytes": sum(t["bytes"] for t in tensors.values())}
