@@ -1,0 +1,181 @@
+"""The accelerator shell's register map, descriptor format and error codes: the one description.
+
+`python -m edgestream.regmap` writes hw/generated/es_regs_pkg.sv (the RTL's constants) from it; the
+Python constants below (REG, ERR, STATUS_*, CTRL_*, OP_*) are derived from the same tables at import,
+and tests/test_accel_regmap.py checks the generated package is current. docs/registers.md documents
+it (the tables there are printed by `python -m edgestream.regmap --markdown`).
+
+The shell instance's hardware configuration (SHELL_HW) is an edgestream.compiler.dse.HwConfig; its
+config_id is baked into the RTL (ES_CONFIG_ID) and into every program's header descriptor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REGMAP_VERSION = 1
+MAGIC = 0x45534131  # "ESA1"
+DATA_BYTES = 16  # AXI4 data width of the shell's memory port (128 bits, a KV260 HP port)
+DESC_BYTES = 32  # one descriptor = two bus beats
+
+# (offset, name, access, description). RO: read-only; RW: read/write; W1P: write 1 to pulse.
+REGISTERS: list[tuple[int, str, str, str]] = [
+    (0x000, "MAGIC", "RO", "0x45534131 ('ESA1'): an edgestream accelerator is mapped here"),
+    (0x004, "VERSION", "RO", "register map version"),
+    (0x008, "CONFIG_ID_LO", "RO", "hardware configuration ID, bits 31:0 (HwConfig.config_id)"),
+    (0x00C, "CONFIG_ID_HI", "RO", "hardware configuration ID, bits 63:32"),
+    (0x010, "HW_PARAMS", "RO", "[3:0] G, [11:4] T, [19:12] Q, [27:20] MAXTOK"),
+    (0x014, "HW_MAXK", "RO", "[15:0] MAXK, [31:16] bus bytes per beat"),
+    (0x020, "CTRL", "W1P", "bit 0 START (run the program), bit 1 SOFT_RESET (abort, drain the bus, reset)"),
+    (0x024, "STATUS", "RO", "bit 0 BUSY, bit 1 DONE, bit 2 ERROR, bit 3 RESETTING"),
+    (0x028, "ERR_CODE", "RO", "[7:0] error code (ERR_*), [31:16] index of the descriptor that failed"),
+    (0x02C, "ERR_INFO", "RO", "error detail: AXI response code, or the failing opcode"),
+    (0x030, "PROG_BASE_LO", "RW", "program (descriptor list) address, bits 31:0 (32-byte aligned)"),
+    (0x034, "PROG_BASE_HI", "RW", "program address, bits 39:32"),
+    (0x038, "PROG_LEN", "RW", "descriptors the sequencer may fetch; no END within them is an error"),
+    (0x040, "WGT_BASE_LO", "RW", "weight region address, bits 31:0 (16-byte aligned)"),
+    (0x044, "WGT_BASE_HI", "RW", "weight region address, bits 39:32"),
+    (0x048, "WGT_SIZE", "RW", "weight region bytes"),
+    (0x050, "ACT_BASE_LO", "RW", "activation region address, bits 31:0"),
+    (0x054, "ACT_BASE_HI", "RW", "activation region address, bits 39:32"),
+    (0x058, "ACT_SIZE", "RW", "activation region bytes"),
+    (0x060, "RES_BASE_LO", "RW", "result region address, bits 31:0"),
+    (0x064, "RES_BASE_HI", "RW", "result region address, bits 39:32"),
+    (0x068, "RES_SIZE", "RW", "result region bytes"),
+    (0x070, "KV_BASE_LO", "RW", "KV-cache region address, bits 31:0 (reserved: attention runs on the host)"),
+    (0x074, "KV_BASE_HI", "RW", "KV-cache region address, bits 39:32"),
+    (0x078, "KV_SIZE", "RW", "KV-cache region bytes"),
+    (0x080, "CYCLES_LO", "RO", "clock cycles of the last run (START to DONE/ERROR), bits 31:0"),
+    (0x084, "CYCLES_HI", "RO", "cycles, bits 63:32"),
+    (0x088, "RD_BEATS", "RO", "AXI read beats received (program + activations + weights)"),
+    (0x08C, "WR_BEATS", "RO", "AXI write beats sent (results)"),
+    (0x090, "STALL_WGT", "RO", "cycles the engine wanted a weight beat and none was there"),
+    (0x094, "STALL_ACT", "RO", "cycles the engine wanted an activation beat and none was there"),
+    (0x098, "STALL_RES", "RO", "cycles the engine held a result the write path could not take"),
+    (0x09C, "SEQ_CYCLES", "RO", "busy cycles with the engine idle (fetch, decode, checks, write drain)"),
+    (0x0A0, "WGT_BEATS", "RO", "weight beats consumed by the engine"),
+    (0x0A4, "DESC_COUNT", "RO", "descriptors executed (HEADER, MATMUL and END)"),
+]
+
+CTRL_BITS = {"START": 0, "SOFT_RESET": 1}
+STATUS_BITS = {"BUSY": 0, "DONE": 1, "ERROR": 2, "RESETTING": 3}
+
+# (code, name, meaning)
+ERRORS: list[tuple[int, str, str]] = [
+    (0, "NONE", "no error"),
+    (1, "CONFIG", "the program's header carries another configuration ID than this bitstream"),
+    (2, "OPCODE", "unknown opcode, or the program does not start with a HEADER"),
+    (3, "FIELD", "a descriptor field is out of range (K, N, ntok, weight bits)"),
+    (4, "RANGE", "a descriptor reaches outside its region (offset + length > region size) or is misaligned"),
+    (5, "PROG_LEN", "no END within PROG_LEN descriptors"),
+    (6, "AXI_READ", "an AXI read returned SLVERR or DECERR (ERR_INFO = RRESP)"),
+    (7, "AXI_WRITE", "an AXI write returned SLVERR or DECERR (ERR_INFO = BRESP)"),
+    (8, "CODE", "the engine saw an invalid ternary weight code"),
+]
+
+# descriptor opcodes (byte 0 of a descriptor)
+OPCODES = {"END": 0x00, "HEADER": 0x01, "MATMUL": 0x02}
+
+REG = {name: off for off, name, _, _ in REGISTERS}
+ERR = {name: code for code, name, _ in ERRORS}
+ERR_NAMES = {code: name for code, name, _ in ERRORS}
+ERR_TEXT = {code: text for code, _, text in ERRORS}
+CTRL_START = 1 << CTRL_BITS["START"]
+CTRL_SOFT_RESET = 1 << CTRL_BITS["SOFT_RESET"]
+STATUS_BUSY = 1 << STATUS_BITS["BUSY"]
+STATUS_DONE = 1 << STATUS_BITS["DONE"]
+STATUS_ERROR = 1 << STATUS_BITS["ERROR"]
+STATUS_RESETTING = 1 << STATUS_BITS["RESETTING"]
+OP_END, OP_HEADER, OP_MATMUL = OPCODES["END"], OPCODES["HEADER"], OPCODES["MATMUL"]
+
+# The shell instance (hw/rtl/edgestream_accel.sv defaults): one 128-bit AXI4 port, 16-beat bursts,
+# 8 read bursts in flight, a 4 KiB weight FIFO, K up to 2048, prefill tiles of 8 tokens.
+SHELL_HW = dict(G=5, T=4, Q=4, table_mem="uram", tern_encoding="gindex", int_encoding="planes", axi_ports=1,
+                axi_width_bits=128, axi_burst_beats=16, axi_outstanding=8, wbuf_kib=4, max_k=2048, max_tok=8,
+                ofifo_depth=16, vec_lanes=1, clock_mhz=250.0)
+
+
+def shell_config():
+    from edgestream.compiler.dse import HwConfig
+
+    return HwConfig(**SHELL_HW).validate("shell configuration")
+
+
+def shell_config_id() -> int:
+    return int(shell_config().config_id, 16)
+
+
+# ---- generators
+PKG_PATH = Path(__file__).resolve().parent.parent / "hw" / "generated" / "es_regs_pkg.sv"
+
+
+def render_sv() -> str:
+    cid = shell_config_id()
+    hw = SHELL_HW
+    lines = [
+        "// GENERATED by `python -m edgestream.regmap` from edgestream/regmap.py: do not edit.",
+        "// The accelerator shell's register offsets, control/status bits, error codes, opcodes and the",
+        "// configuration of this build (docs/registers.md).",
+        "/* verilator lint_off UNUSEDPARAM */",
+        "package es_regs_pkg;",
+        f"    localparam logic [31:0] ES_MAGIC = 32'h{MAGIC:08x};",
+        f"    localparam logic [31:0] ES_VERSION = 32'd{REGMAP_VERSION};",
+        f"    localparam logic [63:0] ES_CONFIG_ID = 64'h{cid:016x};",
+        f"    localparam int ES_G = {hw['G']};",
+        f"    localparam int ES_T = {hw['T']};",
+        f"    localparam int ES_Q = {hw['Q']};",
+        f"    localparam int ES_MAXK = {hw['max_k']};",
+        f"    localparam int ES_MAXTOK = {hw['max_tok']};",
+        f"    localparam int ES_BURST = {hw['axi_burst_beats']};",
+        f"    localparam int ES_OUTSTANDING = {hw['axi_outstanding']};",
+        f"    localparam int ES_WFIFO = {hw['wbuf_kib'] * 1024 // DATA_BYTES};",
+        f"    localparam int ES_DATA_BYTES = {DATA_BYTES};",
+        "    // register byte offsets",
+    ]
+    for off, name, _, _ in REGISTERS:
+        lines.append(f"    localparam logic [11:0] ES_REG_{name} = 12'h{off:03x};")
+    lines.append("    // CTRL and STATUS bit positions")
+    for name, b in CTRL_BITS.items():
+        lines.append(f"    localparam int ES_CTRL_{name} = {b};")
+    for name, b in STATUS_BITS.items():
+        lines.append(f"    localparam int ES_STATUS_{name} = {b};")
+    lines.append("    // error codes")
+    for code, name, _ in ERRORS:
+        lines.append(f"    localparam logic [7:0] ES_ERR_{name} = 8'd{code};")
+    lines.append("    // descriptor opcodes")
+    for name, code in OPCODES.items():
+        lines.append(f"    localparam logic [7:0] ES_OP_{name} = 8'h{code:02x};")
+    lines.append("endpackage")
+    lines.append("/* verilator lint_on UNUSEDPARAM */")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown() -> str:
+    out = ["| offset | name | access | meaning |", "|---|---|---|---|"]
+    out += [f"| 0x{off:03X} | {name} | {acc} | {desc} |" for off, name, acc, desc in REGISTERS]
+    out += ["", "| code | error | meaning |", "|---|---|---|"]
+    out += [f"| {code} | {name} | {text} |" for code, name, text in ERRORS]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", action="store_true", help="print the register and error tables")
+    ap.add_argument("--check", action="store_true", help="exit 1 when hw/generated/es_regs_pkg.sv is stale")
+    a = ap.parse_args(argv)
+    if a.markdown:
+        sys.stdout.write(render_markdown())
+        return 0
+    text = render_sv()
+    if a.check:
+        return 0 if PKG_PATH.is_file() and PKG_PATH.read_text() == text else 1
+    PKG_PATH.parent.mkdir(parents=True, exist_ok=True)
+    PKG_PATH.write_text(text)
+    print(f"wrote {PKG_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+// edgestream accelerator shell: AXI4-Lite registers (es_axil_csr), the descriptor sequencer (es_seq),
+// three AXI4 read masters (program, activations, weights: es_axi_rd) sharing one AXI4 master port by
+// ID (ARID 0/1/2; R is routed by RID and never back-pressured), one AXI4 write master for results
+// (es_axi_wr), the activation unpacker and the TLMM engine (tlmm_engine). It runs the linear layers
+// (integer TLMM) of a program; the host does everything else, dequantization included.
+// Memory layouts, descriptor format and registers: docs/registers.md. irq = DONE or ERROR.
+module edgestream_accel
+    import es_regs_pkg::*;
+#(
+    parameter logic [63:0] CONFIG_ID = ES_CONFIG_ID,
+    parameter int MAXK = ES_MAXK,
+    parameter int MAXTOK = ES_MAXTOK,
+    parameter int BURST = ES_BURST,
+    parameter int OUTST = ES_OUTSTANDING,
+    parameter int WFIFO = ES_WFIFO
+) (
+    input  logic         clk,
+    input  logic         rst_n,
+    // AXI4-Lite control
+    input  logic [11:0]  s_axil_awaddr,
+    input  logic         s_axil_awvalid,
+    output logic         s_axil_awready,
+    input  logic [31:0]  s_axil_wdata,
+    input  logic [3:0]   s_axil_wstrb,
+    input  logic         s_axil_wvalid,
+    output logic         s_axil_wready,
+    output logic [1:0]   s_axil_bresp,
+    output logic         s_axil_bvalid,
+    input  logic         s_axil_bready,
+    input  logic [11:0]  s_axil_araddr,
+    input  logic         s_axil_arvalid,
+    output logic         s_axil_arready,
+    output logic [31:0]  s_axil_rdata,
+    output logic [1:0]   s_axil_rresp,
+    output logic         s_axil_rvalid,
+    input  logic         s_axil_rready,
+    // AXI4 master (DDR)
+    output logic [1:0]   m_axi_arid,
+    output logic [39:0]  m_axi_araddr,
+    output logic [7:0]   m_axi_arlen,
+    output logic [2:0]   m_axi_arsize,
+    output logic [1:0]   m_axi_arburst,
+    output logic [3:0]   m_axi_arcache,
+    output logic [2:0]   m_axi_arprot,
+    output logic         m_axi_arvalid,
+    input  logic         m_axi_arready,
+    input  logic [1:0]   m_axi_rid,
+    input  logic [127:0] m_axi_rdata,
+    input  logic [1:0]   m_axi_rresp,
+    input  logic         m_axi_rlast,
+    input  logic         m_axi_rvalid,
+    output logic         m_axi_rready,
+    output logic [1:0]   m_axi_awid,
+    output logic [39:0]  m_axi_awaddr,
+    output logic [7:0]   m_axi_awlen,
+    output logic [2:0]   m_axi_awsize,
+    output logic [1:0]   m_axi_awburst,
+    output logic [3:0]   m_axi_awcache,
+    output logic [2:0]   m_axi_awprot,
+    output logic         m_axi_awvalid,
+    input  logic         m_axi_awready,
+    output logic [127:0] m_axi_wdata,
+    output logic [15:0]  m_axi_wstrb,
+    output logic         m_axi_wlast,
+    output logic         m_axi_wvalid,
+    input  logic         m_axi_wready,
+    input  logic [1:0]   m_axi_bid,
+    input  logic [1:0]   m_axi_bresp,
+    input  logic         m_axi_bvalid,
+    output logic         m_axi_bready,
+    output logic         irq
+);
+    localparam int G = ES_G;
+    localparam int T = ES_T;
+    localparam int Q = ES_Q;
+    localparam int DW = 128;
+    localparam int CB = $clog2(3 ** G);
+
+    // ---------------- registers
+    logic        start, soft_reset;
+    logic [39:0] prog_base, wgt_base, act_base, res_base, kv_base;
+    logic [31:0] prog_len, wgt_size, act_size, res_size, kv_size;
+    logic        st_busy, st_done, st_error, st_resetting;
+    logic [31:0] err_code, err_info;
+    logic [63:0] cycles;
+    logic [31:0] rd_beats, wr_beats, stall_wgt, stall_act, stall_res, seq_cycles, wgt_beats, desc_count;
+
+    es_axil_csr #(.CONFIG_ID(CONFIG_ID)) u_csr (
+        .clk, .rst_n,
+        .s_axil_awaddr, .s_axil_awvalid, .s_axil_awready, .s_axil_wdata, .s_axil_wstrb, .s_axil_wvalid,
+        .s_axil_wready, .s_axil_bresp, .s_axil_bvalid, .s_axil_bready, .s_axil_araddr, .s_axil_arvalid,
+        .s_axil_arready, .s_axil_rdata, .s_axil_rresp, .s_axil_rvalid, .s_axil_rready,
+        .start, .soft_reset, .prog_base, .prog_len, .wgt_base, .wgt_size, .act_base, .act_size,
+        .res_base, .res_size, .kv_base, .kv_size,
+        .status({st_resetting, st_error, st_done, st_busy}), .err_code, .err_info, .cycles,
+        .rd_beats, .wr_beats, .stall_wgt, .stall_act, .stall_res, .seq_cycles, .wgt_beats, .desc_count
+    );
+
+    // ---------------- read masters
+    logic        abort;
+    logic [2:0]  ar_v, ar_r, r_v, rd_busy, rd_err;
+    logic [39:0] ar_a [3];
+    logic [7:0]  ar_l [3];
+    logic [1:0]  rd_resp [3];
+    logic [2:0]  r_rdy;
+    logic        rc_valid [3];
+    logic        rc_ready [3];
+    logic [39:0] rc_addr [3];
+    logic [31:0] rc_beats [3];
+    logic        ro_valid [3];
+    logic        ro_ready [3];
+    logic [DW-1:0] ro_data [3];
+
+    for (genvar i = 0; i < 3; i++) begin : g_rd
+        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : 2), .FIFO(i == 2 ? WFIFO : 2 * BURST)) u_rd (
+            .clk, .rst_n, .abort,
+            .cmd_valid(rc_valid[i]), .cmd_ready(rc_ready[i]), .cmd_addr(rc_addr[i]), .cmd_beats(rc_beats[i]),
+            .ar_valid(ar_v[i]), .ar_ready(ar_r[i]), .ar_addr(ar_a[i]), .ar_len(ar_l[i]),
+            .r_valid(r_v[i]), .r_ready(r_rdy[i]), .r_data(m_axi_rdata), .r_resp(m_axi_rresp), .r_last(m_axi_rlast),
+            .out_valid(ro_valid[i]), .out_ready(ro_ready[i]), .out_data(ro_data[i]),
+            .busy(rd_busy[i]), .err(rd_err[i]), .err_resp(rd_resp[i])
+        );
+        assign r_v[i] = m_axi_rvalid && m_axi_rid == 2'(i);
+    end
+
+    // AR arbiter: fixed priority program > activations > weights, held until accepted
+    logic [1:0] sel, gsel;
+    logic       glock;
+    always_comb begin
+        if (glock) sel = gsel;
+        else if (ar_v[0]) sel = 2'd0;
+        else if (ar_v[1]) sel = 2'd1;
+        else sel = 2'd2;
+    end
+    assign m_axi_arvalid = ar_v[sel];
+    assign m_axi_arid = sel;
+    assign m_axi_araddr = ar_a[sel];
+    assign m_axi_arlen = ar_l[sel];
+    assign m_axi_arsize = 3'($clog2(DW / 8));
+    assign m_axi_arburst = 2'b01;
+    assign m_axi_arcache = 4'b0011;
+    assign m_axi_arprot = 3'b000;
+    for (genvar i = 0; i < 3; i++) begin : g_arr
+        assign ar_r[i] = m_axi_arready && sel == 2'(i);
+    end
+    assign m_axi_rready = r_rdy[m_axi_rid == 2'd3 ? 2'd0 : m_axi_rid];
+    always_ff @(posedge clk) begin
+        if (!rst_n) glock <= 1'b0;
+        else if (m_axi_arvalid && !m_axi_arready) begin
+            glock <= 1'b1;
+            gsel <= sel;
+        end else begin
+            glock <= 1'b0;
+        end
+    end
+
+    // ---------------- engine and streams
+    logic         e_cmd_valid, e_cmd_ready, e_busy, e_err, e_reset;
+    logic [63:0]  e_cmd_data;
+    logic         e_act_valid, e_act_ready;
+    logic [G*8-1:0] e_act_data;
+    logic         e_res_valid, e_res_ready, e_res_last;
+    logic [Q*32-1:0] e_res_data;
+    logic [$clog2(MAXTOK)-1:0] e_res_user;
+    logic         u_clear;
+    logic [15:0]  u_groups;
+
+    es_act_unpack #(.DW(DW), .G(G)) u_unpack (
+        .clk, .rst_n, .clear(u_clear), .groups(u_groups),
+        .in_valid(ro_valid[1]), .in_ready(ro_ready[1]), .in_data(ro_data[1]),
+        .out_valid(e_act_valid), .out_ready(e_act_ready), .out_data(e_act_data)
+    );
+
+    tlmm_engine #(.G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK)) u_engine (
+        .clk, .rst_n(rst_n && !e_reset),
+        .s_cmd_tvalid(e_cmd_valid), .s_cmd_tready(e_cmd_ready), .s_cmd_tdata(e_cmd_data),
+        .s_act_tvalid(e_act_valid), .s_act_tready(e_act_ready), .s_act_tdata(e_act_data),
+        .s_w_tvalid(ro_valid[2]), .s_w_tready(ro_ready[2]), .s_w_tdata(ro_data[2][Q*T*CB-1:0]),
+        .m_res_tvalid(e_res_valid), .m_res_tready(e_res_ready), .m_res_tdata(e_res_data),
+        .m_res_tuser(e_res_user), .m_res_tlast(e_res_last),
+        .busy(e_busy), .err_code(e_err)
+    );
+
+    // ---------------- result writer
+    logic        wc_valid, wc_ready, wr_busy, wr_err;
+    logic [39:0] wc_addr;
+    logic [31:0] wc_beats;
+    logic [1:0]  wr_resp;
+    logic [7:0]  aw_len;
+
+    es_axi_wr #(.DW(DW), .BURST(BURST), .FIFO(2 * BURST)) u_wr (
+        .clk, .rst_n, .abort,
+        .cmd_valid(wc_valid), .cmd_ready(wc_ready), .cmd_addr(wc_addr), .cmd_beats(wc_beats),
+        .in_valid(e_res_valid), .in_ready(e_res_ready), .in_data(e_res_data),
+        .aw_valid(m_axi_awvalid), .aw_ready(m_axi_awready), .aw_addr(m_axi_awaddr), .aw_len(aw_len),
+        .w_valid(m_axi_wvalid), .w_ready(m_axi_wready), .w_data(m_axi_wdata), .w_strb(m_axi_wstrb),
+        .w_last(m_axi_wlast), .b_valid(m_axi_bvalid), .b_ready(m_axi_bready), .b_resp(m_axi_bresp),
+        .busy(wr_busy), .err(wr_err), .err_resp(wr_resp)
+    );
+    assign m_axi_awlen = aw_len;
+    assign m_axi_awid = 2'd0;
+    assign m_axi_awsize = 3'($clog2(DW / 8));
+    assign m_axi_awburst = 2'b01;
+    assign m_axi_awcache = 4'b0011;
+    assign m_axi_awprot = 3'b000;
+
+    // ---------------- sequencer
+    logic desc_fire;
+    es_seq #(.CONFIG_ID(CONFIG_ID), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64)) u_seq (
+        .clk, .rst_n, .start, .soft_reset,
+        .prog_base, .prog_len, .wgt_base, .wgt_size, .act_base, .act_size, .res_base, .res_size,
+        .p_cmd_valid(rc_valid[0]), .p_cmd_ready(rc_ready[0]), .p_cmd_addr(rc_addr[0]), .p_cmd_beats(rc_beats[0]),
+        .p_valid(ro_valid[0]), .p_ready(ro_ready[0]), .p_data(ro_data[0]),
+        .p_busy(rd_busy[0]), .p_err(rd_err[0]), .p_err_resp(rd_resp[0]),
+        .a_cmd_valid(rc_valid[1]), .a_cmd_ready(rc_ready[1]), .a_cmd_addr(rc_addr[1]), .a_cmd_beats(rc_beats[1]),
+        .a_busy(rd_busy[1]), .a_err(rd_err[1]), .a_err_resp(rd_resp[1]),
+        .w_cmd_valid(rc_valid[2]), .w_cmd_ready(rc_ready[2]), .w_cmd_addr(rc_addr[2]), .w_cmd_beats(rc_beats[2]),
+        .w_busy(rd_busy[2]), .w_err(rd_err[2]), .w_err_resp(rd_resp[2]),
+        .r_cmd_valid(wc_valid), .r_cmd_ready(wc_ready), .r_cmd_addr(wc_addr), .r_cmd_beats(wc_beats),
+        .r_busy(wr_busy), .r_err(wr_err), .r_err_resp(wr_resp),
+        .e_cmd_valid, .e_cmd_ready, .e_cmd_data, .e_busy, .e_err_code(e_err), .e_reset,
+        .u_clear, .u_groups, .abort,
+        .st_busy, .st_done, .st_error, .st_resetting, .err_code, .err_info, .desc_fire
+    );
+
+    // ---------------- counters (cleared by START, counting while busy)
+    always_ff @(posedge clk) begin
+        if (!rst_n || start) begin
+            cycles <= '0;
+            rd_beats <= '0;
+            wr_beats <= '0;
+            stall_wgt <= '0;
+            stall_act <= '0;
+            stall_res <= '0;
+            seq_cycles <= '0;
+            wgt_beats <= '0;
+            desc_count <= '0;
+        end else begin
+            if (st_busy) cycles <= cycles + 64'd1;
+            if (m_axi_rvalid && m_axi_rready) rd_beats <= rd_beats + 32'd1;
+            if (m_axi_wvalid && m_axi_wready) wr_beats <= wr_beats + 32'd1;
+            if (ro_ready[2] && !ro_valid[2]) stall_wgt <= stall_wgt + 32'd1;
+            if (e_act_ready && !e_act_valid) stall_act <= stall_act + 32'd1;
+            if (e_res_valid && !e_res_ready) stall_res <= stall_res + 32'd1;
+            if (st_busy && !e_busy) seq_cycles <= seq_cycles + 32'd1;
+            if (ro_valid[2] && ro_ready[2]) wgt_beats <= wgt_beats + 32'd1;
+            if (desc_fire) desc_count <= desc_count + 32'd1;
+        end
+    end
+
+    assign irq = st_done || st_error;
+
+    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_user, e_res_last, m_axi_rid == 2'd3};
+endmodule
