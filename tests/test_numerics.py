@@ -44,8 +44,10 @@ def test_norm_quant_reconstructs_rmsnorm(x, data):
     g = data.draw(arrays(np.float32, x.shape[-1:], elements=st.floats(0.125, 2, width=32)))
     q, s = nx.norm_quant(x, g, 1e-5)
     x64 = x.astype(np.float64)
-    ref = x64 / np.sqrt(np.mean(x64**2, -1, keepdims=True) + 1e-5) * g
-    step = np.abs(ref).max(-1, keepdims=True) / 127
+    r = 1 / np.sqrt(np.mean(x64**2, -1, keepdims=True) + 1e-5)
+    ref = x64 * r * g
+    # the INT8 grid step: absmax of x*g, floored at 1e-5 as BitNet's quantizer does, times 1/rms
+    step = np.maximum(np.abs(x64 * g).max(-1, keepdims=True), 1e-5) * r / 127
     # one rounding to the INT8 grid: within half a step (plus the rms and float32 error)
     assert np.all(np.abs(q * s[:, None].astype(np.float64) - ref) <= 0.5 * step * 1.01 + 1e-6)
 
