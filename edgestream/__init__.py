@@ -6,7 +6,19 @@ __version__ = "0.1.0"
 
 
 def load(path, device: str = "cpu", kernel: str | None = None):
-    """Load a compiled artifact; returns a Session whose generate(...) yields tokens."""
+    """Load a compiled artifact: a decoder LM gives a Session whose generate(...) yields tokens; a
+    general graph (ONNX) gives a GraphSession whose run(inputs) returns outputs."""
+    import json
+    from pathlib import Path
+
+    try:
+        arch = json.loads((Path(path) / "manifest.json").read_text()).get("model", {}).get("arch")
+    except (OSError, ValueError, AttributeError):
+        arch = None  # read_artifact reports what is wrong
+    if arch == "graph":
+        from edgestream.host.graph_executor import load_graph
+
+        return load_graph(path, device=device, kernel=kernel)
     from edgestream.host.session import load as _load
 
     return _load(path, device=device, kernel=kernel)
