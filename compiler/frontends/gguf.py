@@ -137,7 +137,9 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
             f"(expected none, or linear with factor 1.0)"
         )
     tokens = r.get_field("tokenizer.ggml.tokens")
-    vocab = num("vocab_size", default=len(tokens.data) if tokens is not None else None)
+    emb = next((t for t in r.tensors if t.name == "token_embd.weight"), None)
+    n_vocab = len(tokens.data) if tokens is not None else int(emb.shape[-1]) if emb is not None else None
+    vocab = num("vocab_size", default=n_vocab)
     eos = field(r, "tokenizer.ggml.eos_token_id", path)
     act = "silu" if arch == "llama" else _bitnet_act(r, path)
     cfg = ModelConfig(
