@@ -64,18 +64,19 @@ def run_bench(sim: str, toplevel: str, modules: list[str], parameters: dict, tes
     build_args = []
     if sim == "verilator":
         # -O2 C++ is slow to compile for a few hundred cycles of test; -O1 is the sweet spot.
-        build_args = ["-CFLAGS", "-O1", "--x-assign", "unique", "--x-initial", "unique"]
-    runner.build(
-        sources=rtl_sources(*modules),
-        hdl_toplevel=toplevel,
-        parameters=parameters,
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-        always=False,
-        waves=False,
-        log_file=build_dir / "build.log",
-    )
+        build_args = ["-CFLAGS", "-O1", "--x-assign", "unique", "--x-initial", "unique",
+                      # one C++ file: the PyPI build leaves its precompiled-header flag empty, which
+                      # breaks the split (parallel) build of larger designs
+                      "--output-split", "0", "--output-split-cfuncs", "0"]
+    build_kw = dict(sources=rtl_sources(*modules), hdl_toplevel=toplevel, parameters=parameters,
+                    build_dir=build_dir, build_args=build_args, timescale=("1ns", "1ps"), waves=False,
+                    log_file=build_dir / "build.log")
+    try:
+        runner.build(always=False, **build_kw)
+    except RuntimeError:
+        # Verilator's generated makefile occasionally races on its precompiled header under make -j
+        # ("Vtop__pch.h.fast: linker input file not found"); one clean rebuild settles it.
+        runner.build(always=True, clean=True, **build_kw)
     env = {
         "TLMM_CFG": json.dumps(cfg or parameters),
         "PYTHONPATH": os.pathsep.join([str(SIM), str(ROOT), os.environ.get("PYTHONPATH", "")]),
