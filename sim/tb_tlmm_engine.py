@@ -126,7 +126,10 @@ async def test_stalls(dut):
     await tb.reset()
     tb.set_idle_generator(random_pause(11, 0.3))
     tb.set_backpressure_generator(cycle_pause())
-    jobs = bitserial_cases(tb.cfg, 3)[:2] if tb.cfg.TABLE_BINARY else cases(tb.cfg, 3)[:3] + bitserial_cases(tb.cfg, 4)[:1]
+    if tb.cfg.TABLE_BINARY:
+        jobs = bitserial_cases(tb.cfg, 3)[:2]
+    else:
+        jobs = cases(tb.cfg, 3)[:3] + bitserial_cases(tb.cfg, 4)[:1]
     for job in jobs:
         await tb.submit(job)
     for job in jobs:

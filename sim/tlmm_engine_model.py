@@ -137,5 +137,6 @@ def check_results(cfg: EngineConfig, job: Job, words: list[int], tokens: list[in
     got = got[:, :job.n]
     if not np.array_equal(got, job.expected):
         bad = np.argwhere(got != job.expected)[:5]
-        raise AssertionError(f"mismatch at (token, row) {bad.tolist()}: got "
-                             f"{[int(got[tuple(b)]) for b in bad]}, expected {[int(job.expected[tuple(b)]) for b in bad]}")
+        got_v = [int(got[tuple(b)]) for b in bad]
+        want_v = [int(job.expected[tuple(b)]) for b in bad]
+        raise AssertionError(f"mismatch at (token, row) {bad.tolist()}: got {got_v}, expected {want_v}")
