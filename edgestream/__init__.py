@@ -5,7 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def load(path, device: str = "cpu", kernel: str | None = None):
+def load(path, device: str = "cpu", kernel: str | None = None, device_options: dict | None = None):
     """Load a compiled artifact: a decoder LM gives a Session whose generate(...) yields tokens; a
     general graph (ONNX) gives a GraphSession whose run(inputs) returns outputs."""
     import json
@@ -21,7 +21,7 @@ def load(path, device: str = "cpu", kernel: str | None = None):
         return load_graph(path, device=device, kernel=kernel)
     from edgestream.host.session import load as _load
 
-    return _load(path, device=device, kernel=kernel)
+    return _load(path, device=device, kernel=kernel, device_options=device_options)
 
 
 def compile_model(src, out, **kw):

@@ -92,14 +92,32 @@ def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
 
 def cmd_run(a: argparse.Namespace) -> int:
     import edgestream
-    from edgestream.tokenizer import StreamDecoder
 
     if a.inputs is not None or a.outputs is not None:
         return _run_graph(a)
     if (a.prompt is None) == (a.prompt_ids is None):
         raise InputError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3 (or --inputs/--outputs "
                          "for a graph artifact)")
-    sess = edgestream.load(a.artifact, device=a.device, kernel=a.kernel)
+    sess = edgestream.load(a.artifact, device=a.device, kernel=a.kernel, **_device_options(a))
+    if getattr(sess, "device_note", "") and not a.json:
+        _console().print(f"[dim]{sess.device_note}[/dim]")
+    try:
+        return _run_session(a, sess)
+    finally:
+        if hasattr(sess, "close"):
+            sess.close()
+
+
+def _device_options(a: argparse.Namespace) -> dict:
+    """`--simulator`/`--latency` for --device sim; nothing for the others."""
+    if a.device != "sim":
+        return {}
+    return {"device_options": {"simulator": a.simulator, "latency": a.latency}}
+
+
+def _run_session(a: argparse.Namespace, sess) -> int:
+    from edgestream.tokenizer import StreamDecoder
+
     prompt = a.prompt if a.prompt is not None else _parse_ids(a.prompt_ids)
     ids = sess.encode(prompt) if isinstance(prompt, str) else prompt
     if a.verbose and not a.json:
@@ -205,6 +223,37 @@ def cmd_export_gguf(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- bench
+def cmd_bench(a: argparse.Namespace) -> int:
+    import edgestream
+    from edgestream.host.driver import bench_session
+
+    ids = _parse_ids(a.prompt_ids)
+    sess = edgestream.load(a.artifact, device=a.device, **_device_options(a))
+    try:
+        rep = bench_session(sess, ids, a.decode_tokens)
+    finally:
+        sess.close()
+    if a.json:
+        _print_json(rep)
+        return 0
+    from rich.table import Table
+
+    c = _console(stderr=False)
+    t = Table("phase", "tokens", "cycles/token", "read-bus util", "stall wgt", "stall act", "stall res",
+              "sequencer", "model err", title=f"{a.device}: {a.artifact}")
+    for ph in ("prefill", "decode"):
+        p = rep[ph]
+        t.add_row(ph, str(p["tokens"]), f"{p['cycles_per_token']:,.0f}", f"{p['read_bus_util']:.1%}",
+                  f"{p['stall_wgt_frac']:.1%}", f"{p['stall_act_frac']:.1%}", f"{p['stall_res_frac']:.1%}",
+                  f"{p['seq_frac']:.1%}", f"{p['model_err']:+.1%}")
+    c.print(t)
+    m = rep["perf_model"]
+    c.print(f"performance model: {m['source']}; mean |error| per command {m['mean_abs_err_raw']:.1%} raw, "
+            f"{m['mean_abs_err_calibrated']:.1%} after calibration (+{m['overhead_cycles']:.0f} cycles/command)")
+    return 0
+
+
 # ---- inspect
 def _inspect_artifact(path: Path) -> dict:
     from edgestream.artifact import read_artifact
@@ -289,7 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="generate tokens from a compiled artifact")
     r.add_argument("artifact")
-    r.add_argument("--device", default="cpu")
+    r.add_argument("--device", default="cpu", choices=["cpu", "sim", "pynq", "auto"],
+                   help="cpu (CPU executor), sim (accelerator RTL in Verilator/Icarus), pynq (board), "
+                        "auto (pynq when a board is present, else cpu)")
+    r.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"], help="for --device sim")
+    r.add_argument("--latency", type=int, default=100, help="--device sim: DDR read latency in cycles")
     r.add_argument("--kernel", default=None, help="CPU kernel: auto (default) or numpy")
     g = r.add_argument_group("prompt")
     g.add_argument("--prompt", default=None, help="prompt text (needs a tokenizer in the artifact)")
@@ -324,6 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "(edgestream reads it; llama.cpp does not)")
     gg.add_argument("--json", action="store_true")
     gg.set_defaults(fn=cmd_export_gguf)
+
+    b = sub.add_parser("bench", help="run an artifact on an accelerator device and report cycles, bus use, stalls")
+    b.add_argument("artifact")
+    b.add_argument("--device", default="sim", choices=["sim", "pynq"])
+    b.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    b.add_argument("--latency", type=int, default=100, help="--device sim: DDR read latency in cycles")
+    b.add_argument("--prompt-ids", default="1,2,3,4", help="prompt token ids (default 1,2,3,4)")
+    b.add_argument("--decode-tokens", type=int, default=2, help="decode steps to measure (default 2)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(fn=cmd_bench, kernel=None)
 
     i = sub.add_parser("inspect", help="show layers, shapes, formats and bytes of an artifact or model")
     i.add_argument("path")

@@ -358,3 +358,85 @@ def predicted_cycles(n: int, k: int, ntok: int, planes: int, geo: Geometry = Geo
     stream = geo.weight_beats(n, k, planes)
     drain = geo.row_batches(n) * ntok
     return int(fetch + latency + ingest + max(lookups, stream) + 12 + math.ceil(drain / 16) * 4 + latency // 4)
+
+
+# ---------------------------------------------------------------- bench
+def _perf_model_cycles(n: int, k: int, ntok: int, planes: int, latency: int) -> tuple[str, int]:
+    """Cycles the compiler's performance model charges for one TLMM command (engine + issue), with the
+    shell's own analytic model as fallback when compiler.perfmodel cannot be imported."""
+    try:
+        from edgestream.compiler.perfmodel import ISSUE_CYCLES, command_cost
+
+        cfg = rm.shell_config()
+        kind, bits = ("int", planes) if planes > 1 else ("ternary", 2)
+        c = command_cost(cfg, n, k, kind, bits, ntok)
+        return "compiler.perfmodel.command_cost", int(c["engine_cycles"] + ISSUE_CYCLES)
+    except Exception:  # the lowering engineer's module may be mid-change
+        return "driver.predicted_cycles", predicted_cycles(n, k, ntok, planes, latency=latency)
+
+
+def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: int | None = None) -> dict:
+    """Prefill `prompt_ids` and run `decode_tokens` greedy decode steps on an accelerator session;
+    per phase: cycles per token, AXI read-bus utilization (bytes moved per cycle / bus peak), stalls,
+    and the performance model's error against the measured cycles (raw and after calibrating one
+    fixed per-command overhead: the median of measured - model)."""
+    import time
+
+    kernel = sess.executor.kernel
+    if not isinstance(kernel, AccelKernel):
+        raise DeviceError("bench needs an accelerator device (--device sim or pynq)")
+    lat = latency if latency is not None else getattr(sess.accel_device, "latency", 100)
+    planes = {name: (lay.bits if lay.bitserial else 1) for name, lay in sess.accel.layers.items()}
+    ex = sess.executor
+    ex.reset(len(prompt_ids) + decode_tokens + 1)
+    kernel.record = True
+    kernel.log.clear()
+    t0 = time.perf_counter()
+    logits = ex.forward(np.array(prompt_ids))[-1]
+    wall_prefill = time.perf_counter() - t0
+    n_pre = len(kernel.log)
+    wall_decode = []
+    for _ in range(decode_tokens):
+        tok = int(np.argmax(logits))
+        t1 = time.perf_counter()
+        logits = ex.forward(np.array([tok]))[-1]
+        wall_decode.append(time.perf_counter() - t1)
+    kernel.record = False
+    log = kernel.log
+    source = None
+    rows = []
+    for name, ntok, c in log:
+        lay = sess.accel.layers[name]
+        source, model = _perf_model_cycles(lay.n, lay.k, ntok, planes[name], lat)
+        rows.append((name, ntok, c, model))
+    overhead = float(np.median([c["cycles"] - m for _, _, c, m in rows])) if rows else 0.0
+
+    def phase(sel, tokens, wall):
+        cyc = sum(c["cycles"] for _, _, c, _ in sel)
+        model = sum(m for _, _, _, m in sel)
+        tot = {k: sum(c[k] for _, _, c, _ in sel) for k in ("rd_beats", "wr_beats", "stall_wgt", "stall_act",
+                                                            "stall_res", "seq_cycles", "wgt_beats")}
+        div = max(cyc, 1)
+        return {"tokens": tokens, "commands": len(sel), "cycles": cyc, "cycles_per_token": cyc / max(tokens, 1),
+                "read_bytes": tot["rd_beats"] * BEAT, "read_bus_util": tot["rd_beats"] / div,
+                "weight_bus_util": tot["wgt_beats"] / div,
+                "stall_wgt_frac": tot["stall_wgt"] / div, "stall_act_frac": tot["stall_act"] / div,
+                "stall_res_frac": tot["stall_res"] / div, "seq_frac": tot["seq_cycles"] / div,
+                "model_cycles": model, "model_err": (model - cyc) / div,
+                "model_err_calibrated": (model + overhead * len(sel) - cyc) / div,
+                "wall_s_per_token": wall / max(tokens, 1), **tot}
+
+    raw = [abs(m - c["cycles"]) / c["cycles"] for _, _, c, m in rows]
+    cal = [abs(m + overhead - c["cycles"]) / c["cycles"] for _, _, c, m in rows]
+    return {
+        "device": sess.device,
+        "latency_cycles": lat,
+        "prefill": phase(rows[:n_pre], len(prompt_ids), wall_prefill),
+        "decode": phase(rows[n_pre:], decode_tokens, sum(wall_decode)),
+        "decode_wall_s": wall_decode,
+        "perf_model": {"source": source, "overhead_cycles": overhead,
+                       "mean_abs_err_raw": float(np.mean(raw)) if raw else 0.0,
+                       "mean_abs_err_calibrated": float(np.mean(cal)) if cal else 0.0,
+                       "max_abs_err_calibrated": float(np.max(cal)) if cal else 0.0},
+        "commands": [{"layer": n, "ntok": t, "cycles": c["cycles"], "model": m} for n, t, c, m in rows],
+    }

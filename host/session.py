@@ -14,7 +14,7 @@ from edgestream.errors import InputError
 from edgestream.host.sampling import Sampler
 from edgestream.tokenizer import Tokenizer
 
-DEVICES = ("cpu", "auto")
+DEVICES = ("cpu", "sim", "pynq", "auto")
 
 
 @dataclass
@@ -39,16 +39,31 @@ class GenerationStats:
 
 
 class Session:
-    def __init__(self, path: str | Path, device: str = "cpu", kernel: str | None = None):
+    def __init__(self, path: str | Path, device: str = "cpu", kernel: str | None = None,
+                 device_options: dict | None = None):
         from edgestream.host.executor import CpuExecutor
         from edgestream.host.kernels import get_kernel
 
         if device not in DEVICES:
             raise InputError(f"device {device!r} is not available (expected one of {', '.join(DEVICES)})")
-        self.device = "cpu"
+        self.device_note = ""
+        if device == "auto":
+            from edgestream.host.devices import board_present
+
+            device = "pynq" if board_present() else "cpu"
+            self.device_note = f"--device auto picked {device}" + ("" if device == "pynq" else " (no PYNQ board found)")
+        self.device = device
         self.artifact = read_artifact(path)
         self.config = self.artifact.config
-        self.executor = CpuExecutor(self.artifact, get_kernel(kernel))
+        self.accel = self.accel_device = None
+        if device in ("sim", "pynq"):
+            # linear layers on the accelerator, everything else on the host (edgestream.host.driver)
+            from edgestream.host.driver import AccelKernel, open_accel
+
+            self.accel, self.accel_device = open_accel(device, self.artifact, **(device_options or {}))
+            self.executor = CpuExecutor(self.artifact, AccelKernel(self.accel, f"accel-{device}"))
+        else:
+            self.executor = CpuExecutor(self.artifact, get_kernel(kernel))
         self.tokenizer = Tokenizer(self.artifact.tokenizer_path) if self.artifact.tokenizer_path else None
         self.stats = GenerationStats()
 
@@ -111,5 +126,13 @@ class Session:
             logits = ex.forward(np.array([tok]))[-1]
             st.decode_s += time.perf_counter() - t1
 
-def load(path: str | Path, device: str = "cpu", kernel: str | None = None) -> Session:
-    return Session(path, device=device, kernel=kernel)
+    def close(self) -> None:
+        """Release the device (the sim device's simulator process, a board's buffers)."""
+        if self.accel_device is not None:
+            self.accel_device.close()
+            self.accel_device = None
+
+
+def load(path: str | Path, device: str = "cpu", kernel: str | None = None,
+         device_options: dict | None = None) -> Session:
+    return Session(path, device=device, kernel=kernel, device_options=device_options)

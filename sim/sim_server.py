@@ -193,7 +193,8 @@ async def serve(dut):
                 elif op == "inject":
                     kind = msg[1]
                     if kind == "read_error":
-                        faults.read_err.append((msg[2], msg[3], AxiResp.DECERR if msg[4] == "DECERR" else AxiResp.SLVERR))
+                        resp = AxiResp.DECERR if msg[4] == "DECERR" else AxiResp.SLVERR
+                        faults.read_err.append((msg[2], msg[3], resp))
                     elif kind == "write_error":
                         faults.write_err.append((msg[2], msg[3]))
                     elif kind == "hang":
