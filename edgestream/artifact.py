@@ -53,7 +53,9 @@ def _sha256(path: Path) -> str:
 
 
 def write_artifact(graph: Graph, out: str | Path, tokenizer: Path | None = None,
-                   extra: dict[str, Any] | None = None) -> Path:
+                   extra: dict[str, Any] | None = None, writers: list[Any] | None = None) -> Path:
+    """`writers`: callables `fn(tmpdir) -> dict` run before the checksums are taken; each writes extra
+    files (e.g. the lowered program and hardware weight image) and returns manifest fields."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp", dir=out.parent))
@@ -73,6 +75,9 @@ def write_artifact(graph: Graph, out: str | Path, tokenizer: Path | None = None,
         (tmp / "program.json").write_text(json.dumps(graph_to_dict(graph), indent=1))
         if tokenizer is not None:
             shutil.copyfile(tokenizer, tmp / "tokenizer.json")
+        more: dict[str, Any] = {}
+        for w in writers or ():
+            more.update(w(tmp) or {})
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
         manifest = {
             "format": FORMAT,
@@ -82,6 +87,7 @@ def write_artifact(graph: Graph, out: str | Path, tokenizer: Path | None = None,
             "tensors": index,
             "files": files,
             **(extra or {}),
+            **more,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         for p in tmp.iterdir():

@@ -1,0 +1,402 @@
+"""Lowering: quantized IR graph + HwConfig -> binary dataflow program (edgestream.program, docs/program.md)
+and the packed weight image in hardware order, plus the SystemVerilog parameter package of the
+configuration.
+
+Weight regions are in the order tlmm_engine.sv consumes them: for row batch rb (Q rows), for bit
+plane b (integer weights; one plane for ternary), for chunk c (T groups of G): one beat of Q*T codes,
+lane q*T + t = code of row rb*Q + q, group c*T + t, each code in a CB-bit little-endian slot
+(`gindex`, for G = 5 exactly the 1.6 bpw base-3 byte), or the beat's Q*T*G trits packed 5 per byte
+(`base3`, 1.6 bpw for any G). Dense integer regions (`int8`) hold rows rb*Q..rb*Q+Q-1 of the K tile
+(padded to whole chunks) one after another. Rows are padded to a multiple of Q and groups to a
+multiple of T with the all-zero pattern. Every TLMM region starts on a 4 KiB boundary (an AXI burst
+never crosses one) and is padded to a whole number of bursts.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from edgestream import program as pg
+from edgestream.errors import CompileError, DeviceError
+from edgestream.formats.intweights import pack_int, unpack_int
+from edgestream.formats.ternary import pack_base3, pack_codes, pack_gindex, unpack_base3, unpack_codes
+from edgestream.ir import Graph
+from edgestream.tlmm import bit_planes
+
+ALIGN = 4096
+DATA_ALIGN = 64
+
+
+def region_layout(cfg, n: int, klen: int, kind: str, bits: int) -> dict[str, int]:
+    """Geometry and byte size of one TLMM region (n rows x klen columns) under `cfg`."""
+    groups = math.ceil(klen / cfg.G)
+    chunks = math.ceil(groups / cfg.T)
+    rbs = math.ceil(n / cfg.Q)
+    planes = 1 if kind == "ternary" else bits
+    beats = rbs * planes * chunks
+    if kind == "ternary":
+        raw = beats * (cfg.beat_bytes_base3 if cfg.tern_encoding == "base3" else cfg.beat_bytes_codes)
+    elif cfg.int_encoding == "int8":
+        raw = rbs * cfg.Q * math.ceil(chunks * cfg.T * cfg.G * bits / 8)
+    else:
+        raw = beats * cfg.beat_bytes_codes
+    burst = cfg.axi_burst_beats * cfg.axi_width_bits // 8
+    nbytes = math.ceil(raw / burst) * burst
+    return {"groups": groups, "chunks": chunks, "row_batches": rbs, "planes": planes, "beats": beats,
+            "raw_bytes": raw, "nbytes": nbytes, "rows_padded": rbs * cfg.Q, "cols_padded": chunks * cfg.T * cfg.G}
+
+
+def region_kind(cfg, kind: str) -> int:
+    if kind == "ternary":
+        return pg.R_TERN_BASE3 if cfg.tern_encoding == "base3" and cfg.G != 5 else pg.R_TERN_GINDEX
+    return pg.R_INT_DENSE if cfg.int_encoding == "int8" else pg.R_INT_PLANES
+
+
+# ---------------------------------------------------------------- packing (hardware order)
+def _beats_from_codes(codes: np.ndarray, rows_p: int, groups_p: int, q: int, t: int, pad: int) -> np.ndarray:
+    """codes [planes, n, groups] -> beats [row batches * planes * chunks, Q*T] in engine order."""
+    pl, n, g = codes.shape
+    full = np.full((pl, rows_p, groups_p), pad, dtype=np.uint16)
+    full[:, :n, :g] = codes
+    a = full.reshape(pl, rows_p // q, q, groups_p // t, t)  # [plane, rb, q, chunk, t]
+    return np.ascontiguousarray(a.transpose(1, 0, 3, 2, 4)).reshape(-1, q * t)
+
+
+def _slots(beats: np.ndarray, cb: int) -> np.ndarray:
+    if cb == 8:
+        return beats.astype(np.uint8)
+    return pack_codes(beats, cb)
+
+
+def pack_region(cfg, w: np.ndarray, kind: str, bits: int) -> bytes:
+    """w: trits or integers int8 [n, klen] of one K tile -> the region's bytes (unpadded)."""
+    n, klen = w.shape
+    lay = region_layout(cfg, n, klen, kind, bits)
+    rows_p, groups_p = lay["rows_padded"], lay["chunks"] * cfg.T
+    if kind == "ternary":
+        if cfg.tern_encoding == "base3" and cfg.G != 5:
+            tr = np.zeros((rows_p, groups_p * cfg.G), np.int8)
+            tr[:n, :klen] = w
+            a = tr.reshape(rows_p // cfg.Q, cfg.Q, groups_p // cfg.T, cfg.T, cfg.G).transpose(0, 2, 1, 3, 4)
+            return pack_base3(np.ascontiguousarray(a).reshape(-1, cfg.lanes * cfg.G)).tobytes()
+        codes = pack_gindex(w, cfg.G)[None]
+        return _slots(_beats_from_codes(codes, rows_p, groups_p, cfg.Q, cfg.T, (3**cfg.G - 1) // 2), cfg.CB).tobytes()
+    if cfg.int_encoding == "int8":
+        full = np.zeros((rows_p, lay["cols_padded"]), np.int8)
+        full[:n, :klen] = w
+        return pack_int(full, bits).tobytes()
+    planes = bit_planes(w, bits, cfg.G)
+    return _slots(_beats_from_codes(planes, rows_p, groups_p, cfg.Q, cfg.T, 0), cfg.CB).tobytes()
+
+
+def unpack_region(cfg_g: int, t: int, q: int, cb: int, reg: pg.Region, raw: np.ndarray) -> np.ndarray:
+    """Region bytes -> lookup codes [planes, n, groups]: ternary G-index codes, or binary plane codes."""
+    n, klen, bits = reg.n, reg.k, reg.bits
+    groups = math.ceil(klen / cfg_g)
+    chunks = math.ceil(groups / t)
+    rbs = math.ceil(n / q)
+    rows_p, groups_p = rbs * q, chunks * t
+    if reg.kind == pg.R_TERN_BASE3:
+        nbeats = rbs * chunks
+        per = math.ceil(q * t * cfg_g / 5)
+        tr = unpack_base3(raw[: nbeats * per].reshape(nbeats, per), q * t * cfg_g)
+        tr = tr.reshape(rbs, chunks, q, t, cfg_g).transpose(0, 2, 1, 3, 4).reshape(rows_p, groups_p * cfg_g)
+        return pack_gindex(tr[:n, : groups * cfg_g], cfg_g)[None]
+    if reg.kind == pg.R_INT_DENSE:
+        w = unpack_int(raw[: rows_p * math.ceil(groups_p * cfg_g * bits / 8)].reshape(rows_p, -1), bits,
+                       groups_p * cfg_g)
+        return bit_planes(w[:n, :klen], bits, cfg_g)
+    planes = 1 if reg.kind == pg.R_TERN_GINDEX else bits
+    nbeats = rbs * planes * chunks
+    per = math.ceil(q * t * cb / 8)
+    b = raw[: nbeats * per].reshape(nbeats, per)
+    codes = b.astype(np.uint16) if cb == 8 else unpack_codes(b, cb, q * t).astype(np.uint16)
+    a = codes.reshape(rbs, planes, chunks, q, t).transpose(1, 0, 3, 2, 4).reshape(planes, rows_p, groups_p)
+    return np.ascontiguousarray(a[:, :n, :groups])
+
+
+# ---------------------------------------------------------------- program
+class _Image:
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.regions: list[pg.Region] = []
+        self.by_name: dict[str, int] = {}
+
+    def _align(self, a: int) -> None:
+        self.f.write(b"\0" * ((-self.f.tell()) % a))
+
+    def data(self, name: str, arr: np.ndarray, kind: int = pg.R_F32) -> int:
+        if name in self.by_name:
+            return self.by_name[name]
+        self._align(DATA_ALIGN)
+        arr = np.ascontiguousarray(arr, dtype="<f4" if kind == pg.R_F32 else np.int8)
+        n, k = (arr.shape[0], int(np.prod(arr.shape[1:]))) if arr.ndim > 1 else (1, arr.shape[0])
+        r = pg.Region(self.f.tell(), arr.nbytes, kind, 32 if kind == pg.R_F32 else 8, n, k, 0, n, k)
+        self.f.write(arr.tobytes())
+        self.regions.append(r)
+        self.by_name[name] = len(self.regions) - 1
+        return len(self.regions) - 1
+
+    def tlmm(self, cfg, w: np.ndarray, kind: str, bits: int, k0: int) -> int:
+        self._align(ALIGN)
+        lay = region_layout(cfg, w.shape[0], w.shape[1], kind, bits)
+        blob = pack_region(cfg, w, kind, bits)
+        assert len(blob) == lay["raw_bytes"], (len(blob), lay)
+        off = self.f.tell()
+        self.f.write(blob)
+        self.f.write(b"\0" * (lay["nbytes"] - len(blob)))
+        self.regions.append(pg.Region(off, lay["nbytes"], region_kind(cfg, kind), bits, w.shape[0], w.shape[1], k0,
+                                      lay["rows_padded"], lay["cols_padded"]))
+        return len(self.regions) - 1
+
+
+def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.Program, dict[str, Any]]:
+    """Write the weight image to `image_path`; return the program and a manifest summary (region
+    offsets of every tensor)."""
+    nodes = graph.nodes
+    slots: dict[str, int] = {}
+    buffers: list[pg.Buffer] = []
+    instrs: list[pg.Instr] = []
+    manifest_regions: dict[str, list[dict[str, int]]] = {}
+
+    def slot(name: str, dtype: int = pg.B_F32, width: int = 0) -> int:
+        if name not in slots:
+            slots[name] = len(buffers)
+            buffers.append(pg.Buffer(name, dtype, width))
+        return slots[name]
+
+    slot("ids", pg.B_IDS, 1)
+    head = next(n for n in nodes if n.outputs == ["logits"])
+    head_from = next(i for i, n in enumerate(nodes) if n.outputs[0] == head.inputs[0])
+    n_lin = sum(n.op == "qlinear" for n in nodes)
+    done = 0
+    with open(image_path, "wb") as f:
+        img = _Image(f)
+        i = 0
+        while i < len(nodes):
+            n = nodes[i]
+            if i == head_from:
+                instrs.append(pg.Instr(pg.LAST_ROW))
+            if n.op == "embed":
+                t = graph.tensors[n.attrs["table"]]
+                r_tab = img.data(t.name, t.data, pg.R_I8ROWS)
+                r_sc = img.data(t.name + ".scale", t.scale)
+                manifest_regions[t.name] = [_reg_json(img.regions[r_tab])]
+                instrs.append(pg.Instr(pg.EMBED, 0, slot(n.outputs[0], pg.B_F32, graph.config.hidden_size),
+                                       [slot(n.inputs[0]), r_tab, r_sc]))
+            elif n.op == "norm_quant":
+                g = n.attrs.get("gain")
+                rg = img.data(g, graph.tensors[g].data) if g else pg.NONE
+                eps = np.float32(n.attrs["eps"] if n.attrs.get("eps") is not None else 0).view(np.uint32)
+                instrs.append(pg.Instr(pg.NORM_QUANT, pg.F_NORM if g else 0, slot(n.inputs[0]),
+                                       [slot(n.outputs[0], pg.B_I8), slot(n.outputs[1], pg.B_SCALE, 1), rg,
+                                        int(eps)]))
+            elif n.op == "qlinear":
+                # fuse consecutive linears that share the quantized input and the weight format
+                group = [n]
+                w0 = graph.tensors[n.attrs["weight"]]
+                while (i + 1 < len(nodes) and nodes[i + 1].op == "qlinear" and nodes[i + 1].inputs == n.inputs
+                       and graph.tensors[nodes[i + 1].attrs["weight"]].encoding == w0.encoding):
+                    i += 1
+                    group.append(nodes[i])
+                ws = [graph.tensors[g.attrs["weight"]] for g in group]
+                kind = "ternary" if w0.encoding == "ternary" else "int"
+                bits = w0.bits
+                k = w0.shape[1]
+                if any(w.shape[1] != k for w in ws):
+                    raise CompileError(f"node {group[-1].name}: fused linears disagree on K")
+                n_tot = sum(w.shape[0] for w in ws)
+                qs = slot(n.inputs[0])
+                for k0 in range(0, k, cfg.max_k):
+                    klen = min(cfg.max_k, k - k0)
+                    wt = np.concatenate([np.asarray(w.data[:, k0 : k0 + klen], np.int8) for w in ws]) \
+                        if len(ws) > 1 else np.asarray(ws[0].data[:, k0 : k0 + klen], np.int8)
+                    r = img.tlmm(cfg, wt, kind, bits, k0)
+                    del wt
+                    row0 = 0
+                    for w in ws:
+                        manifest_regions.setdefault(w.name, []).append(
+                            {**_reg_json(img.regions[r]), "row0": row0})
+                        row0 += w.shape[0]
+                    instrs.append(pg.Instr(pg.LOAD_ACT, 0, qs, [k0, klen]))
+                    instrs.append(pg.Instr(pg.BUILD_TABLE, 0, 0, [cfg.G]))
+                    fl = (pg.F_ACCUMULATE if k0 else 0) | (pg.F_BITSERIAL if kind == "int" else 0)
+                    instrs.append(pg.Instr(pg.TLMM, fl, r, [n_tot, 0, bits if kind == "int" else 0]))
+                col = 0
+                for g, w in zip(group, ws, strict=True):
+                    rb = img.data(w.name + ".beta", w.scale)
+                    per = pg.F_PER_CHANNEL if w.scale.size > 1 else 0
+                    instrs.append(pg.Instr(pg.DEQUANT, per, slot(g.outputs[0], pg.B_F32, w.shape[0]),
+                                           [col, w.shape[0], slot(n.inputs[1]), rb]))
+                    col += w.shape[0]
+                done += len(group)
+                if progress:
+                    progress(done, n_lin, "lowering " + group[-1].name)
+            elif n.op == "rope":
+                rc = img.data(n.attrs["cos"], graph.tensors[n.attrs["cos"]].data)
+                rs = img.data(n.attrs["sin"], graph.tensors[n.attrs["sin"]].data)
+                instrs.append(pg.Instr(pg.ROPE, 0, slot(n.outputs[0]), [slot(n.inputs[0]), n.attrs["heads"], rc, rs]))
+            elif n.op == "attention":
+                instrs.append(pg.Instr(pg.ATTENTION, 0, slot(n.outputs[0]),
+                                       [slot(n.inputs[0]), slot(n.inputs[1]), slot(n.inputs[2]), n.attrs["layer"]]))
+            elif n.op in ("relu2_mul", "silu_mul"):
+                instrs.append(pg.Instr(pg.ACT_MUL, pg.F_SILU if n.op == "silu_mul" else 0, slot(n.outputs[0]),
+                                       [slot(n.inputs[0]), slot(n.inputs[1])]))
+            elif n.op == "add":
+                instrs.append(pg.Instr(pg.ADD, 0, slot(n.outputs[0]), [slot(n.inputs[0]), slot(n.inputs[1])]))
+            else:
+                raise CompileError(f"node {n.name}: op {n.op!r} has no lowering")
+            i += 1
+        instrs.append(pg.Instr(pg.OUTPUT, 0, slot("logits")))
+        instrs.append(pg.Instr(pg.END))
+        image_bytes = f.tell()
+    prog = pg.Program(cfg.config_id, cfg.G, img.regions, buffers, instrs, cfg.T, cfg.Q, cfg.CB)
+    ops: dict[str, int] = {}
+    for ins in instrs:
+        ops[pg.OPNAMES[ins.op]] = ops.get(pg.OPNAMES[ins.op], 0) + 1
+    return prog, {"image_bytes": image_bytes, "regions": manifest_regions, "instructions": len(instrs),
+                  "instruction_counts": ops}
+
+
+def _reg_json(r: pg.Region) -> dict[str, int]:
+    return {"offset": r.offset, "nbytes": r.nbytes, "kind": pg.REGION_KINDS[r.kind], "bits": r.bits, "n": r.n,
+            "k": r.k, "k0": r.k0}
+
+
+# ---------------------------------------------------------------- RTL parameter package
+def sv_package(cfg, name: str = "edgestream_hwcfg_pkg") -> str:
+    """SystemVerilog package of the configuration: the RTL top instantiates tlmm_engine with these, and
+    the sequencer compares CONFIG_ID with the program header."""
+    cid = cfg.config_id
+    lines = [
+        f"// Generated by edgestream.compiler.lowering from hardware configuration {cid}. Do not edit:",
+        "// recompile (edgestream compile --target ...) and take the package from the artifact.",
+        f"package {name};",
+        f"    localparam logic [63:0] CONFIG_ID = 64'h{cid};",
+        f"    localparam int G = {cfg.G};",
+        f"    localparam int T = {cfg.T};",
+        f"    localparam int Q = {cfg.Q};",
+        f"    localparam int CB = {cfg.CB};",
+        f"    localparam int TW = {cfg.TW};",
+        "    localparam int AW = 8;",
+        "    localparam int ACCW = 32;",
+        f"    localparam int MAXK = {cfg.max_k};",
+        f"    localparam int MAXTOK = {cfg.max_tok};",
+        f"    localparam int OFIFO_DEPTH = {cfg.ofifo_depth};",
+        "    localparam int TABLE_BINARY = 0;",
+        f"    localparam int TABLE_MEM_URAM = {int(cfg.table_mem == 'uram')};",
+        f"    localparam int TABLE_MEM_BRAM = {int(cfg.table_mem == 'bram')};",
+        f"    localparam int WENC_BASE3 = {int(cfg.tern_encoding == 'base3' and cfg.G != 5)};",
+        f"    localparam int WENC_INT_DENSE = {int(cfg.int_encoding == 'int8')};",
+        f"    localparam int AXI_PORTS = {cfg.axi_ports};",
+        f"    localparam int AXI_DATA_WIDTH = {cfg.axi_width_bits};",
+        f"    localparam int AXI_BURST_BEATS = {cfg.axi_burst_beats};",
+        f"    localparam int AXI_OUTSTANDING = {cfg.axi_outstanding};",
+        f"    localparam int WBUF_BYTES = {cfg.wbuf_kib * 1024};",
+        f"    localparam int VEC_LANES = {cfg.vec_lanes};",
+        f"    localparam int CLOCK_KHZ = {int(round(cfg.clock_mhz * 1000))};",
+        f"    localparam int REGION_ALIGN = {ALIGN};",
+        f"endpackage : {name}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def check_config_id(artifact, device_id: str) -> None:
+    """Refuse to run `artifact` on a bitstream/simulator built for another hardware configuration."""
+    man = artifact.manifest if hasattr(artifact, "manifest") else artifact
+    want = man.get("hw_config_id")
+    if want is None:
+        raise DeviceError(f"{getattr(artifact, 'path', 'artifact')}: compiled for target "
+                          f"{man.get('target', 'cpu')!r} without a hardware configuration; recompile with "
+                          f"--target kv260 (or another board) to run it on a device")
+    got = str(device_id).lower().removeprefix("0x").rjust(16, "0")
+    if got != want:
+        raise DeviceError(f"hardware configuration mismatch: the device (bitstream/simulator) was built for "
+                          f"config {got}, the artifact {getattr(artifact, 'path', '')} needs {want} "
+                          f"(rebuild the bitstream from the artifact's {SV_NAME}, or recompile with "
+                          f"--hw-config matching the device)")
+
+
+SV_NAME = "edgestream_hwcfg_pkg.sv"
+
+
+# ---------------------------------------------------------------- artifact integration
+def model_weight_kind(graph: Graph) -> tuple[str, int]:
+    """Encoding of the decoder linears (the LM head is INT8 by the numerics contract)."""
+    for n in graph.nodes:
+        if n.op == "qlinear" and n.outputs != ["logits"]:
+            t = graph.tensors[n.attrs["weight"]]
+            return ("ternary", 2) if t.encoding == "ternary" else ("int", t.bits)
+    return "ternary", 2
+
+
+def hardware_writer(graph: Graph, target, hw_config=None, clock_mhz=None, progress=None, t0=None):
+    """A write_artifact writer: chooses (or loads) the hardware configuration, lowers the program into
+    the artifact and returns the manifest fields (config, DSE, predicted performance)."""
+    import json
+    import time
+
+    from edgestream.compiler import dse, perfmodel
+
+    wkind, wbits = model_weight_kind(graph)
+    m = graph.config
+    if hw_config is not None:
+        cfg = dse.load_hwconfig(hw_config) if not isinstance(hw_config, dse.HwConfig) else hw_config.validate()
+        if clock_mhz is not None:
+            from dataclasses import replace
+
+            cfg = replace(cfg, clock_mhz=float(clock_mhz)).validate()
+        cfg.check_target(target, str(hw_config))
+        res = dse.estimate_resources(cfg)
+        over = dse.over_budget(res, target)
+        if over:
+            util = dse.utilization(res, target)
+            r = over[0]
+            raise CompileError(f"{hw_config}: configuration {cfg.config_id} needs {int(res[r]):,} {r.upper()} "
+                               f"({util[r]:.0%} of {target.name}), over the budget of "
+                               f"{target.max_utilization[r]:.0%}")
+        exploration = {"chosen_by": "user", "candidates": [], "evaluated": 0,
+                       "binding": {"resource": None, "highest_utilization": max(
+                           dse.RESOURCES, key=lambda r: res[r] / max(target.budget(r), 1e-9))}}
+    else:
+        ex = dse.explore(m, target, wkind, wbits, clock_mhz=clock_mhz)
+        cfg, res = ex["chosen"], ex["resources"]
+        exploration = {"chosen_by": "dse", "candidates": ex["candidates"], "evaluated": ex["evaluated"],
+                       "binding": ex["binding"]}
+    for r in ("lut", "ff", "dsp", "bram36", "uram"):
+        exploration.setdefault("budget", {})[r] = target.budget(r)
+    perf = perfmodel.predict(m, cfg, target, wkind, wbits, context=128, prompt=128)
+    table = perfmodel.prefill_decode_table(m, cfg, target, wkind, wbits)
+    max_k = max(m.hidden_size, m.intermediate_size, m.num_heads * m.head_dim)
+
+    def write(tmp: Path) -> dict[str, Any]:
+        prog, summary = lower_graph(graph, cfg, tmp / "hw_weights.bin", progress)
+        (tmp / "program.bin").write_bytes(prog.encode())
+        (tmp / SV_NAME).write_text(sv_package(cfg))
+        (tmp / "hw_config.json").write_text(json.dumps({"config_id": cfg.config_id, **cfg.to_dict()}, indent=1))
+        if summary["image_bytes"] > target.ddr_size_bytes:
+            raise CompileError(f"weight image of {summary['image_bytes'] / 1e9:.2f} GB does not fit the "
+                               f"{target.ddr_size_bytes / 1e9:.2f} GB DDR of {target.name}")
+        out = {
+            "hw_target": target.to_dict(),
+            "hw_config_id": cfg.config_id,
+            "hw_config": cfg.to_dict(),
+            "hw_resources": {k: v for k, v in res.items()},
+            "hw_weight_kind": [wkind, wbits],
+            "hw_exploration": exploration,
+            "hw_program": {k: v for k, v in summary.items() if k != "regions"},
+            "hw_regions": summary["regions"],
+            "hw_model_max_k": max_k,
+            "perf": perf,
+            "perf_table": table,
+        }
+        if t0 is not None:
+            out["compile_s"] = round(time.perf_counter() - t0, 3)
+        return out
+
+    return write

@@ -1,0 +1,257 @@
+"""Performance model: cycles per layer for prefill and decode, DDR bytes per token, the DDR roofline,
+and predicted TTFT / prefill tok/s / decode tok/s for a (model, HwConfig, Target).
+
+It is an analytic MODEL of the lowered program on the RTL engine's structure, not yet calibrated
+against RTL cycle counts or a board. What it charges:
+
+* DDR: effective bandwidth = min(ports x width x clock x latency cover, peak x refresh x controller
+  efficiency x burst efficiency). Burst efficiency = B / (B + 64) for B-byte bursts (about 3 ns of
+  command/bank overhead per burst); latency cover = outstanding x B / (read latency x port rate).
+  Bytes are those of this configuration's packed regions (code slots, row/group padding, 4 KiB
+  alignment), the INT8 LM head, the KV cache read (int8 + float32 scale per position and KV head),
+  KV writes and the embedding row.
+* Engine (II = 1, as tlmm_engine.sv): per K tile ntok x ceil(K/G) ingest cycles (table build; not
+  overlapped with lookups, the RTL phases are sequential), then ceil(N/Q) x planes x ceil(groups/T)
+  x ntok lookup cycles, plus pipeline fill/drain and command issue.
+* Vector unit (norm+quantize, RoPE, head quantization, attention, activations, residual adds):
+  elements / vec_lanes cycles per pass, in series with the engine (the data depends on it); the
+  weight prefetch buffer lets DDR run ahead by at most wbuf bytes during those gaps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from edgestream.compiler.lowering import ALIGN, region_layout
+
+PIPE_CYCLES = 12  # engine fill + drain per K tile (builder 1, table mem 1, lanes 3, fifo, dequant)
+ISSUE_CYCLES = 16  # sequencer: fetch + decode + start of one instruction
+BURST_OVERHEAD_BYTES = 64
+
+
+def ddr_bandwidth(cfg, target) -> dict[str, float]:
+    f = cfg.clock_mhz * 1e6
+    port_rate = cfg.axi_width_bits / 8 * f
+    burst = cfg.axi_burst_beats * cfg.axi_width_bits / 8
+    cover = min(1.0, cfg.axi_outstanding * burst / (target.read_latency_ns * 1e-9 * port_rate))
+    port_cap = cfg.axi_ports * port_rate * cover
+    burst_eff = burst / (burst + BURST_OVERHEAD_BYTES)
+    ddr_cap = target.ddr_peak_gbps * 1e9 * target.refresh_efficiency * target.controller_efficiency * burst_eff
+    return {"effective": min(port_cap, ddr_cap), "port_cap": port_cap, "ddr_cap": ddr_cap,
+            "peak": target.ddr_peak_gbps * 1e9, "burst_efficiency": burst_eff, "latency_cover": cover,
+            "bound": "ps_pl_ports" if port_cap < ddr_cap else "ddr"}
+
+
+def model_commands(m, wkind: str, wbits: int) -> list[tuple[str, int, int, str, int]]:
+    """The fused TLMM commands of one decoder layer: (name, N, K, kind, bits)."""
+    h, ffn = m.hidden_size, m.intermediate_size
+    qd, kvd = m.num_heads * m.head_dim, m.num_kv_heads * m.head_dim
+    return [("qkv", qd + 2 * kvd, h, wkind, wbits), ("o", h, qd, wkind, wbits),
+            ("gate_up", 2 * ffn, h, wkind, wbits), ("down", h, ffn, wkind, wbits)]
+
+
+def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int) -> dict[str, float]:
+    """DDR bytes and engine cycles of one fused TLMM over n rows x k columns for ntok tokens."""
+    nbytes = 0
+    cycles = 0
+    for k0 in range(0, k, cfg.max_k):
+        klen = min(cfg.max_k, k - k0)
+        lay = region_layout(cfg, n, klen, kind, bits)
+        nbytes += lay["nbytes"]
+        cycles += ISSUE_CYCLES * 3 + PIPE_CYCLES + ntok * lay["groups"] + lay["beats"] * ntok
+    # dequantize: n x ntok values through the vector unit, pipelined behind the results; it only
+    # shows when it is slower than the lookups
+    deq = math.ceil(n * ntok / cfg.vec_lanes)
+    return {"bytes": nbytes, "engine_cycles": max(cycles, deq + ISSUE_CYCLES)}
+
+
+def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int) -> list[dict[str, Any]]:
+    """One decoder layer for ntok tokens whose last position is ctx_end - 1."""
+    V = cfg.vec_lanes
+    h, ffn, D = m.hidden_size, m.intermediate_size, m.head_dim
+    qd, kvd = m.num_heads * D, m.num_kv_heads * D
+    cmds = {c[0]: c for c in model_commands(m, wkind, wbits)}
+
+    def vec(name, elems_passes):
+        return {"name": name, "kind": "vector", "bytes": 0,
+                "cycles": ISSUE_CYCLES + math.ceil(elems_passes * ntok / V)}
+
+    def mm(name):
+        _, n, k, kind, bits = cmds[name]
+        c = command_cost(cfg, n, k, kind, bits, ntok)
+        return {"name": name, "kind": "tlmm", "bytes": c["bytes"], "cycles": c["engine_cycles"]}
+
+    # attention: K/V of positions < ctx_end read once per tile (int8 + f32 scale per position and head)
+    kv_read = 2 * m.num_kv_heads * ctx_end * (D + 4)
+    kv_write = 2 * ntok * m.num_kv_heads * (D + 4)
+    avg_ctx = ctx_end - (ntok - 1) / 2
+    attn_cycles = ISSUE_CYCLES + math.ceil(ntok * m.num_heads * avg_ctx * (2 * D / 2 + 4) / V)
+    sub = m.arch == "bitnet"
+    steps = [vec("norm_quant.in", 2 * h), mm("qkv"), vec("rope+quant_heads", (qd + kvd) + 2 * (qd + 2 * kvd)),
+             {"name": "attention", "kind": "attention", "bytes": kv_read + kv_write, "cycles": attn_cycles},
+             vec("norm_quant.o", 2 * qd if sub else qd), mm("o"), vec("residual", h),
+             vec("norm_quant.ffn", 2 * h), mm("gate_up"), vec("act", ffn),
+             vec("norm_quant.down", 2 * ffn if sub else ffn), mm("down"), vec("residual", h)]
+    return steps
+
+
+def _head_steps(m, cfg, ntok: int = 1) -> list[dict[str, Any]]:
+    h = m.hidden_size
+    c = command_cost(cfg, m.vocab_size, h, "int", 8, ntok)
+    return [{"name": "norm_quant.final", "kind": "vector", "bytes": 0,
+             "cycles": ISSUE_CYCLES + math.ceil(2 * h * ntok / cfg.vec_lanes)},
+            {"name": "lm_head", "kind": "tlmm", "bytes": c["bytes"], "cycles": c["engine_cycles"]}]
+
+
+def _embed_step(m, cfg, ntok: int) -> dict[str, Any]:
+    return {"name": "embed", "kind": "vector", "bytes": ntok * (m.hidden_size + 4),
+            "cycles": ISSUE_CYCLES + math.ceil(ntok * m.hidden_size / cfg.vec_lanes)}
+
+
+def _run_steps(steps: list[dict[str, Any]], cfg, bw: float, prefetched: float = 0.0,
+               record: bool = True) -> dict[str, float]:
+    """Time of a sequence of steps: each step takes max(its DDR time, its compute time); weights for
+    a later TLMM are prefetched during earlier compute-bound time, up to the prefetch buffer."""
+    f = cfg.clock_mhz * 1e6
+    buf = cfg.wbuf_kib * 1024
+    t = ddr_t = comp_t = 0.0
+    for s in steps:
+        comp = s["cycles"] / f
+        need = s["bytes"]
+        if s["kind"] == "tlmm":
+            use = min(prefetched, need)
+            need -= use
+            prefetched = 0.0
+        ddr = need / bw
+        dt = max(ddr, comp)
+        # DDR idle time inside this step fills the buffer for the next weights
+        prefetched = min(buf, prefetched + (dt - ddr) * bw)
+        if record:
+            s["time_s"] = dt
+        t += dt
+        ddr_t += s["bytes"] / bw
+        comp_t += comp
+    return {"time_s": t, "ddr_s": ddr_t, "compute_s": comp_t, "prefetched": prefetched}
+
+
+def _run_model(m, cfg, bw, embed, layer, head, reps: int = 1) -> dict[str, float]:
+    """embed, num_layers x layer (prefetch state carried: first layer, then the steady state), head;
+    the layer part repeated `reps` times (prefill tiles of the same shape)."""
+    a = _run_steps([embed], cfg, bw)
+    first = _run_steps(layer, cfg, bw, a["prefetched"])
+    steady = _run_steps(layer, cfg, bw, first["prefetched"])
+    tot = {k: a[k] + first[k] + (m.num_layers - 1) * steady[k] for k in ("time_s", "ddr_s", "compute_s")}
+    tot = {k: v * reps for k, v in tot.items()}
+    if head:
+        h = _run_steps(head, cfg, bw, steady["prefetched"])
+        tot = {k: tot[k] + h[k] for k in tot}
+    return tot
+
+
+def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int = 128, prompt: int = 128,
+            detail: bool = True) -> dict[str, Any]:
+    bw = ddr_bandwidth(cfg, target)
+    eff = bw["effective"]
+    f = cfg.clock_mhz * 1e6
+
+    # ---- decode: one token at position `context` (attends over context + 1 positions)
+    embed = _embed_step(m, cfg, 1)
+    layer = _layer_steps(m, cfg, wkind, wbits, 1, context + 1)
+    head = _head_steps(m, cfg, 1)
+    dec = _run_model(m, cfg, eff, embed, layer, head)
+    w_bytes = m.num_layers * sum(s["bytes"] for s in layer if s["kind"] == "tlmm")
+    head_bytes = sum(s["bytes"] for s in head)
+    kv_bytes = m.num_layers * sum(s["bytes"] for s in layer if s["kind"] == "attention")
+    tok_bytes = w_bytes + head_bytes + kv_bytes + embed["bytes"]
+    decode_tok_s = 1.0 / dec["time_s"]
+    roof = bw["peak"] / tok_bytes
+    ideal_w = m.num_layers * sum(n * k for _, n, k, _, _ in model_commands(m, wkind, wbits))
+    ideal_bytes = (ideal_w * (1.6 if wkind == "ternary" else wbits) / 8 + m.vocab_size * (m.hidden_size + 4)
+                   + kv_bytes + m.hidden_size + 4)
+    if dec["compute_s"] >= dec["ddr_s"]:
+        bound = "engine_compute"
+    else:
+        bound = "ddr_bandwidth" if bw["bound"] == "ddr" else "ps_pl_ports"
+
+    # ---- prefill: prompt tokens in tiles of max_tok, LM head for the last token only. Full tiles
+    # are charged at the mean attention length (attention cost is linear in it), the last partial
+    # tile at its own.
+    mt = min(cfg.max_tok, prompt)
+    nfull, rest = divmod(prompt, mt)
+    pre = {"time_s": 0.0, "ddr_s": 0.0, "compute_s": 0.0}
+    pre_bytes = 0.0
+    tiles = []
+    if nfull:
+        mean_end = mt * (nfull + 1) / 2
+        lay = _layer_steps(m, cfg, wkind, wbits, mt, max(mt, int(round(mean_end))))
+        r = _run_model(m, cfg, eff, _embed_step(m, cfg, mt), lay, None, reps=nfull)
+        pre = {k: pre[k] + r[k] for k in pre}
+        pre_bytes += nfull * (m.num_layers * sum(s["bytes"] for s in lay) + mt * (m.hidden_size + 4))
+        tiles.append((mt, lay))
+    if rest:
+        lay = _layer_steps(m, cfg, wkind, wbits, rest, prompt)
+        r = _run_model(m, cfg, eff, _embed_step(m, cfg, rest), lay, None)
+        pre = {k: pre[k] + r[k] for k in pre}
+        pre_bytes += m.num_layers * sum(s["bytes"] for s in lay) + rest * (m.hidden_size + 4)
+        tiles.append((rest, lay))
+    h = _run_steps(head, cfg, eff, record=False)
+    pre_bytes += head_bytes
+    ttft = pre["time_s"] + h["time_s"]
+    prefill_tok_s = prompt / ttft
+    compute_roof = cfg.lanes * cfg.G * f / max(ideal_w, 1)
+    out: dict[str, Any] = {
+        "clock_mhz": cfg.clock_mhz,
+        "context": context,
+        "prompt": prompt,
+        "decode_tok_s": decode_tok_s,
+        "decode_ms_per_token": 1e3 * dec["time_s"],
+        "decode_bound": bound,
+        "bytes_per_token": {"weights": w_bytes, "lm_head": head_bytes, "kv_cache": kv_bytes,
+                            "embedding": embed["bytes"], "total": tok_bytes,
+                            "ideal_total": ideal_bytes},
+        "ddr": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in bw.items()},
+        "decode_roofline_tok_s": roof,
+        "decode_roofline_frac": decode_tok_s / roof,
+        "decode_ideal_roofline_tok_s": bw["peak"] / ideal_bytes,
+        "ttft_s": ttft,
+        "prefill_tok_s": prefill_tok_s,
+        "prefill_bytes_per_token": pre_bytes / prompt,
+        "prefill_roofline_tok_s": bw["peak"] / (pre_bytes / prompt),
+        "prefill_roofline_frac": prefill_tok_s / (bw["peak"] / (pre_bytes / prompt)),
+        "prefill_compute_roofline_tok_s": compute_roof,
+        "prefill_compute_frac": prefill_tok_s / compute_roof,
+        "calibrated": False,
+        "note": "analytic model of the lowered program on the tlmm_engine structure; not yet calibrated "
+                "against RTL cycle counts or a board",
+    }
+    if detail:
+        def table(steps):
+            return [{"step": s["name"], "bytes": int(s["bytes"]), "cycles": int(s["cycles"]),
+                     "time_us": round(1e6 * s["time_s"], 3)} for s in steps]
+
+        # cycles per layer (steady state): decode at this context; prefill of one full tile
+        _run_steps(layer, cfg, eff)
+        out["decode_layer"] = table(layer)
+        out["decode_layer_us"] = round(1e6 * sum(s["time_s"] for s in layer), 3)
+        out["decode_layer_cycles"] = int(round(sum(s["time_s"] for s in layer) * f))
+        nt0, lay0 = tiles[0]
+        _run_steps(lay0, cfg, eff)
+        out["prefill_layer"] = table(lay0)
+        out["prefill_layer_tile_tokens"] = nt0
+        out["prefill_layer_cycles"] = int(round(sum(s["time_s"] for s in lay0) * f))
+        out["align_bytes"] = ALIGN
+    return out
+
+
+def prefill_decode_table(m, cfg, target, wkind, wbits, prompts=(64, 128), contexts=(128, 512)) -> list[dict]:
+    rows = []
+    for p in prompts:
+        r = predict(m, cfg, target, wkind, wbits, context=p, prompt=p, detail=False)
+        rows.append({"prompt": p, "ttft_s": r["ttft_s"], "prefill_tok_s": r["prefill_tok_s"],
+                     "prefill_roofline_frac": r["prefill_roofline_frac"]})
+    for c in contexts:
+        r = predict(m, cfg, target, wkind, wbits, context=c, prompt=1, detail=False)
+        rows.append({"context": c, "decode_tok_s": r["decode_tok_s"], "decode_roofline_frac": r["decode_roofline_frac"],
+                     "bytes_per_token": r["bytes_per_token"]["total"]})
+    return rows

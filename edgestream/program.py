@@ -1,0 +1,156 @@
+"""The binary dataflow program (docs/program.md): what the hardware sequencer and
+edgestream.host.program_executor both execute.
+
+    header   (64 bytes)  magic b"ESPG", version u16, instruction size u16, counts, config id
+    regions  (40 bytes each) offset u64, nbytes u64, kind u8, bits u8, pad u16, n u32, k u32, k0 u32,
+                         rows_padded u32, cols_padded u32 -- where every weight/table lives in the image
+    buffers  (16 bytes each) dtype u8, pad[3], width u32, name offset u32, name length u32
+    instrs   (32 bytes each) op u8, flags u8, a u16, f[7] u32
+    names    UTF-8 buffer names (debugging only; the executors never look at them)
+
+All integers little endian.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from edgestream.errors import InputError
+
+MAGIC = b"ESPG"
+PROGRAM_VERSION = 1
+NONE = 0xFFFFFFFF
+
+# opcodes
+EMBED, NORM_QUANT = 0x01, 0x02
+LOAD_ACT, BUILD_TABLE, TLMM, DEQUANT = 0x10, 0x11, 0x12, 0x13
+ROPE, ATTENTION, ACT_MUL, ADD = 0x20, 0x21, 0x22, 0x23
+LAST_ROW, OUTPUT, END = 0x30, 0x31, 0x3F
+OPNAMES = {EMBED: "EMBED", NORM_QUANT: "NORM_QUANT", LOAD_ACT: "LOAD_ACT", BUILD_TABLE: "BUILD_TABLE",
+           TLMM: "TLMM", DEQUANT: "DEQUANT", ROPE: "ROPE", ATTENTION: "ATTENTION", ACT_MUL: "ACT_MUL",
+           ADD: "ADD", LAST_ROW: "LAST_ROW", OUTPUT: "OUTPUT", END: "END"}
+
+# flags
+F_NORM = 1  # NORM_QUANT: an RMSNorm gain is fused (f2 = gain region)
+F_ACCUMULATE = 1  # TLMM: add into the accumulators (later K tiles), else overwrite
+F_BITSERIAL = 2  # TLMM: integer weights as bit planes (f2 = bits)
+F_PER_CHANNEL = 1  # DEQUANT: beta has one scale per output row
+F_SILU = 1  # ACT_MUL: SwiGLU (else ReLU^2)
+
+# region kinds
+R_F32, R_I8ROWS, R_TERN_GINDEX, R_TERN_BASE3, R_INT_PLANES, R_INT_DENSE = 0, 1, 2, 3, 4, 5
+REGION_KINDS = {R_F32: "f32", R_I8ROWS: "i8rows", R_TERN_GINDEX: "ternary-gindex", R_TERN_BASE3: "ternary-base3",
+                R_INT_PLANES: "int-planes", R_INT_DENSE: "int-dense"}
+
+# buffer dtypes
+B_F32, B_I8, B_SCALE, B_IDS = 0, 1, 2, 3
+
+_HDR = struct.Struct("<4sHHIIII16sI20x")
+_REG = struct.Struct("<QQBBHIIIII")
+_BUF = struct.Struct("<B3xIII")
+_INS = struct.Struct("<BBH7I")
+assert _HDR.size == 64 and _REG.size == 40 and _BUF.size == 16 and _INS.size == 32
+
+
+@dataclass
+class Region:
+    offset: int
+    nbytes: int
+    kind: int
+    bits: int = 0
+    n: int = 0  # rows (output channels / table rows)
+    k: int = 0  # columns of this region (K tile length)
+    k0: int = 0  # first column of the tile in the full matrix
+    rows_padded: int = 0
+    cols_padded: int = 0
+
+
+@dataclass
+class Buffer:
+    name: str
+    dtype: int
+    width: int
+
+
+@dataclass
+class Instr:
+    op: int
+    flags: int = 0
+    a: int = 0
+    f: list[int] = field(default_factory=lambda: [0] * 7)
+
+    def __post_init__(self):
+        self.f = list(self.f) + [0] * (7 - len(self.f))
+
+    def text(self) -> str:
+        return f"{OPNAMES.get(self.op, hex(self.op))} flags={self.flags} a={self.a} f={self.f}"
+
+
+@dataclass
+class Program:
+    config_id: str
+    group: int  # G of the configuration (the executor needs it to read codes)
+    regions: list[Region]
+    buffers: list[Buffer]
+    instrs: list[Instr]
+    lanes_t: int = 1  # T
+    lanes_q: int = 1  # Q
+    code_bits: int = 8
+
+    def encode(self) -> bytes:
+        names = b""
+        bufs = []
+        for b in self.buffers:
+            nb = b.name.encode()
+            bufs.append(_BUF.pack(b.dtype, b.width, len(names), len(nb)))
+            names += nb
+        cid = bytes.fromhex(self.config_id.ljust(32, "0"))[:16]
+        hdr = _HDR.pack(MAGIC, PROGRAM_VERSION, _INS.size, len(self.regions), len(self.buffers),
+                        len(self.instrs), len(names), cid,
+                        (self.group & 0xFF) | ((self.code_bits & 0xFF) << 8) | ((self.lanes_t & 0xFF) << 16)
+                        | ((self.lanes_q & 0xFF) << 24))
+        regs = b"".join(_REG.pack(r.offset, r.nbytes, r.kind, r.bits, 0, r.n, r.k, r.k0, r.rows_padded,
+                                  r.cols_padded) for r in self.regions)
+        ins = b"".join(_INS.pack(i.op, i.flags, i.a, *i.f) for i in self.instrs)
+        return hdr + regs + b"".join(bufs) + ins + names
+
+    @classmethod
+    def decode(cls, blob: bytes, src: str = "program.bin") -> Program:
+        if len(blob) < _HDR.size:
+            raise InputError(f"{src}: truncated program (no header)")
+        magic, ver, isz, nr, nb, ni, nn, cid, geo = _HDR.unpack_from(blob, 0)
+        if magic != MAGIC:
+            raise InputError(f"{src}: not an edgestream program (magic {magic!r}, expected {MAGIC!r})")
+        if ver != PROGRAM_VERSION or isz != _INS.size:
+            raise InputError(f"{src}: program version {ver} / instruction size {isz}, this edgestream reads "
+                             f"version {PROGRAM_VERSION} / {_INS.size}")
+        need = _HDR.size + nr * _REG.size + nb * _BUF.size + ni * _INS.size + nn
+        if len(blob) != need:
+            raise InputError(f"{src}: {len(blob)} bytes, header says {need} (truncated or corrupt)")
+        off = _HDR.size
+        regions = []
+        for _ in range(nr):
+            o, n_, kind, bits, _p, n, k, k0, rp, cp = _REG.unpack_from(blob, off)
+            if kind not in REGION_KINDS:
+                raise InputError(f"{src}: region {len(regions)} has unknown kind {kind}")
+            regions.append(Region(o, n_, kind, bits, n, k, k0, rp, cp))
+            off += _REG.size
+        raw_bufs = []
+        for _ in range(nb):
+            raw_bufs.append(_BUF.unpack_from(blob, off))
+            off += _BUF.size
+        instrs = []
+        for _ in range(ni):
+            op, fl, a, *f = _INS.unpack_from(blob, off)
+            if op not in OPNAMES:
+                raise InputError(f"{src}: instruction {len(instrs)} has unknown opcode {op:#x}")
+            instrs.append(Instr(op, fl, a, f))
+            off += _INS.size
+        names = blob[off:]
+        buffers = [Buffer(names[o : o + ln].decode(), dt, w) for dt, w, o, ln in raw_bufs]
+        return cls(cid[:8].hex(), geo & 0xFF, regions, buffers, instrs, (geo >> 16) & 0xFF, (geo >> 24) & 0xFF,
+                   (geo >> 8) & 0xFF)
+
+    def listing(self) -> str:
+        return "\n".join(f"{i:5d}  {ins.text()}" for i, ins in enumerate(self.instrs))

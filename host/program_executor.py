@@ -1,0 +1,188 @@
+"""Executes the lowered binary program (program.bin) on the packed hardware-order weight image
+(hw_weights.bin), instruction by instruction, the way the hardware sequencer does: LOAD_ACT +
+BUILD_TABLE build the group tables of the activation tile, TLMM sums table entries selected by the
+region's codes (bit-serial integer weights through the same ternary table, as tlmm_wdecode.sv maps
+them), DEQUANT scales the accumulators. It must give logits bit-identical to CpuExecutor (tests).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgestream import numerics as nx
+from edgestream import program as pg
+from edgestream.compiler.lowering import unpack_region
+from edgestream.errors import InputError
+from edgestream.formats.ternary import gindex_digits
+from edgestream.host.executor import KVCache
+from edgestream.ir import ModelConfig
+
+
+class ProgramExecutor:
+    def __init__(self, artifact_path: str | Path):
+        path = Path(artifact_path)
+        try:
+            man = json.loads((path / "manifest.json").read_text())
+            blob = (path / "program.bin").read_bytes()
+        except FileNotFoundError as e:
+            raise InputError(f"{path}: {Path(e.filename).name} is missing (compile with --target <board> to "
+                             f"get a lowered program)") from None
+        self.manifest = man
+        self.cfg = ModelConfig.from_dict(man["model"])
+        self.prog = pg.Program.decode(blob, str(path / "program.bin"))
+        if man.get("hw_config_id") != self.prog.config_id:
+            raise InputError(f"{path}: program.bin was lowered for config {self.prog.config_id}, manifest says "
+                             f"{man.get('hw_config_id')}")
+        img = path / "hw_weights.bin"
+        self.image = np.memmap(img, dtype=np.uint8, mode="r") if img.stat().st_size else np.zeros(0, np.uint8)
+        for i, r in enumerate(self.prog.regions):
+            if r.offset + r.nbytes > self.image.size:
+                raise InputError(f"{img}: region {i} lies beyond the end of the image (truncated)")
+        g = self.prog.group
+        self._codes: dict[int, np.ndarray] = {}
+        self._data: dict[int, np.ndarray] = {}
+        self._zero = (3**g - 1) // 2
+        # binary group code -> index of the ternary pattern with those digits (tlmm_wdecode.sv)
+        self._bin2tern = (self._zero + (((np.arange(1 << g)[:, None] >> np.arange(g)) & 1)
+                                        * (3 ** np.arange(g))).sum(1)).astype(np.int64)
+        self._digits = gindex_digits(g).astype(np.int64)  # [3**G, G]
+        self.cache: KVCache | None = None
+        self.pos = 0
+        self._scale = np.float32(1.0 / np.sqrt(self.cfg.head_dim))
+
+    kernel_name = "program"
+
+    # ---- region access
+    def _raw(self, i: int) -> np.ndarray:
+        r = self.prog.regions[i]
+        return self.image[r.offset : r.offset + r.nbytes]
+
+    def data(self, i: int) -> np.ndarray:
+        if i not in self._data:
+            r = self.prog.regions[i]
+            raw = self._raw(i)
+            a = raw.view("<f4") if r.kind == pg.R_F32 else raw.view(np.int8)
+            self._data[i] = a.reshape(r.n, r.k) if r.n > 1 else a.reshape(-1)
+        return self._data[i]
+
+    def codes(self, i: int) -> np.ndarray:
+        if i not in self._codes:
+            p = self.prog
+            self._codes[i] = unpack_region(p.group, p.lanes_t, p.lanes_q, p.code_bits, p.regions[i],
+                                           np.asarray(self._raw(i)))
+        return self._codes[i]
+
+    # ---- state
+    def reset(self, capacity: int) -> None:
+        c = self.cfg
+        if capacity > c.max_position:
+            raise InputError(f"context of {capacity} tokens exceeds the model's max_position {c.max_position}")
+        if self.cache is None or self.cache.capacity < capacity:
+            self.cache = KVCache(c.num_layers, c.num_kv_heads, c.head_dim, capacity)
+        self.pos = 0
+
+    def forward(self, ids: np.ndarray, last_only: bool = True) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self.cache is None or self.pos + len(ids) > self.cache.capacity:
+            raise InputError(f"KV cache holds {0 if self.cache is None else self.cache.capacity} positions, "
+                             f"{self.pos + len(ids)} needed (call reset with a larger capacity)")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
+            bad = int(ids[(ids < 0) | (ids >= self.cfg.vocab_size)][0])
+            raise InputError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
+        buf: list[np.ndarray | None] = [None] * len(self.prog.buffers)
+        buf[0] = ids
+        act = tables = acc = None
+        out = None
+        last = False
+        for ins in self.prog.instrs:
+            op, a, f = ins.op, ins.a, ins.f
+
+            def rd(s):
+                v = buf[s]
+                return v[-1:] if last and v is not None and v.shape[0] > 1 and s != 0 else v
+
+            if op == pg.EMBED:
+                tab, sc = self.data(f[1]), self.data(f[2])
+                idv = buf[f[0]]
+                buf[a] = (tab[idv].astype(np.float32) * sc[idv][:, None]).astype(np.float32)
+            elif op == pg.NORM_QUANT:
+                gain = self.data(f[2]) if ins.flags & pg.F_NORM else None
+                eps = float(np.uint32(f[3]).view(np.float32)) if gain is not None else None
+                buf[f[0]], buf[f[1]] = nx.norm_quant(rd(a), gain, eps)
+            elif op == pg.LOAD_ACT:
+                act = rd(a)[:, f[0] : f[0] + f[1]]
+            elif op == pg.BUILD_TABLE:
+                g = f[0]
+                q = act.astype(np.int64)
+                pad = (-q.shape[1]) % g
+                if pad:
+                    q = np.pad(q, ((0, 0), (0, pad)))
+                # T[tok, group, c] = sum_i digit_i(c) * q[tok, group*G + i]  (int16 entries)
+                tables = (q.reshape(q.shape[0], -1, g) @ self._digits.T).astype(np.int16)
+            elif op == pg.TLMM:
+                part = self._tlmm(tables, self.codes(a), ins.flags & pg.F_BITSERIAL, f[2])
+                acc = acc + part if ins.flags & pg.F_ACCUMULATE else part
+            elif op == pg.DEQUANT:
+                r = self.prog.regions[f[3]]
+                beta = self.data(f[3]).reshape(-1)
+                n = f[1]
+                if not ins.flags & pg.F_PER_CHANNEL:
+                    beta = np.broadcast_to(beta[:1], (n,))
+                assert r.k * r.n >= 1
+                buf[a] = nx.dequant(acc[:, f[0] : f[0] + n].astype(np.int32), rd(f[2]), beta)
+            elif op == pg.ROPE:
+                x = rd(f[0])
+                d = self.cfg.head_dim
+                pos = np.arange(self.pos, self.pos + x.shape[0])
+                cos, sin = self.data(f[2])[pos], self.data(f[3])[pos]
+                buf[a] = nx.rope(x.reshape(x.shape[0], -1, d), cos, sin).reshape(x.shape)
+            elif op == pg.ATTENTION:
+                buf[a] = self._attention(rd(f[0]), rd(f[1]), rd(f[2]), f[3])
+            elif op == pg.ACT_MUL:
+                fn = nx.silu_mul if ins.flags & pg.F_SILU else nx.relu2_mul
+                buf[a] = fn(rd(f[0]), rd(f[1]))
+            elif op == pg.ADD:
+                buf[a] = (rd(f[0]) + rd(f[1])).astype(np.float32)
+            elif op == pg.LAST_ROW:
+                last = last_only
+            elif op == pg.OUTPUT:
+                out = buf[a]
+            elif op == pg.END:
+                break
+        self.pos += len(ids)
+        return out
+
+    def _tlmm(self, tables: np.ndarray, codes: np.ndarray, bitserial: int, bits: int) -> np.ndarray:
+        """tables int16 [tok, groups, 3**G]; codes [planes, n, groups] -> int64 accumulators [tok, n]."""
+        ng = codes.shape[2]
+        gidx = np.arange(ng)[None, :]
+        out = np.zeros((tables.shape[0], codes.shape[1]), np.int64)
+        idx = [self._bin2tern[codes[b]] if bitserial else codes[b].astype(np.int64) for b in range(codes.shape[0])]
+        for t in range(tables.shape[0]):
+            tab = tables[t, :ng]
+            if not bitserial:
+                out[t] = tab[gidx, idx[0]].astype(np.int64).sum(axis=1)
+                continue
+            for b in range(bits):
+                s = tab[gidx, idx[b]].astype(np.int64).sum(axis=1)
+                out[t] += (-s if b == bits - 1 else s) << b
+        return out
+
+    def _attention(self, q, k, v, layer):
+        c, cache = self.cfg, self.cache
+        t, d, p0 = q.shape[0], c.head_dim, self.pos
+        end = p0 + t
+        kq, dk = nx.quant_heads(k.reshape(t, c.num_kv_heads, d))
+        vq, dv = nx.quant_heads(v.reshape(t, c.num_kv_heads, d))
+        cache.kq[layer, :, p0:end] = kq.transpose(1, 0, 2)
+        cache.vq[layer, :, p0:end] = vq.transpose(1, 0, 2)
+        cache.dk[layer, :, p0:end] = dk.T
+        cache.dv[layer, :, p0:end] = dv.T
+        qq, dq = nx.quant_heads(q.reshape(t, c.num_heads, d))
+        kvh = np.arange(c.num_heads) // (c.num_heads // c.num_kv_heads)
+        o = nx.attention(qq.transpose(1, 0, 2), dq.T, cache.kq[layer][kvh, :end], cache.dk[layer][kvh, :end],
+                         cache.vq[layer][kvh, :end], cache.dv[layer][kvh, :end], np.arange(p0, end), self._scale)
+        return o.transpose(1, 0, 2).reshape(t, c.num_heads * d)
