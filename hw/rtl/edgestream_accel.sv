@@ -143,7 +143,8 @@ module edgestream_accel
     for (genvar i = 0; i < 3; i++) begin : g_arr
         assign ar_r[i] = m_axi_arready && sel == 2'(i);
     end
-    assign m_axi_rready = r_rdy[m_axi_rid == 2'd3 ? 2'd0 : m_axi_rid];
+    // every read master reserves FIFO room before it asks: R is always accepted
+    assign m_axi_rready = 1'b1;
     always_ff @(posedge clk) begin
         if (!rst_n) glock <= 1'b0;
         else if (m_axi_arvalid && !m_axi_arready) begin
@@ -250,5 +251,5 @@ module edgestream_accel
 
     assign irq = st_done || st_error;
 
-    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_user, e_res_last, m_axi_rid == 2'd3};
+    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_user, e_res_last, r_rdy};
 endmodule
