@@ -270,7 +270,7 @@ def over_budget(res: dict[str, float], target: Target) -> list[str]:
 
 
 # ---------------------------------------------------------------- exploration
-@dataclass
+@dataclass(eq=False)
 class Candidate:
     cfg: HwConfig
     resources: dict[str, float]
@@ -311,14 +311,20 @@ def _max_k_options(model_k: int, g: int, t: int) -> list[int]:
 
 
 def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, context: int = 128,
-            prompt: int = 128, clock_mhz: float | None = None, top: int = 12) -> dict[str, Any]:
+            prompt: int = 128, clock_mhz: float | None = None, top: int = 12, effort: str = "full") -> dict[str, Any]:
     """Choose a HwConfig for (model, target). `model` is an edgestream.ir.ModelConfig; wkind/wbits the
     encoding of the decoder linears (the LM head is INT8). Returns the chosen config, its resources and
-    performance, the binding limits and the candidates weighed (best `top` plus a sample of rejected)."""
+    performance, the binding limits and the candidates weighed (best `top` plus a sample of rejected).
+    effort "quick" searches a coarser grid (fewer lane shapes, the fastest clock, two prefill tiles)."""
+    if effort not in ("full", "quick"):
+        raise InputError(f"DSE effort {effort!r}: expected 'full' or 'quick'")
     from edgestream.compiler.perfmodel import predict
 
     max_model_k = max(model.hidden_size, model.intermediate_size, model.num_heads * model.head_dim)
     clocks = [clock_mhz] if clock_mhz else list(target.clocks_mhz)
+    quick = effort == "quick"
+    if quick and not clock_mhz:
+        clocks = clocks[-1:]
     ports = target.ports
     width = target.port_width_bits
     beats = max(1, min(256, 4096 // (width // 8)))
@@ -326,11 +332,15 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
     cands: list[Candidate] = []
     n_eval = 0
     for g, t, q in itertools.product((2, 3, 4, 5), (1, 2, 4, 8, 16, 32, 64, 128), (1, 2, 4, 8, 16)):
-        if not 8 <= t * q <= 512:
+        if not 8 <= t * q <= 512 or (quick and (t * q not in (16, 64, 256) or q not in (2, 8))):
             continue
+        found: set[tuple] = set()
         for enc, ienc, mt, clk, vl in itertools.product(
-            ("gindex", "base3") if g != 5 else ("gindex",), INT_ENCODINGS, (1, 4, 8, 16), clocks, (16,)
+            ("gindex", "base3") if g != 5 else ("gindex",), INT_ENCODINGS, (1, 8) if quick else (1, 4, 8, 16),
+            clocks, (32, 16, 8)
         ):
+            if (enc, ienc, mt, clk) in found:
+                continue  # a wider vector unit already fits with this shape
             outstanding = min(64, max(4, math.ceil(target.read_latency_ns * 1e-9 * clk * 1e6
                                                   * width / 8 / (beats * width / 8)) + 2))
             best_mem: Candidate | None = None
@@ -346,7 +356,7 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
                         continue
                     if over:
                         # remember one over-budget variant (the cheapest memory) to say what binds
-                        if mem != TABLE_MEMS[-1] or mk != _max_k_options(max_model_k, g, t)[:3][-1]:
+                        if mem != TABLE_MEMS[-1] or mk != _max_k_options(max_model_k, g, t)[:3][-1] or vl != 8:
                             continue
                     n_eval += 1
                     perf = predict(model, cfg, target, wkind, wbits, context=context, prompt=prompt, detail=False)
@@ -360,6 +370,7 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
                     break
             if best_mem is not None:
                 cands.append(best_mem)
+                found.add((enc, ienc, mt, clk))
     fitting = sorted((c for c in cands if c.fits), key=Candidate.key, reverse=True)
     if not fitting:
         worst = {}
@@ -368,17 +379,29 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
                 worst[r] = worst.get(r, 0) + 1
         raise InputError(f"target {target.name}: no hardware configuration fits its budget "
                          f"(most often over: {', '.join(sorted(worst, key=worst.get, reverse=True)) or 'n/a'})")
-    best = fitting[0]
-    # grow the prefetch buffer and the vector unit while that helps and fits
-    for kib, vl in ((256, 16), (512, 16), (1024, 16), (2048, 16), (None, 32), (None, 64)):
-        cfg = replace(best.cfg, wbuf_kib=kib or best.cfg.wbuf_kib, vec_lanes=vl)
-        res = estimate_resources(cfg)
-        if over_budget(res, target):
-            continue
-        perf = predict(model, cfg, target, wkind, wbits, context=context, prompt=prompt, detail=False)
-        cand = Candidate(cfg, res, perf, [])
-        if cand.key()[:2] > best.key()[:2]:
-            best = cand
+    # refine the leaders: a deeper prefetch buffer and a wider vector unit, while that helps and fits
+    refined = []
+    for lead in fitting[:10] + sorted(fitting, key=lambda c: c.perf["prefill_tok_s"], reverse=True)[:5]:
+        best_l = lead
+        for kib, vl in ((256, 8), (512, 8), (1024, 8), (2048, 8), (None, 16), (None, 32), (None, 64)):
+            cfg = replace(best_l.cfg, wbuf_kib=kib or best_l.cfg.wbuf_kib, vec_lanes=vl)
+            res = estimate_resources(cfg)
+            if over_budget(res, target):
+                continue
+            n_eval += 1
+            perf = predict(model, cfg, target, wkind, wbits, context=context, prompt=prompt, detail=False)
+            cand = Candidate(cfg, res, perf, [])
+            if cand.key()[:2] > best_l.key()[:2]:
+                best_l = cand
+        refined.append(best_l)
+    fitting = sorted(set(refined) | set(fitting), key=Candidate.key, reverse=True)
+    # decode figures within 1% of the best are a tie (below the model's resolution): among those the
+    # fastest prefill wins, then the fewest LUTs
+    top_dec = fitting[0].perf["decode_tok_s"]
+    pool = [c for c in fitting if c.perf["decode_tok_s"] >= 0.99 * top_dec]
+    best = max(pool, key=lambda c: (round(c.perf["prefill_tok_s"], 1), -c.resources["lut"]))
+    fitting.remove(best)
+    fitting.insert(0, best)
     faster_rejected = [c for c in cands if not c.fits and c.perf["decode_tok_s"] > best.perf["decode_tok_s"] * 1.001]
     binds_count: dict[str, int] = {}
     for c in faster_rejected:

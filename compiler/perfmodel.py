@@ -255,3 +255,119 @@ def prefill_decode_table(m, cfg, target, wkind, wbits, prompts=(64, 128), contex
         rows.append({"context": c, "decode_tok_s": r["decode_tok_s"], "decode_roofline_frac": r["decode_roofline_frac"],
                      "bytes_per_token": r["bytes_per_token"]["total"]})
     return rows
+
+
+# ---------------------------------------------------------------- report (edgestream report ART)
+PUBLISHED_KV260 = {"decode_tok_s": 25.0, "prefill_tok_s": 143.0, "ttft_s": [0.45, 0.96], "lut_frac": 0.84,
+                   "uram_frac": 0.94, "clock_mhz": 250}
+
+
+def report_from_manifest(man: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """The report of a board artifact, from its manifest (no weights are read)."""
+    from edgestream.errors import InputError
+
+    if "hw_config_id" not in man:
+        raise InputError(f"{path}: compiled for target {man.get('target', 'cpu')!r}; `report` needs an artifact "
+                         f"compiled for a board (e.g. --target kv260)")
+    perf = man["perf"]
+    tgt = man["hw_target"]
+    res = {k: v for k, v in man["hw_resources"].items() if k != "breakdown"}
+    util = {r: res[r] / tgt["resources"][r] if tgt["resources"][r] else 0.0 for r in res}
+    return {
+        "artifact": path,
+        "target": tgt["name"],
+        "part": tgt.get("part"),
+        "config_id": man["hw_config_id"],
+        "hw_config": man["hw_config"],
+        "resources": res,
+        "utilization": util,
+        "budget_fraction": tgt.get("max_utilization", {}),
+        "resource_breakdown": man["hw_resources"].get("breakdown", {}),
+        "binding": man["hw_exploration"].get("binding", {}),
+        "chosen_by": man["hw_exploration"].get("chosen_by"),
+        "evaluated": man["hw_exploration"].get("evaluated"),
+        "candidates": man["hw_exploration"].get("candidates", []),
+        "perf": perf,
+        "perf_table": man.get("perf_table", []),
+        "program": man.get("hw_program", {}),
+        "published_kv260": PUBLISHED_KV260,
+        "calibrated": False,
+        "note": "This is a MODEL (resources and cycles), not yet calibrated against RTL cycle counts, "
+                "synthesis reports or a board.",
+    }
+
+
+def render_report(info: dict[str, Any], console, headline_only: bool = False) -> None:
+    from rich.table import Table
+
+    p = info["perf"]
+    cfg = info["hw_config"]
+    bpt = p["bytes_per_token"]
+    c = console
+    c.print(f"[bold]{info['target']}[/bold] ({info.get('part')}): hardware config {info['config_id']}: "
+            f"G={cfg['G']} T={cfg['T']} Q={cfg['Q']} ({cfg['T'] * cfg['Q']} lanes), tables in {cfg['table_mem']}, "
+            f"ternary {cfg['tern_encoding']}, int {cfg['int_encoding']}, K tile {cfg['max_k']}, "
+            f"prefill tile {cfg['max_tok']}, {cfg['axi_ports']}x{cfg['axi_width_bits']}-bit AXI, "
+            f"{cfg['clock_mhz']:.0f} MHz")
+    c.print(f"predicted decode {p['decode_tok_s']:.1f} tok/s at {p['context']} tokens of context "
+            f"({p['decode_roofline_frac']:.0%} of the DDR roofline {p['decode_roofline_tok_s']:.1f} tok/s, "
+            f"{bpt['total'] / 1e6:.1f} MB/token, bound by {p['decode_bound']}); "
+            f"prefill {p['prefill_tok_s']:.1f} tok/s, "
+            f"TTFT {p['ttft_s']:.3f} s for {p['prompt']} tokens")
+    util = info["utilization"]
+    c.print("resources: " + ", ".join(f"{r.upper()} {int(info['resources'][r]):,} ({util[r]:.0%})" for r in util)
+            + f"; binding: {info['binding'].get('resource') or 'none'} (highest use "
+            f"{info['binding'].get('highest_utilization')})")
+    c.print(f"[dim]{info['note']}[/dim]")
+    if headline_only:
+        return
+    t = Table("figure", "predicted", "DDR roofline", "fraction", title="performance (model)")
+    t.add_row(f"decode tok/s (context {p['context']})", f"{p['decode_tok_s']:.1f}",
+              f"{p['decode_roofline_tok_s']:.1f}", f"{p['decode_roofline_frac']:.1%}")
+    t.add_row(f"prefill tok/s (prompt {p['prompt']})", f"{p['prefill_tok_s']:.1f}",
+              f"{p['prefill_roofline_tok_s']:.1f}", f"{p['prefill_roofline_frac']:.1%}")
+    t.add_row(f"TTFT s (prompt {p['prompt']})", f"{p['ttft_s']:.3f}",
+              f"{p['prompt'] / p['prefill_roofline_tok_s']:.3f}", f"{p['prefill_roofline_frac']:.1%}")
+    t.add_row("prefill compute roofline tok/s", "", f"{p['prefill_compute_roofline_tok_s']:.1f}",
+              f"{p['prefill_compute_frac']:.1%}")
+    for row in info["perf_table"]:
+        if "prompt" in row:
+            t.add_row(f"TTFT s / prefill tok/s (prompt {row['prompt']})",
+                      f"{row['ttft_s']:.3f} / {row['prefill_tok_s']:.1f}", "", f"{row['prefill_roofline_frac']:.1%}")
+        else:
+            t.add_row(f"decode tok/s (context {row['context']})", f"{row['decode_tok_s']:.1f}", "",
+                      f"{row['decode_roofline_frac']:.1%}")
+    c.print(t)
+    b = Table("DDR bytes per decoded token", "bytes", "share")
+    for k in ("weights", "lm_head", "kv_cache", "embedding", "total"):
+        b.add_row(k, f"{bpt[k]:,}", f"{bpt[k] / bpt['total']:.1%}")
+    b.add_row("ideal (1.6 bpw, INT8 head)", f"{int(bpt['ideal_total']):,}", "")
+    d = p["ddr"]
+    c.print(b)
+    c.print(f"DDR: peak {d['peak'] / 1e9:.1f} GB/s, effective {d['effective'] / 1e9:.2f} GB/s (burst efficiency "
+            f"{d['burst_efficiency']:.3f}, latency cover {d['latency_cover']:.2f}, limited by {d['bound']})")
+    for key, title in (("decode_layer", "decode: one layer"), ("prefill_layer", "prefill: one layer, one tile")):
+        if key in p:
+            lt = Table("step", "DDR bytes", "cycles", "time us", title=title)
+            for s in p[key]:
+                lt.add_row(s["step"], f"{s['bytes']:,}", f"{s['cycles']:,}", f"{s['time_us']:.2f}")
+            c.print(lt)
+    r = Table("resource", "used", "device", "use", "budget", title="resources (model)")
+    for k in util:
+        dev = int(round(info["resources"][k] / util[k])) if util[k] else 0
+        r.add_row(k.upper(), f"{int(info['resources'][k]):,}", f"{dev:,}" if dev else "", f"{util[k]:.1%}",
+                  f"{info['budget_fraction'].get(k, 1):.0%}")
+    c.print(r)
+    if info["candidates"]:
+        ct = Table("config", "G", "T", "Q", "mem", "enc", "tile", "MHz", "decode", "prefill", "roof", "LUT", "URAM",
+                   "BRAM", "fits", title=f"candidates weighed ({info['evaluated']} evaluated; best and rejected)")
+        for k in info["candidates"]:
+            ct.add_row(k["config_id"][:8], str(k["G"]), str(k["T"]), str(k["Q"]), k["table_mem"],
+                       f"{k['tern_encoding']}/{k['int_encoding']}", str(k["max_tok"]), f"{k['clock_mhz']:.0f}",
+                       f"{k['decode_tok_s']:.1f}", f"{k['prefill_tok_s']:.1f}", f"{k['decode_roofline_frac']:.0%}",
+                       f"{k['util']['lut']:.0%}", f"{k['util']['uram']:.0%}", f"{k['util']['bram36']:.0%}",
+                       "yes" if k["fits"] else "over " + ",".join(k["over"]))
+        c.print(ct)
+    pub = info["published_kv260"]
+    c.print(f"published KV260 TLMM accelerator: decode {pub['decode_tok_s']} tok/s, prefill {pub['prefill_tok_s']} "
+            f"tok/s, TTFT {pub['ttft_s'][0]}-{pub['ttft_s'][1]} s")

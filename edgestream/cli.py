@@ -38,14 +38,55 @@ def cmd_compile(a: argparse.Namespace) -> int:
         def progress(done: int, total: int, name: str) -> None:
             prog.update(task, completed=done, total=total, description=name)
 
-        out = compile_model(a.src, a.output, target=a.target, quant=a.quant, fmt=a.format, progress=progress)
+        out = compile_model(a.src, a.output, target=a.target, quant=a.quant, fmt=a.format, progress=progress,
+                            hw_config=a.hw_config, clock_mhz=a.clock)
     info = _artifact_summary(out)
+    hw = _hw_report(out)
+    if hw is not None:
+        info["hw"] = {k: hw[k] for k in ("config_id", "hw_config", "utilization", "binding")}
+        info["hw"]["perf"] = {k: v for k, v in hw["perf"].items() if not isinstance(v, list)}
     if a.json:
         _print_json(info)
     else:
         c = _console(stderr=False)
         c.print(f"wrote {out}  ({info['weights_bytes'] / 1e6:.2f} MB weights, "
                 f"{info['bits_per_linear_weight']:.3f} bits/linear weight, {info['compile_s']:.2f} s)")
+        if hw is not None:
+            from edgestream.compiler.perfmodel import render_report
+
+            render_report(hw, c, headline_only=True)
+    return 0
+
+
+def _hw_report(path) -> dict | None:
+    """The hardware report of a board artifact (None for a CPU artifact)."""
+    import json as _json
+
+    from edgestream.compiler.perfmodel import report_from_manifest
+
+    try:
+        man = _json.loads((Path(path) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        raise InputError(f"{path}: not an edgestream artifact (manifest.json missing or corrupt)") from None
+    return report_from_manifest(man, str(path)) if "hw_config_id" in man else None
+
+
+# ---- report
+def cmd_report(a: argparse.Namespace) -> int:
+    p = Path(a.artifact)
+    if not (p / "manifest.json").is_file():
+        raise InputError(f"{p}: not an edgestream artifact directory (manifest.json is missing)")
+    info = _hw_report(p)
+    if info is None:
+        from edgestream.compiler.perfmodel import report_from_manifest
+
+        report_from_manifest({"target": "cpu"}, str(p))  # raises the clear error
+    if a.json:
+        _print_json(info)
+    else:
+        from edgestream.compiler.perfmodel import render_report
+
+        render_report(info, _console(stderr=False))
     return 0
 
 
@@ -264,9 +305,16 @@ def _inspect_artifact(path: Path) -> dict:
     ops: dict[str, int] = {}
     for n in art.graph.nodes:
         ops[n.op] = ops.get(n.op, 0) + 1
-    return {"kind": "artifact", "path": str(path), "model": art.manifest["model"], "ops": ops,
+    info = {"kind": "artifact", "path": str(path), "model": art.manifest["model"], "ops": ops,
             "tensors": tensors, "total_bytes": sum(t["bytes"] for t in tensors.values()),
             "files": art.manifest["files"]}
+    if "hw_config_id" in art.manifest:  # board artifact: configuration, lowered program, regions
+        m = art.manifest
+        info["hw"] = {"target": m["hw_target"]["name"], "config_id": m["hw_config_id"], "hw_config": m["hw_config"],
+                      "program": m.get("hw_program"), "regions": m.get("hw_regions"),
+                      "decode_tok_s": m["perf"]["decode_tok_s"], "prefill_tok_s": m["perf"]["prefill_tok_s"],
+                      "ttft_s": m["perf"]["ttft_s"]}
+    return info
 
 
 def _inspect_source(path: Path) -> dict:
@@ -309,6 +357,12 @@ def cmd_inspect(a: argparse.Namespace) -> int:
             f"head_dim {m['head_dim']}, vocab {m['vocab_size']}")
     if "ops" in info:
         c.print("ops: " + ", ".join(f"{k} x{v}" for k, v in info["ops"].items()))
+    if "hw" in info:
+        h, hc = info["hw"], info["hw"]["hw_config"]
+        c.print(f"hardware: {h['target']} config {h['config_id']} (G={hc['G']} T={hc['T']} Q={hc['Q']}, "
+                f"{hc['clock_mhz']:.0f} MHz); program: {h['program']['instructions']} instructions, image "
+                f"{h['program']['image_bytes'] / 1e6:.2f} MB; predicted decode {h['decode_tok_s']:.1f} tok/s, "
+                f"prefill {h['prefill_tok_s']:.1f} tok/s, TTFT {h['ttft_s']:.3f} s (edgestream report for more)")
     t = Table("tensor", "format", "shape", "bytes")
     rows = list(info["tensors"].items())
     show = rows if a.all or len(rows) <= 40 else rows[:20] + rows[-10:]
@@ -328,7 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compile", help="compile a model into an artifact")
     c.add_argument("src", help="Hugging Face checkpoint directory, .gguf or .onnx")
     c.add_argument("-o", "--output", required=True, help="artifact directory to write (e.g. model.esa)")
-    c.add_argument("--target", default="cpu")
+    c.add_argument("--target", default="cpu",
+                   help="cpu, a board (kv260, zcu104, ultra96v2, generic) or a target .json (docs/targets.md)")
+    c.add_argument("--hw-config", default=None, metavar="FILE",
+                   help="hardware configuration .json instead of design-space exploration (docs/targets.md)")
+    c.add_argument("--clock", type=float, default=None, metavar="MHZ", help="fix the clock (board targets)")
     c.add_argument("--quant", default="auto", choices=["auto", "ternary", "int8", "int4"],
                    help="weight quantization of float checkpoints (auto: ternary for BitNet, int8 otherwise)")
     c.add_argument("--format", default=None, choices=["hf", "gguf", "onnx"], help="override format detection")
@@ -387,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--decode-tokens", type=int, default=2, help="decode steps to measure (default 2)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench, kernel=None)
+
+    rp = sub.add_parser("report", help="predicted resources and performance of a board artifact (a model)")
+    rp.add_argument("artifact")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(fn=cmd_report)
 
     i = sub.add_parser("inspect", help="show layers, shapes, formats and bytes of an artifact or model")
     i.add_argument("path")

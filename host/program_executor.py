@@ -100,7 +100,7 @@ class ProgramExecutor:
         for ins in self.prog.instrs:
             op, a, f = ins.op, ins.a, ins.f
 
-            def rd(s):
+            def rd(s, last=last):
                 v = buf[s]
                 return v[-1:] if last and v is not None and v.shape[0] > 1 and s != 0 else v
 
