@@ -409,7 +409,10 @@ def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: 
         lay = sess.accel.layers[name]
         source, model = _perf_model_cycles(lay.n, lay.k, ntok, planes[name], lat)
         rows.append((name, ntok, c, model))
-    overhead = float(np.median([c["cycles"] - m for _, _, c, m in rows])) if rows else 0.0
+    # one fixed shell overhead per MATMUL descriptor (a command of ntok tokens is ceil(ntok / MAXTOK) tiles)
+    tiles = [-(-t // sess.accel.geo.max_tok) for _, t, _, _ in rows]
+    overhead = float(np.median([(c["cycles"] - m) / d for (_, _, c, m), d in zip(rows, tiles, strict=True)])) \
+        if rows else 0.0
 
     def phase(sel, tokens, wall):
         cyc = sum(c["cycles"] for _, _, c, _ in sel)
@@ -423,11 +426,12 @@ def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: 
                 "stall_wgt_frac": tot["stall_wgt"] / div, "stall_act_frac": tot["stall_act"] / div,
                 "stall_res_frac": tot["stall_res"] / div, "seq_frac": tot["seq_cycles"] / div,
                 "model_cycles": model, "model_err": (model - cyc) / div,
-                "model_err_calibrated": (model + overhead * len(sel) - cyc) / div,
+                "model_err_calibrated": (model + overhead * sum(-(-t // sess.accel.geo.max_tok) for _, t, _, _ in sel)
+                                 - cyc) / div,
                 "wall_s_per_token": wall / max(tokens, 1), **tot}
 
     raw = [abs(m - c["cycles"]) / c["cycles"] for _, _, c, m in rows]
-    cal = [abs(m + overhead - c["cycles"]) / c["cycles"] for _, _, c, m in rows]
+    cal = [abs(m + overhead * d - c["cycles"]) / c["cycles"] for (_, _, c, m), d in zip(rows, tiles, strict=True)]
     return {
         "device": sess.device,
         "latency_cycles": lat,
