@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                            "max_abs_err_calibrated": float(np.max(cal)), "commands": len(cmds)}}
     at100 = [r for r in streams if r["latency"] == 100]
     targets = {
-        "weight_streaming_read_util_at_100_cycles >= 0.90": min(r["read_util"] for r in at100) >= 0.90 if at100 else None,
+        "weight_streaming_read_util_at_100_cycles >= 0.90":
+            min(r["read_util"] for r in at100) >= 0.90 if at100 else None,
         "perf_model_within_10pct_after_calibration": out["calibration"]["max_abs_err_calibrated"] <= 0.10,
         "one_decode_token_wall_s <= 10": max(demo["decode_wall_s"]) <= 10.0,
     }
