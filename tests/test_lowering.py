@@ -1,0 +1,220 @@
+"""Lowered program + hardware-order weight image: the program executor is bit-identical to the
+CpuExecutor on every layer type, on odd shapes (dims not divisible by G, T or the K tile) and on
+every weight encoding; the binary formats round-trip; mismatched configurations are refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import edgestream
+from edgestream import program as pg
+from edgestream.artifact import read_artifact
+from edgestream.compiler.dse import HwConfig
+from edgestream.compiler.lowering import (
+    SV_NAME,
+    check_config_id,
+    pack_region,
+    region_kind,
+    region_layout,
+    unpack_region,
+)
+from edgestream.errors import DeviceError, InputError
+from edgestream.formats.ternary import pack_gindex
+from edgestream.host.executor import CpuExecutor
+from edgestream.host.program_executor import ProgramExecutor
+from edgestream.synth import Shape, make_checkpoint
+from edgestream.tlmm import bit_planes, dense_matmul
+
+ODD = Shape(layers=2, hidden=50, ffn=70, heads=5, kv_heads=5, vocab=97, max_position=64)
+ODD_GQA = Shape(layers=1, hidden=36, ffn=46, heads=6, kv_heads=2, vocab=61, max_position=64)
+
+CONFIGS = {
+    "g5-gindex-planes": dict(G=5, T=4, Q=4, table_mem="lutram", max_k=40, max_tok=1),
+    "g3-base3-int8": dict(G=3, T=8, Q=2, table_mem="lutram", tern_encoding="base3", int_encoding="int8", max_k=48),
+    "g4-gindex-planes": dict(G=4, T=2, Q=8, table_mem="bram", max_k=24),
+    "g2-base3-planes": dict(G=2, T=16, Q=1, table_mem="lutram", tern_encoding="base3", max_k=4096, wbuf_kib=64),
+}
+
+
+def _compile(tmp, name, shape, arch, quant, hw):
+    ck = tmp / f"ck-{name}"
+    if not ck.exists():
+        make_checkpoint(ck, shape, arch=arch, seed=11, tokenizer=False)
+    cfg = tmp / f"hw-{name}.json"
+    cfg.write_text(json.dumps(hw))
+    return edgestream.compile_model(ck, tmp / f"{name}.esa", target="kv260", quant=quant, hw_config=cfg)
+
+
+def _check_bit_exact(art, ids, steps=3):
+    ref = CpuExecutor(read_artifact(art))
+    low = ProgramExecutor(art)
+    cap = len(ids) + steps
+    ref.reset(cap)
+    low.reset(cap)
+    a, b = ref.forward(ids, last_only=False), low.forward(ids, last_only=False)
+    assert a.dtype == b.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    tok = int(a[-1].argmax())
+    for _ in range(steps):  # decode steps through the KV cache, last-row-only head
+        a, b = ref.forward([tok]), low.forward([tok])
+        np.testing.assert_array_equal(a, b)
+        tok = int(a[-1].argmax())
+
+
+@pytest.mark.parametrize("cfg_name", list(CONFIGS))
+@pytest.mark.parametrize("model", ["bitnet-tiny", "llama-int8-odd", "bitnet-odd-gqa", "llama-int4-tiny"])
+def test_program_executor_bit_exact(tmp_path_factory, model, cfg_name):
+    tmp = tmp_path_factory.mktemp("low")
+    arch, quant, shape = {"bitnet-tiny": ("bitnet", "auto", "tiny"), "llama-int8-odd": ("llama", "int8", ODD),
+                          "bitnet-odd-gqa": ("bitnet", "auto", ODD_GQA),
+                          "llama-int4-tiny": ("llama", "int4", "tiny")}[model]
+    art = _compile(tmp, model, shape, arch, quant, CONFIGS[cfg_name])
+    man = read_artifact(art).manifest
+    # K tiles: a linear wider than max_k is split into several TLMM instructions that accumulate
+    k_max = max(man["model"]["hidden_size"], man["model"]["intermediate_size"])
+    if k_max > CONFIGS[cfg_name]["max_k"]:
+        prog = pg.Program.decode((art / "program.bin").read_bytes())
+        assert any(i.op == pg.TLMM and i.flags & pg.F_ACCUMULATE for i in prog.instrs)
+    _check_bit_exact(art, np.array([0, 5, 17, 3, 42, 7, 1]))
+
+
+def test_dse_chosen_config_bit_exact_and_consistent(tmp_path):
+    make_checkpoint(tmp_path / "ck", "tiny", arch="bitnet", seed=2, tokenizer=False)
+    art = edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260")
+    man = read_artifact(art).manifest
+    _check_bit_exact(art, np.array([3, 1, 4, 1, 5, 9, 2, 6]))
+    # the perf model charges exactly the bytes the lowering wrote for the TLMM regions
+    prog = pg.Program.decode((art / "program.bin").read_bytes())
+    tlmm_bytes = sum(r.nbytes for r in prog.regions if r.kind not in (pg.R_F32, pg.R_I8ROWS))
+    bpt = man["perf"]["bytes_per_token"]
+    assert bpt["weights"] + bpt["lm_head"] == tlmm_bytes
+    cfg = HwConfig(**man["hw_config"])
+    assert man["hw_config_id"] == cfg.config_id == prog.config_id
+    for r in prog.regions:  # every TLMM region burst-aligned, in the image
+        if r.kind not in (pg.R_F32, pg.R_I8ROWS):
+            assert r.offset % 4096 == 0 and r.nbytes % (cfg.axi_burst_beats * cfg.axi_width_bits // 8) == 0
+    sv = (art / SV_NAME).read_text()
+    assert f"CONFIG_ID = 64'h{cfg.config_id};" in sv
+    for k, v in (("G", cfg.G), ("T", cfg.T), ("Q", cfg.Q), ("MAXK", cfg.max_k), ("MAXTOK", cfg.max_tok)):
+        assert f"localparam int {k} = {v};" in sv
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 70), g=st.integers(2, 5), t=st.sampled_from([1, 2, 4, 8]),
+       q=st.sampled_from([1, 2, 4, 8]), enc=st.sampled_from(["gindex", "base3"]),
+       ienc=st.sampled_from(["planes", "int8"]), bits=st.sampled_from([0, 2, 4, 8]), seed=st.integers(0, 2**31))
+def test_region_roundtrip_and_lookup(n, k, g, t, q, enc, ienc, bits, seed):
+    cfg = HwConfig(G=g, T=t, Q=q, tern_encoding=enc, int_encoding=ienc, max_k=max(4096, g * t))
+    rng = np.random.default_rng(seed)
+    kind = "ternary" if bits == 0 else "int"
+    if kind == "ternary":
+        w = rng.integers(-1, 2, size=(n, k)).astype(np.int8)
+        want = pack_gindex(w, g)[None]
+    else:
+        w = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(n, k)).astype(np.int8)
+        want = bit_planes(w, bits, g)
+    blob = pack_region(cfg, w, kind, bits)
+    lay = region_layout(cfg, n, k, kind, bits)
+    assert len(blob) == lay["raw_bytes"] <= lay["nbytes"]
+    reg = pg.Region(0, lay["nbytes"], region_kind(cfg, kind), bits, n, k, 0)
+    codes = unpack_region(g, t, q, cfg.CB, reg, np.frombuffer(blob, np.uint8))
+    np.testing.assert_array_equal(codes, want)
+    # and the table lookups over those codes give the integer matmul
+    x = rng.integers(-128, 128, size=(3, k)).astype(np.int8)
+    from edgestream.host.program_executor import ProgramExecutor as PE
+
+    pe = PE.__new__(PE)
+    pe._zero = (3**g - 1) // 2
+    pe._bin2tern = (pe._zero + (((np.arange(1 << g)[:, None] >> np.arange(g)) & 1) * (3 ** np.arange(g))).sum(1))
+    from edgestream.tlmm import build_ternary_tables
+
+    acc = pe._tlmm(build_ternary_tables(x, g), codes, kind == "int", bits)
+    np.testing.assert_array_equal(acc, dense_matmul(x, w))
+
+
+def test_program_roundtrip_and_corruption(tmp_path):
+    make_checkpoint(tmp_path / "ck", "tiny", arch="llama", seed=1, tokenizer=False)
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps(CONFIGS["g4-gindex-planes"]))
+    art = edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260", hw_config=hw)
+    blob = (art / "program.bin").read_bytes()
+    prog = pg.Program.decode(blob)
+    assert prog.encode() == blob
+    assert prog.instrs[-1].op == pg.END and {pg.TLMM, pg.BUILD_TABLE, pg.LOAD_ACT, pg.DEQUANT} <= {
+        i.op for i in prog.instrs}
+    with pytest.raises(InputError, match="truncated"):
+        pg.Program.decode(blob[:-3])
+    with pytest.raises(InputError, match="magic"):
+        pg.Program.decode(b"XXXX" + blob[4:])
+    bad = bytearray(blob)
+    off = 64 + 40 * len(prog.regions) + 16 * len(prog.buffers)
+    bad[off] = 0x77
+    with pytest.raises(InputError, match="unknown opcode"):
+        pg.Program.decode(bytes(bad))
+
+
+def test_check_config_id(tmp_path):
+    make_checkpoint(tmp_path / "ck", "tiny", arch="bitnet", seed=1, tokenizer=False)
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps(CONFIGS["g5-gindex-planes"]))
+    art = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260",
+                                                 hw_config=hw))
+    cid = art.manifest["hw_config_id"]
+    check_config_id(art, cid)
+    check_config_id(art, "0x" + cid.upper())
+    other = replace(HwConfig(**art.manifest["hw_config"]), Q=8).config_id
+    with pytest.raises(DeviceError, match=f"built for config {other}.*needs {cid}"):
+        check_config_id(art, other)
+    cpu = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "c.esa"))
+    with pytest.raises(DeviceError, match="without a hardware configuration"):
+        check_config_id(cpu, cid)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgestream.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_report_and_errors(tmp_path):
+    make_checkpoint(tmp_path / "ck", "tiny", arch="bitnet", seed=1, tokenizer=False)
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps(CONFIGS["g3-base3-int8"]))
+    r = _cli("compile", tmp_path / "ck", "-o", tmp_path / "m.esa", "--target", "kv260", "--hw-config", hw,
+             "--clock", "200", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["hw"]["hw_config"]["clock_mhz"] == 200.0 and info["hw"]["perf"]["decode_tok_s"] > 0
+    r = _cli("report", tmp_path / "m.esa", "--json")
+    rep = json.loads(r.stdout)
+    assert rep["calibrated"] is False and "not yet calibrated" in rep["note"]
+    assert 0 < rep["perf"]["decode_roofline_frac"] <= 1 and rep["perf"]["decode_layer"]
+    r = _cli("report", tmp_path / "m.esa")
+    assert r.returncode == 0 and "roofline" in r.stdout and "not yet calibrated" in r.stdout
+    r = _cli("inspect", tmp_path / "m.esa", "--json")
+    assert json.loads(r.stdout)["hw"]["config_id"] == rep["config_id"]
+    # clear errors, exit 2, no traceback
+    cases = [
+        (("--target", "no-such-board"), "unknown"),
+        (("--target", "kv260", "--hw-config", tmp_path / "missing.json"), "no such hardware configuration"),
+        (("--hw-config", hw), "need a board target"),
+    ]
+    (tmp_path / "bad.json").write_text(json.dumps({"G": 5, "T": 3}))
+    cases.append((("--target", "kv260", "--hw-config", tmp_path / "bad.json"), "field 'T' = 3"))
+    (tmp_path / "big.json").write_text(json.dumps({"G": 5, "T": 64, "Q": 8, "table_mem": "uram"}))
+    cases.append((("--target", "kv260", "--hw-config", tmp_path / "big.json"), "over the budget"))
+    (tmp_path / "tgt.json").write_text(json.dumps({"name": "x", "resources": {"lut": 1000}}))
+    cases.append((("--target", tmp_path / "tgt.json"), "resources.ff"))
+    for extra, msg in cases:
+        r = _cli("compile", tmp_path / "ck", "-o", tmp_path / "e.esa", *extra)
+        assert r.returncode == 2, (extra, r.stderr)
+        assert msg in r.stderr and "Traceback" not in r.stderr, (extra, r.stderr)
+    r = _cli("report", tmp_path / "m.esa" / "nope")
+    assert r.returncode == 2 and "not an edgestream artifact" in r.stderr
+    assert not (tmp_path / "e.esa").exists()
