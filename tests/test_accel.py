@@ -230,3 +230,21 @@ def test_icarus_matmul_bit_exact():
             np.testing.assert_array_equal(drv.matmul(lw.name, q), dense_matmul(q, lw.w))
     finally:
         d.close()
+
+
+def test_cli_bench_reports_cycles_bus_and_stalls(demo_artifact, capsys):
+    import json
+
+    from edgestream.cli import main
+
+    assert main(["bench", str(demo_artifact), "--device", "sim", "--prompt-ids", "1,2,3", "--decode-tokens", "1",
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    for ph in ("prefill", "decode"):
+        p = rep[ph]
+        assert p["cycles"] > 0 and p["cycles_per_token"] == p["cycles"] / p["tokens"]
+        assert 0 < p["read_bus_util"] <= 1 and p["read_bytes"] == 16 * p["rd_beats"]
+        assert 0 <= p["stall_wgt_frac"] <= 1 and 0 <= p["seq_frac"] <= 1
+    # 2 layers x 7 linears + the LM head per forward pass
+    assert rep["prefill"]["commands"] == 15 and rep["decode"]["commands"] == 15
+    assert rep["perf_model"]["mean_abs_err_calibrated"] <= rep["perf_model"]["mean_abs_err_raw"]
