@@ -4,15 +4,13 @@
 // (es_axi_wr), the activation unpacker and the TLMM engine (tlmm_engine). It runs the linear layers
 // (integer TLMM) of a program; the host does everything else, dequantization included.
 // Memory layouts, descriptor format and registers: docs/registers.md. irq = DONE or ERROR.
-module edgestream_accel
-    import es_regs_pkg::*;
-#(
-    parameter logic [63:0] CONFIG_ID = ES_CONFIG_ID,
-    parameter int MAXK = ES_MAXK,
-    parameter int MAXTOK = ES_MAXTOK,
-    parameter int BURST = ES_BURST,
-    parameter int OUTST = ES_OUTSTANDING,
-    parameter int WFIFO = ES_WFIFO
+module edgestream_accel #(
+    parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
+    parameter int MAXK = es_regs_pkg::ES_MAXK,
+    parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
+    parameter int BURST = es_regs_pkg::ES_BURST,
+    parameter int OUTST = es_regs_pkg::ES_OUTSTANDING,
+    parameter int WFIFO = es_regs_pkg::ES_WFIFO
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -70,9 +68,9 @@ module edgestream_accel
     output logic         m_axi_bready,
     output logic         irq
 );
-    localparam int G = ES_G;
-    localparam int T = ES_T;
-    localparam int Q = ES_Q;
+    localparam int G = es_regs_pkg::ES_G;
+    localparam int T = es_regs_pkg::ES_T;
+    localparam int Q = es_regs_pkg::ES_Q;
     localparam int DW = 128;
     localparam int CB = $clog2(3 ** G);
 

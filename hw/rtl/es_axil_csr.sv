@@ -1,10 +1,8 @@
 // AXI4-Lite control/status registers of the accelerator shell (map: edgestream/regmap.py, generated
 // into es_regs_pkg; docs/registers.md). One write and one read at a time, OKAY responses; unmapped
 // offsets read 0 and ignore writes. CTRL bits pulse for one cycle.
-module es_axil_csr
-    import es_regs_pkg::*;
-#(
-    parameter logic [63:0] CONFIG_ID = ES_CONFIG_ID
+module es_axil_csr #(
+    parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID
 ) (
     input  logic        clk,
     input  logic        rst_n,
@@ -86,25 +84,25 @@ module es_axil_csr
                 s_axil_bvalid <= 1'b1;
                 if (s_axil_wstrb == 4'hf) begin
                     case (wa)
-                        ES_REG_CTRL: begin
-                            start <= wd[ES_CTRL_START];
-                            soft_reset <= wd[ES_CTRL_SOFT_RESET];
+                        es_regs_pkg::ES_REG_CTRL: begin
+                            start <= wd[es_regs_pkg::ES_CTRL_START];
+                            soft_reset <= wd[es_regs_pkg::ES_CTRL_SOFT_RESET];
                         end
-                        ES_REG_PROG_BASE_LO: prog_base[31:0] <= wd;
-                        ES_REG_PROG_BASE_HI: prog_base[39:32] <= wd[7:0];
-                        ES_REG_PROG_LEN: prog_len <= wd;
-                        ES_REG_WGT_BASE_LO: wgt_base[31:0] <= wd;
-                        ES_REG_WGT_BASE_HI: wgt_base[39:32] <= wd[7:0];
-                        ES_REG_WGT_SIZE: wgt_size <= wd;
-                        ES_REG_ACT_BASE_LO: act_base[31:0] <= wd;
-                        ES_REG_ACT_BASE_HI: act_base[39:32] <= wd[7:0];
-                        ES_REG_ACT_SIZE: act_size <= wd;
-                        ES_REG_RES_BASE_LO: res_base[31:0] <= wd;
-                        ES_REG_RES_BASE_HI: res_base[39:32] <= wd[7:0];
-                        ES_REG_RES_SIZE: res_size <= wd;
-                        ES_REG_KV_BASE_LO: kv_base[31:0] <= wd;
-                        ES_REG_KV_BASE_HI: kv_base[39:32] <= wd[7:0];
-                        ES_REG_KV_SIZE: kv_size <= wd;
+                        es_regs_pkg::ES_REG_PROG_BASE_LO: prog_base[31:0] <= wd;
+                        es_regs_pkg::ES_REG_PROG_BASE_HI: prog_base[39:32] <= wd[7:0];
+                        es_regs_pkg::ES_REG_PROG_LEN: prog_len <= wd;
+                        es_regs_pkg::ES_REG_WGT_BASE_LO: wgt_base[31:0] <= wd;
+                        es_regs_pkg::ES_REG_WGT_BASE_HI: wgt_base[39:32] <= wd[7:0];
+                        es_regs_pkg::ES_REG_WGT_SIZE: wgt_size <= wd;
+                        es_regs_pkg::ES_REG_ACT_BASE_LO: act_base[31:0] <= wd;
+                        es_regs_pkg::ES_REG_ACT_BASE_HI: act_base[39:32] <= wd[7:0];
+                        es_regs_pkg::ES_REG_ACT_SIZE: act_size <= wd;
+                        es_regs_pkg::ES_REG_RES_BASE_LO: res_base[31:0] <= wd;
+                        es_regs_pkg::ES_REG_RES_BASE_HI: res_base[39:32] <= wd[7:0];
+                        es_regs_pkg::ES_REG_RES_SIZE: res_size <= wd;
+                        es_regs_pkg::ES_REG_KV_BASE_LO: kv_base[31:0] <= wd;
+                        es_regs_pkg::ES_REG_KV_BASE_HI: kv_base[39:32] <= wd[7:0];
+                        es_regs_pkg::ES_REG_KV_SIZE: kv_size <= wd;
                         default: ;
                     endcase
                 end
@@ -115,40 +113,41 @@ module es_axil_csr
     logic [31:0] rd;
     always_comb begin
         case ({s_axil_araddr[11:2], 2'b00})
-            ES_REG_MAGIC: rd = ES_MAGIC;
-            ES_REG_VERSION: rd = ES_VERSION;
-            ES_REG_CONFIG_ID_LO: rd = CONFIG_ID[31:0];
-            ES_REG_CONFIG_ID_HI: rd = CONFIG_ID[63:32];
-            ES_REG_HW_PARAMS: rd = {4'd0, 8'(ES_MAXTOK), 8'(ES_Q), 8'(ES_T), 4'(ES_G)};
-            ES_REG_HW_MAXK: rd = {16'(ES_DATA_BYTES), 16'(ES_MAXK)};
-            ES_REG_STATUS: rd = {28'd0, status};
-            ES_REG_ERR_CODE: rd = err_code;
-            ES_REG_ERR_INFO: rd = err_info;
-            ES_REG_PROG_BASE_LO: rd = prog_base[31:0];
-            ES_REG_PROG_BASE_HI: rd = {24'd0, prog_base[39:32]};
-            ES_REG_PROG_LEN: rd = prog_len;
-            ES_REG_WGT_BASE_LO: rd = wgt_base[31:0];
-            ES_REG_WGT_BASE_HI: rd = {24'd0, wgt_base[39:32]};
-            ES_REG_WGT_SIZE: rd = wgt_size;
-            ES_REG_ACT_BASE_LO: rd = act_base[31:0];
-            ES_REG_ACT_BASE_HI: rd = {24'd0, act_base[39:32]};
-            ES_REG_ACT_SIZE: rd = act_size;
-            ES_REG_RES_BASE_LO: rd = res_base[31:0];
-            ES_REG_RES_BASE_HI: rd = {24'd0, res_base[39:32]};
-            ES_REG_RES_SIZE: rd = res_size;
-            ES_REG_KV_BASE_LO: rd = kv_base[31:0];
-            ES_REG_KV_BASE_HI: rd = {24'd0, kv_base[39:32]};
-            ES_REG_KV_SIZE: rd = kv_size;
-            ES_REG_CYCLES_LO: rd = cycles[31:0];
-            ES_REG_CYCLES_HI: rd = cycles[63:32];
-            ES_REG_RD_BEATS: rd = rd_beats;
-            ES_REG_WR_BEATS: rd = wr_beats;
-            ES_REG_STALL_WGT: rd = stall_wgt;
-            ES_REG_STALL_ACT: rd = stall_act;
-            ES_REG_STALL_RES: rd = stall_res;
-            ES_REG_SEQ_CYCLES: rd = seq_cycles;
-            ES_REG_WGT_BEATS: rd = wgt_beats;
-            ES_REG_DESC_COUNT: rd = desc_count;
+            es_regs_pkg::ES_REG_MAGIC: rd = es_regs_pkg::ES_MAGIC;
+            es_regs_pkg::ES_REG_VERSION: rd = es_regs_pkg::ES_VERSION;
+            es_regs_pkg::ES_REG_CONFIG_ID_LO: rd = CONFIG_ID[31:0];
+            es_regs_pkg::ES_REG_CONFIG_ID_HI: rd = CONFIG_ID[63:32];
+            es_regs_pkg::ES_REG_HW_PARAMS: rd = {4'd0, 8'(es_regs_pkg::ES_MAXTOK), 8'(es_regs_pkg::ES_Q),
+                                                 8'(es_regs_pkg::ES_T), 4'(es_regs_pkg::ES_G)};
+            es_regs_pkg::ES_REG_HW_MAXK: rd = {16'(es_regs_pkg::ES_DATA_BYTES), 16'(es_regs_pkg::ES_MAXK)};
+            es_regs_pkg::ES_REG_STATUS: rd = {28'd0, status};
+            es_regs_pkg::ES_REG_ERR_CODE: rd = err_code;
+            es_regs_pkg::ES_REG_ERR_INFO: rd = err_info;
+            es_regs_pkg::ES_REG_PROG_BASE_LO: rd = prog_base[31:0];
+            es_regs_pkg::ES_REG_PROG_BASE_HI: rd = {24'd0, prog_base[39:32]};
+            es_regs_pkg::ES_REG_PROG_LEN: rd = prog_len;
+            es_regs_pkg::ES_REG_WGT_BASE_LO: rd = wgt_base[31:0];
+            es_regs_pkg::ES_REG_WGT_BASE_HI: rd = {24'd0, wgt_base[39:32]};
+            es_regs_pkg::ES_REG_WGT_SIZE: rd = wgt_size;
+            es_regs_pkg::ES_REG_ACT_BASE_LO: rd = act_base[31:0];
+            es_regs_pkg::ES_REG_ACT_BASE_HI: rd = {24'd0, act_base[39:32]};
+            es_regs_pkg::ES_REG_ACT_SIZE: rd = act_size;
+            es_regs_pkg::ES_REG_RES_BASE_LO: rd = res_base[31:0];
+            es_regs_pkg::ES_REG_RES_BASE_HI: rd = {24'd0, res_base[39:32]};
+            es_regs_pkg::ES_REG_RES_SIZE: rd = res_size;
+            es_regs_pkg::ES_REG_KV_BASE_LO: rd = kv_base[31:0];
+            es_regs_pkg::ES_REG_KV_BASE_HI: rd = {24'd0, kv_base[39:32]};
+            es_regs_pkg::ES_REG_KV_SIZE: rd = kv_size;
+            es_regs_pkg::ES_REG_CYCLES_LO: rd = cycles[31:0];
+            es_regs_pkg::ES_REG_CYCLES_HI: rd = cycles[63:32];
+            es_regs_pkg::ES_REG_RD_BEATS: rd = rd_beats;
+            es_regs_pkg::ES_REG_WR_BEATS: rd = wr_beats;
+            es_regs_pkg::ES_REG_STALL_WGT: rd = stall_wgt;
+            es_regs_pkg::ES_REG_STALL_ACT: rd = stall_act;
+            es_regs_pkg::ES_REG_STALL_RES: rd = stall_res;
+            es_regs_pkg::ES_REG_SEQ_CYCLES: rd = seq_cycles;
+            es_regs_pkg::ES_REG_WGT_BEATS: rd = wgt_beats;
+            es_regs_pkg::ES_REG_DESC_COUNT: rd = desc_count;
             default: rd = 32'd0;
         endcase
     end

@@ -10,15 +10,13 @@
 // the write master finishes a started burst with empty strobes, the engine is held in reset; then
 // the sequencer is idle with STATUS.ERROR and ERR_CODE/ERR_INFO set. SOFT_RESET does the same
 // from any state and clears the status. Layouts: docs/registers.md.
-module es_seq
-    import es_regs_pkg::*;
-#(
-    parameter logic [63:0] CONFIG_ID = ES_CONFIG_ID,
-    parameter int G = ES_G,
-    parameter int T = ES_T,
-    parameter int Q = ES_Q,
-    parameter int MAXK = ES_MAXK,
-    parameter int MAXTOK = ES_MAXTOK,
+module es_seq #(
+    parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
+    parameter int G = es_regs_pkg::ES_G,
+    parameter int T = es_regs_pkg::ES_T,
+    parameter int Q = es_regs_pkg::ES_Q,
+    parameter int MAXK = es_regs_pkg::ES_MAXK,
+    parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
     parameter int SPB = 2             // activation group slots per bus beat
 ) (
     input  logic         clk,
@@ -180,7 +178,7 @@ module es_seq
             end else if (working && (any_rd_err || r_err)) begin
                 state <= S_FAIL;
                 p_cmd_valid <= 1'b0;
-                fail_code <= any_rd_err ? ES_ERR_AXI_READ : ES_ERR_AXI_WRITE;
+                fail_code <= any_rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
                 fail_info <= {30'd0, any_rd_err ? rd_resp : r_err_resp};
             end else begin
                 case (state)
@@ -193,7 +191,7 @@ module es_seq
                         first <= 1'b1;
                         if (prog_len == 32'd0) begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_PROG_LEN;
+                            fail_code <= es_regs_pkg::ES_ERR_PROG_LEN;
                             fail_info <= '0;
                         end else begin
                             p_cmd_valid <= 1'b1;
@@ -212,23 +210,23 @@ module es_seq
                     S_DECODE: begin
                         first <= 1'b0;
                         fail_info <= {24'd0, d_op};
-                        if (first && d_op != ES_OP_HEADER) begin
+                        if (first && d_op != es_regs_pkg::ES_OP_HEADER) begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_OPCODE;
-                        end else if (d_op == ES_OP_HEADER) begin
+                            fail_code <= es_regs_pkg::ES_ERR_OPCODE;
+                        end else if (d_op == es_regs_pkg::ES_OP_HEADER) begin
                             if (w1 != CONFIG_ID) begin
                                 state <= S_FAIL;
-                                fail_code <= ES_ERR_CONFIG;
+                                fail_code <= es_regs_pkg::ES_ERR_CONFIG;
                             end else begin
                                 state <= S_NEXT;
                             end
-                        end else if (d_op == ES_OP_END) begin
+                        end else if (d_op == es_regs_pkg::ES_OP_END) begin
                             state <= S_FINISH;
-                        end else if (d_op == ES_OP_MATMUL) begin
+                        end else if (d_op == es_regs_pkg::ES_OP_MATMUL) begin
                             state <= S_CALC1;
                         end else begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_OPCODE;
+                            fail_code <= es_regs_pkg::ES_ERR_OPCODE;
                         end
                     end
                     S_CALC1: begin
@@ -237,10 +235,10 @@ module es_seq
                             || 32'(d_ntok) > 32'(MAXTOK) || (d_bs && (d_bits < 4'd2 || d_bits > 4'd8))
                             || (!d_bs && d_bits != 4'd0)) begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_FIELD;
+                            fail_code <= es_regs_pkg::ES_ERR_FIELD;
                         end else if (d_woff[3:0] != 4'd0 || d_aoff[3:0] != 4'd0 || d_roff[3:0] != 4'd0) begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_RANGE;
+                            fail_code <= es_regs_pkg::ES_ERR_RANGE;
                         end else begin
                             groups <= 16'(((64'(d_k) + 64'(G - 1)) * 64'(RECIP)) >> 24);
                             state <= S_CALC2;
@@ -268,7 +266,7 @@ module es_seq
                             || 64'(d_aoff) + (abeats << 4) > 64'(act_size)
                             || 64'(d_roff) + (rbeats << 4) > 64'(res_size)) begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_RANGE;
+                            fail_code <= es_regs_pkg::ES_ERR_RANGE;
                         end else begin
                             sent_a <= 1'b0;
                             sent_w <= 1'b0;
@@ -284,7 +282,7 @@ module es_seq
                     S_RUN: if (!a_busy && !w_busy && !r_busy && !e_busy) begin
                         if (e_err_code) begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_CODE;
+                            fail_code <= es_regs_pkg::ES_ERR_CODE;
                             fail_info <= '0;
                         end else begin
                             state <= S_NEXT;
@@ -294,7 +292,7 @@ module es_seq
                         desc_idx <= desc_idx + 16'd1;
                         if (32'(desc_idx) + 32'd1 >= prog_len) begin
                             state <= S_FAIL;
-                            fail_code <= ES_ERR_PROG_LEN;
+                            fail_code <= es_regs_pkg::ES_ERR_PROG_LEN;
                             fail_info <= '0;
                         end else begin
                             state <= S_FETCH0;
