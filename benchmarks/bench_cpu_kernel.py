@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
 from edgestream.host.kernels import LinearWeights, get_kernel
 from edgestream.host.kernels.c_kernel import PackedWeights
 

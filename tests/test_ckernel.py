@@ -8,13 +8,13 @@ import os
 
 import numpy as np
 import pytest
-from edgestream.host.kernels import LinearWeights, get_kernel
-from edgestream.host.kernels import c_kernel as ck
-from edgestream.host.kernels.numpy_kernel import NumpyKernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgestream import numerics as nx
+from edgestream.host.kernels import LinearWeights, get_kernel
+from edgestream.host.kernels import c_kernel as ck
+from edgestream.host.kernels.numpy_kernel import NumpyKernel
 from edgestream.tlmm import dense_matmul
 
 

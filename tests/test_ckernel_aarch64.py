@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgestream.host.kernels.c_kernel import pack_codes
 
 from edgestream import numerics as nx
+from edgestream.host.kernels.c_kernel import pack_codes
 from edgestream.tlmm import dense_matmul
 
 CSRC = Path(__file__).resolve().parents[1] / "host" / "kernels" / "csrc"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from edgestream.host.kernels import LinearWeights
 
 from edgestream import numerics as nx
+from edgestream.host.kernels import LinearWeights
 
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
