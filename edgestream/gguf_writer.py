@@ -202,7 +202,7 @@ def export_gguf(
     def ternary_of(t, heads: int = 0):
         """(trits, beta) of a BitNet linear: packed checkpoints as shipped, float ones by absmean."""
         if t.encoding == "ternary":
-            trits, beta = t.data, t.scale
+            trits, beta = np.asarray(t.data), t.scale
         else:
             q = quantize_ternary(float_of(t)(), t.name)
             trits, beta = q.data, q.scale

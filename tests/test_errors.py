@@ -192,3 +192,15 @@ def test_no_traceback_in_a_real_process(tmp_path):
                         str(tmp_path / "y")], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.startswith("edgestream compile: error:") and "Traceback" not in r.stderr
+
+
+def test_packed_weight_with_invalid_code(capsys, tmp_path):
+    ck = make_checkpoint(tmp_path / "pk", "tiny", packed=True)
+    name = "model.layers.1.mlp.gate_proj.weight"
+
+    def edit(t):
+        t[name] = t[name].copy()
+        t[name][0, 0] = 0xFF  # 2-bit code 3 is not a trit
+
+    rewrite(ck, edit)
+    compile_fails(capsys, ck, tmp_path / "o.esa", name, "code 3")

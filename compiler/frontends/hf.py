@@ -9,6 +9,7 @@ lazy (memory-mapped) until the quantization pass reads them one at a time.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,46 @@ class LazyTensor:
     def __array__(self, dtype=None, copy=None):
         a = self.file.get(self.name).astype(np.float32)
         return a.astype(dtype) if dtype is not None else a
+
+
+class LazyTernary:
+    """A packed HF BitNet weight, unpacked to int8 trits only when read. The last few unpacked tensors
+    are cached so that passes slicing one tensor repeatedly (K tiles) unpack it once, while the whole
+    model is never unpacked at the same time."""
+
+    _cache: OrderedDict[int, np.ndarray] = OrderedDict()
+    _CACHED = 3
+
+    def __init__(self, f: SafetensorsFile, name: str, n: int):
+        self.file, self.name, self.n = f, name, n
+        self.shape = (n, f.shape(name)[1])
+        self.dtype = np.dtype(np.int8)
+        self.ndim = 2
+
+    def _get(self) -> np.ndarray:
+        c = LazyTernary._cache
+        key = id(self)
+        if key in c:
+            c.move_to_end(key)
+            return c[key]
+        try:
+            a = unpack_hf_bitnet(self.file.raw(self.name), self.n)
+        except ValueError as e:
+            raise InputError(f"{self.file.path}: tensor {self.name}: {e}") from None
+        c[key] = a
+        while len(c) > LazyTernary._CACHED:
+            c.popitem(last=False)
+        return a
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._get()
+        return a.astype(dtype) if dtype is not None else a
+
+    def __getitem__(self, idx):
+        return self._get()[idx]
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        return self._get().astype(dtype, copy=copy)
 
 
 def _cfg(cfg: dict, path: Path, key: str, typ=int, default=None):
@@ -142,10 +183,7 @@ def _linear(w: _Weights, cfg: ModelConfig, name: str, n: int, k: int) -> Tensor:
         if ws.size != 1 or not ws[0] > 0:
             raise InputError(f"{w.where[sname].path}: tensor {sname} must be one positive finite scale, "
                              f"got {ws.tolist()[:4]}")
-        try:
-            trits = unpack_hf_bitnet(f.raw(wname), n)
-        except ValueError as e:
-            raise InputError(f"{f.path}: tensor {wname}: {e}") from None
+        trits = LazyTernary(f, wname, n)
         beta = np.array([np.float32(1.0) / ws[0].astype(np.float32)], dtype=np.float32)
         return Tensor(wname, "ternary", trits, beta)
     return Tensor(wname, "float32", w.float(wname, (n, k)))

@@ -70,12 +70,29 @@ def unpack_tq2_0(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _POW3 = 3 ** np.arange(8, dtype=np.int64)
 
 
+_ROWBLOCK = 1024  # rows per step: bounds the temporaries of the (un)packers on large tensors
+
+
 def pack_base3(t: np.ndarray) -> np.ndarray:
-    return pack_gindex(t, 5).astype(np.uint8)
+    """Same bytes as pack_gindex(t, 5), computed in uint8 (242 < 256) a row block at a time."""
+    t = np.asarray(t)
+    n, k = t.shape
+    out = np.empty((n, -(-k // 5)), dtype=np.uint8)
+    for r in range(0, n, _ROWBLOCK):
+        c = (_pad_cols(check_trits(t[r : r + _ROWBLOCK]), 5) + 1).astype(np.uint8).reshape(-1, out.shape[1], 5)
+        out[r : r + _ROWBLOCK] = c[..., 0] + 3 * c[..., 1] + 9 * c[..., 2] + 27 * c[..., 3] + 81 * c[..., 4]
+    return out
 
 
 def unpack_base3(p: np.ndarray, k: int) -> np.ndarray:
-    return unpack_gindex(p, 5, k)
+    p = np.asarray(p, dtype=np.uint8)
+    if p.size and p.max() > 242:
+        raise ValueError(f"base-3 byte out of range: {int(p.max())} > 242")
+    digits = gindex_digits(5)
+    out = np.empty((p.shape[0], k), dtype=np.int8)
+    for r in range(0, p.shape[0], _ROWBLOCK):
+        out[r : r + _ROWBLOCK] = digits[p[r : r + _ROWBLOCK]].reshape(-1, p.shape[1] * 5)[:, :k]
+    return out
 
 
 # ---- TLMM group-index codes: groups of G consecutive weights along K (K zero-padded to a multiple
