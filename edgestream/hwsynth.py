@@ -46,7 +46,10 @@ def _run_yosys(script: str) -> str | None:
     with tempfile.TemporaryDirectory(prefix="hwsynth_", dir=scratch) as tmp:
         stat = Path(tmp) / "stat.txt"
         log = Path(tmp) / "yosys.log"
-        rc = run_yosys(["-q", "-l", str(log), "-p", script.replace("{stat}", str(stat))])
+        try:
+            rc = run_yosys(["-q", "-l", str(log), "-p", script.replace("{stat}", str(stat))])
+        except Exception as e:   # a Yosys ERROR surfaces as a Wasm trap
+            rc = f"trap: {type(e).__name__}"
         if rc != 0:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"yosys failed (exit {rc}):\n{tail}")

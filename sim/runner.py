@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RTL = ROOT / "hw" / "rtl"
 SIM = ROOT / "sim"
 SIMULATORS = ("verilator", "icarus")
+MODULES_ENGINE = ["tlmm_table_builder", "tlmm_wdecode", "tlmm_table_mem", "tlmm_lanes", "tlmm_fifo",
+                  "tlmm_engine"]
 
 
 class SimulatorMissing(RuntimeError):

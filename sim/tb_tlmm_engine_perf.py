@@ -1,0 +1,49 @@
+"""cocotb perf run for benchmarks/bench_tlmm_engine.py: one job per shape, cycles from the command to
+the last result, results still checked bit-exactly. Shapes come in TLMM_PERF (JSON), results go to
+the JSON file TLMM_PERF_OUT."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge
+from tb_common import high, random_pause
+from tb_tlmm_engine import TB
+from tlmm_engine_model import check_results, ternary_job
+
+
+@cocotb.test()
+async def perf(dut):
+    tb = TB(dut)
+    await tb.reset()
+    cycle = [0]
+
+    async def count():
+        while True:
+            await RisingEdge(dut.clk)
+            cycle[0] += 1
+
+    cocotb.start_soon(count())
+    out = []
+    rng = np.random.default_rng(0)
+    for shape in json.loads(os.environ["TLMM_PERF"]):
+        k, n, ntok = shape["k"], shape["n"], shape["ntok"]
+        q = rng.integers(-128, 128, size=(ntok, k)).astype(np.int8)
+        trits = rng.integers(-1, 2, size=(n, k)).astype(np.int8)
+        job = ternary_job(tb.cfg, q, trits, rng)
+        tb.set_idle_generator(random_pause(1, shape["stall"]) if shape["stall"] else None)
+        while high(dut.busy):
+            await RisingEdge(dut.clk)
+        t0, c0 = time.perf_counter(), cycle[0]
+        await tb.submit(job)
+        words, toks = await tb.collect(job)
+        c1, t1 = cycle[0], time.perf_counter()
+        check_results(tb.cfg, job, words, toks)
+        out.append({**shape, "cycles": c1 - c0, "lookups": job.lookups, "weights": job.weights,
+                    "wall_s": t1 - t0})
+    with open(os.environ["TLMM_PERF_OUT"], "w") as f:
+        json.dump(out, f)
