@@ -14,23 +14,43 @@ from edgestream.numerics import rope_tables
 QUANT_CHOICES = ("auto", "ternary", "int8", "int4")
 
 
-def quantize_ternary(w: np.ndarray, name: str) -> Tensor:
-    """BitNet b1.58 absmean: beta = max(mean|W|, 1e-5); t = clamp(rint(W * float32(1/beta)), -1, 1)."""
-    beta = np.float32(max(float(np.mean(np.abs(w), dtype=np.float64)), 1e-5))
-    t = np.clip(np.rint(w * (np.float32(1.0) / beta)), -1, 1).astype(np.int8)
-    return Tensor(name, "ternary", t, np.array([beta], dtype=np.float32))
+_ROWS = 4096  # rows quantized at a time: the float copy of a large tensor never exists whole
 
 
-def quantize_int(w: np.ndarray, name: str, bits: int) -> Tensor:
-    q, beta = quantize_per_channel(w, bits)
-    return Tensor(name, f"int{bits}", q, beta)
+def _float_blocks(t: Tensor):
+    """Rows of a float tensor, a block at a time, checked finite (lazy checkpoint tensors read only
+    that block)."""
+    data = t.data
+    if not hasattr(data, "rows"):
+        data = np.asarray(data, dtype=np.float32)  # a source that can only be read whole
+    n = data.shape[0]
+    for r in range(0, n, _ROWS):
+        a = data.rows(r, min(n, r + _ROWS)) if hasattr(data, "rows") else data[r : r + _ROWS]
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"tensor {t.name} contains NaN or Inf")
+        yield r, a
 
 
-def _load_float(t: Tensor) -> np.ndarray:
-    a = np.asarray(t.data, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"tensor {t.name} contains NaN or Inf")
-    return a
+def quantize_ternary(t: Tensor | np.ndarray, name: str | None = None) -> Tensor:
+    """BitNet b1.58 absmean: beta = max(mean|W|, 1e-5) (float64 mean); t = clamp(rint(W * float32(1/beta)), -1, 1).
+    `t` is a float Tensor, or an array named `name`."""
+    if not isinstance(t, Tensor):
+        t = Tensor(name or "weight", "float32", np.asarray(t, dtype=np.float32))
+    total = sum(float(np.sum(np.abs(a), dtype=np.float64)) for _, a in _float_blocks(t))
+    beta = np.float32(max(total / max(int(np.prod(t.shape)), 1), 1e-5))
+    out = np.empty(t.shape, dtype=np.int8)
+    for r, a in _float_blocks(t):
+        out[r : r + len(a)] = np.clip(np.rint(a * (np.float32(1.0) / beta)), -1, 1)
+    return Tensor(t.name, "ternary", out, np.array([beta], dtype=np.float32))
+
+
+def quantize_int(t: Tensor, bits: int) -> Tensor:
+    """Per-output-channel symmetric integers (rows are independent, so blocks of rows are exact)."""
+    q = np.empty(t.shape, dtype=np.int8)
+    beta = np.empty(t.shape[0], dtype=np.float32)
+    for r, a in _float_blocks(t):
+        q[r : r + len(a)], beta[r : r + len(a)] = quantize_per_channel(a, bits)
+    return Tensor(t.name, f"int{bits}", q, beta)
 
 
 def quantize_weights(graph: Graph, quant: str = "auto", lm_head_bits: int = 8,
@@ -51,14 +71,12 @@ def quantize_weights(graph: Graph, quant: str = "auto", lm_head_bits: int = 8,
             continue  # a tied table already quantized through its other user
         if progress:
             progress(done, len(todo), t.name)
-        a = _load_float(t)
         if node.op == "embed" or node.name == "lm_head":
-            graph.tensors[t.name] = quantize_int(a, t.name, 8 if node.op == "embed" else lm_head_bits)
+            graph.tensors[t.name] = quantize_int(t, 8 if node.op == "embed" else lm_head_bits)
         elif quant == "ternary":
-            graph.tensors[t.name] = quantize_ternary(a, t.name)
+            graph.tensors[t.name] = quantize_ternary(t)
         else:
-            graph.tensors[t.name] = quantize_int(a, t.name, int(quant[3:]))
-        del a
+            graph.tensors[t.name] = quantize_int(t, int(quant[3:]))
     if progress:
         progress(len(todo), len(todo), "quantized")
     return verify(graph)

@@ -75,9 +75,11 @@ class SafetensorsFile:
         buf = self._mm[self.data_start + b : self.data_start + e] if e > b else np.zeros(0, np.uint8)
         return buf.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
 
-    def get(self, name: str) -> np.ndarray:
-        """The tensor; floating types as float32 (bfloat16 widened exactly)."""
+    def get(self, name: str, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """The tensor (or rows r0:r1 of it); floating types as float32 (bfloat16 widened exactly)."""
         a = self.raw(name)
+        if rows is not None:
+            a = a[rows[0] : rows[1]]
         dt = self.dtype(name)
         if dt == "BF16":
             return (a.astype(np.uint32) << 16).view(np.float32)

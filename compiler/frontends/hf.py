@@ -33,6 +33,9 @@ class LazyTensor:
         a = self.file.get(self.name).astype(np.float32)
         return a.astype(dtype) if dtype is not None else a
 
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        return self.file.get(self.name, (r0, r1)).astype(np.float32)
+
 
 class LazyTernary:
     """A packed HF BitNet weight, unpacked to int8 trits only when read. The last few unpacked tensors
