@@ -72,7 +72,7 @@ def _slots(beats: np.ndarray, cb: int) -> np.ndarray:
     return pack_codes(beats, cb)
 
 
-def pack_region(cfg, w: np.ndarray, kind: str, bits: int) -> bytes:
+def pack_region(cfg, w: np.ndarray, kind: str, bits: int) -> bytes | bytearray:
     """w: trits or integers int8 [n, klen] of one K tile -> the region's bytes (unpadded)."""
     n, klen = w.shape
     lay = region_layout(cfg, n, klen, kind, bits)
@@ -86,9 +86,14 @@ def pack_region(cfg, w: np.ndarray, kind: str, bits: int) -> bytes:
         codes = pack_gindex(w, cfg.G)[None]
         return _slots(_beats_from_codes(codes, rows_p, groups_p, cfg.Q, cfg.T, (3**cfg.G - 1) // 2), cfg.CB).tobytes()
     if cfg.int_encoding == "int8":
-        full = np.zeros((rows_p, lay["cols_padded"]), np.int8)
-        full[:n, :klen] = w
-        return pack_int(full, bits).tobytes()
+        # row blocks: the padded copy of a large LM head never exists whole
+        out = bytearray()
+        for r0 in range(0, rows_p, 4096):
+            full = np.zeros((min(4096, rows_p - r0), lay["cols_padded"]), np.int8)
+            part = w[r0 : r0 + 4096]
+            full[: part.shape[0], :klen] = part
+            out += memoryview(np.ascontiguousarray(pack_int(full, bits))).cast("B")
+        return out
     planes = bit_planes(w, bits, cfg.G)
     return _slots(_beats_from_codes(planes, rows_p, groups_p, cfg.Q, cfg.T, 0), cfg.CB).tobytes()
 

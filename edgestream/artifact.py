@@ -34,14 +34,15 @@ ALIGN = 64
 ENCODINGS = ("float32", "ternary", "int8", "int4", "int2", "int32")  # int32: plain <i4 (biases, zero points)
 
 
-def _pack(t: Tensor) -> bytes:
+def _pack(t: Tensor) -> np.ndarray:
+    """The tensor's bytes as a contiguous array (written through the buffer protocol: no extra copy)."""
     if t.encoding == "float32":
-        return np.ascontiguousarray(t.data, dtype="<f4").tobytes()
+        return np.ascontiguousarray(t.data, dtype="<f4")
     if t.encoding == "int32":
-        return np.ascontiguousarray(t.data, dtype="<i4").tobytes()
+        return np.ascontiguousarray(t.data, dtype="<i4")
     if t.encoding == "ternary":
-        return pack_base3(t.data).tobytes()
-    return pack_int(t.data, t.bits).tobytes()
+        return pack_base3(t.data)
+    return np.ascontiguousarray(pack_int(t.data, t.bits))
 
 
 def _sha256(path: Path) -> str:
@@ -65,12 +66,13 @@ def write_artifact(graph: Graph, out: str | Path, tokenizer: Path | None = None,
             for name, t in graph.tensors.items():
                 entry: dict[str, Any] = {"encoding": t.encoding, "shape": list(t.shape)}
                 for key, blob in (("data", _pack(t)),
-                                  ("scale", None if t.scale is None else t.scale.astype("<f4").tobytes())):
+                                  ("scale", None if t.scale is None else np.ascontiguousarray(t.scale, "<f4"))):
                     if blob is None:
                         continue
                     f.write(b"\0" * ((-f.tell()) % ALIGN))
-                    entry[key] = {"offset": f.tell(), "nbytes": len(blob)}
-                    f.write(blob)
+                    entry[key] = {"offset": f.tell(), "nbytes": blob.nbytes}
+                    f.write(memoryview(blob.reshape(-1)).cast("B"))
+                    del blob
                 index[name] = entry
         (tmp / "program.json").write_text(json.dumps(graph_to_dict(graph), indent=1))
         if tokenizer is not None:
