@@ -150,12 +150,16 @@ def nll(logits: np.ndarray, ids: np.ndarray) -> tuple[float, int]:
     return float((lse - lg[np.arange(len(ids) - 1), ids[1:]]).sum()), len(ids) - 1
 
 
+def story_nlls(logits_fn, seqs: list[np.ndarray]) -> list[tuple[float, int]]:
+    return [nll(logits_fn(ids), ids) for ids in seqs]
+
+
+def ppl_of(nlls: list[tuple[float, int]]) -> float:
+    return math.exp(sum(s for s, _ in nlls) / sum(k for _, k in nlls))
+
+
 def perplexity(logits_fn, seqs: list[np.ndarray]) -> float:
-    tot, n = 0.0, 0
-    for ids in seqs:
-        s, k = nll(logits_fn(ids), ids)
-        tot, n = tot + s, n + k
-    return math.exp(tot / n)
+    return ppl_of(story_nlls(logits_fn, seqs))
 
 
 def compile_shipped(model_dir: Path, out_path: Path):
@@ -193,14 +197,15 @@ def main(argv: list[str] | None = None) -> dict:
     tok = load_tokenizer(args.model)
     seqs = heldout_ids(tok, args.stories)
     res: dict = {"heldout_stories": args.stories, "heldout_tokens": int(sum(len(s) - 1 for s in seqs))}
+    k = args.compiled_stories
+    small = seqs[:k]
     tern = load_ternary_torch(args.model)
-    res["ternary_torch"] = perplexity(lambda x: torch_logits(tern, x), seqs)
-    small = seqs[:args.compiled_stories]
-    res["ternary_torch_small"] = perplexity(lambda x: torch_logits(tern, x), small)
+    nl = story_nlls(lambda x: torch_logits(tern, x), seqs)
+    res["ternary_torch"], res["ternary_torch_small"] = ppl_of(nl), ppl_of(nl[:k])
     if args.latent:
         flt = load_float(args.latent)
-        res["float"] = perplexity(lambda x: torch_logits(flt, x), seqs)
-        res["float_small"] = perplexity(lambda x: torch_logits(flt, x), small)
+        nl = story_nlls(lambda x: torch_logits(flt, x), seqs)
+        res["float"], res["float_small"] = ppl_of(nl), ppl_of(nl[:k])
     if not args.no_compiled:
         try:
             with tempfile.TemporaryDirectory() as td:
