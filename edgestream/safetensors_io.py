@@ -58,7 +58,7 @@ class SafetensorsFile:
             if self.data_start + e > size:
                 raise InputError(f"{self.path}: truncated: tensor {name} ends at byte {self.data_start + e}, "
                                  f"file has {size}")
-        self._mm = np.memmap(self.path, dtype=np.uint8, mode="r") if size > self.data_start else None
+        self.size = size
 
     def keys(self) -> list[str]:
         return list(self.header)
@@ -69,17 +69,28 @@ class SafetensorsFile:
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self.header[name]["shape"])
 
-    def raw(self, name: str) -> np.ndarray:
+    def raw(self, name: str, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """The stored values (or rows r0:r1), read from the file into fresh memory. Read, not
+        memory-mapped: mapped pages of a multi-GB checkpoint would stay in the compiler's resident set."""
         info = self.header[name]
+        dt = np.dtype(_DTYPES[info["dtype"]])
+        shape = list(info["shape"])
         b, e = info["data_offsets"]
-        buf = self._mm[self.data_start + b : self.data_start + e] if e > b else np.zeros(0, np.uint8)
-        return buf.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
+        if rows is not None and shape:
+            row_bytes = (e - b) // shape[0] if shape[0] else 0
+            r0, r1 = max(0, rows[0]), min(shape[0], rows[1])
+            b, e = b + r0 * row_bytes, b + max(r0, r1) * row_bytes
+            shape[0] = max(r1 - r0, 0)
+        buf = np.empty(e - b, dtype=np.uint8)
+        with open(self.path, "rb") as f:
+            f.seek(self.data_start + b)
+            if f.readinto(memoryview(buf)) != e - b:
+                raise InputError(f"{self.path}: truncated while reading tensor {name}")
+        return buf.view(dt).reshape(shape)
 
     def get(self, name: str, rows: tuple[int, int] | None = None) -> np.ndarray:
         """The tensor (or rows r0:r1 of it); floating types as float32 (bfloat16 widened exactly)."""
-        a = self.raw(name)
-        if rows is not None:
-            a = a[rows[0] : rows[1]]
+        a = self.raw(name, rows)
         dt = self.dtype(name)
         if dt == "BF16":
             return (a.astype(np.uint32) << 16).view(np.float32)
