@@ -148,7 +148,7 @@ def test_cpu_training_smoke(tmp_path):
     losses = log["losses"]
     assert losses[0] > math.log(train.PRESETS["cpu-smoke"]["vocab"]) - 0.5  # starts near uniform
     assert np.mean(losses[-5:]) < losses[0] - 1.0, losses
-    assert log["eval"][-1]["loss"] < log["eval"][0]["loss"] + 0.05
+    assert log["eval"][-1]["loss"] < log["eval"][0]["loss"]  # held-out loss falls too (4.06 -> 3.92)
 
     # latent (float) checkpoint round trip: plain transformers model, same weights as trained
     latent = BitNetForCausalLM.from_pretrained(str(tmp_path / "latent"), dtype=torch.float32).eval()
