@@ -45,6 +45,8 @@ class CpuExecutor:
         # token's logits are wanted.
         head = next(n for n in self.graph.nodes if n.outputs == ["logits"])
         self._head_from = next(i for i, n in enumerate(self.graph.nodes) if n.outputs[0] == head.inputs[0])
+        self._gains = {n.attrs["gain"]: np.ascontiguousarray(t[n.attrs["gain"]].data, dtype=np.float32)
+                       for n in self.graph.nodes if n.op == "norm_quant" and n.attrs.get("gain")}
         self.cache: KVCache | None = None
         self.pos = 0
         self._scale = np.float32(1.0 / np.sqrt(self.cfg.head_dim))
@@ -89,7 +91,7 @@ class CpuExecutor:
 
     def _op_norm_quant(self, n: Node, x):
         g = n.attrs.get("gain")
-        gain = self.graph.tensors[g].data if g else None
+        gain = self._gains[g] if g else None
         if hasattr(self.kernel, "norm_quant"):
             return self.kernel.norm_quant(x, gain, n.attrs.get("eps"))
         return nx.norm_quant(x, gain, n.attrs.get("eps"))
@@ -118,6 +120,15 @@ class CpuExecutor:
         cache.dv[layer, :, p0:end] = dv.T
         qq, dq = nx.quant_heads(q.reshape(t, c.num_heads, d))
         group = c.num_heads // c.num_kv_heads
+        if hasattr(self.kernel, "attention"):  # a compiled kernel, one head at a time, same bits
+            o = np.empty((t, c.num_heads, d), np.float32)
+            pos = np.arange(p0, end)
+            for h in range(c.num_heads):
+                kv = h // group
+                o[:, h] = self.kernel.attention(
+                    qq[:, h], dq[:, h], cache.kq[layer, kv, :end], cache.dk[layer, kv, :end],
+                    cache.vq[layer, kv, :end], cache.dv[layer, kv, :end], pos, self._scale)
+            return o.reshape(t, c.num_heads * d)
         kvh = np.arange(c.num_heads) // group
         o = nx.attention(
             qq.transpose(1, 0, 2), dq.T,
