@@ -56,21 +56,30 @@ def _run_yosys(script: str) -> str | None:
         return stat.read_text() if stat.exists() else None
 
 
+_LUTRAM_LUTS = {"RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM128X1S": 2,
+                "RAM256X1S": 4, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM512X1S": 8}
+
+
 def parse_stat(text: str) -> dict:
-    """Cell counts from `stat -tech xilinx` -> LUT/FF/DSP/BRAM36/URAM (BRAM18 counts half)."""
+    """Cell counts from `stat -tech xilinx` -> LUT/FF/DSP/BRAM36/URAM (BRAM18 counts half). LUT counts
+    logic LUTs plus LUTs used as memory (LUTRAM, SRL), as Vivado's CLB LUTs do."""
     cells: dict[str, int] = {}
     for m in re.finditer(r"^\s+(\d+)\s+(?:[\d.]+\s+)?\$?([A-Za-z_][\w$]*)\s*$", text, re.M):
         cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
     lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
     lutram = sum(v for k, v in cells.items() if k.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "RAM16")))
     srl = sum(v for k, v in cells.items() if k.startswith("SRL"))
+    # LUTs used as memory (LUTRAM primitives and SRLs), counted in Vivado's "CLB LUTs" like logic LUTs
+    lut_mem = srl + sum(v * _LUTRAM_LUTS.get(k, 1) for k, v in cells.items()
+                        if k.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "RAM16")))
     ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[CPRSE]E?", k))
     dsp = sum(v for k, v in cells.items() if k.startswith("DSP48"))
     bram36 = sum(v for k, v in cells.items() if k.startswith("RAMB36")) + 0.5 * sum(
         v for k, v in cells.items() if k.startswith("RAMB18"))
     uram = sum(v for k, v in cells.items() if k.startswith("URAM288"))
     carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
-    return {"LUT": lut, "LUTRAM_cells": lutram, "SRL": srl, "FF": ff, "DSP": dsp, "BRAM36": bram36,
+    return {"LUT": lut + lut_mem, "LUT_logic": lut, "LUT_mem": lut_mem, "LUTRAM_cells": lutram, "SRL": srl,
+            "FF": ff, "DSP": dsp, "BRAM36": bram36,
             "URAM": uram, "CARRY8": carry, "cells": cells}
 
 
@@ -113,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'resource':<10}{'used':>10}{'KV260':>10}{'share':>9}")
     for k in ("LUT", "FF", "DSP", "BRAM36", "URAM"):
         print(f"{k:<10}{res[k]:>10g}{KV260[k]:>10}{100 * res[k] / KV260[k]:>8.1f}%")
-    print(f"(also LUTRAM cells {res['LUTRAM_cells']}, SRL {res['SRL']}, CARRY8 {res['CARRY8']}; "
+    print(f"(LUT = {res['LUT_logic']} logic + {res['LUT_mem']} as memory: LUTRAM cells {res['LUTRAM_cells']}, "
+          f"SRL {res['SRL']}; CARRY8 {res['CARRY8']}; "
           f"peak {res['peak_lookups_per_cycle']} lookups = {res['peak_weights_per_cycle']} weights per cycle)")
     return 0
 

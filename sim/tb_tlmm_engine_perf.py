@@ -1,6 +1,7 @@
-"""cocotb perf run for benchmarks/bench_tlmm_engine.py: one job per shape, cycles from the command to
-the last result, results still checked bit-exactly. Shapes come in TLMM_PERF (JSON), results go to
-the JSON file TLMM_PERF_OUT."""
+"""cocotb perf run for benchmarks/bench_tlmm_engine.py: one job per shape, results still checked
+bit-exactly. Per job it counts the cycles from the command to the last result, split at the first
+weight beat into INGEST (activations -> tables) and LOOKUP (weight beats -> results). Shapes come in
+TLMM_PERF (JSON), results go to the JSON file TLMM_PERF_OUT."""
 
 from __future__ import annotations
 
@@ -21,11 +22,14 @@ async def perf(dut):
     tb = TB(dut)
     await tb.reset()
     cycle = [0]
+    first_w = [None]
 
     async def count():
         while True:
             await RisingEdge(dut.clk)
             cycle[0] += 1
+            if first_w[0] is None and high(dut.s_w_tvalid) and high(dut.s_w_tready):
+                first_w[0] = cycle[0]
 
     cocotb.start_soon(count())
     out = []
@@ -39,11 +43,12 @@ async def perf(dut):
         while high(dut.busy):
             await RisingEdge(dut.clk)
         t0, c0 = time.perf_counter(), cycle[0]
+        first_w[0] = None
         await tb.submit(job)
         words, toks = await tb.collect(job)
         c1, t1 = cycle[0], time.perf_counter()
         check_results(tb.cfg, job, words, toks)
-        out.append({**shape, "cycles": c1 - c0, "lookups": job.lookups, "weights": job.weights,
-                    "wall_s": t1 - t0})
+        out.append({**shape, "cycles": c1 - c0, "ingest_cycles": first_w[0] - c0, "lookup_cycles": c1 - first_w[0],
+                    "lookups": job.lookups, "weights": job.weights, "wall_s": t1 - t0})
     with open(os.environ["TLMM_PERF_OUT"], "w") as f:
         json.dump(out, f)

@@ -1,4 +1,10 @@
-"""RTL TLMM engine vs edgestream.tlmm on the package's packed codes, on Verilator and Icarus."""
+"""RTL TLMM engine vs edgestream.tlmm on the package's packed codes, on Verilator and Icarus.
+
+Two engine configurations on both simulators (Verilator build time dominates, so they are small:
+MAXK 20, MAXTOK 2), and the bit-serial-only engine (2**G-entry tables) on Icarus, whose build is
+instant. Every case of tb_tlmm_engine runs on each: random data, activations -128/127, weights all
++1/-1/0, K not a multiple of G, N = 1 / K = 1, a single row, single token (GEMV) and a GEMM tile,
+INT8/INT4/INT2 bit-serial with extreme weights, idle inputs and result backpressure, invalid codes."""
 
 from __future__ import annotations
 
@@ -9,19 +15,21 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
-from runner import SIMULATORS, run_bench  # noqa: E402
+from runner import MODULES_ENGINE, SIMULATORS, run_bench  # noqa: E402
 from tlmm_engine_model import EngineConfig  # noqa: E402
 
-MODULES = ["tlmm_table_builder", "tlmm_wdecode", "tlmm_table_mem", "tlmm_lanes", "tlmm_fifo", "tlmm_engine"]
-
 CONFIGS = [
-    EngineConfig(G=5, T=2, Q=2, MAXK=32, MAXTOK=3),                  # base-3 codes, GEMM tile of 3
-    EngineConfig(G=3, T=4, Q=3, MAXK=40, MAXTOK=2, OFIFO_DEPTH=4),   # T groups > K/G sometimes, tiny FIFO
-    EngineConfig(G=4, T=1, Q=4, MAXK=24, MAXTOK=1, TABLE_BINARY=1),  # bit-serial-only engine, GEMV only
+    # base-3 1.6 bpw codes (G = 5), bit-serial through the ternary table, GEMM tile of 2
+    (EngineConfig(G=5, T=2, Q=2, MAXK=20, MAXTOK=2), SIMULATORS),
+    # T groups per chunk > K/G for small K (masked groups), 3 rows per beat, a 4-deep result FIFO
+    (EngineConfig(G=3, T=4, Q=3, MAXK=20, MAXTOK=2, OFIFO_DEPTH=4), SIMULATORS),
+    # bit-serial-only engine: binary 2**G tables, G-bit codes, GEMV only
+    (EngineConfig(G=4, T=1, Q=4, MAXK=16, MAXTOK=1, TABLE_BINARY=1), ("icarus",)),
 ]
+CASES = [pytest.param(sim, cfg, id=f"G{cfg.G}T{cfg.T}Q{cfg.Q}{'b' if cfg.TABLE_BINARY else 't'}-{sim}")
+         for cfg, sims in CONFIGS for sim in sims]
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
-@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"G{c.G}T{c.T}Q{c.Q}{'b' if c.TABLE_BINARY else 't'}")
+@pytest.mark.parametrize(("sim", "cfg"), CASES)
 def test_engine(sim, cfg):
-    run_bench(sim, "tlmm_engine", MODULES, cfg.params(), "tb_tlmm_engine", cfg=asdict(cfg))
+    run_bench(sim, "tlmm_engine", MODULES_ENGINE, cfg.params(), "tb_tlmm_engine", cfg=asdict(cfg))

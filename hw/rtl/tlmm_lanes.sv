@@ -43,11 +43,19 @@ module tlmm_lanes #(
     logic [2:0]        s1_shift;
     logic [TIW-1:0]    s1_tok;
 
-    for (genvar q = 0; q < Q; q++) begin : g_row
-        for (genvar t = 0; t < T; t++) begin : g_tab
+    // Each lane is a P:1 mux of TW-bit entries over its own table t: the entries of table t are an
+    // array indexed by the lane's code, which synthesis maps to a mux tree of P words (a variable
+    // part-select over the whole T-table bus, offset (t*P + idx)*TW, became a barrel shifter T*P*TW
+    // bits wide with a multiplier: 4-8x the LUTs).
+    for (genvar t = 0; t < T; t++) begin : g_tab
+        logic [TW-1:0] tab [P];
+        for (genvar p = 0; p < P; p++) begin : g_ent
+            assign tab[p] = in_tbl[(t*P + p)*TW +: TW];
+        end
+        for (genvar q = 0; q < Q; q++) begin : g_row
             logic [IW-1:0] idx;
             assign idx = in_idx[(q*T + t)*IW +: IW];
-            assign ent[(q*T + t)*TW +: TW] = in_gmask[t] ? in_tbl[(t*P + 32'(idx))*TW +: TW] : '0;
+            assign ent[(q*T + t)*TW +: TW] = in_gmask[t] ? tab[idx] : '0;
         end
     end
 

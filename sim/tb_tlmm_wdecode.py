@@ -1,0 +1,79 @@
+"""cocotb bench: tlmm_wdecode. Ternary codes of pack_gindex (invalid codes >= 3**G included) decode to
+themselves or to the zero pattern with d_bad; bit-serial codes of bit_planes decode to the ternary
+pattern whose table entry equals the binary table's (checked on edgestream.tlmm's own tables);
+valid/ready with idle inputs and backpressure, sideband in order."""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge
+from tb_common import StreamSink, StreamSource, bench_config, pack_words, random_pause, start_clock_and_reset
+
+from edgestream.formats.ternary import pack_gindex
+from edgestream.tlmm import build_binary_tables, build_ternary_tables
+
+
+class TB:
+    def __init__(self, dut):
+        self.dut = dut
+        c = bench_config()
+        self.G, self.L, self.binary = c["G"], c["L"], c.get("TABLE_BINARY", 0)
+        self.P = 2**self.G if self.binary else 3**self.G
+        self.CB = self.G if self.binary else int(3**self.G - 1).bit_length()
+        self.source = StreamSource(dut.clk, dut.w_valid, dut.w_ready, dut.w_codes, dut.w_user)
+        self.sink = StreamSink(dut.clk, dut.d_valid, dut.d_ready, idx=dut.d_idx, bad=dut.d_bad, user=dut.d_user)
+
+    def expected(self, codes: list[int], bitserial: bool) -> tuple[list[int], int]:
+        if self.binary:
+            return list(codes), 0
+        if bitserial:   # the binary code's bits as 0/1 trits -> their G-index code
+            bits = np.array([[(c >> i) & 1 for i in range(self.G)] for c in codes], np.int8)
+            return [int(v) for v in pack_gindex(bits.reshape(1, -1), self.G)[0]], 0
+        zero = (self.P - 1) // 2
+        return [c if c < self.P else zero for c in codes], int(any(c >= self.P for c in codes))
+
+    async def run(self, beats: list[list[int]], bitserial: bool):
+        self.dut.bitserial.value = int(bitserial)
+        self.sink.beats.clear()
+        umask = (1 << len(self.dut.w_user)) - 1
+        for i, codes in enumerate(beats):
+            self.source.send(pack_words(codes, self.CB), i & umask)
+        while len(self.sink.beats) < len(beats):
+            await RisingEdge(self.dut.clk)
+        iw = self.CB
+        for i, (codes, beat) in enumerate(zip(beats, self.sink.beats, strict=True)):
+            want_idx, want_bad = self.expected(codes, bitserial)
+            got = [(beat["idx"] >> (l * iw)) & ((1 << iw) - 1) for l in range(self.L)]
+            assert got == want_idx, f"beat {i} codes {codes}: indices {got} != {want_idx}"
+            assert beat["bad"] == want_bad, f"beat {i} codes {codes}: d_bad {beat['bad']} != {want_bad}"
+            assert beat["user"] == i & umask, f"sideband out of order at beat {i}"
+        if bitserial and not self.binary:   # the decoded index selects B[c] from the ternary table
+            q = np.random.default_rng(0).integers(-128, 128, size=(3, self.G)).astype(np.int8)
+            tt, bt = build_ternary_tables(q.reshape(1, -1), self.G)[0], build_binary_tables(q.reshape(1, -1), self.G)[0]
+            for codes in beats:
+                for c, ix in zip(codes, self.expected(codes, True)[0], strict=True):
+                    assert (tt[:, ix] == bt[:, c & ((1 << self.G) - 1)]).all()
+
+
+def stimulus(tb: TB, rng, bitserial: bool) -> list[list[int]]:
+    hi = (1 << tb.G) if bitserial else (1 << tb.CB)          # ternary: invalid codes >= 3**G included
+    beats = [list(rng.integers(0, hi, tb.L)) for _ in range(40)]
+    beats += [[0] * tb.L, [hi - 1] * tb.L]
+    if not bitserial and not tb.binary:
+        beats += [[tb.P - 1] * tb.L, [(tb.P - 1) // 2] * tb.L]
+    return [[int(c) for c in b] for b in beats]
+
+
+@cocotb.test()
+async def test_decode(dut):
+    tb = TB(dut)
+    await start_clock_and_reset(dut)
+    rng = np.random.default_rng(1)
+    modes = (True,) if tb.binary else (False, True)
+    for bitserial in modes:                     # full rate
+        await tb.run(stimulus(tb, rng, bitserial), bitserial)
+    tb.source.set_pause_generator(random_pause(3, 0.3))
+    tb.sink.set_pause_generator(random_pause(4, 0.5))
+    for bitserial in modes:                     # idle inputs and backpressure
+        await tb.run(stimulus(tb, rng, bitserial), bitserial)
