@@ -10,8 +10,9 @@ another.
 `estimate_resources` is an analytic model of LUT/FF/DSP/BRAM36/URAM (coefficients in COEFFS, each
 explained); `explore` enumerates configurations, drops those over any budget of the target, ranks the
 rest by predicted decode tok/s, then prefill tok/s, then fewer LUTs, and says which resource
-stopped the faster candidates. The coefficients are estimates, not yet calibrated against Yosys
-synth_xilinx or Vivado reports (docs/targets.md).
+stopped the faster candidates. The TLMM engine's terms are calibrated against Yosys synth_xilinx
+(edgestream.hwsynth) on three small configurations (docs/hardware.md, "Cost"); the rest of the design
+(AXI, vector unit, shell) is still an estimate (docs/targets.md).
 """
 
 from __future__ import annotations
@@ -182,8 +183,12 @@ def load_hwconfig(path: str | Path) -> HwConfig:
 # ---------------------------------------------------------------- resource model
 # Per-unit costs on UltraScale+ fabric (LUT6 + F7/F8/F9 muxes, 36 Kb BRAM as 512 x 72, 288 Kb URAM as
 # 4096 x 72, RAM64M8 = 8 LUTs for a 64 x 7 simple-dual-port LUTRAM). Estimates from the structure of
-# hw/rtl (tlmm_engine, tlmm_lanes, tlmm_table_builder, tlmm_wdecode); not yet calibrated.
+# hw/rtl (tlmm_engine, tlmm_lanes, tlmm_table_builder, tlmm_wdecode). Engine terms calibrated against
+# Yosys synth_xilinx -family xcup (abc9) of the engine at G/T/Q = 2/4/4, 3/4/2, 4/2/2 (MAXK 256, MAXTOK 2,
+# LUTRAM tables): before, LUTs -17/-20/-4% and FFs -31/-61/-60%; after, LUTs +4/-9/+5%, FFs +8/-1/-2%.
 COEFFS = {
+    "engine_ctrl_luts": 370,  # command/phase control, ingest and weight counters, K masking, credits (fitted)
+    "engine_ctrl_ffs": 0,  # (the structural FF terms below already land within 8%)
     "mux_luts_per_4": 1.0,  # a P:1 one-bit mux costs ceil(P/4) LUTs (F7/F8/F9 do the rest)
     "lane_ff_per_bit": 2.0,  # lane pipeline registers per entry bit (index + entry stages)
     "builder_adders_per_entry": 1.5,  # level-by-level table build: about 1.5 P adders of TW bits
@@ -216,7 +221,8 @@ def _table_memory(cfg: HwConfig) -> dict[str, float]:
         return {"uram": cfg.T * cols * math.ceil(depth / 4096)}
     if cfg.table_mem == "bram":
         return {"bram36": cfg.T * cols * math.ceil(depth / 512)}
-    return {"lut": cfg.T * math.ceil(width / 7) * 8 * math.ceil(depth / 64), "ff": 0}
+    # LUTRAM: the registered read port is a fabric register of the whole word per table
+    return {"lut": cfg.T * math.ceil(width / 7) * 8 * math.ceil(depth / 64), "ff": cfg.T * width}
 
 
 def estimate_resources(cfg: HwConfig) -> dict[str, float]:
@@ -229,8 +235,10 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
     rw = TW + max(1, math.ceil(math.log2(cfg.T))) if cfg.T > 1 else TW
     parts["row_accumulators"] = {
         "lut": cfg.Q * ((cfg.T - 1) * rw + c["acc_bits"] * 2) * c["row_tree_luts_per_bit"],
-        "ff": cfg.Q * (rw + c["acc_bits"] * cfg.max_tok),
+        # row sum + per-token accumulators + the plane-weighted sum and output registers
+        "ff": cfg.Q * (rw + c["acc_bits"] * (cfg.max_tok + 2)),
     }
+    parts["engine_control"] = {"lut": c["engine_ctrl_luts"], "ff": c["engine_ctrl_ffs"]}
     parts["table_builder"] = {"lut": c["builder_adders_per_entry"] * P * TW, "ff": P * TW}
     parts["table_memory"] = _table_memory(cfg)
     wd = L * CB * c["wdecode_luts_per_code_bit"]
