@@ -34,13 +34,30 @@ class CpuExecutor:
         self.cfg = artifact.config
         self.kernel = kernel or get_kernel()
         t = self.graph.tensors
-        self.linear: dict[str, tuple[object, np.ndarray]] = {}
+        # Linears that read the same quantized input with the same weight encoding (q/k/v, gate/up)
+        # run as one matmul over their stacked rows: rows are independent, so the integers are the
+        # same, and one call streams all their weights.
+        self.linear: dict[str, tuple[int, int, np.ndarray]] = {}  # node -> (row0, rows, beta)
+        self._group: dict[str, tuple[object, list[str]]] = {}  # first node -> (prepared, members)
+        self._acc: dict[str, np.ndarray] = {}
+        groups: dict[tuple, list] = {}
         for n in self.graph.nodes:
             if n.op == "qlinear":
                 w = t[n.attrs["weight"]]
-                kind = "ternary" if w.encoding == "ternary" else "int"
-                lw = LinearWeights(w.name, kind, w.bits, np.ascontiguousarray(w.data))
-                self.linear[n.name] = (self.kernel.prepare(lw), w.scale.astype(np.float32))
+                groups.setdefault((tuple(n.inputs), w.encoding), []).append((n, w))
+        for members in groups.values():
+            w0 = members[0][1]
+            kind = "ternary" if w0.encoding == "ternary" else "int"
+            stacked = np.concatenate([np.asarray(w.data, dtype=np.int8) for _, w in members]) \
+                if len(members) > 1 else np.ascontiguousarray(w0.data)
+            name = "+".join(w.name for _, w in members)
+            self._group[members[0][0].name] = (self.kernel.prepare(LinearWeights(name, kind, w0.bits, stacked)),
+                                               [n.name for n, _ in members])
+            del stacked
+            row0 = 0
+            for n, w in members:
+                self.linear[n.name] = (row0, w.shape[0], w.scale.astype(np.float32))
+                row0 += w.shape[0]
         # lm_head's quantizer and the head itself run on the last row only when just the next
         # token's logits are wanted.
         head = next(n for n in self.graph.nodes if n.outputs == ["logits"])
@@ -97,9 +114,15 @@ class CpuExecutor:
         return nx.norm_quant(x, gain, n.attrs.get("eps"))
 
     def _op_qlinear(self, n: Node, q, s):
-        prepared, beta = self.linear[n.name]
-        acc = self.kernel.matmul(q, prepared)
-        return nx.dequant(acc, s, np.broadcast_to(beta, (acc.shape[1],)))
+        if n.name in self._group:
+            prepared, members = self._group[n.name]
+            acc = self.kernel.matmul(q, prepared)
+            for m in members:
+                row0, rows, _ = self.linear[m]
+                self._acc[m] = acc[:, row0 : row0 + rows]
+        row0, rows, beta = self.linear[n.name]
+        acc = self._acc.pop(n.name)
+        return nx.dequant(acc, s, np.broadcast_to(beta, (rows,)))
 
     def _op_rope(self, n: Node, x):
         d = self.cfg.head_dim

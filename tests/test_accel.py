@@ -245,6 +245,6 @@ def test_cli_bench_reports_cycles_bus_and_stalls(demo_artifact, capsys):
         assert p["cycles"] > 0 and p["cycles_per_token"] == p["cycles"] / p["tokens"]
         assert 0 < p["read_bus_util"] <= 1 and p["read_bytes"] == 16 * p["rd_beats"]
         assert 0 <= p["stall_wgt_frac"] <= 1 and 0 <= p["seq_frac"] <= 1
-    # 2 layers x 7 linears + the LM head per forward pass
-    assert rep["prefill"]["commands"] == 15 and rep["decode"]["commands"] == 15
+    # per forward pass, 2 layers x 4 matmuls (q/k/v stacked, o, gate/up stacked, down) + the LM head
+    assert rep["prefill"]["commands"] == 9 and rep["decode"]["commands"] == 9
     assert rep["perf_model"]["mean_abs_err_calibrated"] <= rep["perf_model"]["mean_abs_err_raw"]
