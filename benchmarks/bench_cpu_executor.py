@@ -70,7 +70,8 @@ def main() -> None:
     ap.add_argument("--kernel", default="auto")
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--decode", type=int, default=8)
-    ap.add_argument("--workdir", default=None, help="keep checkpoints/artifacts here (default: temp dir)")
+    ap.add_argument("--workdir", default=None, help="scratch directory for the temp dir (default: system temp)")
+    ap.add_argument("--cache", default=None, help="keep checkpoints and artifacts here and reuse them on later runs")
     ap.add_argument("--worker", nargs=4, metavar=("ART", "KERNEL", "PROMPT", "DECODE"), help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -85,13 +86,16 @@ def main() -> None:
     bw = measure_bandwidth()
     rows = []
     with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
+        base = Path(a.cache) if a.cache else Path(tmp)
         for shape in a.shapes:
-            ck = Path(tmp) / shape
+            ck, art = base / shape, base / f"{shape}.esa"
             t = time.perf_counter()
-            make_checkpoint(ck, shape, packed=True, dtype="bfloat16", tokenizer=False)
+            if not (a.cache and (ck / "config.json").is_file()):
+                make_checkpoint(ck, shape, packed=True, dtype="bfloat16", tokenizer=False)
             gen_s = time.perf_counter() - t
             t = time.perf_counter()
-            art = compile_model(ck, Path(tmp) / f"{shape}.esa")
+            if not (a.cache and (art / "manifest.json").is_file()):
+                compile_model(ck, art)
             compile_s = time.perf_counter() - t
             out = subprocess.run([sys.executable, __file__, "--worker", str(art), a.kernel, str(a.prompt),
                                   str(a.decode)], capture_output=True, text=True, check=True)
@@ -100,8 +104,9 @@ def main() -> None:
                      roofline_tok_s=bw / r["bytes_per_token"])
             r["roofline_frac"] = r["decode_tok_s"] / r["roofline_tok_s"]
             rows.append(r)
-            for p in ck.iterdir():
-                p.unlink()
+            if not a.cache:
+                for p in ck.iterdir():
+                    p.unlink()
     if a.json:
         print(json.dumps(rows, indent=1))
         return
