@@ -30,7 +30,8 @@ from runner import MODULES_ENGINE, run_bench  # noqa: E402
 from tlmm_engine_model import EngineConfig  # noqa: E402
 
 CFG = EngineConfig(G=5, T=4, Q=4, MAXK=4096, MAXTOK=4)
-LAYERS = [("attn/o, ffn up", 1536, 1536, 1), ("ffn down", 4096, 1536, 1), ("attn GEMM x4", 1536, 1536, 4)]
+LAYERS = [("attn q/k/v/o", 1536, 1536, 1), ("ffn up", 1536, 4096, 1), ("ffn down", 4096, 1536, 1),
+          ("attn o GEMM x4", 1536, 1536, 4)]
 
 
 def shapes(rows: int) -> list[dict]:
@@ -57,7 +58,7 @@ def run(sim: str, rows: int) -> tuple[list[dict], float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=64, help="output rows simulated per layer on Verilator")
-    ap.add_argument("--icarus-rows", type=int, default=16, help="output rows per layer on Icarus")
+    ap.add_argument("--icarus-rows", type=int, default=8, help="output rows per layer on Icarus")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     vres, vover = run("verilator", a.rows)
