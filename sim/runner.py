@@ -3,7 +3,7 @@ per (toplevel, parameters, simulator, C++ optimization) under sim_build/. Used b
 and the benchmark.
 
 Verilator build time dominates the RTL tests, so: the tests compile the generated C++ at -O0 (a few
-thousand simulated cycles do not repay an optimizing compile; the benchmark asks for -O2), and the
+thousand simulated cycles do not repay an optimizing compile; the benchmark asks for -O1), and the
 Verilator runtime library (verilated*.o, the same for every model built with the same flags) is
 compiled once per flag set into sim_build/verilator/_runtime-<key>/ and copied into later builds,
 where make finds it up to date."""
@@ -61,7 +61,12 @@ def rtl_sources(*modules: str) -> list[Path]:
 
 
 def _runtime_cache(build_args: list[str]) -> Path:
-    key = json.dumps({"root": os.environ.get("VERILATOR_ROOT", ""), "args": build_args})
+    """Keyed by the Verilator install (path and the runtime source's mtime: a reinstall invalidates it)
+    and the build flags."""
+    root = Path(os.environ.get("VERILATOR_ROOT", ""))
+    src = root / "include" / "verilated.cpp"
+    stamp = src.stat().st_mtime_ns if src.exists() else 0
+    key = json.dumps({"root": str(root), "stamp": stamp, "args": build_args})
     return BUILD / "verilator" / f"_runtime-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
@@ -117,7 +122,7 @@ def run_bench(sim: str, toplevel: str, modules: list[str], parameters: dict, tes
               opt: str = "-O0") -> Path:
     """Build (once per config) and run `test_module` against `toplevel`; returns the results file.
     `opt`: C++ optimization of the Verilator model (-O0 for tests: fastest to compile; the benchmark
-    uses -O2). Raises AssertionError when a cocotb test failed."""
+    uses -O1). Raises AssertionError when a cocotb test failed."""
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
