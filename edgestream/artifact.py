@@ -26,6 +26,7 @@ from edgestream.errors import InputError
 from edgestream.formats.intweights import pack_int, unpack_int
 from edgestream.formats.ternary import pack_base3, unpack_base3
 from edgestream.ir import Graph, ModelConfig, Node, Tensor, graph_to_dict
+from edgestream.lazyarray import LazyArray
 from edgestream.numerics import NUMERICS_VERSION
 
 FORMAT = "edgestream-artifact"
@@ -161,6 +162,19 @@ def read_artifact(path: str | Path, verify_checksums: bool = True) -> Artifact:
     return Artifact(path, man, graph, tok if tok.is_file() else None)
 
 
+class _Packed(LazyArray):
+    """Ternary/INT4/INT2 weights unpacked to int8 on read (executors prepare their own layouts)."""
+
+    def __init__(self, raw: np.ndarray, enc: str, shape: tuple[int, ...]):
+        super().__init__(shape, np.int8)
+        self.raw, self.enc = raw, enc
+
+    def _load(self) -> np.ndarray:
+        if self.enc == "ternary":
+            return unpack_base3(self.raw, self.shape[1])
+        return unpack_int(self.raw, int(self.enc[3:]), self.shape[1])
+
+
 def _read_tensor(blob: np.ndarray, name: str, e: dict[str, Any], wpath: Path) -> Tensor:
     enc, shape = e.get("encoding"), tuple(e.get("shape", ()))
     if enc not in ENCODINGS:
@@ -177,10 +191,9 @@ def _read_tensor(blob: np.ndarray, name: str, e: dict[str, Any], wpath: Path) ->
         data = raw.view("<f4").reshape(shape)
     elif enc == "int32":
         data = raw.view("<i4").reshape(shape)
-    elif enc == "ternary":
-        data = unpack_base3(raw.reshape(shape[0], -1), shape[1])
+    elif enc == "int8":
+        data = unpack_int(raw.reshape(shape[0], -1), 8, shape[1])  # a view of the map: no copy
     else:
-        bits = int(enc[3:])
-        data = unpack_int(raw.reshape(shape[0], -1), bits, shape[1])
+        data = _Packed(raw.reshape(shape[0], -1), enc, shape)
     scale = region("scale").view("<f4").copy() if "scale" in e else None
     return Tensor(name, enc, data, scale)

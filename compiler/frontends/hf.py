@@ -9,7 +9,6 @@ lazy (memory-mapped) until the quantization pass reads them one at a time.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from edgestream.errors import InputError
 from edgestream.formats.ternary import unpack_hf_bitnet
 from edgestream.ir import Graph, ModelConfig, Node, Tensor
+from edgestream.lazyarray import LazyArray
 from edgestream.safetensors_io import SafetensorsFile
 
 SUPPORTED = {"BitNetForCausalLM": "bitnet", "LlamaForCausalLM": "llama"}
@@ -37,44 +37,18 @@ class LazyTensor:
         return self.file.get(self.name, (r0, r1)).astype(np.float32)
 
 
-class LazyTernary:
-    """A packed HF BitNet weight, unpacked to int8 trits only when read. The last few unpacked tensors
-    are cached so that passes slicing one tensor repeatedly (K tiles) unpack it once, while the whole
-    model is never unpacked at the same time."""
-
-    _cache: OrderedDict[int, np.ndarray] = OrderedDict()
-    _CACHED = 3
+class LazyTernary(LazyArray):
+    """A packed HF BitNet weight, unpacked to int8 trits only when read."""
 
     def __init__(self, f: SafetensorsFile, name: str, n: int):
+        super().__init__((n, f.shape(name)[1]), np.int8)
         self.file, self.name, self.n = f, name, n
-        self.shape = (n, f.shape(name)[1])
-        self.dtype = np.dtype(np.int8)
-        self.ndim = 2
 
-    def _get(self) -> np.ndarray:
-        c = LazyTernary._cache
-        key = id(self)
-        if key in c:
-            c.move_to_end(key)
-            return c[key]
+    def _load(self) -> np.ndarray:
         try:
-            a = unpack_hf_bitnet(self.file.raw(self.name), self.n)
+            return unpack_hf_bitnet(self.file.raw(self.name), self.n)
         except ValueError as e:
             raise InputError(f"{self.file.path}: tensor {self.name}: {e}") from None
-        c[key] = a
-        while len(c) > LazyTernary._CACHED:
-            c.popitem(last=False)
-        return a
-
-    def __array__(self, dtype=None, copy=None):
-        a = self._get()
-        return a.astype(dtype) if dtype is not None else a
-
-    def __getitem__(self, idx):
-        return self._get()[idx]
-
-    def astype(self, dtype, copy: bool = True) -> np.ndarray:
-        return self._get().astype(dtype, copy=copy)
 
 
 def _cfg(cfg: dict, path: Path, key: str, typ=int, default=None):
