@@ -184,15 +184,16 @@ def load_hwconfig(path: str | Path) -> HwConfig:
 # Per-unit costs on UltraScale+ fabric (LUT6 + F7/F8/F9 muxes, 36 Kb BRAM as 512 x 72, 288 Kb URAM as
 # 4096 x 72, RAM64M8 = 8 LUTs for a 64 x 7 simple-dual-port LUTRAM). Estimates from the structure of
 # hw/rtl (tlmm_engine, tlmm_lanes, tlmm_table_builder, tlmm_wdecode). Engine terms calibrated against
-# Yosys synth_xilinx -family xcup (abc9) of the engine at G/T/Q = 2/4/4, 3/4/2, 4/2/2 (MAXK 256, MAXTOK 2,
-# LUTRAM tables): before, LUTs -21/-20/-7% and FFs -31/-61/-60%; after, LUTs -1/-8/+2%, FFs +8/-1/-2%;
-# held out, G/T/Q = 5/2/2: LUTs -7% -> -4%, FFs -64% -> -0%.
+# Yosys synth_xilinx -family xcup (abc9) of the engine (docs/hardware.md, "Cost"): G/T/Q = 2/4/4, 3/4/2,
+# 4/2/2, 5/2/2 at MAXK 256, MAXTOK 2 (LUTRAM tables) and 5/4/4 at MAXK 4096, MAXTOK 2 and 8 (BRAM tables).
+# Before: LUTs -21/-20/-7/-7/-28/-29%, FFs -31/-61/-60/-64/-2/-2%; after: LUTs +11/-1/+6/-0/-1/-3%,
+# FFs +8/-1/-2/-0/+5/+3%; BRAM36 +1/+2% (the rest of the design is not calibrated).
 COEFFS = {
     "engine_ctrl_luts": 370,  # command/phase control, ingest and weight counters, K masking, credits (fitted)
     "engine_ctrl_ffs": 0,  # (the structural FF terms below already land within 8%)
-    "mux_luts_per_4": 1.0,  # a P:1 one-bit mux costs ceil(P/4) LUTs (F7/F8/F9 do the rest)
+    "mux_luts_per_4": 1.6,  # a P:1 one-bit lane mux: 1.6 ceil(P/4) LUTs as Yosys/abc9 maps it (fitted; 1.0 by hand)
     "lane_ff_per_bit": 2.0,  # lane pipeline registers per entry bit (index + entry stages)
-    "builder_adders_per_entry": 1.5,  # level-by-level table build: about 1.5 P adders of TW bits
+    "builder_adders_per_entry": 1.09,  # level-by-level table build: 1.09 P adders of TW bits (fitted; 1.5 by hand)
     "row_tree_luts_per_bit": 1.0,  # adder tree + accumulator: 1 LUT per adder bit (carry chain)
     "acc_bits": 32,
     "wdecode_luts_per_code_bit": 1.0,
