@@ -1,12 +1,20 @@
-"""CPU executor prefill/decode speed and peak memory on real model shapes, against this machine's
-memory-bandwidth roofline measured in the same run.
+"""Whole-model CPU decode/prefill, side by side: edgestream's executor with its compiled kernel, with
+the numpy reference kernel, and llama.cpp on the same weights -- all in one run, against this
+machine's memory-bandwidth roofline measured in the same run.
 
-    python benchmarks/bench_cpu_executor.py [--shapes bitnet-0.73b bitnet-2b4t] [--kernel auto|numpy]
+    python benchmarks/bench_cpu_executor.py [--shapes bitnet-0.73b bitnet-2b4t] [--engines c numpy llama.cpp]
+        [--llama-python PATH] [--cache DIR]
 
-Each shape: a random ternary checkpoint of that shape is written through the real writer (packed
-like microsoft/bitnet-b1.58-2B-4T, bf16 embeddings), compiled, then run in a fresh process that
-reports its own peak RSS. Decode roofline = bandwidth / bytes a token must read (packed linear
-weights as stored in the artifact at 1.6 bpw, the INT8 LM head, the INT8 KV cache at that context).
+Each shape: a random ternary BitNet of that shape with tied embeddings (llama.cpp's bitnet graph uses
+token_embd as the output layer) is written through the real writer, packed like
+microsoft/bitnet-b1.58-2B-4T, and
+  * compiled by edgestream (ternary linears at 1.6 bpw in the artifact, INT8 embedding/LM head);
+  * exported by edgestream's GGUF writer as TQ2_0 (llama.cpp: 2.06 bpw linears, F16 token_embd).
+Every engine runs in a fresh process (its own peak RSS), 2 threads, a 64-token prompt then greedy
+decode. llama.cpp runs through llama-cpp-python, from this interpreter or --llama-python (it is not a
+project dependency: the column is skipped with a message when neither has it).
+Roofline: measured memcpy bandwidth (read + write bytes) / bytes one decode step must read (that
+engine's linear weights and LM head as stored, plus its KV cache at that context).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+THREADS = 2
 
 
 def measure_bandwidth(mb: int = 1024, reps: int = 5) -> float:
@@ -37,91 +46,154 @@ def measure_bandwidth(mb: int = 1024, reps: int = 5) -> float:
     return 2 * a.nbytes / best
 
 
-def worker(art: str, kernel: str, prompt_len: int, decode_tokens: int) -> dict:
+def _peak() -> int:
+    """This process's peak resident set (VmHWM: unlike ru_maxrss it is not inherited across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int) -> dict:
+    import os
+
+    os.environ.setdefault("EDGESTREAM_THREADS", str(THREADS))
     import edgestream
 
-    t0 = time.perf_counter()
     sess = edgestream.load(art, kernel=kernel)
-    load_s = time.perf_counter() - t0
-    rng = np.random.default_rng(0)
-    prompt = rng.integers(2, sess.config.vocab_size, prompt_len).tolist()
-    toks = list(sess.generate(prompt, max_new_tokens=decode_tokens + 1, stop_tokens=[]))
+    prompt = np.random.default_rng(0).integers(2, sess.config.vocab_size, prompt_len).tolist()
+    list(sess.generate(prompt, max_new_tokens=decode_tokens + 1, stop_tokens=[]))
     st = sess.stats
     man = sess.artifact.manifest
-    lin = sum(e["data"]["nbytes"] for n, e in man["tensors"].items()
-              if e["encoding"] in ("ternary", "int8", "int4", "int2") and n != "model.embed_tokens.weight")
+    # the LM head is the (tied) INT8 embedding table: it is read every step
+    lin = sum(e["data"]["nbytes"] for e in man["tensors"].values()
+              if e["encoding"] in ("ternary", "int8", "int4", "int2"))
     c = sess.config
     kv = 2 * c.num_layers * c.num_kv_heads * (prompt_len + decode_tokens) * (c.head_dim + 4)
-    return {
-        "kernel": sess.kernel_name,
-        "load_s": load_s,
-        "prefill_tok_s": st.prefill_tok_s,
-        "ttft_s": st.ttft_s,
-        "decode_tok_s": st.decode_tok_s,
-        "tokens": len(toks),
-        "bytes_per_token": lin + kv,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-    }
+    return {"engine": f"edgestream {sess.kernel_name}", "prefill_tok_s": st.prefill_tok_s, "ttft_s": st.ttft_s,
+            "decode_tok_s": st.decode_tok_s, "bytes_per_token": lin + kv, "peak_rss_bytes": _peak()}
+
+
+def worker_llama(gguf_path: str, prompt_len: int, decode_tokens: int) -> dict:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=gguf_path, n_threads=THREADS, n_threads_batch=THREADS, n_ctx=prompt_len + decode_tokens + 8,
+                n_batch=prompt_len, verbose=False)
+    vocab = llm.n_vocab()
+
+    def last_logits() -> np.ndarray:  # only the last position's logits are computed (logits_all=False)
+        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))
+
+    prompt = np.random.default_rng(0).integers(2, vocab, prompt_len).tolist()
+    t = time.perf_counter()
+    llm.eval(prompt)
+    ttft = time.perf_counter() - t
+    tok = int(np.argmax(last_logits()))
+    t = time.perf_counter()
+    for _ in range(decode_tokens):
+        llm.eval([tok])
+        tok = int(np.argmax(last_logits()))
+    dec = time.perf_counter() - t
+    size = Path(gguf_path).stat().st_size
+    n_ctx = prompt_len + decode_tokens
+    meta = llm.metadata
+    arch = meta.get("general.architecture", "bitnet")
+    layers = int(meta.get(f"{arch}.block_count", 0))
+    kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", meta.get(f"{arch}.attention.head_count", 0)))
+    hidden = int(meta.get(f"{arch}.embedding_length", 0))
+    heads = int(meta.get(f"{arch}.attention.head_count", 1))
+    kv = 2 * layers * kv_heads * n_ctx * (hidden // heads) * 2  # F16 KV cache
+    # every weight in the file is read per decode step except all but one row of token_embd, which
+    # is read again in full as the output layer: file size is the right count
+    return {"engine": "llama.cpp TQ2_0", "prefill_tok_s": prompt_len / ttft, "ttft_s": ttft,
+            "decode_tok_s": decode_tokens / dec, "bytes_per_token": size + kv, "peak_rss_bytes": _peak()}
+
+
+def _run(cmd: list[str]) -> dict:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _has_llama(python: str) -> bool:
+    return subprocess.run([python, "-c", "import llama_cpp"], capture_output=True).returncode == 0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", nargs="+", default=["bitnet-0.73b", "bitnet-2b4t"])
-    ap.add_argument("--kernel", default="auto")
+    ap.add_argument("--engines", nargs="+", default=["c", "numpy", "llama.cpp"], choices=["c", "numpy", "llama.cpp"])
+    ap.add_argument("--llama-python", default=sys.executable, help="a Python that has llama-cpp-python")
     ap.add_argument("--prompt", type=int, default=64)
-    ap.add_argument("--decode", type=int, default=8)
-    ap.add_argument("--workdir", default=None, help="scratch directory for the temp dir (default: system temp)")
-    ap.add_argument("--cache", default=None, help="keep checkpoints and artifacts here and reuse them on later runs")
-    ap.add_argument("--worker", nargs=4, metavar=("ART", "KERNEL", "PROMPT", "DECODE"), help=argparse.SUPPRESS)
+    ap.add_argument("--decode", type=int, default=16)
+    ap.add_argument("--cache", default=None, help="keep checkpoints, artifacts and GGUFs here and reuse them")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.worker:
-        art, kernel, p, d = a.worker
-        print(json.dumps(worker(art, kernel, int(p), int(d))))
+        kind, path, *rest = a.worker
+        fn = worker_llama if kind == "llama" else (lambda p, n, d: worker_edgestream(p, kind, n, d))
+        print(json.dumps(fn(path, int(rest[-2]), int(rest[-1]))))
         return
 
     from edgestream.compiler import compile_model
+    from edgestream.gguf_writer import export_gguf
     from edgestream.synth import make_checkpoint
 
     bw = measure_bandwidth()
-    rows = []
-    with tempfile.TemporaryDirectory(dir=a.workdir) as tmp:
+    rows, notes = [], []
+    llama_ok = "llama.cpp" in a.engines and _has_llama(a.llama_python)
+    if "llama.cpp" in a.engines and not llama_ok:
+        notes.append(f"llama.cpp column skipped: {a.llama_python} cannot import llama_cpp "
+                     "(pip install llama-cpp-python, or pass --llama-python)")
+    with tempfile.TemporaryDirectory() as tmp:
         base = Path(a.cache) if a.cache else Path(tmp)
         for shape in a.shapes:
-            ck, art = base / shape, base / f"{shape}.esa"
+            ck, art, gg = base / f"{shape}-tied", base / f"{shape}-tied.esa", base / f"{shape}-tied.tq2_0.gguf"
+            if not (ck / "config.json").is_file():
+                make_checkpoint(ck, shape, packed=True, dtype="bfloat16", tokenizer=False, tie=True)
             t = time.perf_counter()
-            if not (a.cache and (ck / "config.json").is_file()):
-                make_checkpoint(ck, shape, packed=True, dtype="bfloat16", tokenizer=False)
-            gen_s = time.perf_counter() - t
-            t = time.perf_counter()
-            if not (a.cache and (art / "manifest.json").is_file()):
+            if not (art / "manifest.json").is_file():
                 compile_model(ck, art)
             compile_s = time.perf_counter() - t
-            out = subprocess.run([sys.executable, __file__, "--worker", str(art), a.kernel, str(a.prompt),
-                                  str(a.decode)], capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            r.update(shape=shape, write_s=gen_s, compile_s=compile_s, bandwidth=bw,
-                     roofline_tok_s=bw / r["bytes_per_token"])
-            r["roofline_frac"] = r["decode_tok_s"] / r["roofline_tok_s"]
-            rows.append(r)
-            if not a.cache:
-                for p in ck.iterdir():
-                    p.unlink()
+            for eng in a.engines:
+                if eng == "llama.cpp":
+                    if not llama_ok:
+                        continue
+                    if not gg.is_file():
+                        export_gguf(ck, gg, "tq2_0")
+                    r = _run([a.llama_python, __file__, "--worker", "llama", str(gg), str(a.prompt), str(a.decode)])
+                else:
+                    r = _run([sys.executable, __file__, "--worker", eng, str(art), str(a.prompt), str(a.decode)])
+                r.update(shape=shape, compile_s=compile_s, roofline_tok_s=bw / r["bytes_per_token"])
+                r["roofline_frac"] = r["decode_tok_s"] / r["roofline_tok_s"]
+                rows.append(r)
+    for shape in a.shapes:
+        ref = next((r for r in rows if r["shape"] == shape and r["engine"].startswith("llama")), None)
+        for r in rows:
+            if r["shape"] == shape and ref:
+                r["decode_vs_llama"] = r["decode_tok_s"] / ref["decode_tok_s"]
+                r["prefill_vs_llama"] = r["prefill_tok_s"] / ref["prefill_tok_s"]
     if a.json:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"bandwidth": bw, "rows": rows, "notes": notes}, indent=1))
         return
     from rich.console import Console
     from rich.table import Table
 
-    tab = Table(title=f"CPU executor, measured memory bandwidth {bw / 1e9:.1f} GB/s (memcpy, read+write)")
-    for col in ("shape", "kernel", f"prefill tok/s ({a.prompt})", "TTFT s", "decode tok/s", "MB/token",
-                "roofline tok/s", "of roofline", "peak RSS GB", "compile s"):
+    tab = Table(title=f"Whole model on the CPU, {THREADS} threads; memcpy bandwidth {bw / 1e9:.1f} GB/s (read+write)")
+    for col in ("shape", "engine", f"prefill tok/s ({a.prompt})", "TTFT s", "decode tok/s", "MB/token",
+                "roofline tok/s", "of roofline", "decode vs llama.cpp", "prefill vs llama.cpp", "peak RSS GB"):
         tab.add_column(col, justify="right")
     for r in rows:
-        tab.add_row(r["shape"], r["kernel"], f"{r['prefill_tok_s']:.1f}", f"{r['ttft_s']:.2f}",
+        vs = (f"{r['decode_vs_llama']:.2f}x", f"{r['prefill_vs_llama']:.2f}x") if "decode_vs_llama" in r else ("-", "-")
+        tab.add_row(r["shape"], r["engine"], f"{r['prefill_tok_s']:.1f}", f"{r['ttft_s']:.2f}",
                     f"{r['decode_tok_s']:.2f}", f"{r['bytes_per_token'] / 1e6:.0f}", f"{r['roofline_tok_s']:.1f}",
-                    f"{100 * r['roofline_frac']:.1f}%", f"{r['peak_rss_bytes'] / 1e9:.2f}", f"{r['compile_s']:.1f}")
-    Console().print(tab)
+                    f"{100 * r['roofline_frac']:.1f}%", *vs, f"{r['peak_rss_bytes'] / 1e9:.2f}")
+    c = Console(width=200)
+    c.print(tab)
+    for n in notes:
+        c.print(n)
 
 
 if __name__ == "__main__":

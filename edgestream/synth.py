@@ -51,11 +51,12 @@ def make_tokenizer(path: Path, vocab_size: int) -> None:
 
 
 def make_checkpoint(out: str | Path, shape: Shape | str = "tiny", arch: str = "bitnet", seed: int = 0,
-                    packed: bool = False, dtype: str = "float32", tokenizer: bool = True) -> Path:
+                    packed: bool = False, dtype: str = "float32", tokenizer: bool = True, tie: bool = False) -> Path:
     """Write config.json + model.safetensors (+ tokenizer.json) of a randomly initialised model.
 
     packed=True writes BitNet linears as microsoft/bitnet-b1.58-2B-4T does (uint8, 4 trits per byte
-    along the output dim, weight_scale); otherwise float weights (float32 or bfloat16)."""
+    along the output dim, weight_scale); otherwise float weights (float32 or bfloat16). tie=True shares
+    the embedding as the LM head (no lm_head tensor), as llama.cpp's bitnet graph requires."""
     from safetensors.numpy import save_file
 
     sh = SHAPES[shape] if isinstance(shape, str) else shape
@@ -97,7 +98,8 @@ def make_checkpoint(out: str | Path, shape: Shape | str = "tiny", arch: str = "b
             norm(f"{p}.self_attn.attn_sub_norm.weight", sh.hidden)
             norm(f"{p}.mlp.ffn_sub_norm.weight", sh.ffn)
     norm("model.norm.weight", sh.hidden)
-    tensors["lm_head.weight"] = fl((sh.vocab, sh.hidden), 0.05)
+    if not tie:
+        tensors["lm_head.weight"] = fl((sh.vocab, sh.hidden), 0.05)
     if dtype == "bfloat16":
         _save_bf16(tensors, out / "model.safetensors")
     else:
@@ -115,7 +117,7 @@ def make_checkpoint(out: str | Path, shape: Shape | str = "tiny", arch: str = "b
         "max_position_embeddings": sh.max_position,
         "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0,
-        "tie_word_embeddings": False,
+        "tie_word_embeddings": tie,
         "bos_token_id": 0,
         "eos_token_id": 1,
         "torch_dtype": dtype,
