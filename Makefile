@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 
 .PHONY: setup sysdeps demo test lint synth bench clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C kernel sources too: the editable install compiles the extension at install.
+$(STAMP): pyproject.toml setup.py $(wildcard host/kernels/csrc/*.c host/kernels/csrc/*.h)
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@# torch 2.13.0 CPU build is taken from local disk; a bare `torch` would pull a CUDA build.

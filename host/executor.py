@@ -56,7 +56,8 @@ class CpuExecutor:
             del stacked
             row0 = 0
             for n, w in members:
-                self.linear[n.name] = (row0, w.shape[0], w.scale.astype(np.float32))
+                beta = np.ascontiguousarray(np.broadcast_to(w.scale.astype(np.float32), (w.shape[0],)))
+                self.linear[n.name] = (row0, w.shape[0], beta)
                 row0 += w.shape[0]
         # lm_head's quantizer and the head itself run on the last row only when just the next
         # token's logits are wanted.
@@ -122,7 +123,7 @@ class CpuExecutor:
                 self._acc[m] = acc[:, row0 : row0 + rows]
         row0, rows, beta = self.linear[n.name]
         acc = self._acc.pop(n.name)
-        return nx.dequant(acc, s, np.broadcast_to(beta, (rows,)))
+        return nx.dequant(acc, s, beta)
 
     def _op_rope(self, n: Node, x):
         d = self.cfg.head_dim
@@ -143,6 +144,10 @@ class CpuExecutor:
         cache.dv[layer, :, p0:end] = dv.T
         qq, dq = nx.quant_heads(q.reshape(t, c.num_heads, d))
         group = c.num_heads // c.num_kv_heads
+        if hasattr(self.kernel, "attention_heads"):  # a compiled kernel, all heads in one call, same bits
+            return self.kernel.attention_heads(qq, dq, cache.kq[layer], cache.dk[layer], cache.vq[layer],
+                                               cache.dv[layer], np.arange(p0, end), end, self._scale
+                                               ).reshape(t, c.num_heads * d)
         if hasattr(self.kernel, "attention"):  # a compiled kernel, one head at a time, same bits
             o = np.empty((t, c.num_heads, d), np.float32)
             pos = np.arange(p0, end)

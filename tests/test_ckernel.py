@@ -225,3 +225,22 @@ def test_attention_property(t: int, s: int, d: int, seed: int) -> None:
     scale = np.float32(1 / np.sqrt(d))
     got = ck.CKernel().attention(*case, pos, scale)
     np.testing.assert_array_equal(got.view(np.uint32), nx.attention(*case, pos, scale).view(np.uint32))
+
+
+@pytest.mark.parametrize("t,h,kvh,s,cap,d", [(1, 16, 16, 37, 64, 96), (5, 8, 2, 9, 9, 64), (3, 4, 1, 130, 200, 16)])
+def test_attention_heads_matches_reference_per_head(t, h, kvh, s, cap, d) -> None:
+    """All heads of a layer in one call over the whole KV cache (GQA, positions beyond s unused) equal
+    numerics.attention head by head."""
+    rng = np.random.default_rng(h * 100 + s)
+    qq, dq = nx.quant_heads(rng.standard_normal((t, h, d)).astype(np.float32) * 3)
+    kq = rng.integers(-128, 128, (kvh, cap, d)).astype(np.int8)
+    vq = rng.integers(-128, 128, (kvh, cap, d)).astype(np.int8)
+    dk = (rng.random((kvh, cap)) * 0.05).astype(np.float32)
+    dv = (rng.random((kvh, cap)) * 0.05).astype(np.float32)
+    pos = np.arange(s - t, s)
+    scale = np.float32(1 / np.sqrt(d))
+    got = ck.CKernel().attention_heads(qq, dq, kq, dk, vq, dv, pos, s, scale)
+    for i in range(h):
+        kv = i // (h // kvh)
+        ref = nx.attention(qq[:, i], dq[:, i], kq[kv, :s], dk[kv, :s], vq[kv, :s], dv[kv, :s], pos, scale)
+        np.testing.assert_array_equal(got[:, i].view(np.uint32), ref.view(np.uint32))

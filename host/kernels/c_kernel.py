@@ -20,6 +20,7 @@ import numpy as np
 from edgestream import numerics as nx
 from edgestream.host.kernels import LinearWeights
 
+ES_VERSION = 2  # must match ES_VERSION in csrc/eskernel.c
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
 _ROWPAD = 8  # eskernel.c ROWPAD
@@ -73,7 +74,13 @@ def load_library() -> ctypes.CDLL:
         "es_quant_act": (None, [_P, _I64, _I64, _P, _P]),
         "es_norm_quant": (None, [_P, _P, ctypes.c_double, _I64, _I64, _P, _P]),
         "es_attention": (None, [_P, _P, _P, _P, _P, _P, _P, _I64, _I64, _I64, ctypes.c_float, _P]),
+        "es_attention_heads": (None, [_P, _P, _P, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _I64, _I64,
+                                      ctypes.c_float, _P]),
     }
+    lib.es_version.restype = _INT
+    if lib.es_version() != ES_VERSION:
+        raise CKernelUnavailable(f"{path} is a stale build (version {lib.es_version()}, expected {ES_VERSION}): "
+                                 "reinstall the package to rebuild it")
     for fname, (res, args) in sig.items():
         fn = getattr(lib, fname)
         fn.restype = res
@@ -224,12 +231,35 @@ class CKernel:
         s = np.empty(x.shape[:-1], dtype=np.float32)
         gp = None
         if g is not None:
-            g = np.ascontiguousarray(np.broadcast_to(np.asarray(g, dtype=np.float32), (k,)))
+            if not (isinstance(g, np.ndarray) and g.dtype == np.float32 and g.shape == (k,) and g.flags.c_contiguous):
+                g = np.ascontiguousarray(np.broadcast_to(np.asarray(g, dtype=np.float32), (k,)))
             gp = g.ctypes.data
         self._lib.es_norm_quant(
             x.ctypes.data, gp, float(eps if eps is not None else 0.0), rows, k, q.ctypes.data, s.ctypes.data
         )
         return q, s
+
+    def attention_heads(self, qq, dq, kq, dk, vq, dv, q_pos, s: int, scale) -> np.ndarray:
+        """All heads of one layer: qq int8 [T, H, D], dq [T, H]; kq/vq int8 [KVH, cap, D] and dk/dv
+        [KVH, cap] (the layer's whole KV cache, positions < s used); returns float32 [T, H, D], each
+        head exactly numerics.attention (query head h reads KV head h // (H // KVH))."""
+        qq = np.ascontiguousarray(qq, dtype=np.int8)
+        dq = np.ascontiguousarray(dq, dtype=np.float32)
+        q_pos = np.ascontiguousarray(q_pos, dtype=np.int64)
+        t, h, d = qq.shape
+        kvh, cap = kq.shape[0], kq.shape[1]
+        for a, dt in ((kq, np.int8), (vq, np.int8), (dk, np.float32), (dv, np.float32)):
+            if a.dtype != dt or not a.flags.c_contiguous:
+                raise ValueError("attention_heads: the KV cache must be contiguous int8/float32 arrays")
+        if (kq.shape != (kvh, cap, d) or vq.shape != kq.shape or dk.shape != (kvh, cap) or dv.shape != dk.shape
+                or dq.shape != (t, h) or h % kvh or s > cap or q_pos.shape != (t,)):
+            raise ValueError("attention_heads: inconsistent shapes")
+        out = np.empty((t, h, d), dtype=np.float32)
+        self._lib.es_attention_heads(
+            qq.ctypes.data, dq.ctypes.data, kq.ctypes.data, dk.ctypes.data, vq.ctypes.data, dv.ctypes.data,
+            q_pos.ctypes.data, t, s, d, h, kvh, cap, float(np.float32(scale)), out.ctypes.data,
+        )  # fmt: skip
+        return out
 
     def attention(self, qq, dq, kq, dk, vq, dv, q_pos, scale) -> np.ndarray:
         qq = np.ascontiguousarray(qq, dtype=np.int8)

@@ -26,7 +26,7 @@
 #include <arm_neon.h>
 #endif
 
-#define ES_VERSION 1
+#define ES_VERSION 2
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
@@ -646,6 +646,48 @@ static inline float exp_neg(float t) {
     return ldexpf(p, (int)nf);
 }
 
+/* One query row against keys/values 0..S-1 of one head (docs/numerics.md, attention). */
+static void attn_one(const int8_t *qt, float dqt, const int8_t *kq, const float *dk, const int8_t *vq,
+                     const float *dv, int64_t qpos, int64_t S, int64_t D, float scale, float *out_row) {
+    int64_t vis = qpos < 0 ? 0 : (qpos >= S ? S : qpos + 1);
+    float *sc = (float *)malloc((size_t)(vis + 1) * sizeof(float));
+    int64_t *E = (int64_t *)malloc((size_t)(vis + 1) * sizeof(int64_t));
+    float *a = (float *)malloc((size_t)(vis + 1) * sizeof(float));
+    int64_t *num = (int64_t *)calloc((size_t)D, sizeof(int64_t));
+    float smax = -INFINITY;
+    for (int64_t j = 0; j < vis; j++) {
+        const int8_t *kj = kq + j * D;
+        int32_t dot = 0;
+        for (int64_t d = 0; d < D; d++) dot += (int32_t)qt[d] * (int32_t)kj[d];
+        float c = dqt * dk[j];
+        c = c * scale;
+        sc[j] = (float)dot * c;
+        smax = sc[j] > smax ? sc[j] : smax;
+    }
+    float amax = vis < S ? 0.0f : -INFINITY; /* masked keys contribute a = 0 */
+    int64_t den = 0;
+    for (int64_t j = 0; j < vis; j++) {
+        float e = exp_neg(sc[j] - smax);
+        E[j] = (int64_t)rintf(e * 32768.0f);
+        a[j] = (float)E[j] * dv[j];
+        amax = a[j] > amax ? a[j] : amax;
+        den += E[j];
+    }
+    const float amax_safe = amax > 0.0f ? amax : 1.0f;
+    const float ratio = 32767.0f / amax_safe;
+    for (int64_t j = 0; j < vis; j++) {
+        const int64_t A = (int64_t)rintf(a[j] * ratio);
+        const int8_t *vj = vq + j * D;
+        for (int64_t d = 0; d < D; d++) num[d] += A * vj[d];
+    }
+    const float f = (float)((double)amax / 32767.0 / (double)den);
+    for (int64_t d = 0; d < D; d++) out_row[d] = (float)num[d] * f;
+    free(sc);
+    free(E);
+    free(a);
+    free(num);
+}
+
 typedef struct {
     const int8_t *qq;
     const float *dq;
@@ -654,64 +696,30 @@ typedef struct {
     const int8_t *vq;
     const float *dv;
     const int64_t *q_pos;
-    int64_t S, D;
+    int64_t S, D, H, KVH, cap;
     float scale;
     float *out;
 } attn_job;
 
-static void attn_query(void *ctx, int64_t t) {
+/* item = t * H + h; qq/dq/out are [T, H, ...]; kq/vq [KVH, cap, D], dk/dv [KVH, cap]; query head h
+ * reads KV head h / (H / KVH) (GQA). */
+static void attn_item(void *ctx, int64_t item) {
     const attn_job *J = (const attn_job *)ctx;
-    const int8_t *qq = J->qq, *kq = J->kq, *vq = J->vq;
-    const float *dq = J->dq, *dk = J->dk, *dv = J->dv;
-    const int64_t *q_pos = J->q_pos;
-    const int64_t S = J->S, D = J->D;
-    const float scale = J->scale;
-    float *out = J->out;
-    {
-        int64_t vis = q_pos[t] < 0 ? 0 : (q_pos[t] >= S ? S : q_pos[t] + 1);
-        float *sc = (float *)malloc((size_t)(vis + 1) * sizeof(float));
-        int64_t *E = (int64_t *)malloc((size_t)(vis + 1) * sizeof(int64_t));
-        float *a = (float *)malloc((size_t)(vis + 1) * sizeof(float));
-        int64_t *num = (int64_t *)calloc((size_t)D, sizeof(int64_t));
-        const int8_t *qt = qq + t * D;
-        float smax = -INFINITY;
-        for (int64_t j = 0; j < vis; j++) {
-            const int8_t *kj = kq + j * D;
-            int32_t dot = 0;
-            for (int64_t d = 0; d < D; d++) dot += (int32_t)qt[d] * (int32_t)kj[d];
-            float c = dq[t] * dk[j];
-            c = c * scale;
-            sc[j] = (float)dot * c;
-            smax = sc[j] > smax ? sc[j] : smax;
-        }
-        float amax = vis < S ? 0.0f : -INFINITY; /* masked keys contribute a = 0 */
-        int64_t den = 0;
-        for (int64_t j = 0; j < vis; j++) {
-            float e = exp_neg(sc[j] - smax);
-            E[j] = (int64_t)rintf(e * 32768.0f);
-            a[j] = (float)E[j] * dv[j];
-            amax = a[j] > amax ? a[j] : amax;
-            den += E[j];
-        }
-        const float amax_safe = amax > 0.0f ? amax : 1.0f;
-        const float ratio = 32767.0f / amax_safe;
-        for (int64_t j = 0; j < vis; j++) {
-            const int64_t A = (int64_t)rintf(a[j] * ratio);
-            const int8_t *vj = vq + j * D;
-            for (int64_t d = 0; d < D; d++) num[d] += A * vj[d];
-        }
-        const float f = (float)((double)amax / 32767.0 / (double)den);
-        for (int64_t d = 0; d < D; d++) out[t * D + d] = (float)num[d] * f;
-        free(sc);
-        free(E);
-        free(a);
-        free(num);
-    }
+    const int64_t t = item / J->H, h = item % J->H, kv = h / (J->H / J->KVH), D = J->D;
+    attn_one(J->qq + (t * J->H + h) * D, J->dq[t * J->H + h], J->kq + kv * J->cap * D, J->dk + kv * J->cap,
+             J->vq + kv * J->cap * D, J->dv + kv * J->cap, J->q_pos[t], J->S, D, J->scale,
+             J->out + (t * J->H + h) * D);
+}
+
+void es_attention_heads(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
+                        const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t T, int64_t S,
+                        int64_t D, int64_t H, int64_t KVH, int64_t cap, float scale, float *out) {
+    attn_job job = {qq, dq, kq, dk, vq, dv, q_pos, S, D, H, KVH, cap, scale, out};
+    parallel_for(attn_item, &job, T * H, T * H >= 4 ? es_get_threads() : 1);
 }
 
 void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
                   const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t T, int64_t S,
                   int64_t D, float scale, float *out) {
-    attn_job job = {qq, dq, kq, dk, vq, dv, q_pos, S, D, scale, out};
-    parallel_for(attn_query, &job, T, T >= 4 ? es_get_threads() : 1);
+    es_attention_heads(qq, dq, kq, dk, vq, dv, q_pos, T, S, D, 1, 1, S, scale, out);
 }

@@ -35,6 +35,11 @@ void es_set_exp2_tables(const float *t256, const float *d256);
 void es_quant_act(const float *u, int64_t rows, int64_t k, int8_t *q, float *m);
 void es_norm_quant(const float *x, const float *g, double eps, int64_t rows, int64_t k, int8_t *q,
                    float *s);
+/* All query heads at once: qq [T, H, D], dq [T, H], KV cache of one layer kq/vq [KVH, cap, D],
+ * dk/dv [KVH, cap] (first S positions used), out [T, H, D]. */
+void es_attention_heads(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
+                        const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t T, int64_t S,
+                        int64_t D, int64_t H, int64_t KVH, int64_t cap, float scale, float *out);
 void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
                   const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t t, int64_t s,
                   int64_t d, float scale, float *out);
