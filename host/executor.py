@@ -12,7 +12,7 @@ from edgestream import numerics as nx
 from edgestream.artifact import Artifact
 from edgestream.errors import InputError
 from edgestream.host.kernels import Kernel, LinearWeights, get_kernel
-from edgestream.ir import Node
+from edgestream.ir import ModelConfig, Node
 
 
 class KVCache:
@@ -27,7 +27,34 @@ class KVCache:
         self.dv = np.zeros(shape[:3], np.float32)
 
 
-class CpuExecutor:
+class CachedDecoder:
+    """What every executor of a decoder program shares: the INT8 KV cache, the position, and the
+    checks on incoming token ids. Subclasses set `cfg` and implement forward()."""
+
+    cfg: ModelConfig
+    cache: KVCache | None = None
+    pos: int = 0
+
+    def reset(self, capacity: int) -> None:
+        c = self.cfg
+        if capacity > c.max_position:
+            raise InputError(f"context of {capacity} tokens exceeds the model's max_position {c.max_position}")
+        if self.cache is None or self.cache.capacity < capacity:
+            self.cache = KVCache(c.num_layers, c.num_kv_heads, c.head_dim, capacity)
+        self.pos = 0
+
+    def _checked_ids(self, ids) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self.cache is None or self.pos + len(ids) > self.cache.capacity:
+            raise InputError(f"KV cache holds {0 if self.cache is None else self.cache.capacity} positions, "
+                             f"{self.pos + len(ids)} needed (call reset with a larger capacity)")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
+            bad = int(ids[(ids < 0) | (ids >= self.cfg.vocab_size)][0])
+            raise InputError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
+        return ids
+
+
+class CpuExecutor(CachedDecoder):
     def __init__(self, artifact: Artifact, kernel: Kernel | None = None):
         self.artifact = artifact
         self.graph = artifact.graph
@@ -73,24 +100,10 @@ class CpuExecutor:
     def kernel_name(self) -> str:
         return self.kernel.name
 
-    def reset(self, capacity: int) -> None:
-        c = self.cfg
-        if capacity > c.max_position:
-            raise InputError(f"context of {capacity} tokens exceeds the model's max_position {c.max_position}")
-        if self.cache is None or self.cache.capacity < capacity:
-            self.cache = KVCache(c.num_layers, c.num_kv_heads, c.head_dim, capacity)
-        self.pos = 0
-
     def forward(self, ids: np.ndarray, last_only: bool = True) -> np.ndarray:
         """Run tokens `ids` at positions pos..pos+T-1, append to the KV cache, return float32 logits
         [T, vocab] (or [1, vocab] for the last token when last_only)."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if self.cache is None or self.pos + len(ids) > self.cache.capacity:
-            raise InputError(f"KV cache holds {0 if self.cache is None else self.cache.capacity} positions, "
-                             f"{self.pos + len(ids)} needed (call reset with a larger capacity)")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
-            bad = int(ids[(ids < 0) | (ids >= self.cfg.vocab_size)][0])
-            raise InputError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
+        ids = self._checked_ids(ids)
         vals: dict[str, np.ndarray] = {"ids": ids}
         for i, n in enumerate(self.graph.nodes):
             args = [vals[v] for v in n.inputs]

@@ -17,11 +17,11 @@ from edgestream import program as pg
 from edgestream.compiler.lowering import unpack_region
 from edgestream.errors import InputError
 from edgestream.formats.ternary import gindex_digits
-from edgestream.host.executor import KVCache
+from edgestream.host.executor import CachedDecoder
 from edgestream.ir import ModelConfig
 
 
-class ProgramExecutor:
+class ProgramExecutor(CachedDecoder):
     def __init__(self, artifact_path: str | Path):
         path = Path(artifact_path)
         try:
@@ -49,7 +49,7 @@ class ProgramExecutor:
         self._bin2tern = (self._zero + (((np.arange(1 << g)[:, None] >> np.arange(g)) & 1)
                                         * (3 ** np.arange(g))).sum(1)).astype(np.int64)
         self._digits = gindex_digits(g).astype(np.int64)  # [3**G, G]
-        self.cache: KVCache | None = None
+        self.cache = None
         self.pos = 0
         self._scale = np.float32(1.0 / np.sqrt(self.cfg.head_dim))
 
@@ -76,22 +76,8 @@ class ProgramExecutor:
         return self._codes[i]
 
     # ---- state
-    def reset(self, capacity: int) -> None:
-        c = self.cfg
-        if capacity > c.max_position:
-            raise InputError(f"context of {capacity} tokens exceeds the model's max_position {c.max_position}")
-        if self.cache is None or self.cache.capacity < capacity:
-            self.cache = KVCache(c.num_layers, c.num_kv_heads, c.head_dim, capacity)
-        self.pos = 0
-
     def forward(self, ids: np.ndarray, last_only: bool = True) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if self.cache is None or self.pos + len(ids) > self.cache.capacity:
-            raise InputError(f"KV cache holds {0 if self.cache is None else self.cache.capacity} positions, "
-                             f"{self.pos + len(ids)} needed (call reset with a larger capacity)")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.cfg.vocab_size):
-            bad = int(ids[(ids < 0) | (ids >= self.cfg.vocab_size)][0])
-            raise InputError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
+        ids = self._checked_ids(ids)
         buf: list[np.ndarray | None] = [None] * len(self.prog.buffers)
         buf[0] = ids
         act = tables = acc = None
