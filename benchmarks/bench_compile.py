@@ -22,12 +22,14 @@ from pathlib import Path
 PUBLISHED = {"decode_tok_s": 25.0, "prefill_tok_s": 143.0, "ttft_64_s": 0.45, "ttft_128_s": 0.96}
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 from edgestream.compiler import compile_model
 t0 = time.perf_counter()
 out = compile_model(sys.argv[1], sys.argv[2], target=sys.argv[3])
 dt = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so the child would report the parent's
+# peak (the parent writes multi-GB checkpoints before it starts us)
+rss = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"compile_s": dt, "peak_rss_bytes": rss}))
 """
 
