@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgestream.compiler.frontends.decoder import build_decoder
 from edgestream.errors import InputError
-from edgestream.ir import Graph, ModelConfig, Node, Tensor
+from edgestream.ir import Graph, ModelConfig, Tensor
 
 ARCHS = ("llama", "bitnet")
 TYPES = ("F32", "F16", "Q8_0", "TQ1_0", "TQ2_0")
@@ -309,69 +310,37 @@ class _Loader:
         return Tensor(name, "ternary", np.ascontiguousarray(trits), np.array([b * np.float32(s)], np.float32))
 
 
+_GGUF_MODULES = {
+    "attn_norm": "attn_norm", "q": "attn_q", "k": "attn_k", "v": "attn_v", "attn_sub_norm": "attn_sub_norm",
+    "o": "attn_output", "ffn_norm": "ffn_norm", "gate": "ffn_gate", "up": "ffn_up", "ffn_sub_norm": "ffn_sub_norm",
+    "down": "ffn_down",
+}
+
+
 def load_gguf(src: str | Path) -> tuple[Graph, Path | None]:
     """Returns the float graph and the path of a tokenizer.json rebuilt from the GGUF vocab (or None)."""
     path = Path(src)
     r = open_gguf(path)
     cfg, act = read_config(r, path)
     ld = _Loader(r, path, cfg)
-    h, ffn, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
-    qd, kvd = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-    tensors: dict[str, Tensor] = {}
-    nodes: list[Node] = []
-    llama = cfg.arch == "llama"
+    v, h = cfg.vocab_size, cfg.hidden_size
+    # llama.cpp's converter permutes the Q/K rows of llama-arch models for its interleaved RoPE
+    permuted = {"q": cfg.num_heads, "k": cfg.num_kv_heads} if cfg.arch == "llama" else {}
 
-    def add_t(t: Tensor) -> str:
-        tensors[t.name] = t
-        return t.name
+    def lm_head() -> Tensor:
+        return Tensor("output.weight", "float32", LazyGGUF(ld.get("output.weight", (v, h)), (v, h)))
 
-    def norm(name: str, size: int, x: str, out: str) -> None:
-        g = add_t(Tensor(name + ".weight", "float32", ld.small(name + ".weight", (size,))))
-        nodes.append(Node("rmsnorm", name, [x], [out], {"gain": g, "eps": cfg.rms_norm_eps}))
-
-    def lin(name: str, n: int, k: int, x: str, out: str, heads: int = 0) -> None:
-        nodes.append(Node("linear", name, [x], [out], {"weight": add_t(ld.linear(name, n, k, heads))}))
-
-    emb_t = ld.get("token_embd.weight", (v, h))
-    emb = add_t(Tensor("token_embd.weight", "float32", LazyGGUF(emb_t, (v, h))))
-    nodes.append(Node("embed", "embed", ["ids"], ["x0"], {"table": emb}))
-    x = "x0"
-    for i in range(cfg.num_layers):
-        p = f"blk.{i}"
-        norm(f"{p}.attn_norm", h, x, f"{p}.xn")
-        lin(f"{p}.attn_q", qd, h, f"{p}.xn", f"{p}.q", cfg.num_heads if llama else 0)
-        lin(f"{p}.attn_k", kvd, h, f"{p}.xn", f"{p}.k", cfg.num_kv_heads if llama else 0)
-        lin(f"{p}.attn_v", kvd, h, f"{p}.xn", f"{p}.v")
-        nodes.append(Node("rope", f"{p}.rope_q", [f"{p}.q"], [f"{p}.qr"], {"heads": cfg.num_heads}))
-        nodes.append(Node("rope", f"{p}.rope_k", [f"{p}.k"], [f"{p}.kr"], {"heads": cfg.num_kv_heads}))
-        nodes.append(
-            Node("attention", f"{p}.attn", [f"{p}.qr", f"{p}.kr", f"{p}.v"], [f"{p}.ao"], {"layer": i})
-        )
-        ao = f"{p}.ao"
-        if cfg.sub_norms:
-            norm(f"{p}.attn_sub_norm", h, ao, f"{p}.aon")
-            ao = f"{p}.aon"
-        lin(f"{p}.attn_output", h, qd, ao, f"{p}.o")
-        nodes.append(Node("add", f"{p}.res1", [x, f"{p}.o"], [f"{p}.h"]))
-        norm(f"{p}.ffn_norm", h, f"{p}.h", f"{p}.hn")
-        lin(f"{p}.ffn_gate", ffn, h, f"{p}.hn", f"{p}.gate")
-        lin(f"{p}.ffn_up", ffn, h, f"{p}.hn", f"{p}.up")
-        nodes.append(Node(f"{act}_mul", f"{p}.ffn_act", [f"{p}.gate", f"{p}.up"], [f"{p}.f"]))
-        f_in = f"{p}.f"
-        if cfg.sub_norms:
-            norm(f"{p}.ffn_sub_norm", ffn, f_in, f"{p}.fn")
-            f_in = f"{p}.fn"
-        lin(f"{p}.ffn_down", h, ffn, f_in, f"{p}.d")
-        nodes.append(Node("add", f"{p}.res2", [f"{p}.h", f"{p}.d"], [f"{p}.out"]))
-        x = f"{p}.out"
-    norm("output_norm", h, x, "xf")
-    if cfg.tie_word_embeddings:
-        nodes.append(Node("linear", "lm_head", ["xf"], ["logits"], {"weight": emb, "tied": True}))
-    else:
-        t = ld.get("output.weight", (v, h))
-        w = add_t(Tensor("output.weight", "float32", LazyGGUF(t, (v, h))))
-        nodes.append(Node("linear", "lm_head", ["xf"], ["logits"], {"weight": w}))
-    return Graph(cfg, nodes, tensors), tokenizer_from_gguf(r, path, cfg.vocab_size)
+    graph = build_decoder(
+        cfg,
+        name=lambda i, role: f"blk.{i}.{_GGUF_MODULES[role]}",
+        norm_gain=lambda m, size: Tensor(m + ".weight", "float32", ld.small(m + ".weight", (size,))),
+        linear=lambda m, role, n, k: ld.linear(m, n, k, permuted.get(role, 0)),
+        embedding=Tensor("token_embd.weight", "float32", LazyGGUF(ld.get("token_embd.weight", (v, h)), (v, h))),
+        final_norm="output_norm",
+        lm_head=None if cfg.tie_word_embeddings else lm_head,
+        act=act,
+    )
+    return graph, tokenizer_from_gguf(r, path, cfg.vocab_size)
 
 
 # ---- tokenizer: GGUF vocab -> tokenizer.json (Hugging Face `tokenizers`)

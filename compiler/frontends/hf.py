@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgestream.compiler.frontends.decoder import build_decoder
 from edgestream.errors import InputError
 from edgestream.formats.ternary import unpack_hf_bitnet
-from edgestream.ir import Graph, ModelConfig, Node, Tensor
+from edgestream.ir import Graph, ModelConfig, Tensor
 from edgestream.lazyarray import LazyArray
 from edgestream.safetensors_io import SafetensorsFile
 
@@ -166,6 +167,13 @@ def _linear(w: _Weights, cfg: ModelConfig, name: str, n: int, k: int) -> Tensor:
     return Tensor(wname, "float32", w.float(wname, (n, k)))
 
 
+_HF_MODULES = {
+    "attn_norm": "input_layernorm", "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
+    "attn_sub_norm": "self_attn.attn_sub_norm", "o": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+    "gate": "mlp.gate_proj", "up": "mlp.up_proj", "ffn_sub_norm": "mlp.ffn_sub_norm", "down": "mlp.down_proj",
+}
+
+
 def load_hf(src: str | Path) -> tuple[Graph, Path | None]:
     """Returns the float graph and the path of tokenizer.json (or None)."""
     src = Path(src)
@@ -173,59 +181,18 @@ def load_hf(src: str | Path) -> tuple[Graph, Path | None]:
         raise InputError(f"{src}: no such file or directory")
     cfg = read_config(src)
     w = _Weights(src)
-    h, ffn, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
-    qd, kvd = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
-    tensors: dict[str, Tensor] = {}
-    nodes: list[Node] = []
-
-    def add_t(t: Tensor) -> str:
-        tensors[t.name] = t
-        return t.name
-
-    def norm(name: str, size: int, x: str, out: str) -> None:
-        g = add_t(Tensor(name + ".weight", "float32", w.small_float(name + ".weight", (size,))))
-        nodes.append(Node("rmsnorm", name, [x], [out], {"gain": g, "eps": cfg.rms_norm_eps}))
-
-    def lin(name: str, n: int, k: int, x: str, out: str) -> None:
-        nodes.append(Node("linear", name, [x], [out], {"weight": add_t(_linear(w, cfg, name, n, k))}))
-
-    emb = add_t(Tensor("model.embed_tokens.weight", "float32", w.float("model.embed_tokens.weight", (v, h))))
-    nodes.append(Node("embed", "embed", ["ids"], ["x0"], {"table": emb}))
-    x = "x0"
-    for i in range(cfg.num_layers):
-        p = f"model.layers.{i}"
-        a = f"{p}.self_attn"
-        norm(f"{p}.input_layernorm", h, x, f"{p}.xn")
-        for proj, n in (("q", qd), ("k", kvd), ("v", kvd)):
-            lin(f"{a}.{proj}_proj", n, h, f"{p}.xn", f"{p}.{proj}")
-        nodes.append(Node("rope", f"{a}.rope_q", [f"{p}.q"], [f"{p}.qr"], {"heads": cfg.num_heads}))
-        nodes.append(Node("rope", f"{a}.rope_k", [f"{p}.k"], [f"{p}.kr"], {"heads": cfg.num_kv_heads}))
-        nodes.append(Node("attention", f"{a}.attn", [f"{p}.qr", f"{p}.kr", f"{p}.v"], [f"{p}.ao"],
-                          {"layer": i}))
-        ao = f"{p}.ao"
-        if cfg.sub_norms:
-            norm(f"{a}.attn_sub_norm", h, ao, f"{p}.aon")
-            ao = f"{p}.aon"
-        lin(f"{a}.o_proj", h, qd, ao, f"{p}.o")
-        nodes.append(Node("add", f"{p}.res1", [x, f"{p}.o"], [f"{p}.h"]))
-        norm(f"{p}.post_attention_layernorm", h, f"{p}.h", f"{p}.hn")
-        m = f"{p}.mlp"
-        lin(f"{m}.gate_proj", ffn, h, f"{p}.hn", f"{p}.gate")
-        lin(f"{m}.up_proj", ffn, h, f"{p}.hn", f"{p}.up")
-        nodes.append(Node(f"{cfg.act}_mul", f"{m}.act", [f"{p}.gate", f"{p}.up"], [f"{p}.f"]))
-        f_in = f"{p}.f"
-        if cfg.sub_norms:
-            norm(f"{m}.ffn_sub_norm", ffn, f_in, f"{p}.fn")
-            f_in = f"{p}.fn"
-        lin(f"{m}.down_proj", h, ffn, f_in, f"{p}.d")
-        nodes.append(Node("add", f"{p}.res2", [f"{p}.h", f"{p}.d"], [f"{p}.out"]))
-        x = f"{p}.out"
-    norm("model.norm", h, x, "xf")
-    if cfg.tie_word_embeddings or not w.has("lm_head.weight"):
-        if not cfg.tie_word_embeddings:
-            raise InputError(f"{src}: tensor lm_head.weight is missing and tie_word_embeddings is false")
-        nodes.append(Node("linear", "lm_head", ["xf"], ["logits"], {"weight": emb, "tied": True}))
-    else:
-        lin("lm_head", v, h, "xf", "logits")
+    v, h = cfg.vocab_size, cfg.hidden_size
+    tied = cfg.tie_word_embeddings or not w.has("lm_head.weight")
+    if tied and not cfg.tie_word_embeddings:
+        raise InputError(f"{src}: tensor lm_head.weight is missing and tie_word_embeddings is false")
+    graph = build_decoder(
+        cfg,
+        name=lambda i, role: f"model.layers.{i}.{_HF_MODULES[role]}",
+        norm_gain=lambda m, size: Tensor(m + ".weight", "float32", w.small_float(m + ".weight", (size,))),
+        linear=lambda m, role, n, k: _linear(w, cfg, m, n, k),
+        embedding=Tensor("model.embed_tokens.weight", "float32", w.float("model.embed_tokens.weight", (v, h))),
+        final_norm="model.norm",
+        lm_head=None if tied else (lambda: _linear(w, cfg, "lm_head", v, h)),
+    )
     tok = src / "tokenizer.json"
-    return Graph(cfg, nodes, tensors), (tok if tok.is_file() else None)
+    return graph, (tok if tok.is_file() else None)
