@@ -2,10 +2,12 @@
 
 It owns the memory layouts the shell reads (docs/registers.md), builds descriptor programs, writes the
 registers, starts the sequencer, waits with a timeout, decodes errors into DeviceError, and reads back
-INT32 accumulators. `AccelKernel` puts it behind the CPU executor's kernel interface, so every linear
-layer's integer matmul runs on the device and everything else (norms, quantization, dequantization,
-RoPE, attention, sampling) stays in the host's numpy code: tokens and logits equal the CPU
-executor's whenever the device's integers do.
+INT32 accumulators, or float32 outputs from the shell's dequantize stage (DEQUANT descriptors: the
+layer's per-output-channel beta lives next to its weights, the per-token s next to the activations).
+`AccelKernel` puts it behind the CPU executor's kernel interface, so every linear layer's integer
+matmul runs on the device and everything else (norms, quantization, RoPE, attention, sampling) stays
+in the host's numpy code; `AccelExecutor` also moves the linear layers' dequantization onto the
+device. Tokens and logits equal the CPU executor's whenever the device's integers (and floats) do.
 """
 
 from __future__ import annotations
@@ -88,11 +90,26 @@ def pack_activations(q: np.ndarray, geo: Geometry = Geometry()) -> bytes:
     return out.tobytes()
 
 
-def unpack_results(raw: bytes, n: int, ntok: int, geo: Geometry = Geometry()) -> np.ndarray:
-    """Result beats [row batch][token][Q] int32 -> acc int32 [ntok, N]."""
+def unpack_results(raw: bytes, n: int, ntok: int, geo: Geometry = Geometry(), dtype: str = "<i4") -> np.ndarray:
+    """Result beats [row batch][token][Q] int32 (or float32: DEQUANT) -> [ntok, N]."""
     nb = geo.row_batches(n)
-    a = np.frombuffer(raw, dtype="<i4", count=nb * ntok * geo.Q).reshape(nb, ntok, geo.Q)
-    return np.ascontiguousarray(a.transpose(1, 0, 2).reshape(ntok, nb * geo.Q)[:, :n]).astype(np.int32)
+    a = np.frombuffer(raw, dtype=dtype, count=nb * ntok * geo.Q).reshape(nb, ntok, geo.Q)
+    out = np.ascontiguousarray(a.transpose(1, 0, 2).reshape(ntok, nb * geo.Q)[:, :n])
+    return out.astype(np.int32 if dtype == "<i4" else np.float32)
+
+
+def pack_beta(beta: np.ndarray, n: int, geo: Geometry = Geometry()) -> bytes:
+    """float32 beta [N] -> one beat of Q float32 per row batch (rows past N: 0)."""
+    out = np.zeros(geo.row_batches(n) * geo.Q, dtype="<f4")
+    out[:n] = np.broadcast_to(np.asarray(beta, dtype=np.float32), (n,))
+    return out.tobytes()
+
+
+def pack_scales(s: np.ndarray) -> bytes:
+    """float32 s [ntok] -> ceil(ntok / 4) beats (the DEQUANT prefix of a tile's activations)."""
+    out = np.zeros(-(-len(s) // 4) * 4, dtype="<f4")
+    out[:len(s)] = s
+    return out.tobytes()
 
 
 # ---------------------------------------------------------------- program
@@ -104,10 +121,16 @@ def desc_end() -> bytes:
     return struct.pack("<QQQQ", rm.OP_END, 0, 0, 0)
 
 
-def desc_matmul(k: int, n: int, ntok: int, bitserial: bool, bits: int, w_off: int, a_off: int, r_off: int) -> bytes:
+DEQUANT_BIT = 13  # MATMUL word 0: float32 results through the dequantize stage
+
+
+def desc_matmul(k: int, n: int, ntok: int, bitserial: bool, bits: int, w_off: int, a_off: int, r_off: int,
+                beta_off: int | None = None) -> bytes:
+    """MATMUL descriptor; beta_off (from WGT_BASE) selects DEQUANT (float32 results)."""
     w0 = (rm.OP_MATMUL | ((bits if bitserial else 0) & 0xF) << 8 | int(bitserial) << 12 | (ntok & 0xFF) << 16
-          | (k & 0xFFFF) << 24 | (n & 0xFFFFFF) << 40)
-    return struct.pack("<QQQQ", w0, (w_off & 0xFFFFFFFF) | (a_off & 0xFFFFFFFF) << 32, r_off & 0xFFFFFFFF, 0)
+          | (k & 0xFFFF) << 24 | (n & 0xFFFFFF) << 40 | int(beta_off is not None) << DEQUANT_BIT)
+    w2 = (r_off & 0xFFFFFFFF) | ((beta_off or 0) & 0xFFFFFFFF) << 32
+    return struct.pack("<QQQQ", w0, (w_off & 0xFFFFFFFF) | (a_off & 0xFFFFFFFF) << 32, w2, 0)
 
 
 @dataclass
@@ -119,6 +142,7 @@ class Layer:
     bits: int
     offset: int  # in the weight region
     nbytes: int
+    beta_offset: int | None = None  # float32 beta beats in the weight region (DEQUANT)
 
 
 def error_message(code_reg: int, info: int) -> str:
@@ -187,6 +211,16 @@ class AccelDriver:
         self._pending.append((layer, blob))
         return layer
 
+    def add_beta(self, name: str, beta: np.ndarray) -> None:
+        """Per-output-channel float32 beta of layer `name` (before the upload): its matmuls can then
+        dequantize on the device (matmul(..., s=...))."""
+        if self.wgt_size:
+            raise DeviceError("weights were already uploaded; add every beta before the first matmul")
+        layer = self.layers[name]
+        blob = pack_beta(beta, layer.n, self.geo)
+        layer.beta_offset = sum(len(b) + (-len(b)) % 64 for _, b in self._pending)
+        self._pending.append((Layer(name + "/beta", layer.n, 0, False, 0, layer.beta_offset, len(blob)), blob))
+
     def upload(self) -> None:
         """Write every added layer's codes into one device weight region (once)."""
         if not self._pending:
@@ -220,8 +254,10 @@ class AccelDriver:
             self.prog = self.dev.alloc(self.prog_cap * rm.DESC_BYTES)
 
     # ---- run
-    def matmul(self, name: str, q: np.ndarray) -> np.ndarray:
-        """acc int32 [T, N] = q int8 [T, K] x W^T on the device (T split into MAXTOK-token tiles)."""
+    def matmul(self, name: str, q: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
+        """acc int32 [T, N] = q int8 [T, K] x W^T on the device (T split into MAXTOK-token tiles). With the
+        per-token scales s float32 [T] (layer with a beta): y float32 [T, N] = float32(acc) * float32(beta * s)
+        from the shell's dequantize stage."""
         self.upload()
         layer = self.layers[name]
         q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.int8)
@@ -229,20 +265,39 @@ class AccelDriver:
         if k != layer.k:
             raise DeviceError(f"layer {name}: activations have K = {k}, the weights {layer.k}")
         geo = self.geo
+        dq = s is not None
+        if dq:
+            if layer.beta_offset is None:
+                raise DeviceError(f"layer {name}: no beta was added, it cannot dequantize on the device")
+            s = np.asarray(s, dtype=np.float32).reshape(t)
         a_tok = geo.act_beats_per_token(k) * BEAT
         r_tok = geo.row_batches(layer.n) * geo.Q * 4
         tiles = [(t0, min(geo.max_tok, t - t0)) for t0 in range(0, t, geo.max_tok)]
-        self._ensure(t * a_tok, t * r_tok, len(tiles) + 2)
+        # DEQUANT: each tile's activations are preceded by its s[t] beats
+        s_room = -(-geo.max_tok // 4) * BEAT if dq else 0
+        a_off = [i * s_room + t0 * a_tok for i, (t0, _) in enumerate(tiles)]
+        self._ensure(t * a_tok + len(tiles) * s_room, t * r_tok, len(tiles) + 2)
         descs = [desc_header(self.expected_config_id)]
-        for t0, nt in tiles:
-            descs.append(desc_matmul(k, layer.n, nt, layer.bitserial, layer.bits, layer.offset, t0 * a_tok, t0 * r_tok))
+        for (t0, nt), ao in zip(tiles, a_off, strict=True):
+            descs.append(desc_matmul(k, layer.n, nt, layer.bitserial, layer.bits, layer.offset, ao, t0 * r_tok,
+                                     layer.beta_offset if dq else None))
         descs.append(desc_end())
-        self.dev.write_mem(self.act, pack_activations(q, geo))
+        if dq:
+            image = bytearray(t * a_tok + len(tiles) * s_room)
+            for (t0, nt), ao in zip(tiles, a_off, strict=True):
+                sb = pack_scales(s[t0:t0 + nt])
+                image[ao:ao + len(sb)] = sb
+                acts = pack_activations(q[t0:t0 + nt], geo)
+                image[ao + len(sb):ao + len(sb) + len(acts)] = acts
+            self.dev.write_mem(self.act, bytes(image))
+        else:
+            self.dev.write_mem(self.act, pack_activations(q, geo))
         self.run_program(b"".join(descs))
         raw = self.dev.read_mem(self.res, t * r_tok)
-        out = np.empty((t, layer.n), dtype=np.int32)
+        out = np.empty((t, layer.n), dtype=np.float32 if dq else np.int32)
         for t0, nt in tiles:
-            out[t0:t0 + nt] = unpack_results(raw[t0 * r_tok:(t0 + nt) * r_tok], layer.n, nt, geo)
+            out[t0:t0 + nt] = unpack_results(raw[t0 * r_tok:(t0 + nt) * r_tok], layer.n, nt, geo,
+                                             "<f4" if dq else "<i4")
         return out
 
     def run_program(self, program: bytes, timeout_s: float | None = None) -> dict[str, int]:
@@ -327,6 +382,36 @@ class AccelKernel:
         if self.record:
             self.log.append((prepared, int(np.atleast_2d(q).shape[0]), dict(self.driver.last_counters)))
         return out
+
+    def matmul_dequant(self, q: np.ndarray, s: np.ndarray, prepared: str) -> np.ndarray:
+        """y float32 [T, N] = float32(q x W^T) * float32(beta * s), dequantized by the device."""
+        out = self.driver.matmul(prepared, q, s)
+        if self.record:
+            self.log.append((prepared, int(np.atleast_2d(q).shape[0]), dict(self.driver.last_counters)))
+        return out
+
+
+def accel_executor(artifact, kernel: AccelKernel):
+    """A CPU executor whose linear layers (integer matmul and dequantization) both run on the device
+    through DEQUANT descriptors; results are bit-identical to the CPU executor's (docs/numerics.md)."""
+    from edgestream.host.executor import CpuExecutor
+
+    class AccelExecutor(CpuExecutor):
+        def __init__(self, artifact, kernel):
+            super().__init__(artifact, kernel)
+            for prepared, members in self._group.values():
+                kernel.driver.add_beta(prepared, np.concatenate([self.linear[m][2] for m in members]))
+
+        def _op_qlinear(self, n, q, s):
+            if n.name in self._group:
+                prepared, members = self._group[n.name]
+                y = self.kernel.matmul_dequant(q, s, prepared)
+                for m in members:
+                    row0, rows, _ = self.linear[m]
+                    self._acc[m] = y[:, row0:row0 + rows]
+            return self._acc.pop(n.name)
+
+    return AccelExecutor(artifact, kernel)
 
 
 def open_accel(device: str, artifact=None, **device_kwargs):

@@ -105,6 +105,32 @@ def test_demo_model_identical_to_cpu(demo_artifact, dev):
     assert got_l.tobytes() == want_l.tobytes()  # bit-identical float32 logits
 
 
+def test_demo_model_dequant_on_device_identical_to_cpu(demo_artifact):
+    """Linear layers with DEQUANT descriptors: the float32 outputs come from the shell's dequantize
+    stage, and the logits stay bit-identical to the CPU executor's."""
+    from edgestream.artifact import read_artifact
+    from edgestream.host.driver import AccelKernel, accel_executor, open_accel
+    from edgestream.host.executor import CpuExecutor
+    from edgestream.host.kernels import get_kernel
+
+    art = read_artifact(demo_artifact)
+    cpu = CpuExecutor(art, get_kernel("numpy"))
+    drv, d = open_accel("sim", art)
+    try:
+        kernel = AccelKernel(drv, "accel-sim")
+        ex = accel_executor(art, kernel)
+        kernel.record = True
+        cpu.reset(16)
+        ex.reset(16)
+        for ids in ([1, 5, 9, 2, 7, 3, 4, 6, 8, 10], [11], [12]):  # prefill over two MAXTOK tiles, then decode
+            want = cpu.forward(np.array(ids), last_only=False)
+            got = ex.forward(np.array(ids), last_only=False)
+            assert got.tobytes() == want.tobytes()
+        assert kernel.log and all(c["rd_beats"] > c["wgt_beats"] for _, _, c in kernel.log)
+    finally:
+        d.close()
+
+
 def test_cli_run_sim_matches_cpu(demo_artifact, tmp_path):
     from edgestream.cli import main
 
@@ -157,6 +183,8 @@ def test_fault_out_of_range_programs(drv):
     _fault(drv, hdr + _mm(drv, w_off=drv.wgt_size - 16) + desc_end(), "RANGE at descriptor 1")
     _fault(drv, hdr + _mm(drv, a_off=drv.act_cap) + desc_end(), "RANGE")
     _fault(drv, hdr + _mm(drv, r_off=8) + desc_end(), "RANGE")  # misaligned
+    _fault(drv, hdr + _mm(drv, beta_off=drv.wgt_size - 16) + desc_end(), "RANGE")  # DEQUANT beta past the region
+    _fault(drv, hdr + _mm(drv, beta_off=8) + desc_end(), "RANGE")  # DEQUANT beta misaligned
     _fault(drv, hdr + _mm(drv, k=rm.SHELL_HW["max_k"] + 1) + desc_end(), "FIELD")
     _fault(drv, hdr + _mm(drv, ntok=rm.SHELL_HW["max_tok"] + 1) + desc_end(), "FIELD")
     _fault(drv, hdr + _mm(drv, bitserial=True, bits=9) + desc_end(), "FIELD")

@@ -14,6 +14,7 @@ from edgestream.host.devices.cpu import CpuDevice
 from edgestream.host.devices.pynq import PynqDevice
 from edgestream.host.driver import AccelDriver, desc_end, desc_header, desc_matmul, pack_weights, unpack_results
 from edgestream.host.kernels import LinearWeights
+from edgestream.numerics import dequant
 from edgestream.synth import make_checkpoint
 from edgestream.tlmm import dense_matmul
 
@@ -24,6 +25,24 @@ def _layers(rng):
             LinearWeights("i8", "int", 8, rng.integers(-128, 128, (9, 11)).astype(np.int8)),
             LinearWeights("i4", "int", 4, rng.integers(-8, 8, (13, 30)).astype(np.int8)),
             LinearWeights("i2", "int", 2, rng.integers(-2, 2, (6, 7)).astype(np.int8))]
+
+
+def test_cpu_device_dequant_bit_exact():
+    rng = np.random.default_rng(3)
+    drv = AccelDriver(CpuDevice())
+    layers = _layers(rng)
+    betas = [rng.uniform(1e-3, 2, lw.n).astype(np.float32) for lw in layers]
+    for lw, b in zip(layers, betas, strict=True):
+        drv.add_layer(lw)
+        drv.add_beta(lw.name, b)
+    for lw, b in zip(layers, betas, strict=True):
+        for ntok in (1, 8, 17):
+            q = rng.integers(-128, 128, (ntok, lw.k)).astype(np.int8)
+            s = rng.uniform(1e-4, 1, ntok).astype(np.float32)
+            got = drv.matmul(lw.name, q, s)
+            assert got.dtype == np.float32
+            assert got.tobytes() == dequant(dense_matmul(q, lw.w), s, b).tobytes()
+            np.testing.assert_array_equal(drv.matmul(lw.name, q), dense_matmul(q, lw.w))
 
 
 def test_cpu_device_matmul_bit_exact():
@@ -69,7 +88,10 @@ def test_cpu_device_faults_match_the_shell():
              (mm + desc_end(), "OPCODE at descriptor 0"),
              (hdr + desc_matmul(lw.k, lw.n, 1, False, 0, drv.wgt_size, 0, 0) + desc_end(), "RANGE at descriptor 1"),
              (hdr + desc_matmul(0, lw.n, 1, False, 0, 0, 0, 0) + desc_end(), "FIELD"),
-             (hdr + mm, "PROG_LEN")]
+             (hdr + mm, "PROG_LEN"),
+             # DEQUANT: the beta beats must lie inside the weight region and be aligned
+             (hdr + desc_matmul(lw.k, lw.n, 1, False, 0, lay.offset, 0, 0, drv.wgt_size - 16) + desc_end(), "RANGE"),
+             (hdr + desc_matmul(lw.k, lw.n, 1, False, 0, lay.offset, 0, 0, 8) + desc_end(), "RANGE")]
     for prog, match in cases:
         with pytest.raises(DeviceError, match=match):
             drv.run_program(prog)

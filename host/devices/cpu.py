@@ -123,21 +123,27 @@ class CpuDevice:
         bits, bs, ntok = (w0 >> 8) & 0xF, (w0 >> 12) & 1, (w0 >> 16) & 0xFF
         k, n = (w0 >> 24) & 0xFFFF, (w0 >> 40) & 0xFFFFFF
         woff, aoff, roff = w1 & 0xFFFFFFFF, w1 >> 32, w2 & 0xFFFFFFFF
+        dq, boff = (w0 >> 13) & 1, w2 >> 32
         if (k == 0 or k > hw["max_k"] or n == 0 or ntok == 0 or ntok > hw["max_tok"]
                 or (bs and not 2 <= bits <= 8) or (not bs and bits)):
             raise _Fault("FIELD")
-        if woff % 16 or aoff % 16 or roff % 16:
+        if woff % 16 or aoff % 16 or roff % 16 or (dq and boff % 16):
             raise _Fault("RANGE")
         groups = -(-k // g)
         chunks, rb, planes = -(-groups // t_), -(-n // q_), bits if bs else 1
         abt = -(-groups // (beat // 8))
         wbeats, abeats, rbeats = rb * planes * chunks, abt * ntok, rb * ntok
-        if (woff + wbeats * beat > self.regs[rm.REG["WGT_SIZE"]] or aoff + abeats * beat > self.regs[rm.REG["ACT_SIZE"]]
-                or roff + rbeats * beat > self.regs[rm.REG["RES_SIZE"]]):
+        sbeats = -(-ntok // 4) if dq else 0  # DEQUANT: float32 s[t] beats before the activations
+        if (woff + wbeats * beat > self.regs[rm.REG["WGT_SIZE"]]
+                or aoff + (abeats + sbeats) * beat > self.regs[rm.REG["ACT_SIZE"]]
+                or roff + rbeats * beat > self.regs[rm.REG["RES_SIZE"]]
+                or (dq and boff + rb * beat > self.regs[rm.REG["WGT_SIZE"]])):
             raise _Fault("RANGE")
         wa, aa, ra = self._r64("WGT_BASE_LO") + woff, self._r64("ACT_BASE_LO") + aoff, self._r64("RES_BASE_LO") + roff
         codes = np.frombuffer(self.mem, np.uint8, wbeats * beat, wa).reshape(rb, planes, chunks, q_, t_)
         codes = codes.transpose(1, 0, 3, 2, 4).reshape(planes, rb * q_, chunks * t_)[:, :n, :groups]
+        s_tok = np.frombuffer(self.mem, "<f4", ntok, aa).astype(np.float32)
+        aa += sbeats * beat
         acts = np.frombuffer(self.mem, np.int8, abeats * beat, aa).reshape(ntok, abt * (beat // 8), 8)
         qv = acts[:, :groups, :g].reshape(ntok, groups * g)[:, :k]
         if bs:
@@ -150,7 +156,11 @@ class CpuDevice:
         full = np.zeros((ntok, rb * q_), dtype=np.int64)
         full[:, :n] = acc
         out[:] = full.reshape(ntok, rb, q_).transpose(1, 0, 2)
+        if dq:  # y = float32(acc) * float32(beta * s[t]) (docs/numerics.md), same layout as the INT32 results
+            beta = np.frombuffer(self.mem, "<f4", rb * q_, self._r64("WGT_BASE_LO") + boff).reshape(rb, 1, q_)
+            f = (beta * s_tok.reshape(1, ntok, 1)).astype(np.float32)
+            out = (out.astype(np.float32) * f).astype("<f4")
         self.mem[ra:ra + out.nbytes] = out.tobytes()
-        self.regs[rm.REG["RD_BEATS"]] += 2 + abeats + wbeats
+        self.regs[rm.REG["RD_BEATS"]] += 2 + abeats + wbeats + sbeats + (rb if dq else 0)
         self.regs[rm.REG["WGT_BEATS"]] += wbeats
         self.regs[rm.REG["WR_BEATS"]] += rbeats

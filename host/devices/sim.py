@@ -31,7 +31,8 @@ def rtl_sources() -> list[Path]:
     rtl = ROOT / "hw" / "rtl"
     pkg = ROOT / "hw" / "generated" / "es_regs_pkg.sv"
     mods = ["tlmm_fifo", "tlmm_table_builder", "tlmm_table_mem", "tlmm_wdecode", "tlmm_lanes", "tlmm_engine",
-            "es_axi_rd", "es_axi_wr", "es_act_unpack", "es_axil_csr", "es_seq", "edgestream_accel"]
+            "es_axi_rd", "es_axi_wr", "es_i2f", "es_fmul", "es_dequant", "es_act_unpack", "es_axil_csr", "es_seq",
+            "edgestream_accel"]
     return [pkg] + [rtl / f"{m}.sv" for m in mods]
 
 

@@ -1,8 +1,9 @@
 // edgestream accelerator shell: AXI4-Lite registers (es_axil_csr), the descriptor sequencer (es_seq),
-// three AXI4 read masters (program, activations, weights: es_axi_rd) sharing one AXI4 master port by
-// ID (ARID 0/1/2; R is routed by RID and never back-pressured), one AXI4 write master for results
-// (es_axi_wr), the activation unpacker and the TLMM engine (tlmm_engine). It runs the linear layers
-// (integer TLMM) of a program; the host does everything else, dequantization included.
+// four AXI4 read masters (program, activations, weights, dequantization scales beta: es_axi_rd)
+// sharing one AXI4 master port by ID (ARID 0/1/2/3; R is routed by RID and never back-pressured), one
+// AXI4 write master for results (es_axi_wr), the activation unpacker, the TLMM engine (tlmm_engine)
+// and the optional dequantize stage (es_dequant: float32 results, per MATMUL descriptor). It runs the
+// linear layers of a program; the host does everything else.
 // Memory layouts, descriptor format and registers: docs/registers.md. irq = DONE or ERROR.
 module edgestream_accel #(
     parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
@@ -96,20 +97,20 @@ module edgestream_accel #(
 
     // ---------------- read masters
     logic        abort;
-    logic [2:0]  ar_v, ar_r, r_v, rd_busy, rd_err;
-    logic [39:0] ar_a [3];
-    logic [7:0]  ar_l [3];
-    logic [1:0]  rd_resp [3];
-    logic [2:0]  r_rdy;
-    logic        rc_valid [3];
-    logic        rc_ready [3];
-    logic [39:0] rc_addr [3];
-    logic [31:0] rc_beats [3];
-    logic        ro_valid [3];
-    logic        ro_ready [3];
-    logic [DW-1:0] ro_data [3];
+    logic [3:0]  ar_v, ar_r, r_v, rd_busy, rd_err;
+    logic [39:0] ar_a [4];
+    logic [7:0]  ar_l [4];
+    logic [1:0]  rd_resp [4];
+    logic [3:0]  r_rdy;
+    logic        rc_valid [4];
+    logic        rc_ready [4];
+    logic [39:0] rc_addr [4];
+    logic [31:0] rc_beats [4];
+    logic        ro_valid [4];
+    logic        ro_ready [4];
+    logic [DW-1:0] ro_data [4];
 
-    for (genvar i = 0; i < 3; i++) begin : g_rd
+    for (genvar i = 0; i < 4; i++) begin : g_rd
         es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : 2), .FIFO(i == 2 ? WFIFO : 2 * BURST)) u_rd (
             .clk, .rst_n, .abort,
             .cmd_valid(rc_valid[i]), .cmd_ready(rc_ready[i]), .cmd_addr(rc_addr[i]), .cmd_beats(rc_beats[i]),
@@ -121,14 +122,15 @@ module edgestream_accel #(
         assign r_v[i] = m_axi_rvalid && m_axi_rid == 2'(i);
     end
 
-    // AR arbiter: fixed priority program > activations > weights, held until accepted
+    // AR arbiter: fixed priority program > activations > weights > beta, held until accepted
     logic [1:0] sel, gsel;
     logic       glock;
     always_comb begin
         if (glock) sel = gsel;
         else if (ar_v[0]) sel = 2'd0;
         else if (ar_v[1]) sel = 2'd1;
-        else sel = 2'd2;
+        else if (ar_v[2]) sel = 2'd2;
+        else sel = 2'd3;
     end
     assign m_axi_arvalid = ar_v[sel];
     assign m_axi_arid = sel;
@@ -138,7 +140,7 @@ module edgestream_accel #(
     assign m_axi_arburst = 2'b01;
     assign m_axi_arcache = 4'b0011;
     assign m_axi_arprot = 3'b000;
-    for (genvar i = 0; i < 3; i++) begin : g_arr
+    for (genvar i = 0; i < 4; i++) begin : g_arr
         assign ar_r[i] = m_axi_arready && sel == 2'(i);
     end
     // every read master reserves FIFO room before it asks: R is always accepted
@@ -164,9 +166,28 @@ module edgestream_accel #(
     logic         u_clear;
     logic [15:0]  u_groups;
 
+    // DEQUANT: the activation stream's first dq_sbeats beats are the per-token scales s[t]
+    logic       dq_en;
+    logic [7:0] dq_ntok, dq_sbeats, s_left;
+    logic [1:0] s_idx;
+    logic       u_in_ready;
+    always_ff @(posedge clk) begin
+        if (!rst_n || abort) begin
+            s_left <= '0;
+            s_idx <= '0;
+        end else if (u_clear) begin
+            s_left <= dq_sbeats;
+            s_idx <= '0;
+        end else if (s_left != 8'd0 && ro_valid[1]) begin
+            s_left <= s_left - 8'd1;
+            s_idx <= s_idx + 2'd1;
+        end
+    end
+    assign ro_ready[1] = (s_left != 8'd0) || u_in_ready;
+
     es_act_unpack #(.DW(DW), .G(G)) u_unpack (
         .clk, .rst_n, .clear(u_clear), .groups(u_groups),
-        .in_valid(ro_valid[1]), .in_ready(ro_ready[1]), .in_data(ro_data[1]),
+        .in_valid(ro_valid[1] && s_left == 8'd0), .in_ready(u_in_ready), .in_data(ro_data[1]),
         .out_valid(e_act_valid), .out_ready(e_act_ready), .out_data(e_act_data)
     );
 
@@ -187,10 +208,20 @@ module edgestream_accel #(
     logic [1:0]  wr_resp;
     logic [7:0]  aw_len;
 
+    logic          d_out_valid, d_out_ready;
+    logic [DW-1:0] d_out_data;
+    es_dequant #(.Q(Q), .MAXTOK(MAXTOK)) u_dq (
+        .clk, .rst_n(rst_n && !e_reset), .en(dq_en), .ntok(dq_ntok),
+        .ld_valid(s_left != 8'd0 && ro_valid[1]), .ld_idx(s_idx), .ld_data(ro_data[1]),
+        .in_valid(e_res_valid), .in_ready(e_res_ready), .in_data(e_res_data), .in_tok(e_res_user),
+        .b_valid(ro_valid[3]), .b_ready(ro_ready[3]), .b_data(ro_data[3][Q*32-1:0]),
+        .out_valid(d_out_valid), .out_ready(d_out_ready), .out_data(d_out_data)
+    );
+
     es_axi_wr #(.DW(DW), .BURST(BURST), .FIFO(2 * BURST)) u_wr (
         .clk, .rst_n, .abort,
         .cmd_valid(wc_valid), .cmd_ready(wc_ready), .cmd_addr(wc_addr), .cmd_beats(wc_beats),
-        .in_valid(e_res_valid), .in_ready(e_res_ready), .in_data(e_res_data),
+        .in_valid(d_out_valid), .in_ready(d_out_ready), .in_data(d_out_data),
         .aw_valid(m_axi_awvalid), .aw_ready(m_axi_awready), .aw_addr(m_axi_awaddr), .aw_len(aw_len),
         .w_valid(m_axi_wvalid), .w_ready(m_axi_wready), .w_data(m_axi_wdata), .w_strb(m_axi_wstrb),
         .w_last(m_axi_wlast), .b_valid(m_axi_bvalid), .b_ready(m_axi_bready), .b_resp(m_axi_bresp),
@@ -215,6 +246,8 @@ module edgestream_accel #(
         .a_busy(rd_busy[1]), .a_err(rd_err[1]), .a_err_resp(rd_resp[1]),
         .w_cmd_valid(rc_valid[2]), .w_cmd_ready(rc_ready[2]), .w_cmd_addr(rc_addr[2]), .w_cmd_beats(rc_beats[2]),
         .w_busy(rd_busy[2]), .w_err(rd_err[2]), .w_err_resp(rd_resp[2]),
+        .b_cmd_valid(rc_valid[3]), .b_cmd_ready(rc_ready[3]), .b_cmd_addr(rc_addr[3]), .b_cmd_beats(rc_beats[3]),
+        .b_busy(rd_busy[3]), .b_err(rd_err[3]), .b_err_resp(rd_resp[3]), .dq_en, .dq_ntok, .dq_sbeats,
         .r_cmd_valid(wc_valid), .r_cmd_ready(wc_ready), .r_cmd_addr(wc_addr), .r_cmd_beats(wc_beats),
         .r_busy(wr_busy), .r_err(wr_err), .r_err_resp(wr_resp),
         .e_cmd_valid, .e_cmd_ready, .e_cmd_data, .e_busy, .e_err_code(e_err), .e_reset,
@@ -249,5 +282,5 @@ module edgestream_accel #(
 
     assign irq = st_done || st_error;
 
-    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_user, e_res_last, r_rdy};
+    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_last, r_rdy};
 endmodule

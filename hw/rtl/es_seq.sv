@@ -2,7 +2,11 @@
 //   HEADER  (must come first): word 1 = configuration ID, checked against this build's.
 //   MATMUL  word 0: [7:0] op, [11:8] weight bits, [12] bit-serial, [23:16] ntok, [39:24] K, [63:40] N
 //           word 1: [31:0] weight offset (from WGT_BASE), [63:32] activation offset (from ACT_BASE)
-//           word 2: [31:0] result offset (from RES_BASE); words 2[63:32] and 3 are reserved (0).
+//           word 0 [13] DEQUANT: results are float32 y = float32(acc) * float32(beta * s[t]) (es_dequant):
+//           the activation stream starts with ceil(ntok/4) beats of float32 s[t], and a fourth
+//           reader streams one beat of Q float32 beta per row batch from WGT_BASE + word 2[63:32].
+//           word 2: [31:0] result offset (from RES_BASE), [63:32] beta offset (DEQUANT; else 0);
+//           word 3 is reserved (0).
 //           Checks fields and region bounds, then runs one tlmm_engine command with three streams
 //           (activations and weights read, results written) and waits for the last write response.
 //   END     the program is done.
@@ -58,6 +62,17 @@ module es_seq #(
     input  logic         w_busy,
     input  logic         w_err,
     input  logic [1:0]   w_err_resp,
+    // beta reader (DEQUANT)
+    output logic         b_cmd_valid,
+    input  logic         b_cmd_ready,
+    output logic [39:0]  b_cmd_addr,
+    output logic [31:0]  b_cmd_beats,
+    input  logic         b_busy,
+    input  logic         b_err,
+    input  logic [1:0]   b_err_resp,
+    output logic         dq_en,
+    output logic [7:0]   dq_ntok,
+    output logic [7:0]   dq_sbeats,
     // result writer
     output logic         r_cmd_valid,
     input  logic         r_cmd_ready,
@@ -108,23 +123,26 @@ module es_seq #(
     wire [7:0]  d_op = w0[7:0];
     wire [3:0]  d_bits = w0[11:8];
     wire        d_bs = w0[12];
+    wire        d_dq = w0[13];
     wire [7:0]  d_ntok = w0[23:16];
     wire [15:0] d_k = w0[39:24];
     wire [23:0] d_n = w0[63:40];
     wire [31:0] d_woff = w1[31:0];
     wire [31:0] d_aoff = w1[63:32];
     wire [31:0] d_roff = w2[31:0];
+    wire [31:0] d_boff = w2[63:32];
+    wire [7:0]  d_sb = d_dq ? 8'((32'(d_ntok) + 32'd3) >> 2) : 8'd0;   // s[t] beats before the activations
 
     logic [15:0] groups, chunks, abt;
     logic [23:0] rb;
     logic [3:0]  planes;
     logic [63:0] rp, wbeats, abeats, rbeats;
-    logic        sent_a, sent_w, sent_r, sent_e;
+    logic        sent_a, sent_w, sent_r, sent_e, sent_b;
 
-    wire any_rd_err = p_err || a_err || w_err;
-    wire [1:0] rd_resp = p_err ? p_err_resp : a_err ? a_err_resp : w_err_resp;
+    wire any_rd_err = p_err || a_err || w_err || b_err;
+    wire [1:0] rd_resp = p_err ? p_err_resp : a_err ? a_err_resp : w_err ? w_err_resp : b_err_resp;
     wire draining = state == S_FINISH || state == S_FAIL || state == S_RESET;
-    wire all_idle = !p_busy && !a_busy && !w_busy && !r_busy;
+    wire all_idle = !p_busy && !a_busy && !w_busy && !r_busy && !b_busy;
     wire working = state != S_IDLE && !draining;
 
     assign abort = draining;
@@ -133,11 +151,17 @@ module es_seq #(
     assign p_cmd_beats = {prog_len[30:0], 1'b0};
     assign p_ready = state == S_FETCH0 || state == S_FETCH1;
     assign a_cmd_addr = act_base + 40'(d_aoff);
-    assign a_cmd_beats = abeats[31:0];
+    assign a_cmd_beats = abeats[31:0] + 32'(d_sb);
     assign w_cmd_addr = wgt_base + 40'(d_woff);
     assign w_cmd_beats = wbeats[31:0];
     assign r_cmd_addr = res_base + 40'(d_roff);
     assign r_cmd_beats = rbeats[31:0];
+    assign b_cmd_addr = wgt_base + 40'(d_boff);
+    assign b_cmd_beats = 32'(rb);
+    assign b_cmd_valid = state == S_LAUNCH && !sent_b;
+    assign dq_en = d_dq;
+    assign dq_ntok = d_ntok;
+    assign dq_sbeats = d_sb;
     assign a_cmd_valid = state == S_LAUNCH && !sent_a;
     assign w_cmd_valid = state == S_LAUNCH && !sent_w;
     assign r_cmd_valid = state == S_LAUNCH && !sent_r;
@@ -161,12 +185,14 @@ module es_seq #(
             sent_w <= 1'b0;
             sent_r <= 1'b0;
             sent_e <= 1'b0;
+            sent_b <= 1'b0;
         end else begin
             if (p_cmd_valid && p_cmd_ready) p_cmd_valid <= 1'b0;
             if (a_cmd_valid && a_cmd_ready) sent_a <= 1'b1;
             if (w_cmd_valid && w_cmd_ready) sent_w <= 1'b1;
             if (r_cmd_valid && r_cmd_ready) sent_r <= 1'b1;
             if (e_cmd_valid && e_cmd_ready) sent_e <= 1'b1;
+            if (b_cmd_valid && b_cmd_ready) sent_b <= 1'b1;
 
             if (soft_reset) begin
                 state <= S_RESET;
@@ -236,7 +262,8 @@ module es_seq #(
                             || (!d_bs && d_bits != 4'd0)) begin
                             state <= S_FAIL;
                             fail_code <= es_regs_pkg::ES_ERR_FIELD;
-                        end else if (d_woff[3:0] != 4'd0 || d_aoff[3:0] != 4'd0 || d_roff[3:0] != 4'd0) begin
+                        end else if (d_woff[3:0] != 4'd0 || d_aoff[3:0] != 4'd0 || d_roff[3:0] != 4'd0
+                                     || (d_dq && d_boff[3:0] != 4'd0)) begin
                             state <= S_FAIL;
                             fail_code <= es_regs_pkg::ES_ERR_RANGE;
                         end else begin
@@ -263,7 +290,8 @@ module es_seq #(
                     end
                     S_CHECK: begin
                         if (64'(d_woff) + (wbeats << 4) > 64'(wgt_size)
-                            || 64'(d_aoff) + (abeats << 4) > 64'(act_size)
+                            || 64'(d_aoff) + ((abeats + 64'(d_sb)) << 4) > 64'(act_size)
+                            || (d_dq && 64'(d_boff) + (64'(rb) << 4) > 64'(wgt_size))
                             || 64'(d_roff) + (rbeats << 4) > 64'(res_size)) begin
                             state <= S_FAIL;
                             fail_code <= es_regs_pkg::ES_ERR_RANGE;
@@ -272,14 +300,15 @@ module es_seq #(
                             sent_w <= 1'b0;
                             sent_r <= 1'b0;
                             sent_e <= 1'b0;
+                            sent_b <= !d_dq;
                             state <= S_LAUNCH;
                         end
                     end
                     S_LAUNCH: if ((sent_a || a_cmd_ready) && (sent_w || w_cmd_ready) && (sent_r || r_cmd_ready)
-                                  && (sent_e || e_cmd_ready)) begin
+                                  && (sent_e || e_cmd_ready) && (sent_b || b_cmd_ready)) begin
                         state <= S_RUN;
                     end
-                    S_RUN: if (!a_busy && !w_busy && !r_busy && !e_busy) begin
+                    S_RUN: if (!a_busy && !w_busy && !r_busy && !e_busy && !b_busy) begin
                         if (e_err_code) begin
                             state <= S_FAIL;
                             fail_code <= es_regs_pkg::ES_ERR_CODE;
@@ -317,5 +346,5 @@ module es_seq #(
         end
     end
 
-    wire unused = &{1'b0, w0[15:13], w2[63:32]};
+    wire unused = &{1'b0, w0[15:14]};
 endmodule
