@@ -57,11 +57,12 @@ class Session:
         self.config = self.artifact.config
         self.accel = self.accel_device = None
         if device in ("sim", "pynq"):
-            # linear layers on the accelerator, everything else on the host (edgestream.host.driver)
-            from edgestream.host.driver import AccelKernel, open_accel
+            # linear layers (integer matmul and dequantization) on the accelerator, everything else on
+            # the host (edgestream.host.driver)
+            from edgestream.host.driver import AccelKernel, accel_executor, open_accel
 
             self.accel, self.accel_device = open_accel(device, self.artifact, **(device_options or {}))
-            self.executor = CpuExecutor(self.artifact, AccelKernel(self.accel, f"accel-{device}"))
+            self.executor = accel_executor(self.artifact, AccelKernel(self.accel, f"accel-{device}"))
         else:
             self.executor = CpuExecutor(self.artifact, get_kernel(kernel))
         self.tokenizer = Tokenizer(self.artifact.tokenizer_path) if self.artifact.tokenizer_path else None

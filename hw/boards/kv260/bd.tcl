@@ -13,7 +13,8 @@ set rtl_dir [file join $ROOT hw rtl]
 set gen_dir [file join $ROOT hw generated]
 add_files -norecurse [file join $gen_dir es_regs_pkg.sv]
 foreach f {tlmm_fifo tlmm_table_builder tlmm_table_mem tlmm_wdecode tlmm_lanes tlmm_engine
-           es_axi_rd es_axi_wr es_act_unpack es_axil_csr es_seq edgestream_accel} {
+           es_axi_rd es_axi_wr es_act_unpack es_axil_csr es_seq es_i2f es_fmul es_dequant
+           edgestream_accel} {
     add_files -norecurse [file join $rtl_dir $f.sv]
 }
 set_property file_type SystemVerilog [get_files *.sv]
