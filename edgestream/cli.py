@@ -327,8 +327,8 @@ def _inspect_source(path: Path) -> dict:
         from edgestream.compiler.frontends.gguf import inspect_gguf
 
         return inspect_gguf(path)
-    if fmt != "hf":
-        raise InputError(f"{path}: inspecting {fmt} files is not available yet")
+    if fmt == "onnx":
+        return _inspect_onnx(path)
     cfg = read_config(path)
     tensors = {}
     for p in sorted(path.glob("*.safetensors")):
@@ -338,6 +338,27 @@ def _inspect_source(path: Path) -> dict:
             tensors[k] = {"dtype": f.dtype(k), "shape": list(f.shape(k)), "bytes": e - b, "file": p.name}
     return {"kind": "source", "format": fmt, "path": str(path), "model": cfg.to_dict(), "tensors": tensors,
             "total_bytes": sum(t["bytes"] for t in tensors.values())}
+
+
+def _inspect_onnx(path: Path) -> dict:
+    """An ONNX file as the frontend reads it: the IR it maps to (a decoder LM or a general graph), each
+    weight's encoding and shape, and the ONNX op types it contains."""
+    import onnx
+
+    from edgestream.compiler.frontends.onnx import load_onnx
+
+    graph, _ = load_onnx(path)  # validates the file and names what is unsupported
+    onnx_ops: dict[str, int] = {}
+    for n in onnx.load(str(path), load_external_data=False).graph.node:
+        onnx_ops[n.op_type] = onnx_ops.get(n.op_type, 0) + 1
+    ops: dict[str, int] = {}
+    for n in graph.nodes:
+        ops[n.op] = ops.get(n.op, 0) + 1
+    tensors = {name: {"encoding": t.encoding, "shape": list(t.shape),
+                      "bytes": -(-int(np.prod(t.shape, dtype=np.int64)) * t.bits // 8)}
+               for name, t in graph.tensors.items()}
+    return {"kind": "source", "format": "onnx", "path": str(path), "model": graph.config.to_dict(), "ops": ops,
+            "onnx_ops": onnx_ops, "tensors": tensors, "total_bytes": sum(t["bytes"] for t in tensors.values())}
 
 
 def cmd_inspect(a: argparse.Namespace) -> int:

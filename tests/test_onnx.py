@@ -346,3 +346,23 @@ def test_export_rejects_lm_artifact(tmp_path):
     with pytest.raises(InputError, match="export-onnx takes general-graph artifacts"):
         export_onnx(art, tmp_path / "lm.onnx")
     assert not (tmp_path / "lm.onnx").exists()
+
+
+def test_cli_inspect_onnx_source(mlp, tmp_path):
+    """inspect reads an ONNX file as the frontend does: its op types, the IR it maps to, and each
+    weight's encoding (INT8 weights of the quantized MLP stay INT8)."""
+    import json
+
+    q = _quantize(mlp, "qoperator-u8s8", tmp_path / "m.onnx")
+    r = subprocess.run([sys.executable, "-m", "edgestream.cli", "inspect", str(q), "--json"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    model = onnx.load(str(q))
+    assert info["format"] == "onnx" and info["model"]["arch"] == "graph"
+    assert sum(info["onnx_ops"].values()) == len(model.graph.node)
+    assert info["ops"].get("qmatmul", 0) == sum(n.op_type in ("QLinearMatMul", "MatMulInteger", "QGemm")
+                                                for n in model.graph.node)
+    assert any(t["encoding"] == "int8" for t in info["tensors"].values())
+    r = subprocess.run([sys.executable, "-m", "edgestream.cli", "inspect", str(q)], capture_output=True, text=True)
+    assert r.returncode == 0 and "Traceback" not in r.stderr and "qmatmul" in r.stdout
