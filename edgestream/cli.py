@@ -481,9 +481,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        # user-facing notices (e.g. a GGUF tensor requantized) read like errors, without source lines
+        sys.stderr.write(f"edgestream {args.cmd}: warning: {message}\n")
+
     try:
-        return args.fn(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return args.fn(args)
     except EdgestreamError as e:
         sys.stderr.write(f"edgestream {args.cmd}: error: {e}\n")
         return 2
