@@ -553,6 +553,19 @@ void es_set_exp2_tables(const float *t256, const float *d256) {
     g_exp2_ready = 1;
 }
 
+/* Round half to even without a libm call (x86-64's baseline has no SSE4.1 round instruction, so
+ * rintf/ldexpf would be function calls per element): adding and subtracting 1.5 * 2**23 (float) or
+ * 1.5 * 2**52 (double) rounds to an integer in the current (nearest-even) mode, exactly, for |v| < 2**22
+ * (float) or 2**51 (double); -ffp-contract=off keeps the two operations apart. */
+static inline float rne_f(float v) {
+    const float magic = 12582912.0f; /* 0x1.8p23 */
+    return (v + magic) - magic;
+}
+static inline double rne_d(double v) {
+    const double magic = 6755399441055744.0; /* 0x1.8p52 */
+    return (v + magic) - magic;
+}
+
 static void quant_row(const float *u, int64_t k, int8_t *q, float *m_out) {
     const float eps = (float)1e-5; /* numerics.ACT_EPS = float32(1e-5) */
     float mx = 0.0f;
@@ -565,7 +578,7 @@ static void quant_row(const float *u, int64_t k, int8_t *q, float *m_out) {
     for (int64_t i = 0; i < k; i++) {
         float v = u[i] * c;
         v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v); /* clamp then rint == rint then clamp */
-        q[i] = (int8_t)rintf(v);
+        q[i] = (int8_t)rne_f(v);
     }
     *m_out = mx;
 }
@@ -596,9 +609,13 @@ static double rms_factor(const float *x, int64_t k, double eps) {
     }
     int e = 0;
     if (amax != 0.0f) frexpf(amax, &e);
+    /* z = rint(x * 2**(15-e)): the product is exact in double (a float times a power of two within
+     * double's range), so rounding it once equals rint(ldexpf(...)) of the contract (an ldexpf result
+     * rounded to a float32 subnormal is below 2**-126 and rounds to 0 either way); |z| <= 2**15. */
+    const double p2 = ldexp(1.0, 15 - e);
     int64_t S = 0;
     for (int64_t i = 0; i < k; i++) {
-        int64_t z = (int64_t)rintf(ldexpf(x[i], 15 - e));
+        int64_t z = (int64_t)rne_d((double)x[i] * p2);
         S += z * z;
     }
     double ms = ldexp((double)S, 2 * (e - 15)) / (double)k;
