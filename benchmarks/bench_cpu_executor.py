@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--decode", type=int, default=16)
     ap.add_argument("--cache", default=None, help="keep checkpoints, artifacts and GGUFs here and reuse them")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each engine N times (fresh process each) and keep its best prefill and decode")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -163,9 +165,15 @@ def main() -> None:
                         continue
                     if not gg.is_file():
                         export_gguf(ck, gg, "tq2_0")
-                    r = _run([a.llama_python, __file__, "--worker", "llama", str(gg), str(a.prompt), str(a.decode)])
+                    cmd = [a.llama_python, __file__, "--worker", "llama", str(gg), str(a.prompt), str(a.decode)]
                 else:
-                    r = _run([sys.executable, __file__, "--worker", eng, str(art), str(a.prompt), str(a.decode)])
+                    cmd = [sys.executable, __file__, "--worker", eng, str(art), str(a.prompt), str(a.decode)]
+                runs = [_run(cmd) for _ in range(max(1, a.repeat))]
+                r = dict(runs[0])
+                for key in ("prefill_tok_s", "decode_tok_s"):
+                    r[key] = max(x[key] for x in runs)  # best of N: this shared VM's noise only slows runs down
+                r["ttft_s"] = min(x["ttft_s"] for x in runs)
+                r["peak_rss_bytes"] = max(x["peak_rss_bytes"] for x in runs)
                 r.update(shape=shape, compile_s=compile_s, roofline_tok_s=bw / r["bytes_per_token"])
                 r["roofline_frac"] = r["decode_tok_s"] / r["roofline_tok_s"]
                 rows.append(r)
@@ -181,7 +189,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    tab = Table(title=f"Whole model on the CPU, {THREADS} threads; memcpy bandwidth {bw / 1e9:.1f} GB/s (read+write)")
+    tab = Table(title=f"Whole model on the CPU, {THREADS} threads, best of {max(1, a.repeat)}; "
+                      f"memcpy bandwidth {bw / 1e9:.1f} GB/s (read+write)")
     for col in ("shape", "engine", f"prefill tok/s ({a.prompt})", "TTFT s", "decode tok/s", "MB/token",
                 "roofline tok/s", "of roofline", "decode vs llama.cpp", "prefill vs llama.cpp", "peak RSS GB"):
         tab.add_column(col, justify="right")
