@@ -50,5 +50,11 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/run_all.py
 
+# Yosys synth_xilinx (UltraScale+) cost of the TLMM engine for one configuration, e.g.
+#   make synth SYNTH_ARGS="--G 3 --T 4 --Q 2 --maxk 256 --maxtok 2"
+SYNTH_ARGS ?= --G 3 --T 4 --Q 2 --maxk 256 --maxtok 2
+synth: setup
+	$(PY) -m edgestream.hwsynth $(SYNTH_ARGS)
+
 clean:
 	rm -rf $(VENV) sim_build build .pytest_cache
