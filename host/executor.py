@@ -53,6 +53,31 @@ class CachedDecoder:
             raise InputError(f"token id {bad} is outside the vocabulary [0, {self.cfg.vocab_size})")
         return ids
 
+    def attend(self, q, k, v, layer: int, kernel=None) -> np.ndarray:
+        """Append this step's K and V (INT8 per token and head) to the cache at pos.., then causal
+        attention of q over the cache (docs/numerics.md). A kernel with `attention_heads` computes
+        the same bits in one call; otherwise numerics.attention over all heads at once."""
+        c, cache = self.cfg, self.cache
+        t, d, p0 = q.shape[0], c.head_dim, self.pos
+        end = p0 + t
+        kq, dk = nx.quant_heads(k.reshape(t, c.num_kv_heads, d))
+        vq, dv = nx.quant_heads(v.reshape(t, c.num_kv_heads, d))
+        cache.kq[layer, :, p0:end] = kq.transpose(1, 0, 2)
+        cache.vq[layer, :, p0:end] = vq.transpose(1, 0, 2)
+        cache.dk[layer, :, p0:end] = dk.T
+        cache.dv[layer, :, p0:end] = dv.T
+        qq, dq = nx.quant_heads(q.reshape(t, c.num_heads, d))
+        scale = np.float32(1.0 / np.sqrt(c.head_dim))
+        pos = np.arange(p0, end)
+        if hasattr(kernel, "attention_heads"):
+            o = kernel.attention_heads(qq, dq, cache.kq[layer], cache.dk[layer], cache.vq[layer], cache.dv[layer],
+                                       pos, end, scale)
+            return o.reshape(t, c.num_heads * d)
+        kvh = np.arange(c.num_heads) // (c.num_heads // c.num_kv_heads)
+        o = nx.attention(qq.transpose(1, 0, 2), dq.T, cache.kq[layer][kvh, :end], cache.dk[layer][kvh, :end],
+                         cache.vq[layer][kvh, :end], cache.dv[layer][kvh, :end], pos, scale)
+        return o.transpose(1, 0, 2).reshape(t, c.num_heads * d)
+
 
 class CpuExecutor(CachedDecoder):
     def __init__(self, artifact: Artifact, kernel: Kernel | None = None):
@@ -94,7 +119,6 @@ class CpuExecutor(CachedDecoder):
                        for n in self.graph.nodes if n.op == "norm_quant" and n.attrs.get("gain")}
         self.cache: KVCache | None = None
         self.pos = 0
-        self._scale = np.float32(1.0 / np.sqrt(self.cfg.head_dim))
 
     @property
     def kernel_name(self) -> str:
@@ -146,38 +170,7 @@ class CpuExecutor(CachedDecoder):
         return nx.rope(x.reshape(x.shape[0], -1, d), cos, sin).reshape(x.shape)
 
     def _op_attention(self, n: Node, q, k, v):
-        c, cache, layer = self.cfg, self.cache, n.attrs["layer"]
-        t, d, p0 = q.shape[0], c.head_dim, self.pos
-        end = p0 + t
-        kq, dk = nx.quant_heads(k.reshape(t, c.num_kv_heads, d))
-        vq, dv = nx.quant_heads(v.reshape(t, c.num_kv_heads, d))
-        cache.kq[layer, :, p0:end] = kq.transpose(1, 0, 2)
-        cache.vq[layer, :, p0:end] = vq.transpose(1, 0, 2)
-        cache.dk[layer, :, p0:end] = dk.T
-        cache.dv[layer, :, p0:end] = dv.T
-        qq, dq = nx.quant_heads(q.reshape(t, c.num_heads, d))
-        group = c.num_heads // c.num_kv_heads
-        if hasattr(self.kernel, "attention_heads"):  # a compiled kernel, all heads in one call, same bits
-            return self.kernel.attention_heads(qq, dq, cache.kq[layer], cache.dk[layer], cache.vq[layer],
-                                               cache.dv[layer], np.arange(p0, end), end, self._scale
-                                               ).reshape(t, c.num_heads * d)
-        if hasattr(self.kernel, "attention"):  # a compiled kernel, one head at a time, same bits
-            o = np.empty((t, c.num_heads, d), np.float32)
-            pos = np.arange(p0, end)
-            for h in range(c.num_heads):
-                kv = h // group
-                o[:, h] = self.kernel.attention(
-                    qq[:, h], dq[:, h], cache.kq[layer, kv, :end], cache.dk[layer, kv, :end],
-                    cache.vq[layer, kv, :end], cache.dv[layer, kv, :end], pos, self._scale)
-            return o.reshape(t, c.num_heads * d)
-        kvh = np.arange(c.num_heads) // group
-        o = nx.attention(
-            qq.transpose(1, 0, 2), dq.T,
-            cache.kq[layer][kvh, :end], cache.dk[layer][kvh, :end],
-            cache.vq[layer][kvh, :end], cache.dv[layer][kvh, :end],
-            np.arange(p0, end), self._scale,
-        )
-        return o.transpose(1, 0, 2).reshape(t, c.num_heads * d)
+        return self.attend(q, k, v, n.attrs["layer"], self.kernel)
 
     def _op_relu2_mul(self, n: Node, g, u):
         return nx.relu2_mul(g, u)

@@ -51,7 +51,6 @@ class ProgramExecutor(CachedDecoder):
         self._digits = gindex_digits(g).astype(np.int64)  # [3**G, G]
         self.cache = None
         self.pos = 0
-        self._scale = np.float32(1.0 / np.sqrt(self.cfg.head_dim))
 
     kernel_name = "program"
 
@@ -126,7 +125,7 @@ class ProgramExecutor(CachedDecoder):
                 cos, sin = self.data(f[2])[pos], self.data(f[3])[pos]
                 buf[a] = nx.rope(x.reshape(x.shape[0], -1, d), cos, sin).reshape(x.shape)
             elif op == pg.ATTENTION:
-                buf[a] = self._attention(rd(f[0]), rd(f[1]), rd(f[2]), f[3])
+                buf[a] = self.attend(rd(f[0]), rd(f[1]), rd(f[2]), f[3])
             elif op == pg.ACT_MUL:
                 fn = nx.silu_mul if ins.flags & pg.F_SILU else nx.relu2_mul
                 buf[a] = fn(rd(f[0]), rd(f[1]))
@@ -156,19 +155,3 @@ class ProgramExecutor(CachedDecoder):
                 s = tab[gidx, idx[b]].astype(np.int64).sum(axis=1)
                 out[t] += (-s if b == bits - 1 else s) << b
         return out
-
-    def _attention(self, q, k, v, layer):
-        c, cache = self.cfg, self.cache
-        t, d, p0 = q.shape[0], c.head_dim, self.pos
-        end = p0 + t
-        kq, dk = nx.quant_heads(k.reshape(t, c.num_kv_heads, d))
-        vq, dv = nx.quant_heads(v.reshape(t, c.num_kv_heads, d))
-        cache.kq[layer, :, p0:end] = kq.transpose(1, 0, 2)
-        cache.vq[layer, :, p0:end] = vq.transpose(1, 0, 2)
-        cache.dk[layer, :, p0:end] = dk.T
-        cache.dv[layer, :, p0:end] = dv.T
-        qq, dq = nx.quant_heads(q.reshape(t, c.num_heads, d))
-        kvh = np.arange(c.num_heads) // (c.num_heads // c.num_kv_heads)
-        o = nx.attention(qq.transpose(1, 0, 2), dq.T, cache.kq[layer][kvh, :end], cache.dk[layer][kvh, :end],
-                         cache.vq[layer][kvh, :end], cache.dv[layer][kvh, :end], np.arange(p0, end), self._scale)
-        return o.transpose(1, 0, 2).reshape(t, c.num_heads * d)
