@@ -233,9 +233,12 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
                     instrs.append(pg.Instr(pg.TLMM, fl, r, [n_tot, 0, bits if kind == "int" else 0]))
                 col = 0
                 for g, w in zip(group, ws, strict=True):
-                    rb = img.data(w.name + ".beta", w.scale)
-                    per = pg.F_PER_CHANNEL if w.scale.size > 1 else 0
-                    instrs.append(pg.Instr(pg.DEQUANT, per, slot(g.outputs[0], pg.B_F32, w.shape[0]),
+                    # one float per output row, padded to whole row batches: the dequantize stage reads
+                    # one beat of Q betas per row batch, also for a per-tensor scale
+                    beta = np.zeros(-(-w.shape[0] // cfg.Q) * cfg.Q, np.float32)
+                    beta[: w.shape[0]] = np.broadcast_to(np.asarray(w.scale, np.float32).reshape(-1), (w.shape[0],))
+                    rb = img.data(w.name + ".beta", beta)
+                    instrs.append(pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, slot(g.outputs[0], pg.B_F32, w.shape[0]),
                                            [col, w.shape[0], slot(n.inputs[1]), rb]))
                     col += w.shape[0]
                 done += len(group)

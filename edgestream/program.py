@@ -1,14 +1,17 @@
 """The binary dataflow program (docs/program.md): what the hardware sequencer and
 edgestream.host.program_executor both execute.
 
-    header   (64 bytes)  magic b"ESPG", version u16, instruction size u16, counts, config id
-    regions  (40 bytes each) offset u64, nbytes u64, kind u8, bits u8, pad u16, n u32, k u32, k0 u32,
-                         rows_padded u32, cols_padded u32 -- where every weight/table lives in the image
+    header   (64 bytes)  magic b"ESPG", version u16, instruction size u16, counts, config id (u64),
+                         geometry, offset of the instructions
+    regions  (48 bytes each: three bus beats) offset u64, nbytes u64, kind u8, bits u8, pad u16, n u32,
+                         k u32, k0 u32, rows_padded u32, cols_padded u32, 8 bytes 0 -- where every
+                         weight/table lives in the image
     buffers  (16 bytes each) dtype u8, pad[3], width u32, name offset u32, name length u32
     instrs   (32 bytes each) op u8, flags u8, a u16, f[7] u32
     names    UTF-8 buffer names (debugging only; the executors never look at them)
 
-All integers little endian.
+All integers little endian; every section starts on a 16-byte bus beat, so the hardware sequencer
+fetches the file as it is (docs/program.md).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from edgestream.errors import InputError
 
 MAGIC = b"ESPG"
-PROGRAM_VERSION = 1
+PROGRAM_VERSION = 2
 NONE = 0xFFFFFFFF
 
 # opcodes
@@ -46,11 +49,12 @@ REGION_KINDS = {R_F32: "f32", R_I8ROWS: "i8rows", R_TERN_GINDEX: "ternary-gindex
 # buffer dtypes
 B_F32, B_I8, B_SCALE, B_IDS = 0, 1, 2, 3
 
-_HDR = struct.Struct("<4sHHIIII16sI20x")
-_REG = struct.Struct("<QQBBHIIIII")
+_HDR = struct.Struct("<4sHHIIIIQ8xII16x")
+_REG = struct.Struct("<QQBBHIIIII8x")
 _BUF = struct.Struct("<B3xIII")
 _INS = struct.Struct("<BBH7I")
-assert _HDR.size == 64 and _REG.size == 40 and _BUF.size == 16 and _INS.size == 32
+HEADER_BYTES, REGION_BYTES, BUFFER_BYTES, INSTR_BYTES = _HDR.size, _REG.size, _BUF.size, _INS.size
+assert (HEADER_BYTES, REGION_BYTES, BUFFER_BYTES, INSTR_BYTES) == (64, 48, 16, 32)
 
 
 @dataclass
@@ -98,6 +102,10 @@ class Program:
     lanes_q: int = 1  # Q
     code_bits: int = 8
 
+    @property
+    def instr_offset(self) -> int:
+        return _HDR.size + len(self.regions) * _REG.size + len(self.buffers) * _BUF.size
+
     def encode(self) -> bytes:
         names = b""
         bufs = []
@@ -105,11 +113,10 @@ class Program:
             nb = b.name.encode()
             bufs.append(_BUF.pack(b.dtype, b.width, len(names), len(nb)))
             names += nb
-        cid = bytes.fromhex(self.config_id.ljust(32, "0"))[:16]
         hdr = _HDR.pack(MAGIC, PROGRAM_VERSION, _INS.size, len(self.regions), len(self.buffers),
-                        len(self.instrs), len(names), cid,
+                        len(self.instrs), len(names), int(self.config_id, 16),
                         (self.group & 0xFF) | ((self.code_bits & 0xFF) << 8) | ((self.lanes_t & 0xFF) << 16)
-                        | ((self.lanes_q & 0xFF) << 24))
+                        | ((self.lanes_q & 0xFF) << 24), self.instr_offset)
         regs = b"".join(_REG.pack(r.offset, r.nbytes, r.kind, r.bits, 0, r.n, r.k, r.k0, r.rows_padded,
                                   r.cols_padded) for r in self.regions)
         ins = b"".join(_INS.pack(i.op, i.flags, i.a, *i.f) for i in self.instrs)
@@ -119,13 +126,15 @@ class Program:
     def decode(cls, blob: bytes, src: str = "program.bin") -> Program:
         if len(blob) < _HDR.size:
             raise InputError(f"{src}: truncated program (no header)")
-        magic, ver, isz, nr, nb, ni, nn, cid, geo = _HDR.unpack_from(blob, 0)
+        magic, ver, isz, nr, nb, ni, nn, cid, geo, ioff = _HDR.unpack_from(blob, 0)
         if magic != MAGIC:
             raise InputError(f"{src}: not an edgestream program (magic {magic!r}, expected {MAGIC!r})")
         if ver != PROGRAM_VERSION or isz != _INS.size:
             raise InputError(f"{src}: program version {ver} / instruction size {isz}, this edgestream reads "
                              f"version {PROGRAM_VERSION} / {_INS.size}")
         need = _HDR.size + nr * _REG.size + nb * _BUF.size + ni * _INS.size + nn
+        if ioff != _HDR.size + nr * _REG.size + nb * _BUF.size:
+            raise InputError(f"{src}: instruction offset {ioff} does not follow the tables (corrupt header)")
         if len(blob) != need:
             raise InputError(f"{src}: {len(blob)} bytes, header says {need} (truncated or corrupt)")
         off = _HDR.size
@@ -149,7 +158,7 @@ class Program:
             off += _INS.size
         names = blob[off:]
         buffers = [Buffer(names[o : o + ln].decode(), dt, w) for dt, w, o, ln in raw_bufs]
-        return cls(cid[:8].hex(), geo & 0xFF, regions, buffers, instrs, (geo >> 16) & 0xFF, (geo >> 24) & 0xFF,
+        return cls(f"{cid:016x}", geo & 0xFF, regions, buffers, instrs, (geo >> 16) & 0xFF, (geo >> 24) & 0xFF,
                    (geo >> 8) & 0xFF)
 
     def listing(self) -> str:

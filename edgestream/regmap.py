@@ -1,4 +1,4 @@
-"""The accelerator shell's register map, descriptor format and error codes: the one description.
+"""The accelerator shell's register map, status bits and error codes: the one description.
 
 `python -m edgestream.regmap` writes hw/generated/es_regs_pkg.sv (the RTL's constants) from it; the
 Python constants below (REG, ERR, STATUS_*, CTRL_*, OP_*) are derived from the same tables at import,
@@ -6,7 +6,8 @@ and tests/test_accel_regmap.py checks the generated package is current. docs/reg
 it (the tables there are printed by `python -m edgestream.regmap --markdown`).
 
 The shell instance's hardware configuration (SHELL_HW) is an edgestream.compiler.dse.HwConfig; its
-config_id is baked into the RTL (ES_CONFIG_ID) and into every program's header descriptor.
+config_id is baked into the RTL (ES_CONFIG_ID) and checked against the header of every program.bin the
+sequencer runs (edgestream/program.py; its constants are generated into the same package).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-REGMAP_VERSION = 1
+from edgestream import program as pg
+
+REGMAP_VERSION = 2
 MAGIC = 0x45534131  # "ESA1"
 DATA_BYTES = 16  # AXI4 data width of the shell's memory port (128 bits, a KV260 HP port)
-DESC_BYTES = 32  # one descriptor = two bus beats
+MAP_ENTRY_BYTES = 16  # one buffer-map entry = one bus beat
 
 # (offset, name, access, description). RO: read-only; RW: read/write; W1P: write 1 to pulse.
 REGISTERS: list[tuple[int, str, str, str]] = [
@@ -28,55 +31,57 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x00C, "CONFIG_ID_HI", "RO", "hardware configuration ID, bits 63:32"),
     (0x010, "HW_PARAMS", "RO", "[3:0] G, [11:4] T, [19:12] Q, [27:20] MAXTOK"),
     (0x014, "HW_MAXK", "RO", "[15:0] MAXK, [31:16] bus bytes per beat"),
-    (0x020, "CTRL", "W1P", "bit 0 START (run the program), bit 1 SOFT_RESET (abort, drain the bus, reset)"),
-    (0x024, "STATUS", "RO", "bit 0 BUSY, bit 1 DONE, bit 2 ERROR, bit 3 RESETTING"),
-    (0x028, "ERR_CODE", "RO", "[7:0] error code (ERR_*), [31:16] index of the descriptor that failed"),
+    (0x020, "CTRL", "W1P", "bit 0 START (run the program from PC), bit 1 SOFT_RESET (abort, drain the bus, reset)"),
+    (0x024, "STATUS", "RO", "bit 0 BUSY, bit 1 DONE (END reached), bit 2 ERROR, bit 3 RESETTING, "
+                            "bit 4 HOST (stopped at an instruction the host executes)"),
+    (0x028, "ERR_CODE", "RO", "[7:0] error code (ERR_*), [31:16] index of the instruction that failed"),
     (0x02C, "ERR_INFO", "RO", "error detail: AXI response code, or the failing opcode"),
-    (0x030, "PROG_BASE_LO", "RW", "program (descriptor list) address, bits 31:0 (32-byte aligned)"),
-    (0x034, "PROG_BASE_HI", "RW", "program address, bits 39:32"),
-    (0x038, "PROG_LEN", "RW", "descriptors the sequencer may fetch; no END within them is an error"),
-    (0x040, "WGT_BASE_LO", "RW", "weight region address, bits 31:0 (16-byte aligned)"),
-    (0x044, "WGT_BASE_HI", "RW", "weight region address, bits 39:32"),
-    (0x048, "WGT_SIZE", "RW", "weight region bytes"),
-    (0x050, "ACT_BASE_LO", "RW", "activation region address, bits 31:0"),
-    (0x054, "ACT_BASE_HI", "RW", "activation region address, bits 39:32"),
-    (0x058, "ACT_SIZE", "RW", "activation region bytes"),
-    (0x060, "RES_BASE_LO", "RW", "result region address, bits 31:0"),
-    (0x064, "RES_BASE_HI", "RW", "result region address, bits 39:32"),
-    (0x068, "RES_SIZE", "RW", "result region bytes"),
+    (0x030, "PROG_BASE_LO", "RW", "program.bin address, bits 31:0 (16-byte aligned)"),
+    (0x034, "PROG_BASE_HI", "RW", "program.bin address, bits 39:32"),
+    (0x038, "PROG_SIZE", "RW", "program.bin bytes; nothing past it is fetched"),
+    (0x03C, "PC", "RW", "index of the instruction START begins at"),
+    (0x040, "WGT_BASE_LO", "RW", "weight image (hw_weights.bin) address, bits 31:0 (16-byte aligned)"),
+    (0x044, "WGT_BASE_HI", "RW", "weight image address, bits 39:32"),
+    (0x048, "WGT_SIZE", "RW", "weight image bytes"),
+    (0x050, "ACT_BASE_LO", "RW", "activation arena address, bits 31:0 (16-byte aligned; the buffer map is at its start)"),
+    (0x054, "ACT_BASE_HI", "RW", "activation arena address, bits 39:32"),
+    (0x058, "ACT_SIZE", "RW", "activation arena bytes"),
+    (0x05C, "NTOK", "RW", "tokens in the activation buffers of this run (1..65535)"),
     (0x070, "KV_BASE_LO", "RW", "KV-cache region address, bits 31:0 (reserved: attention runs on the host)"),
     (0x074, "KV_BASE_HI", "RW", "KV-cache region address, bits 39:32"),
     (0x078, "KV_SIZE", "RW", "KV-cache region bytes"),
-    (0x080, "CYCLES_LO", "RO", "clock cycles of the last run (START to DONE/ERROR), bits 31:0"),
+    (0x080, "CYCLES_LO", "RO", "clock cycles of the last run (START to DONE/HOST/ERROR), bits 31:0"),
     (0x084, "CYCLES_HI", "RO", "cycles, bits 63:32"),
-    (0x088, "RD_BEATS", "RO", "AXI read beats received (program + activations + weights)"),
+    (0x088, "RD_BEATS", "RO", "AXI read beats received (program, map, activations, weights, beta)"),
     (0x08C, "WR_BEATS", "RO", "AXI write beats sent (results)"),
     (0x090, "STALL_WGT", "RO", "cycles the engine wanted a weight beat and none was there"),
     (0x094, "STALL_ACT", "RO", "cycles the engine wanted an activation beat and none was there"),
     (0x098, "STALL_RES", "RO", "cycles the engine held a result the write path could not take"),
     (0x09C, "SEQ_CYCLES", "RO", "busy cycles with the engine idle (fetch, decode, checks, write drain)"),
     (0x0A0, "WGT_BEATS", "RO", "weight beats consumed by the engine"),
-    (0x0A4, "DESC_COUNT", "RO", "descriptors executed (HEADER, MATMUL and END)"),
+    (0x0A4, "INSTR_COUNT", "RO", "program instructions executed by the hardware in the last run"),
+    (0x0A8, "STOP_PC", "RO", "index of the instruction the last run stopped at (END, the host's, or the failing one)"),
 ]
 
 CTRL_BITS = {"START": 0, "SOFT_RESET": 1}
-STATUS_BITS = {"BUSY": 0, "DONE": 1, "ERROR": 2, "RESETTING": 3}
+STATUS_BITS = {"BUSY": 0, "DONE": 1, "ERROR": 2, "RESETTING": 3, "HOST": 4}
 
 # (code, name, meaning)
 ERRORS: list[tuple[int, str, str]] = [
     (0, "NONE", "no error"),
-    (1, "CONFIG", "the program's header carries another configuration ID than this bitstream"),
-    (2, "OPCODE", "unknown opcode, or the program does not start with a HEADER"),
-    (3, "FIELD", "a descriptor field is out of range (K, N, ntok, weight bits)"),
-    (4, "RANGE", "a descriptor reaches outside its region (offset + length > region size) or is misaligned"),
-    (5, "PROG_LEN", "no END within PROG_LEN descriptors"),
+    (1, "CONFIG", "the program was lowered for another configuration (header config ID or G/CB/T/Q)"),
+    (2, "OPCODE", "unknown opcode, or a DEQUANT that does not follow a TLMM (ERR_INFO = opcode)"),
+    (3, "FIELD", "an instruction this bitstream cannot run: K tiling (k0 != 0, accumulate), another G, a region "
+                 "kind or bit width it does not decode, DEQUANT columns that split a row batch, a buffer of the "
+                 "wrong dtype or width, NTOK = 0, K > MAXK (ERR_INFO = opcode)"),
+    (4, "RANGE", "a region, buffer or map entry outside WGT_SIZE / ACT_SIZE / its capacity, an index past the "
+                 "program's tables, or a misaligned address (ERR_INFO = opcode)"),
+    (5, "PROG_END", "the program ran past its last instruction (or PROG_SIZE) without END"),
     (6, "AXI_READ", "an AXI read returned SLVERR or DECERR (ERR_INFO = RRESP)"),
     (7, "AXI_WRITE", "an AXI write returned SLVERR or DECERR (ERR_INFO = BRESP)"),
     (8, "CODE", "the engine saw an invalid ternary weight code"),
+    (9, "HEADER", "PROG_BASE does not hold an edgestream program of the version this bitstream runs"),
 ]
-
-# descriptor opcodes (byte 0 of a descriptor)
-OPCODES = {"END": 0x00, "HEADER": 0x01, "MATMUL": 0x02}
 
 REG = {name: off for off, name, _, _ in REGISTERS}
 ERR = {name: code for code, name, _ in ERRORS}
@@ -88,7 +93,7 @@ STATUS_BUSY = 1 << STATUS_BITS["BUSY"]
 STATUS_DONE = 1 << STATUS_BITS["DONE"]
 STATUS_ERROR = 1 << STATUS_BITS["ERROR"]
 STATUS_RESETTING = 1 << STATUS_BITS["RESETTING"]
-OP_END, OP_HEADER, OP_MATMUL = OPCODES["END"], OPCODES["HEADER"], OPCODES["MATMUL"]
+STATUS_HOST = 1 << STATUS_BITS["HOST"]
 
 # The shell instance (hw/rtl/edgestream_accel.sv defaults): one 128-bit AXI4 port, 16-beat bursts,
 # 8 read bursts in flight, a 4 KiB weight FIFO, K up to 2048, prefill tiles of 8 tokens.
@@ -144,9 +149,21 @@ def render_sv() -> str:
     lines.append("    // error codes")
     for code, name, _ in ERRORS:
         lines.append(f"    localparam logic [7:0] ES_ERR_{name} = 8'd{code};")
-    lines.append("    // descriptor opcodes")
-    for name, code in OPCODES.items():
+    lines.append("    // program.bin (edgestream/program.py, docs/program.md): header, opcodes, region kinds, dtypes")
+    lines.append(f"    localparam logic [31:0] ES_PROG_MAGIC = 32'h{int.from_bytes(pg.MAGIC, 'little'):08x};")
+    lines.append(f"    localparam int ES_PROG_VERSION = {pg.PROGRAM_VERSION};")
+    lines.append(f"    localparam int ES_PROG_HEADER_BYTES = {pg.HEADER_BYTES};")
+    lines.append(f"    localparam int ES_PROG_REGION_BYTES = {pg.REGION_BYTES};")
+    lines.append(f"    localparam int ES_PROG_INSTR_BYTES = {pg.INSTR_BYTES};")
+    for code, name in sorted(pg.OPNAMES.items()):
         lines.append(f"    localparam logic [7:0] ES_OP_{name} = 8'h{code:02x};")
+    for code, name in sorted(pg.REGION_KINDS.items()):
+        lines.append(f"    localparam logic [7:0] ES_RK_{name.upper().replace('-', '_')} = 8'd{code};")
+    for name in ("B_F32", "B_I8", "B_SCALE", "B_IDS"):
+        lines.append(f"    localparam logic [7:0] ES_{name} = 8'd{getattr(pg, name)};")
+    for name in ("F_ACCUMULATE", "F_BITSERIAL", "F_PER_CHANNEL"):
+        lines.append(f"    localparam int ES_{name} = {getattr(pg, name)};")
+    lines.append(f"    localparam int ES_MAP_ENTRY_BYTES = {MAP_ENTRY_BYTES};")
     lines.append("endpackage")
     lines.append("/* verilator lint_on UNUSEDPARAM */")
     return "\n".join(lines) + "\n"

@@ -114,8 +114,7 @@ class ProgramExecutor(CachedDecoder):
                 r = self.prog.regions[f[3]]
                 beta = self.data(f[3]).reshape(-1)
                 n = f[1]
-                if not ins.flags & pg.F_PER_CHANNEL:
-                    beta = np.broadcast_to(beta[:1], (n,))
+                beta = beta[:n] if ins.flags & pg.F_PER_CHANNEL else np.broadcast_to(beta[:1], (n,))
                 assert r.k * r.n >= 1
                 buf[a] = nx.dequant(acc[:, f[0] : f[0] + n].astype(np.int32), rd(f[2]), beta)
             elif op == pg.ROPE:

@@ -155,7 +155,7 @@ def test_program_roundtrip_and_corruption(tmp_path):
     with pytest.raises(InputError, match="magic"):
         pg.Program.decode(b"XXXX" + blob[4:])
     bad = bytearray(blob)
-    off = 64 + 40 * len(prog.regions) + 16 * len(prog.buffers)
+    off = prog.instr_offset
     bad[off] = 0x77
     with pytest.raises(InputError, match="unknown opcode"):
         pg.Program.decode(bytes(bad))
