@@ -262,12 +262,31 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
         instrs.append(pg.Instr(pg.OUTPUT, 0, slot("logits")))
         instrs.append(pg.Instr(pg.END))
         image_bytes = f.tell()
+    _buffer_widths(buffers, instrs)
     prog = pg.Program(cfg.config_id, cfg.G, img.regions, buffers, instrs, cfg.T, cfg.Q, cfg.CB)
     ops: dict[str, int] = {}
     for ins in instrs:
         ops[pg.OPNAMES[ins.op]] = ops.get(pg.OPNAMES[ins.op], 0) + 1
     return prog, {"image_bytes": image_bytes, "regions": manifest_regions, "instructions": len(instrs),
                   "instruction_counts": ops}
+
+
+def _buffer_widths(buffers: list[pg.Buffer], instrs: list[pg.Instr]) -> None:
+    """Widths of the buffers whose producer does not state one, in program order (the hardware checks
+    the widths of the buffers it reads and writes against the buffer map)."""
+    w = [b.width for b in buffers]
+    for ins in instrs:
+        f = ins.f
+        if ins.op == pg.NORM_QUANT:
+            w[f[0]] = w[f[0]] or w[ins.a]
+        elif ins.op == pg.LOAD_ACT:
+            w[ins.a] = max(w[ins.a], f[0] + f[1])
+        elif ins.op in (pg.ROPE, pg.ATTENTION, pg.ACT_MUL):
+            w[ins.a] = w[ins.a] or w[f[0]]
+        elif ins.op == pg.ADD:
+            w[ins.a] = w[ins.a] or w[f[0]] or w[f[1]]
+    for b, width in zip(buffers, w, strict=True):
+        b.width = width
 
 
 def _reg_json(r: pg.Region) -> dict[str, int]:

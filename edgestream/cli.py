@@ -267,7 +267,7 @@ def cmd_export_gguf(a: argparse.Namespace) -> int:
 # ---- bench
 def cmd_bench(a: argparse.Namespace) -> int:
     import edgestream
-    from edgestream.host.driver import bench_session
+    from edgestream.host.accel_bench import bench_session
 
     ids = _parse_ids(a.prompt_ids)
     sess = edgestream.load(a.artifact, device=a.device, **_device_options(a))

@@ -1,31 +1,28 @@
 """The accelerator driver: one code path for the `cpu` model, the `sim` RTL and a `pynq` board.
 
-It owns the memory layouts the shell reads (docs/registers.md), builds descriptor programs, writes the
-registers, starts the sequencer, waits with a timeout, decodes errors into DeviceError, and reads back
-INT32 accumulators, or float32 outputs from the shell's dequantize stage (DEQUANT descriptors: the
-layer's per-output-channel beta lives next to its weights, the per-token s next to the activations).
-`AccelKernel` puts it behind the CPU executor's kernel interface, so every linear layer's integer
-matmul runs on the device and everything else (norms, quantization, RoPE, attention, sampling) stays
-in the host's numpy code; `AccelExecutor` also moves the linear layers' dequantization onto the
-device. Tokens and logits equal the CPU executor's whenever the device's integers (and floats) do.
+The shell's sequencer executes the compiler's program.bin itself (docs/registers.md): the driver
+uploads program.bin and hw_weights.bin as they are, keeps the activation arena (buffer map + the
+buffers the hardware instructions read and write, in the documented layouts), and runs the program
+from a PC: the hardware executes LOAD_ACT/BUILD_TABLE/TLMM/DEQUANT and stops at the next instruction
+the host owns (STATUS.HOST) or at END. It writes the registers, waits with a timeout and decodes errors
+into DeviceError. `edgestream.host.accel_executor.AccelProgramExecutor` walks the same program and runs
+the host instructions in between; `LinearBank` builds one-linear programs for tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 
+from edgestream import program as pg
 from edgestream import regmap as rm
 from edgestream.errors import DeviceError
-from edgestream.formats.ternary import pack_gindex
-from edgestream.host.kernels import LinearWeights
-from edgestream.tlmm import bit_planes
 
 BEAT = rm.DATA_BYTES
 SLOT = 8  # bytes per activation group slot
+HW_OPS = frozenset({pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT})
 
 
 @dataclass(frozen=True)
@@ -35,10 +32,6 @@ class Geometry:
     Q: int = rm.SHELL_HW["Q"]
     max_k: int = rm.SHELL_HW["max_k"]
     max_tok: int = rm.SHELL_HW["max_tok"]
-
-    @property
-    def zero_code(self) -> int:
-        return (3**self.G - 1) // 2
 
     def groups(self, k: int) -> int:
         return -(-k // self.G)
@@ -55,108 +48,95 @@ class Geometry:
     def weight_beats(self, n: int, k: int, planes: int) -> int:
         return self.row_batches(n) * planes * self.chunks(k)
 
-
-# ---------------------------------------------------------------- layouts
-def pack_weights(lw: LinearWeights, geo: Geometry = Geometry()) -> bytes:
-    """Weight codes in the engine's beat order: for row batch rb, for plane b, for chunk c, one beat of
-    Q*T one-byte code slots, lane q*T + t = code of row rb*Q + q, group c*T + t. Padding rows and
-    groups hold the all-zero code (their results are dropped or masked)."""
-    if geo.Q * geo.T != BEAT or int(3**geo.G - 1).bit_length() > 8:
-        raise DeviceError("the driver packs one 8-bit code slot per lane and Q*T lanes per 16-byte beat")
-    n, k = lw.w.shape
-    if lw.kind == "ternary":
-        planes = pack_gindex(lw.w, geo.G)[None].astype(np.int64)  # [1, N, groups]
-        pad = geo.zero_code
-    else:
-        planes = bit_planes(lw.w, lw.bits, geo.G).astype(np.int64)  # [bits, N, groups]
-        pad = 0
-    nb, ng = geo.row_batches(n), geo.groups(k)
-    full = np.full((planes.shape[0], nb * geo.Q, geo.chunks(k) * geo.T), pad, dtype=np.uint8)
-    full[:, :n, :ng] = planes
-    # [plane, rb, q, c, t] -> [rb, plane, c, q, t]
-    b = full.reshape(planes.shape[0], nb, geo.Q, geo.chunks(k), geo.T).transpose(1, 0, 3, 2, 4)
-    return np.ascontiguousarray(b).tobytes()
+    def tiles(self, ntok: int) -> int:
+        return -(-ntok // self.max_tok)
 
 
-def pack_activations(q: np.ndarray, geo: Geometry = Geometry()) -> bytes:
+# ---------------------------------------------------------------- arena layouts (docs/registers.md)
+def q_bytes(ntok: int, width: int, geo: Geometry) -> int:
+    return ntok * geo.act_beats_per_token(width) * BEAT
+
+
+def s_bytes(ntok: int) -> int:
+    return -(-ntok // 4) * BEAT
+
+
+def tile_bytes(ntok: int, width: int, geo: Geometry) -> int:
+    return geo.tiles(ntok) * geo.row_batches(width) * geo.max_tok * BEAT
+
+
+def pack_q(q: np.ndarray, geo: Geometry) -> bytes:
     """int8 [T, K] -> per token ceil(groups / 2) beats; group g in the 8-byte slot g, bytes 0..G-1."""
     t, k = q.shape
     ng = geo.groups(k)
-    slots = geo.act_beats_per_token(k) * (BEAT // SLOT)
-    out = np.zeros((t, slots, SLOT), dtype=np.int8)
+    out = np.zeros((t, geo.act_beats_per_token(k) * (BEAT // SLOT), SLOT), dtype=np.int8)
     qp = np.zeros((t, ng * geo.G), dtype=np.int8)
     qp[:, :k] = q
     out[:, :ng, : geo.G] = qp.reshape(t, ng, geo.G)
     return out.tobytes()
 
 
-def unpack_results(raw: bytes, n: int, ntok: int, geo: Geometry = Geometry(), dtype: str = "<i4") -> np.ndarray:
-    """Result beats [row batch][token][Q] int32 (or float32: DEQUANT) -> [ntok, N]."""
-    nb = geo.row_batches(n)
-    a = np.frombuffer(raw, dtype=dtype, count=nb * ntok * geo.Q).reshape(nb, ntok, geo.Q)
-    out = np.ascontiguousarray(a.transpose(1, 0, 2).reshape(ntok, nb * geo.Q)[:, :n])
-    return out.astype(np.int32 if dtype == "<i4" else np.float32)
-
-
-def pack_beta(beta: np.ndarray, n: int, geo: Geometry = Geometry()) -> bytes:
-    """float32 beta [N] -> one beat of Q float32 per row batch (rows past N: 0)."""
-    out = np.zeros(geo.row_batches(n) * geo.Q, dtype="<f4")
-    out[:n] = np.broadcast_to(np.asarray(beta, dtype=np.float32), (n,))
-    return out.tobytes()
-
-
 def pack_scales(s: np.ndarray) -> bytes:
-    """float32 s [ntok] -> ceil(ntok / 4) beats (the DEQUANT prefix of a tile's activations)."""
+    """float32 s [T] -> ceil(T / 4) beats."""
     out = np.zeros(-(-len(s) // 4) * 4, dtype="<f4")
-    out[:len(s)] = s
+    out[: len(s)] = s
     return out.tobytes()
 
 
-# ---------------------------------------------------------------- program
-def desc_header(config_id: int) -> bytes:
-    return struct.pack("<QQQQ", rm.OP_HEADER, config_id & (2**64 - 1), 0, 0)
+def unpack_tiles(raw: bytes, ntok: int, width: int, geo: Geometry) -> np.ndarray:
+    """f32 buffer in tile layout -> float32 [ntok, width]: tile j at j * RB*MAXTOK*16, inside it
+    [row batch][token of the tile][Q]."""
+    rb, mt, q = geo.row_batches(width), geo.max_tok, geo.Q
+    a = np.frombuffer(raw, dtype="<f4", count=geo.tiles(ntok) * rb * mt * q)
+    out = np.empty((ntok, rb * q), dtype=np.float32)
+    for j, t0 in enumerate(range(0, ntok, mt)):
+        nt = min(mt, ntok - t0)
+        blk = a[j * rb * mt * q : j * rb * mt * q + rb * nt * q].reshape(rb, nt, q)
+        out[t0 : t0 + nt] = blk.transpose(1, 0, 2).reshape(nt, rb * q)
+    return out[:, :width]
 
 
-def desc_end() -> bytes:
-    return struct.pack("<QQQQ", rm.OP_END, 0, 0, 0)
+def map_entry(offset: int, capacity: int, width: int, dtype: int) -> bytes:
+    return np.array([offset, capacity, width, dtype], dtype="<u4").tobytes()
 
 
-DEQUANT_BIT = 13  # MATMUL word 0: float32 results through the dequantize stage
-
-
-def desc_matmul(k: int, n: int, ntok: int, bitserial: bool, bits: int, w_off: int, a_off: int, r_off: int,
-                beta_off: int | None = None) -> bytes:
-    """MATMUL descriptor; beta_off (from WGT_BASE) selects DEQUANT (float32 results)."""
-    w0 = (rm.OP_MATMUL | ((bits if bitserial else 0) & 0xF) << 8 | int(bitserial) << 12 | (ntok & 0xFF) << 16
-          | (k & 0xFFFF) << 24 | (n & 0xFFFFFF) << 40 | int(beta_off is not None) << DEQUANT_BIT)
-    w2 = (r_off & 0xFFFFFFFF) | ((beta_off or 0) & 0xFFFFFFFF) << 32
-    return struct.pack("<QQQQ", w0, (w_off & 0xFFFFFFFF) | (a_off & 0xFFFFFFFF) << 32, w2, 0)
-
-
-@dataclass
-class Layer:
-    name: str
-    n: int
-    k: int
-    bitserial: bool
-    bits: int
-    offset: int  # in the weight region
-    nbytes: int
-    beta_offset: int | None = None  # float32 beta beats in the weight region (DEQUANT)
-
-
-def error_message(code_reg: int, info: int) -> str:
+# ---------------------------------------------------------------- errors
+def error_message(code_reg: int, info: int, prog: pg.Program | None = None) -> str:
     code, idx = code_reg & 0xFF, code_reg >> 16
     name = rm.ERR_NAMES.get(code, f"unknown error {code}")
     text = rm.ERR_TEXT.get(code, "")
+    where = f"instruction {idx}"
+    if prog is not None and idx < len(prog.instrs):
+        where += f" ({pg.OPNAMES.get(prog.instrs[idx].op, '?')})"
     detail = ""
     if code in (rm.ERR["AXI_READ"], rm.ERR["AXI_WRITE"]):
         detail = f" ({ {2: 'SLVERR', 3: 'DECERR'}.get(info, f'RESP={info}') })"
-    elif code == rm.ERR["OPCODE"]:
+    elif code in (rm.ERR["OPCODE"], rm.ERR["FIELD"], rm.ERR["RANGE"]):
         detail = f" (opcode 0x{info:02x})"
-    return f"accelerator error {name} at descriptor {idx}: {text}{detail}"
+    return f"accelerator error {name} at {where}: {text}{detail}"
 
 
+def segment_end(prog: pg.Program, pc: int) -> int:
+    """Index of the first instruction at or after pc that the hardware does not execute."""
+    while pc < len(prog.instrs) and prog.instrs[pc].op in HW_OPS:
+        pc += 1
+    return pc
+
+
+def segment_buffers(prog: pg.Program, pc: int, end: int) -> tuple[list[int], list[int], list[int]]:
+    """(q buffers, scale buffers, destination buffers) the instructions pc..end-1 touch."""
+    qs, ss, ds = [], [], []
+    for ins in prog.instrs[pc:end]:
+        if ins.op == pg.LOAD_ACT and ins.a not in qs:
+            qs.append(ins.a)
+        elif ins.op == pg.DEQUANT:
+            if ins.f[2] not in ss:
+                ss.append(ins.f[2])
+            ds.append(ins.a)
+    return qs, ss, ds
+
+
+# ---------------------------------------------------------------- driver
 class AccelDriver:
     """Register-level driver. `expected_config_id` is the configuration the program was built for."""
 
@@ -164,17 +144,12 @@ class AccelDriver:
                  geo: Geometry = Geometry()):
         self.dev, self.geo, self.timeout_s = device, geo, timeout_s
         self.expected_config_id = rm.shell_config_id() if expected_config_id is None else expected_config_id
-        self.layers: dict[str, Layer] = {}
-        self._pending: list[tuple[Layer, bytes]] = []
-        self.wgt_base = self.wgt_size = 0
+        self.prog: pg.Program | None = None
+        self.prog_base = self.wgt_base = self.wgt_size = 0
+        self.act_base = self.act_cap = self.map_bytes = 0
         self.last_counters: dict[str, int] = {}
         self.runs = 0
         self._check_identity()
-        # program, activation and result regions, sized for the largest command of a tile
-        self.prog_cap = 64
-        self.prog = self.dev.alloc(self.prog_cap * rm.DESC_BYTES)
-        self.act_cap = self.res_cap = 0
-        self.act = self.res = 0
 
     # ---- identity
     def _check_identity(self) -> None:
@@ -199,115 +174,78 @@ class AccelDriver:
         self.dev.write_reg(rm.REG[lo], v & 0xFFFFFFFF)
         self.dev.write_reg(rm.REG[hi], v >> 32)
 
-    # ---- weights
-    def add_layer(self, lw: LinearWeights) -> Layer:
-        if lw.k > self.geo.max_k:
-            raise DeviceError(f"layer {lw.name}: K = {lw.k} exceeds the accelerator's MAXK {self.geo.max_k}")
-        blob = pack_weights(lw, self.geo)
-        off = sum(len(b) + (-len(b)) % 64 for _, b in self._pending) + self.wgt_size
-        layer = Layer(lw.name, lw.n, lw.k, lw.kind != "ternary", lw.bits if lw.kind != "ternary" else 0, off,
-                      len(blob))
-        self.layers[lw.name] = layer
-        self._pending.append((layer, blob))
-        return layer
-
-    def add_beta(self, name: str, beta: np.ndarray) -> None:
-        """Per-output-channel float32 beta of layer `name` (before the upload): its matmuls can then
-        dequantize on the device (matmul(..., s=...))."""
-        if self.wgt_size:
-            raise DeviceError("weights were already uploaded; add every beta before the first matmul")
-        layer = self.layers[name]
-        blob = pack_beta(beta, layer.n, self.geo)
-        layer.beta_offset = sum(len(b) + (-len(b)) % 64 for _, b in self._pending)
-        self._pending.append((Layer(name + "/beta", layer.n, 0, False, 0, layer.beta_offset, len(blob)), blob))
-
-    def upload(self) -> None:
-        """Write every added layer's codes into one device weight region (once)."""
-        if not self._pending:
-            return
-        if self.wgt_size:
-            raise DeviceError("weights were already uploaded; add every layer before the first matmul")
-        total = sum(len(b) + (-len(b)) % 64 for _, b in self._pending)
-        self.wgt_base = self.dev.alloc(total)
-        image = bytearray(total)
-        for layer, blob in self._pending:
-            image[layer.offset:layer.offset + len(blob)] = blob
-        self.dev.write_mem(self.wgt_base, bytes(image))
-        self.wgt_size = total
-        self._pending.clear()
+    # ---- load
+    def load(self, program: pg.Program, image) -> None:
+        """Upload program.bin and the weight image (bytes or a uint8 array) as they are."""
+        if int(program.config_id, 16) != self.expected_config_id:
+            raise DeviceError(f"program.bin was lowered for configuration {program.config_id}, the driver "
+                              f"expects {self.expected_config_id:016x}")
+        blob = program.encode()
+        self.prog = program
+        self.prog_base = self.dev.alloc(len(blob))
+        self.dev.write_mem(self.prog_base, blob)
+        self._write64("PROG_BASE_LO", "PROG_BASE_HI", self.prog_base)
+        self.dev.write_reg(rm.REG["PROG_SIZE"], len(blob))
+        img = memoryview(np.ascontiguousarray(np.frombuffer(image, np.uint8) if isinstance(image, bytes | bytearray)
+                                              else image, dtype=np.uint8)).cast("B")
+        self.wgt_size = max(len(img), BEAT)
+        self.wgt_base = self.dev.alloc(self.wgt_size)
+        for o in range(0, len(img), 8 << 20):  # bounded chunks: the sim socket and pynq copies stay small
+            self.dev.write_mem(self.wgt_base + o, bytes(img[o : o + (8 << 20)]))
         self._write64("WGT_BASE_LO", "WGT_BASE_HI", self.wgt_base)
-        self.dev.write_reg(rm.REG["WGT_SIZE"], total)
+        self.dev.write_reg(rm.REG["WGT_SIZE"], self.wgt_size)
+        self.map_bytes = len(program.buffers) * rm.MAP_ENTRY_BYTES
+        self.act_cap = 0
+        self._ensure_arena(64 << 10)
 
-    def _ensure(self, act_bytes: int, res_bytes: int, ndesc: int) -> None:
-        if act_bytes > self.act_cap:
-            self.act_cap = max(act_bytes, 2 * self.act_cap)
-            self.act = self.dev.alloc(self.act_cap)
-            self._write64("ACT_BASE_LO", "ACT_BASE_HI", self.act)
-            self.dev.write_reg(rm.REG["ACT_SIZE"], self.act_cap)
-        if res_bytes > self.res_cap:
-            self.res_cap = max(res_bytes, 2 * self.res_cap)
-            self.res = self.dev.alloc(self.res_cap)
-            self._write64("RES_BASE_LO", "RES_BASE_HI", self.res)
-            self.dev.write_reg(rm.REG["RES_SIZE"], self.res_cap)
-        if ndesc > self.prog_cap:
-            self.prog_cap = max(ndesc, 2 * self.prog_cap)
-            self.prog = self.dev.alloc(self.prog_cap * rm.DESC_BYTES)
+    def _ensure_arena(self, data_bytes: int) -> None:
+        need = self.map_bytes + data_bytes
+        if need <= self.act_cap:
+            return
+        self.act_cap = max(need, 2 * self.act_cap)
+        self.act_base = self.dev.alloc(self.act_cap)
+        self.dev.write_mem(self.act_base, bytes(self.map_bytes))  # every buffer unmapped
+        self._write64("ACT_BASE_LO", "ACT_BASE_HI", self.act_base)
+        self.dev.write_reg(rm.REG["ACT_SIZE"], self.act_cap)
 
     # ---- run
-    def matmul(self, name: str, q: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
-        """acc int32 [T, N] = q int8 [T, K] x W^T on the device (T split into MAXTOK-token tiles). With the
-        per-token scales s float32 [T] (layer with a beta): y float32 [T, N] = float32(acc) * float32(beta * s)
-        from the shell's dequantize stage."""
-        self.upload()
-        layer = self.layers[name]
-        q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.int8)
-        t, k = q.shape
-        if k != layer.k:
-            raise DeviceError(f"layer {name}: activations have K = {k}, the weights {layer.k}")
-        geo = self.geo
-        dq = s is not None
-        if dq:
-            if layer.beta_offset is None:
-                raise DeviceError(f"layer {name}: no beta was added, it cannot dequantize on the device")
-            s = np.asarray(s, dtype=np.float32).reshape(t)
-        a_tok = geo.act_beats_per_token(k) * BEAT
-        r_tok = geo.row_batches(layer.n) * geo.Q * 4
-        tiles = [(t0, min(geo.max_tok, t - t0)) for t0 in range(0, t, geo.max_tok)]
-        # DEQUANT: each tile's activations are preceded by its s[t] beats
-        s_room = -(-geo.max_tok // 4) * BEAT if dq else 0
-        a_off = [i * s_room + t0 * a_tok for i, (t0, _) in enumerate(tiles)]
-        self._ensure(t * a_tok + len(tiles) * s_room, t * r_tok, len(tiles) + 2)
-        descs = [desc_header(self.expected_config_id)]
-        for (t0, nt), ao in zip(tiles, a_off, strict=True):
-            descs.append(desc_matmul(k, layer.n, nt, layer.bitserial, layer.bits, layer.offset, ao, t0 * r_tok,
-                                     layer.beta_offset if dq else None))
-        descs.append(desc_end())
-        if dq:
-            image = bytearray(t * a_tok + len(tiles) * s_room)
-            for (t0, nt), ao in zip(tiles, a_off, strict=True):
-                sb = pack_scales(s[t0:t0 + nt])
-                image[ao:ao + len(sb)] = sb
-                acts = pack_activations(q[t0:t0 + nt], geo)
-                image[ao + len(sb):ao + len(sb) + len(acts)] = acts
-            self.dev.write_mem(self.act, bytes(image))
-        else:
-            self.dev.write_mem(self.act, pack_activations(q, geo))
-        self.run_program(b"".join(descs))
-        raw = self.dev.read_mem(self.res, t * r_tok)
-        out = np.empty((t, layer.n), dtype=np.float32 if dq else np.int32)
-        for t0, nt in tiles:
-            out[t0:t0 + nt] = unpack_results(raw[t0 * r_tok:(t0 + nt) * r_tok], layer.n, nt, geo,
-                                             "<f4" if dq else "<i4")
+    def run_segment(self, pc: int, ntok: int, inputs: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Run the hardware instructions pc.. (up to the next host instruction) on `ntok` tokens. `inputs`:
+        q buffers (int8 [ntok, width]) and scale buffers (float32 [ntok]) by program buffer index.
+        Returns the DEQUANT destination buffers, float32 [ntok, width]."""
+        prog, geo = self.prog, self.geo
+        end = segment_end(prog, pc)
+        qs, ss, ds = segment_buffers(prog, pc, end)
+        layout: list[tuple[int, int, bytes | None]] = []  # (buffer, capacity, data)
+        for b in qs:
+            layout.append((b, q_bytes(ntok, prog.buffers[b].width, geo), pack_q(inputs[b], geo)))
+        for b in ss:
+            layout.append((b, s_bytes(ntok), pack_scales(np.asarray(inputs[b], np.float32).reshape(ntok))))
+        for b in ds:
+            layout.append((b, tile_bytes(ntok, prog.buffers[b].width, geo), None))
+        offs, top = [], self.map_bytes
+        for _, cap, _ in layout:
+            offs.append(top)
+            top += -(-cap // 64) * 64
+        self._ensure_arena(top - self.map_bytes)
+        for (b, cap, data), off in zip(layout, offs, strict=True):
+            buf = prog.buffers[b]
+            self.dev.write_mem(self.act_base + b * rm.MAP_ENTRY_BYTES, map_entry(off, cap, buf.width, buf.dtype))
+            if data is not None:
+                self.dev.write_mem(self.act_base + off, data)
+        self.dev.write_reg(rm.REG["NTOK"], ntok)
+        self.dev.write_reg(rm.REG["PC"], pc)
+        self.start_and_wait()
+        stop = self.dev.read_reg(rm.REG["STOP_PC"])
+        if stop != end:
+            want = pg.OPNAMES.get(prog.instrs[end].op, "?") if end < len(prog.instrs) else "end"
+            raise DeviceError(f"{self.dev.name}: the accelerator stopped at instruction {stop}, the host expected "
+                              f"{end} ({want})")
+        out = {}
+        for (b, cap, data), off in zip(layout, offs, strict=True):
+            if data is None:
+                out[b] = unpack_tiles(self.dev.read_mem(self.act_base + off, cap), ntok, prog.buffers[b].width, geo)
         return out
-
-    def run_program(self, program: bytes, timeout_s: float | None = None) -> dict[str, int]:
-        """Write `program` (descriptors), run it, wait; returns the performance counters."""
-        n = len(program) // rm.DESC_BYTES
-        self._ensure(0, 0, n)
-        self.dev.write_mem(self.prog, program)
-        self._write64("PROG_BASE_LO", "PROG_BASE_HI", self.prog)
-        self.dev.write_reg(rm.REG["PROG_LEN"], n)
-        return self.start_and_wait(timeout_s)
 
     def start_and_wait(self, timeout_s: float | None = None) -> dict[str, int]:
         st = self.dev.read_reg(rm.REG["STATUS"])
@@ -319,7 +257,8 @@ class AccelDriver:
         self.last_counters = self.counters()
         return self.last_counters
 
-    def wait(self, timeout_s: float | None = None) -> None:
+    def wait(self, timeout_s: float | None = None) -> int:
+        """Until DONE or HOST; returns STATUS. ERROR raises DeviceError; a timeout soft-resets and raises."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         t0 = self.dev.now()
         step = min(timeout / 4, 2e-5)
@@ -328,9 +267,9 @@ class AccelDriver:
             if st & rm.STATUS_ERROR:
                 code = self.dev.read_reg(rm.REG["ERR_CODE"])
                 info = self.dev.read_reg(rm.REG["ERR_INFO"])
-                raise DeviceError(f"{self.dev.name}: {error_message(code, info)}")
-            if st & rm.STATUS_DONE and not st & rm.STATUS_BUSY:
-                return
+                raise DeviceError(f"{self.dev.name}: {error_message(code, info, self.prog)}")
+            if st & (rm.STATUS_DONE | rm.STATUS_HOST) and not st & rm.STATUS_BUSY:
+                return st
             waited = self.dev.now() - t0
             if waited >= timeout:
                 msg = (f"{self.dev.name}: the accelerator did not finish within {timeout * 1e3:.3f} ms "
@@ -360,172 +299,115 @@ class AccelDriver:
     def counters(self) -> dict[str, int]:
         r = self.dev.read_reg
         c = {name.lower(): r(rm.REG[name]) for name in ("RD_BEATS", "WR_BEATS", "STALL_WGT", "STALL_ACT", "STALL_RES",
-                                                         "SEQ_CYCLES", "WGT_BEATS", "DESC_COUNT")}
+                                                         "SEQ_CYCLES", "WGT_BEATS", "INSTR_COUNT", "STOP_PC")}
         c["cycles"] = r(rm.REG["CYCLES_LO"]) | r(rm.REG["CYCLES_HI"]) << 32
         return c
 
 
-class AccelKernel:
-    """The CPU executor's kernel interface (prepare/matmul) backed by the accelerator driver."""
-
-    def __init__(self, driver: AccelDriver, name: str):
-        self.driver, self.name = driver, name
-        self.log: list[tuple[str, int, dict[str, int]]] = []  # (layer, tokens, counters) per matmul
-        self.record = False
-
-    def prepare(self, lw: LinearWeights) -> str:
-        self.driver.add_layer(lw)
-        return lw.name
-
-    def matmul(self, q: np.ndarray, prepared: str) -> np.ndarray:
-        out = self.driver.matmul(prepared, q)
-        if self.record:
-            self.log.append((prepared, int(np.atleast_2d(q).shape[0]), dict(self.driver.last_counters)))
-        return out
-
-    def matmul_dequant(self, q: np.ndarray, s: np.ndarray, prepared: str) -> np.ndarray:
-        """y float32 [T, N] = float32(q x W^T) * float32(beta * s), dequantized by the device."""
-        out = self.driver.matmul(prepared, q, s)
-        if self.record:
-            self.log.append((prepared, int(np.atleast_2d(q).shape[0]), dict(self.driver.last_counters)))
-        return out
-
-
-def accel_executor(artifact, kernel: AccelKernel):
-    """A CPU executor whose linear layers (integer matmul and dequantization) both run on the device
-    through DEQUANT descriptors; results are bit-identical to the CPU executor's (docs/numerics.md)."""
-    from edgestream.host.executor import CpuExecutor
-
-    class AccelExecutor(CpuExecutor):
-        def __init__(self, artifact, kernel):
-            super().__init__(artifact, kernel)
-            for prepared, members in self._group.values():
-                kernel.driver.add_beta(prepared, np.concatenate([self.linear[m][2] for m in members]))
-
-        def _op_qlinear(self, n, q, s):
-            if n.name in self._group:
-                prepared, members = self._group[n.name]
-                y = self.kernel.matmul_dequant(q, s, prepared)
-                for m in members:
-                    row0, rows, _ = self.linear[m]
-                    self._acc[m] = y[:, row0:row0 + rows]
-            return self._acc.pop(n.name)
-
-    return AccelExecutor(artifact, kernel)
-
-
-def open_accel(device: str, artifact=None, **device_kwargs):
-    """Open `device` ('cpu', 'sim', 'pynq') and return (driver, device). The expected configuration ID is
-    the artifact's (manifest 'hw_config'/'config_id', written by hardware lowering) when it has one,
-    else the shell's own configuration (weights are laid out by the driver at load)."""
+def open_accel(device: str, expected_config_id: int | None = None, **device_kwargs):
+    """Open `device` ('cpu', 'sim', 'pynq') and return (driver, device)."""
     from edgestream.host.devices import open_device
 
-    expected = None
-    if artifact is not None:
-        m = artifact.manifest
-        cid = m.get("config_id") or (m.get("hw_config") or {}).get("config_id")
-        if cid:
-            expected = int(cid, 16)
     dev = open_device(device, **device_kwargs)
     try:
-        return AccelDriver(dev, expected_config_id=expected), dev
+        return AccelDriver(dev, expected_config_id=expected_config_id), dev
     except BaseException:
         dev.close()
         raise
 
 
+# ---------------------------------------------------------------- one-linear programs
+@dataclass
+class BankLinear:
+    name: str
+    n: int
+    k: int
+    planes: int
+    pc: int  # its LOAD_ACT
+    q_buf: int
+    s_buf: int
+    dst_buf: int
+
+
+class LinearBank:
+    """Independent linear layers as one program.bin for the shell configuration: per layer LOAD_ACT,
+    BUILD_TABLE, TLMM, DEQUANT, then OUTPUT (a host instruction, so the sequencer stops after the
+    layer). `matmul(name, q, s)` runs one layer from its PC: y float32 [T, N] = float32(q x W^T) *
+    float32(beta * s), bit-exact to edgestream.numerics.dequant. Tests and benchmarks use it; models
+    run through AccelProgramExecutor."""
+
+    def __init__(self, driver: AccelDriver):
+        self.driver = driver
+        self.layers: dict[str, BankLinear] = {}
+        self._pending: list[tuple] = []
+        self.image = b""
+
+    def add(self, lw, beta=None) -> None:
+        if lw.k > self.driver.geo.max_k:
+            raise DeviceError(f"layer {lw.name}: K = {lw.k} exceeds the accelerator's MAXK {self.driver.geo.max_k}")
+        self._pending.append((lw, np.ones(lw.n, np.float32) if beta is None else np.asarray(beta, np.float32)))
+
+    def build(self) -> pg.Program:
+        import io
+
+        from edgestream.compiler.lowering import ALIGN, pack_region, region_kind, region_layout
+
+        cfg = rm.shell_config()
+        f = io.BytesIO()
+        regions: list[pg.Region] = []
+        buffers = [pg.Buffer("ids", pg.B_IDS, 1)]
+        instrs: list[pg.Instr] = []
+        for lw, beta in self._pending:
+            kind = "ternary" if lw.kind == "ternary" else "int"
+            f.write(b"\0" * ((-f.tell()) % ALIGN))
+            lay = region_layout(cfg, lw.n, lw.k, kind, lw.bits)
+            off = f.tell()
+            f.write(pack_region(cfg, lw.w, kind, lw.bits))
+            f.write(b"\0" * (off + lay["nbytes"] - f.tell()))
+            regions.append(pg.Region(off, lay["nbytes"], region_kind(cfg, kind), lw.bits, lw.n, lw.k, 0,
+                                     lay["rows_padded"], lay["cols_padded"]))
+            f.write(b"\0" * ((-f.tell()) % 64))
+            b = np.zeros(-(-lw.n // cfg.Q) * cfg.Q, np.float32)
+            b[: lw.n] = beta
+            boff = f.tell()
+            f.write(b.tobytes())
+            regions.append(pg.Region(boff, b.nbytes, pg.R_F32, 32, 1, b.size, 0, 1, b.size))
+            qb, sb, db = len(buffers), len(buffers) + 1, len(buffers) + 2
+            buffers += [pg.Buffer(lw.name + ".q", pg.B_I8, lw.k), pg.Buffer(lw.name + ".s", pg.B_SCALE, 1),
+                        pg.Buffer(lw.name + ".y", pg.B_F32, lw.n)]
+            self.layers[lw.name] = BankLinear(lw.name, lw.n, lw.k, lw.bits if kind == "int" else 1, len(instrs),
+                                              qb, sb, db)
+            instrs += [pg.Instr(pg.LOAD_ACT, 0, qb, [0, lw.k]), pg.Instr(pg.BUILD_TABLE, 0, 0, [cfg.G]),
+                       pg.Instr(pg.TLMM, pg.F_BITSERIAL if kind == "int" else 0, len(regions) - 2,
+                                [lw.n, 0, lw.bits if kind == "int" else 0]),
+                       pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, db, [0, lw.n, sb, len(regions) - 1]),
+                       pg.Instr(pg.OUTPUT, 0, db)]
+        instrs.append(pg.Instr(pg.END))
+        self._pending.clear()
+        self.image = f.getvalue()
+        return pg.Program(cfg.config_id, cfg.G, regions, buffers, instrs, cfg.T, cfg.Q, cfg.CB)
+
+    def load(self) -> pg.Program:
+        prog = self.build()
+        self.driver.load(prog, self.image)
+        return prog
+
+    def matmul(self, name: str, q: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
+        lay = self.layers[name]
+        q = np.ascontiguousarray(np.atleast_2d(q), dtype=np.int8)
+        if q.shape[1] != lay.k:
+            raise DeviceError(f"layer {name}: activations have K = {q.shape[1]}, the weights {lay.k}")
+        s = np.ones(q.shape[0], np.float32) if s is None else np.asarray(s, np.float32)
+        return self.driver.run_segment(lay.pc, q.shape[0], {lay.q_buf: q, lay.s_buf: s})[lay.dst_buf]
+
+
+# ---------------------------------------------------------------- analytic model
 def predicted_cycles(n: int, k: int, ntok: int, planes: int, geo: Geometry = Geometry(), latency: int = 100) -> int:
-    """The shell's analytic cycle model of one single-descriptor MATMUL program (benchmarks compare it
-    with the simulation): program fetch, activation ingest, weight streaming, result drain."""
-    fetch = 3 * (latency + 6)  # header, matmul and end descriptors (prefetched: one latency + beats)
+    """The shell's analytic cycle model of one TLMM segment (benchmarks compare it with the simulation):
+    header, instruction, region and map fetches, activation ingest, weight streaming, result drain."""
+    fetches = 8 * (latency + 6)
     ingest = ntok * geo.groups(k)
     lookups = geo.weight_beats(n, k, planes) * ntok
     stream = geo.weight_beats(n, k, planes)
     drain = geo.row_batches(n) * ntok
-    return int(fetch + latency + ingest + max(lookups, stream) + 12 + math.ceil(drain / 16) * 4 + latency // 4)
-
-
-# ---------------------------------------------------------------- bench
-def _perf_model_cycles(n: int, k: int, ntok: int, planes: int, latency: int) -> tuple[str, int]:
-    """Cycles the compiler's performance model charges for one TLMM command (engine + issue), with the
-    shell's own analytic model as fallback when compiler.perfmodel cannot be imported."""
-    try:
-        from edgestream.compiler.perfmodel import ISSUE_CYCLES, command_cost
-
-        cfg = rm.shell_config()
-        kind, bits = ("int", planes) if planes > 1 else ("ternary", 2)
-        c = command_cost(cfg, n, k, kind, bits, ntok)
-        return "compiler.perfmodel.command_cost", int(c["engine_cycles"] + ISSUE_CYCLES)
-    except Exception:  # the lowering engineer's module may be mid-change
-        return "driver.predicted_cycles", predicted_cycles(n, k, ntok, planes, latency=latency)
-
-
-def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: int | None = None) -> dict:
-    """Prefill `prompt_ids` and run `decode_tokens` greedy decode steps on an accelerator session;
-    per phase: cycles per token, AXI read-bus utilization (bytes moved per cycle / bus peak), stalls,
-    and the performance model's error against the measured cycles (raw and after calibrating one
-    fixed per-command overhead: the median of measured - model)."""
-    import time
-
-    kernel = sess.executor.kernel
-    if not isinstance(kernel, AccelKernel):
-        raise DeviceError("bench needs an accelerator device (--device sim or pynq)")
-    lat = latency if latency is not None else getattr(sess.accel_device, "latency", 100)
-    planes = {name: (lay.bits if lay.bitserial else 1) for name, lay in sess.accel.layers.items()}
-    ex = sess.executor
-    ex.reset(len(prompt_ids) + decode_tokens + 1)
-    kernel.record = True
-    kernel.log.clear()
-    t0 = time.perf_counter()
-    logits = ex.forward(np.array(prompt_ids))[-1]
-    wall_prefill = time.perf_counter() - t0
-    n_pre = len(kernel.log)
-    wall_decode = []
-    for _ in range(decode_tokens):
-        tok = int(np.argmax(logits))
-        t1 = time.perf_counter()
-        logits = ex.forward(np.array([tok]))[-1]
-        wall_decode.append(time.perf_counter() - t1)
-    kernel.record = False
-    log = kernel.log
-    source = None
-    rows = []
-    for name, ntok, c in log:
-        lay = sess.accel.layers[name]
-        source, model = _perf_model_cycles(lay.n, lay.k, ntok, planes[name], lat)
-        rows.append((name, ntok, c, model))
-    # one fixed shell overhead per MATMUL descriptor (a command of ntok tokens is ceil(ntok / MAXTOK) tiles)
-    tiles = [-(-t // sess.accel.geo.max_tok) for _, t, _, _ in rows]
-    overhead = float(np.median([(c["cycles"] - m) / d for (_, _, c, m), d in zip(rows, tiles, strict=True)])) \
-        if rows else 0.0
-
-    def phase(sel, tokens, wall):
-        cyc = sum(c["cycles"] for _, _, c, _ in sel)
-        model = sum(m for _, _, _, m in sel)
-        tot = {k: sum(c[k] for _, _, c, _ in sel) for k in ("rd_beats", "wr_beats", "stall_wgt", "stall_act",
-                                                            "stall_res", "seq_cycles", "wgt_beats")}
-        div = max(cyc, 1)
-        return {"tokens": tokens, "commands": len(sel), "cycles": cyc, "cycles_per_token": cyc / max(tokens, 1),
-                "read_bytes": tot["rd_beats"] * BEAT, "read_bus_util": tot["rd_beats"] / div,
-                "weight_bus_util": tot["wgt_beats"] / div,
-                "stall_wgt_frac": tot["stall_wgt"] / div, "stall_act_frac": tot["stall_act"] / div,
-                "stall_res_frac": tot["stall_res"] / div, "seq_frac": tot["seq_cycles"] / div,
-                "model_cycles": model, "model_err": (model - cyc) / div,
-                "model_err_calibrated": (model + overhead * sum(-(-t // sess.accel.geo.max_tok) for _, t, _, _ in sel)
-                                 - cyc) / div,
-                "wall_s_per_token": wall / max(tokens, 1), **tot}
-
-    raw = [abs(m - c["cycles"]) / c["cycles"] for _, _, c, m in rows]
-    cal = [abs(m + overhead * d - c["cycles"]) / c["cycles"] for (_, _, c, m), d in zip(rows, tiles, strict=True)]
-    return {
-        "device": sess.device,
-        "latency_cycles": lat,
-        "prefill": phase(rows[:n_pre], len(prompt_ids), wall_prefill),
-        "decode": phase(rows[n_pre:], decode_tokens, sum(wall_decode)),
-        "decode_wall_s": wall_decode,
-        "perf_model": {"source": source, "overhead_cycles": overhead,
-                       "mean_abs_err_raw": float(np.mean(raw)) if raw else 0.0,
-                       "mean_abs_err_calibrated": float(np.mean(cal)) if cal else 0.0,
-                       "max_abs_err_calibrated": float(np.max(cal)) if cal else 0.0},
-        "commands": [{"layer": n, "ntok": t, "cycles": c["cycles"], "model": m} for n, t, c, m in rows],
-    }
+    return int(fetches + latency + ingest + max(lookups, stream) + 12 + math.ceil(drain / 16) * 4 + latency // 4)

@@ -21,6 +21,22 @@ from edgestream.host.executor import CachedDecoder
 from edgestream.ir import ModelConfig
 
 
+class _State:
+    """Buffers and engine state of one forward pass."""
+
+    def __init__(self, nbuf: int, ids: np.ndarray, last_only: bool):
+        self.buf: list[np.ndarray | None] = [None] * nbuf
+        self.buf[0] = ids
+        self.act = self.tables = self.acc = self.out = None
+        self.last = False
+        self.last_only = last_only
+
+    def rd(self, s: int) -> np.ndarray:
+        """Buffer s; after LAST_ROW only its last token's row (buffer 0, the ids, stays whole)."""
+        v = self.buf[s]
+        return v[-1:] if self.last and v is not None and v.shape[0] > 1 and s != 0 else v
+
+
 class ProgramExecutor(CachedDecoder):
     def __init__(self, artifact_path: str | Path):
         path = Path(artifact_path)
@@ -31,12 +47,15 @@ class ProgramExecutor(CachedDecoder):
             raise InputError(f"{path}: {Path(e.filename).name} is missing (compile with --target <board> to "
                              f"get a lowered program)") from None
         self.manifest = man
-        self.cfg = ModelConfig.from_dict(man["model"])
-        self.prog = pg.Program.decode(blob, str(path / "program.bin"))
-        if man.get("hw_config_id") != self.prog.config_id:
-            raise InputError(f"{path}: program.bin was lowered for config {self.prog.config_id}, manifest says "
+        prog = pg.Program.decode(blob, str(path / "program.bin"))
+        if man.get("hw_config_id") != prog.config_id:
+            raise InputError(f"{path}: program.bin was lowered for config {prog.config_id}, manifest says "
                              f"{man.get('hw_config_id')}")
         img = path / "hw_weights.bin"
+        self._setup(ModelConfig.from_dict(man["model"]), prog, img)
+
+    def _setup(self, cfg: ModelConfig, prog: pg.Program, img: Path) -> None:
+        self.cfg, self.prog = cfg, prog
         self.image = np.memmap(img, dtype=np.uint8, mode="r") if img.stat().st_size else np.zeros(0, np.uint8)
         for i, r in enumerate(self.prog.regions):
             if r.offset + r.nbytes > self.image.size:
@@ -77,67 +96,62 @@ class ProgramExecutor(CachedDecoder):
     # ---- state
     def forward(self, ids: np.ndarray, last_only: bool = True) -> np.ndarray:
         ids = self._checked_ids(ids)
-        buf: list[np.ndarray | None] = [None] * len(self.prog.buffers)
-        buf[0] = ids
-        act = tables = acc = None
-        out = None
-        last = False
+        st = _State(len(self.prog.buffers), ids, last_only)
         for ins in self.prog.instrs:
-            op, a, f = ins.op, ins.a, ins.f
-
-            def rd(s, last=last):
-                v = buf[s]
-                return v[-1:] if last and v is not None and v.shape[0] > 1 and s != 0 else v
-
-            if op == pg.EMBED:
-                tab, sc = self.data(f[1]), self.data(f[2])
-                idv = buf[f[0]]
-                buf[a] = (tab[idv].astype(np.float32) * sc[idv][:, None]).astype(np.float32)
-            elif op == pg.NORM_QUANT:
-                gain = self.data(f[2]) if ins.flags & pg.F_NORM else None
-                eps = float(np.uint32(f[3]).view(np.float32)) if gain is not None else None
-                buf[f[0]], buf[f[1]] = nx.norm_quant(rd(a), gain, eps)
-            elif op == pg.LOAD_ACT:
-                act = rd(a)[:, f[0] : f[0] + f[1]]
-            elif op == pg.BUILD_TABLE:
-                g = f[0]
-                q = act.astype(np.int64)
-                pad = (-q.shape[1]) % g
-                if pad:
-                    q = np.pad(q, ((0, 0), (0, pad)))
-                # T[tok, group, c] = sum_i digit_i(c) * q[tok, group*G + i]  (int16 entries)
-                tables = (q.reshape(q.shape[0], -1, g) @ self._digits.T).astype(np.int16)
-            elif op == pg.TLMM:
-                part = self._tlmm(tables, self.codes(a), ins.flags & pg.F_BITSERIAL, f[2])
-                acc = acc + part if ins.flags & pg.F_ACCUMULATE else part
-            elif op == pg.DEQUANT:
-                r = self.prog.regions[f[3]]
-                beta = self.data(f[3]).reshape(-1)
-                n = f[1]
-                beta = beta[:n] if ins.flags & pg.F_PER_CHANNEL else np.broadcast_to(beta[:1], (n,))
-                assert r.k * r.n >= 1
-                buf[a] = nx.dequant(acc[:, f[0] : f[0] + n].astype(np.int32), rd(f[2]), beta)
-            elif op == pg.ROPE:
-                x = rd(f[0])
-                d = self.cfg.head_dim
-                pos = np.arange(self.pos, self.pos + x.shape[0])
-                cos, sin = self.data(f[2])[pos], self.data(f[3])[pos]
-                buf[a] = nx.rope(x.reshape(x.shape[0], -1, d), cos, sin).reshape(x.shape)
-            elif op == pg.ATTENTION:
-                buf[a] = self.attend(rd(f[0]), rd(f[1]), rd(f[2]), f[3])
-            elif op == pg.ACT_MUL:
-                fn = nx.silu_mul if ins.flags & pg.F_SILU else nx.relu2_mul
-                buf[a] = fn(rd(f[0]), rd(f[1]))
-            elif op == pg.ADD:
-                buf[a] = (rd(f[0]) + rd(f[1])).astype(np.float32)
-            elif op == pg.LAST_ROW:
-                last = last_only
-            elif op == pg.OUTPUT:
-                out = buf[a]
-            elif op == pg.END:
+            if ins.op == pg.END:
                 break
+            self.step(ins, st)
         self.pos += len(ids)
-        return out
+        return st.out
+
+    def step(self, ins: pg.Instr, st: _State) -> None:
+        """Execute one instruction on the state of a forward pass."""
+        op, a, f, buf, rd = ins.op, ins.a, ins.f, st.buf, st.rd
+        if op == pg.EMBED:
+            tab, sc = self.data(f[1]), self.data(f[2])
+            idv = buf[f[0]]
+            buf[a] = (tab[idv].astype(np.float32) * sc[idv][:, None]).astype(np.float32)
+        elif op == pg.NORM_QUANT:
+            gain = self.data(f[2]) if ins.flags & pg.F_NORM else None
+            eps = float(np.uint32(f[3]).view(np.float32)) if gain is not None else None
+            buf[f[0]], buf[f[1]] = nx.norm_quant(rd(a), gain, eps)
+        elif op == pg.LOAD_ACT:
+            st.act = rd(a)[:, f[0] : f[0] + f[1]]
+        elif op == pg.BUILD_TABLE:
+            g = f[0]
+            q = st.act.astype(np.int64)
+            pad = (-q.shape[1]) % g
+            if pad:
+                q = np.pad(q, ((0, 0), (0, pad)))
+            # T[tok, group, c] = sum_i digit_i(c) * q[tok, group*G + i]  (int16 entries)
+            st.tables = (q.reshape(q.shape[0], -1, g) @ self._digits.T).astype(np.int16)
+        elif op == pg.TLMM:
+            part = self._tlmm(st.tables, self.codes(a), ins.flags & pg.F_BITSERIAL, f[2])
+            st.acc = st.acc + part if ins.flags & pg.F_ACCUMULATE else part
+        elif op == pg.DEQUANT:
+            r = self.prog.regions[f[3]]
+            beta = self.data(f[3]).reshape(-1)
+            n = f[1]
+            beta = beta[:n] if ins.flags & pg.F_PER_CHANNEL else np.broadcast_to(beta[:1], (n,))
+            assert r.k * r.n >= 1
+            buf[a] = nx.dequant(st.acc[:, f[0] : f[0] + n].astype(np.int32), rd(f[2]), beta)
+        elif op == pg.ROPE:
+            x = rd(f[0])
+            d = self.cfg.head_dim
+            pos = np.arange(self.pos, self.pos + x.shape[0])
+            cos, sin = self.data(f[2])[pos], self.data(f[3])[pos]
+            buf[a] = nx.rope(x.reshape(x.shape[0], -1, d), cos, sin).reshape(x.shape)
+        elif op == pg.ATTENTION:
+            buf[a] = self.attend(rd(f[0]), rd(f[1]), rd(f[2]), f[3])
+        elif op == pg.ACT_MUL:
+            fn = nx.silu_mul if ins.flags & pg.F_SILU else nx.relu2_mul
+            buf[a] = fn(rd(f[0]), rd(f[1]))
+        elif op == pg.ADD:
+            buf[a] = (rd(f[0]) + rd(f[1])).astype(np.float32)
+        elif op == pg.LAST_ROW:
+            st.last = st.last_only
+        elif op == pg.OUTPUT:
+            st.out = buf[a]
 
     def _tlmm(self, tables: np.ndarray, codes: np.ndarray, bitserial: int, bits: int) -> np.ndarray:
         """tables int16 [tok, groups, 3**G]; codes [planes, n, groups] -> int64 accumulators [tok, n]."""

@@ -57,12 +57,18 @@ class Session:
         self.config = self.artifact.config
         self.accel = self.accel_device = None
         if device in ("sim", "pynq"):
-            # linear layers (integer matmul and dequantization) on the accelerator, everything else on
-            # the host (edgestream.host.driver)
-            from edgestream.host.driver import AccelKernel, accel_executor, open_accel
+            # the device's sequencer runs program.bin's linear layers, the host the instructions in between
+            from edgestream.host.accel_executor import AccelProgramExecutor
+            from edgestream.host.driver import open_accel
 
-            self.accel, self.accel_device = open_accel(device, self.artifact, **(device_options or {}))
-            self.executor = accel_executor(self.artifact, AccelKernel(self.accel, f"accel-{device}"))
+            self.accel, self.accel_device = open_accel(device, **(device_options or {}))
+            try:
+                self.executor = AccelProgramExecutor(self.artifact, self.accel)
+            except BaseException:
+                self.accel_device.close()
+                raise
+            if self.executor.note:
+                self.device_note = "; ".join(x for x in (self.device_note, self.executor.note) if x)
         else:
             self.executor = CpuExecutor(self.artifact, get_kernel(kernel))
         self.tokenizer = Tokenizer(self.artifact.tokenizer_path) if self.artifact.tokenizer_path else None
@@ -130,6 +136,7 @@ class Session:
     def close(self) -> None:
         """Release the device (the sim device's simulator process, a board's buffers)."""
         if self.accel_device is not None:
+            self.executor.close()
             self.accel_device.close()
             self.accel_device = None
 

@@ -1,11 +1,11 @@
 """`cpu` device: a functional model of the accelerator shell on the CPU.
 
-It has the shell's registers (edgestream.regmap) and a flat memory, and on START runs the descriptor
-program the way es_seq.sv does (same checks, same error codes, same memory layouts), computing each
-MATMUL with the reference TLMM of edgestream.tlmm (tables built from the activations, codes read back
-from the weight image). It lets the driver run with no simulator or board, and is the executable
-statement of what the RTL sequencer must do. Timing is not modelled: runs finish at once, CYCLES = 0.
-(Sessions with --device cpu use the CPU executor directly; this model sits behind the driver.)
+It has the shell's registers (edgestream.regmap) and a flat memory, and on START executes program.bin
+from PC the way es_seq.sv does (docs/registers.md: same checks in the same order, same error codes,
+same stops at host instructions, same memory layouts), computing each TLMM with the reference TLMM of
+edgestream.tlmm on the codes read back from the weight image. It lets the driver run with no simulator
+or board, and is the executable statement of what the RTL sequencer must do. Timing is not modelled:
+runs finish at once, CYCLES = 0. (Sessions with --device cpu use the CPU executor directly.)
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import time
 
 import numpy as np
 
+from edgestream import program as pg
 from edgestream import regmap as rm
 from edgestream.host.devices import BumpAllocator
 from edgestream.tlmm import tlmm_bitserial, tlmm_ternary
+
+BEAT = rm.DATA_BYTES
+HOST_OPS = {pg.EMBED, pg.NORM_QUANT, pg.ROPE, pg.ATTENTION, pg.ACT_MUL, pg.ADD, pg.LAST_ROW, pg.OUTPUT}
 
 
 class _Fault(Exception):
@@ -84,83 +88,181 @@ class CpuDevice:
 
     def _run(self) -> None:
         for k in ("CYCLES_LO", "CYCLES_HI", "RD_BEATS", "WR_BEATS", "STALL_WGT", "STALL_ACT", "STALL_RES",
-                  "SEQ_CYCLES", "WGT_BEATS", "DESC_COUNT", "ERR_CODE", "ERR_INFO"):
+                  "SEQ_CYCLES", "WGT_BEATS", "INSTR_COUNT", "ERR_CODE", "ERR_INFO"):
             self.regs[rm.REG[k]] = 0
-        idx = 0
+        self.pc = self.regs[rm.REG["PC"]]
         try:
-            plen = self.regs[rm.REG["PROG_LEN"]]
-            if plen == 0:
-                raise _Fault("PROG_LEN")
-            base = self._r64("PROG_BASE_LO")
-            while True:
-                w0, w1, w2, _ = struct.unpack_from("<QQQQ", self.mem, base + idx * rm.DESC_BYTES)
-                self.regs[rm.REG["DESC_COUNT"]] += 1
-                op = w0 & 0xFF
-                if idx == 0 and op != rm.OP_HEADER:
-                    raise _Fault("OPCODE", op)
-                if op == rm.OP_HEADER:
-                    if w1 != self.config_id:
-                        raise _Fault("CONFIG", op)
-                elif op == rm.OP_END:
-                    self._set_status(rm.STATUS_DONE)
-                    return
-                elif op == rm.OP_MATMUL:
-                    self._matmul(w0, w1, w2)
-                else:
-                    raise _Fault("OPCODE", op)
-                if idx + 1 >= plen:
-                    idx += 1
-                    raise _Fault("PROG_LEN")
-                idx += 1
+            status = self._execute()
+            self._set_status(status)
         except _Fault as f:
-            self.regs[rm.REG["ERR_CODE"]] = f.code | (idx & 0xFFFF) << 16
+            self.regs[rm.REG["ERR_CODE"]] = f.code | (self.pc & 0xFFFF) << 16
             self.regs[rm.REG["ERR_INFO"]] = f.info
             self._set_status(rm.STATUS_ERROR)
+        self.regs[rm.REG["STOP_PC"]] = self.pc
 
-    def _matmul(self, w0: int, w1: int, w2: int) -> None:
-        hw, beat = self.hw, rm.DATA_BYTES
-        g, t_, q_ = hw["G"], hw["T"], hw["Q"]
-        bits, bs, ntok = (w0 >> 8) & 0xF, (w0 >> 12) & 1, (w0 >> 16) & 0xFF
-        k, n = (w0 >> 24) & 0xFFFF, (w0 >> 40) & 0xFFFFFF
-        woff, aoff, roff = w1 & 0xFFFFFFFF, w1 >> 32, w2 & 0xFFFFFFFF
-        dq, boff = (w0 >> 13) & 1, w2 >> 32
-        if (k == 0 or k > hw["max_k"] or n == 0 or ntok == 0 or ntok > hw["max_tok"]
-                or (bs and not 2 <= bits <= 8) or (not bs and bits)):
-            raise _Fault("FIELD")
-        if woff % 16 or aoff % 16 or roff % 16 or (dq and boff % 16):
+    def _prog(self, off: int, n: int) -> bytes:
+        if off + n > self.regs[rm.REG["PROG_SIZE"]]:
+            raise _Fault("RANGE", self.op)
+        self.regs[rm.REG["RD_BEATS"]] += -(-n // BEAT)
+        base = self._r64("PROG_BASE_LO") + off
+        return bytes(self.mem[base:base + n])
+
+    def _execute(self) -> int:
+        hw = self.hw
+        self.op = 0
+        if self.regs[rm.REG["PROG_SIZE"]] < pg.HEADER_BYTES:
+            raise _Fault("HEADER")
+        magic, ver, isz, nr, nb, ni, _, cid, geo, ioff = struct.unpack_from("<4sHHIIIIQ8xII16x",
+                                                                            self._prog(0, pg.HEADER_BYTES))
+        if magic != pg.MAGIC or ver != pg.PROGRAM_VERSION or isz != pg.INSTR_BYTES:
+            raise _Fault("HEADER")
+        cb = (3 ** hw["G"] - 1).bit_length()
+        if cid != self.config_id or geo != hw["G"] | cb << 8 | hw["T"] << 16 | hw["Q"] << 24:
+            raise _Fault("CONFIG")
+        if ioff % BEAT or ioff + ni * pg.INSTR_BYTES > self.regs[rm.REG["PROG_SIZE"]]:
             raise _Fault("RANGE")
+        self.nr, self.nb = nr, nb
+        ntok = self.regs[rm.REG["NTOK"]]
+        act = None  # (q buffer, klen) of LOAD_ACT
+        table = False
+
+        def fetch(pc):
+            if pc >= ni:
+                raise _Fault("PROG_END")
+            op, fl, a, *f = struct.unpack("<BBH7I", self._prog(ioff + pc * pg.INSTR_BYTES, pg.INSTR_BYTES))
+            return op, fl, a, f
+
+        ins = None
+        while True:
+            if ins is None:
+                ins = fetch(self.pc)
+            op, fl, a, f = ins
+            self.op = op
+            if op == pg.END:
+                return rm.STATUS_DONE
+            if op in HOST_OPS:
+                return rm.STATUS_HOST
+            self.regs[rm.REG["INSTR_COUNT"]] += 1
+            if op == pg.LOAD_ACT:
+                if f[0] != 0:
+                    raise _Fault("FIELD", op)
+                act = (a, f[1])
+            elif op == pg.BUILD_TABLE:
+                if f[0] != hw["G"]:
+                    raise _Fault("FIELD", op)
+                table = True
+            elif op == pg.TLMM:
+                if act is None or not table:
+                    raise _Fault("FIELD", op)
+                ins = self._tlmm(fl, a, f, act, ntok, fetch)
+                continue
+            else:  # a DEQUANT that does not follow a TLMM, or an unknown opcode
+                raise _Fault("OPCODE", op)
+            self.pc += 1
+            ins = None
+
+    def _region(self, i: int):
+        if i >= self.nr:
+            raise _Fault("RANGE", self.op)
+        o, nbytes, kind, bits, _, n, k, _, _, _ = struct.unpack(
+            "<QQBBHIIIII8x", self._prog(pg.HEADER_BYTES + i * pg.REGION_BYTES, pg.REGION_BYTES))
+        return o, nbytes, kind, bits, n, k
+
+    def _map(self, b: int, dtype: int, width: int | None, need: int) -> int:
+        """Address of buffer b after the buffer-map checks."""
+        asz = self.regs[rm.REG["ACT_SIZE"]]
+        if b >= self.nb or BEAT * (b + 1) > asz:
+            raise _Fault("RANGE", self.op)
+        base = self._r64("ACT_BASE_LO")
+        off, cap, w, dt = struct.unpack_from("<IIIB", self.mem, base + BEAT * b)
+        self.regs[rm.REG["RD_BEATS"]] += 1
+        if dt != dtype or (width is not None and w != width):
+            raise _Fault("FIELD", self.op)
+        if off % BEAT or off + cap > asz or need > cap:
+            raise _Fault("RANGE", self.op)
+        return base + off
+
+    def _tlmm(self, fl, a, f, act, ntok, fetch):
+        hw = self.hw
+        g, t_, q_, mt = hw["G"], hw["T"], hw["Q"], hw["max_tok"]
+        op = pg.TLMM
+        bs = bool(fl & pg.F_BITSERIAL)
+        if fl & pg.F_ACCUMULATE:
+            raise _Fault("FIELD", op)
+        woff, wbytes, kind, rbits, n, k = self._region(a)
+        klen = act[1]
+        if (kind != (pg.R_INT_PLANES if bs else pg.R_TERN_GINDEX) or (bs and not (rbits == f[2] and 2 <= f[2] <= 8))
+                or k != klen or not 1 <= klen <= hw["max_k"] or n != f[0] or n == 0 or ntok == 0):
+            raise _Fault("FIELD", op)
+        planes = f[2] if bs else 1
         groups = -(-k // g)
-        chunks, rb, planes = -(-groups // t_), -(-n // q_), bits if bs else 1
-        abt = -(-groups // (beat // 8))
-        wbeats, abeats, rbeats = rb * planes * chunks, abt * ntok, rb * ntok
-        sbeats = -(-ntok // 4) if dq else 0  # DEQUANT: float32 s[t] beats before the activations
-        if (woff + wbeats * beat > self.regs[rm.REG["WGT_SIZE"]]
-                or aoff + (abeats + sbeats) * beat > self.regs[rm.REG["ACT_SIZE"]]
-                or roff + rbeats * beat > self.regs[rm.REG["RES_SIZE"]]
-                or (dq and boff + rb * beat > self.regs[rm.REG["WGT_SIZE"]])):
-            raise _Fault("RANGE")
-        wa, aa, ra = self._r64("WGT_BASE_LO") + woff, self._r64("ACT_BASE_LO") + aoff, self._r64("RES_BASE_LO") + roff
-        codes = np.frombuffer(self.mem, np.uint8, wbeats * beat, wa).reshape(rb, planes, chunks, q_, t_)
+        chunks, rb = -(-groups // t_), -(-n // q_)
+        wbeats = rb * planes * chunks
+        if woff % BEAT or woff + wbeats * BEAT > min(woff + wbytes, self.regs[rm.REG["WGT_SIZE"]]):
+            raise _Fault("RANGE", op)
+        # the members: the DEQUANTs right after the TLMM
+        tlmm_pc = self.pc
+        members = []
+        col = 0
+        nxt = None
+        while True:
+            self.pc += 1
+            nxt = fetch(self.pc)
+            if nxt[0] != pg.DEQUANT:
+                break
+            self.op = pg.DEQUANT
+            self.regs[rm.REG["INSTR_COUNT"]] += 1
+            _, dfl, dst, df = nxt
+            if (len(members) == 4 or not dfl & pg.F_PER_CHANNEL or df[0] != col or df[0] % q_
+                    or (members and df[2] != members[0][2])):
+                raise _Fault("FIELD", pg.DEQUANT)
+            if members and members[-1][1] % q_:
+                raise _Fault("FIELD", pg.DEQUANT)  # only the last member may end inside a row batch
+            members.append((dst, df[1], df[2], df[3]))
+            col += df[1]
+        self.op = pg.DEQUANT
+        if not members or col != n:
+            self.pc = tlmm_pc if not members else self.pc - 1
+            raise _Fault("FIELD", pg.TLMM if not members else pg.DEQUANT)
+        abt = -(-groups // (BEAT // 8))
+        qa = self._map(act[0], pg.B_I8, klen, ntok * abt * BEAT)
+        sa = self._map(members[0][2], pg.B_SCALE, None, -(-ntok // 4) * BEAT)
+        mem = []
+        for dst, cols, _, breg in members:
+            mrb = -(-cols // q_)
+            da = self._map(dst, pg.B_F32, cols, -(-ntok // mt) * mrb * mt * BEAT)
+            boff, bbytes, bkind, _, _, _ = self._region(breg)
+            if bkind != pg.R_F32:
+                raise _Fault("FIELD", pg.DEQUANT)
+            if boff % BEAT or mrb * BEAT > bbytes or boff + mrb * BEAT > self.regs[rm.REG["WGT_SIZE"]]:
+                raise _Fault("RANGE", pg.DEQUANT)
+            mem.append((da, mrb, self._r64("WGT_BASE_LO") + boff))
+        self.op = pg.TLMM
+        wa = self._r64("WGT_BASE_LO") + woff
+        codes = np.frombuffer(self.mem, np.uint8, wbeats * BEAT, wa).reshape(rb, planes, chunks, q_, t_)
         codes = codes.transpose(1, 0, 3, 2, 4).reshape(planes, rb * q_, chunks * t_)[:, :n, :groups]
-        s_tok = np.frombuffer(self.mem, "<f4", ntok, aa).astype(np.float32)
-        aa += sbeats * beat
-        acts = np.frombuffer(self.mem, np.int8, abeats * beat, aa).reshape(ntok, abt * (beat // 8), 8)
-        qv = acts[:, :groups, :g].reshape(ntok, groups * g)[:, :k]
-        if bs:
-            acc = tlmm_bitserial(qv, codes.astype(np.uint16) & ((1 << g) - 1), bits, g)
-        else:
-            if codes.size and codes.max() >= 3**g:
-                raise _Fault("CODE")
-            acc = tlmm_ternary(qv, codes[0], g)
-        out = np.zeros((rb, ntok, q_), dtype="<i4")
-        full = np.zeros((ntok, rb * q_), dtype=np.int64)
-        full[:, :n] = acc
-        out[:] = full.reshape(ntok, rb, q_).transpose(1, 0, 2)
-        if dq:  # y = float32(acc) * float32(beta * s[t]) (docs/numerics.md), same layout as the INT32 results
-            beta = np.frombuffer(self.mem, "<f4", rb * q_, self._r64("WGT_BASE_LO") + boff).reshape(rb, 1, q_)
-            f = (beta * s_tok.reshape(1, ntok, 1)).astype(np.float32)
-            out = (out.astype(np.float32) * f).astype("<f4")
-        self.mem[ra:ra + out.nbytes] = out.tobytes()
-        self.regs[rm.REG["RD_BEATS"]] += 2 + abeats + wbeats + sbeats + (rb if dq else 0)
-        self.regs[rm.REG["WGT_BEATS"]] += wbeats
-        self.regs[rm.REG["WR_BEATS"]] += rbeats
+        if not bs and codes.size and codes.max() >= 3**g:
+            raise _Fault("CODE")
+        s_all = np.frombuffer(self.mem, "<f4", ntok, sa)
+        qv_all = np.frombuffer(self.mem, np.int8, ntok * abt * BEAT, qa).reshape(ntok, abt * (BEAT // 8), 8)
+        for j, t0 in enumerate(range(0, ntok, mt)):
+            nt = min(mt, ntok - t0)
+            qv = qv_all[t0:t0 + nt, :groups, :g].reshape(nt, groups * g)[:, :k]
+            acc = tlmm_bitserial(qv, codes.astype(np.uint16) & ((1 << g) - 1), planes, g) if bs \
+                else tlmm_ternary(qv, codes[0], g)
+            full = np.zeros((nt, rb * q_), np.int64)
+            full[:, :n] = acc
+            r0 = 0
+            for da, mrb, ba in mem:
+                beta = np.frombuffer(self.mem, "<f4", mrb * q_, ba)
+                blk = full[:, r0 * q_:(r0 + mrb) * q_].astype(np.int32)
+                fct = (beta[None, :] * s_all[t0:t0 + nt, None]).astype(np.float32)
+                y = (blk.astype(np.float32) * fct).astype("<f4").reshape(nt, mrb, q_).transpose(1, 0, 2)
+                o = da + j * mrb * mt * BEAT
+                self.mem[o:o + y.nbytes] = np.ascontiguousarray(y).tobytes()
+                self.regs[rm.REG["WR_BEATS"]] += mrb * nt
+                self.regs[rm.REG["RD_BEATS"]] += mrb
+                r0 += mrb
+            self.regs[rm.REG["RD_BEATS"]] += -(-nt // 4) + nt * abt + wbeats
+            self.regs[rm.REG["WGT_BEATS"]] += wbeats
+        return nxt

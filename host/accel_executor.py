@@ -1,0 +1,101 @@
+"""Runs a lowered program on an accelerator device: the host and the shell walk one program.bin.
+
+The shell's sequencer executes each run of hardware instructions (LOAD_ACT, BUILD_TABLE, TLMM and its
+DEQUANTs: the linear layers) and stops at the next instruction the host owns; the host executes those
+(EMBED, NORM_QUANT, ROPE, ATTENTION, ACT_MUL, ADD, LAST_ROW, OUTPUT) with the ProgramExecutor's numpy
+code and restarts the device at the next hardware instruction. Buffers cross through the activation
+arena (edgestream.host.driver). Logits are bit-identical to the CPU executor's (docs/numerics.md).
+
+An artifact compiled for the device's configuration (`--target kv260 --hw-config shell`) runs as it
+is; a CPU-only artifact is lowered for the device's configuration first, into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgestream import program as pg
+from edgestream.errors import DeviceError
+from edgestream.host.driver import AccelDriver, segment_buffers, segment_end
+from edgestream.host.program_executor import ProgramExecutor, _State
+
+
+class AccelProgramExecutor(ProgramExecutor):
+    kernel_name = "accel"
+
+    def __init__(self, artifact, driver: AccelDriver, device_config=None):
+        """artifact: an edgestream.artifact.Artifact; device_config: the device's HwConfig (the shell's by
+        default)."""
+        from edgestream import regmap as rm
+
+        self.driver = driver
+        self.note = ""
+        self._tmp: str | None = None
+        cfg = device_config or rm.shell_config()
+        man = artifact.manifest
+        path = Path(artifact.path)
+        if man.get("hw_config_id"):
+            if man["hw_config_id"] != cfg.config_id:
+                from edgestream.compiler.lowering import check_config_id
+
+                check_config_id(artifact, cfg.config_id)
+            prog = pg.Program.decode((path / "program.bin").read_bytes(), str(path / "program.bin"))
+            img = path / "hw_weights.bin"
+        else:
+            from edgestream.compiler.lowering import lower_graph
+
+            self._tmp = tempfile.mkdtemp(prefix="es-lowered-")
+            img = Path(self._tmp) / "hw_weights.bin"
+            prog, _ = lower_graph(artifact.graph, cfg, img)
+            self.note = f"lowered {path.name} for the device's configuration {cfg.config_id}"
+        self.manifest = man
+        self._setup(artifact.config, prog, img)
+        bad = [i for i in prog.instrs if i.op == pg.TLMM and (i.flags & pg.F_ACCUMULATE)]
+        if bad:
+            raise DeviceError(f"{path}: a linear layer has K > {cfg.max_k} (K tiling): this bitstream does not "
+                              f"accumulate K tiles")
+        driver.load(prog, self.image)
+        self.log: list[dict] = []
+        self.record = False
+
+    def close(self) -> None:
+        if self._tmp:
+            self.image = None
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def forward(self, ids: np.ndarray, last_only: bool = True) -> np.ndarray:
+        ids = self._checked_ids(ids)
+        prog = self.prog
+        st = _State(len(prog.buffers), ids, last_only)
+        pc = 0
+        while pc < len(prog.instrs) and prog.instrs[pc].op != pg.END:
+            ins = prog.instrs[pc]
+            if ins.op not in (pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT):
+                self.step(ins, st)
+                pc += 1
+                continue
+            end = segment_end(prog, pc)
+            qs, ss, _ = segment_buffers(prog, pc, end)
+            inputs = {b: st.rd(b) for b in qs + ss}
+            ntok = inputs[qs[0]].shape[0]
+            out = self.driver.run_segment(pc, ntok, inputs)
+            for b, v in out.items():
+                st.buf[b] = v
+            if self.record:
+                self.log.append({"pc": pc, "ntok": ntok, "counters": dict(self.driver.last_counters),
+                                 **self._segment_shape(pc, end)})
+            pc = end
+        self.pos += len(ids)
+        return st.out
+
+    def _segment_shape(self, pc: int, end: int) -> dict:
+        ins = next(i for i in self.prog.instrs[pc:end] if i.op == pg.TLMM)
+        r = self.prog.regions[ins.a]
+        planes = ins.f[2] if ins.flags & pg.F_BITSERIAL else 1
+        return {"n": r.n, "k": r.k, "planes": planes}
+
