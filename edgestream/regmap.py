@@ -43,7 +43,7 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x040, "WGT_BASE_LO", "RW", "weight image (hw_weights.bin) address, bits 31:0 (16-byte aligned)"),
     (0x044, "WGT_BASE_HI", "RW", "weight image address, bits 39:32"),
     (0x048, "WGT_SIZE", "RW", "weight image bytes"),
-    (0x050, "ACT_BASE_LO", "RW", "activation arena address, bits 31:0 (16-byte aligned; the buffer map is at its start)"),
+    (0x050, "ACT_BASE_LO", "RW", "activation arena address, bits 31:0 (16-byte aligned; buffer map at its start)"),
     (0x054, "ACT_BASE_HI", "RW", "activation arena address, bits 39:32"),
     (0x058, "ACT_SIZE", "RW", "activation arena bytes"),
     (0x05C, "NTOK", "RW", "tokens in the activation buffers of this run (1..65535)"),
