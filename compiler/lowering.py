@@ -375,6 +375,10 @@ def hardware_writer(graph: Graph, target, hw_config=None, clock_mhz=None, progre
     wkind, wbits = model_weight_kind(graph)
     m = graph.config
     if hw_config is not None:
+        if str(hw_config) == "shell":  # the configuration of hw/rtl/edgestream_accel.sv as shipped
+            from edgestream.regmap import shell_config
+
+            hw_config = shell_config()
         cfg = dse.load_hwconfig(hw_config) if not isinstance(hw_config, dse.HwConfig) else hw_config.validate()
         if clock_mhz is not None:
             from dataclasses import replace

@@ -406,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="cpu",
                    help="cpu, a board (kv260, zcu104, ultra96v2, generic) or a target .json (docs/targets.md)")
     c.add_argument("--hw-config", default=None, metavar="FILE",
-                   help="hardware configuration .json instead of design-space exploration (docs/targets.md)")
+                   help="hardware configuration .json instead of design-space exploration (docs/targets.md), or "
+                        "'shell': the configuration of the shipped accelerator RTL (--device sim)")
     c.add_argument("--clock", type=float, default=None, metavar="MHZ", help="fix the clock (board targets)")
     c.add_argument("--quant", default="auto", choices=["auto", "ternary", "int8", "int4"],
                    help="weight quantization of float checkpoints (auto: ternary for BitNet, int8 otherwise)")

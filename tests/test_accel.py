@@ -1,8 +1,8 @@
-"""The accelerator shell (hw/rtl/edgestream_accel.sv) through the real driver on the `sim` device:
-integer matmuls bit-exact against edgestream.tlmm.dense_matmul on Verilator and Icarus, the tiny demo
-model's tokens and logits identical to the CPU executor's, and every fault (bad configuration ID,
-AXI SLVERR/DECERR on read and write, a hung memory, out-of-range programs) reported as a DeviceError
-with the device left resettable and working afterwards."""
+"""The accelerator shell (hw/rtl/edgestream_accel.sv) through the real driver on the `sim` device: its
+sequencer runs the compiler's program.bin; linear layers bit-exact against the numpy reference on
+Verilator and Icarus, the tiny demo model's tokens and logits identical to the CPU executor's, and
+every fault (bad configuration ID, corrupt or unsupported programs, AXI SLVERR/DECERR on read and
+write, a hung memory) reported as a DeviceError with the device left resettable and working."""
 
 from __future__ import annotations
 
@@ -11,20 +11,14 @@ import sys
 
 import numpy as np
 import pytest
+from accel_cases import check_matmul, fault_cases, layers, make_bank, run_fault
 
 import edgestream
 from edgestream import regmap as rm
 from edgestream.errors import DeviceError
 from edgestream.host.devices.sim import SimDevice
-from edgestream.host.driver import (
-    AccelDriver,
-    desc_end,
-    desc_header,
-    desc_matmul,
-)
-from edgestream.host.kernels import LinearWeights
+from edgestream.host.driver import AccelDriver
 from edgestream.synth import make_checkpoint
-from edgestream.tlmm import dense_matmul
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +33,13 @@ def drv(dev):
     return AccelDriver(dev)
 
 
-def _layers(rng):
-    return [
-        LinearWeights("t_odd", "ternary", 2, rng.integers(-1, 2, (37, 23)).astype(np.int8)),  # K, N ragged
-        LinearWeights("t_wide", "ternary", 2, rng.integers(-1, 2, (64, 160)).astype(np.int8)),
-        LinearWeights("i8", "int", 8, rng.integers(-128, 128, (9, 11)).astype(np.int8)),
-        LinearWeights("i4", "int", 4, rng.integers(-8, 8, (13, 30)).astype(np.int8)),
-        LinearWeights("i2", "int", 2, rng.integers(-2, 2, (6, 7)).astype(np.int8)),
-    ]
+@pytest.fixture(scope="module")
+def bank(drv):
+    rng = np.random.default_rng(1)
+    lws = layers(rng)
+    b, betas = make_bank(drv, lws, rng)
+    b.lws, b.betas = {lw.name: lw for lw in lws}, betas
+    return b
 
 
 def test_regmap_package_is_generated_from_regmap_py():
@@ -63,19 +56,16 @@ def test_identity_registers(dev, drv):
         rm.SHELL_HW["G"], rm.SHELL_HW["T"], rm.SHELL_HW["Q"], rm.SHELL_HW["max_tok"])
 
 
-def test_matmul_bit_exact(drv):
-    rng = np.random.default_rng(1)
-    layers = _layers(rng)
-    for lw in layers:
-        drv.add_layer(lw)
-    for lw in layers:
-        for ntok in (1, 3, 10):  # 10 tokens = two MAXTOK tiles in one program
+def test_matmul_bit_exact(drv, bank):
+    rng = np.random.default_rng(2)
+    for lw in bank.lws.values():
+        for ntok in (1, 3, 10):  # 10 tokens = two MAXTOK tiles in one run
             lo, hi = (-128, 128) if ntok != 3 else (-128, -127)  # edge: all -128 activations
             q = rng.integers(lo, hi, (ntok, lw.k)).astype(np.int8)
-            got = drv.matmul(lw.name, q)
-            np.testing.assert_array_equal(got, dense_matmul(q, lw.w), err_msg=f"{lw.name} ntok={ntok}")
-    c = drv.last_counters
-    assert c["desc_count"] == 4 and c["cycles"] > 0 and c["rd_beats"] > c["wgt_beats"] > 0
+            check_matmul(bank, lw, bank.betas[lw.name], q, rng.uniform(1e-3, 1, ntok).astype(np.float32))
+            c = drv.last_counters
+            assert c["instr_count"] == 4 and c["stop_pc"] == bank.layers[lw.name].pc + 4
+            assert c["cycles"] > 0 and c["rd_beats"] > c["wgt_beats"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +88,7 @@ def test_demo_model_identical_to_cpu(demo_artifact, dev):
     want_t, want_l = _generate(cpu, ids, 3, seed=11)
     sess = edgestream.load(demo_artifact, device="sim")
     try:
+        assert "lowered" in sess.device_note
         got_t, got_l = _generate(sess, ids, 3, seed=11)
     finally:
         sess.close()
@@ -105,30 +96,41 @@ def test_demo_model_identical_to_cpu(demo_artifact, dev):
     assert got_l.tobytes() == want_l.tobytes()  # bit-identical float32 logits
 
 
-def test_demo_model_dequant_on_device_identical_to_cpu(demo_artifact):
-    """Linear layers with DEQUANT descriptors: the float32 outputs come from the shell's dequantize
-    stage, and the logits stay bit-identical to the CPU executor's."""
+def test_demo_program_prefill_tiles_and_decode_identical(tmp_path):
+    """An artifact compiled for the shell's configuration runs its own program.bin as it is: every
+    position's logits over a prefill of two token tiles, then decode, equal the CPU executor's."""
     from edgestream.artifact import read_artifact
-    from edgestream.host.driver import AccelKernel, accel_executor, open_accel
+    from edgestream.host.accel_executor import AccelProgramExecutor
+    from edgestream.host.driver import open_accel
     from edgestream.host.executor import CpuExecutor
     from edgestream.host.kernels import get_kernel
 
-    art = read_artifact(demo_artifact)
+    make_checkpoint(tmp_path / "ck", "tiny", seed=0)
+    art = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260",
+                                                 hw_config="shell"))
+    assert art.manifest["hw_config_id"] == f"{rm.shell_config_id():016x}"
     cpu = CpuExecutor(art, get_kernel("numpy"))
-    drv, d = open_accel("sim", art)
+    drv, d = open_accel("sim")
     try:
-        kernel = AccelKernel(drv, "accel-sim")
-        ex = accel_executor(art, kernel)
-        kernel.record = True
+        ex = AccelProgramExecutor(art, drv)
+        assert ex.note == ""  # nothing lowered on the fly
+        ex.record = True
         cpu.reset(16)
         ex.reset(16)
-        for ids in ([1, 5, 9, 2, 7, 3, 4, 6, 8, 10], [11], [12]):  # prefill over two MAXTOK tiles, then decode
+        for ids in ([1, 5, 9, 2, 7, 3, 4, 6, 8, 10], [11], [12]):
             want = cpu.forward(np.array(ids), last_only=False)
             got = ex.forward(np.array(ids), last_only=False)
             assert got.tobytes() == want.tobytes()
-        assert kernel.log and all(c["rd_beats"] > c["wgt_beats"] for _, _, c in kernel.log)
+        assert len(ex.log) == 3 * 9 and all(s["counters"]["rd_beats"] > s["counters"]["wgt_beats"] for s in ex.log)
     finally:
         d.close()
+
+
+def test_artifact_for_another_configuration_is_refused(tmp_path):
+    make_checkpoint(tmp_path / "ck", "tiny", seed=0)
+    art = edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260")  # the DSE's choice
+    with pytest.raises(DeviceError, match="configuration mismatch"):
+        edgestream.load(art, device="sim")
 
 
 def test_cli_run_sim_matches_cpu(demo_artifact, tmp_path):
@@ -143,90 +145,69 @@ def test_cli_run_sim_matches_cpu(demo_artifact, tmp_path):
 
 
 # ---------------------------------------------------------------- faults
-def _ok_after(drv):
+def _ok_after(drv, bank):
     """The device is idle, clean and computes correctly again."""
     st = drv.dev.read_reg(rm.REG["STATUS"])
     assert not st & (rm.STATUS_BUSY | rm.STATUS_RESETTING | rm.STATUS_ERROR)
     rng = np.random.default_rng(7)
-    lay = drv.layers["t_odd"]
-    q = rng.integers(-128, 128, (2, lay.k)).astype(np.int8)
-    w = next(lw for lw in _layers(np.random.default_rng(1)) if lw.name == "t_odd").w
-    np.testing.assert_array_equal(drv.matmul("t_odd", q), dense_matmul(q, w))
+    lw = bank.lws["t_odd"]
+    q = rng.integers(-128, 128, (2, lw.k)).astype(np.int8)
+    check_matmul(bank, lw, bank.betas["t_odd"], q, np.ones(2, np.float32))
 
 
-def _fault(drv, program: bytes, match: str):
-    with pytest.raises(DeviceError, match=match):
-        drv.run_program(program)
-    assert drv.dev.read_reg(rm.REG["STATUS"]) & rm.STATUS_ERROR
-    drv.reset()
-    _ok_after(drv)
+def test_fault_corrupt_and_unsupported_programs(drv, bank):
+    rng = np.random.default_rng(3)
+    for case in fault_cases(bank.program, drv.wgt_size):
+        run_fault(drv, bank, case, rng)
+    drv.load(bank.program, bank.image)
+    _ok_after(drv, bank)
 
 
-def _mm(drv, **kw):
-    lay = drv.layers["t_odd"]
-    args = dict(k=lay.k, n=lay.n, ntok=1, bitserial=False, bits=0, w_off=lay.offset, a_off=0, r_off=0)
-    args.update(kw)
-    return desc_matmul(**args)
-
-
-def test_fault_bad_config_id(drv, dev):
-    hdr_bad = desc_header(rm.shell_config_id() ^ 1)
-    _fault(drv, hdr_bad + _mm(drv) + desc_end(), "CONFIG at descriptor 0")
+def test_fault_bad_config_id(dev):
     # the host refuses a device whose configuration ID differs from the program's before running anything
     with pytest.raises(DeviceError, match="configuration ID"):
         AccelDriver(dev, expected_config_id=rm.shell_config_id() ^ 2)
 
 
-def test_fault_out_of_range_programs(drv):
-    hdr = desc_header(rm.shell_config_id())
-    lay = drv.layers["t_odd"]
-    _fault(drv, hdr + _mm(drv, w_off=drv.wgt_size - 16) + desc_end(), "RANGE at descriptor 1")
-    _fault(drv, hdr + _mm(drv, a_off=drv.act_cap) + desc_end(), "RANGE")
-    _fault(drv, hdr + _mm(drv, r_off=8) + desc_end(), "RANGE")  # misaligned
-    _fault(drv, hdr + _mm(drv, beta_off=drv.wgt_size - 16) + desc_end(), "RANGE")  # DEQUANT beta past the region
-    _fault(drv, hdr + _mm(drv, beta_off=8) + desc_end(), "RANGE")  # DEQUANT beta misaligned
-    _fault(drv, hdr + _mm(drv, k=rm.SHELL_HW["max_k"] + 1) + desc_end(), "FIELD")
-    _fault(drv, hdr + _mm(drv, ntok=rm.SHELL_HW["max_tok"] + 1) + desc_end(), "FIELD")
-    _fault(drv, hdr + _mm(drv, bitserial=True, bits=9) + desc_end(), "FIELD")
-    _fault(drv, hdr + bytes([0x7F]) + bytes(31) + desc_end(), "OPCODE at descriptor 1.*0x7f")
-    _fault(drv, _mm(drv) + desc_end(), "OPCODE at descriptor 0")  # no HEADER
-    _fault(drv, hdr + _mm(drv), "PROG_LEN")  # no END
-    assert lay.n == 37
+def _t_odd_weights(drv, bank) -> int:
+    from edgestream import program as pg
+
+    tl = next(i for i in bank.program.instrs if i.op == pg.TLMM)
+    return drv.wgt_base + bank.program.regions[tl.a].offset
 
 
 @pytest.mark.parametrize("resp", ["SLVERR", "DECERR"])
-def test_fault_axi_read_error(drv, dev, resp):
-    lay = drv.layers["t_odd"]
-    lo = drv.wgt_base + lay.offset + 16 * 3
+def test_fault_axi_read_error(drv, dev, bank, resp):
+    lo = _t_odd_weights(drv, bank) + 16 * 3
     dev.inject("read_error", lo, lo + 16, resp)
     try:
         with pytest.raises(DeviceError, match=f"AXI_READ.*{resp}"):
-            drv.matmul("t_odd", np.ones((1, lay.k), np.int8))
+            bank.matmul("t_odd", np.ones((1, bank.layers["t_odd"].k), np.int8))
     finally:
         dev.clear_faults()
     drv.reset()
-    _ok_after(drv)
+    _ok_after(drv, bank)
 
 
-def test_fault_axi_write_error(drv, dev):
-    dev.inject("write_error", drv.res, drv.res + 16)
+def test_fault_axi_write_error(drv, dev, bank):
+    dev.inject("write_error", drv.act_base + drv.map_bytes, drv.act_base + drv.act_cap)  # the buffers
     try:
         with pytest.raises(DeviceError, match="AXI_WRITE.*SLVERR"):
-            drv.matmul("t_odd", np.ones((1, drv.layers["t_odd"].k), np.int8))
+            bank.matmul("t_odd", np.ones((1, bank.layers["t_odd"].k), np.int8))
     finally:
         dev.clear_faults()
     drv.reset()
-    _ok_after(drv)
+    _ok_after(drv, bank)
 
 
-def test_fault_hang_times_out_and_recovers(drv, dev):
+def test_fault_hang_times_out_and_recovers(drv, dev, bank):
     dev.inject("hang")
     with pytest.raises(DeviceError, match="did not finish within .* did not come back from a soft reset"):
-        drv.matmul("t_odd", np.ones((1, drv.layers["t_odd"].k), np.int8))
+        bank.matmul("t_odd", np.ones((1, bank.layers["t_odd"].k), np.int8))
     # the memory answers again: the bus drains, the soft reset completes, the device works
     dev.clear_faults()
     drv.reset()
-    _ok_after(drv)
+    _ok_after(drv, bank)
 
 
 def test_faults_never_produce_tokens(demo_artifact):
@@ -249,13 +230,11 @@ def test_icarus_matmul_bit_exact():
     try:
         drv = AccelDriver(d)
         rng = np.random.default_rng(5)
-        lws = [LinearWeights("t", "ternary", 2, rng.integers(-1, 2, (9, 12)).astype(np.int8)),
-               LinearWeights("i8", "int", 8, rng.integers(-128, 128, (5, 7)).astype(np.int8))]
-        for lw in lws:
-            drv.add_layer(lw)
+        lws = [lw for lw in layers(rng, big=False) if lw.name in ("t_odd", "i8")]
+        bank, betas = make_bank(drv, lws, rng)
         for lw in lws:
             q = rng.integers(-128, 128, (2, lw.k)).astype(np.int8)
-            np.testing.assert_array_equal(drv.matmul(lw.name, q), dense_matmul(q, lw.w))
+            check_matmul(bank, lw, betas[lw.name], q, rng.uniform(0.1, 1, 2).astype(np.float32))
     finally:
         d.close()
 

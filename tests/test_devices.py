@@ -6,98 +6,80 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from accel_cases import check_matmul, fault_cases, layers, make_bank, run_fault
 
 import edgestream
 from edgestream import regmap as rm
 from edgestream.errors import DeviceError
 from edgestream.host.devices.cpu import CpuDevice
 from edgestream.host.devices.pynq import PynqDevice
-from edgestream.host.driver import AccelDriver, desc_end, desc_header, desc_matmul, pack_weights, unpack_results
-from edgestream.host.kernels import LinearWeights
-from edgestream.numerics import dequant
+from edgestream.host.driver import AccelDriver, Geometry, pack_q, unpack_tiles
 from edgestream.synth import make_checkpoint
-from edgestream.tlmm import dense_matmul
 
 
-def _layers(rng):
-    return [LinearWeights("t", "ternary", 2, rng.integers(-1, 2, (37, 23)).astype(np.int8)),
-            LinearWeights("t2", "ternary", 2, rng.integers(-1, 2, (8, 2048)).astype(np.int8)),
-            LinearWeights("i8", "int", 8, rng.integers(-128, 128, (9, 11)).astype(np.int8)),
-            LinearWeights("i4", "int", 4, rng.integers(-8, 8, (13, 30)).astype(np.int8)),
-            LinearWeights("i2", "int", 2, rng.integers(-2, 2, (6, 7)).astype(np.int8))]
-
-
-def test_cpu_device_dequant_bit_exact():
+def test_cpu_device_matmul_dequant_bit_exact():
     rng = np.random.default_rng(3)
     drv = AccelDriver(CpuDevice())
-    layers = _layers(rng)
-    betas = [rng.uniform(1e-3, 2, lw.n).astype(np.float32) for lw in layers]
-    for lw, b in zip(layers, betas, strict=True):
-        drv.add_layer(lw)
-        drv.add_beta(lw.name, b)
-    for lw, b in zip(layers, betas, strict=True):
-        for ntok in (1, 8, 17):
+    lws = layers(rng)
+    bank, betas = make_bank(drv, lws, rng)
+    for lw in lws:
+        for ntok in (1, 8, 17):  # 17 tokens: three MAXTOK tiles in one run
             q = rng.integers(-128, 128, (ntok, lw.k)).astype(np.int8)
-            s = rng.uniform(1e-4, 1, ntok).astype(np.float32)
-            got = drv.matmul(lw.name, q, s)
-            assert got.dtype == np.float32
-            assert got.tobytes() == dequant(dense_matmul(q, lw.w), s, b).tobytes()
-            np.testing.assert_array_equal(drv.matmul(lw.name, q), dense_matmul(q, lw.w))
+            check_matmul(bank, lw, betas[lw.name], q, rng.uniform(1e-4, 1, ntok).astype(np.float32))
+    c = drv.last_counters
+    assert c["instr_count"] == 4 and c["stop_pc"] == bank.layers["i2"].pc + 4  # stopped at its OUTPUT
 
 
-def test_cpu_device_matmul_bit_exact():
-    rng = np.random.default_rng(0)
-    drv = AccelDriver(CpuDevice())
-    layers = _layers(rng)
-    for lw in layers:
-        drv.add_layer(lw)
-    for lw in layers:
-        for ntok in (1, 8, 17):
-            q = rng.integers(-128, 128, (ntok, lw.k)).astype(np.int8)
-            np.testing.assert_array_equal(drv.matmul(lw.name, q), dense_matmul(q, lw.w))
-
-
-def test_weight_layout_roundtrip():
-    """The engine's beat order: lane q*T + t of beat (rb, plane, c) is row rb*Q+q, group c*T+t."""
-    rng = np.random.default_rng(3)
-    w = rng.integers(-1, 2, (6, 27)).astype(np.int8)
-    raw = np.frombuffer(pack_weights(LinearWeights("w", "ternary", 2, w)), np.uint8)
-    from edgestream.formats.ternary import pack_gindex
-
-    codes = pack_gindex(w, 5)  # [6, 6 groups]
-    beats = raw.reshape(2, 1, 2, 4, 4)  # [rb, plane, chunk, q, t]
-    for r in range(6):
-        for g in range(6):
-            assert beats[r // 4, 0, g // 4, r % 4, g % 4] == codes[r, g]
-    assert beats[1, 0, 0, 3, 0] == (3**5 - 1) // 2  # padding row holds the zero code
-    res = np.arange(2 * 3 * 4, dtype="<i4")  # [rb=2][ntok=3][Q=4]
-    got = unpack_results(res.tobytes(), 6, 3)
-    assert got.shape == (3, 6) and got[2, 5] == res.reshape(2, 3, 4)[1, 2, 1]
+def test_arena_layouts():
+    """q buffers: group g of a token in the 8-byte slot g; f32 buffers in tile layout: tile j, row batch,
+    token, Q floats."""
+    geo = Geometry()
+    q = np.arange(2 * 12, dtype=np.int8).reshape(2, 12)
+    raw = np.frombuffer(pack_q(q, geo), np.int8).reshape(2, 2, 16)  # 3 groups -> 2 beats per token
+    assert raw[1, 0, 8:13].tolist() == q[1, 5:10].tolist() and raw[1, 1, 0:2].tolist() == q[1, 10:12].tolist()
+    assert not raw[1, 1, 2:].any()
+    ntok, width = 11, 6  # two tiles (8 + 3 tokens), two row batches
+    y = np.arange(ntok * 8, dtype=np.float32).reshape(ntok, 8)
+    tiles = np.zeros((2, 2, 8, 4), np.float32)
+    tiles[0] = y[:8].reshape(8, 2, 4).transpose(1, 0, 2)
+    tiles[1].reshape(-1)[: 2 * 3 * 4] = y[8:].reshape(3, 2, 4).transpose(1, 0, 2).reshape(-1)
+    np.testing.assert_array_equal(unpack_tiles(tiles.tobytes(), ntok, width, geo), y[:, :width])
 
 
 def test_cpu_device_faults_match_the_shell():
     rng = np.random.default_rng(1)
     drv = AccelDriver(CpuDevice())
-    lw = _layers(rng)[0]
-    lay = drv.add_layer(lw)
-    drv.upload()
-    drv.matmul("t", np.zeros((1, lw.k), np.int8))
-    hdr = desc_header(rm.shell_config_id())
-    mm = desc_matmul(lw.k, lw.n, 1, False, 0, lay.offset, 0, 0)
-    cases = [(desc_header(1) + mm + desc_end(), "CONFIG at descriptor 0"),
-             (mm + desc_end(), "OPCODE at descriptor 0"),
-             (hdr + desc_matmul(lw.k, lw.n, 1, False, 0, drv.wgt_size, 0, 0) + desc_end(), "RANGE at descriptor 1"),
-             (hdr + desc_matmul(0, lw.n, 1, False, 0, 0, 0, 0) + desc_end(), "FIELD"),
-             (hdr + mm, "PROG_LEN"),
-             # DEQUANT: the beta beats must lie inside the weight region and be aligned
-             (hdr + desc_matmul(lw.k, lw.n, 1, False, 0, lay.offset, 0, 0, drv.wgt_size - 16) + desc_end(), "RANGE"),
-             (hdr + desc_matmul(lw.k, lw.n, 1, False, 0, lay.offset, 0, 0, 8) + desc_end(), "RANGE")]
-    for prog, match in cases:
-        with pytest.raises(DeviceError, match=match):
-            drv.run_program(prog)
-        drv.reset()
+    lws = layers(rng, big=False)
+    bank, betas = make_bank(drv, lws, rng)
+    for case in fault_cases(bank.program, drv.wgt_size):
+        run_fault(drv, bank, case, rng)
+        drv.load(bank.program, bank.image)
+        q = rng.integers(-128, 128, (3, lws[0].k)).astype(np.int8)
+        check_matmul(bank, lws[0], betas[lws[0].name], q, np.ones(3, np.float32))
     with pytest.raises(DeviceError, match="configuration ID"):
         AccelDriver(CpuDevice(config_id=5))
+
+
+def test_cpu_device_runs_the_demo_program_bit_identically(tmp_path):
+    """The whole tiny model through program.bin on the cpu shell model: host instructions on the host,
+    linear layers on the device, logits bit-identical to the CPU executor over prefill (two token
+    tiles) and decode."""
+    from edgestream.artifact import read_artifact
+    from edgestream.host.accel_executor import AccelProgramExecutor
+    from edgestream.host.executor import CpuExecutor
+    from edgestream.host.kernels import get_kernel
+
+    make_checkpoint(tmp_path / "ck", "tiny", seed=0)
+    art = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa"))
+    cpu = CpuExecutor(art, get_kernel("numpy"))
+    ex = AccelProgramExecutor(art, AccelDriver(CpuDevice()))
+    assert "lowered m.esa" in ex.note
+    cpu.reset(16)
+    ex.reset(16)
+    for ids in ([1, 5, 9, 2, 7, 3, 4, 6, 8, 10], [11], [12]):
+        want = cpu.forward(np.array(ids), last_only=False)
+        assert ex.forward(np.array(ids), last_only=False).tobytes() == want.tobytes()
+    ex.close()
 
 
 # ---------------------------------------------------------------- pynq against a recording fake
@@ -170,24 +152,31 @@ def test_pynq_device_exact_calls(tmp_path):
                                ("read", R["CONFIG_ID_HI"]), ("write", R["CTRL"], rm.CTRL_SOFT_RESET),
                                ("read", R["STATUS"])]
     rng = np.random.default_rng(2)
-    lw = _layers(rng)[3]
-    drv.add_layer(lw)
-    q = rng.integers(-128, 128, (3, lw.k)).astype(np.int8)
+    lw = layers(rng, big=False)[2]
     n0 = len(fake.calls)
-    np.testing.assert_array_equal(drv.matmul(lw.name, q), dense_matmul(q, lw.w))
-    run = fake.calls[n0:]
-    # every buffer write is flushed right after it; the result read is invalidated first
-    allocs = {c[2] for c in fake.calls if c[0] == "allocate"}
-    flushed = [c[1] for c in run if c[0] == "flush"]
-    assert set(flushed) <= allocs and len(flushed) == 3  # weights once, activations, program
-    assert [c for c in run if c[0] == "invalidate"] == [("invalidate", drv.res)]
-    writes = [c for c in run if c[0] == "write"]
-    assert ("write", R["WGT_BASE_LO"], drv.wgt_base & 0xFFFFFFFF) in writes
-    assert ("write", R["PROG_LEN"], 3) in writes
+    bank, betas = make_bank(drv, [lw], rng)
+    load = fake.calls[n0:]
+    blob = bank.program.encode()
+    # program.bin and the weight image are uploaded once, as they are, and flushed
+    assert ("write", R["PROG_SIZE"], len(blob)) in load and ("write", R["WGT_SIZE"], len(bank.image)) in load
+    assert fake.model.read_mem(drv.prog_base, len(blob)) == blob
+    assert fake.model.read_mem(drv.wgt_base, len(bank.image)) == bank.image
+    assert [c[1] for c in load if c[0] == "flush"] == [drv.prog_base, drv.wgt_base, drv.act_base]
+    q = rng.integers(-128, 128, (3, lw.k)).astype(np.int8)
+    s = rng.uniform(0.1, 1, 3).astype(np.float32)
+    n1 = len(fake.calls)
+    check_matmul(bank, lw, betas[lw.name], q, s)
+    run = fake.calls[n1:]
+    # map entries (q, s, y) and the q and s data go into the arena, each write flushed; the result read is
+    # invalidated first; NTOK and PC are written before START
+    assert [c for c in run if c[0] == "flush"] == [("flush", drv.act_base)] * 5
+    assert [c for c in run if c[0] == "invalidate"] == [("invalidate", drv.act_base)]
     i_start = run.index(("write", R["CTRL"], rm.CTRL_START))
-    assert run.index(("write", R["PROG_LEN"], 3)) < i_start
-    assert run.index(("flush", drv.prog)) < i_start < run.index(("invalidate", drv.res))
+    assert max(i for i, c in enumerate(run) if c[0] == "flush") < i_start < run.index(("invalidate", drv.act_base))
+    assert run.index(("write", R["NTOK"], 3)) < i_start and run.index(("write", R["PC"], 0)) < i_start
+    assert ("read", R["STOP_PC"]) in run[i_start:]
     dev.close()
+    allocs = [c[2] for c in fake.calls if c[0] == "allocate"]
     assert sorted(c[1] for c in fake.calls if c[0] == "freebuffer") == sorted(allocs)
 
 

@@ -154,7 +154,12 @@ class CpuDevice:
             elif op == pg.TLMM:
                 if act is None or not table:
                     raise _Fault("FIELD", op)
-                ins = self._tlmm(fl, a, f, act, ntok, fetch)
+                tlmm_pc = self.pc
+                try:
+                    ins = self._tlmm(fl, a, f, act, ntok, fetch)
+                except _Fault:
+                    self.pc = tlmm_pc  # whatever is wrong with a fused linear is reported at its TLMM
+                    raise
                 continue
             else:  # a DEQUANT that does not follow a TLMM, or an unknown opcode
                 raise _Fault("OPCODE", op)
@@ -201,7 +206,6 @@ class CpuDevice:
         if woff % BEAT or woff + wbeats * BEAT > min(woff + wbytes, self.regs[rm.REG["WGT_SIZE"]]):
             raise _Fault("RANGE", op)
         # the members: the DEQUANTs right after the TLMM
-        tlmm_pc = self.pc
         members = []
         col = 0
         nxt = None
@@ -222,7 +226,6 @@ class CpuDevice:
             col += df[1]
         self.op = pg.DEQUANT
         if not members or col != n:
-            self.pc = tlmm_pc if not members else self.pc - 1
             raise _Fault("FIELD", pg.TLMM if not members else pg.DEQUANT)
         abt = -(-groups // (BEAT // 8))
         qa = self._map(act[0], pg.B_I8, klen, ntok * abt * BEAT)
