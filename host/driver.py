@@ -23,6 +23,7 @@ from edgestream.errors import DeviceError
 BEAT = rm.DATA_BYTES
 SLOT = 8  # bytes per activation group slot
 HW_OPS = frozenset({pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT})
+CLOCK_HZ = rm.SHELL_HW["clock_mhz"] * 1e6
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class AccelDriver:
                 self.dev.write_mem(self.act_base + off, data)
         self.dev.write_reg(rm.REG["NTOK"], ntok)
         self.dev.write_reg(rm.REG["PC"], pc)
-        self.start_and_wait()
+        self.start_and_wait(self.timeout_s + 4 * self._beats(pc, end, ntok) / CLOCK_HZ)
         stop = self.dev.read_reg(rm.REG["STOP_PC"])
         if stop != end:
             want = pg.OPNAMES.get(prog.instrs[end].op, "?") if end < len(prog.instrs) else "end"
@@ -247,6 +248,17 @@ class AccelDriver:
             if data is None:
                 out[b] = unpack_tiles(self.dev.read_mem(self.act_base + off, cap), ntok, prog.buffers[b].width, geo)
         return out
+
+    def _beats(self, pc: int, end: int, ntok: int) -> int:
+        """Bus beats a run moves (weights once per token tile): the timeout grows with the work."""
+        prog, geo = self.prog, self.geo
+        beats = 0
+        for ins in prog.instrs[pc:end]:
+            if ins.op == pg.TLMM and ins.a < len(prog.regions):
+                r = prog.regions[ins.a]
+                planes = ins.f[2] if ins.flags & pg.F_BITSERIAL else 1
+                beats += geo.tiles(ntok) * geo.weight_beats(r.n, r.k, planes) + ntok * (geo.groups(r.k) + r.n // 4)
+        return beats
 
     def start_and_wait(self, timeout_s: float | None = None) -> dict[str, int]:
         st = self.dev.read_reg(rm.REG["STATUS"])
