@@ -1,10 +1,10 @@
-// edgestream accelerator shell: AXI4-Lite registers (es_axil_csr), the descriptor sequencer (es_seq),
-// four AXI4 read masters (program, activations, weights, dequantization scales beta: es_axi_rd)
-// sharing one AXI4 master port by ID (ARID 0/1/2/3; R is routed by RID and never back-pressured), one
-// AXI4 write master for results (es_axi_wr), the activation unpacker, the TLMM engine (tlmm_engine)
-// and the optional dequantize stage (es_dequant: float32 results, per MATMUL descriptor). It runs the
-// linear layers of a program; the host does everything else.
-// Memory layouts, descriptor format and registers: docs/registers.md. irq = DONE or ERROR.
+// edgestream accelerator shell: AXI4-Lite registers (es_axil_csr), the program.bin sequencer (es_seq),
+// four AXI4 read masters (program/buffer map, activations, weights, dequantization scales beta:
+// es_axi_rd) sharing one AXI4 master port by ID (ARID 0/1/2/3; R is routed by RID and never
+// back-pressured), one AXI4 write master for results (es_axi_wr), the activation unpacker, the TLMM
+// engine (tlmm_engine) and the dequantize stage (es_dequant: float32 results). It runs the linear
+// layers of program.bin (LOAD_ACT, BUILD_TABLE, TLMM + DEQUANT) and stops at the host's instructions.
+// Program execution, memory layouts and registers: docs/registers.md. irq = DONE, HOST or ERROR.
 module edgestream_accel #(
     parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
     parameter int MAXK = es_regs_pkg::ES_MAXK,
@@ -77,22 +77,24 @@ module edgestream_accel #(
 
     // ---------------- registers
     logic        start, soft_reset;
-    logic [39:0] prog_base, wgt_base, act_base, res_base, kv_base;
-    logic [31:0] prog_len, wgt_size, act_size, res_size, kv_size;
-    logic        st_busy, st_done, st_error, st_resetting;
-    logic [31:0] err_code, err_info;
+    logic [39:0] prog_base, wgt_base, act_base, kv_base;
+    logic [31:0] prog_size, pc, ntok, wgt_size, act_size, kv_size;
+    logic        st_busy, st_done, st_host, st_error, st_resetting;
+    logic [31:0] err_code, err_info, stop_pc;
     logic [63:0] cycles;
-    logic [31:0] rd_beats, wr_beats, stall_wgt, stall_act, stall_res, seq_cycles, wgt_beats, desc_count;
+    logic [31:0] rd_beats, wr_beats, stall_wgt, stall_act, stall_res, seq_cycles, wgt_beats, instr_count;
+    logic [2:0]  retire;
 
     es_axil_csr #(.CONFIG_ID(CONFIG_ID)) u_csr (
         .clk, .rst_n,
         .s_axil_awaddr, .s_axil_awvalid, .s_axil_awready, .s_axil_wdata, .s_axil_wstrb, .s_axil_wvalid,
         .s_axil_wready, .s_axil_bresp, .s_axil_bvalid, .s_axil_bready, .s_axil_araddr, .s_axil_arvalid,
         .s_axil_arready, .s_axil_rdata, .s_axil_rresp, .s_axil_rvalid, .s_axil_rready,
-        .start, .soft_reset, .prog_base, .prog_len, .wgt_base, .wgt_size, .act_base, .act_size,
-        .res_base, .res_size, .kv_base, .kv_size,
-        .status({st_resetting, st_error, st_done, st_busy}), .err_code, .err_info, .cycles,
-        .rd_beats, .wr_beats, .stall_wgt, .stall_act, .stall_res, .seq_cycles, .wgt_beats, .desc_count
+        .start, .soft_reset, .prog_base, .prog_size, .pc, .wgt_base, .wgt_size, .act_base, .act_size,
+        .ntok, .kv_base, .kv_size,
+        .status({st_host, st_resetting, st_error, st_done, st_busy}), .err_code, .err_info, .cycles,
+        .rd_beats, .wr_beats, .stall_wgt, .stall_act, .stall_res, .seq_cycles, .wgt_beats, .instr_count,
+        .stop_pc
     );
 
     // ---------------- read masters
@@ -111,7 +113,10 @@ module edgestream_accel #(
     logic [DW-1:0] ro_data [4];
 
     for (genvar i = 0; i < 4; i++) begin : g_rd
-        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : 2), .FIFO(i == 2 ? WFIFO : 2 * BURST)) u_rd (
+        // program/map reader: up to 16 bursts in flight, so the entries of a TLMM are fetched with
+        // back-to-back commands in about one read latency
+        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : i == 0 ? 16 : 2),
+                    .FIFO(i == 2 ? WFIFO : 2 * BURST)) u_rd (
             .clk, .rst_n, .abort,
             .cmd_valid(rc_valid[i]), .cmd_ready(rc_ready[i]), .cmd_addr(rc_addr[i]), .cmd_beats(rc_beats[i]),
             .ar_valid(ar_v[i]), .ar_ready(ar_r[i]), .ar_addr(ar_a[i]), .ar_len(ar_l[i]),
@@ -166,8 +171,7 @@ module edgestream_accel #(
     logic         u_clear;
     logic [15:0]  u_groups;
 
-    // DEQUANT: the activation stream's first dq_sbeats beats are the per-token scales s[t]
-    logic       dq_en;
+    // the activation stream's first dq_sbeats beats of a tile are the per-token scales s[t]
     logic [7:0] dq_ntok, dq_sbeats, s_left;
     logic [1:0] s_idx;
     logic       u_in_ready;
@@ -211,7 +215,7 @@ module edgestream_accel #(
     logic          d_out_valid, d_out_ready;
     logic [DW-1:0] d_out_data;
     es_dequant #(.Q(Q), .MAXTOK(MAXTOK)) u_dq (
-        .clk, .rst_n(rst_n && !e_reset), .en(dq_en), .ntok(dq_ntok),
+        .clk, .rst_n(rst_n && !e_reset), .en(1'b1), .ntok(dq_ntok),
         .ld_valid(s_left != 8'd0 && ro_valid[1]), .ld_idx(s_idx), .ld_data(ro_data[1]),
         .in_valid(e_res_valid), .in_ready(e_res_ready), .in_data(e_res_data), .in_tok(e_res_user),
         .b_valid(ro_valid[3]), .b_ready(ro_ready[3]), .b_data(ro_data[3][Q*32-1:0]),
@@ -235,10 +239,9 @@ module edgestream_accel #(
     assign m_axi_awprot = 3'b000;
 
     // ---------------- sequencer
-    logic desc_fire;
     es_seq #(.CONFIG_ID(CONFIG_ID), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64)) u_seq (
         .clk, .rst_n, .start, .soft_reset,
-        .prog_base, .prog_len, .wgt_base, .wgt_size, .act_base, .act_size, .res_base, .res_size,
+        .prog_base, .prog_size, .pc_start(pc), .ntok_in(ntok), .wgt_base, .wgt_size, .act_base, .act_size,
         .p_cmd_valid(rc_valid[0]), .p_cmd_ready(rc_ready[0]), .p_cmd_addr(rc_addr[0]), .p_cmd_beats(rc_beats[0]),
         .p_valid(ro_valid[0]), .p_ready(ro_ready[0]), .p_data(ro_data[0]),
         .p_busy(rd_busy[0]), .p_err(rd_err[0]), .p_err_resp(rd_resp[0]),
@@ -247,12 +250,12 @@ module edgestream_accel #(
         .w_cmd_valid(rc_valid[2]), .w_cmd_ready(rc_ready[2]), .w_cmd_addr(rc_addr[2]), .w_cmd_beats(rc_beats[2]),
         .w_busy(rd_busy[2]), .w_err(rd_err[2]), .w_err_resp(rd_resp[2]),
         .b_cmd_valid(rc_valid[3]), .b_cmd_ready(rc_ready[3]), .b_cmd_addr(rc_addr[3]), .b_cmd_beats(rc_beats[3]),
-        .b_busy(rd_busy[3]), .b_err(rd_err[3]), .b_err_resp(rd_resp[3]), .dq_en, .dq_ntok, .dq_sbeats,
+        .b_busy(rd_busy[3]), .b_err(rd_err[3]), .b_err_resp(rd_resp[3]), .dq_ntok, .dq_sbeats,
         .r_cmd_valid(wc_valid), .r_cmd_ready(wc_ready), .r_cmd_addr(wc_addr), .r_cmd_beats(wc_beats),
         .r_busy(wr_busy), .r_err(wr_err), .r_err_resp(wr_resp),
         .e_cmd_valid, .e_cmd_ready, .e_cmd_data, .e_busy, .e_err_code(e_err), .e_reset,
         .u_clear, .u_groups, .abort,
-        .st_busy, .st_done, .st_error, .st_resetting, .err_code, .err_info, .desc_fire
+        .st_busy, .st_done, .st_host, .st_error, .st_resetting, .err_code, .err_info, .stop_pc, .retire
     );
 
     // ---------------- counters (cleared by START, counting while busy)
@@ -266,7 +269,7 @@ module edgestream_accel #(
             stall_res <= '0;
             seq_cycles <= '0;
             wgt_beats <= '0;
-            desc_count <= '0;
+            instr_count <= '0;
         end else begin
             if (st_busy) cycles <= cycles + 64'd1;
             if (m_axi_rvalid && m_axi_rready) rd_beats <= rd_beats + 32'd1;
@@ -276,11 +279,11 @@ module edgestream_accel #(
             if (e_res_valid && !e_res_ready) stall_res <= stall_res + 32'd1;
             if (st_busy && !e_busy) seq_cycles <= seq_cycles + 32'd1;
             if (ro_valid[2] && ro_ready[2]) wgt_beats <= wgt_beats + 32'd1;
-            if (desc_fire) desc_count <= desc_count + 32'd1;
+            instr_count <= instr_count + 32'(retire);
         end
     end
 
-    assign irq = st_done || st_error;
+    assign irq = st_done || st_host || st_error;
 
     wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_last, r_rdy};
 endmodule

@@ -28,17 +28,17 @@ module es_axil_csr #(
     output logic        start,
     output logic        soft_reset,
     output logic [39:0] prog_base,
-    output logic [31:0] prog_len,
+    output logic [31:0] prog_size,
+    output logic [31:0] pc,
     output logic [39:0] wgt_base,
     output logic [31:0] wgt_size,
     output logic [39:0] act_base,
     output logic [31:0] act_size,
-    output logic [39:0] res_base,
-    output logic [31:0] res_size,
+    output logic [31:0] ntok,
     output logic [39:0] kv_base,
     output logic [31:0] kv_size,
     // status in
-    input  logic [3:0]  status,
+    input  logic [4:0]  status,
     input  logic [31:0] err_code,
     input  logic [31:0] err_info,
     input  logic [63:0] cycles,
@@ -49,7 +49,8 @@ module es_axil_csr #(
     input  logic [31:0] stall_res,
     input  logic [31:0] seq_cycles,
     input  logic [31:0] wgt_beats,
-    input  logic [31:0] desc_count
+    input  logic [31:0] instr_count,
+    input  logic [31:0] stop_pc
 );
     wire wr = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
     assign s_axil_awready = wr;
@@ -67,13 +68,13 @@ module es_axil_csr #(
             start <= 1'b0;
             soft_reset <= 1'b0;
             prog_base <= '0;
-            prog_len <= '0;
+            prog_size <= '0;
+            pc <= '0;
             wgt_base <= '0;
             wgt_size <= '0;
             act_base <= '0;
             act_size <= '0;
-            res_base <= '0;
-            res_size <= '0;
+            ntok <= '0;
             kv_base <= '0;
             kv_size <= '0;
         end else begin
@@ -90,16 +91,15 @@ module es_axil_csr #(
                         end
                         es_regs_pkg::ES_REG_PROG_BASE_LO: prog_base[31:0] <= wd;
                         es_regs_pkg::ES_REG_PROG_BASE_HI: prog_base[39:32] <= wd[7:0];
-                        es_regs_pkg::ES_REG_PROG_LEN: prog_len <= wd;
+                        es_regs_pkg::ES_REG_PROG_SIZE: prog_size <= wd;
+                        es_regs_pkg::ES_REG_PC: pc <= wd;
                         es_regs_pkg::ES_REG_WGT_BASE_LO: wgt_base[31:0] <= wd;
                         es_regs_pkg::ES_REG_WGT_BASE_HI: wgt_base[39:32] <= wd[7:0];
                         es_regs_pkg::ES_REG_WGT_SIZE: wgt_size <= wd;
                         es_regs_pkg::ES_REG_ACT_BASE_LO: act_base[31:0] <= wd;
                         es_regs_pkg::ES_REG_ACT_BASE_HI: act_base[39:32] <= wd[7:0];
                         es_regs_pkg::ES_REG_ACT_SIZE: act_size <= wd;
-                        es_regs_pkg::ES_REG_RES_BASE_LO: res_base[31:0] <= wd;
-                        es_regs_pkg::ES_REG_RES_BASE_HI: res_base[39:32] <= wd[7:0];
-                        es_regs_pkg::ES_REG_RES_SIZE: res_size <= wd;
+                        es_regs_pkg::ES_REG_NTOK: ntok <= wd;
                         es_regs_pkg::ES_REG_KV_BASE_LO: kv_base[31:0] <= wd;
                         es_regs_pkg::ES_REG_KV_BASE_HI: kv_base[39:32] <= wd[7:0];
                         es_regs_pkg::ES_REG_KV_SIZE: kv_size <= wd;
@@ -120,21 +120,20 @@ module es_axil_csr #(
             es_regs_pkg::ES_REG_HW_PARAMS: rd = {4'd0, 8'(es_regs_pkg::ES_MAXTOK), 8'(es_regs_pkg::ES_Q),
                                                  8'(es_regs_pkg::ES_T), 4'(es_regs_pkg::ES_G)};
             es_regs_pkg::ES_REG_HW_MAXK: rd = {16'(es_regs_pkg::ES_DATA_BYTES), 16'(es_regs_pkg::ES_MAXK)};
-            es_regs_pkg::ES_REG_STATUS: rd = {28'd0, status};
+            es_regs_pkg::ES_REG_STATUS: rd = {27'd0, status};
             es_regs_pkg::ES_REG_ERR_CODE: rd = err_code;
             es_regs_pkg::ES_REG_ERR_INFO: rd = err_info;
             es_regs_pkg::ES_REG_PROG_BASE_LO: rd = prog_base[31:0];
             es_regs_pkg::ES_REG_PROG_BASE_HI: rd = {24'd0, prog_base[39:32]};
-            es_regs_pkg::ES_REG_PROG_LEN: rd = prog_len;
+            es_regs_pkg::ES_REG_PROG_SIZE: rd = prog_size;
+            es_regs_pkg::ES_REG_PC: rd = pc;
             es_regs_pkg::ES_REG_WGT_BASE_LO: rd = wgt_base[31:0];
             es_regs_pkg::ES_REG_WGT_BASE_HI: rd = {24'd0, wgt_base[39:32]};
             es_regs_pkg::ES_REG_WGT_SIZE: rd = wgt_size;
             es_regs_pkg::ES_REG_ACT_BASE_LO: rd = act_base[31:0];
             es_regs_pkg::ES_REG_ACT_BASE_HI: rd = {24'd0, act_base[39:32]};
             es_regs_pkg::ES_REG_ACT_SIZE: rd = act_size;
-            es_regs_pkg::ES_REG_RES_BASE_LO: rd = res_base[31:0];
-            es_regs_pkg::ES_REG_RES_BASE_HI: rd = {24'd0, res_base[39:32]};
-            es_regs_pkg::ES_REG_RES_SIZE: rd = res_size;
+            es_regs_pkg::ES_REG_NTOK: rd = ntok;
             es_regs_pkg::ES_REG_KV_BASE_LO: rd = kv_base[31:0];
             es_regs_pkg::ES_REG_KV_BASE_HI: rd = {24'd0, kv_base[39:32]};
             es_regs_pkg::ES_REG_KV_SIZE: rd = kv_size;
@@ -147,7 +146,8 @@ module es_axil_csr #(
             es_regs_pkg::ES_REG_STALL_RES: rd = stall_res;
             es_regs_pkg::ES_REG_SEQ_CYCLES: rd = seq_cycles;
             es_regs_pkg::ES_REG_WGT_BEATS: rd = wgt_beats;
-            es_regs_pkg::ES_REG_DESC_COUNT: rd = desc_count;
+            es_regs_pkg::ES_REG_INSTR_COUNT: rd = instr_count;
+            es_regs_pkg::ES_REG_STOP_PC: rd = stop_pc;
             default: rd = 32'd0;
         endcase
     end

@@ -1,19 +1,26 @@
-// Sequencer: fetches the descriptor program (32 bytes = two bus beats per descriptor) and runs it.
-//   HEADER  (must come first): word 1 = configuration ID, checked against this build's.
-//   MATMUL  word 0: [7:0] op, [11:8] weight bits, [12] bit-serial, [23:16] ntok, [39:24] K, [63:40] N
-//           word 1: [31:0] weight offset (from WGT_BASE), [63:32] activation offset (from ACT_BASE)
-//           word 0 [13] DEQUANT: results are float32 y = float32(acc) * float32(beta * s[t]) (es_dequant):
-//           the activation stream starts with ceil(ntok/4) beats of float32 s[t], and a fourth
-//           reader streams one beat of Q float32 beta per row batch from WGT_BASE + word 2[63:32].
-//           word 2: [31:0] result offset (from RES_BASE), [63:32] beta offset (DEQUANT; else 0);
-//           word 3 is reserved (0).
-//           Checks fields and region bounds, then runs one tlmm_engine command with three streams
-//           (activations and weights read, results written) and waits for the last write response.
-//   END     the program is done.
-// Any fault (ERR_* codes) aborts every stream: the read masters drop data until nothing is in flight,
-// the write master finishes a started burst with empty strobes, the engine is held in reset; then
-// the sequencer is idle with STATUS.ERROR and ERR_CODE/ERR_INFO set. SOFT_RESET does the same
-// from any state and clears the status. Layouts: docs/registers.md.
+// Sequencer: executes the compiler's program.bin (docs/program.md, version 2) from DDR, as
+// docs/registers.md ("Running program.bin", "Memory layouts") specifies.
+//
+// START latches PC and NTOK, fetches the 64-byte header (magic, version, instruction size: ERR
+// HEADER; config ID and G/CB/T/Q: ERR CONFIG; instruction and region tables inside PROG_SIZE: ERR
+// RANGE), then executes instructions from PC:
+//   LOAD_ACT     latches the q buffer and klen (k0 != 0: ERR FIELD)
+//   BUILD_TABLE  f0 must be G (the tables are built by the engine per token tile)
+//   TLMM         collects the DEQUANT instructions that follow (1..4 members), fetches its region
+//                entry, the members' beta region entries and the buffer-map entries of q, scale and
+//                the members' dst buffers with back-to-back commands on the program reader, checks
+//                them all, then runs the fused linear over token tiles of MAXTOK tokens: per tile one
+//                engine command and its streams (activations: scale beats then q beats; weights: the
+//                region; beta and results: one command per member), waiting for every stream and
+//                write response before the next tile.
+//   END          STATUS.DONE;  EMBED NORM_QUANT ROPE ATTENTION ACT_MUL ADD LAST_ROW OUTPUT: STATUS.HOST
+//   DEQUANT outside a TLMM or an unknown opcode: ERR OPCODE.
+// STOP_PC = the instruction the run stopped at. Instructions are fetched LINE at a time into a small
+// line buffer (a segment LOAD_ACT..DEQUANTs and the host instruction after it usually come in one
+// burst). Any fault (ERR_* codes) aborts every stream: the read masters drop data until nothing is in
+// flight, the write master finishes a started burst with empty strobes, the engine is held in reset;
+// then the sequencer is idle with STATUS.ERROR and ERR_CODE/ERR_INFO set. SOFT_RESET does the same from
+// any state and clears the status.
 module es_seq #(
     parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
     parameter int G = es_regs_pkg::ES_G,
@@ -21,21 +28,22 @@ module es_seq #(
     parameter int Q = es_regs_pkg::ES_Q,
     parameter int MAXK = es_regs_pkg::ES_MAXK,
     parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
-    parameter int SPB = 2             // activation group slots per bus beat
+    parameter int SPB = 2,            // activation group slots per bus beat
+    parameter int LINE = 8            // instructions per line fetch (power of two)
 ) (
     input  logic         clk,
     input  logic         rst_n,
     input  logic         start,
     input  logic         soft_reset,
     input  logic [39:0]  prog_base,
-    input  logic [31:0]  prog_len,
+    input  logic [31:0]  prog_size,
+    input  logic [31:0]  pc_start,
+    input  logic [31:0]  ntok_in,
     input  logic [39:0]  wgt_base,
     input  logic [31:0]  wgt_size,
     input  logic [39:0]  act_base,
     input  logic [31:0]  act_size,
-    input  logic [39:0]  res_base,
-    input  logic [31:0]  res_size,
-    // program stream
+    // program / map stream
     output logic         p_cmd_valid,
     input  logic         p_cmd_ready,
     output logic [39:0]  p_cmd_addr,
@@ -62,7 +70,7 @@ module es_seq #(
     input  logic         w_busy,
     input  logic         w_err,
     input  logic [1:0]   w_err_resp,
-    // beta reader (DEQUANT)
+    // beta reader
     output logic         b_cmd_valid,
     input  logic         b_cmd_ready,
     output logic [39:0]  b_cmd_addr,
@@ -70,7 +78,6 @@ module es_seq #(
     input  logic         b_busy,
     input  logic         b_err,
     input  logic [1:0]   b_err_resp,
-    output logic         dq_en,
     output logic [7:0]   dq_ntok,
     output logic [7:0]   dq_sbeats,
     // result writer
@@ -96,255 +103,607 @@ module es_seq #(
     // status
     output logic         st_busy,
     output logic         st_done,
+    output logic         st_host,
     output logic         st_error,
     output logic         st_resetting,
     output logic [31:0]  err_code,
     output logic [31:0]  err_info,
-    output logic         desc_fire
+    output logic [31:0]  stop_pc,
+    output logic [2:0]   retire        // instructions completed this cycle (INSTR_COUNT)
 );
     localparam int LT = $clog2(T);
     localparam int LQ = $clog2(Q);
     localparam int LS = $clog2(SPB);
+    localparam int LL = $clog2(LINE);
+    localparam int CB = $clog2(3 ** G);
+    localparam int MT = MAXTOK;
+    localparam logic [31:0] GEOM = {8'(Q), 8'(T), 8'(CB), 8'(G)};
     localparam longint RECIP = ((64'd1 << 24) + 64'(G) - 64'd1) / 64'(G);   // ceil(2**24 / G)
+    localparam int NM = 4;             // DEQUANT members per TLMM
 
-    typedef enum logic [3:0] {
-        S_IDLE, S_FETCH0, S_FETCH1, S_DECODE, S_CALC1, S_CALC2, S_CALC3, S_CALC4, S_CHECK, S_LAUNCH,
-        S_RUN, S_NEXT, S_FINISH, S_FAIL, S_RESET
+    typedef enum logic [4:0] {
+        S_IDLE, S_HDR, S_HCHK, S_EXEC, S_LINE, S_SCAN, S_MFETCH, S_C0, S_C1, S_C2, S_C3, S_CM,
+        S_TILE, S_RUN, S_STOP, S_FAIL, S_RESET
     } state_t;
     state_t state;
 
-    logic [63:0] w0, w1, w2;
-    logic [15:0] desc_idx;
-    logic        first;
+    // ---------------- run state
+    logic [31:0] pc, ntok;
+    logic [31:0] h_magic, h_geo, nr, nb, ni, ioff;
+    logic [15:0] h_ver, h_isz;
+    logic [63:0] h_cid;
+    logic        p_sent;           // the single command of S_HDR / S_LINE was accepted
+    logic [3:0]  pbeat;            // beats consumed in S_HDR / S_LINE
+    logic        stop_host;
     logic [7:0]  fail_code;
-    logic [31:0] fail_info;
+    logic [31:0] fail_info, fail_pc;
 
-    // fields of the current MATMUL
-    wire [7:0]  d_op = w0[7:0];
-    wire [3:0]  d_bits = w0[11:8];
-    wire        d_bs = w0[12];
-    wire        d_dq = w0[13];
-    wire [7:0]  d_ntok = w0[23:16];
-    wire [15:0] d_k = w0[39:24];
-    wire [23:0] d_n = w0[63:40];
-    wire [31:0] d_woff = w1[31:0];
-    wire [31:0] d_aoff = w1[63:32];
-    wire [31:0] d_roff = w2[31:0];
-    wire [31:0] d_boff = w2[63:32];
-    wire [7:0]  d_sb = d_dq ? 8'((32'(d_ntok) + 32'd3) >> 2) : 8'd0;   // s[t] beats before the activations
+    // ---------------- instruction line buffer
+    logic [7:0]  ib_op [LINE];
+    logic [7:0]  ib_fl [LINE];
+    logic [15:0] ib_a [LINE];
+    logic [31:0] ib_f0 [LINE];
+    logic [31:0] ib_f1 [LINE];
+    logic [31:0] ib_f2 [LINE];
+    logic [31:0] ib_f3 [LINE];
+    logic [31:0] line_base, pc_f;
+    logic [LL:0] line_cnt, line_n;
+    logic        ret_scan;
 
+    // ---------------- LOAD_ACT / BUILD_TABLE / TLMM / members
+    logic        have_load, have_build;
+    logic [15:0] q_idx;
+    logic [31:0] klen, load_pc;
+    logic [15:0] tl_a;
+    logic        tl_bs;
+    logic [3:0]  tl_bits;
+    logic [23:0] tl_rows;
+    logic [2:0]  nm, mi;
+    logic [24:0] colsum;
+    logic [31:0] s_idx_buf;
+    logic [15:0] m_dst [NM];
+    logic [31:0] m_cols [NM];
+    logic [31:0] m_beta [NM];
+    logic [22:0] m_rb [NM];
+
+    // ---------------- fetched entries
+    logic [3:0]  mk, ci;           // S_MFETCH: commands issued, item being consumed
+    logic [1:0]  bi;               // beat of the item
+    logic [63:0] r_off, r_nbytes;
+    logic [7:0]  r_kind, r_bits;
+    logic [31:0] r_n, r_k;
+    logic [63:0] bt_off [NM];
+    logic [63:0] bt_nbytes [NM];
+    logic [7:0]  bt_kind [NM];
+    logic [31:0] qm_off, qm_cap, qm_w, sm_off, sm_cap;
+    logic [7:0]  qm_dt, sm_dt;
+    logic [31:0] dm_off [NM];
+    logic [31:0] dm_cap [NM];
+    logic [31:0] dm_w [NM];
+    logic [7:0]  dm_dt [NM];
+
+    // ---------------- geometry and tiles
     logic [15:0] groups, chunks, abt;
-    logic [23:0] rb;
+    logic [22:0] rb;
     logic [3:0]  planes;
-    logic [63:0] rp, wbeats, abeats, rbeats;
-    logic        sent_a, sent_w, sent_r, sent_e, sent_b;
+    logic [26:0] rp;
+    logic [63:0] wbytes, q_touch, s_touch;
+    logic [31:0] q_step;
+    logic [31:0] rem_tok, a_sptr, a_qptr, q_beats;
+    logic [31:0] r_ptr [NM];
+    logic [31:0] r_step [NM];
+    logic [31:0] r_beats [NM];
+    logic [1:0]  a_i;
+    logic [2:0]  b_i, r_i;
+    logic        sent_w, sent_e;
 
+    // ---------------- current instruction (line buffer read)
+    wire  [31:0] sidx = pc + 32'(nm) + 32'd1;               // member scan position
+    wire  [31:0] cidx = state == S_SCAN ? sidx : pc;
+    wire  [31:0] coff = cidx - line_base;
+    wire         hit = cidx >= line_base && coff < 32'(line_cnt);
+    wire  [LL-1:0] cslot = coff[LL-1:0];
+    wire  [7:0]  e_op = ib_op[cslot];
+    wire  [7:0]  e_fl = ib_fl[cslot];
+    wire  [15:0] e_a = ib_a[cslot];
+    wire  [31:0] e_f0 = ib_f0[cslot];
+    wire  [31:0] e_f1 = ib_f1[cslot];
+    wire  [31:0] e_f2 = ib_f2[cslot];
+    wire  [31:0] e_f3 = ib_f3[cslot];
+    wire         e_host = e_op == es_regs_pkg::ES_OP_EMBED || e_op == es_regs_pkg::ES_OP_NORM_QUANT || e_op == es_regs_pkg::ES_OP_ROPE
+                          || e_op == es_regs_pkg::ES_OP_ATTENTION || e_op == es_regs_pkg::ES_OP_ACT_MUL || e_op == es_regs_pkg::ES_OP_ADD
+                          || e_op == es_regs_pkg::ES_OP_LAST_ROW || e_op == es_regs_pkg::ES_OP_OUTPUT;
+    wire         scan_end = nm == 3'(NM) || sidx >= ni || (hit && e_op != es_regs_pkg::ES_OP_DEQUANT);
+
+    // a buffer-map index that cannot be fetched (ERR RANGE)
+    function automatic bad_map_idx(input [31:0] i, input [31:0] nbuf, input [31:0] asz);
+        bad_map_idx = i >= nbuf || (33'(i) + 33'd1) * 33'd16 > 33'(asz);
+    endfunction
+    // a buffer-map entry outside the arena or smaller than what the run touches (ERR RANGE)
+    function automatic bad_map(input [31:0] off, input [31:0] cap, input [63:0] touch, input [31:0] asz);
+        bad_map = off[3:0] != 4'd0 || 33'(off) + 33'(cap) > 33'(asz) || touch > 64'(cap);
+    endfunction
+    // a weight-image region that does not hold `bytes` bytes inside WGT_SIZE (ERR RANGE)
+    function automatic bad_region(input [63:0] off, input [63:0] nbytes, input [63:0] bytes, input [31:0] wsz);
+        bad_region = off[3:0] != 4'd0 || off[63:32] != 32'd0 || bytes > nbytes || off + bytes > 64'(wsz);
+    endfunction
+
+    // ---------------- checks of the current state (first failing one wins)
+    logic [7:0]  ck_code;
+    logic [31:0] ck_pc, ck_info;
+    wire  [1:0]  mj = mi[1:0];
+    wire  [31:0] ntok4 = (ntok + 32'd3) >> 2;
+    wire  [63:0] d_touch = 64'(m_rb[mj]) * 64'(ntok[15:0]) * 64'd16;
+    always_comb begin
+        ck_code = es_regs_pkg::ES_ERR_NONE;
+        ck_pc = pc;
+        ck_info = 32'd0;
+        case (state)
+            S_IDLE: begin
+                ck_pc = pc_start;
+                if (prog_size < 32'(es_regs_pkg::ES_PROG_HEADER_BYTES)) ck_code = es_regs_pkg::ES_ERR_HEADER;
+                else if (prog_base[3:0] != 4'd0 || wgt_base[3:0] != 4'd0 || act_base[3:0] != 4'd0)
+                    ck_code = es_regs_pkg::ES_ERR_RANGE;
+            end
+            S_HCHK: begin
+                if (h_magic != es_regs_pkg::ES_PROG_MAGIC || h_ver != 16'(es_regs_pkg::ES_PROG_VERSION) || h_isz != 16'(es_regs_pkg::ES_PROG_INSTR_BYTES))
+                    ck_code = es_regs_pkg::ES_ERR_HEADER;
+                else if (h_cid != CONFIG_ID || h_geo != GEOM)
+                    ck_code = es_regs_pkg::ES_ERR_CONFIG;
+                else if (ioff[3:0] != 4'd0
+                         || 64'(ioff) + 64'(ni) * 64'(es_regs_pkg::ES_PROG_INSTR_BYTES) > 64'(prog_size)
+                         || 64'(es_regs_pkg::ES_PROG_HEADER_BYTES) + 64'(nr) * 64'(es_regs_pkg::ES_PROG_REGION_BYTES) > 64'(prog_size))
+                    ck_code = es_regs_pkg::ES_ERR_RANGE;
+            end
+            S_EXEC: begin
+                ck_info = {24'd0, e_op};
+                if (pc >= ni) begin
+                    ck_code = es_regs_pkg::ES_ERR_PROG_END;
+                    ck_info = 32'd0;
+                end else if (hit) begin
+                    if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
+                        if (e_f0 != 32'd0) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                        else if (bad_map_idx(32'(e_a), nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    end else if (e_op == es_regs_pkg::ES_OP_BUILD_TABLE) begin
+                        if (e_f0 != 32'(G)) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    end else if (e_op == es_regs_pkg::ES_OP_TLMM) begin
+                        if ((e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0 || !have_load || !have_build
+                            || ntok == 32'd0 || ntok > 32'd65535 || klen == 32'd0 || klen > 32'(MAXK)
+                            || ((e_fl & 8'(es_regs_pkg::ES_F_BITSERIAL)) != 8'd0 && (e_f2 < 32'd2 || e_f2 > 32'd8))
+                            || e_f0 == 32'd0 || e_f0 > 32'h00ff_ffff)
+                            ck_code = es_regs_pkg::ES_ERR_FIELD;
+                        else if (32'(e_a) >= nr)
+                            ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    end else if (e_op == es_regs_pkg::ES_OP_END || e_host) begin
+                        ck_code = es_regs_pkg::ES_ERR_NONE;
+                    end else begin
+                        ck_code = es_regs_pkg::ES_ERR_OPCODE;   // a stray DEQUANT or an unknown opcode
+                    end
+                end
+            end
+            S_SCAN: begin
+                if (scan_end) begin
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
+                    if (nm == 3'd0 || 32'(colsum) != 32'(tl_rows)) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                end else if (hit) begin
+                    ck_pc = sidx;
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
+                    if ((e_fl & 8'(es_regs_pkg::ES_F_PER_CHANNEL)) == 8'd0 || e_f0 != 32'(colsum) || e_f0[LQ-1:0] != '0
+                        || e_f1 == 32'd0 || 33'(colsum) + 33'(e_f1) > 33'(tl_rows)
+                        || (nm != 3'd0 && e_f2 != s_idx_buf))
+                        ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    else if ((nm == 3'd0 && bad_map_idx(e_f2, nb, act_size)) || e_f3 >= nr
+                             || bad_map_idx(32'(e_a), nb, act_size))
+                        ck_code = es_regs_pkg::ES_ERR_RANGE;
+                end
+            end
+            S_C3: begin
+                if (bad_map(qm_off, qm_cap, q_touch, act_size)) begin
+                    ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    ck_pc = load_pc;
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_LOAD_ACT};
+                end else if (qm_dt != es_regs_pkg::ES_B_I8 || qm_w != klen) begin
+                    ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    ck_pc = load_pc;
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_LOAD_ACT};
+                end else if (r_kind != (tl_bs ? es_regs_pkg::ES_RK_INT_PLANES : es_regs_pkg::ES_RK_TERNARY_GINDEX)
+                             || (tl_bs && r_bits != 8'(tl_bits)) || r_n != 32'(tl_rows) || r_k != klen) begin
+                    ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
+                end else if (bad_region(r_off, r_nbytes, wbytes, wgt_size)) begin
+                    ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
+                end else if (bad_map(sm_off, sm_cap, s_touch, act_size)) begin
+                    ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    ck_pc = pc + 32'd1;
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
+                end else if (sm_dt != es_regs_pkg::ES_B_SCALE) begin
+                    ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    ck_pc = pc + 32'd1;
+                    ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
+                end
+            end
+            S_CM: begin
+                ck_pc = pc + 32'(mi) + 32'd1;
+                ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
+                if (bt_kind[mj] != es_regs_pkg::ES_RK_F32) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                else if (bad_region(bt_off[mj], bt_nbytes[mj], 64'(m_rb[mj]) * 64'd16, wgt_size)
+                         || bad_map(dm_off[mj], dm_cap[mj], d_touch, act_size))
+                    ck_code = es_regs_pkg::ES_ERR_RANGE;
+                else if (dm_dt[mj] != es_regs_pkg::ES_B_F32 || dm_w[mj] != m_cols[mj])
+                    ck_code = es_regs_pkg::ES_ERR_FIELD;
+            end
+            default: ;
+        endcase
+    end
+
+    // ---------------- program reader commands
+    // S_MFETCH items: 0 TLMM region, 1..nm member beta regions, nm+1 q map, nm+2 scale map, nm+3.. dst maps
+    logic        it_region;
+    logic [31:0] it_idx;
+    always_comb begin
+        it_region = mk <= 4'(nm);
+        if (mk == 4'd0) it_idx = 32'(tl_a);
+        else if (mk <= 4'(nm)) it_idx = m_beta[2'(mk - 4'd1)];
+        else if (mk == 4'(nm) + 4'd1) it_idx = 32'(q_idx);
+        else if (mk == 4'(nm) + 4'd2) it_idx = s_idx_buf;
+        else it_idx = 32'(m_dst[2'(mk - 4'(nm) - 4'd3)]);
+    end
+    wire [3:0] n_items = {nm, 1'b0} + 4'd3;
+    wire [31:0] line_left = ni - pc_f;
+    assign line_n = line_left > 32'(LINE) ? (LL + 1)'(LINE) : line_left[LL:0];
+
+    always_comb begin
+        p_cmd_valid = 1'b0;
+        p_cmd_addr = prog_base;
+        p_cmd_beats = 32'd4;
+        case (state)
+            S_HDR: p_cmd_valid = !p_sent;
+            S_LINE: begin
+                p_cmd_valid = !p_sent;
+                p_cmd_addr = prog_base + 40'(ioff) + (40'(pc_f) << 5);
+                p_cmd_beats = 32'(line_n) << 1;
+            end
+            S_MFETCH: begin
+                p_cmd_valid = mk != n_items;
+                p_cmd_addr = it_region ? prog_base + 40'(es_regs_pkg::ES_PROG_HEADER_BYTES) + 40'(it_idx) * 40'(es_regs_pkg::ES_PROG_REGION_BYTES)
+                                       : act_base + (40'(it_idx) << 4);
+                p_cmd_beats = it_region ? 32'd3 : 32'd1;
+            end
+            default: ;
+        endcase
+    end
+    assign p_ready = state == S_HDR || state == S_LINE || state == S_MFETCH;
+
+    // ---------------- streams of a tile
+    wire [31:0] nt = rem_tok > 32'(MT) ? 32'(MT) : rem_tok;   // tokens of this tile
+    wire [31:0] sbeats = (nt + 32'd3) >> 2;
+    wire last_tile = rem_tok <= 32'(MT);
+    assign dq_ntok = nt[7:0];
+    assign dq_sbeats = sbeats[7:0];
+    assign u_clear = state == S_TILE;
+    assign u_groups = groups;
+    assign a_cmd_valid = state == S_RUN && a_i != 2'd2;
+    assign a_cmd_addr = act_base + 40'(a_i == 2'd0 ? a_sptr : a_qptr);
+    assign a_cmd_beats = a_i == 2'd0 ? sbeats : q_beats;
+    assign w_cmd_valid = state == S_RUN && !sent_w;
+    assign w_cmd_addr = wgt_base + 40'(r_off[31:0]);
+    assign w_cmd_beats = wbytes[35:4];
+    assign b_cmd_valid = state == S_RUN && b_i != nm;
+    assign b_cmd_addr = wgt_base + 40'(bt_off[b_i[1:0]][31:0]);
+    assign b_cmd_beats = 32'(m_rb[b_i[1:0]]);
+    assign r_cmd_valid = state == S_RUN && r_i != nm;
+    assign r_cmd_addr = act_base + 40'(r_ptr[r_i[1:0]]);
+    assign r_cmd_beats = r_beats[r_i[1:0]];
+    assign e_cmd_valid = state == S_RUN && !sent_e;
+    assign e_cmd_data = {11'd0, tl_bs, tl_bs ? tl_bits : 4'd1, nt[7:0], tl_rows, klen[15:0]};
+    wire tile_issued = a_i == 2'd2 && b_i == nm && r_i == nm && sent_w && sent_e;
+
+    // ---------------- faults, status
     wire any_rd_err = p_err || a_err || w_err || b_err;
     wire [1:0] rd_resp = p_err ? p_err_resp : a_err ? a_err_resp : w_err ? w_err_resp : b_err_resp;
-    wire draining = state == S_FINISH || state == S_FAIL || state == S_RESET;
+    wire draining = state == S_STOP || state == S_FAIL || state == S_RESET;
     wire all_idle = !p_busy && !a_busy && !w_busy && !r_busy && !b_busy;
     wire working = state != S_IDLE && !draining;
 
     assign abort = draining;
     assign e_reset = state == S_FAIL || state == S_RESET;
-    assign p_cmd_addr = prog_base;
-    assign p_cmd_beats = {prog_len[30:0], 1'b0};
-    assign p_ready = state == S_FETCH0 || state == S_FETCH1;
-    assign a_cmd_addr = act_base + 40'(d_aoff);
-    assign a_cmd_beats = abeats[31:0] + 32'(d_sb);
-    assign w_cmd_addr = wgt_base + 40'(d_woff);
-    assign w_cmd_beats = wbeats[31:0];
-    assign r_cmd_addr = res_base + 40'(d_roff);
-    assign r_cmd_beats = rbeats[31:0];
-    assign b_cmd_addr = wgt_base + 40'(d_boff);
-    assign b_cmd_beats = 32'(rb);
-    assign b_cmd_valid = state == S_LAUNCH && !sent_b;
-    assign dq_en = d_dq;
-    assign dq_ntok = d_ntok;
-    assign dq_sbeats = d_sb;
-    assign a_cmd_valid = state == S_LAUNCH && !sent_a;
-    assign w_cmd_valid = state == S_LAUNCH && !sent_w;
-    assign r_cmd_valid = state == S_LAUNCH && !sent_r;
-    assign e_cmd_valid = state == S_LAUNCH && !sent_e;
-    assign e_cmd_data = {11'd0, d_bs, d_bs ? d_bits : 4'd1, d_ntok, d_n, d_k};
-    assign u_clear = state == S_LAUNCH;
-    assign u_groups = groups;
     assign st_busy = state != S_IDLE;
     assign st_resetting = state == S_RESET;
-    assign desc_fire = state == S_DECODE;
 
     always_ff @(posedge clk) begin
+        retire <= 3'd0;
         if (!rst_n) begin
             state <= S_IDLE;
-            p_cmd_valid <= 1'b0;
             st_done <= 1'b0;
+            st_host <= 1'b0;
             st_error <= 1'b0;
             err_code <= '0;
             err_info <= '0;
-            sent_a <= 1'b0;
-            sent_w <= 1'b0;
-            sent_r <= 1'b0;
-            sent_e <= 1'b0;
-            sent_b <= 1'b0;
-        end else begin
-            if (p_cmd_valid && p_cmd_ready) p_cmd_valid <= 1'b0;
-            if (a_cmd_valid && a_cmd_ready) sent_a <= 1'b1;
-            if (w_cmd_valid && w_cmd_ready) sent_w <= 1'b1;
-            if (r_cmd_valid && r_cmd_ready) sent_r <= 1'b1;
-            if (e_cmd_valid && e_cmd_ready) sent_e <= 1'b1;
-            if (b_cmd_valid && b_cmd_ready) sent_b <= 1'b1;
-
-            if (soft_reset) begin
-                state <= S_RESET;
-                p_cmd_valid <= 1'b0;
+            stop_pc <= '0;
+            line_cnt <= '0;
+            fail_code <= '0;
+            fail_info <= '0;
+            fail_pc <= '0;
+        end else if (soft_reset) begin
+            state <= S_RESET;
+            st_done <= 1'b0;
+            st_host <= 1'b0;
+            st_error <= 1'b0;
+            err_code <= '0;
+            err_info <= '0;
+            line_cnt <= '0;
+        end else if (working && (any_rd_err || r_err)) begin
+            state <= S_FAIL;
+            fail_code <= any_rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
+            fail_info <= {30'd0, any_rd_err ? rd_resp : r_err_resp};
+            fail_pc <= pc;
+        end else if (ck_code != es_regs_pkg::ES_ERR_NONE && (state != S_IDLE || start)) begin
+            state <= S_FAIL;
+            fail_code <= ck_code;
+            fail_info <= ck_info;
+            fail_pc <= ck_pc;
+            if (state == S_IDLE) begin
                 st_done <= 1'b0;
+                st_host <= 1'b0;
                 st_error <= 1'b0;
                 err_code <= '0;
                 err_info <= '0;
-            end else if (working && (any_rd_err || r_err)) begin
-                state <= S_FAIL;
-                p_cmd_valid <= 1'b0;
-                fail_code <= any_rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
-                fail_info <= {30'd0, any_rd_err ? rd_resp : r_err_resp};
-            end else begin
-                case (state)
-                    S_IDLE: if (start) begin
-                        st_done <= 1'b0;
-                        st_error <= 1'b0;
-                        err_code <= '0;
-                        err_info <= '0;
-                        desc_idx <= '0;
-                        first <= 1'b1;
-                        if (prog_len == 32'd0) begin
-                            state <= S_FAIL;
-                            fail_code <= es_regs_pkg::ES_ERR_PROG_LEN;
-                            fail_info <= '0;
-                        end else begin
-                            p_cmd_valid <= 1'b1;
-                            state <= S_FETCH0;
-                        end
-                    end
-                    S_FETCH0: if (p_valid) begin
-                        w0 <= p_data[63:0];
-                        w1 <= p_data[127:64];
-                        state <= S_FETCH1;
-                    end
-                    S_FETCH1: if (p_valid) begin
-                        w2 <= p_data[63:0];
-                        state <= S_DECODE;
-                    end
-                    S_DECODE: begin
-                        first <= 1'b0;
-                        fail_info <= {24'd0, d_op};
-                        if (first && d_op != es_regs_pkg::ES_OP_HEADER) begin
-                            state <= S_FAIL;
-                            fail_code <= es_regs_pkg::ES_ERR_OPCODE;
-                        end else if (d_op == es_regs_pkg::ES_OP_HEADER) begin
-                            if (w1 != CONFIG_ID) begin
-                                state <= S_FAIL;
-                                fail_code <= es_regs_pkg::ES_ERR_CONFIG;
-                            end else begin
-                                state <= S_NEXT;
+            end
+        end else begin
+            case (state)
+                S_IDLE: if (start) begin
+                    st_done <= 1'b0;
+                    st_host <= 1'b0;
+                    st_error <= 1'b0;
+                    err_code <= '0;
+                    err_info <= '0;
+                    pc <= pc_start;
+                    ntok <= ntok_in;
+                    line_cnt <= '0;
+                    have_load <= 1'b0;
+                    have_build <= 1'b0;
+                    p_sent <= 1'b0;
+                    pbeat <= '0;
+                    state <= S_HDR;
+                end
+                S_HDR: begin
+                    if (p_cmd_valid && p_cmd_ready) p_sent <= 1'b1;
+                    if (p_valid) begin
+                        pbeat <= pbeat + 4'd1;
+                        case (pbeat[1:0])
+                            2'd0: begin
+                                h_magic <= p_data[31:0];
+                                h_ver <= p_data[47:32];
+                                h_isz <= p_data[63:48];
+                                nr <= p_data[95:64];
+                                nb <= p_data[127:96];
                             end
-                        end else if (d_op == es_regs_pkg::ES_OP_END) begin
-                            state <= S_FINISH;
-                        end else if (d_op == es_regs_pkg::ES_OP_MATMUL) begin
-                            state <= S_CALC1;
+                            2'd1: begin
+                                ni <= p_data[31:0];
+                                h_cid <= p_data[127:64];
+                            end
+                            2'd2: begin
+                                h_geo <= p_data[95:64];
+                                ioff <= p_data[127:96];
+                            end
+                            default: state <= S_HCHK;
+                        endcase
+                    end
+                end
+                S_HCHK: state <= S_EXEC;
+                S_EXEC: begin
+                    if (!hit) begin
+                        pc_f <= pc;
+                        ret_scan <= 1'b0;
+                        p_sent <= 1'b0;
+                        pbeat <= '0;
+                        line_cnt <= '0;
+                        state <= S_LINE;
+                    end else if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
+                        q_idx <= e_a;
+                        klen <= e_f1;
+                        load_pc <= pc;
+                        have_load <= 1'b1;
+                        pc <= pc + 32'd1;
+                        retire <= 3'd1;
+                    end else if (e_op == es_regs_pkg::ES_OP_BUILD_TABLE) begin
+                        have_build <= 1'b1;
+                        pc <= pc + 32'd1;
+                        retire <= 3'd1;
+                    end else if (e_op == es_regs_pkg::ES_OP_TLMM) begin
+                        tl_a <= e_a;
+                        tl_bs <= (e_fl & 8'(es_regs_pkg::ES_F_BITSERIAL)) != 8'd0;
+                        tl_bits <= e_f2[3:0];
+                        tl_rows <= e_f0[23:0];
+                        nm <= '0;
+                        colsum <= '0;
+                        state <= S_SCAN;
+                    end else begin
+                        // END or a host instruction (anything else failed its check)
+                        stop_host <= e_op != es_regs_pkg::ES_OP_END;
+                        if (e_op == es_regs_pkg::ES_OP_END) retire <= 3'd1;
+                        state <= S_STOP;
+                    end
+                end
+                S_LINE: begin
+                    if (p_cmd_valid && p_cmd_ready) p_sent <= 1'b1;
+                    if (p_valid) begin
+                        if (!pbeat[0]) begin
+                            ib_op[pbeat[LL:1]] <= p_data[7:0];
+                            ib_fl[pbeat[LL:1]] <= p_data[15:8];
+                            ib_a[pbeat[LL:1]] <= p_data[31:16];
+                            ib_f0[pbeat[LL:1]] <= p_data[63:32];
+                            ib_f1[pbeat[LL:1]] <= p_data[95:64];
+                            ib_f2[pbeat[LL:1]] <= p_data[127:96];
                         end else begin
-                            state <= S_FAIL;
-                            fail_code <= es_regs_pkg::ES_ERR_OPCODE;
+                            ib_f3[pbeat[LL:1]] <= p_data[31:0];
+                        end
+                        pbeat <= pbeat + 4'd1;
+                        if (pbeat[LL:1] == LL'(line_n - 1'b1) && pbeat[0]) begin
+                            line_base <= pc_f;
+                            line_cnt <= line_n;
+                            state <= ret_scan ? S_SCAN : S_EXEC;
                         end
                     end
-                    S_CALC1: begin
-                        fail_info <= '0;
-                        if (d_k == 16'd0 || 32'(d_k) > 32'(MAXK) || d_n == 24'd0 || d_ntok == 8'd0
-                            || 32'(d_ntok) > 32'(MAXTOK) || (d_bs && (d_bits < 4'd2 || d_bits > 4'd8))
-                            || (!d_bs && d_bits != 4'd0)) begin
-                            state <= S_FAIL;
-                            fail_code <= es_regs_pkg::ES_ERR_FIELD;
-                        end else if (d_woff[3:0] != 4'd0 || d_aoff[3:0] != 4'd0 || d_roff[3:0] != 4'd0
-                                     || (d_dq && d_boff[3:0] != 4'd0)) begin
-                            state <= S_FAIL;
-                            fail_code <= es_regs_pkg::ES_ERR_RANGE;
+                end
+                S_SCAN: begin
+                    if (scan_end) begin
+                        mk <= '0;
+                        ci <= '0;
+                        bi <= '0;
+                        state <= S_MFETCH;
+                    end else if (!hit) begin
+                        pc_f <= sidx;
+                        ret_scan <= 1'b1;
+                        p_sent <= 1'b0;
+                        pbeat <= '0;
+                        line_cnt <= '0;
+                        state <= S_LINE;
+                    end else begin
+                        if (nm == 3'd0) s_idx_buf <= e_f2;
+                        m_dst[nm[1:0]] <= e_a;
+                        m_cols[nm[1:0]] <= e_f1;
+                        m_beta[nm[1:0]] <= e_f3;
+                        m_rb[nm[1:0]] <= 23'((25'(e_f1[23:0]) + 25'(Q - 1)) >> LQ);
+                        colsum <= colsum + e_f1[24:0];
+                        nm <= nm + 3'd1;
+                    end
+                end
+                S_MFETCH: begin
+                    if (p_cmd_valid && p_cmd_ready) mk <= mk + 4'd1;
+                    if (p_valid) begin
+                        if (ci == 4'd0) begin
+                            if (bi == 2'd0) begin
+                                r_off <= p_data[63:0];
+                                r_nbytes <= p_data[127:64];
+                            end else if (bi == 2'd1) begin
+                                r_kind <= p_data[7:0];
+                                r_bits <= p_data[15:8];
+                                r_n <= p_data[63:32];
+                                r_k <= p_data[95:64];
+                            end
+                        end else if (ci <= 4'(nm)) begin
+                            if (bi == 2'd0) begin
+                                bt_off[2'(ci - 4'd1)] <= p_data[63:0];
+                                bt_nbytes[2'(ci - 4'd1)] <= p_data[127:64];
+                            end else if (bi == 2'd1) begin
+                                bt_kind[2'(ci - 4'd1)] <= p_data[7:0];
+                            end
+                        end else if (ci == 4'(nm) + 4'd1) begin
+                            qm_off <= p_data[31:0];
+                            qm_cap <= p_data[63:32];
+                            qm_w <= p_data[95:64];
+                            qm_dt <= p_data[103:96];
+                        end else if (ci == 4'(nm) + 4'd2) begin
+                            sm_off <= p_data[31:0];
+                            sm_cap <= p_data[63:32];
+                            sm_dt <= p_data[103:96];
                         end else begin
-                            groups <= 16'(((64'(d_k) + 64'(G - 1)) * 64'(RECIP)) >> 24);
-                            state <= S_CALC2;
+                            dm_off[2'(ci - 4'(nm) - 4'd3)] <= p_data[31:0];
+                            dm_cap[2'(ci - 4'(nm) - 4'd3)] <= p_data[63:32];
+                            dm_w[2'(ci - 4'(nm) - 4'd3)] <= p_data[95:64];
+                            dm_dt[2'(ci - 4'(nm) - 4'd3)] <= p_data[103:96];
+                        end
+                        if (ci <= 4'(nm) && bi != 2'd2) begin
+                            bi <= bi + 2'd1;
+                        end else begin
+                            bi <= '0;
+                            ci <= ci + 4'd1;
+                            if (ci == n_items - 4'd1) state <= S_C0;
                         end
                     end
-                    S_CALC2: begin
-                        chunks <= 16'((32'(groups) + 32'(T - 1)) >> LT);
-                        abt <= 16'((32'(groups) + 32'(SPB - 1)) >> LS);
-                        rb <= 24'((32'(d_n) + 32'(Q - 1)) >> LQ);
-                        planes <= d_bs ? d_bits : 4'd1;
-                        state <= S_CALC3;
+                end
+                S_C0: begin
+                    groups <= 16'(((64'(klen[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
+                    rb <= 23'((25'(tl_rows) + 25'(Q - 1)) >> LQ);
+                    planes <= tl_bs ? tl_bits : 4'd1;
+                    state <= S_C1;
+                end
+                S_C1: begin
+                    chunks <= 16'((32'(groups) + 32'(T - 1)) >> LT);
+                    abt <= 16'((32'(groups) + 32'(SPB - 1)) >> LS);
+                    rp <= 27'(rb) * 27'(planes);
+                    state <= S_C2;
+                end
+                S_C2: begin
+                    wbytes <= (64'(rp) * 64'(chunks)) << 4;
+                    q_touch <= (64'(ntok[15:0]) * 64'(abt)) << 4;
+                    s_touch <= 64'(ntok4) << 4;
+                    q_step <= (32'(abt) * 32'(MT)) << 4;
+                    state <= S_C3;
+                end
+                S_C3: begin
+                    mi <= '0;
+                    state <= S_CM;
+                end
+                S_CM: begin
+                    r_ptr[mi[1:0]] <= dm_off[mi[1:0]];
+                    r_step[mi[1:0]] <= (32'(m_rb[mi[1:0]]) * 32'(MT)) << 4;
+                    mi <= mi + 3'd1;
+                    if (mi + 3'd1 == nm) begin
+                        rem_tok <= ntok;
+                        a_sptr <= sm_off;
+                        a_qptr <= qm_off;
+                        state <= S_TILE;
                     end
-                    S_CALC3: begin
-                        rp <= 64'(rb) * 64'(planes);
-                        abeats <= 64'(abt) * 64'(d_ntok);
-                        rbeats <= 64'(rb) * 64'(d_ntok);
-                        state <= S_CALC4;
-                    end
-                    S_CALC4: begin
-                        wbeats <= rp * 64'(chunks);
-                        state <= S_CHECK;
-                    end
-                    S_CHECK: begin
-                        if (64'(d_woff) + (wbeats << 4) > 64'(wgt_size)
-                            || 64'(d_aoff) + ((abeats + 64'(d_sb)) << 4) > 64'(act_size)
-                            || (d_dq && 64'(d_boff) + (64'(rb) << 4) > 64'(wgt_size))
-                            || 64'(d_roff) + (rbeats << 4) > 64'(res_size)) begin
-                            state <= S_FAIL;
-                            fail_code <= es_regs_pkg::ES_ERR_RANGE;
-                        end else begin
-                            sent_a <= 1'b0;
-                            sent_w <= 1'b0;
-                            sent_r <= 1'b0;
-                            sent_e <= 1'b0;
-                            sent_b <= !d_dq;
-                            state <= S_LAUNCH;
-                        end
-                    end
-                    S_LAUNCH: if ((sent_a || a_cmd_ready) && (sent_w || w_cmd_ready) && (sent_r || r_cmd_ready)
-                                  && (sent_e || e_cmd_ready) && (sent_b || b_cmd_ready)) begin
-                        state <= S_RUN;
-                    end
-                    S_RUN: if (!a_busy && !w_busy && !r_busy && !e_busy && !b_busy) begin
+                end
+                S_TILE: begin
+                    q_beats <= nt * 32'(abt);
+                    for (int i = 0; i < NM; i++) r_beats[i] <= 32'(m_rb[i]) * nt;
+                    a_i <= '0;
+                    b_i <= '0;
+                    r_i <= '0;
+                    sent_w <= 1'b0;
+                    sent_e <= 1'b0;
+                    state <= S_RUN;
+                end
+                S_RUN: begin
+                    if (a_cmd_valid && a_cmd_ready) a_i <= a_i + 2'd1;
+                    if (b_cmd_valid && b_cmd_ready) b_i <= b_i + 3'd1;
+                    if (r_cmd_valid && r_cmd_ready) r_i <= r_i + 3'd1;
+                    if (w_cmd_valid && w_cmd_ready) sent_w <= 1'b1;
+                    if (e_cmd_valid && e_cmd_ready) sent_e <= 1'b1;
+                    if (tile_issued && all_idle && !e_busy) begin
                         if (e_err_code) begin
                             state <= S_FAIL;
                             fail_code <= es_regs_pkg::ES_ERR_CODE;
                             fail_info <= '0;
+                            fail_pc <= pc;
+                        end else if (last_tile) begin
+                            pc <= pc + 32'(nm) + 32'd1;
+                            retire <= nm + 3'd1;
+                            state <= S_EXEC;
                         end else begin
-                            state <= S_NEXT;
+                            rem_tok <= rem_tok - 32'(MT);
+                            a_sptr <= a_sptr + 32'(4 * MT);
+                            a_qptr <= a_qptr + q_step;
+                            for (int i = 0; i < NM; i++) r_ptr[i] <= r_ptr[i] + r_step[i];
+                            state <= S_TILE;
                         end
                     end
-                    S_NEXT: begin
-                        desc_idx <= desc_idx + 16'd1;
-                        if (32'(desc_idx) + 32'd1 >= prog_len) begin
-                            state <= S_FAIL;
-                            fail_code <= es_regs_pkg::ES_ERR_PROG_LEN;
-                            fail_info <= '0;
-                        end else begin
-                            state <= S_FETCH0;
-                        end
-                    end
-                    S_FINISH: if (all_idle) begin
-                        st_done <= 1'b1;
-                        state <= S_IDLE;
-                    end
-                    S_FAIL: if (all_idle) begin
-                        st_error <= 1'b1;
-                        err_code <= {desc_idx, 8'd0, fail_code};
-                        err_info <= fail_info;
-                        state <= S_IDLE;
-                    end
-                    S_RESET: if (all_idle) begin
-                        state <= S_IDLE;
-                    end
-                    default: state <= S_IDLE;
-                endcase
-            end
+                end
+                S_STOP: if (all_idle) begin
+                    st_done <= !stop_host;
+                    st_host <= stop_host;
+                    stop_pc <= pc;
+                    state <= S_IDLE;
+                end
+                S_FAIL: if (all_idle) begin
+                    st_error <= 1'b1;
+                    err_code <= {fail_pc[15:0], 8'd0, fail_code};
+                    err_info <= fail_info;
+                    stop_pc <= fail_pc;
+                    state <= S_IDLE;
+                end
+                S_RESET: if (all_idle) begin
+                    state <= S_IDLE;
+                end
+                default: state <= S_IDLE;
+            endcase
         end
     end
 
-    wire unused = &{1'b0, w0[15:14]};
+    wire unused = &{1'b0, r_nbytes[3:0], wbytes[63:36], wbytes[3:0], e_f3[31:16], e_f2[31:16], m_cols[0][31:24],
+                    r_bits, line_cnt};
 endmodule
