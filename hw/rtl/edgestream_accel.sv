@@ -114,8 +114,8 @@ module edgestream_accel #(
 
     for (genvar i = 0; i < 4; i++) begin : g_rd
         // program/map reader: up to 16 bursts in flight, so the entries of a TLMM are fetched with
-        // back-to-back commands in about one read latency
-        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : i == 0 ? 16 : 2),
+        // back-to-back commands in about one read latency; beta: 4, one per DEQUANT member
+        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : i == 0 ? 16 : i == 3 ? 4 : 2),
                     .FIFO(i == 2 ? WFIFO : 2 * BURST)) u_rd (
             .clk, .rst_n, .abort,
             .cmd_valid(rc_valid[i]), .cmd_ready(rc_ready[i]), .cmd_addr(rc_addr[i]), .cmd_beats(rc_beats[i]),

@@ -17,7 +17,10 @@
 //   DEQUANT outside a TLMM or an unknown opcode: ERR OPCODE.
 // STOP_PC = the instruction the run stopped at. Instructions are fetched LINE at a time into a small
 // line buffer (a segment LOAD_ACT..DEQUANTs and the host instruction after it usually come in one
-// burst). Any fault (ERR_* codes) aborts every stream: the read masters drop data until nothing is in
+// burst). The first line of a run is requested right behind the header, at the instruction offset
+// and count of the last header that passed (still inside PROG_SIZE): when the new header agrees the
+// line is used, else it is dropped and fetched again, so a run usually starts after two read
+// latencies (header + line, then the TLMM's entries) instead of three. Any fault (ERR_* codes) aborts every stream: the read masters drop data until nothing is in
 // flight, the write master finishes a started burst with empty strobes, the engine is held in reset;
 // then the sequencer is idle with STATUS.ERROR and ERR_CODE/ERR_INFO set. SOFT_RESET does the same from
 // any state and clears the status.
@@ -122,7 +125,7 @@ module es_seq #(
     localparam int NM = 4;             // DEQUANT members per TLMM
 
     typedef enum logic [4:0] {
-        S_IDLE, S_HDR, S_HCHK, S_EXEC, S_LINE, S_SCAN, S_MFETCH, S_C0, S_C1, S_C2, S_C3, S_CM,
+        S_IDLE, S_HDR, S_HCHK, S_DROP, S_EXEC, S_LINE, S_SCAN, S_MFETCH, S_C0, S_C1, S_C2, S_C3, S_CM,
         S_TILE, S_RUN, S_STOP, S_FAIL, S_RESET
     } state_t;
     state_t state;
@@ -132,7 +135,12 @@ module es_seq #(
     logic [31:0] h_magic, h_geo, nr, nb, ni, ioff;
     logic [15:0] h_ver, h_isz;
     logic [63:0] h_cid;
-    logic        p_sent;           // the single command of S_HDR / S_LINE was accepted
+    logic        p_sent;           // the single command of S_LINE was accepted
+    logic [1:0]  hk;               // S_HDR: commands accepted (header, speculative first line)
+    logic        spec;             // this run requested its first line behind the header
+    logic        sp_valid;         // the last header that passed: instruction offset and count
+    logic [31:0] sp_ioff, sp_ni;
+    logic [5:0]  spec_beats;
     logic [3:0]  pbeat;            // beats consumed in S_HDR / S_LINE
     logic        stop_host;
     logic [7:0]  fail_code;
@@ -201,7 +209,7 @@ module es_seq #(
     wire  [31:0] sidx = pc + 32'(nm) + 32'd1;               // member scan position
     wire  [31:0] cidx = state == S_SCAN ? sidx : pc;
     wire  [31:0] coff = cidx - line_base;
-    wire         hit = cidx >= line_base && coff < 32'(line_cnt);
+    wire         hit = line_cnt != '0 && cidx >= line_base && coff < 32'(line_cnt);
     wire  [LL-1:0] cslot = coff[LL-1:0];
     wire  [7:0]  e_op = ib_op[cslot];
     wire  [7:0]  e_fl = ib_fl[cslot];
@@ -350,7 +358,9 @@ module es_seq #(
         else it_idx = 32'(m_dst[2'(mk - 4'(nm) - 4'd3)]);
     end
     wire [3:0] n_items = {nm, 1'b0} + 4'd3;
-    wire [31:0] line_left = ni - pc_f;
+    wire [31:0] line_left = (state == S_HDR ? sp_ni : ni) - pc_f;
+    wire [31:0] sp_left = sp_ni - pc_start;
+    wire [LL:0] sp_n = sp_left > 32'(LINE) ? (LL + 1)'(LINE) : sp_left[LL:0];
     assign line_n = line_left > 32'(LINE) ? (LL + 1)'(LINE) : line_left[LL:0];
 
     always_comb begin
@@ -358,7 +368,13 @@ module es_seq #(
         p_cmd_addr = prog_base;
         p_cmd_beats = 32'd4;
         case (state)
-            S_HDR: p_cmd_valid = !p_sent;
+            S_HDR: begin
+                p_cmd_valid = hk == 2'd0 || (hk == 2'd1 && spec);
+                if (hk != 2'd0) begin
+                    p_cmd_addr = prog_base + 40'(sp_ioff) + (40'(pc_f) << 5);
+                    p_cmd_beats = 32'(line_n) << 1;
+                end
+            end
             S_LINE: begin
                 p_cmd_valid = !p_sent;
                 p_cmd_addr = prog_base + 40'(ioff) + (40'(pc_f) << 5);
@@ -373,7 +389,7 @@ module es_seq #(
             default: ;
         endcase
     end
-    assign p_ready = state == S_HDR || state == S_LINE || state == S_MFETCH;
+    assign p_ready = state == S_HDR || state == S_DROP || state == S_LINE || state == S_MFETCH;
 
     // ---------------- streams of a tile
     wire [31:0] nt = rem_tok > 32'(MT) ? 32'(MT) : rem_tok;   // tokens of this tile
@@ -422,6 +438,8 @@ module es_seq #(
             err_info <= '0;
             stop_pc <= '0;
             line_cnt <= '0;
+            line_base <= '0;
+            sp_valid <= 1'b0;
             fail_code <= '0;
             fail_info <= '0;
             fail_pc <= '0;
@@ -433,6 +451,7 @@ module es_seq #(
             err_code <= '0;
             err_info <= '0;
             line_cnt <= '0;
+            sp_valid <= 1'b0;
         end else if (working && (any_rd_err || r_err)) begin
             state <= S_FAIL;
             fail_code <= any_rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
@@ -443,6 +462,7 @@ module es_seq #(
             fail_code <= ck_code;
             fail_info <= ck_info;
             fail_pc <= ck_pc;
+            if (state == S_HCHK) sp_valid <= 1'b0;
             if (state == S_IDLE) begin
                 st_done <= 1'b0;
                 st_host <= 1'b0;
@@ -463,12 +483,16 @@ module es_seq #(
                     line_cnt <= '0;
                     have_load <= 1'b0;
                     have_build <= 1'b0;
-                    p_sent <= 1'b0;
+                    hk <= '0;
+                    pc_f <= pc_start;
+                    spec <= sp_valid && pc_start < sp_ni
+                            && 64'(sp_ioff) + 64'(sp_ni) * 64'(es_regs_pkg::ES_PROG_INSTR_BYTES) <= 64'(prog_size);
+                    spec_beats <= 6'(sp_n) << 1;
                     pbeat <= '0;
                     state <= S_HDR;
                 end
                 S_HDR: begin
-                    if (p_cmd_valid && p_cmd_ready) p_sent <= 1'b1;
+                    if (p_cmd_valid && p_cmd_ready) hk <= hk + 2'd1;
                     if (p_valid) begin
                         pbeat <= pbeat + 4'd1;
                         case (pbeat[1:0])
@@ -491,7 +515,29 @@ module es_seq #(
                         endcase
                     end
                 end
-                S_HCHK: state <= S_EXEC;
+                S_HCHK: begin
+                    sp_valid <= 1'b1;
+                    sp_ioff <= ioff;
+                    sp_ni <= ni;
+                    pbeat <= '0;
+                    if (spec && hk == 2'd2) begin
+                        if (ioff == sp_ioff && ni == sp_ni) begin
+                            // the line behind the header is the right one
+                            p_sent <= 1'b1;
+                            ret_scan <= 1'b0;
+                            line_cnt <= '0;
+                            state <= S_LINE;
+                        end else begin
+                            state <= S_DROP;
+                        end
+                    end else begin
+                        state <= S_EXEC;
+                    end
+                end
+                S_DROP: if (p_valid) begin
+                    pbeat <= pbeat + 4'd1;
+                    if (6'(pbeat) + 6'd1 == spec_beats) state <= S_EXEC;
+                end
                 S_EXEC: begin
                     if (!hit) begin
                         pc_f <= pc;
