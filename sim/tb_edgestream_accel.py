@@ -200,6 +200,7 @@ class TB:
         self.ddr = DdrModel(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst_n, MEM, latency, self.faults)
         self.cycle = 0
         self.events: list[tuple] = []  # (cycle, what, detail)
+        self.ars: list[tuple] = []  # (cycle, ARID, ARADDR)
         self.build: Build | None = None
         cocotb.start_soon(self._monitor())
 
@@ -210,6 +211,7 @@ class TB:
             self.cycle += 1
             if high(d.m_axi_arvalid) and high(d.m_axi_arready):
                 self.events.append((self.cycle, "ar", int(d.m_axi_arid.value)))
+                self.ars.append((self.cycle, int(d.m_axi_arid.value), int(d.m_axi_araddr.value)))
             if high(d.m_axi_bvalid) and high(d.m_axi_bready):
                 self.events.append((self.cycle, "b", 0))
             if (high(d.s_axil_awvalid) and high(d.s_axil_wvalid) and high(d.s_axil_awready)
@@ -333,7 +335,7 @@ async def make_tb(dut, latency: int | None = None) -> TB:
 
 
 def main_program(max_tok: int) -> tuple[Build, dict]:
-    """NORM_QUANT(host) | ternary q/k/v-like 3 members | INT8 | INT4 on the same activations (no reload),
+    """NORM_QUANT(host) | ternary q/k/v-like 3 members | INT8, 66 rows | INT4 on the same activations (no reload),
     2 members | ROPE(host) | INT2 2 members | ternary, K = 300, one member | END."""
     b = Build(max_tok, seed=11)
     qa = b.act(64)
@@ -341,7 +343,7 @@ def main_program(max_tok: int) -> tuple[Build, dict]:
     qc = b.act(300)
     pcs = {"norm": b.op(pg.NORM_QUANT, qa, [qa, qa + 1, pg.NONE, 0])}
     b.linear(qa, "ternary", 2, [12, 8, 6])
-    b.linear(qb, "int", 8, [10])
+    b.linear(qb, "int", 8, [66])  # 17 row batches: beta and results in more than one burst
     b.linear(qb, "int", 4, [8, 5], load=False)
     pcs["rope"] = b.op(pg.ROPE, 0, [0, 1, 0, 0])
     b.linear(qa, "int", 2, [8, 8])
@@ -369,6 +371,20 @@ async def programs(dut):
         await tb.expect_stop(st, "done", pcs["end"], 5 + 4 + 1)
         tb.check(ntok, data)
         dut._log.info("NTOK %d: results bit-exact, last run %d cycles", ntok, await tb.rd("CYCLES_LO"))
+    # another program at the same address (PROG_SIZE still covers the old one's tables): the first line
+    # requested behind the header, at the old program's instruction offset, is dropped and fetched again
+    b2, pcs2 = small_program(5)
+    await tb.load(b2, prog_size=len(b.program().encode()))
+    data = tb.inputs(5, rng)
+    tb.ars.clear()
+    st = await tb.run(0, 5)
+    await tb.expect_stop(st, "host", pcs2["host"], 5)
+    lines = [a - PROG_BASE for _, i, a in tb.ars if i == 0 and a - PROG_BASE in (b.program().instr_offset,
+                                                                               b2.program().instr_offset)]
+    assert lines == [b.program().instr_offset, b2.program().instr_offset], lines
+    st = await tb.run(pcs2["host"] + 1, 5)
+    await tb.expect_stop(st, "done", pcs2["end"], 5)
+    tb.check(5, data)
 
 
 def small_program(max_tok: int = 3) -> tuple[Build, dict]:
