@@ -125,7 +125,7 @@ module es_seq #(
     localparam int NM = 4;             // DEQUANT members per TLMM
 
     typedef enum logic [4:0] {
-        S_IDLE, S_HDR, S_HCHK, S_DROP, S_EXEC, S_LINE, S_SCAN, S_MFETCH, S_C0, S_C1, S_C2, S_C3, S_CM,
+        S_IDLE, S_HDR, S_HCHK, S_DROP, S_EXEC, S_LINE, S_SCAN, S_MFETCH, S_C3, S_CM,
         S_TILE, S_RUN, S_STOP, S_FAIL, S_RESET
     } state_t;
     state_t state;
@@ -346,9 +346,14 @@ module es_seq #(
     end
 
     // ---------------- program reader commands
-    // S_MFETCH items: 0 TLMM region, 1..nm member beta regions, nm+1 q map, nm+2 scale map, nm+3.. dst maps
-    logic        it_region;
-    logic [31:0] it_idx;
+    // S_MFETCH items: 0 TLMM region, 1..nm member beta regions, nm+1 q map, nm+2 scale map, nm+3.. dst maps.
+    // Items of one kind at consecutive indices (the compiler's usual TLMM region followed by its betas,
+    // q and scale then the dst buffers) go out as one command.
+    wire [3:0] n_items = {nm, 1'b0} + 4'd3;
+    logic        it_region, k_region;
+    logic [31:0] it_idx, k_idx;
+    logic [3:0]  it_run, k;
+    logic        run_brk;
     always_comb begin
         it_region = mk <= 4'(nm);
         if (mk == 4'd0) it_idx = 32'(tl_a);
@@ -356,8 +361,19 @@ module es_seq #(
         else if (mk == 4'(nm) + 4'd1) it_idx = 32'(q_idx);
         else if (mk == 4'(nm) + 4'd2) it_idx = s_idx_buf;
         else it_idx = 32'(m_dst[2'(mk - 4'(nm) - 4'd3)]);
+        it_run = 4'd1;
+        run_brk = 1'b0;
+        for (int j = 1; j < 6; j++) begin
+            k = mk + 4'(j);
+            k_region = k <= 4'(nm);
+            if (k <= 4'(nm)) k_idx = m_beta[2'(k - 4'd1)];
+            else if (k == 4'(nm) + 4'd1) k_idx = 32'(q_idx);
+            else if (k == 4'(nm) + 4'd2) k_idx = s_idx_buf;
+            else k_idx = 32'(m_dst[2'(k - 4'(nm) - 4'd3)]);
+            if (!run_brk && k < n_items && k_region == it_region && k_idx == it_idx + 32'(j)) it_run = it_run + 4'd1;
+            else run_brk = 1'b1;
+        end
     end
-    wire [3:0] n_items = {nm, 1'b0} + 4'd3;
     wire [31:0] line_left = (state == S_HDR ? sp_ni : ni) - pc_f;
     wire [31:0] sp_left = sp_ni - pc_start;
     wire [LL:0] sp_n = sp_left > 32'(LINE) ? (LL + 1)'(LINE) : sp_left[LL:0];
@@ -384,7 +400,7 @@ module es_seq #(
                 p_cmd_valid = mk != n_items;
                 p_cmd_addr = it_region ? prog_base + 40'(es_regs_pkg::ES_PROG_HEADER_BYTES) + 40'(it_idx) * 40'(es_regs_pkg::ES_PROG_REGION_BYTES)
                                        : act_base + (40'(it_idx) << 4);
-                p_cmd_beats = it_region ? 32'd3 : 32'd1;
+                p_cmd_beats = it_region ? 32'(it_run) * 32'd3 : 32'(it_run);
             end
             default: ;
         endcase
@@ -426,6 +442,22 @@ module es_seq #(
     assign e_reset = state == S_FAIL || state == S_RESET;
     assign st_busy = state != S_IDLE;
     assign st_resetting = state == S_RESET;
+
+    // Geometry of the current TLMM: a three-stage pipeline on the latched instruction fields (klen,
+    // rows, bits, NTOK), settled long before its results are used in S_C3 (the member scan and the
+    // entry fetch take at least five cycles after the TLMM is decoded).
+    always_ff @(posedge clk) begin
+        groups <= 16'(((64'(klen[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
+        rb <= 23'((25'(tl_rows) + 25'(Q - 1)) >> LQ);
+        planes <= tl_bs ? tl_bits : 4'd1;
+        chunks <= 16'((32'(groups) + 32'(T - 1)) >> LT);
+        abt <= 16'((32'(groups) + 32'(SPB - 1)) >> LS);
+        rp <= 27'(rb) * 27'(planes);
+        wbytes <= (64'(rp) * 64'(chunks)) << 4;
+        q_touch <= (64'(ntok[15:0]) * 64'(abt)) << 4;
+        s_touch <= 64'(ntok4) << 4;
+        q_step <= (32'(abt) * 32'(MT)) << 4;
+    end
 
     always_ff @(posedge clk) begin
         retire <= 3'd0;
@@ -617,7 +649,7 @@ module es_seq #(
                     end
                 end
                 S_MFETCH: begin
-                    if (p_cmd_valid && p_cmd_ready) mk <= mk + 4'd1;
+                    if (p_cmd_valid && p_cmd_ready) mk <= mk + it_run;
                     if (p_valid) begin
                         if (ci == 4'd0) begin
                             if (bi == 2'd0) begin
@@ -656,28 +688,9 @@ module es_seq #(
                         end else begin
                             bi <= '0;
                             ci <= ci + 4'd1;
-                            if (ci == n_items - 4'd1) state <= S_C0;
+                            if (ci == n_items - 4'd1) state <= S_C3;
                         end
                     end
-                end
-                S_C0: begin
-                    groups <= 16'(((64'(klen[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
-                    rb <= 23'((25'(tl_rows) + 25'(Q - 1)) >> LQ);
-                    planes <= tl_bs ? tl_bits : 4'd1;
-                    state <= S_C1;
-                end
-                S_C1: begin
-                    chunks <= 16'((32'(groups) + 32'(T - 1)) >> LT);
-                    abt <= 16'((32'(groups) + 32'(SPB - 1)) >> LS);
-                    rp <= 27'(rb) * 27'(planes);
-                    state <= S_C2;
-                end
-                S_C2: begin
-                    wbytes <= (64'(rp) * 64'(chunks)) << 4;
-                    q_touch <= (64'(ntok[15:0]) * 64'(abt)) << 4;
-                    s_touch <= 64'(ntok4) << 4;
-                    q_step <= (32'(abt) * 32'(MT)) << 4;
-                    state <= S_C3;
                 end
                 S_C3: begin
                     mi <= '0;
