@@ -410,12 +410,12 @@ async def good_run(tb: TB, b: Build, pcs: dict, ntok: int, rng):
 
 @cocotb.test()
 async def smoke(dut):
-    """Small program on both simulators: two segments around a host instruction, a config fault,
-    SOFT_RESET, and the program again."""
+    """Small program on both simulators: two segments around a host instruction (NTOK 9: two token
+    tiles), a config fault, SOFT_RESET, and the program again (NTOK 2)."""
     tb = await make_tb(dut)
-    b, pcs = small_program()
+    b, pcs = small_program(10)
     rng = np.random.default_rng(1)
-    await good_run(tb, b, pcs, 3, rng)
+    await good_run(tb, b, pcs, 9, rng)  # two token tiles
     await tb.load(b, prog=b.program(config_id="0123456789abcdef").encode())
     st = await tb.run(0, 3)
     await tb.expect_error(st, "CONFIG", 0)
