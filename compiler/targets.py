@@ -125,9 +125,9 @@ def target_from_dict(d: dict[str, Any], src: str = "target") -> Target:
 
 
 def load_target(spec: str | Path) -> Target:
-    """A bundled target name (kv260, zcu104, ultra96v2, generic) or the path of a JSON target file."""
+    """A bundled target name (kv260, zcu104, ultra96v2, generic, sim) or the path of a JSON target file."""
     p = Path(spec)
-    if p.suffix.lower() == ".json" or p.exists():
+    if p.suffix.lower() == ".json" or p.is_file():  # a directory named like a target (sim/) is not one
         src = p
     else:
         src = _bundled_dir() / f"{spec}.json"

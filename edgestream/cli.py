@@ -404,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("src", help="Hugging Face checkpoint directory, .gguf or .onnx")
     c.add_argument("-o", "--output", required=True, help="artifact directory to write (e.g. model.esa)")
     c.add_argument("--target", default="cpu",
-                   help="cpu, a board (kv260, zcu104, ultra96v2, generic) or a target .json (docs/targets.md)")
+                   help="cpu, a board (kv260, zcu104, ultra96v2, generic), sim (the simulated shell) or a target .json "
+                        "(docs/targets.md)")
     c.add_argument("--hw-config", default=None, metavar="FILE",
                    help="hardware configuration .json instead of design-space exploration (docs/targets.md), or "
                         "'shell': the configuration of the shipped accelerator RTL (--device sim)")

@@ -107,7 +107,9 @@ def error_message(code_reg: int, info: int, prog: pg.Program | None = None) -> s
     name = rm.ERR_NAMES.get(code, f"unknown error {code}")
     text = rm.ERR_TEXT.get(code, "")
     where = f"instruction {idx}"
-    if prog is not None and idx < len(prog.instrs):
+    if code in (rm.ERR["HEADER"], rm.ERR["CONFIG"]):
+        where = f"the program header (run from instruction {idx})"
+    elif prog is not None and idx < len(prog.instrs):
         where += f" ({pg.OPNAMES.get(prog.instrs[idx].op, '?')})"
     detail = ""
     if code in (rm.ERR["AXI_READ"], rm.ERR["AXI_WRITE"]):

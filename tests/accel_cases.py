@@ -64,7 +64,8 @@ def fault_cases(prog: pg.Program, wgt_size: int):
     def tlmm_region(p):
         return p.regions[_instr(p, "t_odd", pg.TLMM).a]
 
-    mut("config id", lambda p: setattr(p, "config_id", f"{int(p.config_id, 16) ^ 1:016x}"), "CONFIG at instruction 0")
+    mut("config id", lambda p: setattr(p, "config_id", f"{int(p.config_id, 16) ^ 1:016x}"),
+        r"CONFIG at the program header \(run from instruction 0\)")
     mut("magic", lambda p: b"XSPG" + p.encode()[4:], "HEADER")
     mut("version", lambda p: p.encode()[:4] + struct.pack("<H", 1) + p.encode()[6:], "HEADER")
     mut("PC past the end", lambda p: None, "PROG_END", pc=len(prog.instrs))
@@ -82,7 +83,7 @@ def fault_cases(prog: pg.Program, wgt_size: int):
     mut("region misaligned", lambda p: setattr(tlmm_region(p), "offset", tlmm_region(p).offset + 8), "RANGE")
     mut("beta past WGT_SIZE", lambda p: setattr(p.regions[_instr(p, "t_odd", pg.DEQUANT).f[3]], "offset",
                                                 wgt_size - 16), "RANGE")
-    mut("buffer index", lambda p: _set(p, 0, a=len(p.buffers)), "RANGE at instruction 2")
+    mut("buffer index", lambda p: _set(p, 0, a=len(p.buffers)), "RANGE at instruction 0")
     mut("instruction table past PROG_SIZE", lambda p: p.encode()[: len(p.encode()) // 2], "RANGE")
     return cases
 

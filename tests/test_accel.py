@@ -106,7 +106,7 @@ def test_demo_program_prefill_tiles_and_decode_identical(tmp_path):
     from edgestream.host.kernels import get_kernel
 
     make_checkpoint(tmp_path / "ck", "tiny", seed=0)
-    art = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260",
+    art = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="sim",
                                                  hw_config="shell"))
     assert art.manifest["hw_config_id"] == f"{rm.shell_config_id():016x}"
     cpu = CpuExecutor(art, get_kernel("numpy"))

@@ -144,6 +144,8 @@ class CpuDevice:
                 return rm.STATUS_HOST
             self.regs[rm.REG["INSTR_COUNT"]] += 1
             if op == pg.LOAD_ACT:
+                if a >= self.nb:
+                    raise _Fault("RANGE", op)
                 if f[0] != 0:
                     raise _Fault("FIELD", op)
                 act = (a, f[1])
