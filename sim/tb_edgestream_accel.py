@@ -359,7 +359,8 @@ async def programs(dut):
     b, pcs = main_program(13)
     await tb.load(b)
     rng = np.random.default_rng(3)
-    # instructions executed by the hardware: segment 1 = 3+3 + 3+1 + 1+2, segment 2 = 3+2 + 3+1 + END
+    # instructions executed by the hardware: segment 1 = 3+3 + 3+1 + 1+2, segment 2 = 3+2 + 3+1 (END is not
+    # counted)
     seg1 = 6 + 4 + 3
     for ntok in (1, 3, 8, 13):
         data = tb.inputs(ntok, rng)
@@ -368,7 +369,7 @@ async def programs(dut):
         st = await tb.run(pcs["norm"] + 1, ntok)
         await tb.expect_stop(st, "host", pcs["rope"], seg1)
         st = await tb.run(pcs["rope"] + 1, ntok)
-        await tb.expect_stop(st, "done", pcs["end"], 5 + 4 + 1)
+        await tb.expect_stop(st, "done", pcs["end"], 5 + 4)
         tb.check(ntok, data)
         dut._log.info("NTOK %d: results bit-exact, last run %d cycles", ntok, await tb.rd("CYCLES_LO"))
     # another program at the same address (PROG_SIZE still covers the old one's tables): the first line
@@ -383,7 +384,7 @@ async def programs(dut):
                                                                                b2.program().instr_offset)]
     assert lines == [b.program().instr_offset, b2.program().instr_offset], lines
     st = await tb.run(pcs2["host"] + 1, 5)
-    await tb.expect_stop(st, "done", pcs2["end"], 5)
+    await tb.expect_stop(st, "done", pcs2["end"], 4)
     tb.check(5, data)
 
 
@@ -404,7 +405,7 @@ async def good_run(tb: TB, b: Build, pcs: dict, ntok: int, rng):
     st = await tb.run(0, ntok)
     await tb.expect_stop(st, "host", pcs["host"], 5)
     st = await tb.run(pcs["host"] + 1, ntok)
-    await tb.expect_stop(st, "done", pcs["end"], 5)
+    await tb.expect_stop(st, "done", pcs["end"], 4)
     tb.check(ntok, data)
 
 
@@ -483,23 +484,39 @@ async def faults(dut):
     await fault(b4, "FIELD", p4["tlmm2"], pg.TLMM, start_pc=p4["host"] + 1)
     b4, _ = small_program()
     b4.instrs[4].f[0] = 5  # second member's first column is not a row-batch boundary
-    await fault(b4, "FIELD", 4, pg.DEQUANT)
+    await fault(b4, "FIELD", 2, pg.DEQUANT)
     b4, _ = small_program()
     b4.instrs[3].f[1] = 3  # a member width that is not a multiple of Q and is not the last
     b4.instrs[4].f[0] = 3
-    await fault(b4, "FIELD", 4, pg.DEQUANT)
-    await fault(b, "FIELD", 0, pg.LOAD_ACT, map_overrides={1: {"dtype": pg.B_F32}})
-    await fault(b, "FIELD", 4, pg.DEQUANT, map_overrides={b.instrs[4].a: {"width": 7}})
+    await fault(b4, "FIELD", 2, pg.DEQUANT)
+    b4, _ = small_program()
+    b4.instrs.insert(5, pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, b4.instrs[4].a, [10, 2, 2, 1]))  # a 3rd member
+    await fault(b4, "FIELD", 2, pg.DEQUANT)
+    b4, _ = small_program()
+    b4.instrs[2].f[0] = 9  # the members add up to 10 rows
+    await fault(b4, "FIELD", 2, pg.TLMM)
+    await fault(b, "FIELD", 2, pg.DEQUANT, map_overrides={1: {"dtype": pg.B_F32}})  # q buffer
+    await fault(b, "FIELD", 2, pg.DEQUANT, map_overrides={2: {"dtype": pg.B_I8}})  # scale buffer
+    await fault(b, "FIELD", 2, pg.DEQUANT, map_overrides={b.instrs[4].a: {"width": 7}})
     await fault(b, "FIELD", 2, pg.TLMM, ntok=0)
     # ranges: region outside WGT_SIZE, a buffer past its capacity, a map entry outside ACT_SIZE,
     # a region index past the table
     await fault(b, "RANGE", 2, pg.TLMM, wgt_size=b.regions[0].offset + 64)
     dst = b.instrs[3].a
-    await fault(b, "RANGE", 3, pg.DEQUANT, map_overrides={dst: {"cap": 32}})  # 3 tokens touch 48 bytes
-    await fault(b, "RANGE", 0, pg.LOAD_ACT, map_overrides={1: {"off": b.act_size - 32}})
+    await fault(b, "RANGE", 2, pg.DEQUANT, map_overrides={dst: {"cap": 32}})  # the tile layout needs 128
+    await fault(b, "RANGE", 2, pg.DEQUANT, map_overrides={1: {"off": b.act_size - 32}})
     b5, _ = small_program()
     b5.instrs[2].a = 99
     await fault(b5, "RANGE", 2, pg.TLMM)
+    b5, _ = small_program()
+    b5.instrs[3].f[3] = 99  # a beta region index past the table: not fetched
+    await fault(b5, "RANGE", 2, pg.DEQUANT)
+    b5, _ = small_program()
+    b5.instrs[4].a = 99  # a dst buffer index past the map: not fetched
+    await fault(b5, "RANGE", 2, pg.DEQUANT)
+    b5, _ = small_program()
+    b5.instrs[0].a = 99  # LOAD_ACT's buffer index
+    await fault(b5, "RANGE", 0, pg.LOAD_ACT)
     # AXI read errors (DECERR on the weights; SLVERR on the program) and a write error on a result
     tb.faults.read_err.append((WGT_BASE + b.regions[0].offset, WGT_BASE + b.regions[0].offset + 4096,
                                AxiResp.DECERR))
@@ -532,7 +549,7 @@ async def overhead(dut):
         data = tb.inputs(1, rng)
         tb.events.clear()
         st = await tb.run(0, 1)
-        await tb.expect_stop(st, "done", end, 3 + 2 + 1 + 1 + 1)
+        await tb.expect_stop(st, "done", end, 3 + 2 + 1 + 1)
         tb.check(1, data)
         ev = tb.events
         t_start = next(c for c, k, _ in ev if k == "start")

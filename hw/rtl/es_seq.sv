@@ -161,13 +161,14 @@ module es_seq #(
     // ---------------- LOAD_ACT / BUILD_TABLE / TLMM / members
     logic        have_load, have_build;
     logic [15:0] q_idx;
-    logic [31:0] klen, load_pc;
+    logic [31:0] klen;
     logic [15:0] tl_a;
     logic        tl_bs;
     logic [3:0]  tl_bits;
     logic [23:0] tl_rows;
     logic [2:0]  nm, mi;
     logic [24:0] colsum;
+    logic        pend;             // a member failed its field checks (reported after the region's)
     logic [31:0] s_idx_buf;
     logic [15:0] m_dst [NM];
     logic [31:0] m_cols [NM];
@@ -221,11 +222,21 @@ module es_seq #(
     wire         e_host = e_op == es_regs_pkg::ES_OP_EMBED || e_op == es_regs_pkg::ES_OP_NORM_QUANT || e_op == es_regs_pkg::ES_OP_ROPE
                           || e_op == es_regs_pkg::ES_OP_ATTENTION || e_op == es_regs_pkg::ES_OP_ACT_MUL || e_op == es_regs_pkg::ES_OP_ADD
                           || e_op == es_regs_pkg::ES_OP_LAST_ROW || e_op == es_regs_pkg::ES_OP_OUTPUT;
-    wire         scan_end = nm == 3'(NM) || sidx >= ni || (hit && e_op != es_regs_pkg::ES_OP_DEQUANT);
+    wire         scan_dq = hit && e_op == es_regs_pkg::ES_OP_DEQUANT;
+    wire         m_bad = (e_fl & 8'(es_regs_pkg::ES_F_PER_CHANNEL)) == 8'd0 || e_f0 != 32'(colsum)
+                         || e_f0[LQ-1:0] != '0 || e_f1 == 32'd0 || 33'(colsum) + 33'(e_f1) > 33'(tl_rows)
+                         || (nm != 3'd0 && e_f2 != s_idx_buf);
+    wire         scan_end = sidx >= ni || (hit && (!scan_dq || nm == 3'(NM) || m_bad));
 
     // a buffer-map index that cannot be fetched (ERR RANGE)
     function automatic bad_map_idx(input [31:0] i, input [31:0] nbuf, input [31:0] asz);
         bad_map_idx = i >= nbuf || (33'(i) + 33'd1) * 33'd16 > 33'(asz);
+    endfunction
+    // a region entry past the region table or PROG_SIZE (ERR RANGE)
+    function automatic bad_reg_idx(input [31:0] i, input [31:0] nreg, input [31:0] psz);
+        bad_reg_idx = i >= nreg
+                      || 64'(es_regs_pkg::ES_PROG_HEADER_BYTES) + (64'(i) + 64'd1) * 64'(es_regs_pkg::ES_PROG_REGION_BYTES)
+                         > 64'(psz);
     endfunction
     // a buffer-map entry outside the arena or smaller than what the run touches (ERR RANGE)
     function automatic bad_map(input [31:0] off, input [31:0] cap, input [63:0] touch, input [31:0] asz);
@@ -241,7 +252,8 @@ module es_seq #(
     logic [31:0] ck_pc, ck_info;
     wire  [1:0]  mj = mi[1:0];
     wire  [31:0] ntok4 = (ntok + 32'd3) >> 2;
-    wire  [63:0] d_touch = 64'(m_rb[mj]) * 64'(ntok[15:0]) * 64'd16;
+    wire  [31:0] ntiles = (ntok + 32'(MT - 1)) / 32'(MT);
+    wire  [63:0] d_need = 64'(m_rb[mj]) * 64'(ntiles) * 64'(MT * 16);   // the tile layout's bytes
     always_comb begin
         ck_code = es_regs_pkg::ES_ERR_NONE;
         ck_pc = pc;
@@ -259,8 +271,7 @@ module es_seq #(
                 else if (h_cid != CONFIG_ID || h_geo != GEOM)
                     ck_code = es_regs_pkg::ES_ERR_CONFIG;
                 else if (ioff[3:0] != 4'd0
-                         || 64'(ioff) + 64'(ni) * 64'(es_regs_pkg::ES_PROG_INSTR_BYTES) > 64'(prog_size)
-                         || 64'(es_regs_pkg::ES_PROG_HEADER_BYTES) + 64'(nr) * 64'(es_regs_pkg::ES_PROG_REGION_BYTES) > 64'(prog_size))
+                         || 64'(ioff) + 64'(ni) * 64'(es_regs_pkg::ES_PROG_INSTR_BYTES) > 64'(prog_size))
                     ck_code = es_regs_pkg::ES_ERR_RANGE;
             end
             S_EXEC: begin
@@ -270,18 +281,19 @@ module es_seq #(
                     ck_info = 32'd0;
                 end else if (hit) begin
                     if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
-                        if (e_f0 != 32'd0) ck_code = es_regs_pkg::ES_ERR_FIELD;
-                        else if (bad_map_idx(32'(e_a), nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                        if (32'(e_a) >= nb) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                        else if (e_f0 != 32'd0) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     end else if (e_op == es_regs_pkg::ES_OP_BUILD_TABLE) begin
                         if (e_f0 != 32'(G)) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     end else if (e_op == es_regs_pkg::ES_OP_TLMM) begin
-                        if ((e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0 || !have_load || !have_build
-                            || ntok == 32'd0 || ntok > 32'd65535 || klen == 32'd0 || klen > 32'(MAXK)
-                            || ((e_fl & 8'(es_regs_pkg::ES_F_BITSERIAL)) != 8'd0 && (e_f2 < 32'd2 || e_f2 > 32'd8))
-                            || e_f0 == 32'd0 || e_f0 > 32'h00ff_ffff)
+                        if ((e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0 || !have_load || !have_build)
                             ck_code = es_regs_pkg::ES_ERR_FIELD;
-                        else if (32'(e_a) >= nr)
+                        else if (bad_reg_idx(32'(e_a), nr, prog_size))
                             ck_code = es_regs_pkg::ES_ERR_RANGE;
+                        else if (ntok == 32'd0 || ntok > 32'd65535 || klen == 32'd0 || klen > 32'(MAXK)
+                                 || ((e_fl & 8'(es_regs_pkg::ES_F_BITSERIAL)) != 8'd0 && (e_f2 < 32'd2 || e_f2 > 32'd8))
+                                 || e_f0 == 32'd0 || e_f0 > 32'h00ff_ffff)
+                            ck_code = es_regs_pkg::ES_ERR_FIELD;
                     end else if (e_op == es_regs_pkg::ES_OP_END || e_host) begin
                         ck_code = es_regs_pkg::ES_ERR_NONE;
                     end else begin
@@ -289,57 +301,36 @@ module es_seq #(
                     end
                 end
             end
-            S_SCAN: begin
-                if (scan_end) begin
-                    ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
-                    if (nm == 3'd0 || 32'(colsum) != 32'(tl_rows)) ck_code = es_regs_pkg::ES_ERR_FIELD;
-                end else if (hit) begin
-                    ck_pc = sidx;
-                    ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
-                    if ((e_fl & 8'(es_regs_pkg::ES_F_PER_CHANNEL)) == 8'd0 || e_f0 != 32'(colsum) || e_f0[LQ-1:0] != '0
-                        || e_f1 == 32'd0 || 33'(colsum) + 33'(e_f1) > 33'(tl_rows)
-                        || (nm != 3'd0 && e_f2 != s_idx_buf))
-                        ck_code = es_regs_pkg::ES_ERR_FIELD;
-                    else if ((nm == 3'd0 && bad_map_idx(e_f2, nb, act_size)) || e_f3 >= nr
-                             || bad_map_idx(32'(e_a), nb, act_size))
-                        ck_code = es_regs_pkg::ES_ERR_RANGE;
-                end
-            end
             S_C3: begin
-                if (bad_map(qm_off, qm_cap, q_touch, act_size)) begin
-                    ck_code = es_regs_pkg::ES_ERR_RANGE;
-                    ck_pc = load_pc;
-                    ck_info = {24'd0, es_regs_pkg::ES_OP_LOAD_ACT};
-                end else if (qm_dt != es_regs_pkg::ES_B_I8 || qm_w != klen) begin
+                // everything about a fused linear is reported at its TLMM (as the cpu model does)
+                ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
+                if (r_kind != (tl_bs ? es_regs_pkg::ES_RK_INT_PLANES : es_regs_pkg::ES_RK_TERNARY_GINDEX)
+                    || (tl_bs && r_bits != 8'(tl_bits)) || r_n != 32'(tl_rows) || r_k != klen) begin
                     ck_code = es_regs_pkg::ES_ERR_FIELD;
-                    ck_pc = load_pc;
-                    ck_info = {24'd0, es_regs_pkg::ES_OP_LOAD_ACT};
-                end else if (r_kind != (tl_bs ? es_regs_pkg::ES_RK_INT_PLANES : es_regs_pkg::ES_RK_TERNARY_GINDEX)
-                             || (tl_bs && r_bits != 8'(tl_bits)) || r_n != 32'(tl_rows) || r_k != klen) begin
-                    ck_code = es_regs_pkg::ES_ERR_FIELD;
-                    ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
                 end else if (bad_region(r_off, r_nbytes, wbytes, wgt_size)) begin
                     ck_code = es_regs_pkg::ES_ERR_RANGE;
-                    ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
-                end else if (bad_map(sm_off, sm_cap, s_touch, act_size)) begin
-                    ck_code = es_regs_pkg::ES_ERR_RANGE;
-                    ck_pc = pc + 32'd1;
-                    ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
-                end else if (sm_dt != es_regs_pkg::ES_B_SCALE) begin
+                end else if (nm == 3'd0 && !pend) begin
                     ck_code = es_regs_pkg::ES_ERR_FIELD;
-                    ck_pc = pc + 32'd1;
+                end else begin
                     ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
+                    if (pend || 32'(colsum) != 32'(tl_rows)) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    else if (bad_map_idx(32'(q_idx), nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    else if (qm_dt != es_regs_pkg::ES_B_I8 || qm_w != klen) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    else if (bad_map(qm_off, qm_cap, q_touch, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    else if (bad_map_idx(s_idx_buf, nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    else if (sm_dt != es_regs_pkg::ES_B_SCALE) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    else if (bad_map(sm_off, sm_cap, s_touch, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
                 end
             end
             S_CM: begin
-                ck_pc = pc + 32'(mi) + 32'd1;
                 ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
-                if (bt_kind[mj] != es_regs_pkg::ES_RK_F32) ck_code = es_regs_pkg::ES_ERR_FIELD;
-                else if (bad_region(bt_off[mj], bt_nbytes[mj], 64'(m_rb[mj]) * 64'd16, wgt_size)
-                         || bad_map(dm_off[mj], dm_cap[mj], d_touch, act_size))
+                if (bad_map_idx(32'(m_dst[mj]), nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                else if (dm_dt[mj] != es_regs_pkg::ES_B_F32 || dm_w[mj] != m_cols[mj]) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                else if (bad_map(dm_off[mj], dm_cap[mj], d_need, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                else if (bad_reg_idx(m_beta[mj], nr, prog_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                else if (bt_kind[mj] != es_regs_pkg::ES_RK_F32) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                else if (bad_region(bt_off[mj], bt_nbytes[mj], 64'(m_rb[mj]) * 64'd16, wgt_size))
                     ck_code = es_regs_pkg::ES_ERR_RANGE;
-                else if (dm_dt[mj] != es_regs_pkg::ES_B_F32 || dm_w[mj] != m_cols[mj])
-                    ck_code = es_regs_pkg::ES_ERR_FIELD;
             end
             default: ;
         endcase
@@ -350,8 +341,8 @@ module es_seq #(
     // Items of one kind at consecutive indices (the compiler's usual TLMM region followed by its betas,
     // q and scale then the dst buffers) go out as one command.
     wire [3:0] n_items = {nm, 1'b0} + 4'd3;
-    logic        it_region, k_region;
-    logic [31:0] it_idx, k_idx;
+    logic        it_region, k_region, it_ok, k_ok, ci_region, ci_ok;
+    logic [31:0] it_idx, k_idx, ci_idx;
     logic [3:0]  it_run, k;
     logic        run_brk;
     always_comb begin
@@ -361,6 +352,15 @@ module es_seq #(
         else if (mk == 4'(nm) + 4'd1) it_idx = 32'(q_idx);
         else if (mk == 4'(nm) + 4'd2) it_idx = s_idx_buf;
         else it_idx = 32'(m_dst[2'(mk - 4'(nm) - 4'd3)]);
+        // an entry whose index is out of range is not fetched (reported in S_C3 / S_CM, in order)
+        it_ok = it_region ? !bad_reg_idx(it_idx, nr, prog_size) : !bad_map_idx(it_idx, nb, act_size);
+        ci_region = ci <= 4'(nm);
+        if (ci == 4'd0) ci_idx = 32'(tl_a);
+        else if (ci <= 4'(nm)) ci_idx = m_beta[2'(ci - 4'd1)];
+        else if (ci == 4'(nm) + 4'd1) ci_idx = 32'(q_idx);
+        else if (ci == 4'(nm) + 4'd2) ci_idx = s_idx_buf;
+        else ci_idx = 32'(m_dst[2'(ci - 4'(nm) - 4'd3)]);
+        ci_ok = ci_region ? !bad_reg_idx(ci_idx, nr, prog_size) : !bad_map_idx(ci_idx, nb, act_size);
         it_run = 4'd1;
         run_brk = 1'b0;
         for (int j = 1; j < 6; j++) begin
@@ -370,7 +370,9 @@ module es_seq #(
             else if (k == 4'(nm) + 4'd1) k_idx = 32'(q_idx);
             else if (k == 4'(nm) + 4'd2) k_idx = s_idx_buf;
             else k_idx = 32'(m_dst[2'(k - 4'(nm) - 4'd3)]);
-            if (!run_brk && k < n_items && k_region == it_region && k_idx == it_idx + 32'(j)) it_run = it_run + 4'd1;
+            k_ok = k_region ? !bad_reg_idx(k_idx, nr, prog_size) : !bad_map_idx(k_idx, nb, act_size);
+            if (!run_brk && k < n_items && k_region == it_region && k_idx == it_idx + 32'(j) && k_ok)
+                it_run = it_run + 4'd1;
             else run_brk = 1'b1;
         end
     end
@@ -397,7 +399,7 @@ module es_seq #(
                 p_cmd_beats = 32'(line_n) << 1;
             end
             S_MFETCH: begin
-                p_cmd_valid = mk != n_items;
+                p_cmd_valid = mk != n_items && it_ok;
                 p_cmd_addr = it_region ? prog_base + 40'(es_regs_pkg::ES_PROG_HEADER_BYTES) + 40'(it_idx) * 40'(es_regs_pkg::ES_PROG_REGION_BYTES)
                                        : act_base + (40'(it_idx) << 4);
                 p_cmd_beats = it_region ? 32'(it_run) * 32'd3 : 32'(it_run);
@@ -405,7 +407,8 @@ module es_seq #(
             default: ;
         endcase
     end
-    assign p_ready = state == S_HDR || state == S_DROP || state == S_LINE || state == S_MFETCH;
+    assign p_ready = state == S_HDR || state == S_DROP || state == S_LINE
+                     || (state == S_MFETCH && ci != n_items && ci_ok);
 
     // ---------------- streams of a tile
     wire [31:0] nt = rem_tok > 32'(MT) ? 32'(MT) : rem_tok;   // tokens of this tile
@@ -581,7 +584,6 @@ module es_seq #(
                     end else if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
                         q_idx <= e_a;
                         klen <= e_f1;
-                        load_pc <= pc;
                         have_load <= 1'b1;
                         pc <= pc + 32'd1;
                         retire <= 3'd1;
@@ -600,7 +602,6 @@ module es_seq #(
                     end else begin
                         // END or a host instruction (anything else failed its check)
                         stop_host <= e_op != es_regs_pkg::ES_OP_END;
-                        if (e_op == es_regs_pkg::ES_OP_END) retire <= 3'd1;
                         state <= S_STOP;
                     end
                 end
@@ -627,6 +628,7 @@ module es_seq #(
                 end
                 S_SCAN: begin
                     if (scan_end) begin
+                        pend <= sidx < ni && scan_dq;
                         mk <= '0;
                         ci <= '0;
                         bi <= '0;
@@ -649,8 +651,13 @@ module es_seq #(
                     end
                 end
                 S_MFETCH: begin
-                    if (p_cmd_valid && p_cmd_ready) mk <= mk + it_run;
-                    if (p_valid) begin
+                    if (mk != n_items && !it_ok) mk <= mk + 4'd1;
+                    else if (p_cmd_valid && p_cmd_ready) mk <= mk + it_run;
+                    if (ci == n_items) begin
+                        state <= S_C3;
+                    end else if (!ci_ok) begin
+                        ci <= ci + 4'd1;
+                    end else if (p_valid) begin
                         if (ci == 4'd0) begin
                             if (bi == 2'd0) begin
                                 r_off <= p_data[63:0];
@@ -688,7 +695,6 @@ module es_seq #(
                         end else begin
                             bi <= '0;
                             ci <= ci + 4'd1;
-                            if (ci == n_items - 4'd1) state <= S_C3;
                         end
                     end
                 end
