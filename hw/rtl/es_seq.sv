@@ -1,26 +1,33 @@
 // Sequencer: executes the compiler's program.bin (docs/program.md, version 2) from DDR, as
 // docs/registers.md ("Running program.bin", "Memory layouts") specifies.
 //
-// START latches PC and NTOK, fetches the 64-byte header (magic, version, instruction size: ERR
-// HEADER; config ID and G/CB/T/Q: ERR CONFIG; instruction and region tables inside PROG_SIZE: ERR
-// RANGE), then executes instructions from PC:
-//   LOAD_ACT     latches the q buffer and klen (k0 != 0: ERR FIELD)
+// START latches PC and NTOK and fetches the 64-byte header (PROG_SIZE < 64, magic, version,
+// instruction size: ERR HEADER; config ID and G/CB/T/Q: ERR CONFIG; instruction table outside
+// PROG_SIZE: ERR RANGE), then executes instructions from PC (PC >= #instructions: ERR PROG_END):
+//   LOAD_ACT     latches the q buffer and klen (buffer index: ERR RANGE; k0 != 0: ERR FIELD)
 //   BUILD_TABLE  f0 must be G (the tables are built by the engine per token tile)
 //   TLMM         collects the DEQUANT instructions that follow (1..4 members), fetches its region
 //                entry, the members' beta region entries and the buffer-map entries of q, scale and
-//                the members' dst buffers with back-to-back commands on the program reader, checks
-//                them all, then runs the fused linear over token tiles of MAXTOK tokens: per tile one
-//                engine command and its streams (activations: scale beats then q beats; weights: the
-//                region; beta and results: one command per member), waiting for every stream and
-//                write response before the next tile.
+//                the members' dst buffers (back-to-back commands on the program reader; entries at
+//                consecutive indices in one command), checks them all, then runs the fused linear
+//                over token tiles of MAXTOK tokens: per tile one engine command and its streams
+//                (activations: scale beats then q beats; weights: the region; beta and results: one
+//                command per member, in member order), waiting for every stream and write response
+//                before the next tile. Anything wrong with a fused linear is reported at its TLMM
+//                (ERR_INFO: TLMM for the instruction and its region, DEQUANT for the members, the
+//                buffer-map entries and the beta regions), in the order of the cpu model
+//                (host/devices/cpu.py).
 //   END          STATUS.DONE;  EMBED NORM_QUANT ROPE ATTENTION ACT_MUL ADD LAST_ROW OUTPUT: STATUS.HOST
 //   DEQUANT outside a TLMM or an unknown opcode: ERR OPCODE.
-// STOP_PC = the instruction the run stopped at. Instructions are fetched LINE at a time into a small
-// line buffer (a segment LOAD_ACT..DEQUANTs and the host instruction after it usually come in one
-// burst). The first line of a run is requested right behind the header, at the instruction offset
-// and count of the last header that passed (still inside PROG_SIZE): when the new header agrees the
-// line is used, else it is dropped and fetched again, so a run usually starts after two read
-// latencies (header + line, then the TLMM's entries) instead of three. Any fault (ERR_* codes) aborts every stream: the read masters drop data until nothing is in
+// STOP_PC = the instruction the run stopped at; `retire` counts LOAD_ACT, BUILD_TABLE, TLMM and its
+// members (once the linear is done) for INSTR_COUNT.
+// Instructions are fetched LINE at a time into a small line buffer (a segment LOAD_ACT..DEQUANTs and
+// the host instruction after it usually come in one burst). The first line of a run is requested
+// right behind the header, at the instruction offset and count of the last header that passed (if
+// that line lies inside PROG_SIZE): when the new header agrees, the line is used, else it is dropped
+// and fetched again; so a run usually starts its streams after two read latencies (header + line,
+// then the TLMM's entries) instead of three.
+// Any fault (ERR_* codes) aborts every stream: the read masters drop data until nothing is in
 // flight, the write master finishes a started burst with empty strobes, the engine is held in reset;
 // then the sequencer is idle with STATUS.ERROR and ERR_CODE/ERR_INFO set. SOFT_RESET does the same from
 // any state and clears the status.
