@@ -69,6 +69,7 @@ def fault_cases(prog: pg.Program, wgt_size: int):
     mut("magic", lambda p: b"XSPG" + p.encode()[4:], "HEADER")
     mut("version", lambda p: p.encode()[:4] + struct.pack("<H", 1) + p.encode()[6:], "HEADER")
     mut("PC past the end", lambda p: None, "PROG_END", pc=len(prog.instrs))
+    mut("no END after a linear", lambda p: setattr(p, "instrs", p.instrs[:4]), "PROG_END at instruction 4")
     mut("unknown opcode", lambda p: _set(p, 0, op=0x7F), r"OPCODE at instruction 0 .*0x7f")
     mut("stray DEQUANT", lambda p: None, "OPCODE at instruction 3", pc=3)
     mut("accumulate", lambda p: _set(p, 2, flags=pg.F_ACCUMULATE), "FIELD at instruction 2")

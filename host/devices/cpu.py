@@ -110,6 +110,8 @@ class CpuDevice:
     def _execute(self) -> int:
         hw = self.hw
         self.op = 0
+        if any(self._r64(b) % BEAT for b in ("PROG_BASE_LO", "WGT_BASE_LO", "ACT_BASE_LO")):
+            raise _Fault("RANGE")
         if self.regs[rm.REG["PROG_SIZE"]] < pg.HEADER_BYTES:
             raise _Fault("HEADER")
         magic, ver, isz, nr, nb, ni, _, cid, geo, ioff = struct.unpack_from("<4sHHIIIIQ8xII16x",
@@ -121,7 +123,7 @@ class CpuDevice:
             raise _Fault("CONFIG")
         if ioff % BEAT or ioff + ni * pg.INSTR_BYTES > self.regs[rm.REG["PROG_SIZE"]]:
             raise _Fault("RANGE")
-        self.nr, self.nb = nr, nb
+        self.nr, self.nb, self.ni = nr, nb, ni
         ntok = self.regs[rm.REG["NTOK"]]
         act = None  # (q buffer, klen) of LOAD_ACT
         table = False
@@ -199,7 +201,7 @@ class CpuDevice:
         woff, wbytes, kind, rbits, n, k = self._region(a)
         klen = act[1]
         if (kind != (pg.R_INT_PLANES if bs else pg.R_TERN_GINDEX) or (bs and not (rbits == f[2] and 2 <= f[2] <= 8))
-                or k != klen or not 1 <= klen <= hw["max_k"] or n != f[0] or n == 0 or ntok == 0):
+                or k != klen or not 1 <= klen <= hw["max_k"] or n != f[0] or n == 0 or not 1 <= ntok <= 0xFFFF):
             raise _Fault("FIELD", op)
         planes = f[2] if bs else 1
         groups = -(-k // g)
@@ -213,6 +215,9 @@ class CpuDevice:
         nxt = None
         while True:
             self.pc += 1
+            if self.pc >= self.ni:  # the linear still runs; the next fetch reports PROG_END
+                nxt = None
+                break
             nxt = fetch(self.pc)
             if nxt[0] != pg.DEQUANT:
                 break
