@@ -59,7 +59,7 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x098, "STALL_RES", "RO", "cycles the engine held a result the write path could not take"),
     (0x09C, "SEQ_CYCLES", "RO", "busy cycles with the engine idle (fetch, decode, checks, write drain)"),
     (0x0A0, "WGT_BEATS", "RO", "weight beats consumed by the engine"),
-    (0x0A4, "INSTR_COUNT", "RO", "instructions the hardware executed in the last run (LOAD_ACT, BUILD_TABLE, TLMM, DEQUANT; not END)"),
+    (0x0A4, "INSTR_COUNT", "RO", "instructions the hardware executed in the last run (END not counted)"),
     (0x0A8, "STOP_PC", "RO", "index of the instruction the last run stopped at (END, the host's, or the failing one)"),
 ]
 
