@@ -211,7 +211,7 @@ COEFFS = {
     "vec_fixed_bram36": 6,
     "shell_luts": 9000,  # sequencer (program fetch/decode), control registers, interconnect, reset
     "shell_ffs": 13000,
-    "shell_bram36": 4,  # program/instruction buffer
+    "shell_bram36": 8,  # activation (128 x 128 b) and beta (256 x 128 b) read FIFOs, program line buffer
 }
 
 

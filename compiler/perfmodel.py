@@ -1,8 +1,10 @@
 """Performance model: cycles per layer for prefill and decode, DDR bytes per token, the DDR roofline,
 and predicted TTFT / prefill tok/s / decode tok/s for a (model, HwConfig, Target).
 
-It is an analytic MODEL of the lowered program on the RTL engine's structure, not yet calibrated
-against RTL cycle counts or a board. What it charges:
+It is an analytic MODEL of the lowered program on the RTL engine's structure. Its shell terms
+(sequencer overhead per linear and token tile, DDR read latency, the shared read port) are calibrated
+against the shell RTL in Verilator (benchmarks/bench_accel_sim.py: within 10% of every simulated
+linear); nothing is calibrated against a board yet. What it charges:
 
 * DDR: effective bandwidth = min(ports x width x clock x latency cover, peak x refresh x controller
   efficiency x burst efficiency). Burst efficiency = B / (B + 64) for B-byte bursts (about 3 ns of
@@ -27,6 +29,7 @@ from edgestream.compiler.lowering import ALIGN, region_layout
 
 PIPE_CYCLES = 12  # engine fill + drain per K tile (builder 1, table mem 1, lanes 3, fifo, dequant)
 ISSUE_CYCLES = 16  # sequencer: fetch + decode + start of one instruction
+SEQ_FIXED_CYCLES = 60  # shell, per linear and token tile: fetch/decode/launch, write-response drain (fitted)
 BURST_OVERHEAD_BYTES = 64
 
 
@@ -51,22 +54,39 @@ def model_commands(m, wkind: str, wbits: int) -> list[tuple[str, int, int, str, 
             ("gate_up", 2 * ffn, h, wkind, wbits), ("down", h, ffn, wkind, wbits)]
 
 
-def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int) -> dict[str, float]:
-    """DDR bytes and engine cycles of one fused TLMM over n rows x k columns for ntok tokens."""
-    nbytes = 0
+def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_cycles: float = 0.0) -> dict[str, float]:
+    """DDR bytes and engine cycles of one fused TLMM (with its dequantization) over n rows x k columns
+    for ntok tokens, as the shell's sequencer runs it from program.bin: per token tile of max_tok
+    tokens the weights stream again, with one float32 beta per output row and the tile's activations
+    and scales on the same read port. latency_cycles: the DDR read latency in clock cycles."""
+    tiles = math.ceil(ntok / cfg.max_tok)
+    beat = cfg.axi_width_bits // 8
+    wbytes = 0
     cycles = 0
+    act_beats = 0
     for k0 in range(0, k, cfg.max_k):
         klen = min(cfg.max_k, k - k0)
         lay = region_layout(cfg, n, klen, kind, bits)
-        nbytes += lay["nbytes"]
-        cycles += ISSUE_CYCLES * 3 + PIPE_CYCLES + ntok * lay["groups"] + lay["beats"] * ntok
+        wbytes += lay["nbytes"]
+        cycles += tiles * (ISSUE_CYCLES * 3 + PIPE_CYCLES) + ntok * lay["groups"] + lay["beats"] * ntok
+        act_beats += ntok * math.ceil(lay["groups"] * 8 / beat) + tiles * math.ceil(cfg.max_tok * 4 / beat)
+    beta_bytes = tiles * math.ceil(n / cfg.Q) * cfg.Q * 4
+    nbytes = tiles * wbytes + beta_bytes + act_beats * beat
+    # one read port carries every stream: a command cannot finish before its beats have crossed it
+    bus = math.ceil(nbytes / (beat * cfg.axi_ports))
     # dequantize: n x ntok values through the vector unit, pipelined behind the results; it only
     # shows when it is slower than the lookups
     deq = math.ceil(n * ntok / cfg.vec_lanes)
-    return {"bytes": nbytes, "engine_cycles": max(cycles, deq + ISSUE_CYCLES)}
+    # the sequencer: header + instruction line, then the TLMM's region/map entries (two read latencies
+    # before the first tile), and per tile the first beats of its streams (one more); calibrated on
+    # the shell in Verilator (benchmarks/bench_accel_sim.py)
+    seq = SEQ_FIXED_CYCLES * tiles + (2 + tiles) * latency_cycles
+    return {"bytes": nbytes, "weight_bytes": tiles * wbytes,
+            "engine_cycles": max(cycles, bus, deq + ISSUE_CYCLES) + seq,
+            "sequencer_cycles": seq, "bus_cycles": bus}
 
 
-def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int) -> list[dict[str, Any]]:
+def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0) -> list[dict[str, Any]]:
     """One decoder layer for ntok tokens whose last position is ctx_end - 1."""
     V = cfg.vec_lanes
     h, ffn, D = m.hidden_size, m.intermediate_size, m.head_dim
@@ -79,8 +99,9 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int) -> list[dict[str
 
     def mm(name):
         _, n, k, kind, bits = cmds[name]
-        c = command_cost(cfg, n, k, kind, bits, ntok)
-        return {"name": name, "kind": "tlmm", "bytes": c["bytes"], "cycles": c["engine_cycles"]}
+        c = command_cost(cfg, n, k, kind, bits, ntok, lat)
+        return {"name": name, "kind": "tlmm", "bytes": c["bytes"], "weight_bytes": c["weight_bytes"],
+                "cycles": c["engine_cycles"]}
 
     # attention: K/V of positions < ctx_end read once per tile (int8 + f32 scale per position and head)
     kv_read = 2 * m.num_kv_heads * ctx_end * (D + 4)
@@ -96,12 +117,13 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int) -> list[dict[str
     return steps
 
 
-def _head_steps(m, cfg, ntok: int = 1) -> list[dict[str, Any]]:
+def _head_steps(m, cfg, ntok: int = 1, lat: float = 0.0) -> list[dict[str, Any]]:
     h = m.hidden_size
-    c = command_cost(cfg, m.vocab_size, h, "int", 8, ntok)
+    c = command_cost(cfg, m.vocab_size, h, "int", 8, ntok, lat)
     return [{"name": "norm_quant.final", "kind": "vector", "bytes": 0,
              "cycles": ISSUE_CYCLES + math.ceil(2 * h * ntok / cfg.vec_lanes)},
-            {"name": "lm_head", "kind": "tlmm", "bytes": c["bytes"], "cycles": c["engine_cycles"]}]
+            {"name": "lm_head", "kind": "tlmm", "bytes": c["bytes"], "weight_bytes": c["weight_bytes"],
+             "cycles": c["engine_cycles"]}]
 
 
 def _embed_step(m, cfg, ntok: int) -> dict[str, Any]:
@@ -154,16 +176,20 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
     bw = ddr_bandwidth(cfg, target)
     eff = bw["effective"]
     f = cfg.clock_mhz * 1e6
+    lat = target.read_latency_ns * 1e-9 * f  # DDR read latency in cycles: the sequencer waits on it
 
     # ---- decode: one token at position `context` (attends over context + 1 positions)
     embed = _embed_step(m, cfg, 1)
-    layer = _layer_steps(m, cfg, wkind, wbits, 1, context + 1)
-    head = _head_steps(m, cfg, 1)
+    layer = _layer_steps(m, cfg, wkind, wbits, 1, context + 1, lat)
+    head = _head_steps(m, cfg, 1, lat)
     dec = _run_model(m, cfg, eff, embed, layer, head)
-    w_bytes = m.num_layers * sum(s["bytes"] for s in layer if s["kind"] == "tlmm")
-    head_bytes = sum(s["bytes"] for s in head)
+    w_bytes = m.num_layers * sum(s["weight_bytes"] for s in layer if s["kind"] == "tlmm")
+    head_bytes = sum(s["weight_bytes"] for s in head if s["kind"] == "tlmm")
+    # per-row betas, activations and scales the sequencer streams next to the weights
+    side_bytes = m.num_layers * sum(s["bytes"] - s["weight_bytes"] for s in layer if s["kind"] == "tlmm") + sum(
+        s["bytes"] - s["weight_bytes"] for s in head if s["kind"] == "tlmm")
     kv_bytes = m.num_layers * sum(s["bytes"] for s in layer if s["kind"] == "attention")
-    tok_bytes = w_bytes + head_bytes + kv_bytes + embed["bytes"]
+    tok_bytes = w_bytes + head_bytes + side_bytes + kv_bytes + embed["bytes"]
     decode_tok_s = 1.0 / dec["time_s"]
     roof = bw["peak"] / tok_bytes
     ideal_w = m.num_layers * sum(n * k for _, n, k, _, _ in model_commands(m, wkind, wbits))
@@ -184,13 +210,13 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
     tiles = []
     if nfull:
         mean_end = mt * (nfull + 1) / 2
-        lay = _layer_steps(m, cfg, wkind, wbits, mt, max(mt, int(round(mean_end))))
+        lay = _layer_steps(m, cfg, wkind, wbits, mt, max(mt, int(round(mean_end))), lat)
         r = _run_model(m, cfg, eff, _embed_step(m, cfg, mt), lay, None, reps=nfull)
         pre = {k: pre[k] + r[k] for k in pre}
         pre_bytes += nfull * (m.num_layers * sum(s["bytes"] for s in lay) + mt * (m.hidden_size + 4))
         tiles.append((mt, lay))
     if rest:
-        lay = _layer_steps(m, cfg, wkind, wbits, rest, prompt)
+        lay = _layer_steps(m, cfg, wkind, wbits, rest, prompt, lat)
         r = _run_model(m, cfg, eff, _embed_step(m, cfg, rest), lay, None)
         pre = {k: pre[k] + r[k] for k in pre}
         pre_bytes += m.num_layers * sum(s["bytes"] for s in lay) + rest * (m.hidden_size + 4)
@@ -207,7 +233,8 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
         "decode_tok_s": decode_tok_s,
         "decode_ms_per_token": 1e3 * dec["time_s"],
         "decode_bound": bound,
-        "bytes_per_token": {"weights": w_bytes, "lm_head": head_bytes, "kv_cache": kv_bytes,
+        "bytes_per_token": {"weights": w_bytes, "lm_head": head_bytes, "beta_activations": side_bytes,
+                            "kv_cache": kv_bytes,
                             "embedding": embed["bytes"], "total": tok_bytes,
                             "ideal_total": ideal_bytes},
         "ddr": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in bw.items()},
@@ -221,9 +248,10 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
         "prefill_roofline_frac": prefill_tok_s / (bw["peak"] / (pre_bytes / prompt)),
         "prefill_compute_roofline_tok_s": compute_roof,
         "prefill_compute_frac": prefill_tok_s / compute_roof,
-        "calibrated": False,
-        "note": "analytic model of the lowered program on the tlmm_engine structure; not yet calibrated "
-                "against RTL cycle counts or a board",
+        "calibrated": "rtl-simulation",
+        "note": "analytic model of the lowered program on the tlmm_engine structure; the shell's sequencer "
+                "and read-port terms are calibrated against the RTL in Verilator (benchmarks/"
+                "bench_accel_sim.py), not against a board",
     }
     if detail:
         def table(steps):
@@ -291,9 +319,9 @@ def report_from_manifest(man: dict[str, Any], path: str = "") -> dict[str, Any]:
         "perf_table": man.get("perf_table", []),
         "program": man.get("hw_program", {}),
         "published_kv260": PUBLISHED_KV260,
-        "calibrated": False,
-        "note": "This is a MODEL (resources and cycles), not yet calibrated against RTL cycle counts, "
-                "synthesis reports or a board.",
+        "calibrated": "rtl-simulation",
+        "note": "This is a MODEL (resources and cycles): engine LUT/FF terms calibrated against Yosys, the "
+                "shell's cycle terms against the RTL in Verilator; not against a board or a Vivado run.",
     }
 
 

@@ -254,4 +254,7 @@ def test_cli_bench_reports_cycles_bus_and_stalls(demo_artifact, capsys):
         assert 0 <= p["stall_wgt_frac"] <= 1 and 0 <= p["seq_frac"] <= 1
     # per forward pass, 2 layers x 4 matmuls (q/k/v stacked, o, gate/up stacked, down) + the LM head
     assert rep["prefill"]["commands"] == 9 and rep["decode"]["commands"] == 9
-    assert rep["perf_model"]["mean_abs_err_calibrated"] <= rep["perf_model"]["mean_abs_err_raw"]
+    # the compiler's model, with its shell terms calibrated on this simulation, is far closer than the
+    # engine-only model was (benchmarks/bench_accel_sim.py holds it to 10% of every linear)
+    pm = rep["perf_model"]
+    assert pm["mean_abs_err_raw"] <= 0.10 < pm["mean_abs_err_engine_only"]

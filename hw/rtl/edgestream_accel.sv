@@ -114,9 +114,12 @@ module edgestream_accel #(
 
     for (genvar i = 0; i < 4; i++) begin : g_rd
         // program/map reader: up to 16 bursts in flight, so the entries of a TLMM are fetched with
-        // back-to-back commands in about one read latency; beta: 4, one per DEQUANT member
-        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : i == 0 ? 16 : i == 3 ? 4 : 2),
-                    .FIFO(i == 2 ? WFIFO : 2 * BURST)) u_rd (
+        // back-to-back commands in about one read latency. A reader keeps at most FIFO beats in
+        // flight, so its FIFO sets the bandwidth it sustains at a read latency L (FIFO / L beats per
+        // cycle): weights and beta (one beat per result beat in decode) get 256 beats, activations
+        // (one beat per two engine cycles of ingest) 128.
+        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : i == 1 ? 8 : 16),
+                    .FIFO(i == 2 ? WFIFO : i == 0 ? 2 * BURST : i == 1 ? 8 * BURST : 16 * BURST)) u_rd (
             .clk, .rst_n, .abort,
             .cmd_valid(rc_valid[i]), .cmd_ready(rc_ready[i]), .cmd_addr(rc_addr[i]), .cmd_beats(rc_beats[i]),
             .ar_valid(ar_v[i]), .ar_ready(ar_r[i]), .ar_addr(ar_a[i]), .ar_len(ar_l[i]),
@@ -127,15 +130,17 @@ module edgestream_accel #(
         assign r_v[i] = m_axi_rvalid && m_axi_rid == 2'(i);
     end
 
-    // AR arbiter: fixed priority program > activations > weights > beta, held until accepted
+    // AR arbiter: fixed priority program > activations > beta > weights, held until accepted. The
+    // weight reader prefetches 256 beats the moment a tile starts; beta (a beat per row batch, a small
+    // fraction of the weights) goes first so the dequantize stage never waits behind that prefetch.
     logic [1:0] sel, gsel;
     logic       glock;
     always_comb begin
         if (glock) sel = gsel;
         else if (ar_v[0]) sel = 2'd0;
         else if (ar_v[1]) sel = 2'd1;
-        else if (ar_v[2]) sel = 2'd2;
-        else sel = 2'd3;
+        else if (ar_v[3]) sel = 2'd3;
+        else sel = 2'd2;
     end
     assign m_axi_arvalid = ar_v[sel];
     assign m_axi_arid = sel;
