@@ -290,8 +290,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
                   f"{p['seq_frac']:.1%}", f"{p['model_err']:+.1%}")
     c.print(t)
     m = rep["perf_model"]
-    c.print(f"performance model: {m['source']}; mean |error| per command {m['mean_abs_err_raw']:.1%} raw, "
-            f"{m['mean_abs_err_calibrated']:.1%} after calibration (+{m['overhead_cycles']:.0f} cycles/command)")
+    c.print(f"performance model ({m['source']}) vs these cycles, per linear: mean |error| "
+            f"{m['mean_abs_err_raw']:.1%} (max {m['max_abs_err_raw']:.1%}); engine-only model "
+            f"{m['mean_abs_err_engine_only']:.1%}; with a residual {m['overhead_cycles']:+.0f} cycles per linear "
+            f"and token tile {m['mean_abs_err_calibrated']:.1%}")
     return 0
 
 
