@@ -180,6 +180,25 @@ def test_pynq_device_exact_calls(tmp_path):
     assert sorted(c[1] for c in fake.calls if c[0] == "freebuffer") == sorted(allocs)
 
 
+def test_pynq_device_runs_the_demo_program(tmp_path):
+    """The whole tiny model through the pynq device (recording fake over the cpu shell model): tokens
+    and logits identical to the CPU executor's, the sequencer started once per linear layer."""
+    bit = tmp_path / "edgestream.bit"
+    bit.write_bytes(b"bit")
+    make_checkpoint(tmp_path / "ck", "tiny", seed=0)
+    art = edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa")
+    cpu = edgestream.load(art, device="cpu", kernel="numpy")
+    want = list(cpu.generate([1, 5, 9], max_new_tokens=3, temperature=0.8, seed=3))
+    fake = FakePynq()
+    sess = edgestream.load(art, device="pynq", device_options={"bitfile": bit, "pynq_module": fake})
+    try:
+        assert list(sess.generate([1, 5, 9], max_new_tokens=3, temperature=0.8, seed=3)) == want
+    finally:
+        sess.close()
+    starts = [c for c in fake.calls if c == ("write", rm.REG["CTRL"], rm.CTRL_START)]
+    assert len(starts) == 3 * 9  # prefill + 2 decode steps, 9 linears each (2 layers x 4 + LM head)
+
+
 def test_pynq_device_missing_pieces(tmp_path):
     with pytest.raises(DeviceError, match="no such bitstream"):
         PynqDevice(tmp_path / "none.bit", pynq_module=FakePynq())
