@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from edgestream import program as pg
-from edgestream.errors import DeviceError
 from edgestream.host.driver import AccelDriver, segment_buffers, segment_end
 from edgestream.host.program_executor import ProgramExecutor, _State
 
@@ -54,10 +53,13 @@ class AccelProgramExecutor(ProgramExecutor):
             self.note = f"lowered {path.name} for the device's configuration {cfg.config_id}"
         self.manifest = man
         self._setup(artifact.config, prog, img)
-        bad = [i for i in prog.instrs if i.op == pg.TLMM and (i.flags & pg.F_ACCUMULATE)]
-        if bad:
-            raise DeviceError(f"{path}: a linear layer has K > {cfg.max_k} (K tiling): this bitstream does not "
-                              f"accumulate K tiles")
+        # linears with K > MAXK come as K tiles whose TLMMs accumulate: this bitstream does not add
+        # partial sums, so the host runs those segments (same numpy code as the program executor)
+        self.host_segments = {pc for pc in range(len(prog.instrs)) if self._k_tiled(pc)}
+        if self.host_segments:
+            note = (f"{len(self.host_segments)} linear layers have K > {cfg.max_k} (K tiles): they run on the "
+                    f"host, the device does not accumulate K tiles")
+            self.note = "; ".join(x for x in (self.note, note) if x)
         driver.load(prog, self.image)
         self.log: list[dict] = []
         self.record = False
@@ -80,6 +82,11 @@ class AccelProgramExecutor(ProgramExecutor):
                 pc += 1
                 continue
             end = segment_end(prog, pc)
+            if pc in self.host_segments:
+                for i in prog.instrs[pc:end]:
+                    self.step(i, st)
+                pc = end
+                continue
             qs, ss, _ = segment_buffers(prog, pc, end)
             inputs = {b: st.rd(b) for b in qs + ss}
             ntok = inputs[qs[0]].shape[0]
@@ -92,6 +99,16 @@ class AccelProgramExecutor(ProgramExecutor):
             pc = end
         self.pos += len(ids)
         return st.out
+
+    def _k_tiled(self, pc: int) -> bool:
+        """pc starts a hardware segment that accumulates K tiles (or loads a tile past column 0)."""
+        prog = self.prog
+        if prog.instrs[pc].op not in (pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT):
+            return False
+        if pc and prog.instrs[pc - 1].op in (pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT):
+            return False
+        seg = prog.instrs[pc:segment_end(prog, pc)]
+        return any((i.op == pg.TLMM and i.flags & pg.F_ACCUMULATE) or (i.op == pg.LOAD_ACT and i.f[0]) for i in seg)
 
     def _segment_shape(self, pc: int, end: int) -> dict:
         ins = next(i for i in self.prog.instrs[pc:end] if i.op == pg.TLMM)

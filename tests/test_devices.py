@@ -82,6 +82,33 @@ def test_cpu_device_runs_the_demo_program_bit_identically(tmp_path):
     ex.close()
 
 
+def test_k_tiled_linears_run_on_the_host(tmp_path):
+    """A configuration with MAXK 64: the tiny model's down projection (K = 160) is lowered as K tiles
+    that accumulate, which the shell does not do; those segments run on the host, the rest on the
+    device, and the logits stay identical."""
+    from dataclasses import replace
+
+    from edgestream.artifact import read_artifact
+    from edgestream.host.accel_executor import AccelProgramExecutor
+    from edgestream.host.executor import CpuExecutor
+    from edgestream.host.kernels import get_kernel
+
+    make_checkpoint(tmp_path / "ck", "tiny", seed=0)
+    art = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa"))
+    cfg = replace(rm.shell_config(), max_k=64)
+    cid = int(cfg.config_id, 16)
+    dev = CpuDevice(config_id=cid)
+    ex = AccelProgramExecutor(art, AccelDriver(dev, expected_config_id=cid), device_config=cfg)
+    assert len(ex.host_segments) == art.config.num_layers and "K > 64" in ex.note
+    cpu = CpuExecutor(art, get_kernel("numpy"))
+    cpu.reset(8)
+    ex.reset(8)
+    for ids in ([1, 5, 9], [4]):
+        want = cpu.forward(np.array(ids), last_only=False)
+        assert ex.forward(np.array(ids), last_only=False).tobytes() == want.tobytes()
+    ex.close()
+
+
 # ---------------------------------------------------------------- pynq against a recording fake
 class _FakeBuffer(np.ndarray):
     pass
