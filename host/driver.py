@@ -63,7 +63,7 @@ def s_bytes(ntok: int) -> int:
 
 
 def tile_bytes(ntok: int, width: int, geo: Geometry) -> int:
-    return geo.tiles(ntok) * geo.row_batches(width) * geo.max_tok * BEAT
+    return geo.tiles(ntok) * geo.row_batches(width) * geo.max_tok * geo.Q * 4
 
 
 def pack_q(q: np.ndarray, geo: Geometry) -> bytes:
@@ -85,7 +85,7 @@ def pack_scales(s: np.ndarray) -> bytes:
 
 
 def unpack_tiles(raw: bytes, ntok: int, width: int, geo: Geometry) -> np.ndarray:
-    """f32 buffer in tile layout -> float32 [ntok, width]: tile j at j * RB*MAXTOK*16, inside it
+    """f32 buffer in tile layout -> float32 [ntok, width]: tile j at j * RB*MAXTOK*Q*4 bytes, inside it
     [row batch][token of the tile][Q]."""
     rb, mt, q = geo.row_batches(width), geo.max_tok, geo.Q
     a = np.frombuffer(raw, dtype="<f4", count=geo.tiles(ntok) * rb * mt * q)

@@ -235,16 +235,17 @@ class CpuDevice:
         if not members or col != n:
             raise _Fault("FIELD", pg.TLMM if not members else pg.DEQUANT)
         abt = -(-groups // (BEAT // 8))
+        unit = q_ * 4  # one row batch of one token: Q float32 (results, betas)
         qa = self._map(act[0], pg.B_I8, klen, ntok * abt * BEAT)
         sa = self._map(members[0][2], pg.B_SCALE, None, -(-ntok // 4) * BEAT)
         mem = []
         for dst, cols, _, breg in members:
             mrb = -(-cols // q_)
-            da = self._map(dst, pg.B_F32, cols, -(-ntok // mt) * mrb * mt * BEAT)
+            da = self._map(dst, pg.B_F32, cols, -(-ntok // mt) * mrb * mt * unit)
             boff, bbytes, bkind, _, _, _ = self._region(breg)
             if bkind != pg.R_F32:
                 raise _Fault("FIELD", pg.DEQUANT)
-            if boff % BEAT or mrb * BEAT > bbytes or boff + mrb * BEAT > self.regs[rm.REG["WGT_SIZE"]]:
+            if boff % BEAT or mrb * unit > bbytes or boff + mrb * unit > self.regs[rm.REG["WGT_SIZE"]]:
                 raise _Fault("RANGE", pg.DEQUANT)
             mem.append((da, mrb, self._r64("WGT_BASE_LO") + boff))
         self.op = pg.TLMM
@@ -268,10 +269,10 @@ class CpuDevice:
                 blk = full[:, r0 * q_:(r0 + mrb) * q_].astype(np.int32)
                 fct = (beta[None, :] * s_all[t0:t0 + nt, None]).astype(np.float32)
                 y = (blk.astype(np.float32) * fct).astype("<f4").reshape(nt, mrb, q_).transpose(1, 0, 2)
-                o = da + j * mrb * mt * BEAT
+                o = da + j * mrb * mt * unit
                 self.mem[o:o + y.nbytes] = np.ascontiguousarray(y).tobytes()
-                self.regs[rm.REG["WR_BEATS"]] += mrb * nt
-                self.regs[rm.REG["RD_BEATS"]] += mrb
+                self.regs[rm.REG["WR_BEATS"]] += mrb * nt * unit // BEAT
+                self.regs[rm.REG["RD_BEATS"]] += mrb * unit // BEAT
                 r0 += mrb
             self.regs[rm.REG["RD_BEATS"]] += -(-nt // 4) + nt * abt + wbeats
             self.regs[rm.REG["WGT_BEATS"]] += wbeats
