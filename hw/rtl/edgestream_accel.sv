@@ -4,9 +4,15 @@
 // back-pressured), one AXI4 write master for results (es_axi_wr), the activation unpacker, the TLMM
 // engine (tlmm_engine) and the dequantize stage (es_dequant: float32 results). It runs the linear
 // layers of program.bin (LOAD_ACT, BUILD_TABLE, TLMM + DEQUANT) and stops at the host's instructions.
+// Engine geometry G, T, Q (defaults: es_regs_pkg): one weight beat of Q*T codes fits one bus beat
+// (Q*T*CB <= 128) and Q*32 is a multiple of 128; a result / beta unit of Q float32 is R = Q*32/128
+// bus beats (R > 1: a gearbox in front of es_dequant's beta port, a serializer behind its output).
 // Program execution, memory layouts and registers: docs/registers.md. irq = DONE, HOST or ERROR.
 module edgestream_accel #(
     parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
+    parameter int G = es_regs_pkg::ES_G,
+    parameter int T = es_regs_pkg::ES_T,
+    parameter int Q = es_regs_pkg::ES_Q,
     parameter int MAXK = es_regs_pkg::ES_MAXK,
     parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
     parameter int BURST = es_regs_pkg::ES_BURST,
@@ -69,11 +75,9 @@ module edgestream_accel #(
     output logic         m_axi_bready,
     output logic         irq
 );
-    localparam int G = es_regs_pkg::ES_G;
-    localparam int T = es_regs_pkg::ES_T;
-    localparam int Q = es_regs_pkg::ES_Q;
     localparam int DW = 128;
     localparam int CB = $clog2(3 ** G);
+    localparam int R = Q * 32 / DW;      // bus beats per result / beta unit (Q float32)
 
     // ---------------- registers
     logic        start, soft_reset;
@@ -116,7 +120,7 @@ module edgestream_accel #(
         // program/map reader: up to 16 bursts in flight, so the entries of a TLMM are fetched with
         // back-to-back commands in about one read latency. A reader keeps at most FIFO beats in
         // flight, so its FIFO sets the bandwidth it sustains at a read latency L (FIFO / L beats per
-        // cycle): weights and beta (one beat per result beat in decode) get 256 beats, activations
+        // cycle): weights and beta (one unit per result unit in decode) get 256 beats, activations
         // (one beat per two engine cycles of ingest) 128.
         es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(i == 2 ? OUTST : i == 1 ? 8 : 16),
                     .FIFO(i == 2 ? WFIFO : i == 0 ? 2 * BURST : i == 1 ? 8 * BURST : 16 * BURST)) u_rd (
@@ -131,7 +135,7 @@ module edgestream_accel #(
     end
 
     // AR arbiter: fixed priority program > activations > beta > weights, held until accepted. The
-    // weight reader prefetches 256 beats the moment a tile starts; beta (a beat per row batch, a small
+    // weight reader prefetches 256 beats the moment a tile starts; beta (a unit per row batch, a small
     // fraction of the weights) goes first so the dequantize stage never waits behind that prefetch.
     logic [1:0] sel, gsel;
     logic       glock;
@@ -217,20 +221,68 @@ module edgestream_accel #(
     logic [1:0]  wr_resp;
     logic [7:0]  aw_len;
 
-    logic          d_out_valid, d_out_ready;
-    logic [DW-1:0] d_out_data;
+    // A result or beta unit (one row batch of one token / one row batch) is Q float32 = R bus beats,
+    // float q at byte 4q: beat i carries floats 4i..4i+3 (the lowest 128 bits first).
+    logic            d_out_valid, d_out_ready, b_valid, b_ready, w_in_valid, w_in_ready;
+    logic [Q*32-1:0] d_out_data, b_data;
+    logic [DW-1:0]   w_in_data;
+    if (R == 1) begin : g_unit1
+        assign b_valid = ro_valid[3];
+        assign ro_ready[3] = b_ready;
+        assign b_data = ro_data[3][Q*32-1:0];
+        assign w_in_valid = d_out_valid;
+        assign d_out_ready = w_in_ready;
+        assign w_in_data = d_out_data;
+    end else begin : g_unitR
+        localparam int RW = $clog2(R);
+        // beta gearbox DW -> Q*32: R beats shift in from the top, so the first ends up lowest
+        logic [Q*32-1:0] des_q;
+        logic [RW:0]     des_n;             // beats held (R: a whole unit)
+        wire des_full = des_n == (RW + 1)'(R);
+        wire des_in = ro_valid[3] && ro_ready[3];
+        assign ro_ready[3] = !des_full || b_ready;
+        assign b_valid = des_full;
+        assign b_data = des_q;
+        always_ff @(posedge clk) begin
+            if (!rst_n || e_reset) des_n <= '0;
+            else if (des_in) des_n <= des_full ? (RW + 1)'(1) : des_n + 1'b1;
+            else if (des_full && b_ready) des_n <= '0;
+            if (des_in) des_q <= {ro_data[3], des_q[Q*32-1:DW]};
+        end
+        // result serializer Q*32 -> DW: a unit goes out as R beats, the lowest 128 bits first
+        logic [Q*32-1:0] ser_q;
+        logic            ser_v;
+        logic [RW-1:0]   ser_n;             // beats of the held unit already sent
+        assign d_out_ready = !ser_v || (w_in_ready && ser_n == RW'(R - 1));
+        assign w_in_valid = ser_v;
+        assign w_in_data = ser_q[DW-1:0];
+        always_ff @(posedge clk) begin
+            if (!rst_n || e_reset) begin
+                ser_v <= 1'b0;
+                ser_n <= '0;
+            end else if (d_out_ready) begin
+                ser_v <= d_out_valid;
+                ser_n <= '0;
+            end else if (w_in_ready) begin
+                ser_n <= ser_n + 1'b1;
+            end
+            if (d_out_ready) ser_q <= d_out_data;
+            else if (w_in_ready) ser_q <= ser_q >> DW;
+        end
+    end
+
     es_dequant #(.Q(Q), .MAXTOK(MAXTOK)) u_dq (
         .clk, .rst_n(rst_n && !e_reset), .en(1'b1), .ntok(dq_ntok),
         .ld_valid(s_left != 8'd0 && ro_valid[1]), .ld_idx(s_idx), .ld_data(ro_data[1]),
         .in_valid(e_res_valid), .in_ready(e_res_ready), .in_data(e_res_data), .in_tok(e_res_user),
-        .b_valid(ro_valid[3]), .b_ready(ro_ready[3]), .b_data(ro_data[3][Q*32-1:0]),
+        .b_valid, .b_ready, .b_data,
         .out_valid(d_out_valid), .out_ready(d_out_ready), .out_data(d_out_data)
     );
 
     es_axi_wr #(.DW(DW), .BURST(BURST), .FIFO(2 * BURST)) u_wr (
         .clk, .rst_n, .abort,
         .cmd_valid(wc_valid), .cmd_ready(wc_ready), .cmd_addr(wc_addr), .cmd_beats(wc_beats),
-        .in_valid(d_out_valid), .in_ready(d_out_ready), .in_data(d_out_data),
+        .in_valid(w_in_valid), .in_ready(w_in_ready), .in_data(w_in_data),
         .aw_valid(m_axi_awvalid), .aw_ready(m_axi_awready), .aw_addr(m_axi_awaddr), .aw_len(aw_len),
         .w_valid(m_axi_wvalid), .w_ready(m_axi_wready), .w_data(m_axi_wdata), .w_strb(m_axi_wstrb),
         .w_last(m_axi_wlast), .b_valid(m_axi_bvalid), .b_ready(m_axi_bready), .b_resp(m_axi_bresp),
@@ -244,7 +296,7 @@ module edgestream_accel #(
     assign m_axi_awprot = 3'b000;
 
     // ---------------- sequencer
-    es_seq #(.CONFIG_ID(CONFIG_ID), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64)) u_seq (
+    es_seq #(.CONFIG_ID(CONFIG_ID), .G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64)) u_seq (
         .clk, .rst_n, .start, .soft_reset,
         .prog_base, .prog_size, .pc_start(pc), .ntok_in(ntok), .wgt_base, .wgt_size, .act_base, .act_size,
         .p_cmd_valid(rc_valid[0]), .p_cmd_ready(rc_ready[0]), .p_cmd_addr(rc_addr[0]), .p_cmd_beats(rc_beats[0]),

@@ -12,11 +12,11 @@
 //                consecutive indices in one command), checks them all, then runs the fused linear
 //                over token tiles of MAXTOK tokens: per tile one engine command and its streams
 //                (activations: scale beats then q beats; weights: the region; beta and results: one
-//                command per member, in member order), waiting for every stream and write response
-//                before the next tile. Anything wrong with a fused linear is reported at its TLMM
-//                (ERR_INFO: TLMM for the instruction and its region, DEQUANT for the members, the
-//                buffer-map entries and the beta regions), in the order of the cpu model
-//                (host/devices/cpu.py).
+//                command per member, in member order; a beta or result unit is Q float32, Q*4/16
+//                bus beats), waiting for every stream and write response before the next tile.
+//                Anything wrong with a fused linear is reported at its TLMM (ERR_INFO: TLMM for the
+//                instruction and its region, DEQUANT for the members, the buffer-map entries and the
+//                beta regions), in the order of the cpu model (host/devices/cpu.py).
 //   END          STATUS.DONE;  EMBED NORM_QUANT ROPE ATTENTION ACT_MUL ADD LAST_ROW OUTPUT: STATUS.HOST
 //   DEQUANT outside a TLMM or an unknown opcode: ERR OPCODE.
 // STOP_PC = the instruction the run stopped at; `retire` counts LOAD_ACT, BUILD_TABLE, TLMM and its
@@ -123,6 +123,8 @@ module es_seq #(
 );
     localparam int LT = $clog2(T);
     localparam int LQ = $clog2(Q);
+    localparam int LU = $clog2(4 * Q);  // bytes of a result / beta unit (Q float32), log2
+    localparam int LR = LU - 4;        // bus beats of a unit, log2 (Q*4 is a multiple of 16)
     localparam int LS = $clog2(SPB);
     localparam int LL = $clog2(LINE);
     localparam int CB = $clog2(3 ** G);
@@ -260,7 +262,7 @@ module es_seq #(
     wire  [1:0]  mj = mi[1:0];
     wire  [31:0] ntok4 = (ntok + 32'd3) >> 2;
     wire  [31:0] ntiles = (ntok + 32'(MT - 1)) / 32'(MT);
-    wire  [63:0] d_need = 64'(m_rb[mj]) * 64'(ntiles) * 64'(MT * 16);   // the tile layout's bytes
+    wire  [63:0] d_need = 64'(m_rb[mj]) * 64'(ntiles) * 64'(MT * 4 * Q);   // the tile layout's bytes
     always_comb begin
         ck_code = es_regs_pkg::ES_ERR_NONE;
         ck_pc = pc;
@@ -336,7 +338,7 @@ module es_seq #(
                 else if (bad_map(dm_off[mj], dm_cap[mj], d_need, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
                 else if (bad_reg_idx(m_beta[mj], nr, prog_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
                 else if (bt_kind[mj] != es_regs_pkg::ES_RK_F32) ck_code = es_regs_pkg::ES_ERR_FIELD;
-                else if (bad_region(bt_off[mj], bt_nbytes[mj], 64'(m_rb[mj]) * 64'd16, wgt_size))
+                else if (bad_region(bt_off[mj], bt_nbytes[mj], 64'(m_rb[mj]) << LU, wgt_size))
                     ck_code = es_regs_pkg::ES_ERR_RANGE;
             end
             default: ;
@@ -433,7 +435,7 @@ module es_seq #(
     assign w_cmd_beats = wbytes[35:4];
     assign b_cmd_valid = state == S_RUN && b_i != nm;
     assign b_cmd_addr = wgt_base + 40'(bt_off[b_i[1:0]][31:0]);
-    assign b_cmd_beats = 32'(m_rb[b_i[1:0]]);
+    assign b_cmd_beats = 32'(m_rb[b_i[1:0]]) << LR;
     assign r_cmd_valid = state == S_RUN && r_i != nm;
     assign r_cmd_addr = act_base + 40'(r_ptr[r_i[1:0]]);
     assign r_cmd_beats = r_beats[r_i[1:0]];
@@ -711,7 +713,7 @@ module es_seq #(
                 end
                 S_CM: begin
                     r_ptr[mi[1:0]] <= dm_off[mi[1:0]];
-                    r_step[mi[1:0]] <= (32'(m_rb[mi[1:0]]) * 32'(MT)) << 4;
+                    r_step[mi[1:0]] <= (32'(m_rb[mi[1:0]]) * 32'(MT)) << LU;
                     mi <= mi + 3'd1;
                     if (mi + 3'd1 == nm) begin
                         rem_tok <= ntok;
@@ -722,7 +724,7 @@ module es_seq #(
                 end
                 S_TILE: begin
                     q_beats <= nt * 32'(abt);
-                    for (int i = 0; i < NM; i++) r_beats[i] <= 32'(m_rb[i]) * nt;
+                    for (int i = 0; i < NM; i++) r_beats[i] <= (32'(m_rb[i]) * nt) << LR;
                     a_i <= '0;
                     b_i <= '0;
                     r_i <= '0;
