@@ -3,9 +3,10 @@
 cocotbext-axi's AXI-Lite master drives the registers and sim/sim_server.py's DDR model (an AXI RAM with
 a fixed read latency and fault windows) is the memory. Programs are built with edgestream.program;
 their TLMM regions are packed by compiler.lowering.pack_region under the shell configuration
-(edgestream.regmap.shell_config: G=5, T=4, Q=4, CB=8, MAXTOK 8), beta regions are float32 padded to
+(edgestream.regmap.shell_config: G=5, T=4, Q=4, CB=8, MAXTOK 8; the bench config's "T" and "Q" replace
+T and Q, with the RTL built for the same geometry and config ID), beta regions are float32 padded to
 whole row batches, and the buffer map and the activation buffers follow docs/registers.md ("Memory
-layouts"). Every result is compared bit-exact with numpy: edgestream.tlmm (ternary G-index and
+layouts": a result or beta unit is Q float32, U = 4*Q bytes). Every result is compared bit-exact with numpy: edgestream.tlmm (ternary G-index and
 bit-serial references, checked against the dense matmul) and edgestream.numerics.dequant.
 
 Tests: `programs` (ternary, INT8/INT4/INT2 bit-serial, fused members, NTOK 1/3/8/13, host stops and
@@ -16,6 +17,7 @@ START and between segments before the streams start) and `smoke` (small: the Ica
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import cocotb
 import numpy as np
@@ -33,8 +35,18 @@ from edgestream.formats.ternary import pack_gindex
 from edgestream.numerics import dequant
 from edgestream.tlmm import bit_planes, dense_matmul, tlmm_bitserial, tlmm_ternary
 
-CFG = rm.shell_config()
+
+def bench_hw():
+    """The shell configuration, with T and Q from the bench config when it sets them."""
+    bc = bench_config()
+    cfg = rm.shell_config()
+    geo = {k: int(bc[k]) for k in ("T", "Q") if k in bc}
+    return replace(cfg, **geo).validate("bench configuration") if geo else cfg
+
+
+CFG = bench_hw()
 G, T, Q, MT = CFG.G, CFG.T, CFG.Q, CFG.max_tok
+U = 4 * Q  # bytes of a result / beta unit (one row batch of one token: Q float32)
 SPB = rm.DATA_BYTES // 8  # activation group slots per beat
 MEM = 8 << 20
 PROG_BASE, WGT_BASE, ACT_BASE = 0x1000, 0x40000, 0x200000
@@ -125,7 +137,7 @@ class Build:
             beta = np.zeros(rbs * Q, F32)
             beta[:wd] = self.rng.uniform(0.5, 2.0, wd).astype(F32) * F32(2.0 ** self.rng.integers(-8, 8))
             br = self.f32_region(beta)
-            dst = self.buffer(f"y{len(self.buffers)}", pg.B_F32, wd, cdiv(self.max_tok, MT) * rbs * MT * 16)
+            dst = self.buffer(f"y{len(self.buffers)}", pg.B_F32, wd, cdiv(self.max_tok, MT) * rbs * MT * U)
             self.instrs.append(pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, dst, [col, wd, s, br]))
             lin["members"].append({"dst": dst, "col": col, "width": wd, "beta": beta[:wd]})
             col += wd
@@ -172,7 +184,7 @@ def unpack_tiles(raw: bytes, ntok: int, width: int) -> np.ndarray:
     y = np.zeros((ntok, rbs * Q), np.uint32)
     for j in range(cdiv(ntok, MT)):
         t0, nt = j * MT, min(MT, ntok - j * MT)
-        base = j * rbs * MT * 4
+        base = j * rbs * MT * Q
         blk = a[base : base + rbs * nt * Q].reshape(rbs, nt, Q)
         y[t0 : t0 + nt] = blk.transpose(1, 0, 2).reshape(nt, rbs * Q)
     return y[:, :width]
@@ -269,7 +281,7 @@ class TB:
             for m in lin["members"]:
                 off, cap = b.caps[m["dst"]]
                 rbs = cdiv(m["width"], Q)
-                raw = self.ddr.read(ACT_BASE + off, cdiv(ntok, MT) * rbs * MT * 16)
+                raw = self.ddr.read(ACT_BASE + off, cdiv(ntok, MT) * rbs * MT * U)
                 got = unpack_tiles(raw, ntok, m["width"])
                 want = dequant(acc[:, m["col"] : m["col"] + m["width"]], s, m["beta"]).view(np.uint32)
                 bad = np.argwhere(got != want)
@@ -330,7 +342,7 @@ async def make_tb(dut, latency: int | None = None) -> TB:
     tb = TB(dut, latency if latency is not None else int(bench_config().get("latency", 100)))
     await tb.reset()
     assert await tb.rd("MAGIC") == rm.MAGIC
-    assert (await tb.rd("CONFIG_ID_HI") << 32 | await tb.rd("CONFIG_ID_LO")) == rm.shell_config_id()
+    assert (await tb.rd("CONFIG_ID_HI") << 32 | await tb.rd("CONFIG_ID_LO")) == int(CFG.config_id, 16)
     return tb
 
 
@@ -342,11 +354,11 @@ def main_program(max_tok: int) -> tuple[Build, dict]:
     qb = b.act(37)
     qc = b.act(300)
     pcs = {"norm": b.op(pg.NORM_QUANT, qa, [qa, qa + 1, pg.NONE, 0])}
-    b.linear(qa, "ternary", 2, [12, 8, 6])
-    b.linear(qb, "int", 8, [66])  # 17 row batches: beta and results in more than one burst
-    b.linear(qb, "int", 4, [8, 5], load=False)
+    b.linear(qa, "ternary", 2, [3 * Q, 2 * Q, Q + 2])
+    b.linear(qb, "int", 8, [66])  # 17 row batches (Q = 4): beta and results in more than one burst
+    b.linear(qb, "int", 4, [2 * Q, Q + 1], load=False)
     pcs["rope"] = b.op(pg.ROPE, 0, [0, 1, 0, 0])
-    b.linear(qa, "int", 2, [8, 8])
+    b.linear(qa, "int", 2, [2 * Q, 2 * Q])
     b.linear(qc, "ternary", 2, [7])
     pcs["end"] = b.op(pg.END)
     return b, pcs
@@ -391,7 +403,7 @@ async def programs(dut):
 def small_program(max_tok: int = 3) -> tuple[Build, dict]:
     b = Build(max_tok, seed=5)
     qa = b.act(24)
-    b.linear(qa, "ternary", 2, [4, 6])
+    b.linear(qa, "ternary", 2, [Q, Q + 2])  # Q = 4: 4 and 6 columns
     pcs = {"host": b.op(pg.ADD, 0, [0, 0])}
     b.linear(qa, "int", 3, [5])
     pcs["tlmm2"] = pcs["host"] + 3
@@ -447,7 +459,7 @@ async def faults(dut):
     b, pcs = small_program()
     await fault(b, "CONFIG", 0, prog=b.program(config_id="0123456789abcdef").encode())
     p = b.program()
-    p.lanes_q = 8
+    p.lanes_q = 2 * Q  # Q = 4: 8
     await fault(b, "CONFIG", 1, start_pc=1, prog=p.encode())
     raw = bytearray(b.program().encode())
     raw[0:4] = b"ESPX"
@@ -483,17 +495,17 @@ async def faults(dut):
     b4.instrs[p4["tlmm2"]].f[2] = 4  # INT3 region run as INT4
     await fault(b4, "FIELD", p4["tlmm2"], pg.TLMM, start_pc=p4["host"] + 1)
     b4, _ = small_program()
-    b4.instrs[4].f[0] = 5  # second member's first column is not a row-batch boundary
+    b4.instrs[4].f[0] = Q + 1  # second member's first column is not a row-batch boundary
     await fault(b4, "FIELD", 2, pg.DEQUANT)
     b4, _ = small_program()
     b4.instrs[3].f[1] = 3  # a member width that is not a multiple of Q and is not the last
     b4.instrs[4].f[0] = 3
     await fault(b4, "FIELD", 2, pg.DEQUANT)
     b4, _ = small_program()
-    b4.instrs.insert(5, pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, b4.instrs[4].a, [10, 2, 2, 1]))  # a 3rd member
+    b4.instrs.insert(5, pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, b4.instrs[4].a, [2 * Q + 2, 2, 2, 1]))  # a 3rd member
     await fault(b4, "FIELD", 2, pg.DEQUANT)
     b4, _ = small_program()
-    b4.instrs[2].f[0] = 9  # the members add up to 10 rows
+    b4.instrs[2].f[0] = 2 * Q + 1  # the members add up to 2*Q + 2 rows
     await fault(b4, "FIELD", 2, pg.TLMM)
     await fault(b, "FIELD", 2, pg.DEQUANT, map_overrides={1: {"dtype": pg.B_F32}})  # q buffer
     await fault(b, "FIELD", 2, pg.DEQUANT, map_overrides={2: {"dtype": pg.B_I8}})  # scale buffer
@@ -503,8 +515,14 @@ async def faults(dut):
     # a region index past the table
     await fault(b, "RANGE", 2, pg.TLMM, wgt_size=b.regions[0].offset + 64)
     dst = b.instrs[3].a
-    await fault(b, "RANGE", 2, pg.DEQUANT, map_overrides={dst: {"cap": 32}})  # the tile layout needs 128
+    await fault(b, "RANGE", 2, pg.DEQUANT, map_overrides={dst: {"cap": 32}})  # the tile layout needs MAXTOK*U
     await fault(b, "RANGE", 2, pg.DEQUANT, map_overrides={1: {"off": b.act_size - 32}})
+    # a result unit is U = 4*Q bytes: a dst buffer one beat short of its tile layout (MAXTOK units),
+    # a beta region one beat short of its row batch (U bytes)
+    await fault(b, "RANGE", 2, pg.DEQUANT, map_overrides={dst: {"cap": MT * U - 16}})
+    b5, _ = small_program()
+    b5.regions[b5.instrs[3].f[3]].nbytes = U - 16
+    await fault(b5, "RANGE", 2, pg.DEQUANT)
     b5, _ = small_program()
     b5.instrs[2].a = 99
     await fault(b5, "RANGE", 2, pg.TLMM)

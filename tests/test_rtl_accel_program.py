@@ -1,11 +1,16 @@
 """The accelerator shell (hw/rtl/edgestream_accel.sv) running real program.bin images in a cocotb bench
 (sim/tb_edgestream_accel.py): ternary and bit-serial linears with fused DEQUANT members over token
 tiles, bit-exact against numpy; host stops and restarts; every fault code followed by SOFT_RESET and a
-correct run; the per-segment fetch overhead. Verilator runs everything, Icarus the small case."""
+correct run; the per-segment fetch overhead. Verilator runs everything, Icarus the small case.
+
+Two geometries: the shipped one (es_regs_pkg, edgestream.regmap.SHELL_HW: G=5, T=4, Q=4; a result unit
+of Q float32 is one bus beat) and G=5, T=1, Q=16 (RTL parameters T, Q and the matching CONFIG_ID:
+a result or beta unit is four bus beats, through the shell's serializer and beta gearbox)."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,14 +18,31 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from runner import run_bench  # noqa: E402
 
+from edgestream import regmap as rm  # noqa: E402
+
 MODULES = ["../generated/es_regs_pkg", "tlmm_fifo", "tlmm_table_builder", "tlmm_table_mem", "tlmm_wdecode",
            "tlmm_lanes", "tlmm_engine", "es_axi_rd", "es_axi_wr", "es_i2f", "es_fmul", "es_dequant",
            "es_act_unpack", "es_axil_csr", "es_seq", "edgestream_accel"]
-CASES = [("verilator", "programs", 100), ("verilator", "faults", 100), ("verilator", "overhead", 100),
-         ("verilator", "smoke", 20), ("icarus", "smoke", 10)]
 
 
-@pytest.mark.parametrize(("sim", "testcase", "latency"), [pytest.param(*c, id=f"{c[1]}-{c[0]}") for c in CASES])
-def test_accel_program(sim, testcase, latency):
-    run_bench(sim, "edgestream_accel", MODULES, {}, "tb_edgestream_accel", cfg={"latency": latency},
+def geometry(T: int, Q: int) -> tuple[dict, dict]:
+    """RTL parameters and bench config for the shell configuration with T and Q replaced."""
+    cfg = replace(rm.shell_config(), T=T, Q=Q).validate("bench configuration")
+    return {"T": T, "Q": Q, "CONFIG_ID": f"64'h{cfg.config_id}"}, {"T": T, "Q": Q}
+
+
+GEOMETRIES = {"shipped": ({}, {}), "t1q16": geometry(1, 16)}
+CASES = [("verilator", "shipped", "programs", 100), ("verilator", "shipped", "faults", 100),
+         ("verilator", "shipped", "overhead", 100), ("verilator", "shipped", "smoke", 20),
+         ("icarus", "shipped", "smoke", 10),
+         ("verilator", "t1q16", "programs", 100), ("verilator", "t1q16", "faults", 100),
+         ("verilator", "t1q16", "overhead", 100)]
+
+
+@pytest.mark.parametrize(("sim", "geo", "testcase", "latency"),
+                         [pytest.param(*c, id=f"{c[2]}-{c[0]}" + ("" if c[1] == "shipped" else f"-{c[1]}"))
+                          for c in CASES])
+def test_accel_program(sim, geo, testcase, latency):
+    params, bench = GEOMETRIES[geo]
+    run_bench(sim, "edgestream_accel", MODULES, params, "tb_edgestream_accel", cfg={"latency": latency, **bench},
               testcase=testcase, results_tag=f"-{testcase}-{latency}")
