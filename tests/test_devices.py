@@ -32,8 +32,8 @@ def test_cpu_device_matmul_dequant_bit_exact():
 
 def test_arena_layouts():
     """q buffers: group g of a token in the 8-byte slot g; f32 buffers in tile layout: tile j, row batch,
-    token, Q floats."""
-    geo = Geometry()
+    token, Q floats (here Q = 4; the shell's Q comes from edgestream.regmap.SHELL_HW)."""
+    geo = Geometry(G=5, T=4, Q=4, max_k=2048, max_tok=8)
     q = np.arange(2 * 12, dtype=np.int8).reshape(2, 12)
     raw = np.frombuffer(pack_q(q, geo), np.int8).reshape(2, 2, 16)  # 3 groups -> 2 beats per token
     assert raw[1, 0, 8:13].tolist() == q[1, 5:10].tolist() and raw[1, 1, 0:2].tolist() == q[1, 10:12].tolist()

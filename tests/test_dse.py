@@ -139,3 +139,14 @@ def test_tiny_budget_names_the_binding_resource():
         explore(_model(2, 256, 512, 4, 1, 1000), tiny, effort="quick")
     cfg = HwConfig(G=5, T=64, Q=8)
     assert "uram" in over_budget(estimate_resources(cfg), load_target("kv260"))
+
+
+def test_shipped_shell_fits_the_kv260_by_the_model():
+    """The RTL shell's configuration (edgestream.regmap.SHELL_HW) must stay inside the KV260 budget of
+    the resource model, or the board flow (hw/boards/kv260) cannot close."""
+    from edgestream import regmap as rm
+    from edgestream.compiler import dse
+    from edgestream.compiler.targets import load_target
+
+    res = dse.estimate_resources(rm.shell_config())
+    assert dse.over_budget(res, load_target("kv260")) == []

@@ -5,10 +5,10 @@
 package es_regs_pkg;
     localparam logic [31:0] ES_MAGIC = 32'h45534131;
     localparam logic [31:0] ES_VERSION = 32'd2;
-    localparam logic [63:0] ES_CONFIG_ID = 64'hc4569c0b509cd1b0;
+    localparam logic [63:0] ES_CONFIG_ID = 64'h236edc4b9f880d5c;
     localparam int ES_G = 5;
-    localparam int ES_T = 4;
-    localparam int ES_Q = 4;
+    localparam int ES_T = 1;
+    localparam int ES_Q = 16;
     localparam int ES_MAXK = 2048;
     localparam int ES_MAXTOK = 8;
     localparam int ES_BURST = 16;
