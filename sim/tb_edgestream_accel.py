@@ -3,11 +3,12 @@
 cocotbext-axi's AXI-Lite master drives the registers and sim/sim_server.py's DDR model (an AXI RAM with
 a fixed read latency and fault windows) is the memory. Programs are built with edgestream.program;
 their TLMM regions are packed by compiler.lowering.pack_region under the shell configuration
-(edgestream.regmap.shell_config: G=5, T=4, Q=4, CB=8, MAXTOK 8; the bench config's "T" and "Q" replace
-T and Q, with the RTL built for the same geometry and config ID), beta regions are float32 padded to
-whole row batches, and the buffer map and the activation buffers follow docs/registers.md ("Memory
-layouts": a result or beta unit is Q float32, U = 4*Q bytes). Every result is compared bit-exact with numpy: edgestream.tlmm (ternary G-index and
-bit-serial references, checked against the dense matmul) and edgestream.numerics.dequant.
+(edgestream.regmap.shell_config: G=5, T=1, Q=16, CB=8, MAXTOK 8; the bench config's "T" and "Q"
+replace T and Q, with the RTL built for the same geometry and config ID), beta regions are float32
+padded to whole row batches, and the buffer map and the activation buffers follow docs/registers.md
+("Memory layouts": a result or beta unit is Q float32, U = 4*Q bytes). Every result is compared
+bit-exact with numpy: edgestream.tlmm (ternary G-index and bit-serial references, checked against
+the dense matmul) and edgestream.numerics.dequant.
 
 Tests: `programs` (ternary, INT8/INT4/INT2 bit-serial, fused members, NTOK 1/3/8/13, host stops and
 restarts), `faults` (each fault code, then SOFT_RESET and a correct run), `overhead` (cycles from
