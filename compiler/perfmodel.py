@@ -29,7 +29,7 @@ from edgestream.compiler.lowering import ALIGN, region_layout
 
 PIPE_CYCLES = 12  # engine fill + drain per K tile (builder 1, table mem 1, lanes 3, fifo, dequant)
 ISSUE_CYCLES = 16  # sequencer: fetch + decode + start of one instruction
-SEQ_FIXED_CYCLES = 60  # shell, per linear and token tile: fetch/decode/launch, write-response drain (fitted)
+SEQ_FIXED_CYCLES = 70  # shell, per linear and token tile: fetch/decode/launch, write-response drain (fitted)
 BURST_OVERHEAD_BYTES = 64
 
 
@@ -74,9 +74,9 @@ def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_c
     nbytes = tiles * wbytes + beta_bytes + act_beats * beat
     # one read port carries every stream: a command cannot finish before its beats have crossed it
     bus = math.ceil(nbytes / (beat * cfg.axi_ports))
-    # dequantize: n x ntok values through the vector unit, pipelined behind the results; it only
-    # shows when it is slower than the lookups
-    deq = math.ceil(n * ntok / cfg.vec_lanes)
+    # dequantize: n x ntok values through the result path's dequantize stage (Q lanes, es_dequant),
+    # pipelined behind the lookups; it only shows when it is slower than them
+    deq = math.ceil(n * ntok / cfg.Q)
     # the sequencer: header + instruction line, then the TLMM's region/map entries (two read latencies
     # before the first tile), and per tile the first beats of its streams (one more); calibrated on
     # the shell in Verilator (benchmarks/bench_accel_sim.py)
