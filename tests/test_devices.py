@@ -111,7 +111,28 @@ def test_k_tiled_linears_run_on_the_host(tmp_path):
 
 # ---------------------------------------------------------------- pynq against a recording fake
 class _FakeBuffer(np.ndarray):
-    pass
+    """pynq.buffer.PynqBuffer's contract: a slice is a buffer whose physical_address and nbytes are
+    the slice's, and flush/invalidate act on exactly those bytes (here: copy them to/from the cpu
+    shell model standing in for DDR, and record the call)."""
+
+    def __array_finalize__(self, obj):
+        if isinstance(obj, _FakeBuffer) and getattr(obj, "fake", None) is not None:
+            self.fake = obj.fake
+            self.physical_address = obj.physical_address + (self.__array_interface__["data"][0]
+                                                            - obj.__array_interface__["data"][0])
+        else:
+            self.fake = None
+
+    def flush(self):
+        self.fake.calls.append(("flush", self.physical_address, self.nbytes))
+        self.fake.model.write_mem(self.physical_address, self.tobytes())
+
+    def invalidate(self):
+        self.fake.calls.append(("invalidate", self.physical_address, self.nbytes))
+        self[:] = np.frombuffer(self.fake.model.read_mem(self.physical_address, self.nbytes), np.uint8)
+
+    def freebuffer(self):
+        self.fake.calls.append(("freebuffer", self.physical_address))
 
 
 class FakePynq:
@@ -145,21 +166,9 @@ class FakePynq:
         def allocate(shape, dtype):
             n = shape[0]
             buf = np.zeros(n, dtype=dtype).view(_FakeBuffer)
+            buf.fake = fake
             buf.physical_address = fake.model.alloc(n)
             fake.calls.append(("allocate", n, buf.physical_address))
-
-            def flush():
-                fake.calls.append(("flush", buf.physical_address))
-                fake.model.write_mem(buf.physical_address, buf.tobytes())
-
-            def invalidate():
-                fake.calls.append(("invalidate", buf.physical_address))
-                buf[:] = np.frombuffer(fake.model.read_mem(buf.physical_address, n), np.uint8)
-
-            def freebuffer():
-                fake.calls.append(("freebuffer", buf.physical_address))
-
-            buf.flush, buf.invalidate, buf.freebuffer = flush, invalidate, freebuffer
             return buf
 
         self.Overlay, self.MMIO, self.allocate = Overlay, MMIO, allocate
@@ -188,18 +197,27 @@ def test_pynq_device_exact_calls(tmp_path):
     assert ("write", R["PROG_SIZE"], len(blob)) in load and ("write", R["WGT_SIZE"], len(bank.image)) in load
     assert fake.model.read_mem(drv.prog_base, len(blob)) == blob
     assert fake.model.read_mem(drv.wgt_base, len(bank.image)) == bank.image
-    assert [c[1] for c in load if c[0] == "flush"] == [drv.prog_base, drv.wgt_base, drv.act_base]
+    # each write flushes exactly the bytes it wrote
+    assert [c[1:] for c in load if c[0] == "flush"] == [(drv.prog_base, len(blob)), (drv.wgt_base, len(bank.image)),
+                                                        (drv.act_base, drv.map_bytes)]
     q = rng.integers(-128, 128, (3, lw.k)).astype(np.int8)
     s = rng.uniform(0.1, 1, 3).astype(np.float32)
     n1 = len(fake.calls)
     check_matmul(bank, lw, betas[lw.name], q, s)
     run = fake.calls[n1:]
-    # map entries (q, s, y) and the q and s data go into the arena, each write flushed; the result read is
-    # invalidated first; NTOK and PC are written before START
-    assert [c for c in run if c[0] == "flush"] == [("flush", drv.act_base)] * 5
-    assert [c for c in run if c[0] == "invalidate"] == [("invalidate", drv.act_base)]
+    # map entries (q, s, y: one 16-byte entry each) and the q and s data go into the arena, each write
+    # flushing its own bytes; only the result's bytes are invalidated before they are read; NTOK and PC
+    # are written before START
+    lay = bank.layers[lw.name]
+    flushes = [c for c in run if c[0] == "flush"]
+    assert len(flushes) == 5 and all(drv.act_base <= c[1] and c[1] + c[2] <= drv.act_base + drv.act_cap
+                                     for c in flushes)
+    assert ("flush", drv.act_base + 16 * lay.q_buf, 16) in flushes and ("flush", drv.act_base + 16 * lay.dst_buf,
+                                                                          16) in flushes
+    inval = [c for c in run if c[0] == "invalidate"]
+    assert len(inval) == 1 and inval[0][2] == -(-3 // 8) * -(-lw.n // drv.geo.Q) * 8 * drv.geo.Q * 4
     i_start = run.index(("write", R["CTRL"], rm.CTRL_START))
-    assert max(i for i, c in enumerate(run) if c[0] == "flush") < i_start < run.index(("invalidate", drv.act_base))
+    assert max(i for i, c in enumerate(run) if c[0] == "flush") < i_start < run.index(inval[0])
     assert run.index(("write", R["NTOK"], 3)) < i_start and run.index(("write", R["PC"], 0)) < i_start
     assert ("read", R["STOP_PC"]) in run[i_start:]
     dev.close()

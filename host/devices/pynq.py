@@ -63,14 +63,18 @@ class PynqDevice:
         raise DeviceError(f"pynq: address 0x{addr:x} (+{n}) is in no buffer this device allocated")
 
     def write_mem(self, addr: int, data: bytes) -> None:
+        # a slice of a PynqBuffer is a PynqBuffer of those bytes: flush cleans only them (a whole-buffer
+        # flush per map entry would clean megabytes of arena for 16 bytes)
         buf, off = self._find(addr, len(data))
-        buf[off:off + len(data)] = np.frombuffer(data, dtype=np.uint8)
-        buf.flush()
+        view = buf[off:off + len(data)]
+        view[:] = np.frombuffer(data, dtype=np.uint8)
+        view.flush()
 
     def read_mem(self, addr: int, n: int) -> bytes:
         buf, off = self._find(addr, n)
-        buf.invalidate()
-        return bytes(np.asarray(buf[off:off + n], dtype=np.uint8))
+        view = buf[off:off + n]
+        view.invalidate()
+        return bytes(np.asarray(view, dtype=np.uint8))
 
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)
