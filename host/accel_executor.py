@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgestream import program as pg
+from edgestream.errors import InputError
 from edgestream.host.driver import AccelDriver, segment_buffers, segment_end
 from edgestream.host.program_executor import ProgramExecutor, _State
 
@@ -88,6 +89,9 @@ class AccelProgramExecutor(ProgramExecutor):
                 pc = end
                 continue
             qs, ss, _ = segment_buffers(prog, pc, end)
+            if not qs or any(st.buf[b] is None for b in qs + ss):
+                raise InputError(f"program.bin: the linear layer at instruction {pc} reads a buffer no earlier "
+                                 f"instruction wrote (corrupt program)")
             inputs = {b: st.rd(b) for b in qs + ss}
             ntok = inputs[qs[0]].shape[0]
             out = self.driver.run_segment(pc, ntok, inputs)
