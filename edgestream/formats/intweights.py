@@ -21,7 +21,10 @@ def quantize_per_channel(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarr
     lo, hi = qrange(bits)
     w = np.asarray(w, dtype=np.float32)
     amax = np.max(np.abs(w), axis=1)
-    beta = np.where(amax > 0, amax / np.float32(hi), np.float32(1)).astype(np.float32)
+    # a row of subnormal weights can make amax / hi underflow to 0: keep beta at least the smallest
+    # subnormal, so the row quantizes instead of dividing by zero
+    step = np.maximum(amax / np.float32(hi), np.float32(np.finfo(np.float32).smallest_subnormal))
+    beta = np.where(amax > 0, step, np.float32(1)).astype(np.float32)
     q = np.clip(np.rint(w / beta[:, None]), lo, hi).astype(np.int8)
     return q, beta
 
