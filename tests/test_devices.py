@@ -215,7 +215,8 @@ def test_pynq_device_exact_calls(tmp_path):
     assert ("flush", drv.act_base + 16 * lay.q_buf, 16) in flushes and ("flush", drv.act_base + 16 * lay.dst_buf,
                                                                           16) in flushes
     inval = [c for c in run if c[0] == "invalidate"]
-    assert len(inval) == 1 and inval[0][2] == -(-3 // 8) * -(-lw.n // drv.geo.Q) * 8 * drv.geo.Q * 4
+    g = drv.geo
+    assert len(inval) == 1 and inval[0][2] == g.tiles(3) * g.row_batches(lw.n) * g.max_tok * g.Q * 4
     i_start = run.index(("write", R["CTRL"], rm.CTRL_START))
     assert max(i for i, c in enumerate(run) if c[0] == "flush") < i_start < run.index(inval[0])
     assert run.index(("write", R["NTOK"], 3)) < i_start and run.index(("write", R["PC"], 0)) < i_start

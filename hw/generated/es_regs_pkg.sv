@@ -5,12 +5,12 @@
 package es_regs_pkg;
     localparam logic [31:0] ES_MAGIC = 32'h45534131;
     localparam logic [31:0] ES_VERSION = 32'd2;
-    localparam logic [63:0] ES_CONFIG_ID = 64'h236edc4b9f880d5c;
+    localparam logic [63:0] ES_CONFIG_ID = 64'h554e8a7ef4baef03;
     localparam int ES_G = 5;
     localparam int ES_T = 1;
     localparam int ES_Q = 16;
-    localparam int ES_MAXK = 2048;
-    localparam int ES_MAXTOK = 8;
+    localparam int ES_MAXK = 4096;
+    localparam int ES_MAXTOK = 4;
     localparam int ES_BURST = 16;
     localparam int ES_OUTSTANDING = 16;
     localparam int ES_WFIFO = 256;
