@@ -9,21 +9,19 @@ import numpy as np
 
 from edgestream import regmap as rm
 from edgestream.errors import DeviceError
-from edgestream.host.driver import BEAT, Geometry, predicted_cycles
+from edgestream.host.driver import BEAT, Geometry
+
+
+def _kind(planes: int) -> tuple[str, int]:
+    return ("int", planes) if planes > 1 else ("ternary", 2)
 
 
 def perf_model_cycles(n: int, k: int, ntok: int, planes: int, latency: int) -> tuple[str, int]:
-    """Cycles the compiler's performance model charges for one TLMM command (engine + issue), with the
-    shell's own analytic model as fallback when compiler.perfmodel cannot be imported."""
-    try:
-        from edgestream.compiler.perfmodel import command_cost
+    """(source, cycles) the compiler's performance model charges for one linear of the shell."""
+    from edgestream.compiler.perfmodel import command_cost
 
-        cfg = rm.shell_config()
-        kind, bits = ("int", planes) if planes > 1 else ("ternary", 2)
-        c = command_cost(cfg, n, k, kind, bits, ntok, latency)
-        return "compiler.perfmodel.command_cost", int(c["engine_cycles"])
-    except ImportError:
-        return "driver.predicted_cycles", predicted_cycles(n, k, ntok, planes, latency=latency)
+    c = command_cost(rm.shell_config(), n, k, *_kind(planes), ntok, latency)
+    return "compiler.perfmodel.command_cost", int(c["engine_cycles"])
 
 
 def engine_cycles_only(n: int, k: int, ntok: int, planes: int) -> int:
@@ -32,9 +30,7 @@ def engine_cycles_only(n: int, k: int, ntok: int, planes: int) -> int:
     from edgestream.compiler.lowering import region_layout
     from edgestream.compiler.perfmodel import ISSUE_CYCLES, PIPE_CYCLES
 
-    cfg = rm.shell_config()
-    kind, bits = ("int", planes) if planes > 1 else ("ternary", 2)
-    lay = region_layout(cfg, n, k, kind, bits)
+    lay = region_layout(rm.shell_config(), n, k, *_kind(planes))
     return int(ISSUE_CYCLES * 4 + PIPE_CYCLES + ntok * lay["groups"] + lay["beats"] * ntok)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from edgestream import program as pg
 from edgestream.errors import InputError
-from edgestream.host.driver import AccelDriver, segment_buffers, segment_end
+from edgestream.host.driver import HW_OPS, AccelDriver, segment_buffers, segment_end
 from edgestream.host.program_executor import ProgramExecutor, _State
 
 
@@ -39,10 +39,9 @@ class AccelProgramExecutor(ProgramExecutor):
         man = artifact.manifest
         path = Path(artifact.path)
         if man.get("hw_config_id"):
-            if man["hw_config_id"] != cfg.config_id:
-                from edgestream.compiler.lowering import check_config_id
+            from edgestream.compiler.lowering import check_config_id
 
-                check_config_id(artifact, cfg.config_id)
+            check_config_id(artifact, cfg.config_id)
             prog = pg.Program.decode((path / "program.bin").read_bytes(), str(path / "program.bin"))
             img = path / "hw_weights.bin"
         else:
@@ -56,7 +55,7 @@ class AccelProgramExecutor(ProgramExecutor):
         self._setup(artifact.config, prog, img)
         # linears with K > MAXK come as K tiles whose TLMMs accumulate: this bitstream does not add
         # partial sums, so the host runs those segments (same numpy code as the program executor)
-        self.host_segments = {pc for pc in range(len(prog.instrs)) if self._k_tiled(pc)}
+        self.host_segments = self._k_tiled_segments()
         if self.host_segments:
             note = (f"{len(self.host_segments)} linear layers have K > {cfg.max_k} (K tiles): they run on the "
                     f"host, the device does not accumulate K tiles")
@@ -78,7 +77,7 @@ class AccelProgramExecutor(ProgramExecutor):
         pc = 0
         while pc < len(prog.instrs) and prog.instrs[pc].op != pg.END:
             ins = prog.instrs[pc]
-            if ins.op not in (pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT):
+            if ins.op not in HW_OPS:
                 self.step(ins, st)
                 pc += 1
                 continue
@@ -104,15 +103,20 @@ class AccelProgramExecutor(ProgramExecutor):
         self.pos += len(ids)
         return st.out
 
-    def _k_tiled(self, pc: int) -> bool:
-        """pc starts a hardware segment that accumulates K tiles (or loads a tile past column 0)."""
-        prog = self.prog
-        if prog.instrs[pc].op not in (pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT):
-            return False
-        if pc and prog.instrs[pc - 1].op in (pg.LOAD_ACT, pg.BUILD_TABLE, pg.TLMM, pg.DEQUANT):
-            return False
-        seg = prog.instrs[pc:segment_end(prog, pc)]
-        return any((i.op == pg.TLMM and i.flags & pg.F_ACCUMULATE) or (i.op == pg.LOAD_ACT and i.f[0]) for i in seg)
+    def _k_tiled_segments(self) -> set[int]:
+        """First instructions of the hardware segments that accumulate K tiles (or load a tile past
+        column 0)."""
+        prog, out, pc = self.prog, set(), 0
+        while pc < len(prog.instrs):
+            if prog.instrs[pc].op not in HW_OPS:
+                pc += 1
+                continue
+            end = segment_end(prog, pc)
+            if any((i.op == pg.TLMM and i.flags & pg.F_ACCUMULATE) or (i.op == pg.LOAD_ACT and i.f[0])
+                   for i in prog.instrs[pc:end]):
+                out.add(pc)
+            pc = end
+        return out
 
     def _segment_shape(self, pc: int, end: int) -> dict:
         ins = next(i for i in self.prog.instrs[pc:end] if i.op == pg.TLMM)

@@ -11,7 +11,6 @@ the host instructions in between; `LinearBank` builds one-linear programs for te
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,8 +238,7 @@ class AccelDriver:
                 self.dev.write_mem(self.act_base + off, data)
         self.dev.write_reg(rm.REG["NTOK"], ntok)
         self.dev.write_reg(rm.REG["PC"], pc)
-        self.start_and_wait(self.timeout_s + 4 * self._beats(pc, end, ntok) / CLOCK_HZ)
-        stop = self.dev.read_reg(rm.REG["STOP_PC"])
+        stop = self.start_and_wait(self.timeout_s + 4 * self._beats(pc, end, ntok) / CLOCK_HZ)["stop_pc"]
         if stop != end:
             want = pg.OPNAMES.get(prog.instrs[end].op, "?") if end < len(prog.instrs) else "end"
             raise DeviceError(f"{self.dev.name}: the accelerator stopped at instruction {stop}, the host expected "
@@ -415,15 +413,3 @@ class LinearBank:
             raise DeviceError(f"layer {name}: activations have K = {q.shape[1]}, the weights {lay.k}")
         s = np.ones(q.shape[0], np.float32) if s is None else np.asarray(s, np.float32)
         return self.driver.run_segment(lay.pc, q.shape[0], {lay.q_buf: q, lay.s_buf: s})[lay.dst_buf]
-
-
-# ---------------------------------------------------------------- analytic model
-def predicted_cycles(n: int, k: int, ntok: int, planes: int, geo: Geometry = Geometry(), latency: int = 100) -> int:
-    """The shell's analytic cycle model of one TLMM segment (benchmarks compare it with the simulation):
-    header, instruction, region and map fetches, activation ingest, weight streaming, result drain."""
-    fetches = 8 * (latency + 6)
-    ingest = ntok * geo.groups(k)
-    lookups = geo.weight_beats(n, k, planes) * ntok
-    stream = geo.weight_beats(n, k, planes)
-    drain = geo.row_batches(n) * ntok
-    return int(fetches + latency + ingest + max(lookups, stream) + 12 + math.ceil(drain / 16) * 4 + latency // 4)

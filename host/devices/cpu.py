@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from edgestream import numerics as nx
 from edgestream import program as pg
 from edgestream import regmap as rm
 from edgestream.host.devices import BumpAllocator
@@ -212,7 +213,6 @@ class CpuDevice:
         # the members: the DEQUANTs right after the TLMM
         members = []
         col = 0
-        nxt = None
         while True:
             self.pc += 1
             if self.pc >= self.ni:  # the linear still runs; the next fetch reports PROG_END
@@ -266,9 +266,8 @@ class CpuDevice:
             r0 = 0
             for da, mrb, ba in mem:
                 beta = np.frombuffer(self.mem, "<f4", mrb * q_, ba)
-                blk = full[:, r0 * q_:(r0 + mrb) * q_].astype(np.int32)
-                fct = (beta[None, :] * s_all[t0:t0 + nt, None]).astype(np.float32)
-                y = (blk.astype(np.float32) * fct).astype("<f4").reshape(nt, mrb, q_).transpose(1, 0, 2)
+                y = nx.dequant(full[:, r0 * q_:(r0 + mrb) * q_].astype(np.int32), s_all[t0:t0 + nt], beta)
+                y = y.astype("<f4").reshape(nt, mrb, q_).transpose(1, 0, 2)
                 o = da + j * mrb * mt * unit
                 self.mem[o:o + y.nbytes] = np.ascontiguousarray(y).tobytes()
                 self.regs[rm.REG["WR_BEATS"]] += mrb * nt * unit // BEAT
