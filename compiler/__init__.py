@@ -29,6 +29,12 @@ def detect_format(src: Path) -> str:
 
 
 def load_model(src: str | Path, fmt: str | None = None):
+    """(float graph, tokenizer.json path or None, TokenizerSettings or None) of a model file."""
+    loaded = _load_model(src, fmt)
+    return loaded if len(loaded) == 3 else (*loaded, None)
+
+
+def _load_model(src: str | Path, fmt: str | None):
     src = Path(src)
     fmt = fmt or detect_format(src)
     if fmt == "hf":
@@ -72,7 +78,7 @@ def compile_model(src: str | Path, out: str | Path, target: str = "cpu", quant: 
         tgt = load_target(target)
     elif hw_config is not None or clock_mhz is not None:
         raise InputError("--hw-config/--clock need a board target (e.g. --target kv260), not 'cpu'")
-    graph, tok = load_model(src, fmt)
+    graph, tok, tok_settings = load_model(src, fmt)
     if graph.config.arch == "graph":  # general graphs arrive quantized: nothing to lower (docs/onnx.md)
         from edgestream.compiler.passes import check_weights
 
@@ -85,4 +91,6 @@ def compile_model(src: str | Path, out: str | Path, target: str = "cpu", quant: 
         from edgestream.compiler.lowering import hardware_writer
 
         writers.append(hardware_writer(graph, tgt, hw_config, clock_mhz, progress, t0))
+    if tok_settings is not None:
+        extra["tokenizer"] = tok_settings.to_dict()
     return write_artifact(graph, out, tok, extra, writers=writers)

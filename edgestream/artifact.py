@@ -117,6 +117,14 @@ class Artifact:
     tokenizer_path: Path | None
 
     @property
+    def tokenizer_settings(self):
+        """The model's own tokenization and stop settings (edgestream.tokenizer.TokenizerSettings),
+        or None for artifacts compiled without them."""
+        from edgestream.tokenizer import TokenizerSettings
+
+        return TokenizerSettings.from_dict(self.manifest.get("tokenizer"))
+
+    @property
     def config(self) -> ModelConfig:
         return self.graph.config
 

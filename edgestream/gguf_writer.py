@@ -97,7 +97,7 @@ def read_tokenizer_json(path: Path, vocab_size: int) -> dict:
     if kinds == ["ByteLevel"] and subs[0].get("use_regex", True):
         pre_name = "gpt-2"
     elif kinds == ["Split", "ByteLevel"] and not subs[1].get("use_regex", True):
-        from edgestream.compiler.frontends.gguf import LLAMA3_SPLIT
+        from edgestream.compiler.frontends.gguf_tokenizer import LLAMA3_SPLIT
 
         pat = subs[0].get("pattern", {})
         if pat.get("Regex") != LLAMA3_SPLIT:

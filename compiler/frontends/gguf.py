@@ -20,22 +20,18 @@ Conventions (llama.cpp's, docs/formats.md "GGUF"):
 
 from __future__ import annotations
 
-import atexit
-import json
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from edgestream.compiler.frontends.decoder import build_decoder
+from edgestream.compiler.frontends.gguf_reader import TYPES, field, open_gguf
+from edgestream.compiler.frontends.gguf_tokenizer import tokenizer_from_gguf
 from edgestream.errors import InputError
 from edgestream.ir import Graph, ModelConfig, Tensor
 
 ARCHS = ("llama", "bitnet")
-TYPES = ("F32", "F16", "Q8_0", "TQ1_0", "TQ2_0")
-GGUF_MAGIC = b"GGUF"
 # FFN activations by the GGUF `{arch}.hidden_activation` value (HF names and llama.cpp's)
 RELU2_NAMES = ("relu2", "relu_squared", "relu_sqr", "relu2_glu")
 SILU_NAMES = ("silu", "swish", "swiglu")
@@ -52,53 +48,6 @@ def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's permutation (HF rotate-half rows -> interleaved pairs), for the writer."""
     rows = w.shape[0]
     return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def open_gguf(path: Path):
-    """GGUFReader over `path`, with one clear InputError for a missing, non-GGUF, truncated or corrupt
-    file."""
-    import gguf
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != GGUF_MAGIC:
-        raise InputError(f"{path}: not a GGUF file (expected magic b'GGUF' at offset 0, found {head!r})")
-    if size < 24:
-        raise InputError(f"{path}: truncated GGUF file ({size} bytes, the header alone is 24)")
-    try:
-        r = gguf.GGUFReader(path, "r")
-    except ValueError as e:
-        msg = str(e)
-        if "GGMLQuantizationType" in msg:
-            raise InputError(
-                f"{path}: a tensor has a ggml type the gguf package does not know ({msg}); "
-                f"supported types: {', '.join(TYPES)}"
-            ) from None
-        raise InputError(f"{path}: truncated or corrupt GGUF file ({msg})") from None
-    except (IndexError, KeyError, OverflowError, TypeError, UnicodeDecodeError, MemoryError) as e:
-        raise InputError(f"{path}: truncated or corrupt GGUF file ({type(e).__name__}: {e})") from None
-    for t in r.tensors:
-        if t.data_offset + t.n_bytes > size or t.data.nbytes != t.n_bytes:
-            raise InputError(
-                f"{path}: truncated GGUF file: tensor {t.name} needs bytes "
-                f"{t.data_offset}..{t.data_offset + t.n_bytes}, the file has {size}"
-            )
-    return r
-
-
-def field(r, key: str, path: Path, default=None, required: bool = False):
-    f = r.get_field(key)
-    if f is None:
-        if required:
-            raise InputError(f"{path}: metadata key {key!r} is missing")
-        return default
-    try:
-        return f.contents()
-    except (ValueError, UnicodeDecodeError, IndexError) as e:
-        raise InputError(f"{path}: metadata key {key!r} is unreadable ({e})") from None
 
 
 def read_config(r, path: Path) -> tuple[ModelConfig, str]:
@@ -341,102 +290,6 @@ def load_gguf(src: str | Path) -> tuple[Graph, Path | None]:
         act=act,
     )
     return graph, tokenizer_from_gguf(r, path, cfg.vocab_size)
-
-
-# ---- tokenizer: GGUF vocab -> tokenizer.json (Hugging Face `tokenizers`)
-LLAMA3_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-PRE_SUPPORTED = ("gpt-2", "default", "llama-bpe", "llama3", "llama-v3")
-
-
-def tokenizer_from_gguf(r, path: Path, vocab_size: int) -> Path | None:
-    """Write tokenizer.json for a `gpt2` (byte-level BPE) GGUF vocabulary into a temporary directory
-    (removed at exit) and return its path; None (with a warning) for vocabularies not supported."""
-    model = field(r, "tokenizer.ggml.model", path)
-    if model is None or model in ("no_vocab", "none"):
-        return None
-    if model != "gpt2":
-        warnings.warn(
-            f"{path}: tokenizer.ggml.model {model!r} is not supported (only 'gpt2' byte-level BPE); "
-            f"compiled without a tokenizer: use --prompt-ids",
-            stacklevel=3,
-        )
-        return None
-    pre = field(r, "tokenizer.ggml.pre", path, "default")
-    if pre not in PRE_SUPPORTED:
-        warnings.warn(
-            f"{path}: tokenizer.ggml.pre {pre!r} is not supported (expected one of "
-            f"{', '.join(PRE_SUPPORTED)}); compiled without a tokenizer: use --prompt-ids",
-            stacklevel=3,
-        )
-        return None
-    tokens = field(r, "tokenizer.ggml.tokens", path, required=True)
-    merges = field(r, "tokenizer.ggml.merges", path, [])
-    types = field(r, "tokenizer.ggml.token_type", path, [1] * len(tokens))
-    if len(types) != len(tokens):
-        raise InputError(
-            f"{path}: tokenizer.ggml.token_type has {len(types)} entries, tokens has {len(tokens)}"
-        )
-    return write_tokenizer_json(
-        tokens,
-        types,
-        merges,
-        pre,
-        field(r, "tokenizer.ggml.bos_token_id", path),
-        bool(field(r, "tokenizer.ggml.add_bos_token", path, False)),
-    )
-
-
-def write_tokenizer_json(
-    tokens: list[str],
-    types: list[int],
-    merges: list[str],
-    pre: str,
-    bos: int | None,
-    add_bos: bool,
-    out: Path | None = None,
-) -> Path:
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-
-    vocab = {t: i for i, t in enumerate(tokens)}  # every token at its GGUF id (added ones too, as HF does)
-    pairs = [tuple(m.split(" ", 1)) for m in merges]
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs))
-    if pre in ("llama-bpe", "llama3", "llama-v3"):
-        tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated", invert=False),
-                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            ]
-        )
-    else:
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    added = [
-        AddedToken(tokens[i], special=types[i] == 3, normalized=False)
-        for i in range(len(tokens))
-        if types[i] not in (1, 6)
-    ]
-    tok.add_tokens(added)
-    if add_bos and bos is not None:
-        b = tokens[bos]
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{b} $A", pair=f"{b} $A {b} $B", special_tokens=[(b, bos)]
-        )
-    for i, t in enumerate(tokens):  # the rebuilt ids must be the GGUF ids
-        if tok.token_to_id(t) != i:
-            raise InputError(
-                f"GGUF vocabulary: token {i} {t!r} maps to id {tok.token_to_id(t)} when rebuilt "
-                f"(duplicate or out-of-order added token)"
-            )
-    if out is None:
-        d = Path(tempfile.mkdtemp(prefix="edgestream-gguf-tok-"))
-        atexit.register(shutil.rmtree, d, True)
-        out = d / "tokenizer.json"
-    tok.save(str(out))
-    json.loads(out.read_text())  # written completely
-    return out
 
 
 def inspect_gguf(path: str | Path) -> dict:
