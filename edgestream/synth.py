@@ -51,12 +51,17 @@ def make_tokenizer(path: Path, vocab_size: int) -> None:
 
 
 def make_checkpoint(out: str | Path, shape: Shape | str = "tiny", arch: str = "bitnet", seed: int = 0,
-                    packed: bool = False, dtype: str = "float32", tokenizer: bool = True, tie: bool = False) -> Path:
+                    packed: bool = False, dtype: str = "float32", tokenizer: bool = True, tie: bool = False,
+                    linear_class: str = "autobitlinear") -> Path:
     """Write config.json + model.safetensors (+ tokenizer.json) of a randomly initialised model.
 
-    packed=True writes BitNet linears as microsoft/bitnet-b1.58-2B-4T does (uint8, 4 trits per byte
-    along the output dim, weight_scale); otherwise float weights (float32 or bfloat16). tie=True shares
-    the embedding as the LM head (no lm_head tensor), as llama.cpp's bitnet graph requires."""
+    packed=True writes the linears as microsoft/bitnet-b1.58-2B-4T does (uint8, 4 trits per byte
+    along the output dim, a per-tensor weight_scale, quantization_config {bitnet, `linear_class`,
+    offline}); for arch "llama" that is the Falcon3 1.58-bit layout. linear_class "autobitlinear" (the
+    2B-4T's) stores weight_scale = beta (W = trits * weight_scale), "bitlinear" stores 1 / beta
+    (W = trits / weight_scale), as transformers reads each. Otherwise float weights (float32 or
+    bfloat16). tie=True shares the embedding as the LM head (no lm_head tensor), as llama.cpp's
+    bitnet graph requires."""
     from safetensors.numpy import save_file
 
     sh = SHAPES[shape] if isinstance(shape, str) else shape
@@ -76,10 +81,12 @@ def make_checkpoint(out: str | Path, shape: Shape | str = "tiny", arch: str = "b
         tensors[name] = (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
     def lin(name, n, k):
-        if packed and arch == "bitnet":
+        if packed:
             t = rng.choice(np.array([-1, 0, 1], np.int8), size=(n, k), p=[0.3, 0.4, 0.3])
             tensors[name + ".weight"] = pack_hf_bitnet(t)
-            tensors[name + ".weight_scale"] = np.array([1.0 / (0.02 + 0.01 * rng.random())], np.float32)
+            beta = np.float32(0.02 + 0.01 * rng.random())
+            ws = beta if linear_class == "autobitlinear" else np.float32(1.0) / beta
+            tensors[name + ".weight_scale"] = np.array([ws], np.float32)
         else:
             tensors[name + ".weight"] = fl((n, k), 0.02 if arch == "llama" else 0.05)
 
@@ -122,8 +129,8 @@ def make_checkpoint(out: str | Path, shape: Shape | str = "tiny", arch: str = "b
         "eos_token_id": 1,
         "torch_dtype": dtype,
     }
-    if packed and arch == "bitnet":
-        cfg["quantization_config"] = {"quant_method": "bitnet", "linear_class": "bitlinear",
+    if packed:
+        cfg["quantization_config"] = {"quant_method": "bitnet", "linear_class": linear_class,
                                       "quantization_mode": "offline"}
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     if tokenizer:

@@ -79,7 +79,7 @@ def test_shipped_checkpoint_layout():
     cfg = json.loads((MODEL / "config.json").read_text())
     assert cfg["model_type"] == "bitnet" and cfg["architectures"] == ["BitNetForCausalLM"]
     assert cfg["hidden_act"] == "relu2" and cfg["tie_word_embeddings"] is True
-    assert cfg["quantization_config"] == {"quant_method": "bitnet", "linear_class": "bitlinear",
+    assert cfg["quantization_config"] == {"quant_method": "bitnet", "linear_class": "autobitlinear",
                                           "quantization_mode": "offline"}
     total = sum(p.stat().st_size for p in MODEL.iterdir())
     assert total < 4 << 20, f"the bundled model should stay a few MB, is {total} bytes"
@@ -109,15 +109,15 @@ def test_shipped_checkpoint_layout():
 
 
 def test_transformers_loads_shipped_checkpoint(reference, heldout):
-    """transformers' own from_pretrained (its BitLinear unpacks the trits) vs the independent reference."""
-    from transformers import BitNetForCausalLM
-
-    hf = BitNetForCausalLM.from_pretrained(str(MODEL), dtype=torch.float32).eval()
+    """transformers' own from_pretrained (AutoBitLinear, as the shipped autobitlinear config asks:
+    the trits unpacked at load, the output multiplied by weight_scale) vs the independent reference."""
+    hf = ev.load_ternary_torch(MODEL, via_from_pretrained=True)
+    assert type(hf.model.layers[0].mlp.up_proj).__name__ == "AutoBitLinear"
     ids = heldout[0][:64]
     a, b = ev.torch_logits(hf, ids), ev.torch_logits(reference, ids)
     lo, mean, greedy = agree(a, b)
     # Same trits, same scales, same quantizers; the floats are rounded in a different order
-    # (q @ t / (s * ws) vs (q / s) @ t * beta), which now and then flips one INT8 activation rounding
+    # (q / s) @ t * ws in both, but through different modules), which now and then flips one INT8 activation rounding
     # at a .5 boundary. Measured: hidden states equal to 5e-6 until such a flip, min cosine 0.9991,
     # argmax identical. A wrong trit layout or scale gives cosines far below these bounds.
     assert lo > 0.995 and mean > 0.9995 and greedy >= 0.97, (lo, mean, greedy)
@@ -153,8 +153,8 @@ def test_cpu_training_smoke(tmp_path):
     # latent (float) checkpoint round trip: plain transformers model, same weights as trained
     latent = BitNetForCausalLM.from_pretrained(str(tmp_path / "latent"), dtype=torch.float32).eval()
     qat = train.make_qat(BitNetForCausalLM.from_pretrained(str(tmp_path / "latent"), dtype=torch.float32)).eval()
-    # packed checkpoint round trip: transformers' BitLinear vs the QAT model it was exported from
-    packed = BitNetForCausalLM.from_pretrained(str(tmp_path / "packed"), dtype=torch.float32).eval()
+    # packed checkpoint round trip: transformers' AutoBitLinear vs the QAT model it was exported from
+    packed = ev.load_ternary_torch(tmp_path / "packed", via_from_pretrained=True)
     tok = ev.load_tokenizer(tmp_path / "packed")
     ids = np.array(tok.encode("Once upon a time, there was a little cat named Pip.").ids, dtype=np.int64)
     lo, mean, greedy = agree(ev.torch_logits(packed, ids), ev.torch_logits(qat, ids))

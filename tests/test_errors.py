@@ -62,7 +62,7 @@ def test_corrupt_config(capsys, ck, tmp_path):
 
 def test_unsupported_architecture(capsys, ck, tmp_path):
     cfg = json.loads((ck / "config.json").read_text())
-    cfg["architectures"] = ["GPT2LMHeadModel"]
+    cfg["architectures"], cfg["model_type"] = ["GPT2LMHeadModel"], "gpt2"  # as GPT-2's own config says
     (ck / "config.json").write_text(json.dumps(cfg))
     compile_fails(capsys, ck, tmp_path / "o.esa", "unsupported architecture", "GPT2LMHeadModel",
                   "BitNetForCausalLM")

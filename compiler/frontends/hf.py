@@ -1,14 +1,25 @@
 """Hugging Face frontend: a checkpoint directory (config.json, *.safetensors, tokenizer.json) of
 `BitNetForCausalLM` or `LlamaForCausalLM` -> float IR graph.
 
-BitNet weights may be packed (4 trits per uint8 along the output dim, `weight_scale`, as
-microsoft/bitnet-b1.58-2B-4T ships them): those become ternary tensors directly. Float weights stay
-lazy (memory-mapped) until the quantization pass reads them one at a time.
+The architecture comes from `architectures`, else from `model_type` (what transformers' Auto classes
+use; `BitNetConfig.save_pretrained` writes no `architectures`). Fields a config.json leaves out take
+the defaults of transformers' own config class (`HF_DEFAULTS`, checked against transformers in the
+tests).
+
+Packed ternary weights (4 trits per uint8 along the output dim plus a per-tensor `weight_scale`, as
+microsoft/bitnet-b1.58-2B-4T and the Falcon3 1.58-bit Llama checkpoints ship them) become ternary
+tensors directly. What `weight_scale` means depends on `quantization_config.linear_class`, exactly as
+in transformers' integrations/bitnet.py: `autobitlinear` (AutoBitLinear, the 2B-4T's) multiplies the
+matmul output by it (W = trits * weight_scale, the stored value is about mean|W|); `bitlinear`
+(BitLinear, transformers' default) divides by it (W = trits / weight_scale). docs/formats.md.
+Float weights stay lazy (memory-mapped) until the quantization pass reads them one at a time.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +32,20 @@ from edgestream.lazyarray import LazyArray
 from edgestream.safetensors_io import SafetensorsFile
 
 SUPPORTED = {"BitNetForCausalLM": "bitnet", "LlamaForCausalLM": "llama"}
+MODEL_TYPES = {"bitnet": "bitnet", "llama": "llama"}  # config.model_type -> arch, as transformers' Auto classes
+# transformers' BitNetConfig / LlamaConfig defaults (5.x) for fields a config.json may omit;
+# num_key_value_heads None means "= num_attention_heads" (both classes' __post_init__)
+HF_DEFAULTS = {
+    "bitnet": dict(vocab_size=128256, hidden_size=2560, intermediate_size=6912, num_hidden_layers=30,
+                   num_attention_heads=20, num_key_value_heads=5, hidden_act="relu2", rms_norm_eps=1e-5,
+                   rope_theta=500000.0, max_position_embeddings=2048, tie_word_embeddings=False,
+                   bos_token_id=128000, eos_token_id=128001),
+    "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                  num_attention_heads=32, num_key_value_heads=None, hidden_act="silu", rms_norm_eps=1e-6,
+                  rope_theta=10000.0, max_position_embeddings=2048, tie_word_embeddings=False,
+                  bos_token_id=1, eos_token_id=2),
+}
+LINEAR_CLASSES = ("bitlinear", "autobitlinear")
 
 
 class LazyTensor:
@@ -53,59 +78,104 @@ class LazyTernary(LazyArray):
 
 
 def _cfg(cfg: dict, path: Path, key: str, typ=int, default=None):
-    v = cfg.get(key, default)
+    v = cfg.get(key)
+    v = default if v is None else v  # transformers treats an explicit null as "use the default"
     if v is None:
         raise InputError(f"{path}: field {key!r} is missing")
-    try:
-        return typ(v)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: field {key!r} = {v!r} is not a valid {typ.__name__}") from None
+    ok = (isinstance(v, int) and not isinstance(v, bool)) if typ is int else \
+        (isinstance(v, (int, float)) and not isinstance(v, bool))
+    if not ok:
+        raise InputError(f"{path}: field {key!r} = {v!r} is not a valid {typ.__name__}")
+    return typ(v)
 
 
-def read_config(src: Path) -> ModelConfig:
-    path = src / "config.json"
-    if not path.is_file():
-        raise InputError(f"{src}: not a Hugging Face checkpoint directory (config.json is missing)")
+def _json_object(path: Path) -> dict:
     try:
         cfg = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(cfg, dict):
         raise InputError(f"{path}: expected a JSON object of model settings, got {type(cfg).__name__}")
+    return cfg
+
+
+def weight_scale_divides(src: Path) -> bool:
+    """Whether a packed linear's output is divided (BitLinear) or multiplied (AutoBitLinear) by its
+    `weight_scale`, from config.json's `quantization_config` the way transformers'
+    BitNetHfQuantizer reads it (BitNetQuantConfig defaults: linear_class "bitlinear", mode
+    "offline")."""
+    path = src / "config.json"
+    qc = _json_object(path).get("quantization_config") or {}
+    if not isinstance(qc, dict):
+        raise InputError(f"{path}: field 'quantization_config' = {qc!r} is not an object")
+    if qc.get("quant_method", "bitnet") != "bitnet":
+        raise InputError(f"{path}: quantization_config.quant_method {qc.get('quant_method')!r} is not "
+                         f"supported (expected 'bitnet' for packed ternary weights)")
+    cls = qc.get("linear_class", "bitlinear")
+    if cls not in LINEAR_CLASSES:
+        raise InputError(f"{path}: quantization_config.linear_class {cls!r}: expected one of "
+                         f"{', '.join(LINEAR_CLASSES)}")
+    mode = qc.get("quantization_mode", "offline")
+    if mode not in ("offline", "online"):
+        raise InputError(f"{path}: quantization_config.quantization_mode {mode!r}: expected 'offline' or 'online'")
+    if cls == "autobitlinear" and mode == "online":
+        raise InputError(f"{path}: quantization_config is autobitlinear 'online' (latent float weights "
+                         f"quantized at run time), but the checkpoint stores packed weights with a "
+                         f"weight_scale: expected quantization_mode 'offline'")
+    return cls == "bitlinear"
+
+
+def read_config(src: Path) -> ModelConfig:
+    path = src / "config.json"
+    if not path.is_file():
+        raise InputError(f"{src}: not a Hugging Face checkpoint directory (config.json is missing)")
+    cfg = _json_object(path)
     archs = cfg.get("architectures") or []
-    arch = next((SUPPORTED[a] for a in archs if a in SUPPORTED), None)
+    if not isinstance(archs, list):
+        raise InputError(f"{path}: field 'architectures' = {archs!r} is not a list of class names")
+    arch = next((SUPPORTED[a] for a in archs if a in SUPPORTED), None) or MODEL_TYPES.get(cfg.get("model_type"))
     if arch is None:
         raise InputError(f"{path}: unsupported architecture {archs or cfg.get('model_type')!r} "
-                         f"(expected one of {', '.join(SUPPORTED)})")
-    act = cfg.get("hidden_act", "relu2" if arch == "bitnet" else "silu")
-    if act != ("relu2" if arch == "bitnet" else "silu"):
-        raise InputError(f"{path}: hidden_act {act!r} is not supported for {arch}")
+                         f"(expected one of {', '.join(SUPPORTED)} or model_type {', '.join(MODEL_TYPES)})")
+    dflt = HF_DEFAULTS[arch]
+    act = cfg.get("hidden_act", dflt["hidden_act"])
+    if act != dflt["hidden_act"]:
+        raise InputError(f"{path}: hidden_act {act!r} is not supported for {arch} (expected {dflt['hidden_act']!r})")
     if cfg.get("attention_bias") or cfg.get("mlp_bias"):
         raise InputError(f"{path}: attention_bias/mlp_bias checkpoints are not supported (expected no biases)")
     rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    if not isinstance(rope, dict):
+        raise InputError(f"{path}: field 'rope_parameters' = {rope!r} is not an object")
     rtype = rope.get("rope_type", rope.get("type", "default"))
     if rtype not in ("default", None):
         raise InputError(f"{path}: rope_type {rtype!r} is not supported (expected 'default')")
-    theta = rope.get("rope_theta", cfg.get("rope_theta", 10000.0))
-    heads = _cfg(cfg, path, "num_attention_heads")
-    hidden = _cfg(cfg, path, "hidden_size")
-    head_dim = cfg.get("head_dim") or hidden // heads
-    eos = cfg.get("eos_token_id")
-    eos = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    theta = rope.get("rope_theta", cfg.get("rope_theta", dflt["rope_theta"]))
+    heads = _cfg(cfg, path, "num_attention_heads", default=dflt["num_attention_heads"])
+    hidden = _cfg(cfg, path, "hidden_size", default=dflt["hidden_size"])
+    head_dim = _cfg(cfg, path, "head_dim", default=cfg.get("head_dim") or hidden // max(heads, 1))
+    eos = cfg.get("eos_token_id", dflt["eos_token_id"])
+    eos = [] if eos is None else ([eos] if isinstance(eos, int) else eos)
+    if not isinstance(eos, list) or not all(isinstance(e, int) for e in eos):
+        raise InputError(f"{path}: field 'eos_token_id' = {eos!r} is not a token id or a list of them")
+    bos = cfg.get("bos_token_id", dflt["bos_token_id"])
+    if bos is not None and not isinstance(bos, int):
+        raise InputError(f"{path}: field 'bos_token_id' = {bos!r} is not a token id")
+    if heads < 1 or hidden < 1:
+        raise InputError(f"{path}: num_attention_heads {heads} and hidden_size {hidden} must be positive")
     mc = ModelConfig(
         arch=arch,
-        vocab_size=_cfg(cfg, path, "vocab_size"),
+        vocab_size=_cfg(cfg, path, "vocab_size", default=dflt["vocab_size"]),
         hidden_size=hidden,
-        intermediate_size=_cfg(cfg, path, "intermediate_size"),
-        num_layers=_cfg(cfg, path, "num_hidden_layers"),
+        intermediate_size=_cfg(cfg, path, "intermediate_size", default=dflt["intermediate_size"]),
+        num_layers=_cfg(cfg, path, "num_hidden_layers", default=dflt["num_hidden_layers"]),
         num_heads=heads,
-        num_kv_heads=_cfg(cfg, path, "num_key_value_heads", default=heads),
-        head_dim=int(head_dim),
-        rms_norm_eps=_cfg(cfg, path, "rms_norm_eps", float, 1e-6),
-        rope_theta=float(theta),
-        max_position=_cfg(cfg, path, "max_position_embeddings", default=2048),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        bos_token_id=cfg.get("bos_token_id"),
+        num_kv_heads=_cfg(cfg, path, "num_key_value_heads", default=dflt["num_key_value_heads"] or heads),
+        head_dim=head_dim,
+        rms_norm_eps=_cfg(cfg, path, "rms_norm_eps", float, dflt["rms_norm_eps"]),
+        rope_theta=_cfg({"rope_theta": theta}, path, "rope_theta", float),
+        max_position=_cfg(cfg, path, "max_position_embeddings", default=dflt["max_position_embeddings"]),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", dflt["tie_word_embeddings"])),
+        bos_token_id=bos,
         eos_token_ids=[int(e) for e in eos],
     )
     if mc.num_heads % mc.num_kv_heads or mc.head_dim % 2:
@@ -151,20 +221,30 @@ class _Weights:
         return a
 
 
-def _linear(w: _Weights, cfg: ModelConfig, name: str, n: int, k: int) -> Tensor:
-    wname = name + ".weight"
+def _linear(w: _Weights, divides: Callable[[], bool], name: str, n: int, k: int) -> Tensor:
+    wname, sname = name + ".weight", name + ".weight_scale"
     f = w.need(wname)
-    if f.dtype(wname) == "U8" and cfg.arch == "bitnet":
-        f = w.need(wname, ((n + 3) // 4, k))
-        sname = name + ".weight_scale"
-        ws = w.small_float(sname, tuple(w.need(sname).shape(sname))).reshape(-1)
-        if ws.size != 1 or not ws[0] > 0:
-            raise InputError(f"{w.where[sname].path}: tensor {sname} must be one positive finite scale, "
-                             f"got {ws.tolist()[:4]}")
-        trits = LazyTernary(f, wname, n)
-        beta = np.array([np.float32(1.0) / ws[0].astype(np.float32)], dtype=np.float32)
-        return Tensor(wname, "ternary", trits, beta)
-    return Tensor(wname, "float32", w.float(wname, (n, k)))
+    if not w.has(sname):
+        if f.dtype(wname) == "U8":
+            raise InputError(f"{f.path}: tensor {wname} is packed uint8 but {sname} is missing "
+                             f"(expected a per-tensor weight_scale beside every packed weight)")
+        return Tensor(wname, "float32", w.float(wname, (n, k)))
+    ws = w.small_float(sname, tuple(w.need(sname).shape(sname))).reshape(-1)
+    if ws.size != 1 or not ws[0] > 0:
+        raise InputError(f"{w.where[sname].path}: tensor {sname} must be one positive finite scale, "
+                         f"got {ws.tolist()[:4]}")
+    s = np.float32(ws[0])
+    # W = trits / s (BitLinear) or trits * s (AutoBitLinear); beta multiplies the integer matmul
+    beta = np.array([np.float32(1.0) / s if divides() else s], dtype=np.float32)
+    if f.dtype(wname) == "U8":
+        w.need(wname, ((n + 3) // 4, k))
+        return Tensor(wname, "ternary", LazyTernary(f, wname, n), beta)
+    # an offline checkpoint may also store the trits unpacked, as floats
+    t = np.asarray(w.float(wname, (n, k)))
+    if not np.all(np.isin(t, (-1.0, 0.0, 1.0))):
+        raise InputError(f"{f.path}: tensor {wname} has a {sname} but holds values other than -1, 0, +1 "
+                         f"(expected the ternary weights of an offline BitNet checkpoint)")
+    return Tensor(wname, "ternary", t.astype(np.int8), beta)
 
 
 _HF_MODULES = {
@@ -174,13 +254,14 @@ _HF_MODULES = {
 }
 
 
-def load_hf(src: str | Path) -> tuple[Graph, Path | None]:
-    """Returns the float graph and the path of tokenizer.json (or None)."""
+def load_hf(src: str | Path) -> tuple[Graph, Path | None, object]:
+    """Returns the float graph, the path of tokenizer.json (or None) and the tokenizer/generation settings."""
     src = Path(src)
     if not src.exists():
         raise InputError(f"{src}: no such file or directory")
     cfg = read_config(src)
     w = _Weights(src)
+    divides = functools.cache(lambda: weight_scale_divides(src))  # read only if a weight_scale exists
     v, h = cfg.vocab_size, cfg.hidden_size
     tied = cfg.tie_word_embeddings or not w.has("lm_head.weight")
     if tied and not cfg.tie_word_embeddings:
@@ -189,10 +270,12 @@ def load_hf(src: str | Path) -> tuple[Graph, Path | None]:
         cfg,
         name=lambda i, role: f"model.layers.{i}.{_HF_MODULES[role]}",
         norm_gain=lambda m, size: Tensor(m + ".weight", "float32", w.small_float(m + ".weight", (size,))),
-        linear=lambda m, role, n, k: _linear(w, cfg, m, n, k),
+        linear=lambda m, role, n, k: _linear(w, divides, m, n, k),
         embedding=Tensor("model.embed_tokens.weight", "float32", w.float("model.embed_tokens.weight", (v, h))),
         final_norm="model.norm",
-        lm_head=None if tied else (lambda: _linear(w, cfg, "lm_head", v, h)),
+        lm_head=None if tied else (lambda: _linear(w, divides, "lm_head", v, h)),
     )
     tok = src / "tokenizer.json"
+    from edgestream.compiler.frontends.hf_tokenizer import read_hf_tokenizer_settings
+
     return graph, (tok if tok.is_file() else None)

@@ -2,7 +2,7 @@
 
   float     the QAT latent weights used as plain float weights (no quantization at all); needs the
             latent/ checkpoint that train.py writes next to the packed one (not shipped: 20 MB)
-  ternary   the shipped packed checkpoint in torch: transformers' own BitLinear (ternary weights,
+  ternary   the shipped packed checkpoint in torch: transformers' own AutoBitLinear (ternary weights,
             per-token INT8 activations), float32 everywhere else
   compiled  the shipped checkpoint compiled by edgestream and run on the CPU executor
             (INT8 embeddings / LM head / KV cache, fixed-point norms: docs/numerics.md)
@@ -55,7 +55,8 @@ def heldout_ids(tok, n: int, max_len: int = 256) -> list[np.ndarray]:
 
 
 def load_ternary_torch(model_dir: Path, via_from_pretrained: bool | None = None):
-    """The packed checkpoint as transformers' BitNetForCausalLM with transformers' BitLinear, float32.
+    """The packed checkpoint as transformers' BitNetForCausalLM with the linear class its config names
+    (AutoBitLinear for the shipped 2B-4T convention), float32.
 
     `from_pretrained` needs the `accelerate` package for any BitNet-quantized checkpoint (the bitnet
     quantizer's validate_environment raises ImportError without it). Without accelerate this builds
@@ -68,7 +69,10 @@ def load_ternary_torch(model_dir: Path, via_from_pretrained: bool | None = None)
 
         via_from_pretrained = importlib.util.find_spec("accelerate") is not None
     if via_from_pretrained:
-        return BitNetForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+        m = BitNetForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        # the bitnet quantizer keeps unconverted modules in the checkpoint's bf16 (and refuses
+        # .float()); AutoBitLinear's float32 weights need float32 inputs: upcast exactly
+        return torch.nn.Module.float(m).eval()
     from safetensors.torch import load_file
     from transformers.integrations.bitnet import replace_with_bitnet_linear
     from transformers.utils.quantization_config import BitNetQuantConfig
@@ -79,6 +83,10 @@ def load_ternary_torch(model_dir: Path, via_from_pretrained: bool | None = None)
     model = replace_with_bitnet_linear(model, modules_to_not_convert=["lm_head"], quantization_config=qcfg)
     sd = load_file(str(Path(model_dir) / "model.safetensors"))
     sd = {k: (v if v.dtype == torch.uint8 else v.float()) for k, v in sd.items()}
+    if qcfg.linear_class == "autobitlinear":  # AutoBitLinear holds unpacked trits (BitNetDeserialize)
+        from transformers.integrations.bitnet import unpack_weights
+
+        sd = {k: (unpack_weights(v, dtype=torch.float32) if v.dtype == torch.uint8 else v) for k, v in sd.items()}
     missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
     missing = [k for k in missing if k != "lm_head.weight"]
     if missing or unexpected:
@@ -95,13 +103,15 @@ def ternary_reference(model_dir: Path):
 
     Unpacks the trits once with this module's own decoder (not transformers') and runs every linear
     as transformers' AutoBitLinear in offline mode: `F.linear(ActQuant(x), trits) * beta`, with
-    `beta = 1 / weight_scale`, so it never re-unpacks weights the way BitLinear does on each call.
+    `beta` = weight_scale for autobitlinear configs (1 / weight_scale for bitlinear), so it never
+    re-unpacks weights the way BitLinear does on each call.
     """
     from safetensors.torch import load_file
     from transformers import BitNetConfig, BitNetForCausalLM
     from transformers.integrations.bitnet import AutoBitLinear
 
     cfg = BitNetConfig.from_pretrained(str(model_dir))
+    linear_class = (cfg.quantization_config or {}).get("linear_class", "bitlinear")
     cfg.quantization_config = None
     sd = load_file(str(Path(model_dir) / "model.safetensors"))
     model = BitNetForCausalLM(cfg).eval()
@@ -110,7 +120,8 @@ def ternary_reference(model_dir: Path):
         if not (name.startswith("model.layers.") and isinstance(mod, torch.nn.Linear)):
             continue
         packed = sd.pop(f"{name}.weight")
-        beta = (1.0 / sd.pop(f"{name}.weight_scale").double()).float()
+        ws = sd.pop(f"{name}.weight_scale")
+        beta = ws.float() if linear_class == "autobitlinear" else (1.0 / ws.double()).float()
         trits = unpack_trits(packed, mod.out_features)
         q = AutoBitLinear(mod.in_features, mod.out_features, bias=False, online_quant=False)
         q.weight = torch.nn.Parameter(trits.float(), requires_grad=False)

@@ -9,8 +9,8 @@ estimator in the backward pass. Embeddings / LM head (tied) and norms stay float
 Outputs (in --out):
   latent/   plain float BitNetForCausalLM (the QAT latent weights, no quantization) + tokenizer
   packed/   the shipped format: every BitLinear weight packed 4 trits per uint8 along the output dim
-            (transformers.integrations.bitnet.pack_weights) with weight_scale = 1 / absmean,
-            embeddings and norms in bfloat16, quantization_config {bitnet, bitlinear, offline}
+            (transformers.integrations.bitnet.pack_weights) with weight_scale = absmean,
+            embeddings and norms in bfloat16, quantization_config {bitnet, autobitlinear, offline}
   train_log.json
 
     python examples/train_tiny_bitnet/train.py --out /tmp/tiny            # full run (GPU if present)
@@ -115,11 +115,12 @@ def make_qat(model):
 
 
 def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """BitNet b1.58 absmean: returns (trits int8, weight_scale float32 [1]) with W ~= trits / weight_scale."""
+    """BitNet b1.58 absmean: returns (trits int8, weight_scale float32 [1]) with W ~= trits * weight_scale
+    (the 2B-4T's AutoBitLinear convention)."""
     w = w.detach().float().cpu()
     beta = w.abs().mean(dtype=torch.float64).clamp(min=1e-5).float()
     t = (w / beta).round().clamp(-1, 1).to(torch.int8)
-    return t, (1.0 / beta).reshape(1).float()
+    return t, beta.reshape(1).float()
 
 
 def export_packed(model, tok, out: Path) -> None:
@@ -146,7 +147,7 @@ def export_packed(model, tok, out: Path) -> None:
     cfg = json.loads(model.config.to_json_string(use_diff=True))
     cfg["architectures"] = ["BitNetForCausalLM"]
     cfg["dtype"] = "float32"
-    cfg["quantization_config"] = {"quant_method": "bitnet", "linear_class": "bitlinear",
+    cfg["quantization_config"] = {"quant_method": "bitnet", "linear_class": "autobitlinear",
                                   "quantization_mode": "offline"}
     cfg.pop("transformers_version", None)
     (out / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
