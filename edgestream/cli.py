@@ -136,9 +136,11 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     if a.inputs is not None or a.outputs is not None:
         return _run_graph(a)
-    if (a.prompt is None) == (a.prompt_ids is None):
-        raise InputError("give exactly one of --prompt TEXT or --prompt-ids 1,2,3 (or --inputs/--outputs "
-                         "for a graph artifact)")
+    if sum(x is not None for x in (a.prompt, a.prompt_ids, a.chat)) != 1:
+        raise InputError("give exactly one of --prompt TEXT, --prompt-ids 1,2,3 or --chat TEXT (or "
+                         "--inputs/--outputs for a graph artifact)")
+    if a.system is not None and a.chat is None:
+        raise InputError("--system goes with --chat (a system prompt is part of the chat template)")
     sess = edgestream.load(a.artifact, device=a.device, kernel=a.kernel, **_device_options(a))
     if getattr(sess, "device_note", "") and not a.json:
         _console().print(f"[dim]{sess.device_note}[/dim]")
@@ -159,8 +161,14 @@ def _device_options(a: argparse.Namespace) -> dict:
 def _run_session(a: argparse.Namespace, sess) -> int:
     from edgestream.tokenizer import StreamDecoder
 
-    prompt = a.prompt if a.prompt is not None else _parse_ids(a.prompt_ids)
-    ids = sess.encode(prompt) if isinstance(prompt, str) else prompt
+    chat_text = None
+    if a.chat is not None:
+        from edgestream.chat import messages_from
+
+        chat_text, ids = sess.chat_prompt(messages_from(a.chat, a.system))
+    else:
+        prompt = a.prompt if a.prompt is not None else _parse_ids(a.prompt_ids)
+        ids = sess.encode(prompt) if isinstance(prompt, str) else prompt
     if a.verbose and not a.json:
         _console().print(f"device: {sess.device}, kernel: {sess.kernel_name}, prompt: {len(ids)} tokens")
     logits: list[np.ndarray] = []
@@ -174,11 +182,14 @@ def _run_session(a: argparse.Namespace, sess) -> int:
         if not a.json:
             sys.stdout.write(stream.push(tok) if stream else f"{tok} ")
             sys.stdout.flush()
+    if stream and not a.json:
+        sys.stdout.write(stream.flush())
     st = sess.stats
     if a.dump_logits:
         _save_npy_atomic(Path(a.dump_logits), np.stack(logits).astype(np.float32))
     result = {
         "prompt_ids": [int(i) for i in ids],
+        "chat_prompt": chat_text,
         "tokens": tokens,
         "text": sess.tokenizer.decode(tokens) if sess.tokenizer else None,
         "device": sess.device,
@@ -430,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = r.add_argument_group("prompt")
     g.add_argument("--prompt", default=None, help="prompt text (needs a tokenizer in the artifact)")
     g.add_argument("--prompt-ids", default=None, help="prompt token ids, e.g. 1,2,3")
+    g.add_argument("--chat", default=None, metavar="TEXT",
+                   help="a user message, rendered through the model's chat template; stops at end of turn")
+    g.add_argument("--system", default=None, metavar="TEXT", help="system prompt for --chat")
     r.add_argument("--max-new-tokens", type=int, default=32)
     r.add_argument("--temperature", type=float, default=0.0)
     r.add_argument("--top-k", type=int, default=0)

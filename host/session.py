@@ -71,7 +71,13 @@ class Session:
                 self.device_note = "; ".join(x for x in (self.device_note, self.executor.note) if x)
         else:
             self.executor = CpuExecutor(self.artifact, get_kernel(kernel))
-        self.tokenizer = Tokenizer(self.artifact.tokenizer_path) if self.artifact.tokenizer_path else None
+        self.tokenizer_settings = self.artifact.tokenizer_settings
+        self.tokenizer = (Tokenizer(self.artifact.tokenizer_path, self.tokenizer_settings)
+                          if self.artifact.tokenizer_path else None)
+        # every eos/eot id the model's files name; artifacts compiled before tokenizer settings existed
+        # (and frontends without them) stop at config.json's eos
+        ts = self.tokenizer_settings
+        self.stop_token_ids = list(ts.eos_token_ids if ts and ts.eos_token_ids else self.config.eos_token_ids)
         self.stats = GenerationStats()
 
     @property
@@ -82,6 +88,25 @@ class Session:
         if self.tokenizer is None:
             raise InputError(f"{self.artifact.path}: the artifact has no tokenizer; pass token ids instead")
         return self.tokenizer.encode(text)
+
+    def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True, **template_vars) -> list[int]:
+        """Prompt ids of a conversation through the model's chat template (edgestream.chat)."""
+        return self.chat_prompt(messages, add_generation_prompt, **template_vars)[1]
+
+    def chat_prompt(self, messages: list[dict], add_generation_prompt: bool = True,
+                    **template_vars) -> tuple[str, list[int]]:
+        """(rendered prompt text, ids) of a conversation."""
+        from edgestream.chat import encode_chat
+
+        if self.tokenizer is None:
+            raise InputError(f"{self.artifact.path}: the artifact has no tokenizer; a chat needs one")
+        return encode_chat(self.tokenizer, messages, where=str(self.artifact.path),
+                           add_generation_prompt=add_generation_prompt, **template_vars)
+
+    def chat(self, messages: list[dict], max_new_tokens: int = 256, **generate_kwargs) -> Iterator[int]:
+        """Yields the assistant's reply token ids to `messages` ([{"role": ..., "content": ...}]);
+        generation stops at the model's end-of-turn/eos ids. Keyword arguments as for generate()."""
+        return self.generate(self.chat_ids(messages), max_new_tokens=max_new_tokens, **generate_kwargs)
 
     def forward(self, ids) -> np.ndarray:
         """Logits float32 [T, vocab] of every position of `ids`, from an empty cache."""
@@ -100,14 +125,16 @@ class Session:
         stop_tokens: list[int] | None = None,
         on_logits: Callable[[np.ndarray], None] | None = None,
     ) -> Iterator[int]:
-        """Yields generated token ids as they are produced. `prompt` is text or a list of ids."""
+        """Yields generated token ids as they are produced. `prompt` is text or a list of ids; text gets
+        BOS as the model's tokenizer settings say. Stops at any of `stop_tokens` (default: the
+        model's eos/eot ids, `stop_token_ids`)."""
         ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
         if not ids:
             raise InputError("the prompt is empty")
         if max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         sampler = Sampler(temperature, top_k, top_p, seed)
-        stops = set(self.config.eos_token_ids if stop_tokens is None else stop_tokens)
+        stops = set(self.stop_token_ids if stop_tokens is None else stop_tokens)
         st = self.stats = GenerationStats(prompt_tokens=len(ids))
         ex = self.executor
         ex.reset(min(len(ids) + max_new_tokens, self.config.max_position))

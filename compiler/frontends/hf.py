@@ -278,4 +278,4 @@ def load_hf(src: str | Path) -> tuple[Graph, Path | None, object]:
     tok = src / "tokenizer.json"
     from edgestream.compiler.frontends.hf_tokenizer import read_hf_tokenizer_settings
 
-    return graph, (tok if tok.is_file() else None)
+    return graph, (tok if tok.is_file() else None), read_hf_tokenizer_settings(src, cfg)
