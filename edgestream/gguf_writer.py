@@ -132,10 +132,12 @@ def read_tokenizer_json(path: Path, vocab_size: int) -> dict:
             types.append(gguf.TokenType.NORMAL)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
     post = tj.get("post_processor") or {}
-    add_bos = (
-        post.get("type") == "TemplateProcessing"
-        and bool(post.get("single"))
-        and "SpecialToken" in post["single"][0]
+    # Llama-3 wraps its TemplateProcessing in a Sequence after ByteLevel; gguf's SpecialVocab looks
+    # inside the Sequence the same way
+    procs = (post.get("processors") or []) if post.get("type") == "Sequence" else [post]
+    add_bos = any(
+        p.get("type") == "TemplateProcessing" and bool(p.get("single")) and "SpecialToken" in p["single"][0]
+        for p in procs
     )
     return {
         "pre": pre_name,
@@ -144,6 +146,20 @@ def read_tokenizer_json(path: Path, vocab_size: int) -> dict:
         "merges": merges,
         "add_bos": add_bos,
     }
+
+
+def add_tokenizer(w, tok_path: Path | None, vocab_size: int) -> None:
+    """The vocabulary keys of a GGUF (`no_vocab` without a tokenizer.json), as _set_vocab_gpt2 writes them."""
+    if tok_path is None:
+        w.add_tokenizer_model("no_vocab")
+        return
+    v = read_tokenizer_json(tok_path, vocab_size)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(v["pre"])
+    w.add_token_list(v["tokens"])
+    w.add_token_types(v["types"])
+    w.add_token_merges(v["merges"])
+    w.add_add_bos_token(v["add_bos"])
 
 
 def export_gguf(
@@ -163,7 +179,7 @@ def export_gguf(
     if out_type not in OUT_TYPES:
         raise InputError(f"--type {out_type!r}: expected one of {', '.join(OUT_TYPES)}")
     src, out = Path(src), Path(out)
-    graph, tok_path = load_hf(src)
+    graph, tok_path, _ = load_hf(src)
     cfg = graph.config
     arch = cfg.arch
     if arch == "bitnet" and not cfg.tie_word_embeddings and not untied_output:
@@ -338,16 +354,7 @@ def _metadata(w, cfg, src: Path, qt: str, tok_path: Path | None) -> None:
         w.add_rope_scaling_factor(1.0)
         # not read by llama.cpp (its bitnet FFN is SiLU-gated); edgestream's GGUF frontend reads it
         w.add_string(f"{arch}.hidden_activation", "relu2")
-    if tok_path is None:
-        w.add_tokenizer_model("no_vocab")
-    else:
-        v = read_tokenizer_json(tok_path, cfg.vocab_size)
-        w.add_tokenizer_model("gpt2")
-        w.add_tokenizer_pre(v["pre"])
-        w.add_token_list(v["tokens"])
-        w.add_token_types(v["types"])
-        w.add_token_merges(v["merges"])
-        w.add_add_bos_token(v["add_bos"])
+    add_tokenizer(w, tok_path, cfg.vocab_size)
     if cfg.bos_token_id is not None:
         w.add_bos_token_id(int(cfg.bos_token_id))
     if cfg.eos_token_ids:

@@ -251,7 +251,7 @@ def test_bitnet_activation_metadata(bitnet_gguf, tmp_path):
 
 
 def test_tokenizer_round_trip(bitnet_hf, bitnet_gguf, tmp_path):
-    graph, tok_path = load_gguf(bitnet_gguf)
+    graph, tok_path, _ = load_gguf(bitnet_gguf)
     hf_tok, gg_tok = Tokenizer(bitnet_hf / "tokenizer.json"), Tokenizer(tok_path)
     texts = ["Once upon a time a small board learned to count", "edgestream runs ternary models!",
              "  two  spaces, UPPER case, digits 12345 and unicode: naïve café ✓", ""]

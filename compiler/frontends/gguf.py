@@ -27,7 +27,7 @@ import numpy as np
 
 from edgestream.compiler.frontends.decoder import build_decoder
 from edgestream.compiler.frontends.gguf_reader import TYPES, field, open_gguf
-from edgestream.compiler.frontends.gguf_tokenizer import tokenizer_from_gguf
+from edgestream.compiler.frontends.gguf_tokenizer import gguf_tokenizer_settings, tokenizer_from_gguf
 from edgestream.errors import InputError
 from edgestream.ir import Graph, ModelConfig, Tensor
 
@@ -289,7 +289,7 @@ def load_gguf(src: str | Path) -> tuple[Graph, Path | None]:
         lm_head=None if cfg.tie_word_embeddings else lm_head,
         act=act,
     )
-    return graph, tokenizer_from_gguf(r, path, cfg.vocab_size)
+    return graph, tokenizer_from_gguf(r, path, cfg.vocab_size), gguf_tokenizer_settings(r, path, cfg)
 
 
 def inspect_gguf(path: str | Path) -> dict:
