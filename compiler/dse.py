@@ -18,10 +18,9 @@ stopped the faster candidates. The TLMM engine's terms are calibrated against Yo
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +199,11 @@ COEFFS = {
     "base3_repack_luts_per_byte": 60,  # base-3 byte -> 5 trits ROM (10 bits x 256 entries)
     "int8_split_luts_per_lane": 6,  # dense int8 -> bit plane select
     "axi_port_luts": 1800,  # AXI4 read master + address generator + width converter per port
+    # es_dequant per Q lane: es_i2f + two es_fmul (24x24 significand products: 2 DSP48E2 each), six stages
+    # (structural estimate, not yet calibrated against Yosys)
+    "dequant_lane_luts": 400,
+    "dequant_lane_ffs": 450,
+    "dequant_lane_dsps": 4,
     "axi_port_ffs": 2600,
     "axi_outstanding_luts": 24,  # per outstanding burst tracked
     "vec_lane_luts": 1400,  # fp32 mul + add + int8 MAC + compare per vector lane
@@ -255,8 +259,13 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
     parts["weight_buffer"] = {"bram36": math.ceil(cfg.wbuf_kib * 1024 * 8 / 36864)}
     parts["result_fifo"] = {"lut": cfg.Q * c["acc_bits"] * max(1, cfg.ofifo_depth // 32) / 2 + 40,
                             "ff": cfg.Q * c["acc_bits"] + 20}
-    parts["axi"] = {"lut": cfg.axi_ports * (c["axi_port_luts"] + cfg.axi_outstanding * c["axi_outstanding_luts"]),
-                    "ff": cfg.axi_ports * c["axi_port_ffs"] * cfg.axi_width_bits / 128}
+    # P = 1: one port for everything; P > 1: the shell's port (program, activations, beta, results) plus P
+    # weight read masters (wbuf_kib is their FIFOs together)
+    masters = cfg.axi_ports + (1 if cfg.axi_ports > 1 else 0)
+    parts["axi"] = {"lut": masters * (c["axi_port_luts"] + cfg.axi_outstanding * c["axi_outstanding_luts"]),
+                    "ff": masters * c["axi_port_ffs"] * cfg.axi_width_bits / 128}
+    parts["dequant"] = {"lut": cfg.Q * c["dequant_lane_luts"], "ff": cfg.Q * c["dequant_lane_ffs"],
+                        "dsp": cfg.Q * c["dequant_lane_dsps"]}
     parts["vector_unit"] = {"lut": c["vec_fixed_luts"] + cfg.vec_lanes * c["vec_lane_luts"],
                             "ff": c["vec_fixed_ffs"] + cfg.vec_lanes * c["vec_lane_ffs"],
                             "dsp": c["vec_fixed_dsps"] + cfg.vec_lanes * c["vec_lane_dsps"],
@@ -331,56 +340,33 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
     from edgestream.compiler.perfmodel import predict
 
     max_model_k = max(model.hidden_size, model.intermediate_size, model.num_heads * model.head_dim)
-    clocks = [clock_mhz] if clock_mhz else list(target.clocks_mhz)
+    from edgestream.compiler import rtl_space
+
+    clocks = [clock_mhz] if clock_mhz else [c for c in target.clocks_mhz if c <= rtl_space.MAX_CLOCK_MHZ]
     quick = effort == "quick"
     if quick and not clock_mhz:
         clocks = clocks[-1:]
-    ports = target.ports
-    width = target.port_width_bits
-    beats = max(1, min(256, 4096 // (width // 8)))
-    # outstanding bursts that cover the read latency at the port's rate (Little's law), at least 4
+    # only configurations the RTL implements (rtl_space): a figure for anything else is not a figure
     cands: list[Candidate] = []
     n_eval = 0
-    for g, t, q in itertools.product((2, 3, 4, 5), (1, 2, 4, 8, 16, 32, 64, 128), (1, 2, 4, 8, 16)):
-        if not 8 <= t * q <= 512 or (quick and (t * q not in (16, 64, 256) or q not in (2, 8))):
+    best_of: dict[tuple, Candidate] = {}  # per lane shape and clock: the best memory/MAXK that fits
+    for cfg in rtl_space.candidates(clocks, max_model_k):
+        if quick and cfg.table_mem != "uram" and (cfg.T, cfg.Q, cfg.clock_mhz) in best_of:
             continue
-        found: set[tuple] = set()
-        for enc, ienc, mt, clk, vl in itertools.product(
-            ("gindex", "base3") if g != 5 else ("gindex",), INT_ENCODINGS, (1, 8) if quick else (1, 4, 8, 16),
-            clocks, (32, 16, 8)
-        ):
-            if (enc, ienc, mt, clk) in found:
-                continue  # a wider vector unit already fits with this shape
-            outstanding = min(64, max(4, math.ceil(target.read_latency_ns * 1e-9 * clk * 1e6
-                                                  * width / 8 / (beats * width / 8)) + 2))
-            best_mem: Candidate | None = None
-            for mk in _max_k_options(max_model_k, g, t)[:3]:
-                for mem in TABLE_MEMS:
-                    cfg = HwConfig(G=g, T=t, Q=q, table_mem=mem, tern_encoding=enc, int_encoding=ienc,
-                                   axi_ports=ports, axi_width_bits=width, axi_burst_beats=beats,
-                                   axi_outstanding=outstanding, wbuf_kib=128, max_k=mk, max_tok=mt,
-                                   vec_lanes=vl, clock_mhz=float(clk))
-                    res = estimate_resources(cfg)
-                    over = over_budget(res, target)
-                    if over and best_mem is not None:
-                        continue
-                    if over:
-                        # remember one over-budget variant (the cheapest memory) to say what binds
-                        if mem != TABLE_MEMS[-1] or mk != _max_k_options(max_model_k, g, t)[:3][-1] or vl != 8:
-                            continue
-                    n_eval += 1
-                    perf = predict(model, cfg, target, wkind, wbits, context=context, prompt=prompt, detail=False)
-                    cand = Candidate(cfg, res, perf, over)
-                    if not over:
-                        if best_mem is None or cand.key() > best_mem.key():
-                            best_mem = cand
-                    else:
-                        cands.append(cand)
-                if best_mem is not None:
-                    break
-            if best_mem is not None:
-                cands.append(best_mem)
-                found.add((enc, ienc, mt, clk))
+        res = estimate_resources(cfg)
+        over = over_budget(res, target)
+        n_eval += 1
+        perf = predict(model, cfg, target, wkind, wbits, context=context, prompt=prompt, detail=False)
+        cand = Candidate(cfg, res, perf, over)
+        cands.append(cand)
+        if not over:
+            k = (cfg.T, cfg.Q, cfg.clock_mhz)
+            if k not in best_of or cand.key() > best_of[k].key():
+                best_of[k] = cand
+    if not cands:
+        clks = ", ".join(f"{c:g}" for c in target.clocks_mhz)
+        raise InputError(f"target {target.name}: none of its clocks ({clks} MHz) is one the RTL closes "
+                         f"(at most {rtl_space.MAX_CLOCK_MHZ:g} MHz)")
     fitting = sorted((c for c in cands if c.fits), key=Candidate.key, reverse=True)
     if not fitting:
         worst = {}
@@ -389,22 +375,6 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
                 worst[r] = worst.get(r, 0) + 1
         raise InputError(f"target {target.name}: no hardware configuration fits its budget "
                          f"(most often over: {', '.join(sorted(worst, key=worst.get, reverse=True)) or 'n/a'})")
-    # refine the leaders: a deeper prefetch buffer and a wider vector unit, while that helps and fits
-    refined = []
-    for lead in fitting[:10] + sorted(fitting, key=lambda c: c.perf["prefill_tok_s"], reverse=True)[:5]:
-        best_l = lead
-        for kib, vl in ((256, 8), (512, 8), (1024, 8), (2048, 8), (None, 16), (None, 32), (None, 64)):
-            cfg = replace(best_l.cfg, wbuf_kib=kib or best_l.cfg.wbuf_kib, vec_lanes=vl)
-            res = estimate_resources(cfg)
-            if over_budget(res, target):
-                continue
-            n_eval += 1
-            perf = predict(model, cfg, target, wkind, wbits, context=context, prompt=prompt, detail=False)
-            cand = Candidate(cfg, res, perf, [])
-            if cand.key()[:2] > best_l.key()[:2]:
-                best_l = cand
-        refined.append(best_l)
-    fitting = sorted(set(refined) | set(fitting), key=Candidate.key, reverse=True)
     # decode figures within 1% of the best are a tie (below the model's resolution): among those the
     # fastest prefill wins, then the fewest LUTs
     top_dec = fitting[0].perf["decode_tok_s"]

@@ -335,6 +335,13 @@ def sv_package(cfg, name: str = "edgestream_hwcfg_pkg") -> str:
     return "\n".join(lines)
 
 
+def rtl_space_reason(cfg) -> dict[str, Any]:
+    from edgestream.compiler import rtl_space
+
+    why = rtl_space.why_not(cfg)
+    return {"implemented": why is None, "why_not": why}
+
+
 def check_config_id(artifact, device_id: str) -> None:
     """Refuse to run `artifact` on a bitstream/simulator built for another hardware configuration."""
     man = artifact.manifest if hasattr(artifact, "manifest") else artifact
@@ -393,6 +400,14 @@ def hardware_writer(graph: Graph, target, hw_config=None, clock_mhz=None, progre
             raise CompileError(f"{hw_config}: configuration {cfg.config_id} needs {int(res[r]):,} {r.upper()} "
                                f"({util[r]:.0%} of {target.name}), over the budget of "
                                f"{target.max_utilization[r]:.0%}")
+        from edgestream.compiler import rtl_space
+
+        if (why := rtl_space.why_not(cfg)) is not None:
+            import warnings
+
+            warnings.warn(f"{hw_config}: configuration {cfg.config_id} is not one the RTL implements ({why}): "
+                          f"the program runs on the program executor only, and its performance figures are "
+                          f"modelled for hardware that does not exist", stacklevel=2)
         exploration = {"chosen_by": "user", "candidates": [], "evaluated": 0,
                        "binding": {"resource": None, "highest_utilization": max(
                            dse.RESOURCES, key=lambda r: res[r] / max(target.budget(r), 1e-9))}}
@@ -419,6 +434,7 @@ def hardware_writer(graph: Graph, target, hw_config=None, clock_mhz=None, progre
             "hw_target": target.to_dict(),
             "hw_config_id": cfg.config_id,
             "hw_config": cfg.to_dict(),
+            "hw_rtl_implements": rtl_space_reason(cfg),
             "hw_resources": {k: v for k, v in res.items()},
             "hw_weight_kind": [wkind, wbits],
             "hw_exploration": exploration,

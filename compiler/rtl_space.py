@@ -1,0 +1,74 @@
+"""The hardware configurations the RTL under hw/rtl implements, and nothing else.
+
+The DSE (edgestream.compiler.dse.explore) chooses only among `candidates(...)`, and a hand-written
+`--hw-config` is refused by `check_implemented` unless the RTL implements it, so every predicted
+figure belongs to hardware that can be simulated (`--device sim` builds the accelerator for the
+artifact's own configuration: edgestream.host.devices.sim) and synthesized.
+
+What the shell (edgestream_accel.sv, es_seq.sv, tlmm_engine.sv) implements today, and why each
+limit is there (docs/registers.md):
+- G = 5 with G-index codes (CB = 8 bits, the 1.6 bpw base-3 byte): es_seq checks BUILD_TABLE's G
+  against its own and the engine decodes CB-bit slots;
+- one weight beat fills the 128-bit bus exactly: Q * T * CB = 128, i.e. (T, Q) in (1, 16), (2, 8),
+  (4, 4) (all three run in the accelerator bench, tests/test_rtl_accel_program.py);
+- integer weights (the LM head) as bit planes through the same tables (`int-planes`);
+- one AXI4 port, 128-bit beats, 16-beat bursts, 16 bursts in flight, a 4 KiB weight FIFO;
+- MAXK a power of two 256..4096 (K > MAXK: K tiles run on the host), MAXTOK 4 tokens per tile,
+  result FIFO 16, no vector unit (vec_lanes 1: the host runs the non-linear instructions);
+- table memories are plain simple-dual-port arrays with a registered read, so where they live
+  (URAM, BRAM, LUTRAM) is the synthesis tool's mapping, modelled by the resource estimate;
+- clock: the pipeline is cut for 250 MHz (docs/hardware.md), so a target's clocks up to 250 MHz.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from edgestream.errors import InputError
+
+G = 5
+TQ = ((1, 16), (2, 8), (4, 4))
+FIXED = dict(tern_encoding="gindex", int_encoding="planes", axi_ports=1, axi_width_bits=128, axi_burst_beats=16,
+             axi_outstanding=16, wbuf_kib=4, max_tok=4, ofifo_depth=16, vec_lanes=1)
+MAX_K = (256, 512, 1024, 2048, 4096)
+MAX_CLOCK_MHZ = 250.0
+TABLE_MEMS = ("uram", "bram", "lutram")
+
+
+def why_not(cfg) -> str | None:
+    """None when the RTL implements `cfg` (an edgestream.compiler.dse.HwConfig), else the reason."""
+    if cfg.G != G:
+        return f"G = {cfg.G}: the RTL decodes G = {G} only"
+    if (cfg.T, cfg.Q) not in TQ:
+        return f"T = {cfg.T}, Q = {cfg.Q}: the RTL needs Q*T*CB = 128 with (T, Q) in {list(TQ)}"
+    for f, v in FIXED.items():
+        if getattr(cfg, f) != v:
+            return f"{f} = {getattr(cfg, f)!r}: the RTL implements {v!r}"
+    if cfg.max_k not in MAX_K:
+        return f"max_k = {cfg.max_k}: the RTL implements {list(MAX_K)}"
+    if cfg.clock_mhz > MAX_CLOCK_MHZ:
+        return f"clock_mhz = {cfg.clock_mhz}: the RTL's pipeline is cut for at most {MAX_CLOCK_MHZ:g} MHz"
+    return None
+
+
+def check_implemented(cfg, src: str = "hardware config"):
+    reason = why_not(cfg)
+    if reason:
+        raise InputError(f"{src}: configuration {cfg.config_id} is not one the RTL implements ({reason}); "
+                         f"implemented: edgestream/compiler/rtl_space.py")
+    return cfg
+
+
+def candidates(clocks_mhz, max_model_k: int) -> Iterator:
+    """Every implemented configuration worth weighing for a model whose largest linear has
+    `max_model_k` columns: the smallest MAXK that holds it (or 4096, with K tiles) and every smaller
+    one, at each of the given clocks the RTL closes."""
+    from edgestream.compiler.dse import HwConfig
+
+    fit = [k for k in MAX_K if k >= max_model_k] or [MAX_K[-1]]
+    ks = [k for k in MAX_K if k <= fit[0]]  # smaller tables cost K tiles, and may be what fits
+    for clk in [c for c in clocks_mhz if c <= MAX_CLOCK_MHZ]:
+        for t, q in TQ:
+            for mk in reversed(ks):
+                for mem in TABLE_MEMS:
+                    yield HwConfig(G=G, T=t, Q=q, table_mem=mem, max_k=mk, clock_mhz=float(clk), **FIXED)
