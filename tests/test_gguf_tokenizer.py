@@ -18,18 +18,17 @@ import re
 import warnings
 from pathlib import Path
 
+import gguf
 import pytest
+import sentencepiece as spm  # the oracle (the `oracle` extra): missing, it fails rather than skips
 from hypothesis import given
 from hypothesis import strategies as st
+from tokenizers import Tokenizer
 
 import edgestream
 from edgestream.compiler.frontends.gguf import load_gguf
 from edgestream.compiler.frontends.gguf_reader import field, open_gguf
 from edgestream.compiler.frontends.gguf_tokenizer import gguf_tokenizer_settings, tokenizer_from_gguf
-
-gguf = pytest.importorskip("gguf")
-spm = pytest.importorskip("sentencepiece")
-from tokenizers import Tokenizer  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 SPM_GGUF = DATA / "spm_bitnet.gguf"
