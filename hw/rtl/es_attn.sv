@@ -1,0 +1,959 @@
+// Attention unit: executes ATTENTION of program.bin over the INT8 KV cache in the KV region, bit-exact
+// to edgestream.numerics (quant_heads, attention), behind the dispatch interface of docs/units.md
+// (es_seq pulses `go` with the 32-byte instruction; the unit resolves and checks its operands,
+// streams, and pulses `done` with an error code once every write is acknowledged).
+//
+// Operands (docs/units.md "KV cache in DDR"): a dst, f0 q, f1 k, f2 v (f32, tile layout), f3 layer |
+// layers << 16, f4 head dim D, f5 heads | KV heads << 16, f6 float32(1/sqrt(D)). The checks run in the
+// documented order before any data moves: fields (ERR FIELD), the four buffer-map entries (fetched
+// back to back; an index out of range is not fetched), the KV region (capacity P = KV_SIZE /
+// (layers*KVH*(2*DB+1)*16) slots; POS + NTOK > P: ERR RANGE; > SMAX: ERR FIELD).
+//
+// Two FSMs walk one sequence of reads: the issuer sends the read commands as early as the read
+// master takes them (rows of the next query set stream in while this one computes), the consumer
+// takes the beats in the same order. Sequence:
+//   phase 1  for token t, KV head g: k row, v row (quantized: es_attn_quant) -> K slot, V slot of
+//            position POS+t (writes); then every write response (the issuer holds the first key
+//            stream until then: the cache it reads includes these slots)
+//   phase 2  for KV head g, for each set of up to NQ (token, head) queries of its GQA group
+//            (token-major): the q rows (quantized into the dot lanes), the key stream (S K slots,
+//            S = POS + last token + 1: pass 1, es_attn_dot + es_attn_score, scores into SBUF),
+//            pass 2 on chip (es_attn_soft: E, a = float32(E)*dv, den, max a), the per-query scalars
+//            (es_attn_scal), the value stream (pass 3: es_attn_wgt weights A, es_attn_vacc sums),
+//            the outputs (es_attn_out) written to dst per query.
+// Keys past a query's position are masked (E = 0). dst must not overlap q, k or v (q rows of later
+// sets are read ahead of earlier outputs).
+// Faults: an AXI error response ends the run at once with ERR AXI_READ / AXI_WRITE (the shell's fault
+// path then aborts the streams); `abort` stops everything, waits until both masters are idle, and
+// pulses done.
+module es_attn #(
+    parameter int Q = es_regs_pkg::ES_Q,
+    parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
+    parameter int DMAX = 256,        // longest head row (multiple of 16)
+    parameter int SMAX = 4096,       // longest context (score buffer depth, power of two)
+    parameter int NQ = 4             // queries per key/value stream (GQA group x tokens)
+) (
+    input  logic         clk,
+    input  logic         rst_n,
+    input  logic         abort,
+    input  logic         go,
+    input  logic [255:0] instr,
+    input  logic [39:0]  prog_base,
+    input  logic [31:0]  prog_size,
+    input  logic [31:0]  n_regions,
+    input  logic [31:0]  n_buffers,
+    input  logic [39:0]  wgt_base,
+    input  logic [31:0]  wgt_size,
+    input  logic [39:0]  act_base,
+    input  logic [31:0]  act_size,
+    input  logic [39:0]  kv_base,
+    input  logic [31:0]  kv_size,
+    input  logic [15:0]  ntok,
+    input  logic [31:0]  pos0,
+    output logic         busy,
+    output logic         done,
+    output logic [7:0]   err_code,
+    output logic [31:0]  err_info,
+    // read stream (an es_axi_rd of the shell)
+    output logic         rd_cmd_valid,
+    input  logic         rd_cmd_ready,
+    output logic [39:0]  rd_cmd_addr,
+    output logic [31:0]  rd_cmd_beats,
+    input  logic         rd_valid,
+    output logic         rd_ready,
+    input  logic [127:0] rd_data,
+    input  logic         rd_busy,
+    input  logic         rd_err,
+    input  logic [1:0]   rd_err_resp,
+    // write stream (an es_axi_wr of the shell)
+    output logic         wr_cmd_valid,
+    input  logic         wr_cmd_ready,
+    output logic [39:0]  wr_cmd_addr,
+    output logic [31:0]  wr_cmd_beats,
+    output logic         wr_valid,
+    input  logic         wr_ready,
+    output logic [127:0] wr_data,
+    input  logic         wr_busy,
+    input  logic         wr_err,
+    input  logic [1:0]   wr_err_resp,
+    // cycles of the last instruction by phase (bench figures; not registers yet)
+    output logic [31:0]  cyc_store,
+    output logic [31:0]  cyc_attend
+);
+    import es_regs_pkg::*;
+    localparam int MT = MAXTOK;
+    localparam int LMT = $clog2(MT);
+    localparam int LQ = $clog2(Q);
+    localparam int LU = $clog2(4 * Q);
+    localparam int LR = LU - 4;
+    localparam int DBMAX = DMAX / 16;
+    localparam int LDB = $clog2(DBMAX);
+    localparam int LS = $clog2(SMAX);
+    localparam int LNQ = (NQ > 1) ? $clog2(NQ) : 1;
+    localparam int AW = 24 + LS;     // value sums: |num| <= 32767 * 128 * SMAX
+
+    // ---------------- instruction and its figures
+    logic [15:0] ia;
+    logic [31:0] f0, f1, f2, f3, f4, f5, scale;
+    logic [15:0] nt;
+    logic [31:0] p0;
+    wire  [15:0] layer = f3[15:0], layers = f3[31:16];
+    wire  [15:0] nh = f5[15:0], nkv = f5[31:16];
+    wire  [8:0]  dd = f4[8:0];                 // D (checked <= DMAX)
+    wire  [4:0]  db = f4[8:4];                 // beats per int8 head row
+    wire  [7:0]  dq = 8'(f4[8:0] >> LQ);       // units per f32 head row
+    wire  [6:0]  d4 = 7'(f4[8:2]);             // beats per f32 head row
+    logic [15:0] rg;                           // GQA group size H / KVH
+    logic [31:0] wq, wk;                       // widths H*D, KVH*D
+    logic [31:0] rbq, rbk;                     // units per token of q/dst, k/v
+    logic [31:0] slots;                        // P
+    logic [31:0] blockb, kbytes;               // block (l, g) bytes, its K part
+    logic [31:0] kslot_b, vslot_b;             // bytes of a K slot, a V slot
+    logic [39:0] lbase;                        // block (layer, 0)
+
+    // ---------------- buffer-map entries: 0 q, 1 k, 2 v, 3 dst
+    logic [31:0] m_off [4];
+    logic [31:0] m_cap [4];
+    logic [31:0] m_w [4];
+    logic [7:0]  m_dt [4];
+    logic [31:0] idx [4];
+    logic [3:0]  ok;
+    logic [39:0] ba [4];                       // buffer addresses
+    always_comb begin
+        idx[0] = f0;
+        idx[1] = f1;
+        idx[2] = f2;
+        idx[3] = 32'(ia);
+        for (int k = 0; k < 4; k++)
+            ok[k] = idx[k] < n_buffers && (33'(idx[k]) + 33'd1) * 33'd16 <= 33'(act_size);
+        for (int k = 0; k < 4; k++) ba[k] = act_base + 40'(m_off[k]);
+    end
+
+    typedef enum logic [4:0] {
+        C_IDLE, C_DIV, C_FCHK, C_FETCH, C_MCHK, C_KVDIV, C_KVCHK, C_GEO, C_GEO2,
+        C1_Q, C1_W, C1_BAR, C2_SET, C2_Q, C2_P1, C2_P2, C2_SC, C2_P3, C2_OUT, C2_OW, C2_NEXT,
+        C_FIN, C_ABORT
+    } cstate_t;
+    cstate_t cs;
+
+    // ---------------- divider (group size, then capacity)
+    logic        dv_start, dv_busy;
+    logic [31:0] dv_n, dv_q;
+    logic [47:0] dv_d, dv_r;
+    es_attn_div #(.N(32), .M(48)) u_div (
+        .clk, .rst_n, .start(dv_start), .n(dv_n), .d(dv_d), .busy(dv_busy), .q(dv_q), .r(dv_r)
+    );
+
+    // ---------------- on-chip buffers
+    logic [127:0] kbuf [DBMAX];                // quantized K row (phase 1)
+    logic [127:0] vbuf [DBMAX];                // quantized V row (phase 1)
+    logic [31:0]  dk_r, dv_r1;
+
+    // score buffer: scores (pass 1) then weights a (pass 2) of NQ queries per key; dv per key
+    logic [NQ*32-1:0] sbuf [SMAX];
+    logic [31:0]      dvbuf [SMAX];
+    logic             sb_we;
+    logic [LS-1:0]    sb_waddr, sb_raddr;
+    logic [NQ*32-1:0] sb_wdata, sb_rdata;
+    logic [31:0]      dvb_rdata;
+    logic             dvb_we;
+    logic [LS-1:0]    dvb_waddr;
+    logic [31:0]      dvb_wdata;
+    always_ff @(posedge clk) begin
+        if (sb_we) sbuf[sb_waddr] <= sb_wdata;
+        if (dvb_we) dvbuf[dvb_waddr] <= dvb_wdata;
+        sb_rdata <= sbuf[sb_raddr];
+        dvb_rdata <= dvbuf[sb_raddr];
+    end
+
+    // ---------------- query set (consumer side)
+    logic [15:0] q_t [NQ];                     // token of query n
+    logic [15:0] q_h [NQ];                     // head of query n
+    logic [31:0] q_pos [NQ];                   // its position (keys j <= q_pos visible)
+    logic [31:0] q_dq [NQ];
+    logic [LNQ:0] ns;                          // queries in the set
+    logic [31:0] sk;                           // keys of the set (S)
+    logic [15:0] ct, ci;                       // next query (token, index in group) to take
+    logic [15:0] cg, cgh;                      // KV head, its first query head g*rg
+    logic [39:0] cgbase;                       // block (layer, cg)
+    logic [15:0] c1t, c1g;                     // phase-1 position
+    logic        c1v;                          // phase 1: quantizing v (else k)
+    logic [LNQ:0] cn;                          // lane being quantized / scaled / written
+
+    // ---------------- quantizer
+    logic         qz_start, qz_done, qz_in_valid, qz_in_ready, qz_we;
+    logic [LDB-1:0] qz_addr;
+    logic [127:0] qz_data;
+    logic [31:0]  qz_d;
+    es_attn_quant #(.DBMAX(DBMAX)) u_quant (
+        .clk, .rst_n(rst_n && cs != C_ABORT), .start(qz_start), .nbeats(d4),
+        .in_valid(qz_in_valid), .in_ready(qz_in_ready), .in_data(rd_data),
+        .out_we(qz_we), .out_addr(qz_addr), .out_data(qz_data), .done(qz_done), .d(qz_d)
+    );
+
+    // ---------------- pass 1: dot products and scores
+    logic           p1_take;                   // a key-stream beat is consumed
+    logic [LDB:0]   kb;                        // beat in the K slot (0 = scale beat)
+    logic [31:0]    kj, sj;                    // key of the next beat, next score to store
+    logic           dot_valid;
+    logic [NQ*32-1:0] dot;
+    es_attn_dot #(.NQ(NQ), .DBMAX(DBMAX)) u_dot (
+        .clk, .rst_n,
+        .q_we(qz_we && cs == C2_Q), .q_lane(cn[LNQ-1:0]), .q_addr(qz_addr), .q_data(qz_data),
+        .k_valid(p1_take && kb != '0), .k_addr(LDB'(kb - 1'b1)), .k_last(kb == (LDB + 1)'(db)), .k_data(rd_data),
+        .dot_valid, .dot
+    );
+    logic           sc_valid;
+    logic [NQ*32-1:0] sc_s;
+    logic [NQ*32-1:0] dq_all;
+    always_comb for (int n = 0; n < NQ; n++) dq_all[32*n +: 32] = q_dq[n];
+    es_attn_score #(.NQ(NQ)) u_score (
+        .clk, .rst_n(rst_n && cs != C_ABORT), .scale, .dq(dq_all),
+        .k_valid(p1_take && kb == '0), .dk(rd_data[31:0]),
+        .dot_valid, .dot, .s_valid(sc_valid), .s(sc_s)
+    );
+    logic [NQ*32-1:0] smax;
+    logic [NQ-1:0]    seen;                    // lane has a visible score
+
+    // ---------------- pass 2: softmax weights
+    logic           p2_iss;
+    logic [31:0]    p2j;                       // next key to issue
+    logic           p2_v1;                     // SBUF read data valid (one cycle after issue)
+    logic [NQ-1:0]  vis1;
+    logic           so_valid;
+    logic [NQ*32-1:0] so_a;
+    logic [NQ*17-1:0] so_e;
+    logic [31:0]    soj;                       // key of the next weight leaving
+    logic [NQ*32-1:0] amax;
+    logic [NQ*48-1:0] den;
+    es_attn_soft #(.NQ(NQ)) u_soft (
+        .clk, .rst_n(rst_n && cs != C_ABORT), .in_valid(p2_v1), .vis(vis1), .s(sb_rdata), .dv(dvb_rdata),
+        .smax, .out_valid(so_valid), .a(so_a), .e(so_e)
+    );
+
+    // ---------------- per-query scalars
+    logic        scl_start, scl_done;
+    logic [31:0] scl_mult, scl_f;
+    logic [31:0] q_mult [NQ];
+    logic [31:0] q_f [NQ];
+    es_attn_scal u_scal (
+        .clk, .rst_n(rst_n && cs != C_ABORT), .start(scl_start), .amax(amax[32*cn[LNQ-1:0] +: 32]),
+        .den(den[48*cn[LNQ-1:0] +: 48]), .done(scl_done), .mult(scl_mult), .f(scl_f)
+    );
+
+    // ---------------- pass 3: weights A and the value sums
+    logic           wg_iss;                    // weight computation issued for key wgj (combinational)
+    logic [31:0]    wgj;
+    logic           wg_v1;
+    logic           wg_valid;
+    logic [NQ*16-1:0] wg_a;
+    logic [NQ*32-1:0] mult_all;
+    always_comb for (int n = 0; n < NQ; n++) mult_all[32*n +: 32] = q_mult[n];
+    es_attn_wgt #(.NQ(NQ)) u_wgt (
+        .clk, .rst_n(rst_n && cs != C_ABORT), .in_valid(wg_v1), .a(sb_rdata), .mult(mult_all),
+        .out_valid(wg_valid), .w(wg_a)
+    );
+    localparam int AF = 16;                    // weight FIFO (keys), > the weight pipeline depth
+    logic           af_valid, af_pop, af_in_ready;
+    logic [NQ*16-1:0] af_data;
+    logic [4:0]     af_count;
+    logic [5:0]     wg_fly;                    // weights issued, not yet in the FIFO
+    tlmm_fifo #(.W(NQ * 16), .DEPTH(AF)) u_af (
+        .clk, .rst_n(rst_n && cs == C2_P3), .in_valid(wg_valid), .in_ready(af_in_ready), .in_data(wg_a),
+        .out_valid(af_valid), .out_ready(af_pop), .out_data(af_data), .count(af_count)
+    );
+    // weights run ahead of the value stream through the FIFO (credit: in flight + queued)
+    assign wg_iss = cs == C2_P3 && wgj != sk && 32'(wg_fly) + 32'(af_count) < AF - 1;
+    logic           p3_take;
+    logic [LDB-1:0] vb;                        // beat in the V slot
+    logic [31:0]    vj;                        // key of the next value beat
+    logic [LDB-1:0] o_addr;
+    logic [16*AW-1:0] o_data;
+    es_attn_vacc #(.NQ(NQ), .DBMAX(DBMAX), .AW(AW)) u_vacc (
+        .clk, .rst_n, .v_valid(p3_take), .v_first(vj == 32'd0), .v_addr(vb), .v_data(rd_data), .a_w(af_data),
+        .o_addr, .o_lane(cn[LNQ-1:0]), .o_data
+    );
+    logic [2:0]     p3_drain;
+
+    // ---------------- outputs
+    wire            oc_iss = cs == C2_OUT && oc_k != (LDB + 2)'(32'(db) << 2);
+    logic [LDB+1:0] oc_k;                      // output beat (4 floats) being converted
+    logic           oc_valid;
+    logic [127:0]   oc_y;
+    logic [LDB+1:0] oc_wk;                     // next output beat to store
+    logic [127:0]   obuf [DBMAX * 4];
+    es_attn_out #(.AW(AW)) u_out (
+        .clk, .rst_n(rst_n && cs != C_ABORT), .in_valid(oc_iss),
+        .num(o_data[4*AW*oc_k[1:0] +: 4*AW]), .f(q_f[cn[LNQ-1:0]]), .out_valid(oc_valid), .y(oc_y)
+    );
+    assign o_addr = oc_k[LDB+1:2];
+
+    // ---------------- the write side: jobs of one command (K slot, V slot) or DQ commands (output row)
+    typedef enum logic [1:0] { WJ_K, WJ_V, WJ_O } wkind_t;
+    logic        wj_start, wj_busy;
+    wkind_t      wj_kind;
+    logic [39:0] wj_addr;
+    logic [31:0] wj_stride;
+    logic [7:0]  wj_cmds;                      // commands left
+    logic [31:0] wj_beats;                     // beats per command
+    logic [31:0] wj_left;                      // beats of the current command left
+    logic        wj_cmd_sent;
+    logic [6:0]  wj_i;                         // next data beat of the job
+    logic [31:0] pos_w;                        // position written (K slot word 2)
+    always_comb begin
+        wr_data = '0;
+        case (wj_kind)
+            WJ_K: wr_data = wj_i == 7'd0 ? {32'd0, pos_w, dv_r1, dk_r} : kbuf[LDB'(wj_i - 7'd1)];
+            WJ_V: wr_data = vbuf[LDB'(wj_i)];
+            default: wr_data = obuf[wj_i[LDB+1:0]];
+        endcase
+    end
+    assign wr_cmd_valid = wj_busy && !wj_cmd_sent && wj_cmds != 8'd0 && cs != C_ABORT;
+    assign wr_cmd_addr = wj_addr;
+    assign wr_cmd_beats = wj_beats;
+    assign wr_valid = wj_busy && wj_cmd_sent && wj_left != 32'd0 && cs != C_ABORT;
+
+    // ---------------- issuer: read commands in consumption order
+    typedef enum logic [3:0] { I_IDLE, I_P1, I_P1A, I_P1C, I_SET, I_QA, I_QC, I_BAR, I_K, I_V, I_DONE } istate_t;
+    istate_t is;
+    logic [15:0] it, ig, iqt, iqi;             // phase 1 token / KV head; phase 2 next query
+    logic        iv;                           // phase 1: v row
+    logic [LNQ:0] in_;                         // queries of the set issued
+    logic [15:0] ilast;                        // last token of the set
+    logic [39:0] igbase;
+    logic [1:0]  iwait;
+    logic [39:0] ir_addr;
+    logic [31:0] ir_stride;
+    logic [7:0]  icmds;
+    logic [39:0] ra_base;
+    logic [31:0] ra_rb;
+    logic [15:0] ra_t, ra_h;
+    logic [39:0] ra_addr;
+    logic [31:0] ra_stride;
+    es_attn_rowaddr #(.Q(Q), .MAXTOK(MT)) u_ra (
+        .clk, .base(ra_base), .rb(ra_rb), .ntok(nt), .t(ra_t), .h(ra_h), .dq, .addr(ra_addr), .stride(ra_stride)
+    );
+    logic        p1_done;                      // every phase-1 write acknowledged
+    logic        i_go;
+    logic [2:0]  fk;                           // entry fetch pointer (issuer, C_FETCH)
+    logic [31:0] iS;
+    always_comb begin
+        rd_cmd_valid = 1'b0;
+        rd_cmd_addr = ir_addr;
+        rd_cmd_beats = 32'd1 << LR;
+        case (is)
+            I_P1C, I_QC: begin
+                rd_cmd_valid = icmds != 8'd0;
+                rd_cmd_beats = ir_stride == (32'd1 << LU) ? 32'(d4) : 32'd1 << LR;
+            end
+            I_K: begin
+                rd_cmd_valid = 1'b1;
+                rd_cmd_addr = igbase;
+                rd_cmd_beats = iS * (32'(db) + 32'd1);
+            end
+            I_V: begin
+                rd_cmd_valid = 1'b1;
+                rd_cmd_addr = igbase + 40'(kbytes);
+                rd_cmd_beats = iS * 32'(db);
+            end
+            default: ;
+        endcase
+        if (cs == C_FETCH) begin
+            rd_cmd_valid = fk != 3'd4 && ok[fk[1:0]];
+            rd_cmd_addr = act_base + (40'(idx[fk[1:0]]) << 4);
+            rd_cmd_beats = 32'd1;
+        end
+        if (cs == C_ABORT || cs == C_IDLE) rd_cmd_valid = 1'b0;
+    end
+
+    always_ff @(posedge clk) begin
+        if (!rst_n || cs == C_ABORT || cs == C_IDLE) begin
+            is <= I_IDLE;
+        end else begin
+            case (is)
+                I_IDLE: if (i_go) begin
+                    is <= I_P1;
+                    it <= '0;
+                    ig <= '0;
+                    iv <= 1'b0;
+                end
+                I_P1: begin
+                    ra_base <= iv ? ba[2] : ba[1];
+                    ra_rb <= rbk;
+                    ra_t <= it;
+                    ra_h <= ig;
+                    iwait <= 2'd2;
+                    is <= I_P1A;
+                end
+                I_P1A: begin
+                    if (iwait != 2'd0) iwait <= iwait - 2'd1;
+                    else begin
+                        ir_addr <= ra_addr;
+                        ir_stride <= ra_stride;
+                        icmds <= ra_stride == (32'd1 << LU) ? 8'd1 : dq;
+                        is <= I_P1C;
+                    end
+                end
+                I_P1C: if (icmds == 8'd0) begin
+                    if (!iv) iv <= 1'b1;
+                    else begin
+                        iv <= 1'b0;
+                        if (ig + 16'd1 != nkv) ig <= ig + 16'd1;
+                        else begin
+                            ig <= '0;
+                            it <= it + 16'd1;
+                        end
+                    end
+                    is <= (iv && ig + 16'd1 == nkv && it + 16'd1 == nt) ? I_SET : I_P1;
+                    if (iv && ig + 16'd1 == nkv && it + 16'd1 == nt) begin
+                        ig <= '0;
+                        iqt <= '0;
+                        iqi <= '0;
+                        igbase <= lbase;
+                        in_ <= '0;
+                    end
+                end else if (rd_cmd_ready) begin
+                    icmds <= icmds - 8'd1;
+                    ir_addr <= ir_addr + 40'(ir_stride);
+                end
+                I_SET: begin
+                    // next query of the set: its q row
+                    ra_base <= ba[0];
+                    ra_rb <= rbq;
+                    ra_t <= iqt;
+                    ra_h <= ig * rg + iqi;
+                    ilast <= iqt;
+                    iwait <= 2'd2;
+                    is <= I_QA;
+                end
+                I_QA: begin
+                    if (iwait != 2'd0) iwait <= iwait - 2'd1;
+                    else begin
+                        ir_addr <= ra_addr;
+                        ir_stride <= ra_stride;
+                        icmds <= ra_stride == (32'd1 << LU) ? 8'd1 : dq;
+                        is <= I_QC;
+                    end
+                end
+                I_QC: if (icmds == 8'd0) begin
+                    logic [15:0] ni, nt2;
+                    ni = iqi + 16'd1;
+                    nt2 = iqt;
+                    if (ni == rg) begin
+                        ni = '0;
+                        nt2 = iqt + 16'd1;
+                    end
+                    iqi <= ni;
+                    iqt <= nt2;
+                    in_ <= in_ + 1'b1;
+                    if (32'(in_) + 32'd1 == NQ || nt2 == nt) begin
+                        iS <= p0 + 32'(ilast) + 32'd1;
+                        is <= I_BAR;
+                    end else is <= I_SET;
+                end else if (rd_cmd_ready) begin
+                    icmds <= icmds - 8'd1;
+                    ir_addr <= ir_addr + 40'(ir_stride);
+                end
+                I_BAR: if (p1_done) is <= I_K;
+                I_K: if (rd_cmd_ready) is <= I_V;
+                I_V: if (rd_cmd_ready) begin
+                    in_ <= '0;
+                    if (iqt != nt) is <= I_SET;
+                    else begin
+                        iqt <= '0;
+                        iqi <= '0;
+                        igbase <= igbase + 40'(blockb);
+                        if (ig + 16'd1 == nkv) is <= I_DONE;
+                        else begin
+                            ig <= ig + 16'd1;
+                            is <= I_SET;
+                        end
+                    end
+                end
+                default: ;
+            endcase
+        end
+    end
+
+    // ---------------- consumer
+    logic [2:0]  rk;                           // entry beats received
+    logic [1:0]  mk;                           // map entry being checked
+    logic [1:0]  cw;
+    logic [39:0] oa_base;
+    logic [15:0] oa_t, oa_h;
+    logic [39:0] oa_addr;
+    logic [31:0] oa_stride;
+    es_attn_rowaddr #(.Q(Q), .MAXTOK(MT)) u_oa (
+        .clk, .base(oa_base), .rb(rbq), .ntok(nt), .t(oa_t), .h(oa_h), .dq, .addr(oa_addr), .stride(oa_stride)
+    );
+    logic [47:0] tiles_rbq, tiles_rbk;
+    logic [31:0] kv_pos;
+    wire [15:0] tiles = 16'((32'(nt) + 32'(MT - 1)) >> LMT);
+    always_ff @(posedge clk) begin
+        tiles_rbq <= 48'(tiles) * 48'(rbq);
+        tiles_rbk <= 48'(tiles) * 48'(rbk);
+    end
+    wire [63:0] need_q = 64'(tiles_rbq) << (LMT + LU);
+    wire [63:0] need_k = 64'(tiles_rbk) << (LMT + LU);
+
+    // rd data routing
+    wire in_q = cs == C1_Q || cs == C2_Q;
+    assign qz_in_valid = in_q && rd_valid;
+    assign p1_take = cs == C2_P1 && rd_valid && kj != sk;
+    assign p3_take = cs == C2_P3 && rd_valid && af_valid && vj != sk;
+    assign af_pop = p3_take && vb == LDB'(db - 5'd1);
+    always_comb begin
+        rd_ready = 1'b0;
+        case (cs)
+            C_FETCH: rd_ready = 1'b1;
+            C1_Q, C2_Q: rd_ready = qz_in_ready;
+            C2_P1: rd_ready = kj != sk;
+            C2_P3: rd_ready = af_valid && vj != sk;
+            C_ABORT: rd_ready = 1'b1;
+            default: rd_ready = 1'b0;
+        endcase
+    end
+    assign busy = cs != C_IDLE;
+
+    wire ax_fault = rd_err || wr_err;
+
+    // pass 2 visibility of key p2j for lane n
+    logic [NQ-1:0] vis0;
+    always_comb for (int n = 0; n < NQ; n++) vis0[n] = n < 32'(ns) && p2j <= q_pos[n];
+
+    // pass-1 scores: visibility of key sj per lane
+    logic [NQ-1:0] svis;
+    always_comb for (int n = 0; n < NQ; n++) svis[n] = n < 32'(ns) && sj <= q_pos[n];
+
+    function automatic logic fgt(input logic [31:0] a, input logic [31:0] b);   // a > b, finite floats
+        logic [31:0] ka, kb2;
+        ka = a[31] ? ~a : a | 32'h8000_0000;
+        kb2 = b[31] ? ~b : b | 32'h8000_0000;
+        return ka > kb2;
+    endfunction
+
+    always_ff @(posedge clk) begin
+        done <= 1'b0;
+        dv_start <= 1'b0;
+        qz_start <= 1'b0;
+        scl_start <= 1'b0;
+        wj_start <= 1'b0;
+        i_go <= 1'b0;
+        sb_we <= 1'b0;
+        dvb_we <= 1'b0;
+        if (!rst_n) begin
+            cs <= C_IDLE;
+            err_code <= ES_ERR_NONE;
+            err_info <= '0;
+            wj_busy <= 1'b0;
+            p1_done <= 1'b0;
+            cyc_store <= '0;
+            cyc_attend <= '0;
+        end else if (abort && cs != C_IDLE && cs != C_ABORT) begin
+            cs <= C_ABORT;
+            wj_busy <= 1'b0;
+        end else if (cs != C_IDLE && cs != C_ABORT && ax_fault) begin
+            err_code <= rd_err ? ES_ERR_AXI_READ : ES_ERR_AXI_WRITE;
+            err_info <= 32'(rd_err ? rd_err_resp : wr_err_resp);
+            wj_busy <= 1'b0;
+            done <= 1'b1;
+            cs <= C_IDLE;
+        end else begin
+            if (cs == C1_Q || cs == C1_W || cs == C1_BAR) cyc_store <= cyc_store + 32'd1;
+            if (cs >= C2_SET && cs <= C2_NEXT) cyc_attend <= cyc_attend + 32'd1;
+
+            // ---- write jobs
+            if (wj_start) begin
+                wj_busy <= 1'b1;
+                wj_cmd_sent <= 1'b0;
+                wj_i <= '0;
+            end else if (wj_busy) begin
+                if (!wj_cmd_sent) begin
+                    if (wj_cmds == 8'd0) wj_busy <= 1'b0;
+                    else if (wr_cmd_ready) begin
+                        wj_cmd_sent <= 1'b1;
+                        wj_left <= wj_beats;
+                    end
+                end else if (wj_left == 32'd0) begin
+                    wj_cmd_sent <= 1'b0;
+                    wj_cmds <= wj_cmds - 8'd1;
+                    wj_addr <= wj_addr + 40'(wj_stride);
+                end else if (wr_ready) begin
+                    wj_left <= wj_left - 32'd1;
+                    wj_i <= wj_i + 7'd1;
+                end
+            end
+
+            case (cs)
+                C_IDLE: if (go) begin
+                    ia <= instr[31:16];
+                    f0 <= instr[63:32];
+                    f1 <= instr[95:64];
+                    f2 <= instr[127:96];
+                    f3 <= instr[159:128];
+                    f4 <= instr[191:160];
+                    f5 <= instr[223:192];
+                    scale <= instr[255:224];
+                    nt <= ntok;
+                    p0 <= pos0;
+                    err_code <= ES_ERR_NONE;
+                    err_info <= '0;
+                    p1_done <= 1'b0;
+                    cyc_store <= '0;
+                    cyc_attend <= '0;
+                    dv_start <= 1'b1;
+                    dv_n <= 32'(instr[207:192]);
+                    dv_d <= 48'(instr[223:208]);
+                    cs <= C_DIV;
+                end
+                C_DIV: if (!dv_busy && !dv_start) begin
+                    rg <= dv_q[15:0];
+                    wq <= 32'(nh) * 32'(dd);
+                    wk <= 32'(nkv) * 32'(dd);
+                    cs <= C_FCHK;
+                end
+                C_FCHK: begin
+                    rbq <= wq >> LQ;
+                    rbk <= wk >> LQ;
+                    if (nt == 16'd0 || f4 == 32'd0 || f4[3:0] != 4'd0 || f4 > 32'(DMAX) || nh == 16'd0 || nkv == 16'd0
+                        || dv_r != 48'd0 || layers == 16'd0 || layer >= layers) begin
+                        err_code <= ES_ERR_FIELD;
+                        err_info <= 32'(ES_OP_ATTENTION);
+                        done <= 1'b1;
+                        cs <= C_IDLE;
+                    end else begin
+                        fk <= '0;
+                        rk <= '0;
+                        cs <= C_FETCH;
+                    end
+                end
+                C_FETCH: begin
+                    if (rd_cmd_valid && rd_cmd_ready) fk <= fk + 3'd1;
+                    else if (fk != 3'd4 && !ok[fk[1:0]]) fk <= fk + 3'd1;
+                    if (rd_valid) begin
+                        // beats arrive in the order of the fetched entries; rk walks the fetched ones
+                        logic [1:0] e;
+                        e = 2'd0;
+                        for (int k = 3; k >= 0; k--) if (ok[k] && 3'(k) >= rk) e = 2'(k);
+                        m_off[e] <= rd_data[31:0];
+                        m_cap[e] <= rd_data[63:32];
+                        m_w[e] <= rd_data[95:64];
+                        m_dt[e] <= rd_data[103:96];
+                        rk <= 3'(e) + 3'd1;
+                    end
+                    if (fk == 3'd4 && !rd_valid && !rd_busy) begin
+                        mk <= '0;
+                        cs <= C_MCHK;
+                    end
+                end
+                C_MCHK: begin
+                    logic [63:0] nd;
+                    logic [31:0] w;
+                    logic [7:0]  fail;
+                    nd = (mk == 2'd1 || mk == 2'd2) ? need_k : need_q;
+                    w = (mk == 2'd1 || mk == 2'd2) ? wk : wq;
+                    fail = ES_ERR_NONE;
+                    if (!ok[mk]) fail = ES_ERR_RANGE;
+                    else if (m_dt[mk] != ES_B_F32 || m_w[mk] != w) fail = ES_ERR_FIELD;
+                    else if (m_off[mk][3:0] != 4'd0 || 33'(m_off[mk]) + 33'(m_cap[mk]) > 33'(act_size)
+                             || nd > 64'(m_cap[mk])) fail = ES_ERR_RANGE;
+                    if (fail != ES_ERR_NONE) begin
+                        err_code <= fail;
+                        err_info <= 32'(ES_OP_ATTENTION);
+                        done <= 1'b1;
+                        cs <= C_IDLE;
+                    end else if (mk == 2'd3) begin
+                        dv_start <= 1'b1;
+                        dv_n <= kv_size;
+                        dv_d <= 48'(layers) * 48'(nkv) * ((48'(db) << 5) + 48'd16);
+                        cs <= C_KVDIV;
+                    end else mk <= mk + 2'd1;
+                end
+                C_KVDIV: if (!dv_busy && !dv_start) begin
+                    slots <= dv_q;
+                    cs <= C_KVCHK;
+                end
+                C_KVCHK: begin
+                    logic [7:0] fail;
+                    if (kv_base[3:0] != 4'd0 || 33'(p0) + 33'(nt) > 33'(slots)) fail = ES_ERR_RANGE;
+                    else if (33'(p0) + 33'(nt) > 33'(SMAX)) fail = ES_ERR_FIELD;
+                    else fail = ES_ERR_NONE;
+                    kslot_b <= (32'(db) << 4) + 32'd16;
+                    vslot_b <= 32'(db) << 4;
+                    blockb <= slots * ((32'(db) << 5) + 32'd16);
+                    kbytes <= slots * ((32'(db) << 4) + 32'd16);
+                    if (fail != ES_ERR_NONE) begin
+                        err_code <= fail;
+                        err_info <= 32'(ES_OP_ATTENTION);
+                        done <= 1'b1;
+                        cs <= C_IDLE;
+                    end else cs <= C_GEO;
+                end
+                C_GEO: begin
+                    lbase <= kv_base + 40'(32'(layer) * 32'(nkv) * blockb);
+                    cs <= C_GEO2;
+                end
+                C_GEO2: begin
+                    i_go <= 1'b1;
+                    c1t <= '0;
+                    c1g <= '0;
+                    c1v <= 1'b0;
+                    cgbase <= lbase;
+                    qz_start <= 1'b1;
+                    cs <= C1_Q;
+                end
+                // ---- phase 1: quantize k (then v) of (c1t, c1g) into kbuf / vbuf
+                C1_Q: begin
+                    if (qz_done) begin
+                        if (!c1v) begin
+                            dk_r <= qz_d;
+                            c1v <= 1'b1;
+                            qz_start <= 1'b1;
+                        end else begin
+                            dv_r1 <= qz_d;
+                            c1v <= 1'b0;
+                            kv_pos <= p0 + 32'(c1t);
+                            cw <= 2'd0;
+                            cs <= C1_W;
+                        end
+                    end
+                end
+                C1_W: begin
+                    // K slot, then V slot, of position p0 + c1t in block (layer, c1g)
+                    if (!wj_busy && !wj_start) begin
+                        if (cw == 2'd0) begin
+                            wj_start <= 1'b1;
+                            wj_kind <= WJ_K;
+                            wj_addr <= cgbase + 40'(kv_pos) * 40'(kslot_b);
+                            wj_beats <= 32'(db) + 32'd1;
+                            wj_cmds <= 8'd1;
+                            wj_stride <= '0;
+                            pos_w <= kv_pos;
+                            cw <= 2'd1;
+                        end else if (cw == 2'd1) begin
+                            wj_start <= 1'b1;
+                            wj_kind <= WJ_V;
+                            wj_addr <= cgbase + 40'(kbytes) + 40'(kv_pos) * 40'(vslot_b);
+                            wj_beats <= 32'(db);
+                            wj_cmds <= 8'd1;
+                            cw <= 2'd2;
+                        end else begin
+                            if (c1g + 16'd1 != nkv) begin
+                                c1g <= c1g + 16'd1;
+                                cgbase <= cgbase + 40'(blockb);
+                            end else begin
+                                c1g <= '0;
+                                cgbase <= lbase;
+                                c1t <= c1t + 16'd1;
+                            end
+                            if (c1g + 16'd1 == nkv && c1t + 16'd1 == nt) cs <= C1_BAR;
+                            else begin
+                                qz_start <= 1'b1;
+                                cs <= C1_Q;
+                            end
+                        end
+                    end
+                end
+                C1_BAR: if (!wj_busy && !wj_start && !wr_busy) begin
+                    p1_done <= 1'b1;
+                    cg <= '0;
+                    cgh <= '0;
+                    ct <= '0;
+                    ci <= '0;
+                    cgbase <= lbase;
+                    cs <= C2_SET;
+                end
+                // ---- phase 2
+                C2_SET: begin
+                    // take the queries of the next set (token-major in the group)
+                    logic [15:0] t2, i2;
+                    logic [LNQ:0] n2;
+                    t2 = ct;
+                    i2 = ci;
+                    n2 = '0;
+                    for (int n = 0; n < NQ; n++) begin
+                        if (t2 != nt) begin
+                            q_t[n] <= t2;
+                            q_h[n] <= cgh + i2;
+                            q_pos[n] <= p0 + 32'(t2);
+                            sk <= p0 + 32'(t2) + 32'd1;
+                            n2 = n2 + 1'b1;
+                            i2 = i2 + 16'd1;
+                            if (i2 == rg) begin
+                                i2 = '0;
+                                t2 = t2 + 16'd1;
+                            end
+                        end
+                    end
+                    ct <= t2;
+                    ci <= i2;
+                    ns <= n2;
+                    cn <= '0;
+                    qz_start <= 1'b1;
+                    cs <= C2_Q;
+                end
+                C2_Q: if (qz_done) begin
+                    q_dq[cn[LNQ-1:0]] <= qz_d;
+                    if (cn + 1'b1 == ns) begin
+                        kj <= '0;
+                        kb <= '0;
+                        sj <= '0;
+                        seen <= '0;
+                        cs <= C2_P1;
+                    end else begin
+                        cn <= cn + 1'b1;
+                        qz_start <= 1'b1;
+                    end
+                end
+                C2_P1: begin
+                    if (p1_take) begin
+                        if (kb == '0) begin
+                            dvb_we <= 1'b1;
+                            dvb_waddr <= LS'(kj);
+                            dvb_wdata <= rd_data[63:32];
+                        end
+                        if (kb == (LDB + 1)'(db)) begin
+                            kb <= '0;
+                            kj <= kj + 32'd1;
+                        end else kb <= kb + 1'b1;
+                    end
+                    if (sc_valid) begin
+                        sb_we <= 1'b1;
+                        sb_waddr <= LS'(sj);
+                        sb_wdata <= sc_s;
+                        for (int n = 0; n < NQ; n++)
+                            if (svis[n] && (!seen[n] || fgt(sc_s[32*n +: 32], smax[32*n +: 32]))) begin
+                                smax[32*n +: 32] <= sc_s[32*n +: 32];
+                                seen[n] <= 1'b1;
+                            end
+                        sj <= sj + 32'd1;
+                    end
+                    if (sj == sk && !sb_we) begin   // the last score is in SBUF before pass 2 reads
+                        p2j <= '0;
+                        p2_v1 <= 1'b0;
+                        soj <= '0;
+                        amax <= '0;
+                        den <= '0;
+                        cs <= C2_P2;
+                    end
+                end
+                C2_P2: begin
+                    p2_v1 <= p2j != sk;
+                    vis1 <= vis0;
+                    if (p2j != sk) p2j <= p2j + 32'd1;
+                    if (so_valid) begin
+                        sb_we <= 1'b1;
+                        sb_waddr <= LS'(soj);
+                        sb_wdata <= so_a;
+                        for (int n = 0; n < NQ; n++) begin
+                            if (fgt(so_a[32*n +: 32], amax[32*n +: 32])) amax[32*n +: 32] <= so_a[32*n +: 32];
+                            den[48*n +: 48] <= den[48*n +: 48] + 48'(so_e[17*n +: 17]);
+                        end
+                        soj <= soj + 32'd1;
+                    end
+                    if (soj == sk) begin
+                        cn <= '0;
+                        scl_start <= 1'b1;
+                        cs <= C2_SC;
+                    end
+                end
+                C2_SC: if (scl_done) begin
+                    q_mult[cn[LNQ-1:0]] <= scl_mult;
+                    q_f[cn[LNQ-1:0]] <= scl_f;
+                    if (cn + 1'b1 == ns) begin
+                        wgj <= '0;
+                        wg_v1 <= 1'b0;
+                        wg_fly <= '0;
+                        vj <= '0;
+                        vb <= '0;
+                        p3_drain <= '0;
+                        cs <= C2_P3;
+                    end else begin
+                        cn <= cn + 1'b1;
+                        scl_start <= 1'b1;
+                    end
+                end
+                C2_P3: begin
+                    wg_v1 <= wg_iss;
+                    if (wg_iss) wgj <= wgj + 32'd1;
+                    wg_fly <= wg_fly + 6'(wg_iss) - 6'(wg_valid);
+                    if (p3_take) begin
+                        if (vb == LDB'(db - 5'd1)) begin
+                            vb <= '0;
+                            vj <= vj + 32'd1;
+                        end else vb <= vb + 1'b1;
+                    end
+                    if (vj == sk) begin
+                        p3_drain <= p3_drain + 3'd1;
+                        if (p3_drain == 3'd3) begin
+                            cn <= '0;
+                            oc_k <= '0;
+                            oc_wk <= '0;
+                            cs <= C2_OUT;
+                        end
+                    end
+                end
+                C2_OUT: begin
+                    // lane cn: 4 columns per cycle into obuf, then its row to dst
+                    if (oc_iss) oc_k <= oc_k + 1'b1;
+                    if (oc_valid) begin
+                        obuf[oc_wk] <= oc_y;
+                        oc_wk <= oc_wk + 1'b1;
+                    end
+                    oa_base <= ba[3];
+                    oa_t <= q_t[cn[LNQ-1:0]];
+                    oa_h <= q_h[cn[LNQ-1:0]];
+                    if (oc_wk == (LDB + 2)'(32'(db) << 2) && !wj_busy && !wj_start) cs <= C2_OW;
+                end
+                C2_OW: begin
+                    wj_start <= 1'b1;
+                    wj_kind <= WJ_O;
+                    wj_addr <= oa_addr;
+                    wj_stride <= oa_stride;
+                    wj_cmds <= oa_stride == (32'd1 << LU) ? 8'd1 : dq;
+                    wj_beats <= oa_stride == (32'd1 << LU) ? 32'(d4) : 32'd1 << LR;
+                    cs <= C2_NEXT;
+                end
+                C2_NEXT: if (!wj_busy && !wj_start) begin
+                    if (cn + 1'b1 != ns) begin
+                        cn <= cn + 1'b1;
+                        oc_k <= '0;
+                        oc_wk <= '0;
+                        cs <= C2_OUT;
+                    end else if (ct != nt) begin
+                        cs <= C2_SET;
+                    end else if (cg + 16'd1 != nkv) begin
+                        cg <= cg + 16'd1;
+                        cgh <= cgh + rg;
+                        ct <= '0;
+                        ci <= '0;
+                        cgbase <= cgbase + 40'(blockb);
+                        cs <= C2_SET;
+                    end else cs <= C_FIN;
+                end
+                C_FIN: if (!wj_busy && !wr_busy) begin
+                    done <= 1'b1;
+                    cs <= C_IDLE;
+                end
+                C_ABORT: if (!rd_busy && !wr_busy) begin
+                    done <= 1'b1;
+                    cs <= C_IDLE;
+                end
+                default: cs <= C_IDLE;
+            endcase
+        end
+    end
+
+    // SBUF read address: pass 2 issues p2j, pass 3 issues wgj
+    assign sb_raddr = cs == C2_P3 ? LS'(wgj) : LS'(p2j);
+
+    // the K and V rows from the quantizer (phase 1)
+    always_ff @(posedge clk) begin
+        if (qz_we && cs == C1_Q) begin
+            if (!c1v) kbuf[qz_addr] <= qz_data;
+            else vbuf[qz_addr] <= qz_data;
+        end
+    end
+
+    wire unused = &{1'b0, prog_base, prog_size, n_regions, wgt_base, wgt_size, af_in_ready};
+endmodule

@@ -1,0 +1,40 @@
+// Attention unit: address of one head row of token t in an f32 buffer in the tile layout
+// (docs/registers.md "Memory layouts": tile j = t / MAXTOK at j*RB*MAXTOK*U, inside the tile unit
+// (rb, t) at (rb*nt_j + t%MAXTOK)*U, nt_j = the tile's tokens). Head h covers the DQ units
+// rb = h*DQ .. h*DQ+DQ-1, `stride` bytes apart (contiguous when the tile holds one token).
+// Two register stages (latency 2, free running): the products, then the sum.
+module es_attn_rowaddr #(
+    parameter int Q = 16,
+    parameter int MAXTOK = 4,
+    parameter int LMT = $clog2(MAXTOK),
+    parameter int LU = $clog2(4 * Q)
+) (
+    input  logic        clk,
+    input  logic [39:0] base,
+    input  logic [31:0] rb,       // row batches (units) per token of the buffer
+    input  logic [15:0] ntok,
+    input  logic [15:0] t,
+    input  logic [15:0] h,
+    input  logic [7:0]  dq,       // units per head row (D/Q)
+    output logic [39:0] addr,
+    output logic [31:0] stride
+);
+    logic [39:0] base1;
+    logic [47:0] tile1;
+    logic [23:0] hu1;
+    logic [15:0] ntj1, tt1;
+    always_ff @(posedge clk) begin
+        logic [15:0] j, left;
+        j = t >> LMT;
+        left = ntok - (j << LMT);
+        base1 <= base;
+        tile1 <= 48'(j) * 48'(rb);
+        hu1 <= 24'(h) * 24'(dq);
+        ntj1 <= left > 16'(MAXTOK) ? 16'(MAXTOK) : left;
+        tt1 <= t & 16'(MAXTOK - 1);
+    end
+    always_ff @(posedge clk) begin
+        addr <= base1 + (40'(tile1) << (LMT + LU)) + ((40'(hu1) * 40'(ntj1) + 40'(tt1)) << LU);
+        stride <= 32'(ntj1) << LU;
+    end
+endmodule

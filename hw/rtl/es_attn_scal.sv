@@ -1,0 +1,90 @@
+// Attention unit, per-query scalars (docs/numerics.md), on the sequential units:
+//   mult = float32(32767 / max a)                        (binary32 division; max a = 0 reads as 1)
+//   f    = float32(float64(max a) / 32767 / float64(den)) (binary64 divisions, one final rounding)
+// es_fdiv (binary32 / binary64, correctly rounded) and es_fcvt (binary32 <-> binary64, int -> binary64:
+// exact here) give the same bits as numpy whatever their algorithm.
+module es_attn_scal (
+    input  logic        clk,
+    input  logic        rst_n,
+    input  logic        start,
+    input  logic [31:0] amax,
+    input  logic [47:0] den,
+    output logic        done,
+    output logic [31:0] mult,
+    output logic [31:0] f
+);
+    localparam logic [31:0] F32767 = 32'h46FF_FE00;
+    localparam logic [63:0] D32767 = 64'h40DF_FFC0_0000_0000;
+    localparam logic [31:0] ONE = 32'h3F80_0000;
+    localparam int LC = es_fcvt_pkg::LAT_F2D > es_fcvt_pkg::LAT_I2D ? es_fcvt_pkg::LAT_F2D : es_fcvt_pkg::LAT_I2D;
+
+    typedef enum logic [2:0] { S_IDLE, S_CVT, S_D1, S_D2, S_D3, S_RND } st_t;
+    st_t st;
+    logic        dv_start, dv_done, dv_dbl, dv_wait;
+    logic [63:0] dv_a, dv_b, dv_y;
+    logic [63:0] a64, den64, q1, y64;
+    logic [31:0] yf;
+    logic [3:0]  w;
+    es_fdiv u_div (.clk, .rst_n, .start(dv_start), .dbl(dv_dbl), .a(dv_a), .b(dv_b), .done(dv_done), .y(dv_y));
+    es_fcvt_f2d u_f2d (.clk, .en(1'b1), .x(amax), .y(a64));
+    es_fcvt_i2d u_i2d (.clk, .en(1'b1), .x(64'(den)), .y(den64));
+    es_fcvt_d2f u_d2f (.clk, .en(1'b1), .x(y64), .y(yf));
+
+    always_ff @(posedge clk) begin
+        done <= 1'b0;
+        dv_start <= 1'b0;
+        if (!rst_n) begin
+            st <= S_IDLE;
+        end else begin
+            case (st)
+                S_IDLE: if (start) begin
+                    st <= S_CVT;
+                    w <= 4'(LC + 1);
+                end
+                S_CVT: begin
+                    // amax and den are held by the caller: wait for the conversions
+                    if (w != 4'd0) w <= w - 4'd1;
+                    else begin
+                        dv_start <= 1'b1;
+                        dv_dbl <= 1'b0;
+                        dv_a <= {32'd0, F32767};
+                        dv_b <= {32'd0, amax[30:0] == 31'd0 ? ONE : amax};
+                        dv_wait <= 1'b1;
+                        st <= S_D1;
+                    end
+                end
+                S_D1: if (dv_done) begin
+                    mult <= dv_y[31:0];
+                    dv_start <= 1'b1;
+                    dv_dbl <= 1'b1;
+                    dv_a <= a64;
+                    dv_b <= D32767;
+                    st <= S_D2;
+                end
+                S_D2: if (dv_done) begin
+                    q1 <= dv_y;
+                    dv_start <= 1'b1;
+                    dv_dbl <= 1'b1;
+                    dv_a <= dv_y;
+                    dv_b <= den64;
+                    st <= S_D3;
+                end
+                S_D3: if (dv_done) begin
+                    y64 <= dv_y;
+                    w <= 4'(es_fcvt_pkg::LAT_D2F + 1);
+                    st <= S_RND;
+                end
+                S_RND: begin
+                    if (w != 4'd0) w <= w - 4'd1;
+                    else begin
+                        f <= yf;
+                        done <= 1'b1;
+                        st <= S_IDLE;
+                    end
+                end
+                default: st <= S_IDLE;
+            endcase
+        end
+    end
+    wire unused = &{1'b0, q1, dv_wait};
+endmodule

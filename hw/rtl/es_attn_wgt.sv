@@ -1,0 +1,24 @@
+// Attention unit, pass 3 weights: A[n] = clamp(rint(a[n] * mult[n]), 0, 32767) per query lane, with
+// mult = float32(32767 / max a) (docs/numerics.md): es_fmul then es_f2i, fixed latency, no stall.
+module es_attn_wgt #(
+    parameter int NQ = 4
+) (
+    input  logic             clk,
+    input  logic             rst_n,
+    input  logic             in_valid,
+    input  logic [NQ*32-1:0] a,
+    input  logic [NQ*32-1:0] mult,
+    output logic             out_valid,
+    output logic [NQ*16-1:0] w
+);
+    localparam int L = 3 + es_f2i_pkg::LATENCY;
+    logic [NQ*32-1:0] p, y;
+    for (genvar n = 0; n < NQ; n++) begin : g_lane
+        es_fmul u_m (.clk, .en(1'b1), .a(a[32*n +: 32]), .b(mult[32*n +: 32]), .y(p[32*n +: 32]));
+        es_f2i u_r (.clk, .en(1'b1), .x(p[32*n +: 32]), .lo(32'sd0), .hi(32'sd32767), .y(y[32*n +: 32]));
+        assign w[16*n +: 16] = y[32*n +: 16];
+    end
+    logic [L-1:0] v;
+    always_ff @(posedge clk) v <= {v[L-2:0], rst_n && in_valid};
+    assign out_valid = v[L-1];
+endmodule
