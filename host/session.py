@@ -38,6 +38,24 @@ class GenerationStats:
         return steps / self.decode_s if steps > 0 and self.decode_s else 0.0
 
 
+def device_hw_config(artifact, device: str):
+    """The HwConfig the device should be: on `sim` the artifact's own lowered configuration when the
+    RTL implements it (the simulator is built for it), else the shipped shell's (the artifact is then
+    lowered for it on the fly); a board runs its bitstream, whose ID the driver checks."""
+    from edgestream.compiler.dse import HwConfig
+    from edgestream.compiler.rtl_space import why_not
+    from edgestream.regmap import shell_config
+
+    d = artifact.manifest.get("hw_config")
+    if d:
+        cfg = HwConfig(**d)
+        if device == "sim" and why_not(cfg) is None:
+            return cfg
+        if device == "pynq":
+            return cfg
+    return shell_config()
+
+
 class Session:
     def __init__(self, path: str | Path, device: str = "cpu", kernel: str | None = None,
                  device_options: dict | None = None):
@@ -61,9 +79,10 @@ class Session:
             from edgestream.host.accel_executor import AccelProgramExecutor
             from edgestream.host.driver import open_accel
 
-            self.accel, self.accel_device = open_accel(device, **(device_options or {}))
+            hw = device_hw_config(self.artifact, device)
+            self.accel, self.accel_device = open_accel(device, hw_config=hw, **(device_options or {}))
             try:
-                self.executor = AccelProgramExecutor(self.artifact, self.accel)
+                self.executor = AccelProgramExecutor(self.artifact, self.accel, device_config=hw)
             except BaseException:
                 self.accel_device.close()
                 raise

