@@ -1,5 +1,5 @@
-"""GGUF frontend: a llama.cpp GGUF file of architecture `llama` or `bitnet` -> float IR graph (+ a
-tokenizer.json rebuilt from the GGUF vocabulary).
+"""GGUF frontend: a llama.cpp GGUF file of architecture `llama` or `bitnet`, or a bitnet.cpp one of
+`bitnet-b1.58` / `bitnet-25` -> float IR graph (+ a tokenizer.json rebuilt from the GGUF vocabulary).
 
 Conventions (llama.cpp's, docs/formats.md "GGUF"):
 - Tensor names: token_embd, output_norm, output (absent: tied to token_embd; the `bitnet` graph
@@ -9,7 +9,11 @@ Conventions (llama.cpp's, docs/formats.md "GGUF"):
 - llama.cpp's converter permutes the rows of attn_q/attn_k of `llama` for its interleaved ("NORM")
   RoPE; this frontend applies the inverse permutation so the HF rotate-half RoPE of the executor is
   right. `bitnet` uses NEOX (rotate-half) RoPE in llama.cpp and is not permuted.
-- Tensor types F32, F16, Q8_0, TQ1_0, TQ2_0. TQ blocks map straight to ternary tensors: trits from
+- bitnet.cpp's architectures `bitnet-b1.58` and `bitnet-25` (its official microsoft/bitnet-b1.58-2B-4T
+  file) are the `bitnet` IR model: metadata keys under their own prefix, NEOX RoPE (its converters do
+  not permute Q/K), ReLU^2 FFN, linears in I2_S (edgestream/formats/i2s.py: trits and one float32
+  scale that bitnet.cpp multiplies in, so beta = scale exactly).
+- Tensor types F32, F16, BF16, Q8_0, TQ1_0, TQ2_0, I2_S. TQ blocks map straight to ternary tensors: trits from
   the 2-bit / base-3 codes, and when every block holding a non-zero trit has the same fp16 scale `d`,
   the tensor is our per-tensor ternary tensor with beta = d (times the `.scale` tensor if present),
   exactly. When block scales differ the tensor is dequantized to float32 and the compiler's
@@ -29,9 +33,15 @@ from edgestream.compiler.frontends.decoder import build_decoder
 from edgestream.compiler.frontends.gguf_reader import TYPES, field, open_gguf
 from edgestream.compiler.frontends.gguf_tokenizer import gguf_tokenizer_settings, tokenizer_from_gguf
 from edgestream.errors import InputError
+from edgestream.formats.i2s import i2s_scale, unpack_i2s
 from edgestream.ir import Graph, ModelConfig, Tensor
+from edgestream.lazyarray import LazyArray
 
-ARCHS = ("llama", "bitnet")
+# general.architecture -> the IR model it is; the name is also the prefix of its metadata keys
+ARCHS = {"llama": "llama", "bitnet": "bitnet", "bitnet-b1.58": "bitnet", "bitnet-25": "bitnet"}
+BITNET_CPP_ARCHS = ("bitnet-b1.58", "bitnet-25")
+# tensors of per-frequency RoPE factors (llama3 `rope_freqs`, longrope's long/short factors)
+ROPE_FACTOR_TENSORS = ("rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight")
 # FFN activations by the GGUF `{arch}.hidden_activation` value (HF names and llama.cpp's)
 RELU2_NAMES = ("relu2", "relu_squared", "relu_sqr", "relu2_glu")
 SILU_NAMES = ("silu", "swish", "swiglu")
@@ -79,21 +89,15 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
             f"{path}: rope.dimension_count {rot} / value_length must equal the head size {head_dim} "
             f"(partial rotary embeddings are not supported)"
         )
-    stype = field(r, f"{arch}.rope.scaling.type", path, "none")
-    factor = float(field(r, f"{arch}.rope.scaling.factor", path, 1.0))
-    if stype not in ("none", "linear") or factor != 1.0:
-        raise InputError(
-            f"{path}: '{arch}.rope.scaling.type' {stype!r} with factor {factor} is not supported "
-            f"(expected none, or linear with factor 1.0)"
-        )
+    _check_rope_scaling(r, path, arch, head_dim)
     tokens = r.get_field("tokenizer.ggml.tokens")
     emb = next((t for t in r.tensors if t.name == "token_embd.weight"), None)
     n_vocab = len(tokens.data) if tokens is not None else int(emb.shape[-1]) if emb is not None else None
     vocab = num("vocab_size", default=n_vocab)
     eos = field(r, "tokenizer.ggml.eos_token_id", path)
-    act = "silu" if arch == "llama" else _bitnet_act(r, path)
+    act = "silu" if arch == "llama" else _bitnet_act(r, path, arch)
     cfg = ModelConfig(
-        arch=arch,
+        arch=ARCHS[arch],
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=num("feed_forward_length"),
@@ -116,8 +120,40 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
     return cfg, act
 
 
-def _bitnet_act(r, path: Path) -> str:
-    v = field(r, "bitnet.hidden_activation", path) or field(r, "bitnet.hidden_act", path)
+def _check_rope_scaling(r, path: Path, arch: str, head_dim: int) -> None:
+    """Our RoPE tables are theta**(-2i/D) per position (docs/numerics.md): any scaling that changes
+    them is refused, never dropped. llama.cpp's converter writes Llama 3.x's `rope_scaling` (rope_type
+    llama3) as the tensor rope_freqs.weight [D/2] of factors f_i that ggml's RoPE divides each
+    frequency by (theta_i / f_i); its `linear` type as the keys rope.scaling.type/factor."""
+    try:
+        stype = str(field(r, f"{arch}.rope.scaling.type", path, "none"))
+        factor = float(field(r, f"{arch}.rope.scaling.factor", path, 1.0))
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: '{arch}.rope.scaling.type' / '.factor' are not a name and a number") from None
+    if stype not in ("none", "linear") or factor != 1.0:
+        raise InputError(
+            f"{path}: '{arch}.rope.scaling.type' {stype!r} with factor {factor} is not supported "
+            f"(expected none, or linear with factor 1.0: edgestream's RoPE tables are unscaled)"
+        )
+    for t in r.tensors:
+        if t.name not in ROPE_FACTOR_TENSORS:
+            continue
+        if t.tensor_type.name not in ("F32", "F16", "BF16") or t.n_elements != head_dim // 2:
+            raise InputError(f"{path}: tensor {t.name} must hold {head_dim // 2} float RoPE factors, "
+                             f"got {t.tensor_type.name} with {t.n_elements} elements")
+        f = dequant(t).reshape(-1)
+        if not np.all(f == 1.0):
+            raise InputError(
+                f"{path}: tensor {t.name} holds per-frequency RoPE scaling factors "
+                f"({f.min():.4g}..{f.max():.4g}; llama3 rope type), which edgestream's RoPE does not "
+                f"implement (docs/formats.md); only all-1 factors (no scaling) are accepted"
+            )
+
+
+def _bitnet_act(r, path: Path, arch: str) -> str:
+    v = field(r, f"{arch}.hidden_activation", path) or field(r, f"{arch}.hidden_act", path)
+    if v is None and arch in BITNET_CPP_ARCHS:
+        return "relu2"  # bitnet.cpp's graph for these is microsoft/bitnet-b1.58-2B-4T's: ReLU^2
     if v is None:
         warnings.warn(
             f"{path}: bitnet GGUF without 'bitnet.hidden_activation': following llama.cpp, whose "
@@ -131,28 +167,62 @@ def _bitnet_act(r, path: Path) -> str:
         return "relu2"
     if v in SILU_NAMES:
         return "silu"
-    raise InputError(f"{path}: 'bitnet.hidden_activation' {v!r} is not supported (expected relu2 or silu)")
+    raise InputError(f"{path}: '{arch}.hidden_activation' {v!r} is not supported (expected relu2 or silu)")
 
 
 class LazyGGUF:
-    """A GGUF tensor dequantized to float32 (and un-permuted) only when asked for."""
+    """A GGUF tensor dequantized to float32 (and un-permuted) only when asked for; `rows` reads a block
+    of rows (the compiler quantizes embeddings a block at a time, never the whole float table)."""
 
     def __init__(self, t, shape: tuple[int, ...], unpermute_heads: int = 0, scale: float = 1.0):
         self.t, self.shape, self.heads, self.scale = t, shape, unpermute_heads, scale
+
+    def _scaled(self, a: np.ndarray) -> np.ndarray:
+        return (a * np.float32(self.scale)).astype(np.float32) if self.scale != 1.0 else a
 
     def __array__(self, dtype=None, copy=None):
         a = dequant(self.t).reshape(self.shape)
         if self.heads:
             a = unpermute_qk(a, self.heads)
-        if self.scale != 1.0:
-            a = (a * np.float32(self.scale)).astype(np.float32)
+        a = self._scaled(a)
         return a.astype(dtype) if dtype is not None else a
 
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        if self.heads or self.t.tensor_type.name == "I2_S":  # rows that are not separable in the file
+            return np.asarray(self)[r0:r1]
+        return self._scaled(dequant(self.t, r0, r1).reshape(r1 - r0, *self.shape[1:]))
 
-def dequant(t) -> np.ndarray:
+
+def dequant(t, r0: int | None = None, r1: int | None = None) -> np.ndarray:
+    """float32 values of a tensor (rows r0:r1 of a 2-D one: the reader's data holds one row of elements
+    or of quantized blocks per first index)."""
+    if t.tensor_type.name == "I2_S":
+        n, k = int(t.shape[1]), int(t.shape[0])
+        return unpack_i2s(t.data, n, k).astype(np.float32) * i2s_scale(t.data, n, k)
     import gguf
 
-    return np.ascontiguousarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+    data = t.data if r0 is None else t.data[r0:r1]
+    return np.ascontiguousarray(gguf.quants.dequantize(data, t.tensor_type), dtype=np.float32)
+
+
+class LazyI2S(LazyArray):
+    """The trits of an I2_S tensor, unpacked (sign-flipped, un-permuted) only when read."""
+
+    def __init__(self, t, path: Path, n: int, k: int, heads: int = 0, sign: int = 1):
+        super().__init__((n, k), np.int8)
+        self.t, self.path, self.heads, self.sign = t, path, heads, sign
+
+    def _load(self) -> np.ndarray:
+        n, k = self.shape
+        if self.sign == 0:
+            return np.zeros((n, k), np.int8)
+        try:
+            trits = unpack_i2s(self.t.data, n, k)
+        except ValueError as e:
+            raise InputError(f"{self.path}: tensor {self.t.name} (I2_S): {e}") from None
+        if self.sign < 0:
+            np.negative(trits, out=trits)
+        return np.ascontiguousarray(unpermute_qk(trits, self.heads)) if self.heads else trits
 
 
 def _ternary_values(a: np.ndarray) -> tuple[np.ndarray, np.float32] | None:
@@ -199,7 +269,7 @@ class _Loader:
         t = self.by_name.get(base + ".scale")
         if t is None:
             return 1.0
-        if t.tensor_type.name not in ("F32", "F16") or t.n_elements != 1:
+        if t.tensor_type.name not in ("F32", "F16", "BF16") or t.n_elements != 1:
             raise InputError(
                 f"{self.path}: tensor {base}.scale must be one F32 value, "
                 f"got {t.tensor_type.name} with {t.n_elements} elements"
@@ -217,12 +287,28 @@ class _Loader:
         tt = t.tensor_type.name
         if tt in ("TQ1_0", "TQ2_0"):
             return self._tq(t, name, n, k, heads, s)
+        if tt == "I2_S":
+            return self._i2s(t, name, n, k, heads, s)
         if self.cfg.arch == "bitnet":
             tern = _ternary_values(dequant(t).reshape(n, k))
             if tern is not None:
                 trits, b = tern
                 return Tensor(name, "ternary", trits, np.array([np.float32(b) * np.float32(s)], np.float32))
         return Tensor(name, "float32", LazyGGUF(t, (n, k), heads, s))
+
+    def _i2s(self, t, name: str, n: int, k: int, heads: int, s: float) -> Tensor:
+        """Trits stay packed in the file until read; the scale is read now (4 bytes)."""
+        if k % 128:
+            raise InputError(f"{self.path}: tensor {name} (I2_S) has rows of {k} weights, expected a "
+                             f"multiple of 128 (bitnet.cpp's I2_S block)")
+        b = i2s_scale(t.data, n, k)
+        if not np.isfinite(b):
+            raise InputError(f"{self.path}: tensor {name} (I2_S) has the scale {b}, expected a finite number")
+        # bitnet.cpp multiplies by the scale: a negative one flips the trits, zero zeroes the tensor
+        sign = int(np.sign(b))
+        beta = np.float32(abs(b)) if sign else np.float32(1.0)
+        return Tensor(name, "ternary", LazyI2S(t, self.path, n, k, heads, sign),
+                      np.array([beta * np.float32(s)], np.float32))
 
     def _tq(self, t, name: str, n: int, k: int, heads: int, s: float) -> Tensor:
         block, nbytes = self.gguf.GGML_QUANT_SIZES[t.tensor_type]

@@ -1,21 +1,82 @@
 """Opening a GGUF file and reading its metadata, with one clear InputError for every way a file can
-be missing, truncated or corrupt."""
+be missing, truncated or corrupt.
+
+The `gguf` package's GGUFReader parses the header, metadata and tensor infos; its tensor table does
+not know bitnet.cpp's ggml type 36 (I2_S), so `_reader_class` extends that one step: a type-36 tensor
+becomes a ReaderTensor of raw bytes (N*K/4 + 32, edgestream/formats/i2s.py) whose `tensor_type` is
+`I2S` below. Type 36 is taken as I2_S even if a later `gguf` release gives the number a meaning of
+its own, because that is what a file of bitnet.cpp means by it."""
 
 from __future__ import annotations
 
+from enum import IntEnum
+from functools import cache
 from pathlib import Path
 
-from edgestream.errors import InputError
+import numpy as np
 
-TYPES = ("F32", "F16", "Q8_0", "TQ1_0", "TQ2_0")
+from edgestream.errors import InputError
+from edgestream.formats.i2s import GGML_TYPE_I2_S, i2s_nbytes
+
+TYPES = ("F32", "F16", "BF16", "Q8_0", "TQ1_0", "TQ2_0", "I2_S")
 GGUF_MAGIC = b"GGUF"
+# ggml types of bitnet.cpp's fork beyond I2_S, named in the error for a file that holds one
+BITNET_CPP_TYPES = {37: "I8_S", 38: "TL1", 39: "TL2"}
+
+
+class BitnetCppType(IntEnum):
+    """ggml types of bitnet.cpp that the gguf package has no member for (the reader's tensor_type)."""
+
+    I2_S = GGML_TYPE_I2_S
+
+
+class _UnknownType(Exception):
+    def __init__(self, tensor: str, type_id: int):
+        self.tensor, self.type_id = tensor, type_id
+
+
+@cache
+def _reader_class():
+    import gguf
+
+    known = {int(t) for t in gguf.GGMLQuantizationType}
+
+    class Reader(gguf.GGUFReader):
+        def _build_tensors(self, start_offs: int, fields: list) -> None:
+            names = [str(bytes(f.parts[1]), encoding="utf-8") for f in fields]
+            if len(set(names)) != len(names):
+                dup = next(n for n in names if names.count(n) > 1)
+                raise ValueError(f"Found duplicated tensor with name {dup}")
+            types = [int(f.parts[4][0]) for f in fields]
+            arch = self.fields.get("general.architecture")
+            # bitnet.cpp numbers its TL2 39, which upstream ggml has since given to MXFP4
+            bitnet_cpp = arch is not None and bytes(arch.parts[-1]) in (b"bitnet-b1.58", b"bitnet-25")
+            for name, typ in zip(names, types, strict=True):
+                if typ != GGML_TYPE_I2_S and (typ not in known or (bitnet_cpp and typ in BITNET_CPP_TYPES)):
+                    raise _UnknownType(name, typ)
+            super()._build_tensors(start_offs, [f for f, t in zip(fields, types, strict=True) if t != GGML_TYPE_I2_S])
+            rest = iter(self.tensors)
+            self.tensors = [self._i2s(start_offs, f, name) if t == GGML_TYPE_I2_S else next(rest)
+                            for f, t, name in zip(fields, types, names, strict=True)]
+
+        def _i2s(self, start_offs: int, f, name: str):
+            dims = f.parts[3]
+            n_elems = int(np.prod(dims.astype(np.uint64)))
+            if len(dims) != 2 or n_elems % 4:
+                raise ValueError(f"I2_S tensor {name} must be 2-D with a multiple of 4 weights, "
+                                 f"got dims {dims.tolist()}")
+            n_bytes = i2s_nbytes(n_elems)
+            offs = int(start_offs + f.parts[5][0])
+            return gguf.ReaderTensor(name=name, tensor_type=BitnetCppType.I2_S, shape=dims, n_elements=n_elems,
+                                     n_bytes=n_bytes, data_offset=offs, data=self._get(offs, np.uint8, n_bytes),
+                                     field=f)
+
+    return Reader
 
 
 def open_gguf(path: Path):
     """GGUFReader over `path`, with one clear InputError for a missing, non-GGUF, truncated or corrupt
     file."""
-    import gguf
-
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     size = path.stat().st_size
@@ -26,15 +87,15 @@ def open_gguf(path: Path):
     if size < 24:
         raise InputError(f"{path}: truncated GGUF file ({size} bytes, the header alone is 24)")
     try:
-        r = gguf.GGUFReader(path, "r")
+        r = _reader_class()(path, "r")
+    except _UnknownType as e:
+        what = f"bitnet.cpp's {BITNET_CPP_TYPES[e.type_id]}" if e.type_id in BITNET_CPP_TYPES else "a type"
+        raise InputError(
+            f"{path}: tensor {e.tensor} has ggml type {e.type_id} ({what} that is not supported); "
+            f"supported types: {', '.join(TYPES)}"
+        ) from None
     except ValueError as e:
-        msg = str(e)
-        if "GGMLQuantizationType" in msg:
-            raise InputError(
-                f"{path}: a tensor has a ggml type the gguf package does not know ({msg}); "
-                f"supported types: {', '.join(TYPES)}"
-            ) from None
-        raise InputError(f"{path}: truncated or corrupt GGUF file ({msg})") from None
+        raise InputError(f"{path}: truncated or corrupt GGUF file ({e})") from None
     except (IndexError, KeyError, OverflowError, TypeError, UnicodeDecodeError, MemoryError) as e:
         raise InputError(f"{path}: truncated or corrupt GGUF file ({type(e).__name__}: {e})") from None
     for t in r.tensors:
