@@ -361,10 +361,8 @@ class LinearBank:
     float32(beta * s), bit-exact to edgestream.numerics.dequant. Tests and benchmarks use it; models
     run through AccelProgramExecutor."""
 
-    def __init__(self, driver: AccelDriver, cfg=None):
-        """cfg: the HwConfig the device was built for (the shipped shell's by default)."""
+    def __init__(self, driver: AccelDriver):
         self.driver = driver
-        self.cfg = cfg
         self.layers: dict[str, BankLinear] = {}
         self._pending: list[tuple] = []
         self.image = b""
@@ -378,9 +376,9 @@ class LinearBank:
     def build(self) -> pg.Program:
         import io
 
-        from edgestream.compiler.lowering import ALIGN, region_image, region_kind
+        from edgestream.compiler.lowering import ALIGN, pack_region, region_kind, region_layout
 
-        cfg = self.cfg or rm.shell_config()
+        cfg = rm.shell_config()
         f = io.BytesIO()
         regions: list[pg.Region] = []
         buffers = [pg.Buffer("ids", pg.B_IDS, 1)]
@@ -388,11 +386,12 @@ class LinearBank:
         for lw, beta in self._pending:
             kind = "ternary" if lw.kind == "ternary" else "int"
             f.write(b"\0" * ((-f.tell()) % ALIGN))
-            blob, lay = region_image(cfg, lw.w, kind, lw.bits)
+            lay = region_layout(cfg, lw.n, lw.k, kind, lw.bits)
             off = f.tell()
-            f.write(blob)
+            f.write(pack_region(cfg, lw.w, kind, lw.bits))
+            f.write(b"\0" * (off + lay["nbytes"] - f.tell()))
             regions.append(pg.Region(off, lay["nbytes"], region_kind(cfg, kind), lw.bits, lw.n, lw.k, 0,
-                                     lay["rows_padded"], lay["cols_padded"], lay["stripes"]))
+                                     lay["rows_padded"], lay["cols_padded"]))
             f.write(b"\0" * ((-f.tell()) % 64))
             b = np.zeros(-(-lw.n // cfg.Q) * cfg.Q, np.float32)
             b[: lw.n] = beta
