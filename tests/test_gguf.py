@@ -183,9 +183,10 @@ def test_llama_ternary_tq2_0_same_trits(llama_hf, tmp_path):
             assert b.scale[0] == np.float32(np.float16(a.scale[0]))
 
 
-def _rewrite(src, dst, *, arch=None, drop=(), drop_keys=(), replace=None):
+def _rewrite(src, dst, *, arch=None, drop=(), drop_keys=(), replace=None, add=None, keys=None):
     """Copy a GGUF through the gguf package's reader and writer, with edits: another architecture name,
-    tensors or metadata keys dropped, tensors replaced ({name: (array, GGMLQuantizationType | None)})."""
+    tensors or metadata keys dropped, tensors replaced ({name: (array, GGMLQuantizationType | None)}),
+    F32/F16 tensors added ({name: array}), metadata keys added ({key: (value, GGUFValueType)})."""
     r = gguf.GGUFReader(src)
     old_arch = r.get_field("general.architecture").contents()
     arch = arch or old_arch
@@ -196,6 +197,10 @@ def _rewrite(src, dst, *, arch=None, drop=(), drop_keys=(), replace=None):
         key = name.replace(f"{old_arch}.", f"{arch}.", 1)
         sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
         w.add_key_value(key, f.contents(), f.types[0], sub_type=sub)
+    for key, (val, vtype) in (keys or {}).items():
+        w.add_key_value(key, val, vtype)
+    for name, data in (add or {}).items():
+        w.add_tensor(name, data)
     for t in r.tensors:
         if t.name in drop:
             continue
@@ -315,3 +320,68 @@ def test_export_gguf_cli(bitnet_hf, tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an exported file reads back without any warning
         load_gguf(out)
+
+
+BF16 = gguf.GGMLQuantizationType.BF16
+
+
+def _bf16(a) -> np.ndarray:
+    return gguf.quants.quantize(np.asarray(a, dtype=np.float32), BF16)
+
+
+@pytest.mark.parametrize("arch", ["llama", "bitnet"])
+def test_bf16_tensors(llama_hf, bitnet_hf, tmp_path, arch):
+    """Norms, embeddings and linears stored BF16 (as convert_hf_to_gguf --outtype bf16 writes a bf16
+    checkpoint) read as exactly their values: the same program and logits as the F32 file holding the
+    bf16-rounded values; BitNet's ternary weights stay ternary."""
+    src = export_gguf(llama_hf if arch == "llama" else bitnet_hf, tmp_path / "f.gguf", "f32")
+    floats = [t for t in gguf.GGUFReader(src).tensors
+              if t.tensor_type == gguf.GGMLQuantizationType.F32 and not t.name.endswith(".scale")]
+    rounded = {t.name: (gguf.quants.dequantize(_bf16(t.data), BF16).reshape(t.data.shape), None) for t in floats}
+    ref = _rewrite(src, tmp_path / "r.gguf", replace=rounded)
+    bf = _rewrite(src, tmp_path / "b.gguf", replace={t.name: (_bf16(t.data), BF16) for t in floats})
+    types = _types(bf)
+    for name in ("token_embd.weight", "output_norm.weight", "blk.1.attn_norm.weight", "blk.0.ffn_down.weight"):
+        assert types[name] == "BF16"
+    g = load_gguf(bf)[0]
+    assert g.tensors["blk.0.attn_q.weight"].encoding == ("ternary" if arch == "bitnet" else "float32")
+    assert np.array_equal(np.asarray(g.tensors["token_embd.weight"].data),
+                          rounded["token_embd.weight"][0].reshape(SHAPE.vocab, SHAPE.hidden))
+    assert np.array_equal(_logits(bf, tmp_path / "b.esa"), _logits(ref, tmp_path / "r.esa"))
+
+
+def _llama3_rope_factors(head_dim: int, base: float, factor=8.0, low=1.0, high=4.0, old_ctx=8192) -> np.ndarray:
+    """llama.cpp convert_hf_to_gguf.py LlamaModel.generate_extra_tensors (rope_type llama3)."""
+    import math
+
+    freqs = 1.0 / (base ** (np.arange(0, head_dim, 2, dtype=np.float32) / head_dim))
+    out = []
+    for f in freqs:
+        wavelen = 2 * math.pi / f
+        if wavelen < old_ctx / high:
+            out.append(1.0)
+        elif wavelen > old_ctx / low:
+            out.append(factor)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, np.float32)
+
+
+def test_rope_scaling_is_refused_never_ignored(llama_hf, tmp_path):
+    src = export_gguf(llama_hf, tmp_path / "l.gguf", "f32")
+    hd = SHAPE.hidden // SHAPE.heads
+    factors = _llama3_rope_factors(hd, 10000.0)
+    assert factors.min() == 1.0 and factors.max() == 8.0  # the file a Llama 3.1 converts to
+    _rewrite(src, tmp_path / "l3.gguf", add={"rope_freqs.weight": factors})
+    _expect(tmp_path / "l3.gguf", r"l3.gguf: tensor rope_freqs.weight holds per-frequency RoPE scaling factors "
+                                  r"\(1..8; llama3 rope type\)")
+    _rewrite(src, tmp_path / "short.gguf", add={"rope_freqs.weight": factors[:4]})
+    _expect(tmp_path / "short.gguf", rf"tensor rope_freqs.weight must hold {hd // 2} float RoPE factors")
+    _rewrite(src, tmp_path / "yarn.gguf", keys={
+        "llama.rope.scaling.type": ("yarn", gguf.GGUFValueType.STRING),
+        "llama.rope.scaling.factor": (4.0, gguf.GGUFValueType.FLOAT32)})
+    _expect(tmp_path / "yarn.gguf", r"'llama.rope.scaling.type' 'yarn' with factor 4.0 is not supported")
+    # all-1 factors are no scaling: the same program as without the tensor
+    one = _rewrite(src, tmp_path / "one.gguf", add={"rope_freqs.weight": np.ones(hd // 2, np.float32)})
+    assert np.array_equal(_logits(one, tmp_path / "one.esa"), _logits(src, tmp_path / "src.esa"))
