@@ -72,7 +72,11 @@ def test_missing_field(capsys, ck, tmp_path):
     cfg = json.loads((ck / "config.json").read_text())
     del cfg["hidden_size"]
     (ck / "config.json").write_text(json.dumps(cfg))
-    compile_fails(capsys, ck, tmp_path / "o.esa", "'hidden_size' is missing")
+    # as transformers: a missing field takes BitNetConfig's default (2560), which the tensors then contradict
+    compile_fails(capsys, ck, tmp_path / "o.esa", "model.embed_tokens.weight has shape", "expected [300, 2560]")
+    cfg["num_attention_heads"] = "four"
+    (ck / "config.json").write_text(json.dumps(cfg))
+    compile_fails(capsys, ck, tmp_path / "o.esa", "'num_attention_heads' = 'four' is not a valid int")
 
 
 def test_missing_tensor(capsys, ck, tmp_path):
