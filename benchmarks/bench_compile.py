@@ -1,8 +1,11 @@
 """Compile time and peak memory for the BitNet 0.73B and 2B4T shapes (random ternary weights written
-first as real packed safetensors checkpoints, like microsoft/bitnet-b1.58-2B-4T), and the report's
-predicted KV260 decode tok/s, prefill tok/s and TTFT next to the published KV260 TLMM accelerator.
+first as real packed safetensors checkpoints, like microsoft/bitnet-b1.58-2B-4T; or, with --format
+gguf-i2s, as bitnet.cpp's I2_S GGUF of the official microsoft/bitnet-b1.58-2B-4T-gguf layout, written
+sparsely: all-(-1) trits and a zero embedding), and the report's predicted KV260 decode tok/s, prefill
+tok/s and TTFT next to the published KV260 TLMM accelerator.
 
     python benchmarks/bench_compile.py [--shapes bitnet-0.73b,bitnet-2b4t] [--target kv260] [--keep DIR]
+                                       [--format hf|gguf-i2s]
 
 Every compile runs in a fresh subprocess; peak memory is that process's maximum resident set size.
 """
@@ -46,21 +49,26 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", default="bitnet-0.73b,bitnet-2b4t")
     ap.add_argument("--target", default="kv260")
     ap.add_argument("--keep", default=None, help="keep checkpoints/artifacts in this directory")
+    ap.add_argument("--format", choices=("hf", "gguf-i2s"), default="hf")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    from edgestream.bitnet_cpp_gguf import write_official_shape
     from edgestream.compiler.dse import HwConfig
     from edgestream.compiler.perfmodel import predict
     from edgestream.compiler.targets import load_target
     from edgestream.ir import ModelConfig
-    from edgestream.synth import make_checkpoint
+    from edgestream.synth import SHAPES, make_checkpoint
 
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench_compile."))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
         for shape in a.shapes.split(","):
-            ck = work / f"{shape}-packed"
-            if not (ck / "model.safetensors").exists():
+            ck = work / (f"{shape}-i2s.gguf" if a.format == "gguf-i2s" else f"{shape}-packed")
+            if a.format == "gguf-i2s":
+                if not ck.exists():
+                    write_official_shape(ck, SHAPES[shape])
+            elif not (ck / "model.safetensors").exists():
                 t = time.perf_counter()
                 make_checkpoint(ck, shape, arch="bitnet", seed=0, packed=True, tokenizer=False)
                 print(f"[{shape}] wrote checkpoint in {time.perf_counter() - t:.1f} s", file=sys.stderr)
@@ -76,7 +84,8 @@ def main(argv=None) -> int:
             util = {k: man["hw_resources"][k] / tgt.resources[k] if tgt.resources[k] else 0.0
                     for k in ("lut", "ff", "dsp", "bram36", "uram")}
             rows.append({
-                "shape": shape, "compile_s": r["compile_s"], "peak_rss_gb": r["peak_rss_bytes"] / 1e9,
+                "shape": shape, "format": a.format, "compile_s": r["compile_s"],
+                "peak_rss_gb": r["peak_rss_bytes"] / 1e9,
                 "artifact_gb": sum(f.stat().st_size for f in art.iterdir()) / 1e9,
                 "config_id": cfg.config_id, "G": cfg.G, "T": cfg.T, "Q": cfg.Q, "clock_mhz": cfg.clock_mhz,
                 "decode_tok_s_ctx128": p128["decode_tok_s"], "decode_roofline_frac": p128["decode_roofline_frac"],
@@ -98,7 +107,7 @@ def main(argv=None) -> int:
 
     c = Console(highlight=False)
     t = Table("shape", "compile s", "peak RSS GB", "artifact GB", "target <= 30 s, 2 GB",
-              title=f"compile (--target {a.target}, this machine)")
+              title=f"compile (--target {a.target}, {a.format}, this machine)")
     for r in rows:
         ok = r["compile_s"] <= 30 and r["peak_rss_gb"] <= 2.0
         t.add_row(r["shape"], f"{r['compile_s']:.1f}", f"{r['peak_rss_gb']:.2f}", f"{r['artifact_gb']:.2f}",
