@@ -41,7 +41,7 @@ demo: setup
 
 test: setup sysdeps
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	EDGESTREAM_STRICT=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
