@@ -56,10 +56,25 @@ def tlmm_ternary(q: np.ndarray, codes: np.ndarray, g: int) -> np.ndarray:
 def bit_planes(w: np.ndarray, bits: int, g: int) -> np.ndarray:
     """Integer weights [N, K] -> binary group codes [bits, N, ceil(K/G)] (plane b = bit b of the
     two's complement value; code = sum_i bit_i * 2**i over the group)."""
-    u = np.asarray(w, dtype=np.int64) & ((1 << bits) - 1)
-    grp = _groups(u, g)
-    planes = [(((grp >> b) & 1) << np.arange(g)).sum(axis=-1) for b in range(bits)]
-    return np.stack(planes).astype(np.uint16)
+    w = np.asarray(w)
+    n, k = w.shape
+    ng = -(-k // g)
+    out = np.zeros((bits, n, ng), np.uint16)
+    shifts = np.arange(bits, dtype=np.uint16)[:, None, None]
+    # a block of rows at a time in 16-bit arithmetic: a 128256-row LM head would need tens of GB as
+    # int64 group arrays (the values are the same: bit b of the two's complement in `bits` bits)
+    step = max(1, (1 << 22) // max(1, ng * g))
+    for r0 in range(0, n, step):
+        blk = w[r0:r0 + step].astype(np.int16) & np.int16((1 << bits) - 1)
+        pad = ng * g - k
+        if pad:
+            blk = np.pad(blk, [(0, 0), (0, pad)])
+        grp = blk.view(np.uint16).reshape(blk.shape[0], ng, g)
+        acc = np.zeros((bits, blk.shape[0], ng), np.uint16)
+        for i in range(g):  # code bit i = bit b of the group's i-th weight, every plane at once
+            acc |= ((grp[None, :, :, i] >> shifts) & np.uint16(1)) << np.uint16(i)
+        out[:, r0:r0 + step] = acc
+    return out
 
 
 def tlmm_bitserial(q: np.ndarray, planes: np.ndarray, bits: int, g: int) -> np.ndarray:
