@@ -1,0 +1,628 @@
+// Vector unit: executes EMBED, NORM_QUANT, ROPE, ACT_MUL and ADD of program.bin (docs/program.md) on
+// the buffers of the activation arena, bit-exact to docs/numerics.md, behind the dispatch interface of
+// docs/units.md (es_seq pulses `go` with the 32-byte instruction; the unit resolves its operands,
+// checks them, streams, and pulses `done` with an error code once every write is acknowledged).
+//
+// Operands: the buffer-map entries (one beat each at act_base + 16*i) and region entries (three beats
+// at prog_base + 64 + 48*i) of the instruction are requested back to back on the read stream (an
+// index out of range is not fetched) and checked in the order of docs/units.md ("Vector unit"):
+// ERR FIELD / ERR RANGE with ERR_INFO = the opcode, before any data moves.
+// Data: one element per cycle through es_vec_dp (fixed latency, one stall); the read stream's beats
+// are cut into elements (float32 words or int8 bytes, from any byte offset: embedding rows, RoPE
+// table rows) by an extractor, results are packed into beats (float32 units of the tile layout, or
+// the i8 slot layout) in front of the write stream. Row buffers (es_vec_ram, VMAX floats each):
+//   ADD, ACT_MUL  the buffers are contiguous (the tile layout of NTOK tokens is RB*NTOK units in a
+//                 row), so they stream in blocks of VMAX floats: block of operand f0 into the row
+//                 buffer, then operand f1 streams past it into the datapath and out to dst;
+//   EMBED         per token: its id (ids buffer: u32 per token), its row scale, then the INT8 row
+//                 straight from the weight image into the datapath (no buffer);
+//   ROPE          per token: cos and sin rows at position pos0 + t into the second buffer, the
+//                 token's row into the row buffer, then the rotated row out (ports A/B read the
+//                 element and its rotate-half partner).
+// A fault on the read or write stream ends the instruction at once with ERR AXI_READ / AXI_WRITE
+// (ERR_INFO = the response); the shell's fault handling then aborts and drains the unit's masters.
+// `abort`: stop issuing, drop arriving data, wait until both streams are idle, then done (code 0).
+module es_vec #(
+    parameter int Q = es_regs_pkg::ES_Q,
+    parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
+    parameter int G = es_regs_pkg::ES_G,
+    parameter int VMAX = 8192          // longest row on chip, in floats (power of two)
+) (
+    input  logic         clk,
+    input  logic         rst_n,
+    input  logic         abort,
+    input  logic         go,
+    input  logic [255:0] instr,
+    input  logic [39:0]  prog_base,
+    input  logic [31:0]  prog_size,
+    input  logic [31:0]  n_regions,
+    input  logic [31:0]  n_buffers,
+    input  logic [39:0]  wgt_base,
+    input  logic [31:0]  wgt_size,
+    input  logic [39:0]  act_base,
+    input  logic [31:0]  act_size,
+    input  logic [39:0]  kv_base,
+    input  logic [31:0]  kv_size,
+    input  logic [15:0]  ntok,
+    input  logic [31:0]  pos0,
+    output logic         busy,
+    output logic         done,
+    output logic [7:0]   err_code,
+    output logic [31:0]  err_info,
+    // read stream (an es_axi_rd of the shell)
+    output logic         rd_cmd_valid,
+    input  logic         rd_cmd_ready,
+    output logic [39:0]  rd_cmd_addr,
+    output logic [31:0]  rd_cmd_beats,
+    input  logic         rd_valid,
+    output logic         rd_ready,
+    input  logic [127:0] rd_data,
+    input  logic         rd_busy,
+    input  logic         rd_err,
+    input  logic [1:0]   rd_err_resp,
+    // write stream (an es_axi_wr of the shell)
+    output logic         wr_cmd_valid,
+    input  logic         wr_cmd_ready,
+    output logic [39:0]  wr_cmd_addr,
+    output logic [31:0]  wr_cmd_beats,
+    output logic         wr_valid,
+    input  logic         wr_ready,
+    output logic [127:0] wr_data,
+    input  logic         wr_busy,
+    input  logic         wr_err,
+    input  logic [1:0]   wr_err_resp
+);
+    import es_regs_pkg::*;
+    localparam int MT = MAXTOK;
+    localparam int LQ = $clog2(Q);
+    localparam int LU = $clog2(4 * Q);   // bytes of a unit (Q float32), log2
+    localparam int LR = LU - 4;         // bus beats of a unit, log2
+    localparam int LMT = $clog2(MT);
+    localparam int LV = $clog2(VMAX);
+    localparam longint RECIP = ((64'd1 << 24) + 64'(G) - 64'd1) / 64'(G);   // ceil(2**24 / G)
+    localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1;
+    localparam logic [7:0] F_NORM = 8'd1, F_SILU = 8'd1;   // edgestream/program.py (not in es_regs_pkg)
+
+    typedef enum logic [4:0] {
+        S_IDLE, S_FETCH, S_GEO, S_CHECK, S_BLK, S_FILLX, S_STRM, S_TOK, S_EID, S_EIDCK, S_EBETA,
+        S_EROW, S_NEXT, S_WAITW, S_ABORT
+    } state_t;
+    state_t state;
+
+    // ---------------- instruction
+    logic [7:0]  op, fl;
+    logic [15:0] ia;
+    logic [31:0] f0, f1, f2, f3;
+    logic [15:0] nt_all;
+    logic [31:0] p0;
+
+    // ---------------- fetched entries: maps 0..2 (a, f0, f1), regions 3..4
+    logic [31:0] m_off [3];
+    logic [31:0] m_cap [3];
+    logic [31:0] m_w [3];
+    logic [7:0]  m_dt [3];
+    logic [63:0] r_off [2];
+    logic [63:0] r_nb [2];
+    logic [7:0]  r_kind [2];
+    logic [31:0] r_n [2];
+    logic [31:0] r_k [2];
+
+    wire is_embed = op == ES_OP_EMBED;
+    wire is_norm = op == ES_OP_NORM_QUANT;
+    wire is_rope = op == ES_OP_ROPE;
+    wire is_act = op == ES_OP_ACT_MUL;
+    wire is_add = op == ES_OP_ADD;
+
+    // operand items: used, index, in range (fetchable)
+    logic [4:0]  used;
+    logic [31:0] idx [5];
+    logic [4:0]  ok;
+    always_comb begin
+        idx[0] = 32'(ia);
+        idx[1] = f0;
+        idx[2] = f1;
+        idx[3] = is_embed ? f1 : f2;
+        idx[4] = is_embed ? f2 : f3;
+        if (is_embed || is_rope) used = 5'b11011;
+        else if (is_norm) used = (fl & F_NORM) != 0 ? 5'b01111 : 5'b00111;
+        else if (is_act || is_add) used = 5'b00111;
+        else used = 5'b00000;
+        for (int k = 0; k < 5; k++) begin
+            if (k < 3) ok[k] = used[k] && idx[k] < n_buffers && (33'(idx[k]) + 33'd1) * 33'd16 <= 33'(act_size);
+            else ok[k] = used[k] && idx[k] < n_regions
+                         && 64'(ES_PROG_HEADER_BYTES) + (64'(idx[k]) + 64'd1) * 64'(ES_PROG_REGION_BYTES) <= 64'(prog_size);
+        end
+    end
+
+    // ---------------- geometry (registered over S_GEO)
+    logic [31:0] W, rb, ncol, groups, abt;
+    logic [31:0] tiles, ntok4;
+    logic [63:0] need_f32, need_i8, need_s4, need_r0, need_r1, rope_w, total_el;
+    logic [2:0]  geo_n;
+    always_ff @(posedge clk) begin
+        W <= m_w[0];
+        rb <= 32'((33'(W) + 33'(Q - 1)) >> LQ);
+        ncol <= rb << LQ;
+        groups <= 32'(((64'(W[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
+        abt <= (groups + 32'd1) >> 1;
+        tiles <= (32'(nt_all) + 32'(MT - 1)) >> LMT;
+        ntok4 <= (32'(nt_all) + 32'd3) >> 2;
+        need_f32 <= (64'(tiles) * 64'(rb)) << (LMT + LU);
+        need_i8 <= (64'(nt_all) * 64'(abt)) << 4;
+        need_s4 <= 64'(ntok4) << 4;
+        need_r0 <= is_embed ? 64'(r_n[0]) * 64'(r_k[0]) : is_norm ? 64'(W) << 2 : (64'(r_n[0]) * 64'(r_k[0])) << 2;
+        need_r1 <= is_embed ? 64'(r_n[0]) << 2 : (64'(r_n[1]) * 64'(r_k[1])) << 2;
+        rope_w <= (64'(f1) * 64'(r_k[0])) << 1;
+        total_el <= 64'(ncol) * 64'(nt_all);
+    end
+
+    // ---------------- checks (docs/units.md order; the first failing one is reported)
+    function automatic [7:0] want_dt(input [7:0] o, input int k);
+        if (o == ES_OP_EMBED) want_dt = k == 1 ? ES_B_IDS : ES_B_F32;
+        else if (o == ES_OP_NORM_QUANT) want_dt = k == 0 ? ES_B_F32 : k == 1 ? ES_B_I8 : ES_B_SCALE;
+        else want_dt = ES_B_F32;
+    endfunction
+    logic [7:0] ck;
+    logic       shape_bad;
+    logic [63:0] need;
+    always_comb begin
+        ck = ES_ERR_NONE;
+        if (!(is_embed || is_norm || is_rope || is_act || is_add)) ck = ES_ERR_OPCODE;
+        else if (nt_all == 16'd0) ck = ES_ERR_FIELD;
+        for (int k = 0; k < 5; k++) begin
+            if (ck == ES_ERR_NONE && used[k]) begin
+                if (!ok[k]) ck = ES_ERR_RANGE;
+                else if (k < 3 && m_dt[k] != want_dt(op, k)) ck = ES_ERR_FIELD;
+                else if (k >= 3 && r_kind[k - 3] != ((is_embed && k == 3) ? ES_RK_I8ROWS : ES_RK_F32)) ck = ES_ERR_FIELD;
+            end
+        end
+        // shapes and widths; operations this build does not compute yet are ERR FIELD too
+        if (is_embed) shape_bad = W == 0 || W != r_k[0] || m_w[1] != 32'd1 || r_n[0] == 0;
+        else if (is_act) shape_bad = (fl & F_SILU) != 0 || W == 0 || m_w[1] != W || m_w[2] != W;
+        else shape_bad = 1'b1;
+        if (ck == ES_ERR_NONE && shape_bad) ck = ES_ERR_FIELD;
+        for (int k = 0; k < 5; k++) begin
+            if (k < 3) need = m_dt[k] == ES_B_F32 ? need_f32 : m_dt[k] == ES_B_I8 ? need_i8 : need_s4;
+            else need = k == 3 ? need_r0 : need_r1;
+            if (ck == ES_ERR_NONE && used[k]) begin
+                if (k < 3 && (m_off[k][3:0] != 4'd0 || 33'(m_off[k]) + 33'(m_cap[k]) > 33'(act_size) || need > 64'(m_cap[k])))
+                    ck = ES_ERR_RANGE;
+                if (k >= 3 && (r_off[k - 3][3:0] != 4'd0 || r_off[k - 3][63:32] != 32'd0 || need > r_nb[k - 3]
+                               || r_off[k - 3] + need > 64'(wgt_size)))
+                    ck = ES_ERR_RANGE;
+            end
+        end
+    end
+
+    // ---------------- entry fetch pointers
+    logic [2:0] mk, ci;
+    logic [1:0] bi;
+    wire mk_reg = mk >= 3'd3;
+    wire ci_reg = ci >= 3'd3;
+
+    // ---------------- read job: commands (addr, count, stride, beats) and the element extractor
+    logic [39:0]  rj_addr;
+    logic [31:0]  rj_left, rj_beats, rj_stride;
+    logic         ex_have, ex_first, ex_byte;
+    logic [127:0] ex_beat;
+    logic [3:0]   ex_bp, ex_skip;
+    logic [31:0]  ex_left;
+    logic         el_take;
+    wire          el_valid = ex_have && ex_left != 32'd0;
+    wire [31:0]   el_data = ex_byte ? {24'd0, ex_beat[{ex_bp, 3'b000} +: 8]} : ex_beat[{ex_bp[3:2], 5'b00000} +: 32];
+    wire          ex_bend = (ex_byte ? ex_bp == 4'd15 : ex_bp[3:2] == 2'd3) || ex_left == 32'd1;
+    wire          el_fire = el_valid && el_take;
+    wire          ex_load = (!ex_have && ex_left != 32'd0) || (el_fire && ex_bend && ex_left != 32'd1);
+
+    // ---------------- write job and the beat packer
+    logic [39:0]  wj_addr;
+    logic [31:0]  wj_left, wj_beats, wj_stride;
+    logic [127:0] pk_acc, ob;
+    logic         ob_v;
+    logic [1:0]   pk_w;
+
+    // ---------------- datapath issue
+    logic        en, iss, pad_i, lst_i, xwe;
+    logic [LV-1:0] xa, xb, ga, gb;
+    logic        v0, pad0, lst0;
+    logic [31:0] e0, beta, id;
+    logic [31:0] x_a, x_b, g_a, g_b;
+    logic        dp_v, dp_lst;
+    logic [31:0] dp_y;
+    logic [2:0]  mode;
+
+    wire dp_ready = !ob_v || wr_ready;
+    assign en = !(dp_v && !dp_ready);
+
+    es_vec_ram #(.N(VMAX)) u_xbuf (
+        .clk, .en, .we(xwe), .a_addr(xa), .a_wdata(el_data), .a_rdata(x_a), .b_addr(xb), .b_rdata(x_b)
+    );
+    es_vec_ram #(.N(VMAX)) u_gbuf (
+        .clk, .en, .we(1'b0), .a_addr(ga), .a_wdata(el_data), .a_rdata(g_a), .b_addr(gb), .b_rdata(g_b)
+    );
+
+    // the datapath is held in reset while idle or aborting (a failed instruction leaves nothing in it)
+    logic dp_rst_n;
+    always_ff @(posedge clk) dp_rst_n <= rst_n && state != S_IDLE && state != S_ABORT;
+    es_vec_dp u_dp (
+        .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(x_a), .p(x_b), .g(g_a), .h(g_b),
+        .e(e0), .beta, .cmul(32'd0), .pad(pad0), .nsin(1'b0), .lst(lst0),
+        .out_valid(dp_v), .y(dp_y), .out_lst(dp_lst)
+    );
+    logic [8:0] pipe_n;    // elements in the pipe (issued, not yet packed)
+    wire pipe_empty = pipe_n == 9'd0;
+
+    // ---------------- phase counters
+    logic [31:0] cnt, nel;
+    // position of the element streaming in block mode: column bq of row batch brb of token btok of the
+    // tile (the tile layout is [row batch][token of the tile][Q]); b_trem: tokens from this tile on
+    logic [31:0] bq, btok, brb, b_nt, b_trem;
+    logic [63:0] blk_left;
+    logic [31:0] bo;              // byte offset of the current block
+    logic [31:0] t, tt, nt, tile_base;
+    logic [63:0] rowoff;
+    logic [7:0]  fail;
+
+    wire [31:0] nt_next = 32'(nt_all) - (t + 32'd1) > 32'(MT) ? 32'(MT) : 32'(nt_all) - (t + 32'd1);
+
+    // issue of one element (combinational, from the state)
+    always_comb begin
+        iss = 1'b0;
+        el_take = 1'b0;
+        xwe = 1'b0;
+        xa = cnt[LV-1:0];
+        xb = cnt[LV-1:0];
+        ga = cnt[LV-1:0];
+        gb = cnt[LV-1:0];
+        pad_i = 1'b0;
+        lst_i = 1'b0;
+        case (state)
+            S_EID, S_EBETA: el_take = 1'b1;
+            S_FILLX: begin
+                el_take = 1'b1;
+                xwe = el_valid;
+            end
+            S_STRM: begin
+                el_take = en && cnt != nel;
+                iss = el_take && el_valid;
+                pad_i = ((brb << LQ) | bq) >= W;
+            end
+            S_EROW: begin
+                pad_i = cnt >= W;
+                lst_i = cnt + 32'd1 == ncol;
+                el_take = en && !pad_i && cnt != ncol;
+                iss = en && cnt != ncol && (pad_i || el_valid);
+            end
+            default: ;
+        endcase
+    end
+
+    // ---------------- read command mux (entry fetch or the read job)
+    always_comb begin
+        rd_cmd_valid = 1'b0;
+        rd_cmd_addr = rj_addr;
+        rd_cmd_beats = rj_beats;
+        if (state == S_FETCH) begin
+            rd_cmd_valid = mk != 3'd5 && ok[mk];
+            rd_cmd_addr = mk_reg ? prog_base + 40'(ES_PROG_HEADER_BYTES) + 40'(idx[mk]) * 40'(ES_PROG_REGION_BYTES)
+                                 : act_base + (40'(idx[mk]) << 4);
+            rd_cmd_beats = mk_reg ? 32'd3 : 32'd1;
+        end else if (state != S_ABORT && state != S_IDLE) begin
+            rd_cmd_valid = rj_left != 32'd0;
+        end
+    end
+    assign rd_ready = state == S_ABORT || (state == S_FETCH && ci != 3'd5 && ok[ci]) || (state != S_FETCH && ex_load);
+
+    assign wr_cmd_valid = wj_left != 32'd0 && state != S_ABORT && state != S_IDLE;
+    assign wr_cmd_addr = wj_addr;
+    assign wr_cmd_beats = wj_beats;
+    assign wr_valid = ob_v && state != S_ABORT;
+    assign wr_data = ob;
+    assign busy = state != S_IDLE;
+
+    // rows of token t in the f32 tile layout: RB units at stride nt*U (one command when nt = 1)
+    wire [39:0] row_addr = 40'(tile_base) + (40'(tt) << LU);
+    wire [31:0] row_cmds = nt == 32'd1 ? 32'd1 : rb;
+    wire [31:0] row_beats = nt == 32'd1 ? rb << LR : 32'd1 << LR;
+    wire [31:0] row_stride = nt << LU;
+    wire [39:0] emb_byte = wgt_base + 40'(r_off[0][31:0]) + 40'(rowoff);
+
+    wire ax_err = rd_err || wr_err;
+
+    always_ff @(posedge clk) begin
+        done <= 1'b0;
+        if (!rst_n) begin
+            state <= S_IDLE;
+            err_code <= ES_ERR_NONE;
+            err_info <= '0;
+            rj_left <= '0;
+            wj_left <= '0;
+            ex_left <= '0;
+            ex_have <= 1'b0;
+            ob_v <= 1'b0;
+            v0 <= 1'b0;
+            pipe_n <= '0;
+        end else if (abort && state != S_IDLE && state != S_ABORT) begin
+            state <= S_ABORT;
+        end else if (state != S_IDLE && state != S_ABORT && state != S_WAITW && ax_err) begin
+            // a bus fault ends the instruction at once; the shell aborts and drains the masters
+            done <= 1'b1;
+            err_code <= rd_err ? ES_ERR_AXI_READ : ES_ERR_AXI_WRITE;
+            err_info <= {30'd0, rd_err ? rd_err_resp : wr_err_resp};
+            state <= S_IDLE;
+            rj_left <= '0;
+            wj_left <= '0;
+            ex_left <= '0;
+            ex_have <= 1'b0;
+            ob_v <= 1'b0;
+            v0 <= 1'b0;
+            pipe_n <= '0;
+        end else begin
+            // ---- read job commands
+            if (state != S_FETCH && rd_cmd_valid && rd_cmd_ready) begin
+                rj_addr <= rj_addr + 40'(rj_stride);
+                rj_left <= rj_left - 32'd1;
+            end
+            // ---- extractor
+            if (state != S_FETCH) begin
+                if (ex_load && rd_valid) begin
+                    ex_have <= 1'b1;
+                    ex_beat <= rd_data;
+                    ex_bp <= ex_first ? ex_skip : 4'd0;
+                    ex_first <= 1'b0;
+                end else if (el_fire && ex_bend) begin
+                    ex_have <= 1'b0;
+                end else if (el_fire) begin
+                    ex_bp <= ex_bp + (ex_byte ? 4'd1 : 4'd4);
+                end
+                if (el_fire) ex_left <= ex_left - 32'd1;
+            end
+            // ---- write job commands
+            if (wr_cmd_valid && wr_cmd_ready) begin
+                wj_addr <= wj_addr + 40'(wj_stride);
+                wj_left <= wj_left - 32'd1;
+            end
+            // ---- pipe: stage 0 (aligned with the buffers' registered reads), then the packer
+            if (en) begin
+                v0 <= iss;
+                e0 <= el_data;
+                pad0 <= pad_i;
+                lst0 <= lst_i;
+            end
+            pipe_n <= pipe_n + 9'(iss) - 9'(dp_v && dp_ready);
+            if (wr_valid && wr_ready) ob_v <= 1'b0;
+            if (dp_v && dp_ready) begin
+                pk_acc[{pk_w, 5'b00000} +: 32] <= dp_y;
+                pk_w <= pk_w + 2'd1;
+                if (pk_w == 2'd3) begin
+                    ob <= {dp_y, pk_acc[95:0]};
+                    ob_v <= 1'b1;
+                end
+            end
+
+            case (state)
+                S_IDLE: begin
+                  // the datapath is held in reset while idle: whatever a failed instruction left is gone
+                  pipe_n <= '0;
+                  if (go) begin
+                    op <= instr[7:0];
+                    fl <= instr[15:8];
+                    ia <= instr[31:16];
+                    f0 <= instr[63:32];
+                    f1 <= instr[95:64];
+                    f2 <= instr[127:96];
+                    f3 <= instr[159:128];
+                    nt_all <= ntok;
+                    p0 <= pos0;
+                    mk <= '0;
+                    ci <= '0;
+                    bi <= '0;
+                    fail <= ES_ERR_NONE;
+                    state <= S_FETCH;
+                  end
+                end
+                S_FETCH: begin
+                    if (mk != 3'd5 && !ok[mk]) mk <= mk + 3'd1;
+                    else if (rd_cmd_valid && rd_cmd_ready) mk <= mk + 3'd1;
+                    if (ci == 3'd5) begin
+                        geo_n <= '0;
+                        state <= S_GEO;
+                    end else if (!ok[ci]) begin
+                        ci <= ci + 3'd1;
+                    end else if (rd_valid) begin
+                        if (!ci_reg) begin
+                            m_off[ci[1:0]] <= rd_data[31:0];
+                            m_cap[ci[1:0]] <= rd_data[63:32];
+                            m_w[ci[1:0]] <= rd_data[95:64];
+                            m_dt[ci[1:0]] <= rd_data[103:96];
+                            ci <= ci + 3'd1;
+                        end else begin
+                            if (bi == 2'd0) begin
+                                r_off[1'(ci - 3'd3)] <= rd_data[63:0];
+                                r_nb[1'(ci - 3'd3)] <= rd_data[127:64];
+                            end else if (bi == 2'd1) begin
+                                r_kind[1'(ci - 3'd3)] <= rd_data[7:0];
+                                r_n[1'(ci - 3'd3)] <= rd_data[63:32];
+                                r_k[1'(ci - 3'd3)] <= rd_data[95:64];
+                            end
+                            bi <= bi == 2'd2 ? 2'd0 : bi + 2'd1;
+                            if (bi == 2'd2) ci <= ci + 3'd1;
+                        end
+                    end
+                end
+                S_GEO: begin
+                    geo_n <= geo_n + 3'd1;
+                    if (geo_n == 3'd5) state <= S_CHECK;
+                end
+                S_CHECK: begin
+                    cnt <= '0;
+                    bq <= '0;
+                    btok <= '0;
+                    brb <= '0;
+                    b_trem <= 32'(nt_all);
+                    b_nt <= 32'(nt_all) > 32'(MT) ? 32'(MT) : 32'(nt_all);
+                    t <= '0;
+                    tt <= '0;
+                    nt <= 32'(nt_all) > 32'(MT) ? 32'(MT) : 32'(nt_all);
+                    tile_base <= m_off[0];
+                    blk_left <= total_el;
+                    bo <= '0;
+                    pk_w <= '0;
+                    if (ck != ES_ERR_NONE) begin
+                        done <= 1'b1;
+                        err_code <= ck;
+                        err_info <= {24'd0, op};
+                        state <= S_IDLE;
+                    end else if (is_embed) begin
+                        mode <= M_EMBED;
+                        state <= S_TOK;
+                    end else begin
+                        mode <= M_RELU2;
+                        state <= S_BLK;
+                    end
+                end
+                // ---- ADD / ACT_MUL: blocks of VMAX floats
+                S_BLK: if (wj_left == 32'd0) begin
+                    nel <= blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left);
+                    rj_addr <= act_base + 40'(m_off[1]) + 40'(bo);
+                    rj_left <= 32'd1;
+                    rj_stride <= '0;
+                    rj_beats <= (blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left)) >> 2;
+                    ex_left <= blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left);
+                    ex_skip <= '0;
+                    ex_first <= 1'b1;
+                    ex_byte <= 1'b0;
+                    cnt <= '0;
+                    state <= S_FILLX;
+                end
+                S_FILLX: begin
+                    if (el_fire) cnt <= cnt + 32'd1;
+                    if (ex_left == 32'd0) begin
+                        rj_addr <= act_base + 40'(m_off[2]) + 40'(bo);
+                        rj_left <= 32'd1;
+                        rj_beats <= nel >> 2;
+                        ex_left <= nel;
+                        ex_first <= 1'b1;
+                        wj_addr <= act_base + 40'(m_off[0]) + 40'(bo);
+                        wj_left <= 32'd1;
+                        wj_beats <= nel >> 2;
+                        cnt <= '0;
+                        state <= S_STRM;
+                    end
+                end
+                S_STRM: begin
+                    if (iss) begin
+                        cnt <= cnt + 32'd1;
+                        bq <= bq + 32'd1 == 32'(Q) ? 32'd0 : bq + 32'd1;
+                        if (bq + 32'd1 == 32'(Q)) begin
+                            btok <= btok + 32'd1 == b_nt ? 32'd0 : btok + 32'd1;
+                            if (btok + 32'd1 == b_nt) begin
+                                brb <= brb + 32'd1 == rb ? 32'd0 : brb + 32'd1;
+                                if (brb + 32'd1 == rb) begin
+                                    b_trem <= b_trem - b_nt;
+                                    b_nt <= b_trem - b_nt > 32'(MT) ? 32'(MT) : b_trem - b_nt;
+                                end
+                            end
+                        end
+                    end
+                    if (cnt == nel && pipe_empty) begin
+                        blk_left <= blk_left - 64'(nel);
+                        bo <= bo + (nel << 2);
+                        state <= blk_left == 64'(nel) ? S_WAITW : S_BLK;
+                    end
+                end
+                // ---- per token (EMBED)
+                S_TOK: if (wj_left == 32'd0) begin
+                    if (t == 32'(nt_all)) begin
+                        state <= S_WAITW;
+                    end else begin
+                        rj_addr <= act_base + 40'(m_off[1]) + 40'({t[31:2], 4'd0});
+                        rj_left <= 32'd1;
+                        rj_stride <= '0;
+                        rj_beats <= 32'd1;
+                        ex_left <= 32'd1;
+                        ex_skip <= {t[1:0], 2'b00};
+                        ex_first <= 1'b1;
+                        ex_byte <= 1'b0;
+                        state <= S_EID;
+                    end
+                end
+                S_EID: if (el_fire) begin
+                    id <= el_data;
+                    state <= S_EIDCK;
+                end
+                S_EIDCK: begin
+                    rowoff <= 64'(id) * 64'(W);
+                    if (id >= r_n[0]) begin
+                        fail <= ES_ERR_RANGE;    // a token id past the table: earlier rows are written
+                        state <= S_WAITW;
+                    end else begin
+                        rj_addr <= wgt_base + 40'(r_off[1][31:0]) + 40'({id[31:2], 4'd0});
+                        rj_left <= 32'd1;
+                        rj_beats <= 32'd1;
+                        ex_left <= 32'd1;
+                        ex_skip <= {id[1:0], 2'b00};
+                        ex_first <= 1'b1;
+                        state <= S_EBETA;
+                    end
+                end
+                S_EBETA: if (el_fire) begin
+                    beta <= el_data;
+                    rj_addr <= {emb_byte[39:4], 4'd0};
+                    rj_left <= 32'd1;
+                    rj_beats <= (32'(emb_byte[3:0]) + W + 32'd15) >> 4;
+                    ex_left <= W;
+                    ex_skip <= emb_byte[3:0];
+                    ex_first <= 1'b1;
+                    ex_byte <= 1'b1;
+                    wj_addr <= act_base + row_addr;
+                    wj_left <= row_cmds;
+                    wj_beats <= row_beats;
+                    wj_stride <= row_stride;
+                    cnt <= '0;
+                    state <= S_EROW;
+                end
+                S_EROW: begin
+                    if (iss) cnt <= cnt + 32'd1;
+                    if (cnt == ncol && pipe_empty) state <= S_NEXT;
+                end
+                S_NEXT: begin
+                    t <= t + 32'd1;
+                    if (tt + 32'd1 == nt) begin
+                        tt <= '0;
+                        nt <= nt_next;
+                        tile_base <= tile_base + ((rb << LMT) << LU);
+                    end else begin
+                        tt <= tt + 32'd1;
+                    end
+                    state <= S_TOK;
+                end
+                S_WAITW: if (wj_left == 32'd0 && !ob_v && !wr_busy && pipe_empty) begin
+                    done <= 1'b1;
+                    err_code <= wr_err ? ES_ERR_AXI_WRITE : fail;
+                    err_info <= wr_err ? {30'd0, wr_err_resp} : fail != ES_ERR_NONE ? {24'd0, op} : 32'd0;
+                    state <= S_IDLE;
+                end
+                S_ABORT: begin
+                    rj_left <= '0;
+                    wj_left <= '0;
+                    ex_left <= '0;
+                    ex_have <= 1'b0;
+                    ob_v <= 1'b0;
+                    v0 <= 1'b0;
+                    pipe_n <= '0;
+                    if (!rd_busy && !wr_busy) begin
+                        done <= 1'b1;
+                        err_code <= ES_ERR_NONE;
+                        err_info <= '0;
+                        state <= S_IDLE;
+                    end
+                end
+                default: state <= S_IDLE;
+            endcase
+        end
+    end
+
+    wire unused = &{1'b0, kv_base, kv_size, p0, dp_lst, f3, nel, rope_w, x_b, g_a, g_b, xb, ga, gb,
+                    r_n[1], r_k[1], rowoff[63:40], instr[255:160], pk_acc[127:96]};
+endmodule
