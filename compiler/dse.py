@@ -199,10 +199,10 @@ COEFFS = {
     "base3_repack_luts_per_byte": 60,  # base-3 byte -> 5 trits ROM (10 bits x 256 entries)
     "int8_split_luts_per_lane": 6,  # dense int8 -> bit plane select
     "axi_port_luts": 1800,  # AXI4 read master + address generator + width converter per port
-    # es_dequant per Q lane: es_i2f + two es_fmul (24x24 significand products: 2 DSP48E2 each), six stages
-    # (structural estimate, not yet calibrated against Yosys)
-    "dequant_lane_luts": 400,
-    "dequant_lane_ffs": 450,
+    # es_dequant per Q lane: es_i2f + two es_fmul (24x24 significand products: 2 DSP48E2 each), six stages;
+    # Yosys synth_xilinx (abc9) of es_dequant Q=4 MAXTOK=4: 4816 LUT, 1698 FF, 16 DSP
+    "dequant_lane_luts": 1204,
+    "dequant_lane_ffs": 425,
     "dequant_lane_dsps": 4,
     "axi_port_ffs": 2600,
     "axi_outstanding_luts": 24,  # per outstanding burst tracked
@@ -308,7 +308,8 @@ class Candidate:
         util = utilization(self.resources, target)
         return {"config_id": self.cfg.config_id, "G": self.cfg.G, "T": self.cfg.T, "Q": self.cfg.Q,
                 "table_mem": self.cfg.table_mem, "tern_encoding": self.cfg.tern_encoding,
-                "int_encoding": self.cfg.int_encoding, "max_tok": self.cfg.max_tok, "max_k": self.cfg.max_k,
+                "int_encoding": self.cfg.int_encoding, "axi_ports": self.cfg.axi_ports,
+                "max_tok": self.cfg.max_tok, "max_k": self.cfg.max_k,
                 "wbuf_kib": self.cfg.wbuf_kib, "clock_mhz": self.cfg.clock_mhz,
                 "decode_tok_s": round(self.perf["decode_tok_s"], 2),
                 "prefill_tok_s": round(self.perf["prefill_tok_s"], 2),
@@ -350,7 +351,7 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
     cands: list[Candidate] = []
     n_eval = 0
     best_of: dict[tuple, Candidate] = {}  # per lane shape and clock: the best memory/MAXK that fits
-    for cfg in rtl_space.candidates(clocks, max_model_k):
+    for cfg in rtl_space.candidates(clocks, max_model_k, target.ports):
         if quick and cfg.table_mem != "uram" and (cfg.T, cfg.Q, cfg.clock_mhz) in best_of:
             continue
         res = estimate_resources(cfg)

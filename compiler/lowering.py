@@ -10,6 +10,13 @@ lane q*T + t = code of row rb*Q + q, group c*T + t, each code in a CB-bit little
 (padded to whole chunks) one after another. Rows are padded to a multiple of Q and groups to a
 multiple of T with the all-zero pattern. Every TLMM region starts on a 4 KiB boundary (an AXI burst
 never crosses one) and is padded to a whole number of bursts.
+
+Weight stripes: with P = axi_ports > 1 weight read ports and an engine beat of m*P whole port beats
+(the shell: Q*T*CB = P*128 bits), a beat-ordered region (G-index, base-3, bit-plane codes) is P
+stripes, stripe p = bytes [p*B/P, (p+1)*B/P) of every engine beat of B bytes, one after another, each
+padded to whole bursts: port p streams its stripe with long bursts from its own contiguous addresses
+and the engine joins the P port beats (port p lowest) into one beat. Other configurations keep one
+stripe.
 """
 
 from __future__ import annotations
@@ -31,6 +38,19 @@ ALIGN = 4096
 DATA_ALIGN = 64
 
 
+def beat_bytes(cfg, kind: str) -> int | None:
+    """Bytes of one engine beat of a beat-ordered region, None for row-ordered (dense integer) regions."""
+    if kind == "ternary":
+        return cfg.beat_bytes_base3 if cfg.tern_encoding == "base3" and cfg.G != 5 else cfg.beat_bytes_codes
+    return None if cfg.int_encoding == "int8" else cfg.beat_bytes_codes
+
+
+def weight_stripes(cfg, kind: str) -> int:
+    """Stripes of a TLMM region: axi_ports when every port gets whole port beats of each engine beat."""
+    bb, port = beat_bytes(cfg, kind), cfg.axi_width_bits // 8
+    return cfg.axi_ports if cfg.axi_ports > 1 and bb is not None and bb % (cfg.axi_ports * port) == 0 else 1
+
+
 def region_layout(cfg, n: int, klen: int, kind: str, bits: int) -> dict[str, int]:
     """Geometry and byte size of one TLMM region (n rows x klen columns) under `cfg`."""
     groups = math.ceil(klen / cfg.G)
@@ -38,16 +58,34 @@ def region_layout(cfg, n: int, klen: int, kind: str, bits: int) -> dict[str, int
     rbs = math.ceil(n / cfg.Q)
     planes = 1 if kind == "ternary" else bits
     beats = rbs * planes * chunks
-    if kind == "ternary":
-        raw = beats * (cfg.beat_bytes_base3 if cfg.tern_encoding == "base3" else cfg.beat_bytes_codes)
-    elif cfg.int_encoding == "int8":
-        raw = rbs * cfg.Q * math.ceil(chunks * cfg.T * cfg.G * bits / 8)
-    else:
-        raw = beats * cfg.beat_bytes_codes
+    bb = beat_bytes(cfg, kind)
+    raw = rbs * cfg.Q * math.ceil(chunks * cfg.T * cfg.G * bits / 8) if bb is None else beats * bb
     burst = cfg.axi_burst_beats * cfg.axi_width_bits // 8
-    nbytes = math.ceil(raw / burst) * burst
+    stripes = weight_stripes(cfg, kind)
+    stripe = math.ceil(raw // stripes / burst) * burst  # each stripe padded to whole bursts
     return {"groups": groups, "chunks": chunks, "row_batches": rbs, "planes": planes, "beats": beats,
-            "raw_bytes": raw, "nbytes": nbytes, "rows_padded": rbs * cfg.Q, "cols_padded": chunks * cfg.T * cfg.G}
+            "raw_bytes": raw, "nbytes": stripes * stripe, "stripes": stripes, "stripe_bytes": stripe,
+            "rows_padded": rbs * cfg.Q, "cols_padded": chunks * cfg.T * cfg.G}
+
+
+def stripe_image(blob, beat: int, stripes: int, stripe_bytes: int) -> bytes:
+    """Engine-ordered region bytes -> `stripes` stripes (stripe p: bytes p*beat/stripes.. of every beat),
+    each zero-padded to stripe_bytes."""
+    a = np.frombuffer(blob, np.uint8).reshape(-1, stripes, beat // stripes).transpose(1, 0, 2).reshape(stripes, -1)
+    out = np.zeros((stripes, stripe_bytes), np.uint8)
+    out[:, : a.shape[1]] = a
+    return out.tobytes()
+
+
+def unstripe(raw: np.ndarray, reg: pg.Region, beat: int) -> np.ndarray:
+    """The inverse of stripe_image for a region's bytes: the engine-ordered beats (stripe padding dropped)."""
+    if reg.stripes <= 1:
+        return raw
+    s = reg.stripes
+    stride = (reg.nbytes // s) & ~15
+    nbeats = stride // (beat // s)
+    a = raw[: s * stride].reshape(s, stride)[:, : nbeats * (beat // s)].reshape(s, nbeats, beat // s)
+    return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(-1)
 
 
 def region_kind(cfg, kind: str) -> int:
@@ -98,6 +136,17 @@ def pack_region(cfg, w: np.ndarray, kind: str, bits: int) -> bytes | bytearray:
     return _slots(_beats_from_codes(planes, rows_p, groups_p, cfg.Q, cfg.T, 0), cfg.CB).tobytes()
 
 
+def region_image(cfg, w: np.ndarray, kind: str, bits: int) -> tuple[bytes, dict[str, int]]:
+    """The bytes of one TLMM region as the weight image holds them (striped, padded to nbytes) and its
+    layout."""
+    lay = region_layout(cfg, w.shape[0], w.shape[1], kind, bits)
+    blob = pack_region(cfg, w, kind, bits)
+    assert len(blob) == lay["raw_bytes"], (len(blob), lay)
+    if lay["stripes"] > 1:
+        blob = stripe_image(blob, beat_bytes(cfg, kind), lay["stripes"], lay["stripe_bytes"])
+    return bytes(blob) + b"\0" * (lay["nbytes"] - len(blob)), lay
+
+
 def unpack_region(cfg_g: int, t: int, q: int, cb: int, reg: pg.Region, raw: np.ndarray) -> np.ndarray:
     """Region bytes -> lookup codes [planes, n, groups]: ternary G-index codes, or binary plane codes."""
     n, klen, bits = reg.n, reg.k, reg.bits
@@ -108,7 +157,7 @@ def unpack_region(cfg_g: int, t: int, q: int, cb: int, reg: pg.Region, raw: np.n
     if reg.kind == pg.R_TERN_BASE3:
         nbeats = rbs * chunks
         per = math.ceil(q * t * cfg_g / 5)
-        tr = unpack_base3(raw[: nbeats * per].reshape(nbeats, per), q * t * cfg_g)
+        tr = unpack_base3(unstripe(raw, reg, per)[: nbeats * per].reshape(nbeats, per), q * t * cfg_g)
         tr = tr.reshape(rbs, chunks, q, t, cfg_g).transpose(0, 2, 1, 3, 4).reshape(rows_p, groups_p * cfg_g)
         return pack_gindex(tr[:n, : groups * cfg_g], cfg_g)[None]
     if reg.kind == pg.R_INT_DENSE:
@@ -118,7 +167,7 @@ def unpack_region(cfg_g: int, t: int, q: int, cb: int, reg: pg.Region, raw: np.n
     planes = 1 if reg.kind == pg.R_TERN_GINDEX else bits
     nbeats = rbs * planes * chunks
     per = math.ceil(q * t * cb / 8)
-    b = raw[: nbeats * per].reshape(nbeats, per)
+    b = unstripe(raw, reg, per)[: nbeats * per].reshape(nbeats, per)
     codes = b.astype(np.uint16) if cb == 8 else unpack_codes(b, cb, q * t).astype(np.uint16)
     a = codes.reshape(rbs, planes, chunks, q, t).transpose(1, 0, 3, 2, 4).reshape(planes, rows_p, groups_p)
     return np.ascontiguousarray(a[:, :n, :groups])
@@ -148,14 +197,11 @@ class _Image:
 
     def tlmm(self, cfg, w: np.ndarray, kind: str, bits: int, k0: int) -> int:
         self._align(ALIGN)
-        lay = region_layout(cfg, w.shape[0], w.shape[1], kind, bits)
-        blob = pack_region(cfg, w, kind, bits)
-        assert len(blob) == lay["raw_bytes"], (len(blob), lay)
+        blob, lay = region_image(cfg, w, kind, bits)
         off = self.f.tell()
         self.f.write(blob)
-        self.f.write(b"\0" * (lay["nbytes"] - len(blob)))
         self.regions.append(pg.Region(off, lay["nbytes"], region_kind(cfg, kind), bits, w.shape[0], w.shape[1], k0,
-                                      lay["rows_padded"], lay["cols_padded"]))
+                                      lay["rows_padded"], lay["cols_padded"], lay["stripes"]))
         return len(self.regions) - 1
 
 

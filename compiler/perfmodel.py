@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgestream.compiler.lowering import ALIGN, region_layout
+from edgestream.compiler.lowering import ALIGN, region_layout, weight_stripes
 
 PIPE_CYCLES = 12  # engine fill + drain per K tile (builder 1, table mem 1, lanes 3, fifo, dequant)
 ISSUE_CYCLES = 16  # sequencer: fetch + decode + start of one instruction
@@ -54,11 +54,14 @@ def model_commands(m, wkind: str, wbits: int) -> list[tuple[str, int, int, str, 
             ("gate_up", 2 * ffn, h, wkind, wbits), ("down", h, ffn, wkind, wbits)]
 
 
-def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_cycles: float = 0.0) -> dict[str, float]:
+def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_cycles: float = 0.0,
+                 ddr_bytes_per_cycle: float | None = None) -> dict[str, float]:
     """DDR bytes and engine cycles of one fused TLMM (with its dequantization) over n rows x k columns
     for ntok tokens, as the shell's sequencer runs it from program.bin: per token tile of max_tok
     tokens the weights stream again, with one float32 beta per output row and the tile's activations
-    and scales on the same read port. latency_cycles: the DDR read latency in clock cycles."""
+    and scales on the shell's read port (and the weights too when there is one port; with P > 1 weight
+    ports each streams its stripe). latency_cycles: the DDR read latency in clock cycles;
+    ddr_bytes_per_cycle: what the DDR sustains for all ports together (None: no limit beyond the ports)."""
     tiles = math.ceil(ntok / cfg.max_tok)
     beat = cfg.axi_width_bits // 8
     wbytes = 0
@@ -72,8 +75,14 @@ def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_c
         act_beats += ntok * math.ceil(lay["groups"] * 8 / beat) + tiles * math.ceil(cfg.max_tok * 4 / beat)
     beta_bytes = tiles * math.ceil(n / cfg.Q) * cfg.Q * 4
     nbytes = tiles * wbytes + beta_bytes + act_beats * beat
-    # one read port carries every stream: a command cannot finish before its beats have crossed it
-    bus = math.ceil(nbytes / (beat * cfg.axi_ports))
+    # a command cannot finish before its beats have crossed the read ports: one port carries every
+    # stream, or the weights stripe over the P weight ports beside the shell's port
+    if weight_stripes(cfg, kind) > 1:
+        bus = max(math.ceil(tiles * wbytes / (beat * cfg.axi_ports)), math.ceil((nbytes - tiles * wbytes) / beat))
+    else:
+        bus = math.ceil(nbytes / (beat * cfg.axi_ports))
+    if ddr_bytes_per_cycle:
+        bus = max(bus, math.ceil(nbytes / ddr_bytes_per_cycle))
     # dequantize: n x ntok values through the result path's dequantize stage (Q lanes, es_dequant),
     # pipelined behind the lookups; it only shows when it is slower than them
     deq = math.ceil(n * ntok / cfg.Q)
@@ -86,7 +95,8 @@ def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_c
             "sequencer_cycles": seq, "bus_cycles": bus}
 
 
-def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0) -> list[dict[str, Any]]:
+def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0,
+                 ddr_bpc: float | None = None) -> list[dict[str, Any]]:
     """One decoder layer for ntok tokens whose last position is ctx_end - 1."""
     V = cfg.vec_lanes
     h, ffn, D = m.hidden_size, m.intermediate_size, m.head_dim
@@ -99,7 +109,7 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0
 
     def mm(name):
         _, n, k, kind, bits = cmds[name]
-        c = command_cost(cfg, n, k, kind, bits, ntok, lat)
+        c = command_cost(cfg, n, k, kind, bits, ntok, lat, ddr_bpc)
         return {"name": name, "kind": "tlmm", "bytes": c["bytes"], "weight_bytes": c["weight_bytes"],
                 "cycles": c["engine_cycles"]}
 
@@ -117,9 +127,9 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0
     return steps
 
 
-def _head_steps(m, cfg, ntok: int = 1, lat: float = 0.0) -> list[dict[str, Any]]:
+def _head_steps(m, cfg, ntok: int = 1, lat: float = 0.0, ddr_bpc: float | None = None) -> list[dict[str, Any]]:
     h = m.hidden_size
-    c = command_cost(cfg, m.vocab_size, h, "int", 8, ntok, lat)
+    c = command_cost(cfg, m.vocab_size, h, "int", 8, ntok, lat, ddr_bpc)
     return [{"name": "norm_quant.final", "kind": "vector", "bytes": 0,
              "cycles": ISSUE_CYCLES + math.ceil(2 * h * ntok / cfg.vec_lanes)},
             {"name": "lm_head", "kind": "tlmm", "bytes": c["bytes"], "weight_bytes": c["weight_bytes"],
@@ -177,11 +187,12 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
     eff = bw["effective"]
     f = cfg.clock_mhz * 1e6
     lat = target.read_latency_ns * 1e-9 * f  # DDR read latency in cycles: the sequencer waits on it
+    dbc = bw["ddr_cap"] / f  # what the DDR sustains per cycle for all ports together
 
     # ---- decode: one token at position `context` (attends over context + 1 positions)
     embed = _embed_step(m, cfg, 1)
-    layer = _layer_steps(m, cfg, wkind, wbits, 1, context + 1, lat)
-    head = _head_steps(m, cfg, 1, lat)
+    layer = _layer_steps(m, cfg, wkind, wbits, 1, context + 1, lat, dbc)
+    head = _head_steps(m, cfg, 1, lat, dbc)
     dec = _run_model(m, cfg, eff, embed, layer, head)
     w_bytes = m.num_layers * sum(s["weight_bytes"] for s in layer if s["kind"] == "tlmm")
     head_bytes = sum(s["weight_bytes"] for s in head if s["kind"] == "tlmm")
@@ -210,13 +221,13 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
     tiles = []
     if nfull:
         mean_end = mt * (nfull + 1) / 2
-        lay = _layer_steps(m, cfg, wkind, wbits, mt, max(mt, int(round(mean_end))), lat)
+        lay = _layer_steps(m, cfg, wkind, wbits, mt, max(mt, int(round(mean_end))), lat, dbc)
         r = _run_model(m, cfg, eff, _embed_step(m, cfg, mt), lay, None, reps=nfull)
         pre = {k: pre[k] + r[k] for k in pre}
         pre_bytes += nfull * (m.num_layers * sum(s["bytes"] for s in lay) + mt * (m.hidden_size + 4))
         tiles.append((mt, lay))
     if rest:
-        lay = _layer_steps(m, cfg, wkind, wbits, rest, prompt, lat)
+        lay = _layer_steps(m, cfg, wkind, wbits, rest, prompt, lat, dbc)
         r = _run_model(m, cfg, eff, _embed_step(m, cfg, rest), lay, None)
         pre = {k: pre[k] + r[k] for k in pre}
         pre_bytes += m.num_layers * sum(s["bytes"] for s in lay) + rest * (m.hidden_size + 4)

@@ -9,10 +9,13 @@ What the shell (edgestream_accel.sv, es_seq.sv, tlmm_engine.sv) implements today
 limit is there (docs/registers.md):
 - G = 5 with G-index codes (CB = 8 bits, the 1.6 bpw base-3 byte): es_seq checks BUILD_TABLE's G
   against its own and the engine decodes CB-bit slots;
-- one weight beat fills the 128-bit bus exactly: Q * T * CB = 128, i.e. (T, Q) in (1, 16), (2, 8),
-  (4, 4) (all three run in the accelerator bench, tests/test_rtl_accel_program.py);
+- one weight beat fills the weight ports exactly: Q * T * CB = P * 128 for P weight ports, i.e.
+  (T, Q, P) in (1, 16, 1), (2, 8, 1), (4, 4, 1) (one port: the weights share the shell's port) and
+  (1, 32, 2), (1, 64, 4) (P read-only weight ports, the weight image striped across them: each port
+  keeps the 256-beat weight FIFO, wbuf_kib = 4 P); all run in the accelerator bench
+  (tests/test_rtl_accel_program.py);
 - integer weights (the LM head) as bit planes through the same tables (`int-planes`);
-- one AXI4 port, 128-bit beats, 16-beat bursts, 16 bursts in flight, a 4 KiB weight FIFO;
+- 128-bit AXI4 ports, 16-beat bursts, 16 bursts in flight per weight reader;
 - MAXK a power of two 256..4096 (K > MAXK: K tiles run on the host), MAXTOK 4 tokens per tile,
   result FIFO 16, no vector unit (vec_lanes 1: the host runs the non-linear instructions);
 - table memories are plain simple-dual-port arrays with a registered read, so where they live
@@ -27,9 +30,11 @@ from collections.abc import Iterator
 from edgestream.errors import InputError
 
 G = 5
-TQ = ((1, 16), (2, 8), (4, 4))
-FIXED = dict(tern_encoding="gindex", int_encoding="planes", axi_ports=1, axi_width_bits=128, axi_burst_beats=16,
-             axi_outstanding=16, wbuf_kib=4, max_tok=4, ofifo_depth=16, vec_lanes=1)
+TQP = ((1, 16, 1), (2, 8, 1), (4, 4, 1), (1, 32, 2), (1, 64, 4))  # (T, Q, weight ports)
+TQ = tuple((t, q) for t, q, _ in TQP)
+WBUF_KIB_PER_PORT = 4
+FIXED = dict(tern_encoding="gindex", int_encoding="planes", axi_width_bits=128, axi_burst_beats=16,
+             axi_outstanding=16, max_tok=4, ofifo_depth=16, vec_lanes=1)
 MAX_K = (256, 512, 1024, 2048, 4096)
 MAX_CLOCK_MHZ = 250.0
 TABLE_MEMS = ("uram", "bram", "lutram")
@@ -39,8 +44,11 @@ def why_not(cfg) -> str | None:
     """None when the RTL implements `cfg` (an edgestream.compiler.dse.HwConfig), else the reason."""
     if cfg.G != G:
         return f"G = {cfg.G}: the RTL decodes G = {G} only"
-    if (cfg.T, cfg.Q) not in TQ:
-        return f"T = {cfg.T}, Q = {cfg.Q}: the RTL needs Q*T*CB = 128 with (T, Q) in {list(TQ)}"
+    if (cfg.T, cfg.Q, cfg.axi_ports) not in TQP:
+        return (f"T = {cfg.T}, Q = {cfg.Q}, axi_ports = {cfg.axi_ports}: the RTL needs Q*T*CB = 128 x ports with "
+                f"(T, Q, ports) in {list(TQP)}")
+    if cfg.wbuf_kib != WBUF_KIB_PER_PORT * cfg.axi_ports:
+        return f"wbuf_kib = {cfg.wbuf_kib}: the RTL implements {WBUF_KIB_PER_PORT} KiB per weight port"
     for f, v in FIXED.items():
         if getattr(cfg, f) != v:
             return f"{f} = {getattr(cfg, f)!r}: the RTL implements {v!r}"
@@ -59,16 +67,20 @@ def check_implemented(cfg, src: str = "hardware config"):
     return cfg
 
 
-def candidates(clocks_mhz, max_model_k: int) -> Iterator:
+def candidates(clocks_mhz, max_model_k: int, max_ports: int = 1) -> Iterator:
     """Every implemented configuration worth weighing for a model whose largest linear has
     `max_model_k` columns: the smallest MAXK that holds it (or 4096, with K tiles) and every smaller
-    one, at each of the given clocks the RTL closes."""
+    one, at each of the given clocks the RTL closes, with at most `max_ports` weight ports (the
+    target's PS-PL ports)."""
     from edgestream.compiler.dse import HwConfig
 
     fit = [k for k in MAX_K if k >= max_model_k] or [MAX_K[-1]]
     ks = [k for k in MAX_K if k <= fit[0]]  # smaller tables cost K tiles, and may be what fits
     for clk in [c for c in clocks_mhz if c <= MAX_CLOCK_MHZ]:
-        for t, q in TQ:
+        for t, q, p in TQP:
+            if p > max_ports:
+                continue
             for mk in reversed(ks):
                 for mem in TABLE_MEMS:
-                    yield HwConfig(G=G, T=t, Q=q, table_mem=mem, max_k=mk, clock_mhz=float(clk), **FIXED)
+                    yield HwConfig(G=G, T=t, Q=q, table_mem=mem, max_k=mk, clock_mhz=float(clk), axi_ports=p,
+                                   wbuf_kib=WBUF_KIB_PER_PORT * p, **FIXED)

@@ -3,7 +3,7 @@ edgestream.host.program_executor both execute.
 
     header   (64 bytes)  magic b"ESPG", version u16, instruction size u16, counts, config id (u64),
                          geometry, offset of the instructions
-    regions  (48 bytes each: three bus beats) offset u64, nbytes u64, kind u8, bits u8, pad u16, n u32,
+    regions  (48 bytes each: three bus beats) offset u64, nbytes u64, kind u8, bits u8, stripes u16, n u32,
                          k u32, k0 u32, rows_padded u32, cols_padded u32, 8 bytes 0 -- where every
                          weight/table lives in the image
     buffers  (16 bytes each) dtype u8, pad[3], width u32, name offset u32, name length u32
@@ -68,6 +68,9 @@ class Region:
     k0: int = 0  # first column of the tile in the full matrix
     rows_padded: int = 0
     cols_padded: int = 0
+    # weight stripes: a TLMM region streamed over P weight ports is P equal stripes of nbytes / P bytes
+    # (docs/program.md, "Weight image"); stored as 0 when 1, so single-port programs keep their bytes
+    stripes: int = 1
 
 
 @dataclass
@@ -117,8 +120,8 @@ class Program:
                         len(self.instrs), len(names), int(self.config_id, 16),
                         (self.group & 0xFF) | ((self.code_bits & 0xFF) << 8) | ((self.lanes_t & 0xFF) << 16)
                         | ((self.lanes_q & 0xFF) << 24), self.instr_offset)
-        regs = b"".join(_REG.pack(r.offset, r.nbytes, r.kind, r.bits, 0, r.n, r.k, r.k0, r.rows_padded,
-                                  r.cols_padded) for r in self.regions)
+        regs = b"".join(_REG.pack(r.offset, r.nbytes, r.kind, r.bits, r.stripes if r.stripes > 1 else 0, r.n, r.k,
+                                  r.k0, r.rows_padded, r.cols_padded) for r in self.regions)
         ins = b"".join(_INS.pack(i.op, i.flags, i.a, *i.f) for i in self.instrs)
         return hdr + regs + b"".join(bufs) + ins + names
 
@@ -140,10 +143,13 @@ class Program:
         off = _HDR.size
         regions = []
         for _ in range(nr):
-            o, n_, kind, bits, _p, n, k, k0, rp, cp = _REG.unpack_from(blob, off)
+            o, n_, kind, bits, stripes, n, k, k0, rp, cp = _REG.unpack_from(blob, off)
             if kind not in REGION_KINDS:
                 raise InputError(f"{src}: region {len(regions)} has unknown kind {kind}")
-            regions.append(Region(o, n_, kind, bits, n, k, k0, rp, cp))
+            if stripes > 1 and n_ % (stripes * 16):
+                raise InputError(f"{src}: region {len(regions)} has {stripes} stripes, but its {n_} bytes are not "
+                                 f"{stripes} whole stripes of 16-byte beats")
+            regions.append(Region(o, n_, kind, bits, n, k, k0, rp, cp, max(1, stripes)))
             off += _REG.size
         raw_bufs = []
         for _ in range(nb):

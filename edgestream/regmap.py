@@ -142,6 +142,7 @@ def render_sv(hw: dict | None = None) -> str:
         f"    localparam int ES_BURST = {hw['axi_burst_beats']};",
         f"    localparam int ES_OUTSTANDING = {hw['axi_outstanding']};",
         f"    localparam int ES_WFIFO = {hw['wbuf_kib'] * 1024 // DATA_BYTES};",
+        f"    localparam int ES_WPORTS = {hw['axi_ports']};",
         f"    localparam int ES_DATA_BYTES = {DATA_BYTES};",
         "    // register byte offsets",
     ]

@@ -16,11 +16,13 @@ def _kind(planes: int) -> tuple[str, int]:
     return ("int", planes) if planes > 1 else ("ternary", 2)
 
 
-def perf_model_cycles(n: int, k: int, ntok: int, planes: int, latency: int) -> tuple[str, int]:
-    """(source, cycles) the compiler's performance model charges for one linear of the shell."""
+def perf_model_cycles(n: int, k: int, ntok: int, planes: int, latency: int, cfg=None,
+                      ddr_bytes_per_cycle: float | None = None) -> tuple[str, int]:
+    """(source, cycles) the compiler's performance model charges for one linear of the shell built for
+    `cfg` (the shipped one by default), with the DDR sustaining `ddr_bytes_per_cycle` for all ports."""
     from edgestream.compiler.perfmodel import command_cost
 
-    c = command_cost(rm.shell_config(), n, k, *_kind(planes), ntok, latency)
+    c = command_cost(cfg or rm.shell_config(), n, k, *_kind(planes), ntok, latency, ddr_bytes_per_cycle)
     return "compiler.perfmodel.command_cost", int(c["engine_cycles"])
 
 

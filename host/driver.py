@@ -361,8 +361,10 @@ class LinearBank:
     float32(beta * s), bit-exact to edgestream.numerics.dequant. Tests and benchmarks use it; models
     run through AccelProgramExecutor."""
 
-    def __init__(self, driver: AccelDriver):
+    def __init__(self, driver: AccelDriver, cfg=None):
+        """cfg: the HwConfig the device was built for (the shipped shell's by default)."""
         self.driver = driver
+        self.cfg = cfg
         self.layers: dict[str, BankLinear] = {}
         self._pending: list[tuple] = []
         self.image = b""
@@ -376,9 +378,9 @@ class LinearBank:
     def build(self) -> pg.Program:
         import io
 
-        from edgestream.compiler.lowering import ALIGN, pack_region, region_kind, region_layout
+        from edgestream.compiler.lowering import ALIGN, region_image, region_kind
 
-        cfg = rm.shell_config()
+        cfg = self.cfg or rm.shell_config()
         f = io.BytesIO()
         regions: list[pg.Region] = []
         buffers = [pg.Buffer("ids", pg.B_IDS, 1)]
@@ -386,12 +388,11 @@ class LinearBank:
         for lw, beta in self._pending:
             kind = "ternary" if lw.kind == "ternary" else "int"
             f.write(b"\0" * ((-f.tell()) % ALIGN))
-            lay = region_layout(cfg, lw.n, lw.k, kind, lw.bits)
+            blob, lay = region_image(cfg, lw.w, kind, lw.bits)
             off = f.tell()
-            f.write(pack_region(cfg, lw.w, kind, lw.bits))
-            f.write(b"\0" * (off + lay["nbytes"] - f.tell()))
+            f.write(blob)
             regions.append(pg.Region(off, lay["nbytes"], region_kind(cfg, kind), lw.bits, lw.n, lw.k, 0,
-                                     lay["rows_padded"], lay["cols_padded"]))
+                                     lay["rows_padded"], lay["cols_padded"], lay["stripes"]))
             f.write(b"\0" * ((-f.tell()) % 64))
             b = np.zeros(-(-lw.n // cfg.Q) * cfg.Q, np.float32)
             b[: lw.n] = beta

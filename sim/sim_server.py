@@ -5,10 +5,22 @@ one length-prefixed pickled tuple, answered the same way. Simulated time only mo
 needs it (a register access through cocotbext-axi's AXI-Lite master, or `wait`), so the runtime stays
 ordinary synchronous Python and drives the RTL exactly as it drives a board.
 
-DDR is cocotbext-axi's AXI RAM (`DdrModel`) with a configurable read latency (cycles from the AR
-handshake to the first R beat, bursts pipelined behind it), and fault injection for the tests: address
-windows that answer reads with DECERR/SLVERR or writes with SLVERR, and a `hang` switch that stops
-read data (a hung interconnect or engine: the host must time out).
+DDR (`DdrModel`) is one cocotbext-axi memory behind every AXI port of the top: the shell's port
+(m_axi: program, activations, beta, results) and its weight read ports (m_axi_w0.., when the build has
+WP > 1). Reads go through a memory-system model (`DdrProfile`, docs/registers.md "Memory model"):
+* one DDR shared by all ports: bursts are served first come, first served at `bytes_per_cycle`
+  (the target's peak x refresh x controller efficiency at the shell's clock) plus
+  `burst_overhead_bytes` of command/bank time per burst;
+* a read latency (cycles from the AR handshake to the first R beat, after the data is served) with a
+  per-burst jitter of 0..`jitter` cycles (row misses, queueing);
+* AR backpressure: a port accepts at most `accept` bursts in flight (ARREADY falls while it has
+  them); R: each port returns one beat per cycle at most, when the DDR has served it (RVALID gaps);
+* out-of-order responses across IDs: a port returns whichever burst is ready first (its jitter),
+  bursts of one ID in order, each burst whole.
+`DdrProfile.ideal(latency)` is the former fixed-latency AXI RAM (no bandwidth limit, no jitter).
+Fault injection for the tests: address windows that answer reads with DECERR/SLVERR or writes with
+SLVERR, and a `hang` switch that stops read data (a hung interconnect or engine: the host must time
+out).
 
 Requests: ("read_reg", off) ("write_reg", off, value) ("write_mem", addr, bytes) ("read_mem", addr, n)
 ("wait", cycles) ("cycles",) ("inject", kind, args...) ("clear_faults",) ("close",).
@@ -16,8 +28,10 @@ Requests: ("read_reg", off) ("write_reg", off, value) ("write_mem", addr, bytes)
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
+import random
 import socket
 import struct
 from collections import deque
@@ -26,10 +40,12 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiReadBus
 from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.constants import AxiBurstType, AxiResp
 from cocotbext.axi.memory import Memory
+
+from edgestream.host.devices.ddr_profile import DdrProfile
 
 PERIOD_NS = 4  # 250 MHz
 
@@ -52,36 +68,78 @@ class Faults:
         return AxiResp.OKAY
 
 
-class LatencyRead(AxiRamRead):
-    """AXI RAM read side with a fixed latency: bursts are accepted at once (many in flight) and each
-    one's first beat leaves `latency` cycles after its AR handshake, beats back to back."""
+class DdrSchedule:
+    """The shared DDR: serves bursts first come, first served; returns the cycle each beat may leave."""
 
-    def __init__(self, *args, latency: int = 0, faults: Faults, **kwargs):
-        self.latency = latency
+    def __init__(self, profile: DdrProfile):
+        self.p = profile
+        self.free = 0.0  # when the DDR has served everything reserved so far
+        self.rng = random.Random(profile.seed)
+        self.served_bytes = 0
+        self.bursts = 0
+
+    def reserve(self, now: int, beats: int, beat_bytes: int) -> list[int]:
+        p = self.p
+        lat = p.latency + (self.rng.randint(0, p.jitter) if p.jitter else 0)
+        self.bursts += 1
+        self.served_bytes += beats * beat_bytes
+        if p.bytes_per_cycle == math.inf:
+            return [now + lat] * beats
+        t = max(float(now), self.free) + p.burst_overhead_bytes / p.bytes_per_cycle
+        out = []
+        for _ in range(beats):
+            t += beat_bytes / p.bytes_per_cycle
+            out.append(math.ceil(t) + lat)
+        self.free = t
+        return out
+
+
+class DdrRead(AxiRamRead):
+    """One AXI read port of the memory system: AR accepted while fewer than `accept` bursts are in
+    flight; each burst's beats served by the shared DdrSchedule; R one beat per cycle, the ready burst
+    with the earliest first beat next (bursts of one ID in order)."""
+
+    def __init__(self, *args, sched: DdrSchedule, faults: Faults, **kwargs):
+        self.sched = sched
         self.faults = faults
-        self.pending: deque = deque()
+        self.by_id: dict[int, deque] = {}
+        self.inflight = 0
         self.have = Event()
+        self.room = Event()
         self._resp_cr = None
         super().__init__(*args, **kwargs)
-        self.ar_channel.queue_occupancy_limit = 64
+        # the AR sink takes back-to-back requests while it holds fewer than two (it is popped at once
+        # while bursts in flight < accept): a port accepts accept + 2 before ARREADY falls
+        self.ar_channel.queue_occupancy_limit = 2
 
     async def _process_read(self):
         if self._resp_cr is None:
             self._resp_cr = cocotb.start_soon(self._respond())
         while True:
+            while self.inflight >= self.sched.p.accept:
+                self.room.clear()
+                await self.room.wait()
             ar = await self.ar_channel.recv()
-            self.pending.append((cycles_now() + self.latency, ar))
+            length = int(ar.arlen) + 1
+            ready = self.sched.reserve(cycles_now(), length, self.byte_lanes)
+            self.by_id.setdefault(int(ar.arid), deque()).append((ready, ar))
+            self.inflight += 1
             self.have.set()
 
     async def _respond(self):
         while True:
-            while not self.pending:
+            heads = [q[0] for q in self.by_id.values() if q]
+            if not heads:
                 self.have.clear()
                 await self.have.wait()
-            due, ar = self.pending.popleft()
-            wait = due - cycles_now()
+                continue
+            ready, ar = min(heads, key=lambda h: h[0][0])
+            wait = ready[0] - cycles_now()
             if wait > 0:
-                await ClockCycles(self.clock, wait)
+                # a burst that arrives meanwhile may be ready sooner: look again after a short wait
+                await ClockCycles(self.clock, min(wait, 8))
+                continue
+            self.by_id[int(ar.arid)].popleft()
             arid = int(ar.arid)
             addr = int(ar.araddr)
             length = int(ar.arlen) + 1
@@ -93,6 +151,9 @@ class LatencyRead(AxiRamRead):
                 while self.faults.hang:
                     self.faults.unhang.clear()
                     await self.faults.unhang.wait()
+                wait = ready[n] - cycles_now()
+                if wait > 0:
+                    await ClockCycles(self.clock, wait)
                 a = addr + n * nb
                 r = self.r_channel._transaction_obj()
                 r.rid = arid
@@ -100,6 +161,8 @@ class LatencyRead(AxiRamRead):
                 r.rresp = self.faults.read_resp(a)
                 r.rdata = 0 if r.rresp else int.from_bytes(self.read(a % self.size, self.byte_lanes), "little")
                 await self.r_channel.send(r)
+            self.inflight -= 1
+            self.room.set()
 
 
 class FaultyWrite(AxiRamWrite):
@@ -115,10 +178,36 @@ class FaultyWrite(AxiRamWrite):
 
 
 class DdrModel(Memory):
-    def __init__(self, bus, clock, reset, size: int, latency: int, faults: Faults):
+    """The memory behind the shell's port `bus` and its weight read ports `wbuses` (one memory, one
+    shared DdrSchedule)."""
+
+    def __init__(self, bus, clock, reset, size: int, profile: DdrProfile | int, faults: Faults, wbuses=()):
         super().__init__(size)
+        if isinstance(profile, int):
+            profile = DdrProfile.ideal(profile)
+        self.profile = profile
+        self.sched = DdrSchedule(profile)
         self.write_if = FaultyWrite(bus.write, clock, reset, False, mem=self.mem, faults=faults)
-        self.read_if = LatencyRead(bus.read, clock, reset, False, mem=self.mem, latency=latency, faults=faults)
+        self.read_if = DdrRead(bus.read, clock, reset, False, mem=self.mem, sched=self.sched, faults=faults)
+        self.wread_ifs = [DdrRead(b, clock, reset, False, mem=self.mem, sched=self.sched, faults=faults)
+                          for b in wbuses]
+
+
+def weight_buses(dut, wp: int) -> list:
+    """The weight read ports a build with `wp` weight ports uses (wp > 1: m_axi_w0..), read-only AXI4;
+    the unused ones are tied off in the RTL (ARVALID 0) and get inputs that never answer."""
+    buses = []
+    for i in range(4):
+        if wp > 1 and i < wp:
+            buses.append(AxiReadBus.from_prefix(dut, f"m_axi_w{i}"))
+        else:
+            getattr(dut, f"m_axi_w{i}_arready").value = 0
+            getattr(dut, f"m_axi_w{i}_rvalid").value = 0
+            getattr(dut, f"m_axi_w{i}_rid").value = 0
+            getattr(dut, f"m_axi_w{i}_rdata").value = 0
+            getattr(dut, f"m_axi_w{i}_rresp").value = 0
+            getattr(dut, f"m_axi_w{i}_rlast").value = 0
+    return buses
 
 
 def _recv(conn: socket.socket):
@@ -148,10 +237,13 @@ async def serve(dut):
     path = os.environ["ES_SIM_SOCKET"]
     latency = int(os.environ.get("ES_SIM_LATENCY", "100"))
     mem_bytes = int(os.environ.get("ES_SIM_MEM", str(256 << 20)))
+    prof = os.environ.get("ES_SIM_DDR")
+    profile = DdrProfile.from_json(prof) if prof else DdrProfile.ideal(latency)
     cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
     faults = Faults()
     axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst_n, reset_active_level=False)
-    ddr = DdrModel(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst_n, mem_bytes, latency, faults)
+    ddr = DdrModel(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst_n, mem_bytes, profile, faults,
+                   weight_buses(dut, int(os.environ.get("ES_SIM_WPORTS", "1"))))
     dut.rst_n.value = 0
     await ClockCycles(dut.clk, 8)
     dut.rst_n.value = 1

@@ -26,23 +26,35 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster
 from cocotbext.axi.constants import AxiResp
-from sim_server import PERIOD_NS, DdrModel, Faults
+from sim_server import PERIOD_NS, DdrModel, Faults, weight_buses
 from tb_common import bench_config, high
 
 from edgestream import program as pg
 from edgestream import regmap as rm
-from edgestream.compiler.lowering import pack_region, region_kind, region_layout
+from edgestream.compiler.lowering import region_image, region_kind
 from edgestream.formats.ternary import pack_gindex
+from edgestream.host.devices.ddr_profile import DdrProfile
 from edgestream.numerics import dequant
 from edgestream.tlmm import bit_planes, dense_matmul, tlmm_bitserial, tlmm_ternary
 
 
 def bench_hw():
-    """The shell configuration, with T and Q from the bench config when it sets them."""
+    """The shell configuration, with T, Q, the weight ports and their buffer from the bench config when
+    it sets them."""
     bc = bench_config()
     cfg = rm.shell_config()
-    geo = {k: int(bc[k]) for k in ("T", "Q") if k in bc}
+    geo = {k: int(bc[k]) for k in ("T", "Q", "axi_ports", "wbuf_kib") if k in bc}
     return replace(cfg, **geo).validate("bench configuration") if geo else cfg
+
+
+def bench_ddr(latency: int) -> DdrProfile:
+    """The memory system: the kv260 DDR model (shared bandwidth, jitter, AR backpressure, responses out
+    of order across IDs) unless the bench config asks for the ideal fixed-latency RAM."""
+    if bench_config().get("ddr", "kv260") == "ideal":
+        return DdrProfile.ideal(latency)
+    from edgestream.compiler.targets import load_target
+
+    return DdrProfile.of_target(load_target(bench_config().get("ddr", "kv260")), CFG.clock_mhz, latency=latency)
 
 
 CFG = bench_hw()
@@ -102,11 +114,10 @@ class Build:
         return off
 
     def tlmm_region(self, w: np.ndarray, kind: str, bits: int) -> int:
-        lay = region_layout(CFG, w.shape[0], w.shape[1], kind, bits)
-        blob = bytes(pack_region(CFG, w, kind, bits))
-        off = self._wdata(blob + b"\0" * (lay["nbytes"] - len(blob)), 4096)
+        blob, lay = region_image(CFG, w, kind, bits)
+        off = self._wdata(blob, 4096)
         self.regions.append(pg.Region(off, lay["nbytes"], region_kind(CFG, kind), bits, w.shape[0], w.shape[1], 0,
-                                      lay["rows_padded"], lay["cols_padded"]))
+                                      lay["rows_padded"], lay["cols_padded"], lay["stripes"]))
         return len(self.regions) - 1
 
     def f32_region(self, a: np.ndarray) -> int:
@@ -210,7 +221,8 @@ class TB:
         cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
         self.faults = Faults()
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst_n, reset_active_level=False)
-        self.ddr = DdrModel(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst_n, MEM, latency, self.faults)
+        self.ddr = DdrModel(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst_n, MEM, bench_ddr(latency), self.faults,
+                            weight_buses(dut, CFG.axi_ports))
         self.cycle = 0
         self.events: list[tuple] = []  # (cycle, what, detail)
         self.ars: list[tuple] = []  # (cycle, ARID, ARADDR)

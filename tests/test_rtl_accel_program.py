@@ -3,9 +3,11 @@
 tiles, bit-exact against numpy; host stops and restarts; every fault code followed by SOFT_RESET and a
 correct run; the per-segment fetch overhead. Verilator runs everything, Icarus the small case.
 
-Two geometries: the shipped one (es_regs_pkg, edgestream.regmap.SHELL_HW: G=5, T=1, Q=16; a result or
-beta unit of Q float32 is four bus beats, through the shell's serializer and beta gearbox) and G=5,
-T=4, Q=4 (RTL parameters T, Q and the matching CONFIG_ID: a unit is one bus beat, no converters)."""
+Geometries: the shipped one (es_regs_pkg, edgestream.regmap.SHELL_HW: G=5, T=1, Q=16; a result or
+beta unit of Q float32 is four bus beats, through the shell's serializer and beta gearbox), G=5, T=4,
+Q=4 (RTL parameters T, Q and the matching CONFIG_ID: a unit is one bus beat, no converters), and the
+weight-port builds WP = 2 (Q = 32) and WP = 4 (Q = 64): striped weight regions over 2 / 4 read-only
+AXI ports sharing the DDR model with the shell's port."""
 
 from __future__ import annotations
 
@@ -25,17 +27,23 @@ MODULES = ["../generated/es_regs_pkg", "tlmm_fifo", "tlmm_table_builder", "tlmm_
            "es_act_unpack", "es_axil_csr", "es_seq", "edgestream_accel"]
 
 
-def geometry(T: int, Q: int) -> tuple[dict, dict]:
-    """RTL parameters and bench config for the shell configuration with T and Q replaced."""
-    cfg = replace(rm.shell_config(), T=T, Q=Q).validate("bench configuration")
-    return {"T": T, "Q": Q, "CONFIG_ID": f"64'h{cfg.config_id}"}, {"T": T, "Q": Q}
+def geometry(T: int, Q: int, ports: int = 1) -> tuple[dict, dict]:
+    """RTL parameters and bench config for the shell configuration with T and Q replaced, and `ports`
+    weight ports (each with the shipped weight FIFO of 256 beats)."""
+    wbuf = rm.SHELL_HW["wbuf_kib"] * ports
+    cfg = replace(rm.shell_config(), T=T, Q=Q, axi_ports=ports, wbuf_kib=wbuf).validate("bench configuration")
+    params = {"T": T, "Q": Q, "CONFIG_ID": f"64'h{cfg.config_id}"}
+    if ports > 1:
+        params.update(WP=ports, WFIFO=wbuf * 1024 // rm.DATA_BYTES)
+    return params, {"T": T, "Q": Q, "axi_ports": ports, "wbuf_kib": wbuf}
 
 
-GEOMETRIES = {"shipped": ({}, {}), "t4q4": geometry(4, 4)}
+GEOMETRIES = {"shipped": ({}, {}), "t4q4": geometry(4, 4), "p2": geometry(1, 32, 2), "p4": geometry(1, 64, 4)}
 CASES = [("verilator", "shipped", "programs", 100), ("verilator", "shipped", "faults", 100),
          ("verilator", "shipped", "overhead", 100), ("verilator", "shipped", "smoke", 20),
          ("icarus", "shipped", "smoke", 10),
-         ("verilator", "t4q4", "programs", 100), ("verilator", "t4q4", "faults", 100)]
+         ("verilator", "t4q4", "programs", 100), ("verilator", "t4q4", "faults", 100),
+         ("verilator", "p2", "programs", 100), ("verilator", "p2", "faults", 100), ("verilator", "p4", "smoke", 60)]
 
 
 @pytest.mark.parametrize(("sim", "geo", "testcase", "latency"),

@@ -177,9 +177,9 @@ class CpuDevice:
     def _region(self, i: int):
         if i >= self.nr:
             raise _Fault("RANGE", self.op)
-        o, nbytes, kind, bits, _, n, k, _, _, _ = struct.unpack(
+        o, nbytes, kind, bits, stripes, n, k, _, _, _ = struct.unpack(
             "<QQBBHIIIII8x", self._prog(pg.HEADER_BYTES + i * pg.REGION_BYTES, pg.REGION_BYTES))
-        return o, nbytes, kind, bits, n, k
+        return o, nbytes, kind, bits, n, k, max(1, stripes)
 
     def _map(self, b: int, dtype: int, width: int | None, need: int) -> int:
         """Address of buffer b after the buffer-map checks."""
@@ -202,16 +202,20 @@ class CpuDevice:
         bs = bool(fl & pg.F_BITSERIAL)
         if fl & pg.F_ACCUMULATE:
             raise _Fault("FIELD", op)
-        woff, wbytes, kind, rbits, n, k = self._region(a)
+        woff, wbytes, kind, rbits, n, k, stripes = self._region(a)
         klen = act[1]
+        wp = hw["axi_ports"]
         if (kind != (pg.R_INT_PLANES if bs else pg.R_TERN_GINDEX) or (bs and not (rbits == f[2] and 2 <= f[2] <= 8))
-                or k != klen or not 1 <= klen <= hw["max_k"] or n != f[0] or n == 0 or not 1 <= ntok <= 0xFFFF):
+                or k != klen or not 1 <= klen <= hw["max_k"] or n != f[0] or n == 0 or not 1 <= ntok <= 0xFFFF
+                or stripes != wp):
             raise _Fault("FIELD", op)
         planes = f[2] if bs else 1
         groups = -(-k // g)
         chunks, rb = -(-groups // t_), -(-n // q_)
-        wbeats = rb * planes * chunks
-        if woff % BEAT or woff + wbeats * BEAT > min(woff + wbytes, self.regs[rm.REG["WGT_SIZE"]]):
+        wbeats = rb * planes * chunks  # engine beats: BEAT bytes of each of the wp stripes
+        stride = (wbytes // wp) & ~(BEAT - 1)  # from one stripe to the next (es_seq: nbytes >> log2 WP)
+        if (woff % BEAT or wbeats * BEAT > stride
+                or woff + (wp - 1) * stride + wbeats * BEAT > self.regs[rm.REG["WGT_SIZE"]]):
             raise _Fault("RANGE", op)
         # the members: the DEQUANTs right after the TLMM
         members = []
@@ -245,7 +249,7 @@ class CpuDevice:
         for dst, cols, _, breg in members:
             mrb = -(-cols // q_)
             da = self._map(dst, pg.B_F32, cols, -(-ntok // mt) * mrb * mt * unit)
-            boff, bbytes, bkind, _, _, _ = self._region(breg)
+            boff, bbytes, bkind, _, _, _, _ = self._region(breg)
             if bkind != pg.R_F32:
                 raise _Fault("FIELD", pg.DEQUANT)
             if boff % BEAT or mrb * unit > bbytes or boff + mrb * unit > self.regs[rm.REG["WGT_SIZE"]]:
@@ -253,7 +257,10 @@ class CpuDevice:
             mem.append((da, mrb, self._r64("WGT_BASE_LO") + boff))
         self.op = pg.TLMM
         wa = self._r64("WGT_BASE_LO") + woff
-        codes = np.frombuffer(self.mem, np.uint8, wbeats * BEAT, wa).reshape(rb, planes, chunks, q_, t_)
+        # port p streams stripe p: bytes [16p, 16p+16) of every engine beat of Q*T code bytes
+        raw = np.stack([np.frombuffer(self.mem, np.uint8, wbeats * BEAT, wa + p * stride).reshape(wbeats, BEAT)
+                        for p in range(wp)], axis=1)
+        codes = raw.reshape(rb, planes, chunks, q_, t_)
         codes = codes.transpose(1, 0, 3, 2, 4).reshape(planes, rb * q_, chunks * t_)[:, :n, :groups]
         if not bs and codes.size and codes.max() >= 3**g:
             raise _Fault("CODE")
@@ -276,6 +283,6 @@ class CpuDevice:
                 self.regs[rm.REG["WR_BEATS"]] += mrb * nt * unit // BEAT
                 self.regs[rm.REG["RD_BEATS"]] += mrb * unit // BEAT
                 r0 += mrb
-            self.regs[rm.REG["RD_BEATS"]] += -(-nt // 4) + nt * abt + wbeats
-            self.regs[rm.REG["WGT_BEATS"]] += wbeats
+            self.regs[rm.REG["RD_BEATS"]] += -(-nt // 4) + nt * abt + wbeats * wp
+            self.regs[rm.REG["WGT_BEATS"]] += wbeats * wp
         return nxt

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from edgestream.errors import DeviceError
 from edgestream.host.devices import BumpAllocator
+from edgestream.host.devices.ddr_profile import DdrProfile
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK_HZ = 250e6
@@ -84,6 +85,7 @@ def _serve(sim: str, sock: str, latency: int, mem: int, pkg: Path | None = None)
     except RuntimeError:
         runner.build(always=True, clean=True, **kw)
     env = {"ES_SIM_SOCKET": sock, "ES_SIM_LATENCY": str(latency), "ES_SIM_MEM": str(mem),
+           "ES_SIM_DDR": os.environ.get("ES_SIM_DDR", ""), "ES_SIM_WPORTS": os.environ.get("ES_SIM_WPORTS", "1"),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "sim"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory(prefix="es-sim-") as td:
         runner.test(test_module="sim_server", hdl_toplevel="edgestream_accel", build_dir=bdir, test_dir=td,
@@ -91,18 +93,36 @@ def _serve(sim: str, sock: str, latency: int, mem: int, pkg: Path | None = None)
     return 0
 
 
+def ddr_profile(ddr, latency: int) -> DdrProfile:
+    """The memory model of a SimDevice: "ideal", a target name or file, or a DdrProfile."""
+    if isinstance(ddr, DdrProfile):
+        return ddr
+    if ddr == "ideal":
+        return DdrProfile.ideal(latency)
+    from edgestream.compiler.targets import load_target
+
+    return DdrProfile.of_target(load_target(ddr), CLOCK_HZ / 1e6, latency=latency)
+
+
 class SimDevice:
     name = "sim"
 
     def __init__(self, simulator: str = "verilator", latency: int = 100, mem_bytes: int = 256 << 20,
-                 start_timeout_s: float = 900.0, hw_config=None):
+                 start_timeout_s: float = 900.0, hw_config=None, ddr="kv260"):
         """hw_config: simulate the shell built for this HwConfig (cached per configuration under
-        sim_build/); the shipped shell (hw/generated/es_regs_pkg.sv) by default."""
+        sim_build/); the shipped shell (hw/generated/es_regs_pkg.sv) by default. ddr: the memory system
+        (sim/sim_server.py): a target name (its DDR bandwidth shared by all ports, `latency` cycles of
+        read latency plus jitter, AR acceptance), "ideal" (fixed latency, no bandwidth limit) or a
+        DdrProfile."""
         if simulator not in SIMULATORS:
             raise DeviceError(f"simulator {simulator!r} is not supported (expected verilator or icarus)")
         if not (ROOT / "sim" / "sim_server.py").is_file():
             raise DeviceError(f"the sim device needs a source checkout with hw/ and sim/ (looked in {ROOT})")
         self.simulator, self.latency, self.mem_bytes = simulator, latency, mem_bytes
+        self.ddr = ddr_profile(ddr, latency)
+        from edgestream import regmap as rm
+
+        wports = rm.SHELL_HW["axi_ports"] if hw_config is None else hw_config.axi_ports
         pkg = [] if hw_config is None else [str(config_package(simulator, hw_config))]
         self._dir = tempfile.mkdtemp(prefix="es-simdev-")
         self._sock_path = os.path.join(self._dir, "sock")
@@ -111,7 +131,8 @@ class SimDevice:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "edgestream.host.devices.sim", "--serve", simulator, self._sock_path,
              str(latency), str(mem_bytes), *pkg],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+            env={**os.environ, "ES_SIM_DDR": self.ddr.to_json(), "ES_SIM_WPORTS": str(wports)})
         self._conn: socket.socket | None = None
         deadline = time.monotonic() + start_timeout_s
         while True:

@@ -14,6 +14,7 @@ package es_regs_pkg;
     localparam int ES_BURST = 16;
     localparam int ES_OUTSTANDING = 16;
     localparam int ES_WFIFO = 256;
+    localparam int ES_WPORTS = 1;
     localparam int ES_DATA_BYTES = 16;
     // register byte offsets
     localparam logic [11:0] ES_REG_MAGIC = 12'h000;

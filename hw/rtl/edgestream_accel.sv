@@ -7,6 +7,11 @@
 // Engine geometry G, T, Q (defaults: es_regs_pkg): one weight beat of Q*T codes fits one bus beat
 // (Q*T*CB <= 128) and Q*32 is a multiple of 128; a result / beta unit of Q float32 is R = Q*32/128
 // bus beats (R > 1: a gearbox in front of es_dequant's beta port, a serializer behind its output).
+// Weight ports WP (es_regs_pkg::ES_WPORTS): WP = 1, the weights are the third read master on the one
+// AXI4 port (ARID 2); WP = 2 or 4, the weights stream through WP read-only AXI4 ports m_axi_w0..w{WP-1}
+// (one ID, 1-bit, always 0), port p reading stripe p of each weight region (docs/registers.md, "Weight
+// ports"); the engine takes one beat of WP x 128 bits of codes (Q*T*CB = WP*128) when every port has
+// one. The unused weight ports of a build (all four when WP = 1) are tied off: ARVALID 0, RREADY 1.
 // Program execution, memory layouts and registers: docs/registers.md. irq = DONE, HOST or ERROR.
 module edgestream_accel #(
     parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
@@ -17,7 +22,8 @@ module edgestream_accel #(
     parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
     parameter int BURST = es_regs_pkg::ES_BURST,
     parameter int OUTST = es_regs_pkg::ES_OUTSTANDING,
-    parameter int WFIFO = es_regs_pkg::ES_WFIFO
+    parameter int WFIFO = es_regs_pkg::ES_WFIFO,
+    parameter int WP = es_regs_pkg::ES_WPORTS
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -73,11 +79,77 @@ module edgestream_accel #(
     input  logic [1:0]   m_axi_bresp,
     input  logic         m_axi_bvalid,
     output logic         m_axi_bready,
+    // weight read port 0 (WP > 0)
+    output logic [0:0]   m_axi_w0_arid,
+    output logic [39:0]  m_axi_w0_araddr,
+    output logic [7:0]   m_axi_w0_arlen,
+    output logic [2:0]   m_axi_w0_arsize,
+    output logic [1:0]   m_axi_w0_arburst,
+    output logic [3:0]   m_axi_w0_arcache,
+    output logic [2:0]   m_axi_w0_arprot,
+    output logic         m_axi_w0_arvalid,
+    input  logic         m_axi_w0_arready,
+    input  logic [0:0]   m_axi_w0_rid,
+    input  logic [127:0] m_axi_w0_rdata,
+    input  logic [1:0]   m_axi_w0_rresp,
+    input  logic         m_axi_w0_rlast,
+    input  logic         m_axi_w0_rvalid,
+    output logic         m_axi_w0_rready,
+    // weight read port 1 (WP > 1)
+    output logic [0:0]   m_axi_w1_arid,
+    output logic [39:0]  m_axi_w1_araddr,
+    output logic [7:0]   m_axi_w1_arlen,
+    output logic [2:0]   m_axi_w1_arsize,
+    output logic [1:0]   m_axi_w1_arburst,
+    output logic [3:0]   m_axi_w1_arcache,
+    output logic [2:0]   m_axi_w1_arprot,
+    output logic         m_axi_w1_arvalid,
+    input  logic         m_axi_w1_arready,
+    input  logic [0:0]   m_axi_w1_rid,
+    input  logic [127:0] m_axi_w1_rdata,
+    input  logic [1:0]   m_axi_w1_rresp,
+    input  logic         m_axi_w1_rlast,
+    input  logic         m_axi_w1_rvalid,
+    output logic         m_axi_w1_rready,
+    // weight read port 2 (WP > 2)
+    output logic [0:0]   m_axi_w2_arid,
+    output logic [39:0]  m_axi_w2_araddr,
+    output logic [7:0]   m_axi_w2_arlen,
+    output logic [2:0]   m_axi_w2_arsize,
+    output logic [1:0]   m_axi_w2_arburst,
+    output logic [3:0]   m_axi_w2_arcache,
+    output logic [2:0]   m_axi_w2_arprot,
+    output logic         m_axi_w2_arvalid,
+    input  logic         m_axi_w2_arready,
+    input  logic [0:0]   m_axi_w2_rid,
+    input  logic [127:0] m_axi_w2_rdata,
+    input  logic [1:0]   m_axi_w2_rresp,
+    input  logic         m_axi_w2_rlast,
+    input  logic         m_axi_w2_rvalid,
+    output logic         m_axi_w2_rready,
+    // weight read port 3 (WP > 3)
+    output logic [0:0]   m_axi_w3_arid,
+    output logic [39:0]  m_axi_w3_araddr,
+    output logic [7:0]   m_axi_w3_arlen,
+    output logic [2:0]   m_axi_w3_arsize,
+    output logic [1:0]   m_axi_w3_arburst,
+    output logic [3:0]   m_axi_w3_arcache,
+    output logic [2:0]   m_axi_w3_arprot,
+    output logic         m_axi_w3_arvalid,
+    input  logic         m_axi_w3_arready,
+    input  logic [0:0]   m_axi_w3_rid,
+    input  logic [127:0] m_axi_w3_rdata,
+    input  logic [1:0]   m_axi_w3_rresp,
+    input  logic         m_axi_w3_rlast,
+    input  logic         m_axi_w3_rvalid,
+    output logic         m_axi_w3_rready,
     output logic         irq
 );
     localparam int DW = 128;
     localparam int CB = $clog2(3 ** G);
     localparam int R = Q * 32 / DW;      // bus beats per result / beta unit (Q float32)
+    localparam int WB = Q * T * CB;      // bits of one engine weight beat
+    localparam int WPFIFO = WFIFO / WP;  // beats of each weight port's FIFO (wbuf_kib is all of them)
 
     // ---------------- registers
     logic        start, soft_reset;
@@ -117,6 +189,7 @@ module edgestream_accel #(
     logic [DW-1:0] ro_data [4];
 
     for (genvar i = 0; i < 4; i++) begin : g_rd
+      if (i != 2 || WP == 1) begin : g_m
         // program/map reader: up to 16 bursts in flight, so the entries of a TLMM are fetched with
         // back-to-back commands in about one read latency. A reader keeps at most FIFO beats in
         // flight, so its FIFO sets the bandwidth it sustains at a read latency L (FIFO / L beats per
@@ -131,7 +204,98 @@ module edgestream_accel #(
             .out_valid(ro_valid[i]), .out_ready(ro_ready[i]), .out_data(ro_data[i]),
             .busy(rd_busy[i]), .err(rd_err[i]), .err_resp(rd_resp[i])
         );
+      end else begin : g_wp
+        // WP > 1: the weights come through the weight ports (below), not this port
+        assign ar_v[i] = 1'b0;
+        assign ar_a[i] = '0;
+        assign ar_l[i] = '0;
+        assign r_rdy[i] = 1'b1;
+      end
         assign r_v[i] = m_axi_rvalid && m_axi_rid == 2'(i);
+    end
+
+    // ---------------- weights: the main port's third master (WP = 1) or WP weight ports
+    logic          w_valid, w_ready, w_busy, w_err, w_cmd_v, w_cmd_r;
+    logic [1:0]    w_resp;
+    logic [WB-1:0] w_data;
+    logic [39:0]   w_cmd_a;
+    logic [31:0]   w_cmd_n, w_cmd_s;
+    logic [3:0]    wp_arv, wp_arr, wp_rv, wp_rrdy, wp_rl;
+    logic [39:0]   wp_ara [4];
+    logic [7:0]    wp_arl [4];
+    logic [127:0]  wp_rd [4];
+    logic [1:0]    wp_rr [4];
+    logic [2:0]    wp_rbeats;          // R beats received on the weight ports this cycle (RD_BEATS)
+    if (WP == 1) begin : g_w1
+        assign rc_valid[2] = w_cmd_v;
+        assign w_cmd_r = rc_ready[2];
+        assign rc_addr[2] = w_cmd_a;
+        assign rc_beats[2] = w_cmd_n;
+        assign w_valid = ro_valid[2];
+        assign ro_ready[2] = w_ready;
+        assign w_data = ro_data[2][WB-1:0];
+        assign w_busy = rd_busy[2];
+        assign w_err = rd_err[2];
+        assign w_resp = rd_resp[2];
+        for (genvar p = 0; p < 4; p++) begin : g_off
+            assign wp_arv[p] = 1'b0;
+            assign wp_ara[p] = '0;
+            assign wp_arl[p] = '0;
+            assign wp_rrdy[p] = 1'b1;
+        end
+        assign wp_rbeats = '0;
+        wire unused_w1 = &{1'b0, w_cmd_s, wp_arr, wp_rv, wp_rl, wp_rd[0], wp_rd[1], wp_rd[2], wp_rd[3],
+                          wp_rr[0], wp_rr[1], wp_rr[2], wp_rr[3]};
+    end else begin : g_wn
+        // one command to all WP readers at once (they are all idle between tiles): port p reads
+        // w_cmd_n beats of stripe p at w_cmd_a + p * w_cmd_s; an engine beat is the WP port beats
+        // side by side (port p at bits [128p +: 128]), taken when every port has one
+        logic [WP-1:0] c_rdy, o_v, b_busy, b_err;
+        logic [1:0]    b_resp [WP];
+        logic [127:0]  o_d [WP];
+        wire all_v = &o_v;
+        assign w_cmd_r = &c_rdy;
+        assign w_valid = all_v;
+        for (genvar p = 0; p < WP; p++) begin : g_p
+            es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(OUTST), .FIFO(WPFIFO)) u_wrd (
+                .clk, .rst_n, .abort,
+                .cmd_valid(w_cmd_v && w_cmd_r), .cmd_ready(c_rdy[p]),
+                .cmd_addr(w_cmd_a + 40'(p) * 40'(w_cmd_s)), .cmd_beats(w_cmd_n),
+                .ar_valid(wp_arv[p]), .ar_ready(wp_arr[p]), .ar_addr(wp_ara[p]), .ar_len(wp_arl[p]),
+                .r_valid(wp_rv[p]), .r_ready(wp_rrdy[p]), .r_data(wp_rd[p]), .r_resp(wp_rr[p]), .r_last(wp_rl[p]),
+                .out_valid(o_v[p]), .out_ready(w_ready && all_v), .out_data(o_d[p]),
+                .busy(b_busy[p]), .err(b_err[p]), .err_resp(b_resp[p])
+            );
+            assign w_data[128*p +: 128] = o_d[p];
+        end
+        for (genvar p = WP; p < 4; p++) begin : g_off
+            assign wp_arv[p] = 1'b0;
+            assign wp_ara[p] = '0;
+            assign wp_arl[p] = '0;
+            assign wp_rrdy[p] = 1'b1;
+            wire unused_p = &{1'b0, wp_arr[p], wp_rv[p], wp_rl[p], wp_rd[p], wp_rr[p]};
+        end
+        assign w_busy = |b_busy;
+        assign w_err = |b_err;
+        always_comb begin
+            w_resp = 2'b00;
+            for (int p = WP - 1; p >= 0; p--) if (b_err[p]) w_resp = b_resp[p];
+        end
+        always_comb begin
+            wp_rbeats = '0;
+            for (int p = 0; p < WP; p++) wp_rbeats = wp_rbeats + 3'(wp_rv[p] && wp_rrdy[p]);
+        end
+        assign rc_valid[2] = 1'b0;
+        assign rc_addr[2] = '0;
+        assign rc_beats[2] = '0;
+        assign ro_ready[2] = 1'b1;
+        assign rd_busy[2] = 1'b0;
+        assign rd_err[2] = 1'b0;
+        assign rd_resp[2] = 2'b00;
+        assign ro_valid[2] = 1'b0;
+        assign ro_data[2] = '0;
+        assign rc_ready[2] = 1'b0;
+        wire unused_wn = &{1'b0, ar_r[2], r_v[2], rd_busy[2], rd_err[2], rd_resp[2]};
     end
 
     // AR arbiter: fixed priority program > activations > beta > weights, held until accepted. The
@@ -168,6 +332,64 @@ module edgestream_accel #(
             glock <= 1'b0;
         end
     end
+
+    // weight port pins (an unused port: ARVALID 0, RREADY 1)
+    assign m_axi_w0_arid = 1'b0;
+    assign m_axi_w0_araddr = wp_ara[0];
+    assign m_axi_w0_arlen = wp_arl[0];
+    assign m_axi_w0_arsize = 3'($clog2(DW / 8));
+    assign m_axi_w0_arburst = 2'b01;
+    assign m_axi_w0_arcache = 4'b0011;
+    assign m_axi_w0_arprot = 3'b000;
+    assign m_axi_w0_arvalid = wp_arv[0];
+    assign wp_arr[0] = m_axi_w0_arready;
+    assign wp_rv[0] = m_axi_w0_rvalid;
+    assign wp_rd[0] = m_axi_w0_rdata;
+    assign wp_rr[0] = m_axi_w0_rresp;
+    assign wp_rl[0] = m_axi_w0_rlast;
+    assign m_axi_w0_rready = wp_rrdy[0];
+    assign m_axi_w1_arid = 1'b0;
+    assign m_axi_w1_araddr = wp_ara[1];
+    assign m_axi_w1_arlen = wp_arl[1];
+    assign m_axi_w1_arsize = 3'($clog2(DW / 8));
+    assign m_axi_w1_arburst = 2'b01;
+    assign m_axi_w1_arcache = 4'b0011;
+    assign m_axi_w1_arprot = 3'b000;
+    assign m_axi_w1_arvalid = wp_arv[1];
+    assign wp_arr[1] = m_axi_w1_arready;
+    assign wp_rv[1] = m_axi_w1_rvalid;
+    assign wp_rd[1] = m_axi_w1_rdata;
+    assign wp_rr[1] = m_axi_w1_rresp;
+    assign wp_rl[1] = m_axi_w1_rlast;
+    assign m_axi_w1_rready = wp_rrdy[1];
+    assign m_axi_w2_arid = 1'b0;
+    assign m_axi_w2_araddr = wp_ara[2];
+    assign m_axi_w2_arlen = wp_arl[2];
+    assign m_axi_w2_arsize = 3'($clog2(DW / 8));
+    assign m_axi_w2_arburst = 2'b01;
+    assign m_axi_w2_arcache = 4'b0011;
+    assign m_axi_w2_arprot = 3'b000;
+    assign m_axi_w2_arvalid = wp_arv[2];
+    assign wp_arr[2] = m_axi_w2_arready;
+    assign wp_rv[2] = m_axi_w2_rvalid;
+    assign wp_rd[2] = m_axi_w2_rdata;
+    assign wp_rr[2] = m_axi_w2_rresp;
+    assign wp_rl[2] = m_axi_w2_rlast;
+    assign m_axi_w2_rready = wp_rrdy[2];
+    assign m_axi_w3_arid = 1'b0;
+    assign m_axi_w3_araddr = wp_ara[3];
+    assign m_axi_w3_arlen = wp_arl[3];
+    assign m_axi_w3_arsize = 3'($clog2(DW / 8));
+    assign m_axi_w3_arburst = 2'b01;
+    assign m_axi_w3_arcache = 4'b0011;
+    assign m_axi_w3_arprot = 3'b000;
+    assign m_axi_w3_arvalid = wp_arv[3];
+    assign wp_arr[3] = m_axi_w3_arready;
+    assign wp_rv[3] = m_axi_w3_rvalid;
+    assign wp_rd[3] = m_axi_w3_rdata;
+    assign wp_rr[3] = m_axi_w3_rresp;
+    assign wp_rl[3] = m_axi_w3_rlast;
+    assign m_axi_w3_rready = wp_rrdy[3];
 
     // ---------------- engine and streams
     logic         e_cmd_valid, e_cmd_ready, e_busy, e_err, e_reset;
@@ -208,7 +430,7 @@ module edgestream_accel #(
         .clk, .rst_n(rst_n && !e_reset),
         .s_cmd_tvalid(e_cmd_valid), .s_cmd_tready(e_cmd_ready), .s_cmd_tdata(e_cmd_data),
         .s_act_tvalid(e_act_valid), .s_act_tready(e_act_ready), .s_act_tdata(e_act_data),
-        .s_w_tvalid(ro_valid[2]), .s_w_tready(ro_ready[2]), .s_w_tdata(ro_data[2][Q*T*CB-1:0]),
+        .s_w_tvalid(w_valid), .s_w_tready(w_ready), .s_w_tdata(w_data),
         .m_res_tvalid(e_res_valid), .m_res_tready(e_res_ready), .m_res_tdata(e_res_data),
         .m_res_tuser(e_res_user), .m_res_tlast(e_res_last),
         .busy(e_busy), .err_code(e_err)
@@ -296,7 +518,7 @@ module edgestream_accel #(
     assign m_axi_awprot = 3'b000;
 
     // ---------------- sequencer
-    es_seq #(.CONFIG_ID(CONFIG_ID), .G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64)) u_seq (
+    es_seq #(.CONFIG_ID(CONFIG_ID), .G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64), .WP(WP)) u_seq (
         .clk, .rst_n, .start, .soft_reset,
         .prog_base, .prog_size, .pc_start(pc), .ntok_in(ntok), .wgt_base, .wgt_size, .act_base, .act_size,
         .p_cmd_valid(rc_valid[0]), .p_cmd_ready(rc_ready[0]), .p_cmd_addr(rc_addr[0]), .p_cmd_beats(rc_beats[0]),
@@ -304,8 +526,8 @@ module edgestream_accel #(
         .p_busy(rd_busy[0]), .p_err(rd_err[0]), .p_err_resp(rd_resp[0]),
         .a_cmd_valid(rc_valid[1]), .a_cmd_ready(rc_ready[1]), .a_cmd_addr(rc_addr[1]), .a_cmd_beats(rc_beats[1]),
         .a_busy(rd_busy[1]), .a_err(rd_err[1]), .a_err_resp(rd_resp[1]),
-        .w_cmd_valid(rc_valid[2]), .w_cmd_ready(rc_ready[2]), .w_cmd_addr(rc_addr[2]), .w_cmd_beats(rc_beats[2]),
-        .w_busy(rd_busy[2]), .w_err(rd_err[2]), .w_err_resp(rd_resp[2]),
+        .w_cmd_valid(w_cmd_v), .w_cmd_ready(w_cmd_r), .w_cmd_addr(w_cmd_a), .w_cmd_beats(w_cmd_n),
+        .w_cmd_stride(w_cmd_s), .w_busy, .w_err, .w_err_resp(w_resp),
         .b_cmd_valid(rc_valid[3]), .b_cmd_ready(rc_ready[3]), .b_cmd_addr(rc_addr[3]), .b_cmd_beats(rc_beats[3]),
         .b_busy(rd_busy[3]), .b_err(rd_err[3]), .b_err_resp(rd_resp[3]), .dq_ntok, .dq_sbeats,
         .r_cmd_valid(wc_valid), .r_cmd_ready(wc_ready), .r_cmd_addr(wc_addr), .r_cmd_beats(wc_beats),
@@ -329,18 +551,20 @@ module edgestream_accel #(
             instr_count <= '0;
         end else begin
             if (st_busy) cycles <= cycles + 64'd1;
-            if (m_axi_rvalid && m_axi_rready) rd_beats <= rd_beats + 32'd1;
+            rd_beats <= rd_beats + 32'(m_axi_rvalid && m_axi_rready) + 32'(wp_rbeats);
             if (m_axi_wvalid && m_axi_wready) wr_beats <= wr_beats + 32'd1;
-            if (ro_ready[2] && !ro_valid[2]) stall_wgt <= stall_wgt + 32'd1;
+            if (w_ready && !w_valid) stall_wgt <= stall_wgt + 32'd1;
             if (e_act_ready && !e_act_valid) stall_act <= stall_act + 32'd1;
             if (e_res_valid && !e_res_ready) stall_res <= stall_res + 32'd1;
             if (st_busy && !e_busy) seq_cycles <= seq_cycles + 32'd1;
-            if (ro_valid[2] && ro_ready[2]) wgt_beats <= wgt_beats + 32'd1;
+            if (w_valid && w_ready) wgt_beats <= wgt_beats + 32'(WP);   // bus beats
             instr_count <= instr_count + 32'(retire);
         end
     end
 
     assign irq = st_done || st_host || st_error;
 
-    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_last, r_rdy};
+    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_last, r_rdy, m_axi_w0_rid, m_axi_w1_rid, m_axi_w2_rid,
+                    m_axi_w3_rid};
+
 endmodule

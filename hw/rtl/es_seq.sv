@@ -39,7 +39,8 @@ module es_seq #(
     parameter int MAXK = es_regs_pkg::ES_MAXK,
     parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
     parameter int SPB = 2,            // activation group slots per bus beat
-    parameter int LINE = 8            // instructions per line fetch (power of two)
+    parameter int LINE = 8,           // instructions per line fetch (power of two)
+    parameter int WP = 1              // weight ports: a TLMM region is WP stripes, one per port
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -77,6 +78,7 @@ module es_seq #(
     input  logic         w_cmd_ready,
     output logic [39:0]  w_cmd_addr,
     output logic [31:0]  w_cmd_beats,
+    output logic [31:0]  w_cmd_stride,  // bytes from one stripe to the next (WP > 1)
     input  logic         w_busy,
     input  logic         w_err,
     input  logic [1:0]   w_err_resp,
@@ -128,6 +130,7 @@ module es_seq #(
     localparam int LS = $clog2(SPB);
     localparam int LL = $clog2(LINE);
     localparam int CB = $clog2(3 ** G);
+    localparam int LWP = $clog2(WP);
     localparam int MT = MAXTOK;
     localparam logic [31:0] GEOM = {8'(Q), 8'(T), 8'(CB), 8'(G)};
     localparam longint RECIP = ((64'd1 << 24) + 64'(G) - 64'd1) / 64'(G);   // ceil(2**24 / G)
@@ -189,6 +192,7 @@ module es_seq #(
     logic [1:0]  bi;               // beat of the item
     logic [63:0] r_off, r_nbytes;
     logic [7:0]  r_kind, r_bits;
+    logic [15:0] r_str;            // the region's stripes (0: one)
     logic [31:0] r_n, r_k;
     logic [63:0] bt_off [NM];
     logic [63:0] bt_nbytes [NM];
@@ -256,6 +260,14 @@ module es_seq #(
         bad_region = off[3:0] != 4'd0 || off[63:32] != 32'd0 || bytes > nbytes || off + bytes > 64'(wsz);
     endfunction
 
+    // a TLMM region of WP stripes, each `bytes` long at a stride of nbytes / WP (16-aligned), that does
+    // not lie inside its nbytes and WGT_SIZE (ERR RANGE); WP = 1: the whole region, as bad_region
+    wire  [63:0] w_stride = (r_nbytes >> LWP) & ~64'hF;
+    function automatic bad_wregion(input [63:0] off, input [63:0] stride, input [63:0] bytes, input [31:0] wsz);
+        bad_wregion = off[3:0] != 4'd0 || off[63:32] != 32'd0 || bytes > stride
+                      || off + 64'(WP - 1) * stride + bytes > 64'(wsz);
+    endfunction
+
     // ---------------- checks of the current state (first failing one wins)
     logic [7:0]  ck_code;
     logic [31:0] ck_pc, ck_info;
@@ -314,9 +326,10 @@ module es_seq #(
                 // everything about a fused linear is reported at its TLMM (as the cpu model does)
                 ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
                 if (r_kind != (tl_bs ? es_regs_pkg::ES_RK_INT_PLANES : es_regs_pkg::ES_RK_TERNARY_GINDEX)
-                    || (tl_bs && r_bits != 8'(tl_bits)) || r_n != 32'(tl_rows) || r_k != klen) begin
+                    || (tl_bs && r_bits != 8'(tl_bits)) || r_n != 32'(tl_rows) || r_k != klen
+                    || (r_str == 16'd0 ? 16'd1 : r_str) != 16'(WP)) begin
                     ck_code = es_regs_pkg::ES_ERR_FIELD;
-                end else if (bad_region(r_off, r_nbytes, wbytes, wgt_size)) begin
+                end else if (bad_wregion(r_off, w_stride, wbytes, wgt_size)) begin
                     ck_code = es_regs_pkg::ES_ERR_RANGE;
                 end else if (nm == 3'd0 && !pend) begin
                     ck_code = es_regs_pkg::ES_ERR_FIELD;
@@ -433,6 +446,7 @@ module es_seq #(
     assign w_cmd_valid = state == S_RUN && !sent_w;
     assign w_cmd_addr = wgt_base + 40'(r_off[31:0]);
     assign w_cmd_beats = wbytes[35:4];
+    assign w_cmd_stride = w_stride[31:0];
     assign b_cmd_valid = state == S_RUN && b_i != nm;
     assign b_cmd_addr = wgt_base + 40'(bt_off[b_i[1:0]][31:0]);
     assign b_cmd_beats = 32'(m_rb[b_i[1:0]]) << LR;
@@ -674,6 +688,7 @@ module es_seq #(
                             end else if (bi == 2'd1) begin
                                 r_kind <= p_data[7:0];
                                 r_bits <= p_data[15:8];
+                                r_str <= p_data[31:16];
                                 r_n <= p_data[63:32];
                                 r_k <= p_data[95:64];
                             end
@@ -778,6 +793,6 @@ module es_seq #(
         end
     end
 
-    wire unused = &{1'b0, r_nbytes[3:0], wbytes[63:36], wbytes[3:0], e_f3[31:16], e_f2[31:16], m_cols[0][31:24],
+    wire unused = &{1'b0, r_nbytes[3:0], w_stride[63:32], wbytes[63:36], wbytes[3:0], e_f3[31:16], e_f2[31:16], m_cols[0][31:24],
                     r_bits, line_cnt};
 endmodule
