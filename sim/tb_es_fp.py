@@ -16,7 +16,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, Timer
 
 CLK_NS = 10
 F32, F64 = np.float32, np.float64
@@ -190,6 +190,23 @@ async def run_seq(dut, unit: str, inputs: dict[str, np.ndarray], widths: dict[st
     return out
 
 
+async def run_seq_copies(dut, unit: str, copies: int, inputs: dict[str, np.ndarray], widths: dict[str, int],
+                         latency, seed: int) -> np.ndarray:
+    """run_seq on `copies` instances <unit>0.. side by side, operation i on copy i % copies."""
+    n = len(next(iter(inputs.values())))
+    parts = [np.arange(c, n, copies) for c in range(copies)]
+    tasks = [cocotb.start_soon(run_seq(dut, f"{unit}{c}", {k: v[idx] for k, v in inputs.items()}, widths,
+                                       lambda i, idx=idx: latency(idx[i]), seed + c))
+             for c, idx in enumerate(parts)]
+    out = np.zeros(n, np.uint64)
+    for idx, t in zip(parts, tasks, strict=True):
+        out[idx] = await t
+    return out
+
+
+SEQ_COPIES = 4      # instances of each sequential unit in sim/tb_es_fp_top.sv
+
+
 # ---------------------------------------------------------------- es_fadd
 
 def fadd_cases(rng: np.random.Generator, n: int, dbl: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -347,7 +364,7 @@ def fdiv_cases(rng: np.random.Generator, n: int, dbl: bool) -> tuple[np.ndarray,
 async def es_fdiv_matches_numpy(dut):
     await start_clock(dut)
     rng = np.random.default_rng(1402)
-    n32, n64 = 900, 700
+    n32, n64 = 700, 500
     a32, b32 = fdiv_cases(rng, n32, False)
     a64, b64 = fdiv_cases(rng, n64, True)
     with np.errstate(all="ignore"):
@@ -364,8 +381,191 @@ async def es_fdiv_matches_numpy(dut):
     nan = np.concatenate([nan, (as_float(a64, True) == 0) & (as_float(b64, True) == 0)])[order]
     # 0 / 0: the documented default NaN (numpy's NaN bits differ between platforms)
     want = np.where(nan, np.where(dbl == 1, np.uint64(0x7FF8000000000000), np.uint64(0x7FC00000)), want)
-    got = await run_seq(dut, "fdiv", {"a": a, "b": b, "dbl": dbl}, {"a": 64, "b": 64, "dbl": 1},
-                        lambda i: 60 if dbl[i] else 31, seed=5)
+    got = await run_seq_copies(dut, "fdiv", SEQ_COPIES, {"a": a, "b": b, "dbl": dbl}, {"a": 64, "b": 64, "dbl": 1},
+                               lambda i: 60 if dbl[i] else 31, seed=5)
     check_equal("es_fdiv", got, want, {"dbl": dbl, "a": a, "b": b}, True)
     assert subnormal_count(w32, False) > 20 and subnormal_count(w64, True) > 20
     assert np.isinf(as_float(w32, False)).sum() > 10 and np.isinf(as_float(w64, True)).sum() > 10
+
+
+# ---------------------------------------------------------------- es_fcvt
+
+def fcvt_cases(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(op, a, k, want) for the four ops, n each, shuffled."""
+    ops, aa, kk, ww = [], [], [], []
+    # 0 F2D: every binary32, exact; with k the single rounding of x * 2**k (= ldexp of the exact float64)
+    x = rand_bits(rng, n, False)
+    x[: len(EDGE32)] = EDGE32
+    k = np.where(rng.random(n) < 0.3, rng.integers(-1100, 1100, n), 0)
+    ops.append(np.zeros(n, np.int64))
+    aa.append(x.astype(np.uint64))
+    kk.append(k)
+    with np.errstate(all="ignore"):
+        ww.append(as_bits(np.ldexp(as_float(x, False).astype(F64), k), True))
+    # 1 D2F: binary64 around binary32's range (subnormals, overflow, ties at bit 29) and beyond
+    d = rand_bits(rng, n, True, 1023 - 160, 1023 + 130)
+    d[: n // 4] = rand_bits(rng, n // 4, True)
+    tie = rng.random(n) < 0.2
+    d[tie] = (d[tie] & ~np.uint64((1 << 29) - 1)) | np.uint64(1 << 28)
+    d[n // 4:n // 4 + len(EDGE64)] = EDGE64
+    d[n // 4 + 20:n // 4 + 24] = np.array([0x47EFFFFFF0000000, 0x47EFFFFFEFFFFFFF, 0x36A0000000000000,
+                                           0x3690000000000001], np.uint64)   # -> max, inf; 2**-149 tie, above
+    k = np.zeros(n, np.int64)
+    mid = np.flatnonzero(np.abs(((d >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64) - 1023) < 100)
+    ksel = mid[rng.random(len(mid)) < 0.3]
+    k[ksel] = rng.integers(-120, 120, len(ksel))
+    ops.append(np.ones(n, np.int64))
+    aa.append(d)
+    kk.append(k)
+    with np.errstate(all="ignore"):
+        ww.append(as_bits(np.ldexp(as_float(d, True), k).astype(F32), False).astype(np.uint64))
+    # 2 L2D: int64 of every length (ties beyond 2**53), 0, -1, extremes
+    nb = rng.integers(0, 64, n)
+    v = np.array([int(rng.integers(0, 1 << 62)) >> (62 - int(b)) if b < 63 else int(rng.integers(0, 1 << 62)) << 1
+                  for b in nb], dtype=object)
+    neg = rng.random(n) < 0.5
+    v = np.array([-int(t) if g else int(t) for t, g in zip(v, neg, strict=True)], dtype=object)
+    v[:8] = [0, 1, -1, -(2**63), 2**63 - 1, 2**53 + 1, -(2**53 + 3), 2**54 + 2]
+    k = np.where(rng.random(n) < 0.3, rng.integers(-500, 500, n), 0)
+    iv = v.astype(np.int64)
+    ops.append(np.full(n, 2, np.int64))
+    aa.append(iv.view(np.uint64))
+    kk.append(k)
+    ww.append(as_bits(np.ldexp(iv.astype(F64), k), True))
+    # 3 LDEXP: every binary64, every k: overflow, subnormal results with ties, to zero
+    d = rand_bits(rng, n, True)
+    d[: len(EDGE64)] = EDGE64
+    k = rng.integers(-2048, 2048, n)
+    e = ((d >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+    near = rng.random(n) < 0.4             # results near the subnormal range
+    k[near] = -e[near] + rng.integers(-54, 3, near.sum())
+    k = np.clip(k, -2048, 2047)                # the port's range
+    ops.append(np.full(n, 3, np.int64))
+    aa.append(d)
+    kk.append(k)
+    with np.errstate(all="ignore"):
+        ww.append(as_bits(np.ldexp(as_float(d, True), k), True))
+    op, a, k, want = (np.concatenate(c) for c in (ops, aa, kk, ww))
+    order = rng.permutation(len(op))
+    return op[order], a[order], k[order], want[order].astype(np.uint64)
+
+
+@cocotb.test()
+async def es_fcvt_matches_numpy(dut):
+    await start_clock(dut)
+    rng = np.random.default_rng(1403)
+    op, a, k, want = fcvt_cases(rng, 600)
+    got = await run_pipe(dut, "fcvt", 5, {"op": op, "a": a, "k": k & 0xFFF}, {"op": 2, "a": 64, "k": 12}, seed=9)
+    check_equal("es_fcvt", got, want, {"op": op, "a": a, "k": k}, True)
+    d2f = want[op == 1].astype(np.uint32)
+    assert subnormal_count(d2f, False) > 10 and np.isinf(as_float(d2f, False)).sum() > 10
+    assert subnormal_count(want[op == 3], True) > 50 and np.isinf(as_float(want[op == 3], True)).sum() > 10
+
+
+# ---------------------------------------------------------------- es_fmul64
+
+@cocotb.test()
+async def es_fmul64_matches_numpy(dut):
+    await start_clock(dut)
+    rng = np.random.default_rng(1404)
+    n = 800
+    q = n // 5
+    a = rand_bits(rng, n, True)
+    b = rand_bits(rng, n, True)
+    ea = ((a >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+    # products near the subnormal range and near overflow
+    eb = np.clip(1023 - ea + np.where(rng.random(n) < 0.5, rng.integers(-56, 3, n), rng.integers(2040, 2050, n)),
+                 0, 2046).astype(np.uint64)
+    b[:2 * q] = ((b & ~np.uint64(0x7FF << 52)) | (eb << np.uint64(52)))[:2 * q]
+    # ties: a significand with two bits times an odd b needs 54-55 bits
+    small = (rng.integers(1, 4, q).astype(np.uint64) << np.uint64(50))
+    a[2 * q:3 * q] = (a[2 * q:3 * q] & ~np.uint64((1 << 52) - 1)) | small
+    b[2 * q:3 * q] |= np.uint64(1)
+    # norm_quant's s = float64(m) / 127 * r
+    m = np.abs(as_float(rand_bits(rng, q, False, 100, 150), False)).astype(F64)
+    r = 1.0 / np.sqrt(np.abs(as_float(rand_bits(rng, q, True, 900, 1100), True)) + 1e-5)
+    a[3 * q:4 * q] = as_bits(m / 127.0, True)
+    b[3 * q:4 * q] = as_bits(r, True)
+    ne = len(EDGE64)
+    a[4 * q:4 * q + ne * ne] = np.repeat(EDGE64, ne)[: n - 4 * q]
+    b[4 * q:4 * q + ne * ne] = np.tile(EDGE64, ne)[: n - 4 * q]
+    with np.errstate(all="ignore"):
+        want = as_bits(as_float(a, True) * as_float(b, True), True)
+    got = await run_seq_copies(dut, "fmul", SEQ_COPIES, {"a": a, "b": b}, {"a": 64, "b": 64}, lambda i: 58, seed=11)
+    check_equal("es_fmul64", got, want, {"a": a, "b": b}, True)
+    assert subnormal_count(want, True) > 30 and np.isinf(as_float(want, True)).sum() > 30
+
+
+# ---------------------------------------------------------------- es_fsqrt
+
+@cocotb.test()
+async def es_fsqrt_matches_numpy(dut):
+    await start_clock(dut)
+    rng = np.random.default_rng(1405)
+    n = 600
+    a = rand_bits(rng, n, True, sign=False)
+    a[: n // 6] = rand_bits(rng, n // 6, True, 0, 3, sign=False)                 # subnormal operands
+    sq = rng.integers(1, 1 << 26, n // 6).astype(F64) * 2.0 ** rng.integers(-500, 480, n // 6)
+    a[n // 6:n // 3] = as_bits(sq * sq, True)                                     # exact squares
+    ms = np.ldexp(rng.integers(1 << 28, 1 << 40, n // 6).astype(F64), rng.integers(-326, 226, n // 6))
+    a[n // 3:n // 2] = as_bits(ms / 1536.0 + 1e-5, True)                         # rms_factor's ms + eps
+    a[n // 2:n // 2 + len(EDGE64)] = EDGE64 & np.uint64((1 << 63) - 1)
+    a[n // 2 + 30:n // 2 + 33] = np.array([1 << 63, 0xBFF0000000000000, 0x8000000000000001], np.uint64)
+    with np.errstate(all="ignore"):
+        want = as_bits(np.sqrt(as_float(a, True)), True)
+    neg = (as_float(a, True) < 0)
+    want = np.where(neg, np.uint64(0x7FF8000000000000), want)                  # the documented default NaN
+    got = await run_seq_copies(dut, "fsqrt", SEQ_COPIES, {"a": a}, {"a": 64}, lambda i: 57, seed=13)
+    check_equal("es_fsqrt", got, want, {"a": a}, True)
+    assert np.all(want[a == np.uint64(1 << 63)] == np.uint64(1 << 63))                  # sqrt(-0) = -0
+
+
+# ---------------------------------------------------------------- es_exp2neg
+
+TINY = 2.0 ** -25      # |z| <= 2**-25: f = float32(z - n) rounds to 1.0 (see exp2neg_ref)
+
+
+def exp2neg_ref(z_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numerics.exp2_neg; where it indexes past its table (f rounded to 1.0, |z| <= 2**-25, z != 0)
+    the unit computes n + 1, f = 0, i.e. 1.0 = 2**z rounded: the value the numerics contract must
+    define there. Returns (want, mask of those operands)."""
+    from edgestream.numerics import exp2_neg
+
+    z = as_float(z_bits, False)
+    tiny = (np.abs(z) <= TINY) & (z != 0)
+    want = np.empty(len(z), F32)
+    want[~tiny] = exp2_neg(z[~tiny])
+    try:
+        want[tiny] = exp2_neg(z[tiny])
+    except IndexError:
+        want[tiny] = F32(1.0)
+    return as_bits(want, False), tiny
+
+
+@cocotb.test()
+async def es_exp2neg_matches_numerics(dut):
+    from edgestream.numerics import LOG2E
+
+    await start_clock(dut)
+    rng = np.random.default_rng(1406)
+    n = 2400
+    q = n // 6
+    z = np.zeros(n, F32)
+    z[:q] = -rng.uniform(0, 70, q)                                                # the whole domain and beyond
+    z[q:2 * q] = -as_float(rand_bits(rng, q, False, 0, 133, sign=False), False)    # every magnitude, subnormals
+    # table boundaries i/256 and their neighbours, integers, -64 and just beyond
+    bnd = (-rng.integers(0, 64 * 256, q) / 256.0).astype(F32)
+    z[2 * q:3 * q] = as_float(ulp_step(as_bits(bnd, False), rng.integers(-2, 3, q), False), False)
+    z[3 * q:3 * q + 12] = [0.0, -0.0, -1.0, -0.5, -64.0, -64.00001, -63.99999, -65.0, -2.0**-25, -2.0**-24,
+                           -2.0**-26, -2.0**-149]
+    # attention's z = (s - max s) * log2 e, SwiGLU's -|g| * log2 e
+    s = (rng.standard_normal((q // 16, 16)) * rng.uniform(0.01, 30, (q // 16, 1))).astype(F32)
+    t = (s - s.max(axis=1, keepdims=True)).astype(F32).reshape(-1)
+    g = -np.abs(as_float(rand_bits(rng, q, False, 90, 135), False))
+    z[4 * q:4 * q + len(t)] = (t * LOG2E).astype(F32)
+    z[5 * q:6 * q] = (g * LOG2E).astype(F32)
+    zb = as_bits(z, False)
+    want, tiny = exp2neg_ref(zb)
+    got = await run_pipe(dut, "exp2", 13, {"z": zb}, {"z": 32}, seed=15)
+    check_equal("es_exp2neg", got, want, {"z": zb}, False)
+    assert tiny.sum() > 10 and (as_float(want, False) == 0).sum() > 10

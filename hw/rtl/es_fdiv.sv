@@ -81,12 +81,11 @@ module es_fdiv (
     endfunction
 
     // recurrence step
+    // separate continuous assignments: Icarus re-evaluates each only when its own operands change
     logic        ge;
     logic [53:0] rsub;
-    always_comb begin
-        rsub = rem - {1'b0, sb};
-        ge = rem >= {1'b0, sb};
-    end
+    assign rsub = rem - {1'b0, sb};
+    assign ge = rem >= {1'b0, sb};
 
     // rounding: 1-bit normalization candidates (RND1), subnormal shift (RND2), increment (RND3)
     logic [55:0]        q56;
@@ -94,13 +93,11 @@ module es_fdiv (
     logic [119:0]       shr;
     logic               inc;
     logic [62:0]        body;
-    always_comb begin
-        q56 = dbl_r ? {q, 1'b0} : {q[25:0], 30'd0};
-        er_m1 = er - 14'sd1;
-        shr = {qn, 64'd0} >> sh;
-        inc = g && (mant[0] || st);
-        body = dbl_r ? {ef, mant} + 63'(inc) : 63'({ef[7:0], mant[22:0]} + 31'(inc));
-    end
+    assign q56 = dbl_r ? {q, 1'b0} : {q[25:0], 30'd0};
+    assign er_m1 = er - 14'sd1;
+    assign shr = {qn, 64'd0} >> sh;
+    assign inc = g && (mant[0] || st);
+    assign body = dbl_r ? {ef, mant} + 63'(inc) : 63'({ef[7:0], mant[22:0]} + 31'(inc));
 
     function automatic logic [5:0] sub_shift(input logic signed [13:0] e);
         // right shift that brings a result of biased exponent e < 1 to exponent 1 (63: everything sticky)
