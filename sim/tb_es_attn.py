@@ -18,6 +18,7 @@ bus beats; written to the config's "perf_out" JSON file).
 from __future__ import annotations
 
 import json
+import logging
 import struct
 
 import cocotb
@@ -132,17 +133,23 @@ class TB:
     async def start(self, mem_bytes: int):
         self.ddr = DdrModel(AxiBus.from_prefix(self.dut, "m_axi"), self.dut.clk, self.dut.rst_n, mem_bytes,
                             self.latency, self.faults)
+        for ch in (self.ddr.read_if, self.ddr.write_if):
+            ch.log.setLevel(logging.WARNING)   # one line per burst slows the bench down
         self.dut.rst_n.value = 0
         await ClockCycles(self.dut.clk, 4)
         self.dut.rst_n.value = 1
         await ClockCycles(self.dut.clk, 2)
 
-    def backpressure(self, seed: int):
-        self.ddr.read_if.r_channel.set_pause_generator(random_pause(seed, 0.3))
-        self.ddr.write_if.w_channel.set_pause_generator(random_pause(seed + 1, 0.3))
-        self.ddr.write_if.b_channel.set_pause_generator(random_pause(seed + 2, 0.3))
+    def channels(self):
+        return self.ddr.read_if.r_channel, self.ddr.write_if.w_channel, self.ddr.write_if.b_channel
 
-    async def run(self, case: Case, instr: bytes, timeout: int = 2_000_000) -> dict:
+    def backpressure(self, seed: int | None):
+        """Idle cycles on R and B, backpressure on W (30% random pauses); None: none."""
+        for i, ch in enumerate(self.channels()):
+            ch.set_pause_generator(None if seed is None else random_pause(seed + i, 0.3))
+            ch.pause = False   # a removed generator leaves its last value behind
+
+    async def run(self, case: Case, instr: bytes, timeout: int = 200_000) -> dict:
         dut, r = self.dut, case.regs
         self.ddr.write(0, bytes(case.mem))
         dut.instr.value = int.from_bytes(instr, "little")
@@ -163,7 +170,14 @@ class TB:
             n += 1
             if high(dut.done):
                 break
-            assert n < timeout, f"{case.name}: no done after {n} cycles"
+            if n >= timeout:
+                u = dut.u_attn
+                raise AssertionError(f"{case.name}: no done after {n} cycles (consumer state {int(u.cs.value)}, "
+                                     f"issuer state {int(u.ist.value)})")
+        u = dut.u_attn
+        if int(dut.err_code.value) == 0:   # done means every stream is finished
+            assert not high(u.rd_busy) and not high(u.wr_busy) and not high(u.rd_valid), \
+                f"{case.name}: done while the read or write stream is still busy"
         return {"cycles": n, "err": int(dut.err_code.value), "info": int(dut.err_info.value),
                 "store": int(dut.cyc_store.value), "attend": int(dut.cyc_attend.value),
                 "rd_beats": int(dut.rd_beats.value), "wr_beats": int(dut.wr_beats.value)}
@@ -216,12 +230,7 @@ async def cases(dut):
     built = [c.build() for c in functional_cases()]
     await tb.start(max(len(c.mem) for c in built) + 4096)
     for i, c in enumerate(built):
-        if i % 2:
-            tb.backpressure(100 + i)
-        else:
-            tb.ddr.read_if.r_channel.set_pause_generator(None)
-            tb.ddr.write_if.w_channel.set_pause_generator(None)
-            tb.ddr.write_if.b_channel.set_pause_generator(None)
+        tb.backpressure(100 + i if i % 2 else None)
         ins = c.instr()
         code, want = expected(c, ins)
         assert code == 0, f"{c.name}: the model refuses the case (error {code})"

@@ -186,7 +186,7 @@ module es_attn #(
     logic [127:0] qz_data;
     logic [31:0]  qz_d;
     es_attn_quant #(.DBMAX(DBMAX)) u_quant (
-        .clk, .rst_n(rst_n && cs != C_ABORT), .start(qz_start), .nbeats(d4),
+        .clk, .rst_n, .clear(cs == C_ABORT), .start(qz_start), .nbeats(d4),
         .in_valid(qz_in_valid), .in_ready(qz_in_ready), .in_data(rd_data),
         .out_we(qz_we), .out_addr(qz_addr), .out_data(qz_data), .done(qz_done), .d(qz_d)
     );
@@ -237,7 +237,7 @@ module es_attn #(
     logic [31:0] q_mult [NQ];
     logic [31:0] q_f [NQ];
     es_attn_scal u_scal (
-        .clk, .rst_n(rst_n && cs != C_ABORT), .start(scl_start), .amax(amax[32*cn[LNQ-1:0] +: 32]),
+        .clk, .rst_n, .clear(cs == C_ABORT), .start(scl_start), .amax(amax[32*cn[LNQ-1:0] +: 32]),
         .den(den[48*cn[LNQ-1:0] +: 48]), .done(scl_done), .mult(scl_mult), .f(scl_f)
     );
 
@@ -276,11 +276,11 @@ module es_attn #(
     logic [2:0]     p3_drain;
 
     // ---------------- outputs
-    wire            oc_iss = cs == C2_OUT && oc_k != (LDB + 2)'(32'(db) << 2);
-    logic [LDB+1:0] oc_k;                      // output beat (4 floats) being converted
+    wire            oc_iss = cs == C2_OUT && oc_k != (LDB + 3)'(32'(db) << 2);
+    logic [LDB+2:0] oc_k;                      // output beat (4 floats) being converted
     logic           oc_valid;
     logic [127:0]   oc_y;
-    logic [LDB+1:0] oc_wk;                     // next output beat to store
+    logic [LDB+2:0] oc_wk;                     // next output beat to store
     logic [127:0]   obuf [DBMAX * 4];
     es_attn_out #(.AW(AW)) u_out (
         .clk, .rst_n(rst_n && cs != C_ABORT), .in_valid(oc_iss),
@@ -315,7 +315,7 @@ module es_attn #(
 
     // ---------------- issuer: read commands in consumption order
     typedef enum logic [3:0] { I_IDLE, I_P1, I_P1A, I_P1C, I_SET, I_QA, I_QC, I_BAR, I_K, I_V, I_DONE } istate_t;
-    istate_t is;
+    istate_t ist;
     logic [15:0] it, ig, iqt, iqi;             // phase 1 token / KV head; phase 2 next query
     logic        iv;                           // phase 1: v row
     logic [LNQ:0] in_;                         // queries of the set issued
@@ -341,7 +341,7 @@ module es_attn #(
         rd_cmd_valid = 1'b0;
         rd_cmd_addr = ir_addr;
         rd_cmd_beats = 32'd1 << LR;
-        case (is)
+        case (ist)
             I_P1C, I_QC: begin
                 rd_cmd_valid = icmds != 8'd0;
                 rd_cmd_beats = ir_stride == (32'd1 << LU) ? 32'(d4) : 32'd1 << LR;
@@ -368,11 +368,11 @@ module es_attn #(
 
     always_ff @(posedge clk) begin
         if (!rst_n || cs == C_ABORT || cs == C_IDLE) begin
-            is <= I_IDLE;
+            ist <= I_IDLE;
         end else begin
-            case (is)
+            case (ist)
                 I_IDLE: if (i_go) begin
-                    is <= I_P1;
+                    ist <= I_P1;
                     it <= '0;
                     ig <= '0;
                     iv <= 1'b0;
@@ -383,7 +383,7 @@ module es_attn #(
                     ra_t <= it;
                     ra_h <= ig;
                     iwait <= 2'd2;
-                    is <= I_P1A;
+                    ist <= I_P1A;
                 end
                 I_P1A: begin
                     if (iwait != 2'd0) iwait <= iwait - 2'd1;
@@ -391,7 +391,7 @@ module es_attn #(
                         ir_addr <= ra_addr;
                         ir_stride <= ra_stride;
                         icmds <= ra_stride == (32'd1 << LU) ? 8'd1 : dq;
-                        is <= I_P1C;
+                        ist <= I_P1C;
                     end
                 end
                 I_P1C: if (icmds == 8'd0) begin
@@ -404,7 +404,7 @@ module es_attn #(
                             it <= it + 16'd1;
                         end
                     end
-                    is <= (iv && ig + 16'd1 == nkv && it + 16'd1 == nt) ? I_SET : I_P1;
+                    ist <= (iv && ig + 16'd1 == nkv && it + 16'd1 == nt) ? I_SET : I_P1;
                     if (iv && ig + 16'd1 == nkv && it + 16'd1 == nt) begin
                         ig <= '0;
                         iqt <= '0;
@@ -424,7 +424,7 @@ module es_attn #(
                     ra_h <= ig * rg + iqi;
                     ilast <= iqt;
                     iwait <= 2'd2;
-                    is <= I_QA;
+                    ist <= I_QA;
                 end
                 I_QA: begin
                     if (iwait != 2'd0) iwait <= iwait - 2'd1;
@@ -432,7 +432,7 @@ module es_attn #(
                         ir_addr <= ra_addr;
                         ir_stride <= ra_stride;
                         icmds <= ra_stride == (32'd1 << LU) ? 8'd1 : dq;
-                        is <= I_QC;
+                        ist <= I_QC;
                     end
                 end
                 I_QC: if (icmds == 8'd0) begin
@@ -448,25 +448,25 @@ module es_attn #(
                     in_ <= in_ + 1'b1;
                     if (32'(in_) + 32'd1 == NQ || nt2 == nt) begin
                         iS <= p0 + 32'(ilast) + 32'd1;
-                        is <= I_BAR;
-                    end else is <= I_SET;
+                        ist <= I_BAR;
+                    end else ist <= I_SET;
                 end else if (rd_cmd_ready) begin
                     icmds <= icmds - 8'd1;
                     ir_addr <= ir_addr + 40'(ir_stride);
                 end
-                I_BAR: if (p1_done) is <= I_K;
-                I_K: if (rd_cmd_ready) is <= I_V;
+                I_BAR: if (p1_done) ist <= I_K;
+                I_K: if (rd_cmd_ready) ist <= I_V;
                 I_V: if (rd_cmd_ready) begin
                     in_ <= '0;
-                    if (iqt != nt) is <= I_SET;
+                    if (iqt != nt) ist <= I_SET;
                     else begin
                         iqt <= '0;
                         iqi <= '0;
                         igbase <= igbase + 40'(blockb);
-                        if (ig + 16'd1 == nkv) is <= I_DONE;
+                        if (ig + 16'd1 == nkv) ist <= I_DONE;
                         else begin
                             ig <= ig + 16'd1;
-                            is <= I_SET;
+                            ist <= I_SET;
                         end
                     end
                 end
@@ -897,13 +897,13 @@ module es_attn #(
                     // lane cn: 4 columns per cycle into obuf, then its row to dst
                     if (oc_iss) oc_k <= oc_k + 1'b1;
                     if (oc_valid) begin
-                        obuf[oc_wk] <= oc_y;
+                        obuf[oc_wk[LDB+1:0]] <= oc_y;
                         oc_wk <= oc_wk + 1'b1;
                     end
                     oa_base <= ba[3];
                     oa_t <= q_t[cn[LNQ-1:0]];
                     oa_h <= q_h[cn[LNQ-1:0]];
-                    if (oc_wk == (LDB + 2)'(32'(db) << 2) && !wj_busy && !wj_start) cs <= C2_OW;
+                    if (oc_wk == (LDB + 3)'(32'(db) << 2) && !wj_busy && !wj_start) cs <= C2_OW;
                 end
                 C2_OW: begin
                     wj_start <= 1'b1;

@@ -11,6 +11,7 @@ module es_attn_quant #(
 ) (
     input  logic           clk,
     input  logic           rst_n,
+    input  logic           clear,     // abort: back to idle (the divider finishes on its own)
     input  logic           start,
     input  logic [6:0]     nbeats,
     input  logic           in_valid,
@@ -25,7 +26,7 @@ module es_attn_quant #(
     localparam logic [31:0] F127 = 32'h42FE_0000;
     localparam logic [31:0] EPS = 32'h3727_C5AC;     // float32(1e-5)
     localparam int LM = 3;                            // es_fmul
-    localparam int LF = es_f2i_pkg::LATENCY;          // es_f2i
+    localparam int LF = 3;                            // es_f2i LATENCY
     localparam int L = LM + LF;
     localparam int LX = $clog2(DBMAX * 4);
 
@@ -35,12 +36,12 @@ module es_attn_quant #(
     logic [6:0]   li, ri;
     logic [30:0]  m;
     logic [31:0]  c;
-    logic         dv_start, dv_done, dv_wait;
+    logic         dv_start, dv_done, dv_wait, dv_busy;
     logic [31:0]  dv_a, dv_b;
     logic [63:0]  dv_y;
 
     es_fdiv u_div (
-        .clk, .rst_n, .start(dv_start), .dbl(1'b0), .a({32'd0, dv_a}), .b({32'd0, dv_b}), .done(dv_done), .y(dv_y)
+        .clk, .rst_n, .start(dv_start), .dbl(1'b0), .a({32'd0, dv_a}), .b({32'd0, dv_b}), .busy(dv_busy), .done(dv_done), .y(dv_y)
     );
 
     assign in_ready = st == Q_LOAD;
@@ -50,10 +51,10 @@ module es_attn_quant #(
     wire         iss = st == Q_RUN && ri != nbeats;
     wire [127:0] xw = xbuf[LX'(ri)];
     logic [127:0] pw;
-    logic [4*32-1:0] qi;
+    logic [4*8-1:0] qi;
     for (genvar i = 0; i < 4; i++) begin : g_lane
         es_fmul u_mul (.clk, .en(1'b1), .a(xw[32*i +: 32]), .b(c), .y(pw[32*i +: 32]));
-        es_f2i u_f2i (.clk, .en(1'b1), .x(pw[32*i +: 32]), .lo(-32'sd128), .hi(32'sd127), .y(qi[32*i +: 32]));
+        es_f2i #(.W(8), .LO(-128), .HI(127)) u_f2i (.clk, .en(1'b1), .x(pw[32*i +: 32]), .k(10'sd0), .y(qi[8*i +: 8]));
     end
     logic [L-1:0] v;
     logic [6:0]   oi;                                  // next result group of 4 elements
@@ -65,7 +66,7 @@ module es_attn_quant #(
         done <= 1'b0;
         dv_start <= 1'b0;
         out_we <= 1'b0;
-        if (!rst_n) begin
+        if (!rst_n || clear) begin
             st <= Q_IDLE;
         end else begin
             case (st)
@@ -87,7 +88,7 @@ module es_attn_quant #(
                     end
                 end
                 Q_DIV1: begin
-                    if (!dv_wait) begin
+                    if (!dv_wait && !dv_busy && !dv_start) begin
                         dv_start <= 1'b1;
                         dv_a <= F127;
                         dv_b <= {1'b0, mm};
@@ -99,7 +100,7 @@ module es_attn_quant #(
                     end
                 end
                 Q_DIV2: begin
-                    if (!dv_wait) begin
+                    if (!dv_wait && !dv_busy && !dv_start) begin
                         dv_start <= 1'b1;
                         dv_a <= {1'b0, mm};
                         dv_b <= F127;
@@ -115,7 +116,7 @@ module es_attn_quant #(
                     if (iss) ri <= ri + 7'd1;
                     if (ri + 7'd1 == nbeats && iss) st <= Q_DRAIN;
                     if (v[L-1]) begin
-                        for (int i = 0; i < 4; i++) out_data[32 * oi[1:0] + 8*i +: 8] <= qi[32*i +: 8];
+                        for (int i = 0; i < 4; i++) out_data[32 * oi[1:0] + 8*i +: 8] <= qi[8*i +: 8];
                         oi <= oi + 7'd1;
                         if (oi[1:0] == 2'd3) begin
                             out_we <= 1'b1;

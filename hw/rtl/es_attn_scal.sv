@@ -6,6 +6,7 @@
 module es_attn_scal (
     input  logic        clk,
     input  logic        rst_n,
+    input  logic        clear,        // abort: back to idle (the divider finishes on its own)
     input  logic        start,
     input  logic [31:0] amax,
     input  logic [47:0] den,
@@ -20,12 +21,12 @@ module es_attn_scal (
 
     typedef enum logic [2:0] { S_IDLE, S_CVT, S_D1, S_D2, S_D3, S_RND } st_t;
     st_t st;
-    logic        dv_start, dv_done, dv_dbl, dv_wait;
+    logic        dv_start, dv_done, dv_dbl, dv_wait, dv_busy;
     logic [63:0] dv_a, dv_b, dv_y;
     logic [63:0] a64, den64, q1, y64;
     logic [31:0] yf;
     logic [3:0]  w;
-    es_fdiv u_div (.clk, .rst_n, .start(dv_start), .dbl(dv_dbl), .a(dv_a), .b(dv_b), .done(dv_done), .y(dv_y));
+    es_fdiv u_div (.clk, .rst_n, .start(dv_start), .dbl(dv_dbl), .a(dv_a), .b(dv_b), .busy(dv_busy), .done(dv_done), .y(dv_y));
     es_fcvt_f2d u_f2d (.clk, .en(1'b1), .x(amax), .y(a64));
     es_fcvt_i2d u_i2d (.clk, .en(1'b1), .x(64'(den)), .y(den64));
     es_fcvt_d2f u_d2f (.clk, .en(1'b1), .x(y64), .y(yf));
@@ -33,7 +34,7 @@ module es_attn_scal (
     always_ff @(posedge clk) begin
         done <= 1'b0;
         dv_start <= 1'b0;
-        if (!rst_n) begin
+        if (!rst_n || clear) begin
             st <= S_IDLE;
         end else begin
             case (st)
@@ -44,7 +45,7 @@ module es_attn_scal (
                 S_CVT: begin
                     // amax and den are held by the caller: wait for the conversions
                     if (w != 4'd0) w <= w - 4'd1;
-                    else begin
+                    else if (!dv_busy) begin
                         dv_start <= 1'b1;
                         dv_dbl <= 1'b0;
                         dv_a <= {32'd0, F32767};
