@@ -7,8 +7,9 @@ and an activation arena whose buffer map and buffers follow docs/registers.md ("
 tile layout with garbage in the padding columns, i8 slots, scale and ids buffers); the bench pulses
 `go` with the encoded 32-byte instruction, as es_seq will, and compares every output byte (padding
 included: the unit writes +0 there) with edgestream.numerics / the program executor's numpy, bit for
-bit. Tests: `ops` (EMBED, ACT_MUL ReLU^2 over token counts 1..9, widths off the row batch, unaligned
-embedding rows, zero / subnormal / max-magnitude values, several blocks of the row buffer),
+bit. Tests: `ops` (EMBED, ACT_MUL ReLU^2, ADD, ROPE over token counts 1..9, widths off the row batch,
+unaligned embedding and RoPE table rows, zero / subnormal / max-magnitude values, exact cancellations,
+positions past 0, several blocks of the row buffer),
 `backpressure` (the same under R idles and W backpressure) and `faults` (ERR RANGE, ERR FIELD, AXI
 read and write errors, a token id past the table; then a good run).
 """
@@ -31,6 +32,7 @@ from edgestream import program as pg
 from edgestream import regmap as rm
 
 CFG = bench_config()
+QUICK = bool(CFG.get("quick"))  # the second simulator runs a subset of the cases (test time)
 Q, MT, G, VMAX = int(CFG["Q"]), int(CFG["MAXTOK"]), int(CFG["G"]), int(CFG["VMAX"])
 U = 4 * Q
 MEM = 4 << 20
@@ -230,6 +232,35 @@ def case_relu2(rng, ntok: int, width: int, kind: str = "normal"):
     return b, instr(pg.ACT_MUL, dst, [gi, ui]), {dst: (nx.relu2_mul(gate, up), width)}
 
 
+def case_add(rng, ntok: int, width: int, kind: str = "normal"):
+    b = Build()
+    x, y = values(rng, (ntok, width), kind), values(rng, (ntok, width), kind)
+    y[:, ::7] = -x[:, ::7]   # exact cancellations: +0
+    garbage = rng.standard_normal((2, ntok, cdiv(width, Q) * Q)).astype(F32)
+    xi = b.buffer(pg.B_F32, width, tile_bytes(ntok, width), pack_tiles(x, garbage[0]))
+    yi = b.buffer(pg.B_F32, width, tile_bytes(ntok, width), pack_tiles(y, garbage[1]))
+    dst = b.buffer(pg.B_F32, width, tile_bytes(ntok, width))
+    return b, instr(pg.ADD, dst, [xi, yi]), {dst: ((x + y).astype(F32), width)}
+
+
+def case_rope(rng, ntok: int, heads: int, d: int, pos0: int, kind: str = "normal"):
+    """cos/sin tables as the compiler stores them (numerics.rope_tables, region [max_pos, D/2]); the
+    reference is the program executor's: numerics.rope at positions pos0 + t."""
+    b = Build()
+    max_pos = pos0 + ntok + 3
+    cos, sin = nx.rope_tables(d, max_pos, 10000.0)
+    rc = b.region(cos.astype("<f4").tobytes(), pg.R_F32, max_pos, d // 2)
+    rs = b.region(sin.astype("<f4").tobytes(), pg.R_F32, max_pos, d // 2)
+    width = heads * d
+    x = values(rng, (ntok, width), kind)
+    garbage = rng.standard_normal((ntok, cdiv(width, Q) * Q)).astype(F32)
+    src = b.buffer(pg.B_F32, width, tile_bytes(ntok, width), pack_tiles(x, garbage))
+    dst = b.buffer(pg.B_F32, width, tile_bytes(ntok, width))
+    pos = np.arange(pos0, pos0 + ntok)
+    y = nx.rope(x.reshape(ntok, heads, d), cos[pos], sin[pos]).reshape(ntok, width)
+    return b, instr(pg.ROPE, dst, [src, heads, rc, rs]), {dst: (y, width)}
+
+
 def check(tb: TB, b: Build, ntok: int, expect: dict, what: str):
     for i, (y, width) in expect.items():
         got = unpack_tiles_full(tb.read(b, i)[:tile_bytes(ntok, width)], ntok, width)
@@ -240,8 +271,9 @@ def check(tb: TB, b: Build, ntok: int, expect: dict, what: str):
                                + ", ".join(f"({t}, {c}, {got[t, c]:#010x}, {want[t, c]:#010x})" for t, c in bad[:8]))
 
 
-async def run_case(tb: TB, case, ntok: int, what: str, pos0: int = 0, timeout: int = 400_000):
-    b, word, expect = case
+async def run_case(tb: TB, case, ntok: int, what: str, timeout: int = 400_000):
+    b, word, expect = case[:3]
+    pos0 = case[3] if len(case) > 3 else 0
     tb.load(b)
     code, info, cyc = await tb.exec(word, ntok, pos0, timeout)
     assert code == 0, f"{what}: error {code} info {info:#x}"
@@ -258,6 +290,12 @@ def cases(rng):
                                      (2, 16, 5, "big")):
         out.append((f"embed ntok={ntok} width={width} vocab={vocab} {kind}", ntok,
                     case_embed(rng, ntok, width, vocab, kind)))
+    for ntok, width, kind in ((1, 80, "normal"), (3, 37, "sub"), (6, 300, "big"), (2, 20, "zero")):
+        out.append((f"add ntok={ntok} width={width} {kind}", ntok, case_add(rng, ntok, width, kind)))
+    for ntok, heads, d, pos0, kind in ((1, 4, 16, 7, "normal"), (3, 3, 6, 0, "normal"), (6, 2, 64, 100, "sub"),
+                                       (2, 1, 32, 1, "big")):
+        out.append((f"rope ntok={ntok} heads={heads} D={d} pos0={pos0} {kind}", ntok,
+                    (*case_rope(rng, ntok, heads, d, pos0, kind), pos0)))
     return out
 
 
@@ -266,7 +304,7 @@ async def ops(dut):
     tb = TB(dut)
     await tb.reset()
     rng = np.random.default_rng(5)
-    for what, ntok, case in cases(rng):
+    for what, ntok, case in cases(rng)[::2] if QUICK else cases(rng):
         cyc = await run_case(tb, case, ntok, what)
         dut._log.info("%s: %d cycles", what, cyc)
 
@@ -277,7 +315,7 @@ async def backpressure(dut):
     await tb.reset()
     tb.pauses(True)
     rng = np.random.default_rng(11)
-    for what, ntok, case in cases(rng)[::2]:
+    for what, ntok, case in cases(rng)[1::4] if QUICK else cases(rng)[::2]:
         await run_case(tb, case, ntok, what + " (backpressure)")
 
 
@@ -319,6 +357,13 @@ async def faults(dut):
     await expect(c, 2, "FIELD", "embedding table of kind f32")
     c = case_embed(rng, 2, 32, 10)
     await expect(c, 2, "RANGE", "embedding table past WGT_SIZE", wgt_size=len(c[0].wgt) - 64)
+    # RoPE positions past the tables, heads x D != width
+    b, word, e = case_rope(rng, 2, 2, 8, 0)
+    tb.load(b)
+    got, _, _ = await tb.exec(word, 2, pos0=4)
+    assert got == ERR["RANGE"], f"RoPE at positions 4, 5 of a 5-row table: error {got}"
+    b, word, e = case_rope(rng, 2, 2, 8, 0)
+    await expect((b, word + (1 << 64), e), 2, "FIELD", "RoPE heads x D != width")
     # a token id past the table: reported when it is read, earlier tokens are written
     b, word, e = case_embed(rng, 3, 32, 10)
     ids = np.frombuffer(b.data[0], "<u4").copy()

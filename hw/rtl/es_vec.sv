@@ -72,7 +72,6 @@ module es_vec #(
     input  logic         wr_err,
     input  logic [1:0]   wr_err_resp
 );
-    import es_regs_pkg::*;
     localparam int MT = MAXTOK;
     localparam int LQ = $clog2(Q);
     localparam int LU = $clog2(4 * Q);   // bytes of a unit (Q float32), log2
@@ -80,12 +79,12 @@ module es_vec #(
     localparam int LMT = $clog2(MT);
     localparam int LV = $clog2(VMAX);
     localparam longint RECIP = ((64'd1 << 24) + 64'(G) - 64'd1) / 64'(G);   // ceil(2**24 / G)
-    localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1;
+    localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1, M_ADD = 3'd2, M_ROPE = 3'd3;
     localparam logic [7:0] F_NORM = 8'd1, F_SILU = 8'd1;   // edgestream/program.py (not in es_regs_pkg)
 
     typedef enum logic [4:0] {
         S_IDLE, S_FETCH, S_GEO, S_CHECK, S_BLK, S_FILLX, S_STRM, S_TOK, S_EID, S_EIDCK, S_EBETA,
-        S_EROW, S_NEXT, S_WAITW, S_ABORT
+        S_EROW, S_RPOS, S_RCOS, S_RSIN, S_COMP, S_NEXT, S_WAITW, S_ABORT
     } state_t;
     state_t state;
 
@@ -107,11 +106,11 @@ module es_vec #(
     logic [31:0] r_n [2];
     logic [31:0] r_k [2];
 
-    wire is_embed = op == ES_OP_EMBED;
-    wire is_norm = op == ES_OP_NORM_QUANT;
-    wire is_rope = op == ES_OP_ROPE;
-    wire is_act = op == ES_OP_ACT_MUL;
-    wire is_add = op == ES_OP_ADD;
+    wire is_embed = op == es_regs_pkg::ES_OP_EMBED;
+    wire is_norm = op == es_regs_pkg::ES_OP_NORM_QUANT;
+    wire is_rope = op == es_regs_pkg::ES_OP_ROPE;
+    wire is_act = op == es_regs_pkg::ES_OP_ACT_MUL;
+    wire is_add = op == es_regs_pkg::ES_OP_ADD;
 
     // operand items: used, index, in range (fetchable)
     logic [4:0]  used;
@@ -130,7 +129,7 @@ module es_vec #(
         for (int k = 0; k < 5; k++) begin
             if (k < 3) ok[k] = used[k] && idx[k] < n_buffers && (33'(idx[k]) + 33'd1) * 33'd16 <= 33'(act_size);
             else ok[k] = used[k] && idx[k] < n_regions
-                         && 64'(ES_PROG_HEADER_BYTES) + (64'(idx[k]) + 64'd1) * 64'(ES_PROG_REGION_BYTES) <= 64'(prog_size);
+                         && 64'(es_regs_pkg::ES_PROG_HEADER_BYTES) + (64'(idx[k]) + 64'd1) * 64'(es_regs_pkg::ES_PROG_REGION_BYTES) <= 64'(prog_size);
         end
     end
 
@@ -158,40 +157,45 @@ module es_vec #(
 
     // ---------------- checks (docs/units.md order; the first failing one is reported)
     function automatic [7:0] want_dt(input [7:0] o, input int k);
-        if (o == ES_OP_EMBED) want_dt = k == 1 ? ES_B_IDS : ES_B_F32;
-        else if (o == ES_OP_NORM_QUANT) want_dt = k == 0 ? ES_B_F32 : k == 1 ? ES_B_I8 : ES_B_SCALE;
-        else want_dt = ES_B_F32;
+        if (o == es_regs_pkg::ES_OP_EMBED) want_dt = k == 1 ? es_regs_pkg::ES_B_IDS : es_regs_pkg::ES_B_F32;
+        else if (o == es_regs_pkg::ES_OP_NORM_QUANT) want_dt = k == 0 ? es_regs_pkg::ES_B_F32 : k == 1 ? es_regs_pkg::ES_B_I8 : es_regs_pkg::ES_B_SCALE;
+        else want_dt = es_regs_pkg::ES_B_F32;
     endfunction
     logic [7:0] ck;
     logic       shape_bad;
     logic [63:0] need;
     always_comb begin
-        ck = ES_ERR_NONE;
-        if (!(is_embed || is_norm || is_rope || is_act || is_add)) ck = ES_ERR_OPCODE;
-        else if (nt_all == 16'd0) ck = ES_ERR_FIELD;
+        ck = es_regs_pkg::ES_ERR_NONE;
+        if (!(is_embed || is_norm || is_rope || is_act || is_add)) ck = es_regs_pkg::ES_ERR_OPCODE;
+        else if (nt_all == 16'd0) ck = es_regs_pkg::ES_ERR_FIELD;
         for (int k = 0; k < 5; k++) begin
-            if (ck == ES_ERR_NONE && used[k]) begin
-                if (!ok[k]) ck = ES_ERR_RANGE;
-                else if (k < 3 && m_dt[k] != want_dt(op, k)) ck = ES_ERR_FIELD;
-                else if (k >= 3 && r_kind[k - 3] != ((is_embed && k == 3) ? ES_RK_I8ROWS : ES_RK_F32)) ck = ES_ERR_FIELD;
+            if (ck == es_regs_pkg::ES_ERR_NONE && used[k]) begin
+                if (!ok[k]) ck = es_regs_pkg::ES_ERR_RANGE;
+                else if (k < 3 && m_dt[k] != want_dt(op, k)) ck = es_regs_pkg::ES_ERR_FIELD;
+                else if (k >= 3 && r_kind[k - 3] != ((is_embed && k == 3) ? es_regs_pkg::ES_RK_I8ROWS : es_regs_pkg::ES_RK_F32)) ck = es_regs_pkg::ES_ERR_FIELD;
             end
         end
         // shapes and widths; operations this build does not compute yet are ERR FIELD too
         if (is_embed) shape_bad = W == 0 || W != r_k[0] || m_w[1] != 32'd1 || r_n[0] == 0;
         else if (is_act) shape_bad = (fl & F_SILU) != 0 || W == 0 || m_w[1] != W || m_w[2] != W;
+        else if (is_add) shape_bad = W == 0 || m_w[1] != W || m_w[2] != W;
+        else if (is_rope) shape_bad = W == 0 || W > 32'(VMAX) || m_w[1] != W || r_k[0] == 0 || r_n[0] != r_n[1]
+                                      || r_k[0] != r_k[1] || 33'(r_k[0]) * 33'd2 > 33'(VMAX) || rope_w != 64'(W);
         else shape_bad = 1'b1;
-        if (ck == ES_ERR_NONE && shape_bad) ck = ES_ERR_FIELD;
+        if (ck == es_regs_pkg::ES_ERR_NONE && shape_bad) ck = es_regs_pkg::ES_ERR_FIELD;
         for (int k = 0; k < 5; k++) begin
-            if (k < 3) need = m_dt[k] == ES_B_F32 ? need_f32 : m_dt[k] == ES_B_I8 ? need_i8 : need_s4;
+            if (k < 3) need = m_dt[k] == es_regs_pkg::ES_B_F32 ? need_f32 : m_dt[k] == es_regs_pkg::ES_B_I8 ? need_i8 : need_s4;
             else need = k == 3 ? need_r0 : need_r1;
-            if (ck == ES_ERR_NONE && used[k]) begin
+            if (ck == es_regs_pkg::ES_ERR_NONE && used[k]) begin
                 if (k < 3 && (m_off[k][3:0] != 4'd0 || 33'(m_off[k]) + 33'(m_cap[k]) > 33'(act_size) || need > 64'(m_cap[k])))
-                    ck = ES_ERR_RANGE;
+                    ck = es_regs_pkg::ES_ERR_RANGE;
                 if (k >= 3 && (r_off[k - 3][3:0] != 4'd0 || r_off[k - 3][63:32] != 32'd0 || need > r_nb[k - 3]
                                || r_off[k - 3] + need > 64'(wgt_size)))
-                    ck = ES_ERR_RANGE;
+                    ck = es_regs_pkg::ES_ERR_RANGE;
             end
         end
+        // RoPE: the positions pos0 .. pos0 + NTOK - 1 must be rows of the tables
+        if (ck == es_regs_pkg::ES_ERR_NONE && is_rope && 33'(p0) + 33'(nt_all) > 33'(r_n[0])) ck = es_regs_pkg::ES_ERR_RANGE;
     end
 
     // ---------------- entry fetch pointers
@@ -222,9 +226,9 @@ module es_vec #(
     logic [1:0]   pk_w;
 
     // ---------------- datapath issue
-    logic        en, iss, pad_i, lst_i, xwe;
+    logic        en, iss, pad_i, lst_i, xwe, gwe, nsin_i;
     logic [LV-1:0] xa, xb, ga, gb;
-    logic        v0, pad0, lst0;
+    logic        v0, pad0, lst0, nsin0;
     logic [31:0] e0, beta, id;
     logic [31:0] x_a, x_b, g_a, g_b;
     logic        dp_v, dp_lst;
@@ -238,7 +242,7 @@ module es_vec #(
         .clk, .en, .we(xwe), .a_addr(xa), .a_wdata(el_data), .a_rdata(x_a), .b_addr(xb), .b_rdata(x_b)
     );
     es_vec_ram #(.N(VMAX)) u_gbuf (
-        .clk, .en, .we(1'b0), .a_addr(ga), .a_wdata(el_data), .a_rdata(g_a), .b_addr(gb), .b_rdata(g_b)
+        .clk, .en, .we(gwe), .a_addr(ga), .a_wdata(el_data), .a_rdata(g_a), .b_addr(gb), .b_rdata(g_b)
     );
 
     // the datapath is held in reset while idle or aborting (a failed instruction leaves nothing in it)
@@ -246,7 +250,7 @@ module es_vec #(
     always_ff @(posedge clk) dp_rst_n <= rst_n && state != S_IDLE && state != S_ABORT;
     es_vec_dp u_dp (
         .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(x_a), .p(x_b), .g(g_a), .h(g_b),
-        .e(e0), .beta, .cmul(32'd0), .pad(pad0), .nsin(1'b0), .lst(lst0),
+        .e(e0), .beta, .pad(pad0), .nsin(nsin0), .lst(lst0),
         .out_valid(dp_v), .y(dp_y), .out_lst(dp_lst)
     );
     logic [8:0] pipe_n;    // elements in the pipe (issued, not yet packed)
@@ -261,6 +265,8 @@ module es_vec #(
     logic [31:0] bo;              // byte offset of the current block
     logic [31:0] t, tt, nt, tile_base;
     logic [63:0] rowoff;
+    logic [31:0] hd, ri;          // RoPE: half the head dimension, the element's index in its head
+    wire  [31:0] gi = ri < hd ? ri : ri - hd;
     logic [7:0]  fail;
 
     wire [31:0] nt_next = 32'(nt_all) - (t + 32'd1) > 32'(MT) ? 32'(MT) : 32'(nt_all) - (t + 32'd1);
@@ -270,6 +276,8 @@ module es_vec #(
         iss = 1'b0;
         el_take = 1'b0;
         xwe = 1'b0;
+        gwe = 1'b0;
+        nsin_i = 1'b0;
         xa = cnt[LV-1:0];
         xb = cnt[LV-1:0];
         ga = cnt[LV-1:0];
@@ -278,6 +286,19 @@ module es_vec #(
         lst_i = 1'b0;
         case (state)
             S_EID, S_EBETA: el_take = 1'b1;
+            S_RCOS, S_RSIN: begin
+                el_take = 1'b1;
+                gwe = el_valid;
+            end
+            S_COMP: begin
+                xb = ri < hd ? cnt[LV-1:0] + hd[LV-1:0] : cnt[LV-1:0] - hd[LV-1:0];
+                ga = gi[LV-1:0];
+                gb = gi[LV-1:0] + hd[LV-1:0];
+                nsin_i = ri < hd;
+                pad_i = cnt >= W;
+                lst_i = cnt + 32'd1 == ncol;
+                iss = en && cnt != ncol;
+            end
             S_FILLX: begin
                 el_take = 1'b1;
                 xwe = el_valid;
@@ -304,7 +325,7 @@ module es_vec #(
         rd_cmd_beats = rj_beats;
         if (state == S_FETCH) begin
             rd_cmd_valid = mk != 3'd5 && ok[mk];
-            rd_cmd_addr = mk_reg ? prog_base + 40'(ES_PROG_HEADER_BYTES) + 40'(idx[mk]) * 40'(ES_PROG_REGION_BYTES)
+            rd_cmd_addr = mk_reg ? prog_base + 40'(es_regs_pkg::ES_PROG_HEADER_BYTES) + 40'(idx[mk]) * 40'(es_regs_pkg::ES_PROG_REGION_BYTES)
                                  : act_base + (40'(idx[mk]) << 4);
             rd_cmd_beats = mk_reg ? 32'd3 : 32'd1;
         end else if (state != S_ABORT && state != S_IDLE) begin
@@ -321,10 +342,12 @@ module es_vec #(
     assign busy = state != S_IDLE;
 
     // rows of token t in the f32 tile layout: RB units at stride nt*U (one command when nt = 1)
-    wire [39:0] row_addr = 40'(tile_base) + (40'(tt) << LU);
+    wire [39:0] row_addr = 40'(tile_base) + (40'(tt) << LU);   // relative to the buffer
     wire [31:0] row_cmds = nt == 32'd1 ? 32'd1 : rb;
     wire [31:0] row_beats = nt == 32'd1 ? rb << LR : 32'd1 << LR;
     wire [31:0] row_stride = nt << LU;
+    wire [39:0] rope_c = wgt_base + 40'(r_off[0][31:0]) + 40'(rowoff);
+    wire [39:0] rope_s = wgt_base + 40'(r_off[1][31:0]) + 40'(rowoff);
     wire [39:0] emb_byte = wgt_base + 40'(r_off[0][31:0]) + 40'(rowoff);
 
     wire ax_err = rd_err || wr_err;
@@ -333,7 +356,7 @@ module es_vec #(
         done <= 1'b0;
         if (!rst_n) begin
             state <= S_IDLE;
-            err_code <= ES_ERR_NONE;
+            err_code <= es_regs_pkg::ES_ERR_NONE;
             err_info <= '0;
             rj_left <= '0;
             wj_left <= '0;
@@ -347,7 +370,7 @@ module es_vec #(
         end else if (state != S_IDLE && state != S_ABORT && state != S_WAITW && ax_err) begin
             // a bus fault ends the instruction at once; the shell aborts and drains the masters
             done <= 1'b1;
-            err_code <= rd_err ? ES_ERR_AXI_READ : ES_ERR_AXI_WRITE;
+            err_code <= rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
             err_info <= {30'd0, rd_err ? rd_err_resp : wr_err_resp};
             state <= S_IDLE;
             rj_left <= '0;
@@ -387,6 +410,7 @@ module es_vec #(
                 v0 <= iss;
                 e0 <= el_data;
                 pad0 <= pad_i;
+                nsin0 <= nsin_i;
                 lst0 <= lst_i;
             end
             pipe_n <= pipe_n + 9'(iss) - 9'(dp_v && dp_ready);
@@ -417,7 +441,7 @@ module es_vec #(
                     mk <= '0;
                     ci <= '0;
                     bi <= '0;
-                    fail <= ES_ERR_NONE;
+                    fail <= es_regs_pkg::ES_ERR_NONE;
                     state <= S_FETCH;
                   end
                 end
@@ -464,20 +488,21 @@ module es_vec #(
                     t <= '0;
                     tt <= '0;
                     nt <= 32'(nt_all) > 32'(MT) ? 32'(MT) : 32'(nt_all);
-                    tile_base <= m_off[0];
+                    tile_base <= '0;
+                    hd <= r_k[0];
                     blk_left <= total_el;
                     bo <= '0;
                     pk_w <= '0;
-                    if (ck != ES_ERR_NONE) begin
+                    if (ck != es_regs_pkg::ES_ERR_NONE) begin
                         done <= 1'b1;
                         err_code <= ck;
                         err_info <= {24'd0, op};
                         state <= S_IDLE;
-                    end else if (is_embed) begin
-                        mode <= M_EMBED;
+                    end else if (is_embed || is_rope) begin
+                        mode <= is_embed ? M_EMBED : M_ROPE;
                         state <= S_TOK;
                     end else begin
-                        mode <= M_RELU2;
+                        mode <= is_add ? M_ADD : M_RELU2;
                         state <= S_BLK;
                     end
                 end
@@ -497,7 +522,15 @@ module es_vec #(
                 end
                 S_FILLX: begin
                     if (el_fire) cnt <= cnt + 32'd1;
-                    if (ex_left == 32'd0) begin
+                    if (ex_left == 32'd0 && is_rope) begin
+                        wj_addr <= act_base + 40'(m_off[0]) + row_addr;
+                        wj_left <= row_cmds;
+                        wj_beats <= row_beats;
+                        wj_stride <= row_stride;
+                        cnt <= '0;
+                        ri <= '0;
+                        state <= S_COMP;
+                    end else if (ex_left == 32'd0) begin
                         rj_addr <= act_base + 40'(m_off[2]) + 40'(bo);
                         rj_left <= 32'd1;
                         rj_beats <= nel >> 2;
@@ -535,6 +568,9 @@ module es_vec #(
                 S_TOK: if (wj_left == 32'd0) begin
                     if (t == 32'(nt_all)) begin
                         state <= S_WAITW;
+                    end else if (is_rope) begin
+                        rowoff <= (64'(p0 + t) * 64'(hd)) << 2;
+                        state <= S_RPOS;
                     end else begin
                         rj_addr <= act_base + 40'(m_off[1]) + 40'({t[31:2], 4'd0});
                         rj_left <= 32'd1;
@@ -554,7 +590,7 @@ module es_vec #(
                 S_EIDCK: begin
                     rowoff <= 64'(id) * 64'(W);
                     if (id >= r_n[0]) begin
-                        fail <= ES_ERR_RANGE;    // a token id past the table: earlier rows are written
+                        fail <= es_regs_pkg::ES_ERR_RANGE;    // a token id past the table: earlier rows are written
                         state <= S_WAITW;
                     end else begin
                         rj_addr <= wgt_base + 40'(r_off[1][31:0]) + 40'({id[31:2], 4'd0});
@@ -575,7 +611,7 @@ module es_vec #(
                     ex_skip <= emb_byte[3:0];
                     ex_first <= 1'b1;
                     ex_byte <= 1'b1;
-                    wj_addr <= act_base + row_addr;
+                    wj_addr <= act_base + 40'(m_off[0]) + row_addr;
                     wj_left <= row_cmds;
                     wj_beats <= row_beats;
                     wj_stride <= row_stride;
@@ -584,6 +620,51 @@ module es_vec #(
                 end
                 S_EROW: begin
                     if (iss) cnt <= cnt + 32'd1;
+                    if (cnt == ncol && pipe_empty) state <= S_NEXT;
+                end
+                // ---- per token (ROPE): cos row, sin row into the second buffer, the row, the rotation
+                S_RPOS: begin
+                    rj_addr <= {rope_c[39:4], 4'd0};
+                    rj_left <= 32'd1;
+                    rj_beats <= (32'(rope_c[3:0]) + (hd << 2) + 32'd15) >> 4;
+                    ex_left <= hd;
+                    ex_skip <= rope_c[3:0];
+                    ex_first <= 1'b1;
+                    ex_byte <= 1'b0;
+                    cnt <= '0;
+                    state <= S_RCOS;
+                end
+                S_RCOS: begin
+                    if (el_fire) cnt <= cnt + 32'd1;
+                    if (ex_left == 32'd0) begin
+                        rj_addr <= {rope_s[39:4], 4'd0};
+                        rj_left <= 32'd1;
+                        rj_beats <= (32'(rope_s[3:0]) + (hd << 2) + 32'd15) >> 4;
+                        ex_left <= hd;
+                        ex_skip <= rope_s[3:0];
+                        ex_first <= 1'b1;
+                        state <= S_RSIN;
+                    end
+                end
+                S_RSIN: begin
+                    if (el_fire) cnt <= cnt + 32'd1;
+                    if (ex_left == 32'd0) begin
+                        rj_addr <= act_base + 40'(m_off[1]) + row_addr;
+                        rj_left <= row_cmds;
+                        rj_beats <= row_beats;
+                        rj_stride <= row_stride;
+                        ex_left <= ncol;
+                        ex_skip <= '0;
+                        ex_first <= 1'b1;
+                        cnt <= '0;
+                        state <= S_FILLX;
+                    end
+                end
+                S_COMP: begin
+                    if (iss) begin
+                        cnt <= cnt + 32'd1;
+                        ri <= ri + 32'd1 == (hd << 1) ? 32'd0 : ri + 32'd1;
+                    end
                     if (cnt == ncol && pipe_empty) state <= S_NEXT;
                 end
                 S_NEXT: begin
@@ -599,8 +680,8 @@ module es_vec #(
                 end
                 S_WAITW: if (wj_left == 32'd0 && !ob_v && !wr_busy && pipe_empty) begin
                     done <= 1'b1;
-                    err_code <= wr_err ? ES_ERR_AXI_WRITE : fail;
-                    err_info <= wr_err ? {30'd0, wr_err_resp} : fail != ES_ERR_NONE ? {24'd0, op} : 32'd0;
+                    err_code <= wr_err ? es_regs_pkg::ES_ERR_AXI_WRITE : fail;
+                    err_info <= wr_err ? {30'd0, wr_err_resp} : fail != es_regs_pkg::ES_ERR_NONE ? {24'd0, op} : 32'd0;
                     state <= S_IDLE;
                 end
                 S_ABORT: begin
@@ -613,7 +694,7 @@ module es_vec #(
                     pipe_n <= '0;
                     if (!rd_busy && !wr_busy) begin
                         done <= 1'b1;
-                        err_code <= ES_ERR_NONE;
+                        err_code <= es_regs_pkg::ES_ERR_NONE;
                         err_info <= '0;
                         state <= S_IDLE;
                     end
@@ -623,6 +704,5 @@ module es_vec #(
         end
     end
 
-    wire unused = &{1'b0, kv_base, kv_size, p0, dp_lst, f3, nel, rope_w, x_b, g_a, g_b, xb, ga, gb,
-                    r_n[1], r_k[1], rowoff[63:40], instr[255:160], pk_acc[127:96]};
+    wire unused = &{1'b0, kv_base, kv_size, dp_lst, gi, rowoff[63:40], instr[255:160], pk_acc[127:96]};
 endmodule
