@@ -8,6 +8,11 @@ from collections.abc import Callable
 
 from edgestream.ir import Graph, ModelConfig, Node, Tensor
 
+# The most positions a model may declare: the artifact stores cos/sin RoPE tables of max_position
+# rows (2 x 4 x head_dim/2 bytes each; 512 MB at head_dim 128), so a corrupt or absurd context length
+# must stop the compile, not allocate it. 2**20 holds every published context length up to 1M tokens.
+MAX_POSITION = 1 << 20
+
 # roles of a layer's weights; a frontend maps (layer, role) to its own module name
 ROLES = ("attn_norm", "q", "k", "v", "attn_sub_norm", "o", "ffn_norm", "gate", "up", "ffn_sub_norm", "down")
 

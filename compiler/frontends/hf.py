@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from edgestream.compiler.frontends.decoder import build_decoder
+from edgestream.compiler.frontends.decoder import MAX_POSITION, build_decoder
 from edgestream.errors import InputError
 from edgestream.formats.ternary import unpack_hf_bitnet
 from edgestream.ir import Graph, ModelConfig, Tensor
@@ -77,16 +78,33 @@ class LazyTernary(LazyArray):
             raise InputError(f"{self.file.path}: tensor {self.name}: {e}") from None
 
 
-def _cfg(cfg: dict, path: Path, key: str, typ=int, default=None):
+def _cfg(cfg: dict, path: Path, key: str, typ=int, default=None, minimum=None):
+    """Field `key` as an int (typ int: a JSON integer, not a bool) or a finite float, at least
+    `minimum` when given."""
     v = cfg.get(key)
     v = default if v is None else v  # transformers treats an explicit null as "use the default"
     if v is None:
         raise InputError(f"{path}: field {key!r} is missing")
     ok = (isinstance(v, int) and not isinstance(v, bool)) if typ is int else \
-        (isinstance(v, (int, float)) and not isinstance(v, bool))
+        (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
     if not ok:
-        raise InputError(f"{path}: field {key!r} = {v!r} is not a valid {typ.__name__}")
+        raise InputError(f"{path}: field {key!r} = {v!r} is not a valid {'finite ' if typ is float else ''}"
+                         f"{typ.__name__}")
+    if minimum is not None and v < minimum:
+        raise InputError(f"{path}: field {key!r} = {v!r}, expected at least {minimum}")
     return typ(v)
+
+
+def _token_ids(cfg: dict, path: Path, key: str, default) -> list[int] | None:
+    """bos/eos_token_id: a non-negative int, a list of them, or null (None)."""
+    v = cfg.get(key, default)
+    if v is None:
+        return None
+    vals = v if isinstance(v, list) else [v]
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in vals):
+        raise InputError(f"{path}: field {key!r} = {v!r} is not a token id (expected a non-negative integer "
+                         f"or a list of them)")
+    return vals
 
 
 def _json_object(path: Path) -> dict:
@@ -131,11 +149,13 @@ def read_config(src: Path) -> ModelConfig:
         raise InputError(f"{src}: not a Hugging Face checkpoint directory (config.json is missing)")
     cfg = _json_object(path)
     archs = cfg.get("architectures") or []
-    if not isinstance(archs, list):
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
         raise InputError(f"{path}: field 'architectures' = {archs!r} is not a list of class names")
-    arch = next((SUPPORTED[a] for a in archs if a in SUPPORTED), None) or MODEL_TYPES.get(cfg.get("model_type"))
+    mtype = cfg.get("model_type")
+    arch = next((SUPPORTED[a] for a in archs if a in SUPPORTED), None) or \
+        (MODEL_TYPES.get(mtype) if isinstance(mtype, str) else None)
     if arch is None:
-        raise InputError(f"{path}: unsupported architecture {archs or cfg.get('model_type')!r} "
+        raise InputError(f"{path}: unsupported architecture {archs or mtype!r} "
                          f"(expected one of {', '.join(SUPPORTED)} or model_type {', '.join(MODEL_TYPES)})")
     dflt = HF_DEFAULTS[arch]
     act = cfg.get("hidden_act", dflt["hidden_act"])
@@ -150,34 +170,36 @@ def read_config(src: Path) -> ModelConfig:
     if rtype not in ("default", None):
         raise InputError(f"{path}: rope_type {rtype!r} is not supported (expected 'default')")
     theta = rope.get("rope_theta", cfg.get("rope_theta", dflt["rope_theta"]))
-    heads = _cfg(cfg, path, "num_attention_heads", default=dflt["num_attention_heads"])
-    hidden = _cfg(cfg, path, "hidden_size", default=dflt["hidden_size"])
-    head_dim = _cfg(cfg, path, "head_dim", default=cfg.get("head_dim") or hidden // max(heads, 1))
-    eos = cfg.get("eos_token_id", dflt["eos_token_id"])
-    eos = [] if eos is None else ([eos] if isinstance(eos, int) else eos)
-    if not isinstance(eos, list) or not all(isinstance(e, int) for e in eos):
-        raise InputError(f"{path}: field 'eos_token_id' = {eos!r} is not a token id or a list of them")
-    bos = cfg.get("bos_token_id", dflt["bos_token_id"])
-    if bos is not None and not isinstance(bos, int):
-        raise InputError(f"{path}: field 'bos_token_id' = {bos!r} is not a token id")
-    if heads < 1 or hidden < 1:
-        raise InputError(f"{path}: num_attention_heads {heads} and hidden_size {hidden} must be positive")
+    heads = _cfg(cfg, path, "num_attention_heads", default=dflt["num_attention_heads"], minimum=1)
+    hidden = _cfg(cfg, path, "hidden_size", default=dflt["hidden_size"], minimum=1)
+    head_dim = _cfg(cfg, path, "head_dim", default=hidden // heads, minimum=2)
+    eos = _token_ids(cfg, path, "eos_token_id", dflt["eos_token_id"]) or []
+    bos = _token_ids(cfg, path, "bos_token_id", dflt["bos_token_id"])
+    if isinstance(cfg.get("bos_token_id"), list):
+        raise InputError(f"{path}: field 'bos_token_id' = {cfg.get('bos_token_id')!r} is not one token id")
+    tie = cfg.get("tie_word_embeddings", dflt["tie_word_embeddings"])
+    if not isinstance(tie, bool):  # bool("false") is True: a string must not decide it
+        raise InputError(f"{path}: field 'tie_word_embeddings' = {tie!r} is not a boolean (expected true or false)")
     mc = ModelConfig(
         arch=arch,
-        vocab_size=_cfg(cfg, path, "vocab_size", default=dflt["vocab_size"]),
+        vocab_size=_cfg(cfg, path, "vocab_size", default=dflt["vocab_size"], minimum=1),
         hidden_size=hidden,
-        intermediate_size=_cfg(cfg, path, "intermediate_size", default=dflt["intermediate_size"]),
-        num_layers=_cfg(cfg, path, "num_hidden_layers", default=dflt["num_hidden_layers"]),
+        intermediate_size=_cfg(cfg, path, "intermediate_size", default=dflt["intermediate_size"], minimum=1),
+        num_layers=_cfg(cfg, path, "num_hidden_layers", default=dflt["num_hidden_layers"], minimum=1),
         num_heads=heads,
-        num_kv_heads=_cfg(cfg, path, "num_key_value_heads", default=dflt["num_key_value_heads"] or heads),
+        num_kv_heads=_cfg(cfg, path, "num_key_value_heads", default=dflt["num_key_value_heads"] or heads,
+                          minimum=1),
         head_dim=head_dim,
-        rms_norm_eps=_cfg(cfg, path, "rms_norm_eps", float, dflt["rms_norm_eps"]),
-        rope_theta=_cfg({"rope_theta": theta}, path, "rope_theta", float),
-        max_position=_cfg(cfg, path, "max_position_embeddings", default=dflt["max_position_embeddings"]),
-        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", dflt["tie_word_embeddings"])),
-        bos_token_id=bos,
-        eos_token_ids=[int(e) for e in eos],
+        rms_norm_eps=_cfg(cfg, path, "rms_norm_eps", float, dflt["rms_norm_eps"], minimum=0.0),
+        rope_theta=_cfg({"rope_theta": theta}, path, "rope_theta", float, minimum=1.0),
+        max_position=_cfg(cfg, path, "max_position_embeddings", default=dflt["max_position_embeddings"], minimum=1),
+        tie_word_embeddings=tie,
+        bos_token_id=None if bos is None else bos[0],
+        eos_token_ids=eos,
     )
+    if mc.max_position > MAX_POSITION:
+        raise InputError(f"{path}: field 'max_position_embeddings' = {mc.max_position} exceeds edgestream's "
+                         f"{MAX_POSITION} positions (the artifact holds RoPE tables of that many rows)")
     if mc.num_heads % mc.num_kv_heads or mc.head_dim % 2:
         raise InputError(f"{path}: num_attention_heads {mc.num_heads} must be a multiple of "
                          f"num_key_value_heads {mc.num_kv_heads}, and head_dim {mc.head_dim} even")
@@ -191,6 +213,7 @@ class _Weights:
         files = sorted(src.glob("*.safetensors"))
         if not files:
             raise InputError(f"{src}: no *.safetensors files")
+        self.src = src
         self.where: dict[str, SafetensorsFile] = {}
         for p in files:
             f = SafetensorsFile(p)
@@ -203,7 +226,7 @@ class _Weights:
     def need(self, name: str, shape: tuple[int, ...] | None = None) -> SafetensorsFile:
         f = self.where.get(name)
         if f is None:
-            raise InputError(f"checkpoint: tensor {name} is missing")
+            raise InputError(f"{self.src}: tensor {name} is missing (no *.safetensors file holds it)")
         if shape is not None and f.shape(name) != tuple(shape):
             raise InputError(f"{f.path}: tensor {name} has shape {list(f.shape(name))}, expected {list(shape)}")
         return f

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgestream.errors import InputError
+from edgestream.errors import CompileError, InputError
 from edgestream.ir import Graph, ModelConfig, Node, Tensor, verify
 
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
@@ -33,6 +33,18 @@ SIMPLE = {
     "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Relu": "relu",
     "Sigmoid": "sigmoid", "Tanh": "tanh", "Erf": "erf", "Sqrt": "sqrt", "Reciprocal": "reciprocal",
     "Neg": "neg", "Identity": "identity",
+}
+# Schemas of the non-ONNX-domain ops we read, which onnx.checker cannot check (it knows no schema
+# for them): (min inputs, max inputs, outputs, {attribute: AttributeProto type}), from onnxruntime's
+# contrib op docs (com.microsoft) and QONNX's custom-op definitions
+_INT, _FLOAT, _STRING = 2, 1, 3
+_ATTR_TYPES = {_INT: "INT", _FLOAT: "FLOAT", _STRING: "STRING"}
+CUSTOM_SCHEMAS = {
+    (MS_DOMAIN, "QLinearAdd"): (7, 8, 1, {}),
+    (MS_DOMAIN, "QLinearSigmoid"): (4, 5, 1, {}),
+    (MS_DOMAIN, "QGemm"): (6, 9, 1, {"transA": _INT, "transB": _INT, "alpha": _FLOAT}),
+    **{(d, "Quant"): (4, 4, 1, {"signed": _INT, "narrow": _INT, "rounding_mode": _STRING}) for d in QONNX_DOMAINS},
+    **{(d, "BipolarQuant"): (2, 2, 1, {}) for d in QONNX_DOMAINS},
 }
 DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
 
@@ -217,6 +229,9 @@ class _Builder:
         if bias is not None:
             bname = tname + ".bias"
             n = self.tensors[tname].shape[0]
+            if np.asarray(bias).size not in (1, n):
+                raise self.err(node, f"bias has {np.asarray(bias).size} values, expected {n} (one per output "
+                                     f"channel of weight {wname!r})")
             self.tensors[bname] = Tensor(bname, "int32", np.broadcast_to(
                 np.asarray(bias, np.int64).reshape(-1), (n,)).astype(np.int32).copy())
         self.emit("qmatmul", node.name or out, [xq, xz], [acc], weight=tname, w_zero=zname, bias=bname)
@@ -257,6 +272,7 @@ class _Builder:
             if fn is None:
                 raise self.err(node, f"op {dom + '.' if dom else ''}{node.op_type} is not supported "
                                      "(docs/onnx.md lists the supported ops)")
+            self._check_custom(node, dom)
             fn(node)
         outputs = []
         for o in g.output:
@@ -267,7 +283,29 @@ class _Builder:
                       {"inputs": meta_in, "outputs": meta_out, "source": "onnx",
                        "opset": max((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")),
                                     default=0)})
-        return verify(graph)
+        try:
+            return verify(graph)
+        except CompileError as e:  # a value used before it is defined, ... : the file's structure
+            raise InputError(f"{self.path}: {e}") from None
+
+    def _check_custom(self, node, dom: str) -> None:
+        schema = CUSTOM_SCHEMAS.get((dom, node.op_type))
+        if schema is None:
+            return
+        lo, hi, n_out, attrs = schema
+        if not lo <= len(node.input) <= hi or len(node.output) != n_out:
+            want = f"{lo}" if lo == hi else f"{lo} to {hi}"
+            raise self.err(node, f"has {len(node.input)} inputs and {len(node.output)} outputs, expected {want} "
+                                 f"inputs and {n_out} output")
+        for a in node.attribute:
+            if a.name in attrs and a.type != attrs[a.name]:
+                raise self.err(node, f"attribute {a.name!r} has AttributeProto type {a.type}, expected "
+                                     f"{attrs[a.name]} ({_ATTR_TYPES[attrs[a.name]]})")
+
+    def const_input(self, node, name: str, what: str) -> np.ndarray:
+        if name not in self.consts:
+            raise self.err(node, f"{what} {name!r} must be a constant")
+        return self.consts[name]
 
     # ---- constants
     def op_Constant(self, node):
@@ -442,11 +480,11 @@ class _Builder:
             raise self.err(node, f"only transA=0, alpha=1 are supported, got {at}")
         if b not in self.consts:
             raise self.err(node, f"input B {b!r} is not a constant")
-        bias = self.consts[c] if c else None
+        bias = self.const_input(node, c, "bias C") if c else None
         if ys:
-            ydt = self.consts[yz].dtype.name if yz in self.consts else "uint8"
+            ydt = self.const_input(node, yz, "output zero point").dtype.name if yz else "uint8"
             self.qlinear(node, node.output[0], a, self.value(as_, node), self.value(az, node), b, self.consts[b],
-                         self.consts[bs], self.consts.get(bz), bool(at.get("transB", 0)), bias,
+                         self.const_input(node, bs, "B scale"), self.consts.get(bz), bool(at.get("transB", 0)), bias,
                          self.value(ys, node), self.value(yz, node), ydt)
         else:
             raise self.err(node, "QGemm with a float output is not supported")
@@ -466,7 +504,10 @@ class _Builder:
                   bias=None)
 
     def ms_QLinearAdd(self, node):
-        a, as_, az, b, bs, bz, ys, yz = node.input
+        a, as_, az, b, bs, bz, ys, yz = (list(node.input) + [""])[:8]
+        if not (az and bz and yz):
+            raise self.err(node, "zero points must be given (optional zero points are not supported)")
+        self.const_input(node, yz, "output zero point")
         fa, fb, fs = (self.fresh(node.output[0] + x) for x in (".a", ".b", ".sum"))
         for src, s, z, f in ((a, as_, az, fa), (b, bs, bz, fb)):
             if src in self.consts:
@@ -518,6 +559,11 @@ class _Builder:
             raise self.err(node, "a non-integer zero point is not supported")
         if x in self.consts:  # a weight: fold to integers now
             w = np.asarray(self.consts[x], np.float32)
+            try:
+                np.broadcast_shapes(w.shape, sv.shape, zv.shape)
+            except ValueError:
+                raise self.err(node, f"scale {list(sv.shape)} / zero point {list(zv.shape)} do not broadcast to "
+                                     f"weight {x!r} of shape {list(w.shape)}") from None
             q = np.clip(np.rint((w / sv).astype(np.float32) + zv), lo, hi).astype(np.int64)
             axis = None
             if sv.size > 1:
@@ -622,18 +668,61 @@ class _Builder:
                   axis=int(_attrs(node).get("axis", 1)))
 
 
+def _one_line(msg: str, n: int = 400) -> str:
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= n else msg[: n - 3] + "..."
+
+
+def _check_model(onnx, nh, model, src: Path) -> None:
+    """What a valid ONNX file is, before anything reads it: onnx.checker's verdict (op schemas of the
+    ai.onnx domain: input/output counts, attribute types, required attributes; every value defined before
+    use; opset imports for every domain), then every constant's data matching its dims and type (the
+    checker does not look at tensor bytes)."""
+    try:
+        # by path: a model with external data or over 2 GB cannot be checked as one in-memory proto
+        onnx.checker.check_model(str(src))
+    except Exception as e:  # noqa: BLE001 -- ValidationError, or the C++ side's own errors
+        raise InputError(f"{src}: not a valid ONNX model (onnx.checker: {_one_line(str(e))})") from None
+    g = model.graph
+    names = [(f"node {i} op_type", n.op_type) for i, n in enumerate(g.node)]
+    names += [(f"node {i} domain/name/inputs/outputs", v) for i, n in enumerate(g.node)
+              for v in (n.domain, n.name, *n.input, *n.output)]
+    names += [("initializer name", t.name) for t in g.initializer]
+    names += [("graph input/output name", v.name) for v in (*g.input, *g.output)]
+    for what, v in names:
+        if not isinstance(v, str):  # protobuf hands back bytes for a string field that is not UTF-8
+            raise InputError(f"{src}: {what} {v!r} is not UTF-8 text")
+    # strict: an inference error (e.g. MatMul dimensions that do not match) is the file's error; the
+    # weights themselves are not needed, only their dims
+    light = model if model.ByteSize() < (1 << 31) - (1 << 20) else onnx.load(str(src), load_external_data=False)
+    try:
+        onnx.shape_inference.infer_shapes(light, check_type=True, strict_mode=True)
+    except Exception as e:  # noqa: BLE001 -- InferenceError, and the C++ side's own errors
+        raise InputError(f"{src}: not a valid ONNX model (shape inference: {_one_line(str(e))})") from None
+    consts = [(f"initializer {t.name!r}", t) for t in g.initializer]
+    consts += [(f"node {n.name or n.output[0]!r} ({n.op_type}) attribute {a.name!r}", a.t)
+               for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    for what, t in consts:
+        try:
+            nh.to_array(t)
+        except Exception as e:  # noqa: BLE001 -- numpy and onnx raise ValueError, TypeError, KeyError...
+            raise InputError(f"{src}: {what}: data does not match dims {list(t.dims)} and data_type "
+                             f"{t.data_type} ({_one_line(str(e), 160)})") from None
+
+
 def load_onnx(src: str | Path):
     """Returns (IR graph, tokenizer path or None)."""
-    onnx, _ = _import_onnx()
+    onnx, nh = _import_onnx()
     src = Path(src)
     if not src.is_file():
         raise InputError(f"{src}: no such file")
     try:
         model = onnx.load(str(src))
     except Exception as e:  # noqa: BLE001 -- protobuf raises several types for a corrupt file
-        raise InputError(f"{src}: not a readable ONNX model ({type(e).__name__}: {e})") from None
+        raise InputError(f"{src}: not a readable ONNX model ({type(e).__name__}: {_one_line(str(e))})") from None
     if not model.graph.node:
         raise InputError(f"{src}: the ONNX graph has no nodes")
+    _check_model(onnx, nh, model, src)
     from edgestream.compiler.frontends import onnx_patterns
 
     lm = onnx_patterns.match_decoder(model, src)
