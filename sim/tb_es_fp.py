@@ -205,6 +205,8 @@ async def run_seq_copies(dut, unit: str, copies: int, inputs: dict[str, np.ndarr
 
 
 SEQ_COPIES = 4      # instances of each sequential unit in sim/tb_es_fp_top.sv
+# the latencies documented in the modules' headers (en-cycles; start-to-done cycles)
+LAT = {"fadd": 6, "f2i": 4, "fcvt": 5, "exp2neg": 14, "fdiv_s": 31, "fdiv_d": 60, "fmul64": 58, "fsqrt": 57}
 
 
 # ---------------------------------------------------------------- es_fadd
@@ -258,7 +260,7 @@ async def es_fadd_matches_numpy(dut):
         rng = np.random.default_rng(1400 + w)
         a, b, sub = fadd_cases(rng, 2000, dbl)
         want = fadd_ref(a, b, sub, dbl)
-        got = await run_pipe(dut, f"fadd{w}", 5, {"a": a, "b": b, "sub": sub}, {"a": w, "b": w, "sub": 1},
+        got = await run_pipe(dut, f"fadd{w}", LAT["fadd"], {"a": a, "b": b, "sub": sub}, {"a": w, "b": w, "sub": 1},
                              seed=w)
         check_equal(f"es_fadd W={w}", got, want, {"a": a, "b": b, "sub": sub}, dbl)
         wf = as_float(want, dbl)
@@ -316,7 +318,7 @@ async def es_f2i_matches_numpy(dut):
         rms = slice(1800 // 6 * 5, 1800 // 6 * 5 + 288)    # the form numerics.rms_factor uses: rint(ldexp(x))
         zr = np.rint(np.ldexp(as_float(x[rms], False), k[rms].astype(np.int32))).astype(np.int64)
         assert np.array_equal(want[rms], (np.clip(zr, lo, hi) & ((1 << w) - 1)).astype(np.uint64))
-        got = await run_pipe(dut, unit, 3, {"x": x, "k": k & 0x3FF}, {"x": 32, "k": 10}, seed=w)
+        got = await run_pipe(dut, unit, LAT["f2i"], {"x": x, "k": k & 0x3FF}, {"x": 32, "k": 10}, seed=w)
         check_equal(f"es_f2i {unit} [{lo}, {hi}]", got, want, {"x": x, "k": k}, False)
         vals = np.where(want >= (1 << (w - 1)), want.astype(np.int64) - (1 << w), want.astype(np.int64)) \
             if lo < 0 else want.astype(np.int64)
@@ -382,7 +384,7 @@ async def es_fdiv_matches_numpy(dut):
     # 0 / 0: the documented default NaN (numpy's NaN bits differ between platforms)
     want = np.where(nan, np.where(dbl == 1, np.uint64(0x7FF8000000000000), np.uint64(0x7FC00000)), want)
     got = await run_seq_copies(dut, "fdiv", SEQ_COPIES, {"a": a, "b": b, "dbl": dbl}, {"a": 64, "b": 64, "dbl": 1},
-                               lambda i: 60 if dbl[i] else 31, seed=5)
+                               lambda i: LAT["fdiv_d"] if dbl[i] else LAT["fdiv_s"], seed=5)
     check_equal("es_fdiv", got, want, {"dbl": dbl, "a": a, "b": b}, True)
     assert subnormal_count(w32, False) > 20 and subnormal_count(w64, True) > 20
     assert np.isinf(as_float(w32, False)).sum() > 10 and np.isinf(as_float(w64, True)).sum() > 10
@@ -455,7 +457,8 @@ async def es_fcvt_matches_numpy(dut):
     await start_clock(dut)
     rng = np.random.default_rng(1403)
     op, a, k, want = fcvt_cases(rng, 600)
-    got = await run_pipe(dut, "fcvt", 5, {"op": op, "a": a, "k": k & 0xFFF}, {"op": 2, "a": 64, "k": 12}, seed=9)
+    got = await run_pipe(dut, "fcvt", LAT["fcvt"], {"op": op, "a": a, "k": k & 0xFFF}, {"op": 2, "a": 64, "k": 12},
+                         seed=9)
     check_equal("es_fcvt", got, want, {"op": op, "a": a, "k": k}, True)
     d2f = want[op == 1].astype(np.uint32)
     assert subnormal_count(d2f, False) > 10 and np.isinf(as_float(d2f, False)).sum() > 10
@@ -491,7 +494,8 @@ async def es_fmul64_matches_numpy(dut):
     b[4 * q:4 * q + ne * ne] = np.tile(EDGE64, ne)[: n - 4 * q]
     with np.errstate(all="ignore"):
         want = as_bits(as_float(a, True) * as_float(b, True), True)
-    got = await run_seq_copies(dut, "fmul", SEQ_COPIES, {"a": a, "b": b}, {"a": 64, "b": 64}, lambda i: 58, seed=11)
+    got = await run_seq_copies(dut, "fmul", SEQ_COPIES, {"a": a, "b": b}, {"a": 64, "b": 64},
+                               lambda i: LAT["fmul64"], seed=11)
     check_equal("es_fmul64", got, want, {"a": a, "b": b}, True)
     assert subnormal_count(want, True) > 30 and np.isinf(as_float(want, True)).sum() > 30
 
@@ -515,7 +519,7 @@ async def es_fsqrt_matches_numpy(dut):
         want = as_bits(np.sqrt(as_float(a, True)), True)
     neg = (as_float(a, True) < 0)
     want = np.where(neg, np.uint64(0x7FF8000000000000), want)                  # the documented default NaN
-    got = await run_seq_copies(dut, "fsqrt", SEQ_COPIES, {"a": a}, {"a": 64}, lambda i: 57, seed=13)
+    got = await run_seq_copies(dut, "fsqrt", SEQ_COPIES, {"a": a}, {"a": 64}, lambda i: LAT["fsqrt"], seed=13)
     check_equal("es_fsqrt", got, want, {"a": a}, True)
     assert np.all(want[a == np.uint64(1 << 63)] == np.uint64(1 << 63))                  # sqrt(-0) = -0
 
@@ -566,6 +570,6 @@ async def es_exp2neg_matches_numerics(dut):
     z[5 * q:6 * q] = (g * LOG2E).astype(F32)
     zb = as_bits(z, False)
     want, tiny = exp2neg_ref(zb)
-    got = await run_pipe(dut, "exp2", 13, {"z": zb}, {"z": 32}, seed=15)
+    got = await run_pipe(dut, "exp2", LAT["exp2neg"], {"z": zb}, {"z": 32}, seed=15)
     check_equal("es_exp2neg", got, want, {"z": zb}, False)
     assert tiny.sum() > 10 and (as_float(want, False) == 0).sum() > 10

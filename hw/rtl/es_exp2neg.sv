@@ -10,7 +10,7 @@
 // in front of this unit.
 //
 // Ports (fixed): clk, en (every stage advances only when en = 1), z[31:0], y[31:0].
-// Latency LATENCY = 13 en-cycles. Needs es_fmul.sv, es_fadd.sv and hw/generated/es_exp2_rom.sv.
+// Latency LATENCY = 14 en-cycles. Needs es_fmul.sv, es_fadd.sv and hw/generated/es_exp2_rom.sv.
 //
 // Stages (one long path each):
 //   1. |z| to fixed point (6.26 bits + a sticky bit: the bits below 2**-26 only matter as "nonzero"
@@ -18,7 +18,7 @@
 //   2. n = -(integer part + (fraction != 0)), f = 1 - fraction (exact, 27-bit negation)
 //   3. f rounded to 24 bits at 2**-24 (increment; a carry out is the f = 1.0 case), i and r
 //   4. table read (registered ROM) beside r as binary32 (16-bit leading-zero count and shift)
-//   5-7. D[i] * r (es_fmul)   8-12. T[i] + that (es_fadd)   13. exponent minus |n|, z < -64 -> 0
+//   5-7. D[i] * r (es_fmul)   8-13. T[i] + that (es_fadd)   14. exponent minus |n|, z < -64 -> 0
 module es_exp2neg (
     input  logic        clk,
     input  logic        en,
@@ -26,8 +26,10 @@ module es_exp2neg (
     output logic [31:0] y
 );
     /* verilator lint_off UNUSEDPARAM */
-    localparam int LATENCY = 13;
+    localparam int LATENCY = 14;
     /* verilator lint_on UNUSEDPARAM */
+    localparam int MUL_LAT = 3;                // es_fmul
+    localparam int ADD_LAT = 6;                // es_fadd
 
     // ---- stage 1: |z| = m * 2**(e - 150) in units of 2**-26, the rest ORed into a sticky bit
     logic [23:0] m;
@@ -119,22 +121,22 @@ module es_exp2neg (
         end
     end
 
-    // ---- stages 8-12: p = T[i] + D[i] * r
+    // ---- stages 8-13: p = T[i] + D[i] * r
     logic [31:0] p;
     es_fadd #(.W(32)) u_add (.clk, .en, .sub(1'b0), .a(t7), .b(prod), .y(p));
 
-    // |n| and the zero flag wait 8 stages
-    logic [7:0] nd [0:7];
+    // |n| and the zero flag wait beside the multiply and the add
+    localparam int ND = MUL_LAT + ADD_LAT;
+    logic [8*ND-1:0] nd;
     always_ff @(posedge clk) begin
-        if (en) begin
-            nd[0] <= {big4, nm4};
-            for (int j = 1; j < 8; j++) nd[j] <= nd[j - 1];
-        end
+        if (en) nd <= {nd[8*ND-9:0], big4, nm4};
     end
+    logic [7:0] ndo;
+    assign ndo = nd[8*ND-1 -: 8];
 
-    // ---- stage 13: y = p * 2**n (p in [1, 2], n >= -64: the exponent stays >= 63)
+    // ---- stage 14: y = p * 2**n (p in [1, 2], n >= -64: the exponent stays >= 63)
     always_ff @(posedge clk) begin
-        if (en) y <= nd[7][7] ? 32'd0 : {1'b0, p[30:23] - {1'b0, nd[7][6:0]}, p[22:0]};
+        if (en) y <= ndo[7] ? 32'd0 : {1'b0, p[30:23] - {1'b0, ndo[6:0]}, p[22:0]};
     end
 
     wire unused = &{1'b0, p[31], z[31], rn[15]};   // p > 0; z <= 0 by contract; rn[15]: the leading one

@@ -9,13 +9,14 @@
 // Parameters: W output width (<= 32), LO <= HI within the signed range of W bits (a range such as
 // 0..32768 needs W = 17, or W = 16 read as unsigned: y is the integer modulo 2**W).
 // Ports (fixed): clk, en (every stage advances only when en = 1), x[31:0], k[9:0] (signed; tie to 0
-// for a plain conversion), y[W-1:0]. Latency LATENCY = 3 en-cycles.
+// for a plain conversion), y[W-1:0]. Latency LATENCY = 4 en-cycles.
 //
 // Stages (one long path each):
-//   1. exponent + k, then one barrel shift: left for |x * 2**k| >= 1, right with guard and sticky bits
-//      otherwise; magnitudes >= 2**33 only flag saturation
-//   2. RNE increment and the conditional negation in one adder (-(m + i) = ~m + !i)
-//   3. the two saturation compares and the final select
+//   1. exponent + k: the shift distance and direction; magnitudes >= 2**33 only flag saturation
+//   2. one barrel shift: left for |x * 2**k| >= 1, right with guard and sticky bits otherwise (the
+//      sticky bit from a mask of the shift distance, beside the shifter)
+//   3. RNE increment and the conditional negation in one adder (-(m + i) = ~m + !i)
+//   4. the two saturation compares and the final select
 module es_f2i #(
     parameter int W = 32,
     parameter int LO = -2147483648,
@@ -28,68 +29,80 @@ module es_f2i #(
     output logic [W-1:0]      y
 );
     /* verilator lint_off UNUSEDPARAM */
-    localparam int LATENCY = 3;
+    localparam int LATENCY = 4;
     /* verilator lint_on UNUSEDPARAM */
     localparam int MAGW = 34;                   // |rint(x)| < 2**33 before saturation, + 1 for the carry
 
     // ---- stage 1: value = m * 2**t, t = e_eff + k - 150
     logic [23:0]        m;
     logic signed [11:0] t;
-    logic [MAGW-1:0]    lsh;
-    logic [49:0]        rsh;
-    logic [5:0]         rs;
-    logic               huge;
     always_comb begin
         m = {x[30:23] != 8'd0, x[22:0]};
         t = 12'((x[30:23] == 8'd0) ? 12'sd1 : $signed({4'd0, x[30:23]})) + 12'(k) - 12'sd150;
-        // left: m << t < 2**34 for t <= 10; beyond, any nonzero m saturates
-        huge = (t > 12'sd10) && (m != 24'd0);
-        lsh = MAGW'(m) << t[3:0];
-        // right: 2**-t; t <= -26 leaves m < 2**-2 entirely in the sticky bits
-        rs = (t < -12'sd26) ? 6'd26 : 6'(-t);
-        rsh = {m, 26'd0} >> rs;
     end
-    logic              sgn1, huge1, g1, st1;
-    logic [MAGW-1:0]   mag1;
+    logic              sgn1, huge1, left1;
+    logic [23:0]       m1;
+    logic [3:0]        ls1;
+    logic [4:0]        rs1;
     always_ff @(posedge clk) begin
         if (en) begin
             sgn1 <= x[31];
-            huge1 <= huge;
-            if (t >= 12'sd0) begin
-                mag1 <= lsh;
-                g1 <= 1'b0;
-                st1 <= 1'b0;
-            end else begin
-                mag1 <= MAGW'(rsh[49:26]);
-                g1 <= rsh[25];
-                st1 <= rsh[24:0] != 25'd0;
-            end
+            m1 <= m;
+            // left: m << t < 2**34 for t <= 10; beyond, any nonzero m saturates
+            huge1 <= (t > 12'sd10) && (m != 24'd0);
+            left1 <= t >= 12'sd0;
+            ls1 <= t[3:0];
+            // right: by -t; t <= -25 leaves m < 2**-1 entirely below the guard bit (shift 25)
+            rs1 <= (t < -12'sd25) ? 5'd25 : 5'(-t);
         end
     end
 
-    // ---- stage 2: round half to even, sign
-    logic                   inc;
-    logic signed [MAGW:0]   v2;
-    always_comb inc = g1 && (mag1[0] || st1);
-    logic                   sgn2, huge2;
+    // ---- stage 2: shift
+    logic [MAGW-1:0]   lsh;
+    logic [48:0]       rsh;
+    logic [23:0]       below;
+    always_comb begin
+        lsh = MAGW'(m1) << ls1;
+        rsh = {m1, 25'd0} >> rs1;
+        // sticky: the bits of m under the guard bit, m[rs - 2:0]
+        below = (rs1 >= 5'd2) ? ~(24'hffffff << (rs1 - 5'd1)) : 24'd0;
+    end
+    logic              sgn2, huge2, g2, st2;
+    logic [MAGW-1:0]   mag2;
     always_ff @(posedge clk) begin
         if (en) begin
             sgn2 <= sgn1;
             huge2 <= huge1;
-            v2 <= sgn1 ? $signed({1'b1, ~mag1}) + $signed((MAGW+1)'({1'b0, !inc}))
-                       : $signed({1'b0, mag1}) + $signed((MAGW+1)'({1'b0, inc}));
+            mag2 <= left1 ? lsh : MAGW'(rsh[48:25]);
+            g2 <= !left1 && rsh[24];
+            st2 <= !left1 && (m1 & below) != 24'd0;
         end
     end
 
-    // ---- stage 3: saturate
+    // ---- stage 3: round half to even, sign
+    logic                   inc;
+    logic signed [MAGW:0]   v3;
+    always_comb inc = g2 && (mag2[0] || st2);
+    logic                   sgn3, huge3;
+    always_ff @(posedge clk) begin
+        if (en) begin
+            sgn3 <= sgn2;
+            huge3 <= huge2;
+            v3 <= sgn2 ? $signed({1'b1, ~mag2}) + $signed((MAGW+1)'({1'b0, !inc}))
+                       : $signed({1'b0, mag2}) + $signed((MAGW+1)'({1'b0, inc}));
+        end
+    end
+
+    // ---- stage 4: saturate
     localparam logic signed [MAGW:0] LOV = (MAGW+1)'(LO);
     localparam logic signed [MAGW:0] HIV = (MAGW+1)'(HI);
     always_ff @(posedge clk) begin
         if (en) begin
-            if (huge2) y <= sgn2 ? W'(LOV) : W'(HIV);
-            else if (v2 < LOV) y <= W'(LOV);
-            else if (v2 > HIV) y <= W'(HIV);
-            else y <= W'(v2);
+            if (huge3) y <= sgn3 ? W'(LOV) : W'(HIV);
+            else if (v3 < LOV) y <= W'(LOV);
+            else if (v3 > HIV) y <= W'(HIV);
+            else y <= W'(v3);
         end
     end
+    wire unused = &{1'b0, rsh[23:0]};           // below the guard bit: the sticky comes from `below`
 endmodule

@@ -6,7 +6,7 @@
 //
 // Ports (fixed: es_vec and es_attn instantiate it as is):
 //   clk, en (every stage advances only when en = 1; y holds otherwise), sub (1: a - b),
-//   a[W-1:0], b[W-1:0], y[W-1:0]. Latency LATENCY = 5 en-cycles: y shows the result of the
+//   a[W-1:0], b[W-1:0], y[W-1:0]. Latency LATENCY = 6 en-cycles: y shows the result of the
 //   operands sampled LATENCY enabled edges earlier.
 //
 // Stages (one long path each, for 250-300 MHz on UltraScale+):
@@ -14,11 +14,12 @@
 //      computed beside the compare, the swap only selects)
 //   2. alignment: the small significand shifted right by the exponent difference, the bits shifted
 //      out ORed into a sticky bit (3 extra bits: guard, round, sticky; enough for one rounding)
-//   3. the significand add or subtract (carry chain of P+4 bits)
-//   4. leading-zero count of the sum, limited so that the exponent stays >= 1 (a one planted at the
-//      position where the exponent would reach 1 stops the count: subnormal results)
-//   5. normalizing shift (left by the count, or right by 1 on a carry), RNE increment that carries
-//      into the exponent and on to inf
+//   3. the significand add or subtract (carry chain of P+4 bits); beside it, the one-hot mask of
+//      the bit where the exponent would reach 1
+//   4. leading-zero count (a tree) of the sum ORed with that mask, so the count stops where the
+//      exponent reaches 1 (subnormal results)
+//   5. normalizing shift (left by the count, or right by 1 on a carry), the exponent beside it
+//   6. RNE increment that carries into the exponent and on to inf, pack
 module es_fadd #(
     parameter int W = 32
 ) (
@@ -30,13 +31,14 @@ module es_fadd #(
     output logic [W-1:0] y
 );
     /* verilator lint_off UNUSEDPARAM */
-    localparam int LATENCY = 5;                 // documentation for instantiating units
+    localparam int LATENCY = 6;                 // documentation for instantiating units
     /* verilator lint_on UNUSEDPARAM */
     localparam int EW = (W == 64) ? 11 : 8;     // exponent bits
     localparam int MW = W - 1 - EW;             // fraction bits
     localparam int P = MW + 1;                  // significand bits
     localparam int SW = P + 3;                  // significand + guard, round, sticky
     localparam int LZW = $clog2(SW + 1);
+    localparam int PAD = 64 - SW - 1;           // the count runs on 64 bits: {sum, 1, zeros}
     localparam logic [EW:0] EMAX = {1'b0, {EW{1'b1}}};
 
     // ---- stage 1: swap so that |x| >= |z|
@@ -92,25 +94,59 @@ module es_fadd #(
     logic           sgn3, zsgn3;
     logic [SW:0]    s3;
     logic [EW-1:0]  ex3;
+    logic [SW-1:0]  stop3;
     always_ff @(posedge clk) begin
         if (en) begin
             sgn3 <= sgn2;
             zsgn3 <= zsgn2;
             s3 <= effsub2 ? {1'b0, x2} - {1'b0, z2} : {1'b0, x2} + {1'b0, z2};
             ex3 <= ex2;
+            // shifting left by ex - 1 brings the result to exponent 1: a one at bit SW - ex stops the count
+            stop3 <= ({1'b0, ex2} <= (EW+1)'(SW)) ? SW'(1) << (SW - 32'(ex2)) : '0;
         end
     end
 
     // ---- stage 4: leading zeros of s3[SW-1:0], stopped where the exponent would drop below 1
-    function automatic logic [LZW-1:0] lzc(input logic [SW-1:0] v);
-        lzc = LZW'(SW);
-        for (int i = 0; i < SW; i++) if (v[i]) lzc = LZW'(SW - 1 - i);
+    // leading zeros of a 64-bit word (64 for zero) as a tree: 2-bit groups, then five levels that each
+    // merge two neighbours with one 2:1 mux per count bit (log depth; a for-loop priority chain maps
+    // to a LUT chain as long as the word)
+    function automatic logic [6:0] lzc64(input logic [63:0] lzv);
+        logic [31:0]      qz1;
+        logic [31:0]      qc1;
+        logic [15:0]      qz2;
+        logic [15:0][1:0] qc2;
+        logic [7:0]       qz3;
+        logic [7:0][2:0]  qc3;
+        logic [3:0]       qz4;
+        logic [3:0][3:0]  qc4;
+        logic [1:0]       qz5;
+        logic [1:0][4:0]  qc5;
+        logic [5:0]       qc6;
+        for (int i = 0; i < 32; i++) begin
+            qz1[i] = !(lzv[2*i+1] | lzv[2*i]);
+            qc1[i] = !lzv[2*i+1];
+        end
+        for (int i = 0; i < 16; i++) begin
+            qz2[i] = qz1[2*i+1] & qz1[2*i];
+            qc2[i] = qz1[2*i+1] ? {1'b1, qc1[2*i]} : {1'b0, qc1[2*i+1]};
+        end
+        for (int i = 0; i < 8; i++) begin
+            qz3[i] = qz2[2*i+1] & qz2[2*i];
+            qc3[i] = qz2[2*i+1] ? {1'b1, qc2[2*i]} : {1'b0, qc2[2*i+1]};
+        end
+        for (int i = 0; i < 4; i++) begin
+            qz4[i] = qz3[2*i+1] & qz3[2*i];
+            qc4[i] = qz3[2*i+1] ? {1'b1, qc3[2*i]} : {1'b0, qc3[2*i+1]};
+        end
+        for (int i = 0; i < 2; i++) begin
+            qz5[i] = qz4[2*i+1] & qz4[2*i];
+            qc5[i] = qz4[2*i+1] ? {1'b1, qc4[2*i]} : {1'b0, qc4[2*i+1]};
+        end
+        qc6 = qz5[1] ? {1'b1, qc5[0]} : {1'b0, qc5[1]};
+        lzc64 = (qz5[1] & qz5[0]) ? 7'd64 : {1'b0, qc6};
     endfunction
-    logic [SW-1:0]  lzin;
-    logic [LZW-1:0] lz;
-    // shifting left by ex3 - 1 brings the result to exponent 1: plant a one at bit SW - ex3
-    assign lzin = s3[SW-1:0] | (({1'b0, ex3} <= (EW+1)'(SW)) ? SW'(1) << (SW - 32'(ex3)) : '0);
-    assign lz = lzc(lzin);
+    logic [6:0]     lz;
+    assign lz = lzc64({s3[SW-1:0] | stop3, 1'b1, PAD'(0)});   // <= SW: the 1 after the sum bounds it
     logic           sgn4, zsgn4, zero4;
     logic [SW:0]    s4;
     logic [EW-1:0]  ex4;
@@ -122,33 +158,43 @@ module es_fadd #(
             zero4 <= s3 == '0;
             s4 <= s3;
             ex4 <= ex3;
-            lz4 <= lz;
+            lz4 <= LZW'(lz);
         end
     end
 
-    // ---- stage 5: normalize, round, pack
-    logic [SW-1:0]  n;
+    // ---- stage 5: normalize
+    logic           sgn5, zsgn5, zero5, up5;
+    logic [SW-1:0]  n5;
+    logic [EW:0]    eu5, ed5;
+    always_ff @(posedge clk) begin
+        if (en) begin
+            sgn5 <= sgn4;
+            zsgn5 <= zsgn4;
+            zero5 <= zero4;
+            up5 <= s4[SW];
+            n5 <= s4[SW] ? {s4[SW:2], s4[1] | s4[0]} : s4[SW-1:0] << lz4;
+            eu5 <= {1'b0, ex4} + 1'b1;
+            ed5 <= {1'b0, ex4} - (EW+1)'(lz4);
+        end
+    end
+
+    // ---- stage 6: round, pack
     logic [EW:0]    er;
     logic           inc;
     logic [W-2:0]   body;
-    logic [W-1:0]   y5;
+    logic [W-1:0]   y6;
     always_comb begin
-        if (s4[SW]) begin
-            n = {s4[SW:2], s4[1] | s4[0]};
-            er = {1'b0, ex4} + 1'b1;
-        end else begin
-            n = s4[SW-1:0] << lz4;
-            // the planted one limits the shift: a leading one short of the top is a subnormal
-            er = n[SW-1] ? {1'b0, ex4} - (EW+1)'(lz4) : '0;
-        end
+        // the stop bit limits the shift: a leading one short of the top is a subnormal (exponent 0)
+        er = up5 ? eu5 : n5[SW-1] ? ed5 : '0;
         // significand n[SW-1:3], guard n[2], sticky n[1:0]
-        inc = n[2] && (n[3] || n[1:0] != 2'b00);
-        body = {er[EW-1:0], n[SW-2:3]} + (W-1)'(inc);
-        if (zero4) y5 = {zsgn4, {(W-1){1'b0}}};
-        else if (er >= EMAX) y5 = {sgn4, EMAX[EW-1:0], {MW{1'b0}}};
-        else y5 = {sgn4, body};
+        inc = n5[2] && (n5[3] || n5[1:0] != 2'b00);
+        body = {er[EW-1:0], n5[SW-2:3]} + (W-1)'(inc);
+        if (zero5) y6 = {zsgn5, {(W-1){1'b0}}};
+        else if (er >= EMAX) y6 = {sgn5, EMAX[EW-1:0], {MW{1'b0}}};
+        else y6 = {sgn5, body};
     end
     always_ff @(posedge clk) begin
-        if (en) y <= y5;
+        if (en) y <= y6;
     end
+    wire unused = &{1'b0, lz};                  // lz4 keeps the count's LZW bits
 endmodule

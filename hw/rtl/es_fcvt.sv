@@ -67,9 +67,43 @@ module es_fcvt (
     end
 
     // ---- stage 2: leading zeros
-    function automatic logic [6:0] lzc64(input logic [63:0] v);
-        lzc64 = 7'd64;
-        for (int i = 0; i < 64; i++) if (v[i]) lzc64 = 7'(63 - i);
+    // leading zeros of a 64-bit word (64 for zero) as a tree: 2-bit groups, then five levels that each
+    // merge two neighbours with one 2:1 mux per count bit (log depth; a for-loop priority chain maps
+    // to a LUT chain as long as the word)
+    function automatic logic [6:0] lzc64(input logic [63:0] lzv);
+        logic [31:0]      qz1;
+        logic [31:0]      qc1;
+        logic [15:0]      qz2;
+        logic [15:0][1:0] qc2;
+        logic [7:0]       qz3;
+        logic [7:0][2:0]  qc3;
+        logic [3:0]       qz4;
+        logic [3:0][3:0]  qc4;
+        logic [1:0]       qz5;
+        logic [1:0][4:0]  qc5;
+        logic [5:0]       qc6;
+        for (int i = 0; i < 32; i++) begin
+            qz1[i] = !(lzv[2*i+1] | lzv[2*i]);
+            qc1[i] = !lzv[2*i+1];
+        end
+        for (int i = 0; i < 16; i++) begin
+            qz2[i] = qz1[2*i+1] & qz1[2*i];
+            qc2[i] = qz1[2*i+1] ? {1'b1, qc1[2*i]} : {1'b0, qc1[2*i+1]};
+        end
+        for (int i = 0; i < 8; i++) begin
+            qz3[i] = qz2[2*i+1] & qz2[2*i];
+            qc3[i] = qz2[2*i+1] ? {1'b1, qc2[2*i]} : {1'b0, qc2[2*i+1]};
+        end
+        for (int i = 0; i < 4; i++) begin
+            qz4[i] = qz3[2*i+1] & qz3[2*i];
+            qc4[i] = qz3[2*i+1] ? {1'b1, qc3[2*i]} : {1'b0, qc3[2*i+1]};
+        end
+        for (int i = 0; i < 2; i++) begin
+            qz5[i] = qz4[2*i+1] & qz4[2*i];
+            qc5[i] = qz4[2*i+1] ? {1'b1, qc4[2*i]} : {1'b0, qc4[2*i+1]};
+        end
+        qc6 = qz5[1] ? {1'b1, qc5[0]} : {1'b0, qc5[1]};
+        lzc64 = (qz5[1] & qz5[0]) ? 7'd64 : {1'b0, qc6};
     endfunction
     logic               sgn2, dbl2, zero2;
     logic [63:0]        sig2;
@@ -93,6 +127,15 @@ module es_fcvt (
     logic [63:0]        sig3;
     logic signed [13:0] e3;
     logic [5:0]         sh3;
+    logic [6:0]         nst3;
+    logic signed [13:0] nst;
+    // sticky bits of the normalized significand (those under the guard bit): 10 (binary64) or 39
+    // (binary32) plus the subnormal shift 1 - er, at most 64
+    always_comb begin
+        nst = ((dbl2 ? 14'sd11 : 14'sd40) - er3);
+        if (er3 >= 14'sd1) nst = dbl2 ? 14'sd10 : 14'sd39;
+        else if (nst > 14'sd64) nst = 14'sd64;
+    end
     always_ff @(posedge clk) begin
         if (en) begin
             sgn3 <= sgn2;
@@ -100,6 +143,7 @@ module es_fcvt (
             zero3 <= zero2;
             sig3 <= sig2 << lz2[5:0];
             e3 <= er3;
+            nst3 <= 7'(nst);
             // a result below the normal range is shifted to exponent 1 (63: everything sticky)
             if (er3 >= 14'sd1) sh3 <= 6'd0;
             else if (er3 < -14'sd61) sh3 <= 6'd63;
@@ -107,9 +151,14 @@ module es_fcvt (
         end
     end
 
-    // ---- stage 4: subnormal shift, guard and sticky
+    // ---- stage 4: subnormal shift, guard and sticky (from a mask of the normalized significand,
+    // beside the shifter)
     logic [127:0] shr;
-    always_comb shr = {sig3, 64'd0} >> sh3;
+    logic         sticky;
+    always_comb begin
+        shr = {sig3, 64'd0} >> sh3;
+        sticky = (sig3 & ~(64'hffffffffffffffff << nst3)) != 64'd0;
+    end
     logic               sgn4, dbl4, zero4, g4, st4, ovf4;
     logic [51:0]        mant4;
     logic [10:0]        ef4;
@@ -123,11 +172,11 @@ module es_fcvt (
             if (dbl3) begin
                 mant4 <= shr[126:75];
                 g4 <= shr[74];
-                st4 <= shr[73:0] != 74'd0;
+                st4 <= sticky;
             end else begin
                 mant4 <= {29'd0, shr[126:104]};
                 g4 <= shr[103];
-                st4 <= shr[102:0] != 103'd0;
+                st4 <= sticky;
             end
         end
     end
@@ -153,5 +202,5 @@ module es_fcvt (
         end
     end
 
-    wire unused = &{1'b0, shr[127], lz2[6]};   // the hidden bit (implied by the exponent); lz = 64 is zero
+    wire unused = &{1'b0, shr[127], shr[73:0]};   // the hidden bit (implied by the exponent); sticky bits
 endmodule

@@ -52,6 +52,7 @@ module es_fdiv (
     logic               stk;
     logic [55:0]        qn;                     // quotient, leading one at 55
     logic [5:0]         sh;
+    logic [6:0]         nst;                    // quotient bits under the guard bit (sticky)
     logic [51:0]        mant;                   // fraction bits to round (binary32: [22:0])
     logic               g, st, ovf;
     logic [10:0]        ef;                     // exponent field before the increment
@@ -75,9 +76,46 @@ module es_fdiv (
     end
 
     // called in the S_LZC branch only: an always_comb loop would be re-evaluated by Icarus every cycle
-    function automatic logic [5:0] lzc53(input logic [52:0] v);
-        lzc53 = 6'd53;
-        for (int i = 0; i < 53; i++) if (v[i]) lzc53 = 6'(52 - i);
+    // leading zeros of a 64-bit word (64 for zero) as a tree: 2-bit groups, then five levels that each
+    // merge two neighbours with one 2:1 mux per count bit (log depth; a for-loop priority chain maps
+    // to a LUT chain as long as the word)
+    function automatic logic [6:0] lzc64(input logic [63:0] lzv);
+        logic [31:0]      qz1;
+        logic [31:0]      qc1;
+        logic [15:0]      qz2;
+        logic [15:0][1:0] qc2;
+        logic [7:0]       qz3;
+        logic [7:0][2:0]  qc3;
+        logic [3:0]       qz4;
+        logic [3:0][3:0]  qc4;
+        logic [1:0]       qz5;
+        logic [1:0][4:0]  qc5;
+        logic [5:0]       qc6;
+        for (int i = 0; i < 32; i++) begin
+            qz1[i] = !(lzv[2*i+1] | lzv[2*i]);
+            qc1[i] = !lzv[2*i+1];
+        end
+        for (int i = 0; i < 16; i++) begin
+            qz2[i] = qz1[2*i+1] & qz1[2*i];
+            qc2[i] = qz1[2*i+1] ? {1'b1, qc1[2*i]} : {1'b0, qc1[2*i+1]};
+        end
+        for (int i = 0; i < 8; i++) begin
+            qz3[i] = qz2[2*i+1] & qz2[2*i];
+            qc3[i] = qz2[2*i+1] ? {1'b1, qc2[2*i]} : {1'b0, qc2[2*i+1]};
+        end
+        for (int i = 0; i < 4; i++) begin
+            qz4[i] = qz3[2*i+1] & qz3[2*i];
+            qc4[i] = qz3[2*i+1] ? {1'b1, qc3[2*i]} : {1'b0, qc3[2*i+1]};
+        end
+        for (int i = 0; i < 2; i++) begin
+            qz5[i] = qz4[2*i+1] & qz4[2*i];
+            qc5[i] = qz4[2*i+1] ? {1'b1, qc4[2*i]} : {1'b0, qc4[2*i+1]};
+        end
+        qc6 = qz5[1] ? {1'b1, qc5[0]} : {1'b0, qc5[1]};
+        lzc64 = (qz5[1] & qz5[0]) ? 7'd64 : {1'b0, qc6};
+    endfunction
+    function automatic logic [5:0] lzc53(input logic [52:0] sv);
+        lzc53 = 6'(lzc64({sv, 1'b1, 10'd0}));   // 53 for zero
     endfunction
 
     // recurrence step
@@ -96,6 +134,9 @@ module es_fdiv (
     assign q56 = dbl_r ? {q, 1'b0} : {q[25:0], 30'd0};
     assign er_m1 = er - 14'sd1;
     assign shr = {qn, 64'd0} >> sh;
+    // the bits under the guard bit from a mask of the unshifted quotient, beside the shifter
+    logic sticky;
+    assign sticky = (qn & ~(56'hffffffffffffff << nst)) != 56'd0;
     assign inc = g && (mant[0] || st);
     assign body = dbl_r ? {ef, mant} + 63'(inc) : 63'({ef[7:0], mant[22:0]} + 31'(inc));
 
@@ -107,7 +148,7 @@ module es_fdiv (
     endfunction
 
     assign busy = state != S_IDLE;
-    wire unused = &{1'b0, shr[119]};            // the hidden bit: implied by the exponent field
+    wire unused = &{1'b0, shr[119], shr[65:0]};   // the hidden bit (implied by the exponent); sticky bits
 
     always_ff @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
@@ -152,10 +193,12 @@ module es_fdiv (
                     if (q56[55]) begin
                         qn <= q56;
                         sh <= sub_shift(er);
+                        nst <= (dbl_r ? 7'd2 : 7'd31) + 7'(sub_shift(er));
                     end else begin
                         qn <= q56 << 1;
                         er <= er_m1;
                         sh <= sub_shift(er_m1);
+                        nst <= (dbl_r ? 7'd2 : 7'd31) + 7'(sub_shift(er_m1));
                     end
                     state <= S_RND2;
                 end
@@ -165,11 +208,11 @@ module es_fdiv (
                     if (dbl_r) begin
                         mant <= shr[118:67];
                         g <= shr[66];
-                        st <= shr[65:0] != 66'd0 || stk;
+                        st <= sticky || stk;
                     end else begin
                         mant <= {29'd0, shr[118:96]};
                         g <= shr[95];
-                        st <= shr[94:0] != 95'd0 || stk;
+                        st <= sticky || stk;
                     end
                     state <= S_RND3;
                 end

@@ -40,13 +40,51 @@ module es_fmul64 (
     logic [55:0]        pn;                     // product, leading one at 55
     logic               stk;
     logic [5:0]         sh;
+    logic [6:0]         nst;                    // product bits under the guard bit (sticky)
     logic [51:0]        mant;
     logic               g, st, ovf;
     logic [10:0]        ef;
 
-    function automatic logic [5:0] lzc53(input logic [52:0] v);
-        lzc53 = 6'd53;
-        for (int i = 0; i < 53; i++) if (v[i]) lzc53 = 6'(52 - i);
+    // leading zeros of a 64-bit word (64 for zero) as a tree: 2-bit groups, then five levels that each
+    // merge two neighbours with one 2:1 mux per count bit (log depth; a for-loop priority chain maps
+    // to a LUT chain as long as the word)
+    function automatic logic [6:0] lzc64(input logic [63:0] lzv);
+        logic [31:0]      qz1;
+        logic [31:0]      qc1;
+        logic [15:0]      qz2;
+        logic [15:0][1:0] qc2;
+        logic [7:0]       qz3;
+        logic [7:0][2:0]  qc3;
+        logic [3:0]       qz4;
+        logic [3:0][3:0]  qc4;
+        logic [1:0]       qz5;
+        logic [1:0][4:0]  qc5;
+        logic [5:0]       qc6;
+        for (int i = 0; i < 32; i++) begin
+            qz1[i] = !(lzv[2*i+1] | lzv[2*i]);
+            qc1[i] = !lzv[2*i+1];
+        end
+        for (int i = 0; i < 16; i++) begin
+            qz2[i] = qz1[2*i+1] & qz1[2*i];
+            qc2[i] = qz1[2*i+1] ? {1'b1, qc1[2*i]} : {1'b0, qc1[2*i+1]};
+        end
+        for (int i = 0; i < 8; i++) begin
+            qz3[i] = qz2[2*i+1] & qz2[2*i];
+            qc3[i] = qz2[2*i+1] ? {1'b1, qc2[2*i]} : {1'b0, qc2[2*i+1]};
+        end
+        for (int i = 0; i < 4; i++) begin
+            qz4[i] = qz3[2*i+1] & qz3[2*i];
+            qc4[i] = qz3[2*i+1] ? {1'b1, qc3[2*i]} : {1'b0, qc3[2*i+1]};
+        end
+        for (int i = 0; i < 2; i++) begin
+            qz5[i] = qz4[2*i+1] & qz4[2*i];
+            qc5[i] = qz4[2*i+1] ? {1'b1, qc4[2*i]} : {1'b0, qc4[2*i+1]};
+        end
+        qc6 = qz5[1] ? {1'b1, qc5[0]} : {1'b0, qc5[1]};
+        lzc64 = (qz5[1] & qz5[0]) ? 7'd64 : {1'b0, qc6};
+    endfunction
+    function automatic logic [5:0] lzc53(input logic [52:0] sv);
+        lzc53 = 6'(lzc64({sv, 1'b1, 10'd0}));   // 53 for zero
     endfunction
 
     function automatic logic [5:0] sub_shift(input logic signed [13:0] e);
@@ -65,6 +103,9 @@ module es_fmul64 (
     assign sum = {1'b0, hi} + (lo[0] ? {1'b0, sa} : 54'd0);
     assign er_m1 = er - 14'sd1;
     assign shr = {pn, 64'd0} >> sh;
+    // the bits under the guard bit from a mask of the unshifted product, beside the shifter
+    logic sticky;
+    assign sticky = (pn & ~(56'hffffffffffffff << nst)) != 56'd0;
     assign inc = g && (mant[0] || st);
     assign body = {ef, mant} + 63'(inc);
 
@@ -112,11 +153,13 @@ module es_fmul64 (
                         pn <= {hi, lo[52:50]};
                         stk <= lo[49:0] != 50'd0;
                         sh <= sub_shift(er);
+                        nst <= 7'd2 + 7'(sub_shift(er));
                     end else begin
                         pn <= {hi[51:0], lo[52:49]};
                         stk <= lo[48:0] != 49'd0;
                         er <= er_m1;
                         sh <= sub_shift(er_m1);
+                        nst <= 7'd2 + 7'(sub_shift(er_m1));
                     end
                     state <= S_RND2;
                 end
@@ -125,7 +168,7 @@ module es_fmul64 (
                     ef <= (er >= 14'sd1) ? 11'(er) : 11'd0;
                     mant <= shr[118:67];
                     g <= shr[66];
-                    st <= shr[65:0] != 66'd0 || stk;
+                    st <= sticky || stk;
                     state <= S_RND3;
                 end
                 S_RND3: begin
@@ -140,5 +183,5 @@ module es_fmul64 (
         end
     end
 
-    wire unused = &{1'b0, shr[119]};            // the hidden bit: implied by the exponent field
+    wire unused = &{1'b0, shr[119], shr[65:0]};   // the hidden bit (implied by the exponent); sticky bits
 endmodule

@@ -39,9 +39,46 @@ module es_fsqrt (
     logic [53:0]        root;
     logic [5:0]         cnt;
 
-    function automatic logic [5:0] lzc53(input logic [52:0] v);
-        lzc53 = 6'd53;
-        for (int i = 0; i < 53; i++) if (v[i]) lzc53 = 6'(52 - i);
+    // leading zeros of a 64-bit word (64 for zero) as a tree: 2-bit groups, then five levels that each
+    // merge two neighbours with one 2:1 mux per count bit (log depth; a for-loop priority chain maps
+    // to a LUT chain as long as the word)
+    function automatic logic [6:0] lzc64(input logic [63:0] lzv);
+        logic [31:0]      qz1;
+        logic [31:0]      qc1;
+        logic [15:0]      qz2;
+        logic [15:0][1:0] qc2;
+        logic [7:0]       qz3;
+        logic [7:0][2:0]  qc3;
+        logic [3:0]       qz4;
+        logic [3:0][3:0]  qc4;
+        logic [1:0]       qz5;
+        logic [1:0][4:0]  qc5;
+        logic [5:0]       qc6;
+        for (int i = 0; i < 32; i++) begin
+            qz1[i] = !(lzv[2*i+1] | lzv[2*i]);
+            qc1[i] = !lzv[2*i+1];
+        end
+        for (int i = 0; i < 16; i++) begin
+            qz2[i] = qz1[2*i+1] & qz1[2*i];
+            qc2[i] = qz1[2*i+1] ? {1'b1, qc1[2*i]} : {1'b0, qc1[2*i+1]};
+        end
+        for (int i = 0; i < 8; i++) begin
+            qz3[i] = qz2[2*i+1] & qz2[2*i];
+            qc3[i] = qz2[2*i+1] ? {1'b1, qc2[2*i]} : {1'b0, qc2[2*i+1]};
+        end
+        for (int i = 0; i < 4; i++) begin
+            qz4[i] = qz3[2*i+1] & qz3[2*i];
+            qc4[i] = qz3[2*i+1] ? {1'b1, qc3[2*i]} : {1'b0, qc3[2*i+1]};
+        end
+        for (int i = 0; i < 2; i++) begin
+            qz5[i] = qz4[2*i+1] & qz4[2*i];
+            qc5[i] = qz4[2*i+1] ? {1'b1, qc4[2*i]} : {1'b0, qc4[2*i+1]};
+        end
+        qc6 = qz5[1] ? {1'b1, qc5[0]} : {1'b0, qc5[1]};
+        lzc64 = (qz5[1] & qz5[0]) ? 7'd64 : {1'b0, qc6};
+    endfunction
+    function automatic logic [5:0] lzc53(input logic [52:0] sv);
+        lzc53 = 6'(lzc64({sv, 1'b1, 10'd0}));   // 53 for zero
     endfunction
 
     logic [57:0]        cand, trial;
