@@ -261,14 +261,61 @@ def case_rope(rng, ntok: int, heads: int, d: int, pos0: int, kind: str = "normal
     return b, instr(pg.ROPE, dst, [src, heads, rc, rs]), {dst: (y, width)}
 
 
+def pack_i8(q: np.ndarray) -> bytes:
+    """int8 [ntok, K] -> the i8 slot layout (docs/registers.md; host/driver.pack_q): per token
+    ceil(ceil(K/G)/2) beats, group g in bytes 0..G-1 of the 8-byte slot g, zeros elsewhere."""
+    ntok, k = q.shape
+    ng = cdiv(k, G)
+    out = np.zeros((ntok, 2 * cdiv(ng, 2), 8), np.int8)
+    qp = np.zeros((ntok, ng * G), np.int8)
+    qp[:, :k] = q
+    out[:, :ng, :G] = qp.reshape(ntok, ng, G)
+    return out.tobytes()
+
+
+def case_norm(rng, ntok: int, width: int, kind: str, gain: bool, eps: float = 1e-6):
+    """NORM_QUANT as the compiler encodes it (flag F_NORM: f2 the gain region [1, width], f3 eps as
+    float32 bits; without it q and s of quant_act alone); the reference is numerics.norm_quant, as the
+    program executor calls it. Row 0 is all zeros when ntok > 2 (m = 1e-5, e = 0, S = 0)."""
+    b = Build()
+    x = values(rng, (ntok, width), kind)
+    if ntok > 2:
+        x[0] = 0
+    g = None
+    if gain:   # RMSNorm gains: mixed signs and magnitudes around 1, some exact 0 and 1
+        g = (rng.standard_normal(width) * np.exp2(rng.integers(-3, 2, width))).astype(F32)
+        g[::11] = 1
+        g[5::13] = 0
+        if kind == "big":   # keep u = x*g finite
+            g = np.clip(g, -1, 1).astype(F32)
+    garbage = rng.standard_normal((ntok, cdiv(width, Q) * Q)).astype(F32)
+    src = b.buffer(pg.B_F32, width, tile_bytes(ntok, width), pack_tiles(x, garbage))
+    qi = b.buffer(pg.B_I8, width, ntok * cdiv(cdiv(width, G), 2) * 16)
+    si = b.buffer(pg.B_SCALE, 1, cdiv(ntok, 4) * 16)
+    e32 = F32(eps)
+    f = [qi, si, 0, int(np.array(e32).view(np.uint32))]
+    if gain:
+        f[2] = b.region(g.astype("<f4").tobytes(), pg.R_F32, 1, width)
+    q, sc = nx.norm_quant(x, g, float(e32) if gain else None)
+    sb = np.zeros(cdiv(ntok, 4) * 4, "<f4")
+    sb[:ntok] = sc
+    word = instr(pg.NORM_QUANT, src, f, pg.F_NORM if gain else 0)
+    return b, word, {qi: pack_i8(q), si: sb.tobytes()}
+
+
 def check(tb: TB, b: Build, ntok: int, expect: dict, what: str):
-    for i, (y, width) in expect.items():
+    for i, (y, width) in ((i, v) for i, v in expect.items() if isinstance(v, tuple)):
         got = unpack_tiles_full(tb.read(b, i)[:tile_bytes(ntok, width)], ntok, width)
         want = np.zeros_like(got)
         want[:, :width] = np.ascontiguousarray(y, dtype="<f4").view(np.uint32)
         bad = np.argwhere(got != want)
         assert bad.size == 0, (f"{what}: {len(bad)} words differ (token, column, got, want): "
                                + ", ".join(f"({t}, {c}, {got[t, c]:#010x}, {want[t, c]:#010x})" for t, c in bad[:8]))
+    for i, want in ((i, v) for i, v in expect.items() if isinstance(v, bytes)):
+        got = tb.read(b, i)[:len(want)]
+        bad = [j for j in range(len(want)) if got[j] != want[j]]
+        assert not bad, (f"{what}: buffer {i}: {len(bad)} bytes differ (byte, got, want): "
+                         + ", ".join(f"({j}, {got[j]:#04x}, {want[j]:#04x})" for j in bad[:12]))
 
 
 async def run_case(tb: TB, case, ntok: int, what: str, timeout: int = 400_000):
@@ -296,6 +343,11 @@ def cases(rng):
                                        (2, 1, 32, 1, "big")):
         out.append((f"rope ntok={ntok} heads={heads} D={d} pos0={pos0} {kind}", ntok,
                     (*case_rope(rng, ntok, heads, d, pos0, kind), pos0)))
+    # K off the group size G and the beat (odd group counts leave an empty last slot), 1..6 tokens
+    for ntok, width, kind, gain in ((1, 64, "normal", True), (3, 37, "normal", False), (5, 23, "sub", True),
+                                    (2, 300, "big", True), (6, 41, "normal", True), (1, 16, "sub", False)):
+        out.append((f"norm_quant ntok={ntok} width={width} {kind} gain={int(gain)}", ntok,
+                    case_norm(rng, ntok, width, kind, gain)))
     return out
 
 
@@ -364,6 +416,25 @@ async def faults(dut):
     assert got == ERR["RANGE"], f"RoPE at positions 4, 5 of a 5-row table: error {got}"
     b, word, e = case_rope(rng, 2, 2, 8, 0)
     await expect((b, word + (1 << 64), e), 2, "FIELD", "RoPE heads x D != width")
+    # NORM_QUANT: a gain of another length, q of another width, src wider than the row buffer, a q
+    # buffer too small for NTOK, a DECERR on token 1's row (token 0's q and s are out)
+    b, word, e = case_norm(rng, 2, 40, "normal", True)
+    b.regions[-1].k = 39
+    await expect((b, word, e), 2, "FIELD", "NORM_QUANT gain of 39 for a width of 40")
+    c = case_norm(rng, 2, 40, "normal", False)
+    c[0].maps[2] = (*c[0].maps[2][:2], 41, pg.B_I8)
+    await expect(c, 2, "FIELD", "NORM_QUANT q of width 41")
+    c = case_norm(rng, 1, VMAX + 1, "normal", False)
+    await expect(c, 1, "FIELD", "NORM_QUANT width past VMAX")
+    c = case_norm(rng, 3, 40, "normal", True)
+    c[0].maps[2] = (c[0].maps[2][0], 2 * 4 * 16, 40, pg.B_I8)
+    await expect(c, 3, "RANGE", "NORM_QUANT q buffer of 2 tokens")
+    b, word, e = case_norm(rng, 3, 40, "normal", True)
+    lo = ACT_BASE + b.maps[1][0]
+    tb.faults.read_err = [(lo + 64, lo + 80, AxiResp.DECERR)]
+    await expect((b, word, e), 3, "AXI_READ", "DECERR on NORM_QUANT's src", info=int(AxiResp.DECERR))
+    await tb.drain()
+    tb.faults.read_err = []
     # a token id past the table: reported when it is read, earlier tokens are written
     b, word, e = case_embed(rng, 3, 32, 10)
     ids = np.frombuffer(b.data[0], "<u4").copy()
@@ -384,5 +455,5 @@ async def faults(dut):
     await tb.drain()
     tb.faults.write_err = []
     # the unit computes correctly afterwards
-    for what, ntok, case in cases(rng)[:3]:
+    for what, ntok, case in cases(rng)[:3] + [("norm_quant", 3, case_norm(rng, 3, 37, "normal", True))]:
         await run_case(tb, case, ntok, what + " after faults", timeout=50_000)

@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from runner import SIMULATORS, run_bench  # noqa: E402
 
 MODULES = ["../generated/es_regs_pkg", "tlmm_fifo", "es_axi_rd", "es_axi_wr", "es_fmul", "es_fadd", "es_i2f",
-           "es_vec_ram", "es_vec_dp", "es_vec", "../../sim/es_vec_tb_top"]
+           "es_f2i", "es_fdiv", "es_fsqrt", "es_fmul64", "es_fcvt", "es_vec_ram", "es_vec_dp", "es_vec",
+           "../../sim/es_vec_tb_top"]
 PARAMS = {"Q": 16, "MAXTOK": 4, "G": 5, "VMAX": 1024}
 
 

@@ -19,6 +19,13 @@
 //   ROPE          per token: cos and sin rows at position pos0 + t into the second buffer, the
 //                 token's row into the row buffer, then the rotated row out (ports A/B read the
 //                 element and its rotate-half partner).
+//   NORM_QUANT    the gain once per instruction into the second buffer; per token: pass 1 reads the
+//                 row into the row buffer (max|x| on the way), then on chip u = x*g streams through
+//                 the datapath for max|u|, c = 127/m runs on es_fdiv, pass 2 streams the i8 slot
+//                 layout's bytes (q = rint(u*c), and z = rint(x * 2**(15-e)) summed as z^2 into S)
+//                 to the q buffer, and the scalar chain (es_fcvt, es_fdiv, es_fadd W=64, es_fsqrt,
+//                 es_fmul64: one IEEE operation per step, so bit-exact) gives s, gathered four to a
+//                 beat of the scale buffer. x is read from DDR once.
 // A fault on the read or write stream ends the instruction at once with ERR AXI_READ / AXI_WRITE
 // (ERR_INFO = the response); the shell's fault handling then aborts and drains the unit's masters.
 // `abort`: stop issuing, drop arriving data, wait until both streams are idle, then done (code 0).
@@ -79,12 +86,13 @@ module es_vec #(
     localparam int LMT = $clog2(MT);
     localparam int LV = $clog2(VMAX);
     localparam longint RECIP = ((64'd1 << 24) + 64'(G) - 64'd1) / 64'(G);   // ceil(2**24 / G)
-    localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1, M_ADD = 3'd2, M_ROPE = 3'd3;
+    localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1, M_ADD = 3'd2, M_ROPE = 3'd3, M_NQ = 3'd4;
     localparam logic [7:0] F_NORM = 8'd1, F_SILU = 8'd1;   // edgestream/program.py (not in es_regs_pkg)
 
     typedef enum logic [4:0] {
         S_IDLE, S_FETCH, S_GEO, S_CHECK, S_BLK, S_FILLX, S_STRM, S_TOK, S_EID, S_EIDCK, S_EBETA,
-        S_EROW, S_RPOS, S_RCOS, S_RSIN, S_COMP, S_NEXT, S_WAITW, S_ABORT
+        S_EROW, S_RPOS, S_RCOS, S_RSIN, S_COMP, S_NEXT, S_WAITW, S_ABORT, S_NGAIN, S_NA, S_NB, S_SCAL,
+        S_NSW
     } state_t;
     state_t state;
 
@@ -181,7 +189,8 @@ module es_vec #(
         else if (is_add) shape_bad = W == 0 || m_w[1] != W || m_w[2] != W;
         else if (is_rope) shape_bad = W == 0 || W > 32'(VMAX) || m_w[1] != W || r_k[0] == 0 || r_n[0] != r_n[1]
                                       || r_k[0] != r_k[1] || 33'(r_k[0]) * 33'd2 > 33'(VMAX) || rope_w != 64'(W);
-        else shape_bad = 1'b1;
+        else shape_bad = W == 0 || W > 32'(VMAX) || m_w[1] != W
+                         || ((fl & F_NORM) != 0 && (r_n[0] != 32'd1 || r_k[0] != W));
         if (ck == es_regs_pkg::ES_ERR_NONE && shape_bad) ck = es_regs_pkg::ES_ERR_FIELD;
         for (int k = 0; k < 5; k++) begin
             if (k < 3) need = m_dt[k] == es_regs_pkg::ES_B_F32 ? need_f32 : m_dt[k] == es_regs_pkg::ES_B_I8 ? need_i8 : need_s4;
@@ -248,11 +257,89 @@ module es_vec #(
     // the datapath is held in reset while idle or aborting (a failed instruction leaves nothing in it)
     logic dp_rst_n;
     always_ff @(posedge clk) dp_rst_n <= rst_n && state != S_IDLE && state != S_ABORT;
+    // the same for the sequential scalar units (their reset is asynchronous: a register of its own)
+    logic sc_rst_n;
+    always_ff @(posedge clk) sc_rst_n <= rst_n && state != S_IDLE && state != S_ABORT;
+    // NORM_QUANT without a gain: u = x * 1.0 (exact), so one datapath serves both forms
+    wire nog = is_norm && (fl & F_NORM) == 0;
+    logic signed [9:0] kz;
+    logic [7:0]  dp_q;
+    logic [31:0] dp_zz;
     es_vec_dp u_dp (
-        .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(x_a), .p(x_b), .g(g_a), .h(g_b),
-        .e(e0), .beta, .pad(pad0), .nsin(nsin0), .lst(lst0),
-        .out_valid(dp_v), .y(dp_y), .out_lst(dp_lst)
+        .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(x_a), .p(x_b), .g(nog ? 32'h3F800000 : g_a), .h(g_b),
+        .e(e0), .beta, .kz, .pad(pad0), .nsin(nsin0), .lst(lst0),
+        .out_valid(dp_v), .y(dp_y), .q(dp_q), .zz(dp_zz), .out_lst(dp_lst)
     );
+
+    // ---------------- NORM_QUANT: per-token state and the scalar chain (docs/numerics.md norm_quant)
+    localparam logic [31:0] ACT_EPS = 32'h3727C5AC;   // float32(1e-5)
+    logic [30:0]  amax_x, amax_u;     // max |x|, max |u| as magnitude bits (finite floats order as integers)
+    logic [31:0]  m32;                // m = max(max|u|, 1e-5)
+    logic [63:0]  ssum;               // S = sum z_i^2 (exact)
+    logic [63:0]  sr, sx;             // the chain's two float64 registers
+    logic [127:0] sbeat;              // scales of up to 4 tokens (one beat of the scale buffer)
+    logic [31:0]  qoff;               // the token's q row, relative to the q buffer
+    logic [31:0]  nb_b, nb_sb;        // pass 2: byte of the 8-byte slot, first element of its group
+    logic [3:0]   pk_b;               // i8 packer: byte of the beat
+    logic [3:0]   sc_step;
+    logic [2:0]   sc_cnt;
+    wire  [31:0]  nb_i = nb_sb + nb_b;
+    wire  [31:0]  nbl = abt << 4;     // bytes of a token's q row
+
+    // frexp exponent of a finite non-negative float32 (magnitude bits): max|x| = f * 2**e, f in [0.5, 1)
+    function automatic logic signed [9:0] frexp_e(input logic [30:0] b);
+        frexp_e = 10'sd0;
+        if (b[30:23] != 8'd0) frexp_e = $signed({2'b00, b[30:23]}) - 10'sd126;
+        else for (int i = 0; i < 23; i++) if (b[i]) frexp_e = 10'(i) - 10'sd148;
+    endfunction
+
+    // Steps (each one IEEE operation, correctly rounded): 11 c = 127f / m (before pass 2); with a gain
+    // 0 S * 2**(2(e-15)) (int64 -> float64, exact), 1 float64(K), 2 ms = ./K, 3 float64(eps),
+    // 4 ms + eps, 5 sqrt, 6 r = 1 / sqrt, then 7 float64(m), 8 ./127, 9 * r, 10 s = float32(.)
+    // (without a gain 7, 8, 10).
+    localparam logic [2:0] U_CVT = 3'd0, U_ADD = 3'd1, U_DIV = 3'd2, U_SQRT = 3'd3, U_MUL = 3'd4;
+    logic [2:0]  sc_u;
+    logic [1:0]  cv_op;
+    logic [63:0] cv_a, dv_a, dv_b;
+    logic signed [11:0] cv_k;
+    logic        dv_dbl;
+    always_comb begin
+        cv_op = 2'd0;
+        cv_a = {32'd0, m32};
+        cv_k = '0;
+        dv_dbl = 1'b1;
+        dv_a = sr;
+        dv_b = sx;
+        case (sc_step)
+            4'd0: begin sc_u = U_CVT; cv_op = 2'd2; cv_a = ssum; cv_k = -(12'(kz) <<< 1); end
+            4'd1: begin sc_u = U_CVT; cv_op = 2'd2; cv_a = 64'(W); end
+            4'd2: sc_u = U_DIV;
+            4'd3: begin sc_u = U_CVT; cv_a = {32'd0, f3}; end
+            4'd4: sc_u = U_ADD;
+            4'd5: sc_u = U_SQRT;
+            4'd6: begin sc_u = U_DIV; dv_a = 64'h3FF0000000000000; dv_b = sr; end
+            4'd7: sc_u = U_CVT;
+            4'd8: begin sc_u = U_DIV; dv_a = sx; dv_b = 64'h405FC00000000000; end
+            4'd9: sc_u = U_MUL;
+            4'd10: begin sc_u = U_CVT; cv_op = 2'd1; cv_a = sr; end
+            default: begin sc_u = U_DIV; dv_dbl = 1'b0; dv_a = {32'd0, 32'h42FE0000}; dv_b = {32'd0, m32}; end
+        endcase
+    end
+    wire sc_go = state == S_SCAL && sc_cnt == 3'd0;
+    logic [63:0] cv_y, ad_y, dv_y, sq_y, mu_y;
+    logic        dv_done, sq_done, mu_done, dv_busy, sq_busy, mu_busy;
+    es_fcvt u_cvt (.clk, .en(1'b1), .op(cv_op), .a(cv_a), .k(cv_k), .y(cv_y));
+    es_fadd #(.W(64)) u_add64 (.clk, .en(1'b1), .sub(1'b0), .a(sr), .b(sx), .y(ad_y));
+    es_fdiv u_div (.clk, .rst_n(sc_rst_n), .start(sc_go && sc_u == U_DIV), .dbl(dv_dbl), .a(dv_a), .b(dv_b),
+                   .busy(dv_busy), .done(dv_done), .y(dv_y));
+    es_fsqrt u_sqrt (.clk, .rst_n(sc_rst_n), .start(sc_go && sc_u == U_SQRT), .a(sr), .busy(sq_busy),
+                     .done(sq_done), .y(sq_y));
+    es_fmul64 u_mul64 (.clk, .rst_n(sc_rst_n), .start(sc_go && sc_u == U_MUL), .a(sx), .b(sr), .busy(mu_busy),
+                       .done(mu_done), .y(mu_y));
+    // the pipelined units (latency 5) see operands held since the step began
+    wire sc_fin = sc_u == U_CVT || sc_u == U_ADD ? sc_cnt == 3'd7 : sc_u == U_DIV ? dv_done
+                : sc_u == U_SQRT ? sq_done : mu_done;
+    wire [63:0] sc_y = sc_u == U_CVT ? cv_y : sc_u == U_ADD ? ad_y : sc_u == U_DIV ? dv_y : sc_u == U_SQRT ? sq_y : mu_y;
     logic [8:0] pipe_n;    // elements in the pipe (issued, not yet packed)
     wire pipe_empty = pipe_n == 9'd0;
 
@@ -302,6 +389,17 @@ module es_vec #(
             S_FILLX: begin
                 el_take = 1'b1;
                 xwe = el_valid;
+            end
+            S_NGAIN: begin
+                el_take = 1'b1;
+                gwe = el_valid;
+            end
+            S_NA: iss = en && cnt != W;
+            S_NB: begin
+                xa = nb_i[LV-1:0];
+                ga = nb_i[LV-1:0];
+                pad_i = nb_b >= 32'(G) || nb_i >= W;
+                iss = en && cnt != nbl;
             end
             S_STRM: begin
                 el_take = en && cnt != nel;
@@ -415,7 +513,20 @@ module es_vec #(
             end
             pipe_n <= pipe_n + 9'(iss) - 9'(dp_v && dp_ready);
             if (wr_valid && wr_ready) ob_v <= 1'b0;
-            if (dp_v && dp_ready) begin
+            if (dp_v && dp_ready && mode == M_NQ) begin
+                if (state == S_NA) begin
+                    if (dp_y[30:0] > amax_u) amax_u <= dp_y[30:0];
+                end else begin
+                    // pass 2: q bytes in the i8 slot layout (padding bytes arrive as 0), S
+                    ssum <= ssum + 64'(dp_zz);
+                    pk_acc[{pk_b, 3'b000} +: 8] <= dp_q;
+                    pk_b <= pk_b + 4'd1;
+                    if (pk_b == 4'd15) begin
+                        ob <= {dp_q, pk_acc[119:0]};
+                        ob_v <= 1'b1;
+                    end
+                end
+            end else if (dp_v && dp_ready) begin
                 pk_acc[{pk_w, 5'b00000} +: 32] <= dp_y;
                 pk_w <= pk_w + 2'd1;
                 if (pk_w == 2'd3) begin
@@ -498,6 +609,20 @@ module es_vec #(
                         err_code <= ck;
                         err_info <= {24'd0, op};
                         state <= S_IDLE;
+                    end else if (is_norm) begin
+                        mode <= M_NQ;
+                        sbeat <= '0;
+                        qoff <= '0;
+                        // the gain, once per instruction, into the second buffer
+                        rj_addr <= wgt_base + 40'(r_off[0][31:0]);
+                        rj_left <= nog ? 32'd0 : 32'd1;
+                        rj_stride <= '0;
+                        rj_beats <= (W + 32'd3) >> 2;
+                        ex_left <= nog ? 32'd0 : W;
+                        ex_skip <= '0;
+                        ex_first <= 1'b1;
+                        ex_byte <= 1'b0;
+                        state <= S_NGAIN;
                     end else if (is_embed || is_rope) begin
                         mode <= is_embed ? M_EMBED : M_ROPE;
                         state <= S_TOK;
@@ -522,7 +647,12 @@ module es_vec #(
                 end
                 S_FILLX: begin
                     if (el_fire) cnt <= cnt + 32'd1;
-                    if (ex_left == 32'd0 && is_rope) begin
+                    if (el_fire && cnt < W && el_data[30:0] > amax_x) amax_x <= el_data[30:0];
+                    if (ex_left == 32'd0 && is_norm) begin
+                        cnt <= '0;
+                        amax_u <= '0;
+                        state <= S_NA;
+                    end else if (ex_left == 32'd0 && is_rope) begin
                         wj_addr <= act_base + 40'(m_off[0]) + row_addr;
                         wj_left <= row_cmds;
                         wj_beats <= row_beats;
@@ -571,6 +701,18 @@ module es_vec #(
                     end else if (is_rope) begin
                         rowoff <= (64'(p0 + t) * 64'(hd)) << 2;
                         state <= S_RPOS;
+                    end else if (is_norm) begin
+                        // the token's row into the row buffer, max|x| on the way
+                        rj_addr <= act_base + 40'(m_off[0]) + row_addr;
+                        rj_left <= row_cmds;
+                        rj_beats <= row_beats;
+                        rj_stride <= row_stride;
+                        ex_left <= ncol;
+                        ex_skip <= '0;
+                        ex_first <= 1'b1;
+                        cnt <= '0;
+                        amax_x <= '0;
+                        state <= S_FILLX;
                     end else begin
                         rj_addr <= act_base + 40'(m_off[1]) + 40'({t[31:2], 4'd0});
                         rj_left <= 32'd1;
@@ -667,6 +809,73 @@ module es_vec #(
                     end
                     if (cnt == ncol && pipe_empty) state <= S_NEXT;
                 end
+                // ---- per token (NORM_QUANT): pass 1 is S_FILLX; max|u| on chip; c; pass 2; the scalars
+                S_NGAIN: begin
+                    if (el_fire) cnt <= cnt + 32'd1;
+                    if (ex_left == 32'd0) state <= S_TOK;
+                end
+                S_NA: begin
+                    kz <= 10'sd15 - frexp_e(amax_x);
+                    if (iss) cnt <= cnt + 32'd1;
+                    if (cnt == W && pipe_empty) begin
+                        m32 <= {1'b0, amax_u} > ACT_EPS ? {1'b0, amax_u} : ACT_EPS;
+                        sc_step <= 4'd11;
+                        sc_cnt <= '0;
+                        state <= S_SCAL;
+                    end
+                end
+                S_SCAL: begin
+                    if (sc_cnt != 3'd7) sc_cnt <= sc_cnt + 3'd1;
+                    if (sc_fin) begin
+                        sc_cnt <= '0;
+                        sc_step <= sc_step + 4'd1;
+                        if (sc_step == 4'd1 || sc_step == 4'd3 || sc_step == 4'd7 || (sc_step == 4'd8 && !nog)) sx <= sc_y;
+                        else sr <= sc_y;
+                        if (sc_step == 4'd8 && nog) sc_step <= 4'd10;
+                        if (sc_step == 4'd10) state <= S_NSW;
+                        if (sc_step == 4'd11) begin
+                            beta <= sc_y[31:0];
+                            wj_addr <= act_base + 40'(m_off[1]) + 40'(qoff);
+                            wj_left <= 32'd1;
+                            wj_beats <= abt;
+                            wj_stride <= '0;
+                            cnt <= '0;
+                            nb_b <= '0;
+                            nb_sb <= '0;
+                            ssum <= '0;
+                            pk_b <= '0;
+                            state <= S_NB;
+                        end
+                    end
+                end
+                S_NB: begin
+                    if (iss) begin
+                        cnt <= cnt + 32'd1;
+                        nb_b <= nb_b == 32'd7 ? 32'd0 : nb_b + 32'd1;
+                        if (nb_b == 32'd7) nb_sb <= nb_sb + 32'(G);
+                    end
+                    if (cnt == nbl && pipe_empty) begin
+                        sc_step <= nog ? 4'd7 : 4'd0;
+                        sc_cnt <= '0;
+                        state <= S_SCAL;
+                    end
+                end
+                S_NSW: if (wj_left == 32'd0 && !ob_v) begin
+                    // s into its word of the scale beat; the beat goes out when full or at the last token
+                    qoff <= qoff + nbl;
+                    if (t[1:0] == 2'd3 || t + 32'd1 == 32'(nt_all)) begin
+                        ob <= sbeat | ({96'd0, sr[31:0]} << {t[1:0], 5'b00000});
+                        ob_v <= 1'b1;
+                        wj_addr <= act_base + 40'(m_off[2]) + 40'({t[31:2], 4'd0});
+                        wj_left <= 32'd1;
+                        wj_beats <= 32'd1;
+                        wj_stride <= '0;
+                        sbeat <= '0;
+                    end else begin
+                        sbeat <= sbeat | ({96'd0, sr[31:0]} << {t[1:0], 5'b00000});
+                    end
+                    state <= S_NEXT;
+                end
                 S_NEXT: begin
                     t <= t + 32'd1;
                     if (tt + 32'd1 == nt) begin
@@ -704,5 +913,6 @@ module es_vec #(
         end
     end
 
-    wire unused = &{1'b0, kv_base, kv_size, dp_lst, gi, rowoff[63:40], instr[255:160], pk_acc[127:96]};
+    wire unused = &{1'b0, kv_base, kv_size, dp_lst, gi, rowoff[63:40], instr[255:160], pk_acc[127:120],
+                    dv_busy, sq_busy, mu_busy, sr[63:32]};
 endmodule

@@ -9,9 +9,15 @@
 //   M_ADD    y = x + e
 //   M_ROPE   y = x * g + p * (nsin ? -h : h)                (x: the element, p: its rotate-half
 //            partner, g/h: cos/sin; lo*cos - hi*sin = lo*cos + hi*(-sin) exactly, as negation is)
-// `pad` forces the result to +0 (columns past the row's width); `lst` travels with the element.
-// Stages: 2 (int8 -> float32 for EMBED, the rest delayed), 3 (first products), 5 (the add, beside
-// the second product and delays).
+//   M_NQ     y = u = x * g (g = 1.0 without a gain: x * 1 = x exactly), q = clamp(rint(u * beta),
+//            -128, 127) (beta = c = 127/m of the token), zz = z * z with z = rint(x * 2**kz)
+//            (rms_factor's block fixed point, |z| <= 2**15, so zz < 2**31)
+// `pad` forces every result to 0 (columns past the row's width, the i8 slots' padding bytes); `lst`
+// travels with the element.
+// Stages: 2 (int8 -> float32 for EMBED, the rest delayed), 3 (first products), then from stage 5
+// the add (es_fadd) beside the second product (es_fmul, to stage 8), NORM_QUANT's two es_f2i from
+// stage 8 and z's square; every result waits for the last (L = 13 with es_fadd's 6 and es_f2i's 4),
+// one latency for every mode.
 module es_vec_dp (
     input  logic        clk,
     input  logic        rst_n,
@@ -24,15 +30,21 @@ module es_vec_dp (
     input  logic [31:0] h,
     input  logic [31:0] e,
     input  logic [31:0] beta,
+    input  logic signed [9:0] kz,
     input  logic        pad,
     input  logic        nsin,
     input  logic        lst,
     output logic        out_valid,
     output logic [31:0] y,
+    output logic [7:0]  q,
+    output logic [31:0] zz,
     output logic        out_lst
 );
-    localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1, M_ADD = 3'd2;   // else M_ROPE (es_vec's codes)
-    localparam int L = 10;
+    localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1, M_ADD = 3'd2, M_NQ = 3'd4;   // else M_ROPE (es_vec's codes)
+    // latencies of the shared primitives (their headers' LATENCY): the stages below are derived
+    localparam int LADD = 6;                   // es_fadd
+    localparam int LF2I = 4;                   // es_f2i
+    localparam int L = 9 + LF2I > 5 + LADD ? 9 + LF2I : 5 + LADD;
 
     logic [L-1:0] v, pd, ls;
     always_ff @(posedge clk) begin
@@ -47,7 +59,7 @@ module es_vec_dp (
     assign out_lst = ls[L-1];
 
     // delay lines: dly(n) of a 32-bit operand
-    logic [31:0] xd [1:5];
+    logic [31:0] xd [1:8];
     logic [31:0] ed [1:5];
     logic [31:0] pd2 [1:2];
     logic [31:0] gd [1:2];
@@ -57,10 +69,8 @@ module es_vec_dp (
         if (en) begin
             xd[1] <= x;
             ed[1] <= e;
-            for (int i = 2; i <= 5; i++) begin
-                xd[i] <= xd[i - 1];
-                ed[i] <= ed[i - 1];
-            end
+            for (int i = 2; i <= 5; i++) ed[i] <= ed[i - 1];
+            for (int i = 2; i <= 8; i++) xd[i] <= xd[i - 1];
             pd2[1] <= p;
             pd2[2] <= pd2[1];
             gd[1] <= g;
@@ -83,20 +93,46 @@ module es_vec_dp (
     es_fmul u_m1 (.clk, .en, .a(a1), .b(b1), .y(m1));
     es_fmul u_m2 (.clk, .en, .a(pd2[2]), .b({hd[2][31] ^ nd[1], hd[2][30:0]}), .y(m2));
 
-    // ---- stage 6-10: the add (ADD, ROPE) beside the second product (ReLU^2) and delays
-    logic [31:0] s10, m3, m3d [9:10];
-    logic [31:0] m1d [6:10];
+    // ---- from stage 5: the add (ADD, ROPE), the second product (ReLU^2, NORM_QUANT's u * c), then
+    // NORM_QUANT's rint of u * c and of x * 2**kz, z * z; every result waits for stage L
+    localparam int SS = 5 + LADD;              // stage of the sum
+    localparam int SQ = 8 + LF2I;              // stage of q (from u * c at stage 8); z from x at stage 8
+    logic [31:0] s_n, m3;
+    logic [7:0]  q_n;
+    logic [16:0] z_n;
     es_fadd #(.W(32)) u_add (.clk, .en, .sub(1'b0), .a(mode == M_ADD ? xd[5] : m1), .b(mode == M_ADD ? ed[5] : m2),
-                             .y(s10));
-    es_fmul u_m3 (.clk, .en, .a(m1), .b(ed[5]), .y(m3));
+                             .y(s_n));
+    es_fmul u_m3 (.clk, .en, .a(m1), .b(mode == M_NQ ? beta : ed[5]), .y(m3));
+    es_f2i #(.W(8), .LO(-128), .HI(127)) u_q (.clk, .en, .x(m3), .k(10'sd0), .y(q_n));
+    es_f2i #(.W(17), .LO(-65536), .HI(65535)) u_z (.clk, .en, .x(xd[8]), .k(kz), .y(z_n));
+    wire signed [33:0] zsq = $signed(z_n) * $signed(z_n);
+    wire unused_zsq = &{1'b0, zsq[33:32]};
+
+    // delay lines to stage L: element 0 is the result at its own stage
+    logic [31:0] m1d [0:L-5];
+    logic [31:0] m3d [0:L-8];
+    logic [31:0] sd  [0:L-SS];
+    logic [7:0]  qd  [0:L-SQ];
+    logic [31:0] zd  [0:L-SQ-1];
+    always_comb begin
+        m1d[0] = m1;
+        m3d[0] = m3;
+        sd[0] = s_n;
+        qd[0] = q_n;
+    end
     always_ff @(posedge clk) begin
         if (en) begin
-            m3d[9] <= m3;
-            m3d[10] <= m3d[9];
-            m1d[6] <= m1;
-            for (int i = 7; i <= 10; i++) m1d[i] <= m1d[i - 1];
+            for (int i = 1; i <= L - 5; i++) m1d[i] <= m1d[i - 1];
+            for (int i = 1; i <= L - 8; i++) m3d[i] <= m3d[i - 1];
+            for (int i = 1; i <= L - SS; i++) sd[i] <= sd[i - 1];
+            for (int i = 1; i <= L - SQ; i++) qd[i] <= qd[i - 1];
+            zd[0] <= zsq[31:0];
+            for (int i = 1; i <= L - SQ - 1; i++) zd[i] <= zd[i - 1];
         end
     end
 
-    assign y = pd[L-1] ? 32'd0 : mode == M_EMBED ? m1d[10] : mode == M_RELU2 ? m3d[10] : s10;
+    wire zp = pd[L-1];
+    assign y = zp ? 32'd0 : mode == M_EMBED || mode == M_NQ ? m1d[L-5] : mode == M_RELU2 ? m3d[L-8] : sd[L-SS];
+    assign q = zp ? 8'd0 : qd[L-SQ];
+    assign zz = zp ? 32'd0 : zd[L-SQ-1];
 endmodule
