@@ -127,8 +127,15 @@ def test_demo_program_prefill_tiles_and_decode_identical(tmp_path):
 
 
 def test_artifact_for_another_configuration_is_refused(tmp_path):
+    """--device sim builds the artifact's own configuration when the RTL implements it
+    (tests/test_rtl_configs.py); a hand-written configuration no RTL implements gets the shipped
+    shell, which refuses the program lowered for the other configuration."""
+    from edgestream.compiler.dse import HwConfig
+
     make_checkpoint(tmp_path / "ck", "tiny", seed=0)
-    art = edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260")  # the DSE's choice
+    other = HwConfig(G=2, T=32, Q=8, table_mem="bram", max_k=256, max_tok=4, axi_ports=1, wbuf_kib=4, vec_lanes=1)
+    with pytest.warns(UserWarning, match="not one the RTL implements"):
+        art = edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="kv260", hw_config=other)
     with pytest.raises(DeviceError, match="configuration mismatch"):
         edgestream.load(art, device="sim")
 
