@@ -122,6 +122,11 @@ def exp2_neg(z: np.ndarray) -> np.ndarray:
     z = np.maximum(z, EXP_MIN)
     n = np.floor(z)
     f = (z - n).astype(F32)
+    # for -2**-25 <= z < 0, z - n (n = -1) rounds to 1.0: carry it into n, so the table index stays
+    # in 0..255 and the result is 1.0 (2**z correctly rounded); the RTL's es_exp2neg does the same
+    one = f == F32(1)
+    n = np.where(one, n + 1, n)
+    f = np.where(one, F32(0), f).astype(F32)
     fs = (f * F32(1 << EXP2_TABLE_BITS)).astype(F32)
     i = np.floor(fs).astype(np.int64)
     r = (fs - i.astype(F32)).astype(F32)

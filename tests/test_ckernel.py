@@ -244,3 +244,22 @@ def test_attention_heads_matches_reference_per_head(t, h, kvh, s, cap, d) -> Non
         kv = i // (h // kvh)
         ref = nx.attention(qq[:, i], dq[:, i], kq[kv, :s], dk[kv, :s], vq[kv, :s], dv[kv, :s], pos, scale)
         np.testing.assert_array_equal(got[:, i].view(np.uint32), ref.view(np.uint32))
+
+
+def test_attention_scores_a_rounding_step_below_the_max() -> None:
+    """Scores one float32 step below the row's max give exp2_neg arguments in [-2**-25, 0), where
+    z - floor(z) rounds to 1.0: the table index must carry into the exponent (numerics.exp2_neg),
+    never read past the 256-entry table (the C kernel once did)."""
+    d = 8
+    qq = np.ones((1, d), np.int8)
+    kq = np.ones((3, d), np.int8)
+    vq = np.arange(3 * d, dtype=np.int8).reshape(3, d)
+    dk = np.array([1.0, np.nextafter(np.float32(1), np.float32(0)), 0.5], np.float32)
+    dq = np.array([np.float32(0.25) / d], np.float32)  # s_0 = 0.25 exactly, s_1 one step below
+    dv = np.ones(3, np.float32)
+    scale = np.float32(1)
+    pos = np.array([2])
+    got = ck.CKernel().attention(qq, dq, kq, dk, vq, dv, pos, scale)
+    ref = nx.attention(qq, dq, kq, dk, vq, dv, pos, scale)
+    np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+    assert nx.exp2_neg(np.array([-1e-10, -(2.0**-25)], np.float32)).tolist() == [1.0, 1.0]

@@ -656,6 +656,10 @@ static inline float exp_neg(float t) {
     if (z < -64.0f) return 0.0f;
     float nf = floorf(z);
     float f = z - nf;
+    if (f == 1.0f) { /* z - n rounds up to 1 for -2**-25 <= z < 0: 2**z is then 1 (numerics.exp2_neg) */
+        nf += 1.0f;
+        f = 0.0f;
+    }
     float fs = f * 256.0f;
     int i = (int)floorf(fs);
     float r = fs - (float)i;
