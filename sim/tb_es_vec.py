@@ -343,9 +343,10 @@ def cases(rng):
                                        (2, 1, 32, 1, "big")):
         out.append((f"rope ntok={ntok} heads={heads} D={d} pos0={pos0} {kind}", ntok,
                     (*case_rope(rng, ntok, heads, d, pos0, kind), pos0)))
-    # K off the group size G and the beat (odd group counts leave an empty last slot), 1..6 tokens
+    # K off the group size G and the beat (odd group counts leave an empty last slot), 1..8 tokens (8: two
+    # full beats of scales; 3, 5: a part-filled last beat), and a tile boundary past MAXTOK
     for ntok, width, kind, gain in ((1, 64, "normal", True), (3, 37, "normal", False), (5, 23, "sub", True),
-                                    (2, 300, "big", True), (6, 41, "normal", True), (1, 16, "sub", False)):
+                                    (2, 300, "big", True), (8, 41, "normal", True), (1, 16, "sub", False)):
         out.append((f"norm_quant ntok={ntok} width={width} {kind} gain={int(gain)}", ntok,
                     case_norm(rng, ntok, width, kind, gain)))
     return out
