@@ -9,9 +9,10 @@ tile layout with garbage in the padding columns, i8 slots, scale and ids buffers
 included: the unit writes +0 there) with edgestream.numerics / the program executor's numpy, bit for
 bit. Tests: `ops` (EMBED, ACT_MUL ReLU^2, ADD, ROPE over token counts 1..9, widths off the row batch,
 unaligned embedding and RoPE table rows, zero / subnormal / max-magnitude values, exact cancellations,
-positions past 0, several blocks of the row buffer),
+positions past 0, several blocks of the row buffer; NORM_QUANT with and without the gain, q in the i8
+slot layout and s in the scale buffer compared byte for byte, all-zero rows, K off G),
 `backpressure` (the same under R idles and W backpressure) and `faults` (ERR RANGE, ERR FIELD, AXI
-read and write errors, a token id past the table; then a good run).
+read and write errors, a token id past the table, NORM_QUANT's shapes; then good runs).
 """
 
 from __future__ import annotations
