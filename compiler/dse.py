@@ -199,7 +199,8 @@ COEFFS = {
     "base3_repack_luts_per_byte": 60,  # base-3 byte -> 5 trits ROM (10 bits x 256 entries)
     "int8_split_luts_per_lane": 6,  # dense int8 -> bit plane select
     "axi_port_luts": 1800,  # AXI4 read master + address generator + width converter per port
-    # es_dequant per Q lane: es_i2f + two es_fmul (24x24 significand products: 2 DSP48E2 each), six stages;
+    # es_dequant per lane (dequant_lanes(cfg) of them): es_i2f + two es_fmul (24x24 significand products:
+    # 2 DSP48E2 each), six stages;
     # Yosys synth_xilinx (abc9) of es_dequant Q=4 MAXTOK=4: 4816 LUT, 1698 FF, 16 DSP
     "dequant_lane_luts": 1204,
     "dequant_lane_ffs": 425,
@@ -217,6 +218,12 @@ COEFFS = {
     "shell_ffs": 13000,
     "shell_bram36": 8,  # activation (128 x 128 b) and beta (256 x 128 b) read FIFOs, program line buffer
 }
+
+
+def dequant_lanes(cfg: HwConfig) -> int:
+    """es_dequant's lanes in the shell (edgestream_accel DQL): min(Q, 4), one 128-bit result beat of
+    float32 per cycle, the rate the write port takes them at anyway."""
+    return min(cfg.Q, 4)
 
 
 def _table_memory(cfg: HwConfig) -> dict[str, float]:
@@ -264,8 +271,12 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
     masters = cfg.axi_ports + (1 if cfg.axi_ports > 1 else 0)
     parts["axi"] = {"lut": masters * (c["axi_port_luts"] + cfg.axi_outstanding * c["axi_outstanding_luts"]),
                     "ff": masters * c["axi_port_ffs"] * cfg.axi_width_bits / 128}
-    parts["dequant"] = {"lut": cfg.Q * c["dequant_lane_luts"], "ff": cfg.Q * c["dequant_lane_ffs"],
-                        "dsp": cfg.Q * c["dequant_lane_dsps"]}
+    # DL lanes, not Q: a unit goes through them in Q/DL sub-beats, picked by a Q/DL:1 mux of the
+    # accumulator and beta units (held by their senders, so no extra registers)
+    dl = dequant_lanes(cfg)
+    parts["dequant"] = {"lut": dl * c["dequant_lane_luts"]
+                        + 2 * dl * 32 * math.ceil(cfg.Q // dl / 4) * c["mux_luts_per_4"] * (cfg.Q > dl),
+                        "ff": dl * c["dequant_lane_ffs"], "dsp": dl * c["dequant_lane_dsps"]}
     parts["vector_unit"] = {"lut": c["vec_fixed_luts"] + cfg.vec_lanes * c["vec_lane_luts"],
                             "ff": c["vec_fixed_ffs"] + cfg.vec_lanes * c["vec_lane_ffs"],
                             "dsp": c["vec_fixed_dsps"] + cfg.vec_lanes * c["vec_lane_dsps"],

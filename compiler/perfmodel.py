@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from edgestream.compiler.dse import dequant_lanes
 from edgestream.compiler.lowering import ALIGN, region_layout, weight_stripes
 
 PIPE_CYCLES = 12  # engine fill + drain per K tile (builder 1, table mem 1, lanes 3, fifo, dequant)
@@ -83,9 +84,10 @@ def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_c
         bus = math.ceil(nbytes / (beat * cfg.axi_ports))
     if ddr_bytes_per_cycle:
         bus = max(bus, math.ceil(nbytes / ddr_bytes_per_cycle))
-    # dequantize: n x ntok values through the result path's dequantize stage (Q lanes, es_dequant),
-    # pipelined behind the lookups; it only shows when it is slower than them
-    deq = math.ceil(n * ntok / cfg.Q)
+    # dequantize: n x ntok values through the result path's dequantize stage (dequant_lanes(cfg) lanes,
+    # es_dequant; the 128-bit write port takes no more either), pipelined behind the lookups; it only
+    # shows when it is slower than them
+    deq = math.ceil(n * ntok / dequant_lanes(cfg))
     # the sequencer: header + instruction line, then the TLMM's region/map entries (two read latencies
     # before the first tile), and per tile the first beats of its streams (one more); calibrated on
     # the shell in Verilator (benchmarks/bench_accel_sim.py)

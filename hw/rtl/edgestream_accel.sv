@@ -6,7 +6,9 @@
 // layers of program.bin (LOAD_ACT, BUILD_TABLE, TLMM + DEQUANT) and stops at the host's instructions.
 // Engine geometry G, T, Q (defaults: es_regs_pkg): one weight beat of Q*T codes fits one bus beat
 // (Q*T*CB <= 128) and Q*32 is a multiple of 128; a result / beta unit of Q float32 is R = Q*32/128
-// bus beats (R > 1: a gearbox in front of es_dequant's beta port, a serializer behind its output).
+// bus beats (R > 1: a gearbox in front of es_dequant's beta port). es_dequant has DQL = min(Q, 4)
+// lanes: a unit leaves it as Q/DQL beats of DQL floats, one bus beat each at DQL = 4, the rate the
+// write port takes them anyway (a serializer behind it only when DQL*32 > 128).
 // Weight ports WP (es_regs_pkg::ES_WPORTS): WP = 1, the weights are the third read master on the one
 // AXI4 port (ARID 2); WP = 2 or 4, the weights stream through WP read-only AXI4 ports m_axi_w0..w{WP-1}
 // (one ID, 1-bit, always 0), port p reading stripe p of each weight region (docs/registers.md, "Weight
@@ -23,7 +25,8 @@ module edgestream_accel #(
     parameter int BURST = es_regs_pkg::ES_BURST,
     parameter int OUTST = es_regs_pkg::ES_OUTSTANDING,
     parameter int WFIFO = es_regs_pkg::ES_WFIFO,
-    parameter int WP = es_regs_pkg::ES_WPORTS
+    parameter int WP = es_regs_pkg::ES_WPORTS,
+    parameter int DQL = (Q < 4) ? Q : 4  // es_dequant lanes: divides Q, DQL*32 a multiple of 128
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -148,6 +151,7 @@ module edgestream_accel #(
     localparam int DW = 128;
     localparam int CB = $clog2(3 ** G);
     localparam int R = Q * 32 / DW;      // bus beats per result / beta unit (Q float32)
+    localparam int RD = DQL * 32 / DW;   // bus beats per es_dequant output beat (DQL float32)
     localparam int WB = Q * T * CB;      // bits of one engine weight beat
     localparam int WPFIFO = WFIFO / WP;  // beats of each weight port's FIFO (wbuf_kib is all of them)
 
@@ -445,16 +449,14 @@ module edgestream_accel #(
 
     // A result or beta unit (one row batch of one token / one row batch) is Q float32 = R bus beats,
     // float q at byte 4q: beat i carries floats 4i..4i+3 (the lowest 128 bits first).
-    logic            d_out_valid, d_out_ready, b_valid, b_ready, w_in_valid, w_in_ready;
-    logic [Q*32-1:0] d_out_data, b_data;
-    logic [DW-1:0]   w_in_data;
+    logic              d_out_valid, d_out_ready, b_valid, b_ready, w_in_valid, w_in_ready;
+    logic [Q*32-1:0]   b_data;
+    logic [DQL*32-1:0] d_out_data;
+    logic [DW-1:0]     w_in_data;
     if (R == 1) begin : g_unit1
         assign b_valid = ro_valid[3];
         assign ro_ready[3] = b_ready;
         assign b_data = ro_data[3][Q*32-1:0];
-        assign w_in_valid = d_out_valid;
-        assign d_out_ready = w_in_ready;
-        assign w_in_data = d_out_data;
     end else begin : g_unitR
         localparam int RW = $clog2(R);
         // beta gearbox DW -> Q*32: R beats shift in from the top, so the first ends up lowest
@@ -471,11 +473,19 @@ module edgestream_accel #(
             else if (des_full && b_ready) des_n <= '0;
             if (des_in) des_q <= {ro_data[3], des_q[Q*32-1:DW]};
         end
-        // result serializer Q*32 -> DW: a unit goes out as R beats, the lowest 128 bits first
-        logic [Q*32-1:0] ser_q;
-        logic            ser_v;
-        logic [RW-1:0]   ser_n;             // beats of the held unit already sent
-        assign d_out_ready = !ser_v || (w_in_ready && ser_n == RW'(R - 1));
+    end
+    if (RD == 1) begin : g_dq1
+        // es_dequant's sub-beats (floats 4j..4j+3 of the unit) are the unit's bus beats, in order
+        assign w_in_valid = d_out_valid;
+        assign d_out_ready = w_in_ready;
+        assign w_in_data = d_out_data;
+    end else begin : g_dqR
+        localparam int RDW = $clog2(RD);
+        // result serializer DQL*32 -> DW: a dequant beat goes out as RD beats, the lowest 128 bits first
+        logic [DQL*32-1:0] ser_q;
+        logic              ser_v;
+        logic [RDW-1:0]    ser_n;           // beats of the held dequant beat already sent
+        assign d_out_ready = !ser_v || (w_in_ready && ser_n == RDW'(RD - 1));
         assign w_in_valid = ser_v;
         assign w_in_data = ser_q[DW-1:0];
         always_ff @(posedge clk) begin
@@ -493,7 +503,7 @@ module edgestream_accel #(
         end
     end
 
-    es_dequant #(.Q(Q), .MAXTOK(MAXTOK)) u_dq (
+    es_dequant #(.Q(Q), .DL(DQL), .MAXTOK(MAXTOK)) u_dq (
         .clk, .rst_n(rst_n && !e_reset), .en(1'b1), .ntok(dq_ntok),
         .ld_valid(s_left != 8'd0 && ro_valid[1]), .ld_idx(s_idx), .ld_data(ro_data[1]),
         .in_valid(e_res_valid), .in_ready(e_res_ready), .in_data(e_res_data), .in_tok(e_res_user),
