@@ -78,13 +78,19 @@ def compile_model(src: str | Path, out: str | Path, target: str = "cpu", quant: 
         tgt = load_target(target)
     elif hw_config is not None or clock_mhz is not None:
         raise InputError("--hw-config/--clock need a board target (e.g. --target kv260), not 'cpu'")
-    graph, tok, tok_settings = load_model(src, fmt)
-    if graph.config.arch == "graph":  # general graphs arrive quantized: nothing to lower (docs/onnx.md)
-        from edgestream.compiler.passes import check_weights
+    try:
+        graph, tok, tok_settings = load_model(src, fmt)
+        if graph.config.arch == "graph":  # general graphs arrive quantized: nothing to lower (docs/onnx.md)
+            from edgestream.compiler.passes import check_weights
 
-        graph = check_weights(graph)
-    else:
-        graph = lower(graph, quant, progress)
+            graph = check_weights(graph)
+        else:
+            graph = lower(graph, quant, progress)
+    except InputError as e:
+        # passes (and a few frontend helpers) name the tensor or token, not the file it came from
+        if str(src) in str(e):
+            raise
+        raise InputError(f"{src}: {e}") from None
     extra = {"target": target, "source": str(src), "compile_s": round(time.perf_counter() - t0, 3)}
     writers = []
     if tgt is not None:

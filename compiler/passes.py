@@ -114,7 +114,13 @@ def fuse_norm_quant(graph: Graph) -> Graph:
 
 def attach_rope_tables(graph: Graph) -> Graph:
     cfg = graph.config
-    cos, sin = rope_tables(cfg.head_dim, cfg.max_position, cfg.rope_theta)
+    with np.errstate(all="ignore"):
+        cos, sin = rope_tables(cfg.head_dim, cfg.max_position, cfg.rope_theta)
+    # the frontends bound rope_theta; this is the one place every frontend's value passes through, and
+    # NaN angles would reach the executors (the C attention kernel does not survive them)
+    if not (np.all(np.isfinite(cos)) and np.all(np.isfinite(sin))):
+        raise InputError(f"rope_theta {cfg.rope_theta} with head_dim {cfg.head_dim} gives non-finite RoPE "
+                         f"angles (expected a finite base >= 1)")
     graph.tensors["rope.cos"] = Tensor("rope.cos", "float32", cos)
     graph.tensors["rope.sin"] = Tensor("rope.sin", "float32", sin)
     for n in graph.nodes:

@@ -24,12 +24,13 @@ Conventions (llama.cpp's, docs/formats.md "GGUF"):
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from edgestream.compiler.frontends.decoder import build_decoder
+from edgestream.compiler.frontends.decoder import MAX_POSITION, build_decoder
 from edgestream.compiler.frontends.gguf_reader import TYPES, field, open_gguf
 from edgestream.compiler.frontends.gguf_tokenizer import gguf_tokenizer_settings, tokenizer_from_gguf
 from edgestream.errors import InputError
@@ -62,23 +63,20 @@ def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
 
 def read_config(r, path: Path) -> tuple[ModelConfig, str]:
     """ModelConfig and the FFN activation ('relu2' | 'silu') from the GGUF metadata."""
-    arch = field(r, "general.architecture", path, required=True)
+    arch = field(r, "general.architecture", path, required=True, expect="str")
     if arch not in ARCHS:
         raise InputError(
             f"{path}: unsupported architecture {arch!r} in general.architecture "
             f"(expected one of {', '.join(ARCHS)})"
         )
 
-    def num(key: str, typ=int, default=None):
-        v = field(r, f"{arch}.{key}", path, default)
+    def num(key: str, typ=int, default=None, minimum=1):
+        v = field(r, f"{arch}.{key}", path, default, expect=typ.__name__)
         if v is None:
             raise InputError(f"{path}: metadata key '{arch}.{key}' is missing")
-        try:
-            return typ(v)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"{path}: metadata key '{arch}.{key}' = {v!r} is not a valid {typ.__name__}"
-            ) from None
+        if not (math.isfinite(v) and v >= minimum):
+            raise InputError(f"{path}: metadata key '{arch}.{key}' = {v!r}, expected a finite value >= {minimum}")
+        return typ(v)
 
     hidden, heads = num("embedding_length"), num("attention.head_count")
     kv = num("attention.head_count_kv", default=heads)
@@ -94,7 +92,7 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
     emb = next((t for t in r.tensors if t.name == "token_embd.weight"), None)
     n_vocab = len(tokens.data) if tokens is not None else int(emb.shape[-1]) if emb is not None else None
     vocab = num("vocab_size", default=n_vocab)
-    eos = field(r, "tokenizer.ggml.eos_token_id", path)
+    eos = field(r, "tokenizer.ggml.eos_token_id", path, expect="int")
     act = "silu" if arch == "llama" else _bitnet_act(r, path, arch)
     cfg = ModelConfig(
         arch=ARCHS[arch],
@@ -105,13 +103,16 @@ def read_config(r, path: Path) -> tuple[ModelConfig, str]:
         num_heads=heads,
         num_kv_heads=kv,
         head_dim=head_dim,
-        rms_norm_eps=num("attention.layer_norm_rms_epsilon", float, 1e-5),
-        rope_theta=num("rope.freq_base", float, 10000.0),
+        rms_norm_eps=num("attention.layer_norm_rms_epsilon", float, 1e-5, minimum=0.0),
+        rope_theta=num("rope.freq_base", float, 10000.0),  # >= 1, as docs/formats.md says for config.json
         max_position=num("context_length", default=2048),
         tie_word_embeddings=not any(t.name == "output.weight" for t in r.tensors),
-        bos_token_id=field(r, "tokenizer.ggml.bos_token_id", path),
+        bos_token_id=field(r, "tokenizer.ggml.bos_token_id", path, expect="int"),
         eos_token_ids=[] if eos is None else [int(eos)],
     )
+    if cfg.max_position > MAX_POSITION:
+        raise InputError(f"{path}: metadata key '{arch}.context_length' = {cfg.max_position} exceeds edgestream's "
+                         f"{MAX_POSITION} positions (the artifact holds RoPE tables of that many rows)")
     if heads <= 0 or kv <= 0 or heads % kv or head_dim % 2:
         raise InputError(
             f"{path}: attention.head_count {heads} must be a multiple of head_count_kv {kv}, "

@@ -42,7 +42,31 @@ def _reader_class():
     known = {int(t) for t in gguf.GGMLQuantizationType}
 
     class Reader(gguf.GGUFReader):
+        def _get(self, offset: int, dtype, count: int = 1, override_order=None):
+            # the package slices its memmap without a bounds check: past the end it gets empty arrays
+            # of 0 bytes, so an array count of 2**63 loops forever at one offset; every read must fit
+            count, itemsize = int(count), np.dtype(dtype).itemsize
+            # tensor data may come up short here: open_gguf then names the truncated tensor
+            if not self.__dict__.get("_tensor_data") and (offset < 0 or count < 0
+                                                           or offset + itemsize * count > len(self.data)):
+                raise ValueError(f"{count} x {np.dtype(dtype).name} at byte {offset} run past the end of the "
+                                 f"file ({len(self.data)} bytes)")
+            return super()._get(offset, dtype, count, override_order)
+
+        def _get_field_parts(self, orig_offs: int, raw_type: int):
+            if raw_type == gguf.GGUFValueType.ARRAY:  # refuse a count the file cannot hold before looping on it
+                itype, n = int(self._get(orig_offs, np.uint32)[0]), int(self._get(orig_offs + 4, np.uint64)[0])
+                np_type = self.gguf_scalar_to_np.get(gguf.GGUFValueType(itype)) \
+                    if itype in gguf.GGUFValueType._value2member_map_ else None
+                least = 8 if itype == gguf.GGUFValueType.STRING else 12 if itype == gguf.GGUFValueType.ARRAY \
+                    else np.dtype(np_type).itemsize if np_type is not None else 0
+                if orig_offs + 12 + n * least > len(self.data):
+                    raise ValueError(f"an array of {n} items at byte {orig_offs} does not fit in the file "
+                                     f"({len(self.data)} bytes)")
+            return super()._get_field_parts(orig_offs, raw_type)
+
         def _build_tensors(self, start_offs: int, fields: list) -> None:
+            self._tensor_data = True
             names = [str(bytes(f.parts[1]), encoding="utf-8") for f in fields]
             if len(set(names)) != len(names):
                 dup = next(n for n in names if names.count(n) > 1)
@@ -107,12 +131,36 @@ def open_gguf(path: Path):
     return r
 
 
-def field(r, key: str, path: Path, default=None, required: bool = False):
+# GGUFValueType numbers (gguf/constants.py) by what a key must hold; 7 BOOL, 8 STRING, 9 ARRAY
+_INTS = frozenset({0, 1, 2, 3, 4, 5, 10, 11})
+_NUMBERS = _INTS | {6, 12}
+_KINDS = {"int": _INTS, "float": _NUMBERS, "str": {8}, "bool": {7}}
+_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "a boolean"}
+
+
+def _type_name(types: list[int]) -> str:
+    import gguf
+
+    names = [gguf.GGUFValueType(t).name if t in gguf.GGUFValueType._value2member_map_ else str(t) for t in types]
+    return " of ".join(names) if names else "value"
+
+
+def field(r, key: str, path: Path, default=None, required: bool = False, expect: str | None = None):
+    """The value of metadata `key`; `expect` ("int", "float", "str", "bool", or "<kind> array") is the
+    value type it must have (a GGUF value is typed: a string where llama.cpp reads an integer is a
+    corrupt file, not a number to parse)."""
     f = r.get_field(key)
     if f is None:
         if required:
             raise InputError(f"{path}: metadata key {key!r} is missing")
         return default
+    if expect is not None:
+        kind, _, array = expect.partition(" ")
+        t = list(f.types)
+        ok = (t[1:] and t[0] == 9 and t[1] in _KINDS[kind]) if array else (len(t) == 1 and t[0] in _KINDS[kind])
+        if not ok:
+            want = _WORDS[kind] if not array else f"an array of {_WORDS[kind].split(' ', 1)[1]}s"
+            raise InputError(f"{path}: metadata key {key!r} is a {_type_name(t)}, expected {want}")
     try:
         return f.contents()
     except (ValueError, UnicodeDecodeError, IndexError) as e:

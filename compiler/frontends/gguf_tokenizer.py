@@ -98,8 +98,8 @@ def _vocab(r, path: Path) -> _Vocab | None:
     model = field(r, "tokenizer.ggml.model", path)
     if model is None or model in ("no_vocab", "none"):
         return None
-    tokens = field(r, "tokenizer.ggml.tokens", path, required=True)
-    types = field(r, "tokenizer.ggml.token_type", path, [NORMAL] * len(tokens))
+    tokens = field(r, "tokenizer.ggml.tokens", path, required=True, expect="str array")
+    types = field(r, "tokenizer.ggml.token_type", path, [NORMAL] * len(tokens), expect="int array")
     if len(types) != len(tokens):
         raise InputError(
             f"{path}: tokenizer.ggml.token_type has {len(types)} entries, tokens has {len(tokens)}"
@@ -173,7 +173,7 @@ def tokenizer_from_gguf(r, path: Path, vocab_size: int | None = None) -> Path | 
         return None
     bos, eos, add_bos, add_eos = _bos_eos(r, path, v)
     if v.model == "llama":
-        scores = field(r, "tokenizer.ggml.scores", path, [0.0] * len(v.tokens))
+        scores = field(r, "tokenizer.ggml.scores", path, [0.0] * len(v.tokens), expect="float array")
         if len(scores) < len(v.tokens):
             raise InputError(f"{path}: tokenizer.ggml.scores has {len(scores)} entries, tokens has "
                              f"{len(v.tokens)}")
@@ -181,7 +181,7 @@ def tokenizer_from_gguf(r, path: Path, vocab_size: int | None = None) -> Path | 
                         _flag(r, path, "add_space_prefix", True), _special_id(r, path, "unknown_token_id", 0,
                                                                                len(v.tokens)))
     else:
-        merges = field(r, "tokenizer.ggml.merges", path)
+        merges = field(r, "tokenizer.ggml.merges", path, expect="str array")
         if merges is None:
             raise InputError(f"{path}: metadata key 'tokenizer.ggml.merges' is missing (a 'gpt2' "
                              f"vocabulary needs its merges)")
@@ -234,7 +234,13 @@ def build_bpe(tokens: list[str], types: list[int], merges: list[str], pre: Pre):
         if not sep:
             raise InputError(f"GGUF vocabulary: merge {m!r} is not two tokens separated by a space")
         pairs.append((a, b))
-    tok = Tokenizer(models.BPE(vocab=_index(tokens), merges=pairs, ignore_merges=pre.ignore_merges))
+    vocab = _index(tokens)
+    for a, b in pairs:  # the `tokenizers` library would raise a bare Exception for these
+        if a not in vocab or b not in vocab or a + b not in vocab:
+            bad = next(x for x in (a, b, a + b) if x not in vocab)
+            raise InputError(f"GGUF vocabulary: merge {a + ' ' + b!r} uses {bad!r}, which is not a token "
+                             f"(expected merges of tokens into a token)")
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, ignore_merges=pre.ignore_merges))
     if pre.splits == (GPT2_SPLIT,):
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     else:
