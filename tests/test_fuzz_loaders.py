@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import math
+import os
 import shutil
 import signal
 import struct
@@ -40,7 +41,10 @@ from edgestream.synth import Shape, make_checkpoint
 # small models, so one example compiles in tens of milliseconds
 TINY = Shape(layers=1, hidden=32, ffn=64, heads=4, kv_heads=2, vocab=48, max_position=64)
 HANG_S = 30  # no example of these tiny files takes a second; thirty means a hang
-FUZZ = settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# 40 examples per loader keep the file well under a minute on two busy cores; when hunting, e.g.
+# HYPOTHESIS_PROFILE=explore FUZZ_EXAMPLES=2000 (fresh random examples, many more of them)
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def pin(cases):
@@ -54,6 +58,13 @@ def pin(cases):
         return f
 
     return deco
+
+
+class Files(dict):
+    """Fixture file bytes by name, printed by name only in a failing example's report."""
+
+    def __repr__(self) -> str:
+        return f"Files({', '.join(self)})"
 
 
 class Hang(Exception):
@@ -504,7 +515,7 @@ def onnx_files(work):
     files = [_quantize(d / "mlp.onnx", kind, d / f"{kind}.onnx")
              for kind in ("qoperator-u8s8", "qdq-perchannel-u8s8", "dynamic-s8")]
     files.append(_qonnx_pair(d)[0])
-    return {p.stem: p.read_bytes() for p in files}
+    return Files({p.stem: p.read_bytes() for p in files})
 
 
 ONNX_NAMES = ("brevitas", "dynamic-s8", "qdq-perchannel-u8s8", "qoperator-u8s8")
@@ -653,7 +664,7 @@ def gguf_files(work):
     bn = make_checkpoint(work / "gbn", Shape(1, 256, 256, 4, 2, 320, 64), seed=6, packed=True, tie=True)
     ll = make_checkpoint(work / "gll", Shape(1, 32, 64, 4, 2, 320, 64), arch="llama", seed=7)
     files = [export_gguf(bn, work / "bitnet-tq2_0.gguf", "tq2_0"), export_gguf(ll, work / "llama-q8_0.gguf", "q8_0")]
-    return {p.stem: p.read_bytes() for p in files}
+    return Files({p.stem: p.read_bytes() for p in files})
 
 
 GGUF_NAMES = ("bitnet-tq2_0", "llama-q8_0")
@@ -720,7 +731,7 @@ GGUF_VALUES = st.one_of(
     st.tuples(st.just(7), st.booleans()),
     st.tuples(st.just(8), st.text(max_size=6) | st.sampled_from(["llama", "bitnet", "bitnet-b1.58", "gpt2",
                                                                   "llama-bpe", "none", "linear", "yarn"])),
-    st.tuples(st.just(9), st.tuples(st.sampled_from([4, 5, 6, 8]), st.integers(0, 400))),
+    st.tuples(st.just(9), st.tuples(st.sampled_from([4, 5, 6, 8]), st.integers(1, 400))),  # GGUFWriter: no empty
 )
 GGUF_EDITS = st.one_of(
     st.tuples(st.just("field"), st.integers(0, 1 << 12),
@@ -739,7 +750,7 @@ GGUF_EDITS = st.one_of(
 
 def _array(sub: int, n: int):
     return [f"t{i}" for i in range(n)] if sub == 8 else [float(i) for i in range(n)] if sub == 6 else \
-        [i - 1 for i in range(n)]
+        list(range(n))
 
 
 def gguf_apply(raw: bytes, edit, work: Path) -> bytes:
@@ -782,6 +793,11 @@ def gguf_apply(raw: bytes, edit, work: Path) -> bytes:
             sub = None
             if vtype == 9:
                 sub, v = v[0], _array(*v)
+            elif vtype in (0, 1, 2, 3, 4, 5, 10, 11):  # wrapped into the type's range, as the bytes would be
+                bits = 8 * struct.calcsize(GGUF_FMT[vtype])
+                v %= 1 << bits
+                if GGUF_FMT[vtype].islower() and v >= 1 << (bits - 1):
+                    v -= 1 << bits
             w.add_key_value(key, v, gguf.GGUFValueType(vtype), None if sub is None else gguf.GGUFValueType(sub))
         elif kind == "drop_kv":
             w.kv_data[0].pop(key, None)
