@@ -112,14 +112,16 @@ def rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
 
 
 def exp2_neg(z: np.ndarray) -> np.ndarray:
-    """2**z for float32 z <= 0 (z < -64 gives 0).
+    """2**z for float32 z <= 0 (z < -64 gives 0; NaN gives NaN).
 
-    n = floor(z); f = z - n (exact); i = floor(f * 256); r = f * 256 - i (exact);
+    n = floor(z); f = float32(z - n) (rounded; 1.0 carries into n); i = floor(f * 256);
+    r = f * 256 - i (exact);
     p = T[i] + D[i] * r (one mul, one add); result = p * 2**n.
     """
     z = np.asarray(z, dtype=F32)
+    nan = np.isnan(z)  # propagates (an inf - inf score upstream), never indexes the table
     zero = z < EXP_MIN
-    z = np.maximum(z, EXP_MIN)
+    z = np.where(nan, F32(0), np.maximum(z, EXP_MIN))
     n = np.floor(z)
     f = (z - n).astype(F32)
     # for -2**-25 <= z < 0, z - n (n = -1) rounds to 1.0: carry it into n, so the table index stays
@@ -132,7 +134,7 @@ def exp2_neg(z: np.ndarray) -> np.ndarray:
     r = (fs - i.astype(F32)).astype(F32)
     p = (EXP2_T[i] + (EXP2_D[i] * r).astype(F32)).astype(F32)
     out = np.ldexp(p, n.astype(np.int32)).astype(F32)
-    return np.where(zero, F32(0), out).astype(F32)
+    return np.where(nan, F32(np.nan), np.where(zero, F32(0), out)).astype(F32)
 
 
 def exp_neg(t: np.ndarray) -> np.ndarray:

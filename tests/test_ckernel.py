@@ -263,3 +263,21 @@ def test_attention_scores_a_rounding_step_below_the_max() -> None:
     ref = nx.attention(qq, dq, kq, dk, vq, dv, pos, scale)
     np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
     assert nx.exp2_neg(np.array([-1e-10, -(2.0**-25)], np.float32)).tolist() == [1.0, 1.0]
+
+
+def test_attention_non_finite_scales_do_not_crash() -> None:
+    """A valid file with extreme weights can reach attention with infinite scales (inf - inf scores
+    are NaN): exp_neg propagates NaN instead of indexing its table with it (the C kernel segfaulted,
+    the numpy reference raised IndexError). The contract is bit-exact for finite inputs only (C and
+    numpy order NaN through max differently), so the rows that see the infinite key are only
+    required not to crash; the rows that do not see it stay bit-identical."""
+    rng = np.random.default_rng(5)
+    qq, dq, kq, dk, vq, dv = _attn_case(rng, 3, 6, 16, 1.0)
+    dk = dk.copy()
+    dk[2] = np.float32(np.inf)
+    pos = np.array([1, 4, 5])
+    scale = np.float32(0.25)
+    ref = nx.attention(qq, dq, kq, dk, vq, dv, pos, scale)
+    got = ck.CKernel().attention(qq, dq, kq, dk, vq, dv, pos, scale)
+    assert got.shape == ref.shape == (3, 16) and np.isnan(ref[1:]).any()
+    np.testing.assert_array_equal(got[0].view(np.uint32), ref[0].view(np.uint32))

@@ -653,6 +653,7 @@ void es_norm_quant(const float *x, const float *g, double eps, int64_t rows, int
 static inline float exp_neg(float t) {
     const float log2e = (float)1.4426950408889634;
     float z = t * log2e;
+    if (z != z) return z; /* NaN (an inf - inf score upstream) propagates, never indexes the table */
     if (z < -64.0f) return 0.0f;
     float nf = floorf(z);
     float f = z - nf;
