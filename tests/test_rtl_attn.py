@@ -19,7 +19,8 @@ from runner import run_bench  # noqa: E402
 from edgestream import program as pg  # noqa: E402
 from edgestream.host.executor import CachedDecoder, KVCache  # noqa: E402
 
-MODULES = ["../generated/es_regs_pkg", "es_fmul", "es_i2f", "es_fadd", "es_f2i", "es_fdiv", "es_exp2neg", "es_fcvt",
+MODULES = ["../generated/es_regs_pkg", "../generated/es_exp2_rom", "es_fmul", "es_i2f", "es_fadd", "es_f2i", "es_fdiv",
+           "es_exp2neg", "es_fcvt",
            "tlmm_fifo", "es_axi_rd", "es_axi_wr", "es_attn_dly", "es_attn_div", "es_attn_rowaddr", "es_attn_dot",
            "es_attn_vacc", "es_attn_quant", "es_attn_score", "es_attn_soft", "es_attn_wgt", "es_attn_scal",
            "es_attn_out", "es_attn", "../../sim/es_attn_bench"]

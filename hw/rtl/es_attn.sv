@@ -129,12 +129,13 @@ module es_attn #(
         for (int k = 0; k < 4; k++) ba[k] = act_base + 40'(m_off[k]);
     end
 
-    typedef enum logic [4:0] {
-        C_IDLE, C_DIV, C_FCHK, C_FETCH, C_MCHK, C_KVDIV, C_KVCHK, C_GEO, C_GEO2,
-        C1_Q, C1_W, C1_BAR, C2_SET, C2_Q, C2_P1, C2_P2, C2_SC, C2_P3, C2_OUT, C2_OW, C2_NEXT,
-        C_FIN, C_ABORT
-    } cstate_t;
-    cstate_t cs;
+    // consumer states (localparams, not an enum: Icarus 11 evaluates some enum literals used in port
+    // connections to z)
+    localparam logic [4:0] C_IDLE = 5'd0, C_DIV = 5'd1, C_FCHK = 5'd2, C_FETCH = 5'd3, C_MCHK = 5'd4, C_KVDIV = 5'd5;
+    localparam logic [4:0] C_KVCHK = 5'd6, C_GEO = 5'd7, C_GEO2 = 5'd8, C1_KV = 5'd9, C1_W = 5'd10, C1_BAR = 5'd11;
+    localparam logic [4:0] C2_SET = 5'd12, C2_QRY = 5'd13, C2_P1 = 5'd14, C2_P2 = 5'd15, C2_SC = 5'd16, C2_P3 = 5'd17;
+    localparam logic [4:0] C2_OUT = 5'd18, C2_OW = 5'd19, C2_NEXT = 5'd20, C_FIN = 5'd21, C_ABORT = 5'd22;
+    logic [4:0] cs;
 
     // ---------------- divider (group size, then capacity)
     logic        dv_start, dv_busy;
@@ -199,7 +200,7 @@ module es_attn #(
     logic [NQ*32-1:0] dot;
     es_attn_dot #(.NQ(NQ), .DBMAX(DBMAX)) u_dot (
         .clk, .rst_n,
-        .q_we(qz_we && cs == C2_Q), .q_lane(cn[LNQ-1:0]), .q_addr(qz_addr), .q_data(qz_data),
+        .q_we(qz_we && cs == C2_QRY), .q_lane(cn[LNQ-1:0]), .q_addr(qz_addr), .q_data(qz_data),
         .k_valid(p1_take && kb != '0), .k_addr(LDB'(kb - 1'b1)), .k_last(kb == (LDB + 1)'(db)), .k_data(rd_data),
         .dot_valid, .dot
     );
@@ -497,7 +498,7 @@ module es_attn #(
     wire [63:0] need_k = 64'(tiles_rbk) << (LMT + LU);
 
     // rd data routing
-    wire in_q = cs == C1_Q || cs == C2_Q;
+    wire in_q = cs == C1_KV || cs == C2_QRY;
     assign qz_in_valid = in_q && rd_valid;
     assign p1_take = cs == C2_P1 && rd_valid && kj != sk;
     assign p3_take = cs == C2_P3 && rd_valid && af_valid && vj != sk;
@@ -506,7 +507,7 @@ module es_attn #(
         rd_ready = 1'b0;
         case (cs)
             C_FETCH: rd_ready = 1'b1;
-            C1_Q, C2_Q: rd_ready = qz_in_ready;
+            C1_KV, C2_QRY: rd_ready = qz_in_ready;
             C2_P1: rd_ready = kj != sk;
             C2_P3: rd_ready = af_valid && vj != sk;
             C_ABORT: rd_ready = 1'b1;
@@ -516,6 +517,40 @@ module es_attn #(
     assign busy = cs != C_IDLE;
 
     wire ax_fault = rd_err || wr_err;
+
+    for (genvar n = 0; n < NQ; n++) begin : g_set
+        always_ff @(posedge clk) begin
+            if (cs == C2_SET) begin
+                q_t[n] <= set_t[n];
+                q_h[n] <= cgh + set_i[n];
+                q_pos[n] <= p0 + 32'(set_t[n]);
+            end
+        end
+    end
+
+    // the next query set from (ct, ci): up to NQ (token, index in group) pairs, token-major
+    logic [15:0]  set_t [NQ];
+    logic [15:0]  set_i [NQ];
+    logic [15:0]  set_nt, set_ni, set_last;
+    logic [LNQ:0] set_n;
+    always_comb begin
+        set_nt = ct;
+        set_ni = ci;
+        set_last = ct;
+        set_n = '0;
+        for (int n = 0; n < NQ; n++) begin
+            set_t[n] = set_nt;
+            set_i[n] = set_ni;
+            if (set_nt != nt) begin
+                set_last = set_nt;
+                set_n = set_n + 1'b1;
+                if (set_ni + 16'd1 == rg) begin
+                    set_ni = '0;
+                    set_nt = set_nt + 16'd1;
+                end else set_ni = set_ni + 16'd1;
+            end
+        end
+    end
 
     // pass 2 visibility of key p2j for lane n
     logic [NQ-1:0] vis0;
@@ -559,7 +594,7 @@ module es_attn #(
             done <= 1'b1;
             cs <= C_IDLE;
         end else begin
-            if (cs == C1_Q || cs == C1_W || cs == C1_BAR) cyc_store <= cyc_store + 32'd1;
+            if (cs == C1_KV || cs == C1_W || cs == C1_BAR) cyc_store <= cyc_store + 32'd1;
             if (cs >= C2_SET && cs <= C2_NEXT) cyc_attend <= cyc_attend + 32'd1;
 
             // ---- write jobs
@@ -700,10 +735,10 @@ module es_attn #(
                     c1v <= 1'b0;
                     cgbase <= lbase;
                     qz_start <= 1'b1;
-                    cs <= C1_Q;
+                    cs <= C1_KV;
                 end
                 // ---- phase 1: quantize k (then v) of (c1t, c1g) into kbuf / vbuf
-                C1_Q: begin
+                C1_KV: begin
                     if (qz_done) begin
                         if (!c1v) begin
                             dk_r <= qz_d;
@@ -749,7 +784,7 @@ module es_attn #(
                             if (c1g + 16'd1 == nkv && c1t + 16'd1 == nt) cs <= C1_BAR;
                             else begin
                                 qz_start <= 1'b1;
-                                cs <= C1_Q;
+                                cs <= C1_KV;
                             end
                         end
                     end
@@ -766,33 +801,15 @@ module es_attn #(
                 // ---- phase 2
                 C2_SET: begin
                     // take the queries of the next set (token-major in the group)
-                    logic [15:0] t2, i2;
-                    logic [LNQ:0] n2;
-                    t2 = ct;
-                    i2 = ci;
-                    n2 = '0;
-                    for (int n = 0; n < NQ; n++) begin
-                        if (t2 != nt) begin
-                            q_t[n] <= t2;
-                            q_h[n] <= cgh + i2;
-                            q_pos[n] <= p0 + 32'(t2);
-                            sk <= p0 + 32'(t2) + 32'd1;
-                            n2 = n2 + 1'b1;
-                            i2 = i2 + 16'd1;
-                            if (i2 == rg) begin
-                                i2 = '0;
-                                t2 = t2 + 16'd1;
-                            end
-                        end
-                    end
-                    ct <= t2;
-                    ci <= i2;
-                    ns <= n2;
+                    sk <= p0 + 32'(set_last) + 32'd1;
+                    ct <= set_nt;
+                    ci <= set_ni;
+                    ns <= set_n;
                     cn <= '0;
                     qz_start <= 1'b1;
-                    cs <= C2_Q;
+                    cs <= C2_QRY;
                 end
-                C2_Q: if (qz_done) begin
+                C2_QRY: if (qz_done) begin
                     q_dq[cn[LNQ-1:0]] <= qz_d;
                     if (cn + 1'b1 == ns) begin
                         kj <= '0;
@@ -949,7 +966,7 @@ module es_attn #(
 
     // the K and V rows from the quantizer (phase 1)
     always_ff @(posedge clk) begin
-        if (qz_we && cs == C1_Q) begin
+        if (qz_we && cs == C1_KV) begin
             if (!c1v) kbuf[qz_addr] <= qz_data;
             else vbuf[qz_addr] <= qz_data;
         end

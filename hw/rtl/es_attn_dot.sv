@@ -40,10 +40,12 @@ module es_attn_dot #(
     logic [127:0] kw0;
     always_ff @(posedge clk) begin
         v0 <= rst_n && k_valid;
-        l0 <= k_last;
-        f0 <= k_addr == '0;
-        kw0 <= k_data;
-        for (int n = 0; n < NQ; n++) qw0[n] <= qmem[n][k_addr];
+        if (k_valid) begin
+            l0 <= k_last;
+            f0 <= k_addr == '0;
+            kw0 <= k_data;
+            for (int n = 0; n < NQ; n++) qw0[n] <= qmem[n][k_addr];
+        end
     end
 
     // ---- stage 1: products
@@ -51,11 +53,13 @@ module es_attn_dot #(
     logic signed [15:0] p1 [NQ][16];
     always_ff @(posedge clk) begin
         v1 <= rst_n && v0;
-        l1 <= l0;
-        f1 <= f0;
-        for (int n = 0; n < NQ; n++)
-            for (int i = 0; i < 16; i++)
-                p1[n][i] <= $signed(qw0[n][8*i +: 8]) * $signed(kw0[8*i +: 8]);
+        if (v0) begin
+            l1 <= l0;
+            f1 <= f0;
+            for (int n = 0; n < NQ; n++)
+                for (int i = 0; i < 16; i++)
+                    p1[n][i] <= $signed(qw0[n][8*i +: 8]) * $signed(kw0[8*i +: 8]);
+        end
     end
 
     // ---- stage 2: sum of the beat
@@ -63,13 +67,15 @@ module es_attn_dot #(
     logic signed [19:0] s2 [NQ];
     always_ff @(posedge clk) begin
         v2 <= rst_n && v1;
-        l2 <= l1;
-        f2 <= f1;
-        for (int n = 0; n < NQ; n++) begin
-            logic signed [19:0] acc;
-            acc = '0;
-            for (int i = 0; i < 16; i++) acc = acc + 20'(p1[n][i]);
-            s2[n] <= acc;
+        if (v1) begin
+            l2 <= l1;
+            f2 <= f1;
+            for (int n = 0; n < NQ; n++) begin
+                logic signed [19:0] acc;
+                acc = '0;
+                for (int i = 0; i < 16; i++) acc = acc + 20'(p1[n][i]);
+                s2[n] <= acc;
+            end
         end
     end
 

@@ -13,18 +13,24 @@ module es_attn_out #(
     output logic          out_valid,
     output logic [127:0]  y
 );
-    localparam int LC = es_fcvt_pkg::LAT_I2D + es_fcvt_pkg::LAT_D2F;
+    localparam int LC = 5 + 5;                       // two es_fcvt (LATENCY 5)
     localparam int L = LC + 3;
     logic [4*64-1:0] nd;
     logic [127:0] nf;
     logic [31:0] f_d;
+    logic [L-1:0] v;
+    wire en = in_valid || v != '0;     // advances while anything is in the pipe
     for (genvar i = 0; i < 4; i++) begin : g_col
-        es_fcvt_i2d u_i2d (.clk, .en(1'b1), .x(64'($signed(num[AW*i +: AW]))), .y(nd[64*i +: 64]));
-        es_fcvt_d2f u_d2f (.clk, .en(1'b1), .x(nd[64*i +: 64]), .y(nf[32*i +: 32]));
-        es_fmul u_m (.clk, .en(1'b1), .a(nf[32*i +: 32]), .b(f_d), .y(y[32*i +: 32]));
+        logic [63:0] nf64;
+        es_fcvt u_l2d (.clk, .en, .op(2'd2), .a(64'($signed(num[AW*i +: AW]))), .k(12'sd0), .y(nd[64*i +: 64]));
+        es_fcvt u_d2f (.clk, .en, .op(2'd1), .a(nd[64*i +: 64]), .k(12'sd0), .y(nf64));
+        assign nf[32*i +: 32] = nf64[31:0];
+        es_fmul u_m (.clk, .en, .a(nf[32*i +: 32]), .b(f_d), .y(y[32*i +: 32]));
     end
     es_attn_dly #(.W(32), .N(LC)) u_fd (.clk, .d(f), .q(f_d));
-    logic [L-1:0] v;
-    always_ff @(posedge clk) v <= {v[L-2:0], rst_n && in_valid};
+    always_ff @(posedge clk) begin
+        if (!rst_n) v <= '0;
+        else if (en) v <= {v[L-2:0], in_valid};
+    end
     assign out_valid = v[L-1];
 endmodule

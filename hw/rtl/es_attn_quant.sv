@@ -26,7 +26,7 @@ module es_attn_quant #(
     localparam logic [31:0] F127 = 32'h42FE_0000;
     localparam logic [31:0] EPS = 32'h3727_C5AC;     // float32(1e-5)
     localparam int LM = 3;                            // es_fmul
-    localparam int LF = 3;                            // es_f2i LATENCY
+    localparam int LF = 4;                            // es_f2i LATENCY
     localparam int L = LM + LF;
     localparam int LX = $clog2(DBMAX * 4);
 
@@ -49,17 +49,21 @@ module es_attn_quant #(
 
     // ---- element pipeline: 4 lanes of fmul(x, c) then f2i
     wire         iss = st == Q_RUN && ri != nbeats;
+    logic        en;
     wire [127:0] xw = xbuf[LX'(ri)];
     logic [127:0] pw;
     logic [4*8-1:0] qi;
     for (genvar i = 0; i < 4; i++) begin : g_lane
-        es_fmul u_mul (.clk, .en(1'b1), .a(xw[32*i +: 32]), .b(c), .y(pw[32*i +: 32]));
-        es_f2i #(.W(8), .LO(-128), .HI(127)) u_f2i (.clk, .en(1'b1), .x(pw[32*i +: 32]), .k(10'sd0), .y(qi[8*i +: 8]));
+        es_fmul u_mul (.clk, .en, .a(xw[32*i +: 32]), .b(c), .y(pw[32*i +: 32]));
+        es_f2i #(.W(8), .LO(-128), .HI(127)) u_f2i (.clk, .en, .x(pw[32*i +: 32]), .k(10'sd0), .y(qi[8*i +: 8]));
     end
     logic [L-1:0] v;
     logic [6:0]   oi;                                  // next result group of 4 elements
+    // the pipe advances while anything is in it (and stands still, inputs unchanged, otherwise)
+    assign en = iss || v != '0;
     always_ff @(posedge clk) begin
-        v <= {v[L-2:0], iss};
+        if (!rst_n || clear) v <= '0;
+        else if (en) v <= {v[L-2:0], iss};
     end
 
     always_ff @(posedge clk) begin

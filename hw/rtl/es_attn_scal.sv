@@ -17,7 +17,7 @@ module es_attn_scal (
     localparam logic [31:0] F32767 = 32'h46FF_FE00;
     localparam logic [63:0] D32767 = 64'h40DF_FFC0_0000_0000;
     localparam logic [31:0] ONE = 32'h3F80_0000;
-    localparam int LC = es_fcvt_pkg::LAT_F2D > es_fcvt_pkg::LAT_I2D ? es_fcvt_pkg::LAT_F2D : es_fcvt_pkg::LAT_I2D;
+    localparam int LC = 5;                           // es_fcvt LATENCY
 
     typedef enum logic [2:0] { S_IDLE, S_CVT, S_D1, S_D2, S_D3, S_RND } st_t;
     st_t st;
@@ -27,9 +27,11 @@ module es_attn_scal (
     logic [31:0] yf;
     logic [3:0]  w;
     es_fdiv u_div (.clk, .rst_n, .start(dv_start), .dbl(dv_dbl), .a(dv_a), .b(dv_b), .busy(dv_busy), .done(dv_done), .y(dv_y));
-    es_fcvt_f2d u_f2d (.clk, .en(1'b1), .x(amax), .y(a64));
-    es_fcvt_i2d u_i2d (.clk, .en(1'b1), .x(64'(den)), .y(den64));
-    es_fcvt_d2f u_d2f (.clk, .en(1'b1), .x(y64), .y(yf));
+    logic [63:0] yf64;
+    es_fcvt u_f2d (.clk, .en(st != S_IDLE), .op(2'd0), .a({32'd0, amax}), .k(12'sd0), .y(a64));
+    es_fcvt u_l2d (.clk, .en(st != S_IDLE), .op(2'd2), .a(64'(den)), .k(12'sd0), .y(den64));
+    es_fcvt u_d2f (.clk, .en(st != S_IDLE), .op(2'd1), .a(y64), .k(12'sd0), .y(yf64));
+    assign yf = yf64[31:0];
 
     always_ff @(posedge clk) begin
         done <= 1'b0;
@@ -72,7 +74,7 @@ module es_attn_scal (
                 end
                 S_D3: if (dv_done) begin
                     y64 <= dv_y;
-                    w <= 4'(es_fcvt_pkg::LAT_D2F + 1);
+                    w <= 4'(LC + 1);
                     st <= S_RND;
                 end
                 S_RND: begin

@@ -19,22 +19,33 @@ module es_attn_score #(
     output logic [NQ*32-1:0] s
 );
     logic [NQ*32-1:0] p1, c, df;
-    for (genvar n = 0; n < NQ; n++) begin : g_lane
-        es_fmul u_m1 (.clk, .en(1'b1), .a(dq[32*n +: 32]), .b(dk), .y(p1[32*n +: 32]));
-        es_fmul u_m2 (.clk, .en(1'b1), .a(p1[32*n +: 32]), .b(scale), .y(c[32*n +: 32]));
-        es_i2f u_cv (.clk, .en(1'b1), .x(dot[32*n +: 32]), .y(df[32*n +: 32]));
-    end
     logic [5:0] cv;
     logic [1:0] dvv;
+    logic [2:0] sv;
+    logic join_;
+    // each pipe advances while anything is in it
+    wire en_c = k_valid || cv != '0;
+    wire en_d = dot_valid || dvv != '0;
+    wire en_s = join_ || sv != '0;
+    for (genvar n = 0; n < NQ; n++) begin : g_lane
+        es_fmul u_m1 (.clk, .en(en_c), .a(dq[32*n +: 32]), .b(dk), .y(p1[32*n +: 32]));
+        es_fmul u_m2 (.clk, .en(en_c), .a(p1[32*n +: 32]), .b(scale), .y(c[32*n +: 32]));
+        es_i2f u_cv (.clk, .en(en_d), .x(dot[32*n +: 32]), .y(df[32*n +: 32]));
+    end
     always_ff @(posedge clk) begin
-        cv <= {cv[4:0], rst_n && k_valid};
-        dvv <= {dvv[0], rst_n && dot_valid};
+        if (!rst_n) begin
+            cv <= '0;
+            dvv <= '0;
+        end else begin
+            if (en_c) cv <= {cv[4:0], k_valid};
+            if (en_d) dvv <= {dvv[0], dot_valid};
+        end
     end
 
     logic c_ok, d_ok, c_room, d_room;
     logic [3:0] c_n, d_n;
     logic [NQ*32-1:0] c_q, d_q;
-    wire join_ = c_ok && d_ok;
+    assign join_ = c_ok && d_ok;
     tlmm_fifo #(.W(NQ * 32), .DEPTH(8)) u_cf (
         .clk, .rst_n, .in_valid(cv[5]), .in_ready(c_room), .in_data(c), .out_valid(c_ok), .out_ready(join_),
         .out_data(c_q), .count(c_n)
@@ -44,10 +55,12 @@ module es_attn_score #(
         .out_data(d_q), .count(d_n)
     );
     for (genvar n = 0; n < NQ; n++) begin : g_s
-        es_fmul u_m3 (.clk, .en(1'b1), .a(d_q[32*n +: 32]), .b(c_q[32*n +: 32]), .y(s[32*n +: 32]));
+        es_fmul u_m3 (.clk, .en(en_s), .a(d_q[32*n +: 32]), .b(c_q[32*n +: 32]), .y(s[32*n +: 32]));
     end
-    logic [2:0] sv;
-    always_ff @(posedge clk) sv <= {sv[1:0], rst_n && join_};
+    always_ff @(posedge clk) begin
+        if (!rst_n) sv <= '0;
+        else if (en_s) sv <= {sv[1:0], join_};
+    end
     assign s_valid = sv[2];
     wire unused = &{1'b0, c_room, d_room, c_n, d_n};
 endmodule

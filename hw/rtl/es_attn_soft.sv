@@ -19,27 +19,31 @@ module es_attn_soft #(
     output logic [NQ*17-1:0] e
 );
     localparam logic [31:0] LOG2E = 32'h3FB8_AA3B;   // float32(log2(e)), numerics.LOG2E
-    localparam int LA = 5, LM = 3, LE = 4, LF = 3, LI = 2;   // latencies: es_fadd, es_fmul, es_exp2neg, es_f2i, es_i2f
+    localparam int LA = 6, LM = 3, LE = 14, LF = 4, LI = 2;   // latencies: es_fadd, es_fmul, es_exp2neg, es_f2i, es_i2f
     localparam int L0 = LA + LM + LE + LF + LI;   // a's second operand dv is needed here
     localparam int L = L0 + LM;
 
     logic [NQ*32-1:0] t, z, ex, af, y;
     logic [NQ*17-1:0] ei, ei_d;
     logic [31:0] dv_d;
+    logic [L-1:0] v;
+    wire en = in_valid || v != '0;     // advances while anything is in the pipe
     for (genvar n = 0; n < NQ; n++) begin : g_lane
-        es_fadd #(.W(32)) u_sub (.clk, .en(1'b1), .sub(1'b1), .a(s[32*n +: 32]), .b(smax[32*n +: 32]), .y(t[32*n +: 32]));
-        es_fmul u_l2 (.clk, .en(1'b1), .a(t[32*n +: 32]), .b(LOG2E), .y(z[32*n +: 32]));
-        es_exp2neg u_ex (.clk, .en(1'b1), .z(z[32*n +: 32]), .y(ex[32*n +: 32]));
-        es_f2i #(.W(17), .LO(0), .HI(32768)) u_r (.clk, .en(1'b1), .x(ex[32*n +: 32]), .k(10'sd15), .y(ei[17*n +: 17]));
-        es_i2f u_cv (.clk, .en(1'b1), .x(32'(ei[17*n +: 17])), .y(af[32*n +: 32]));
-        es_fmul u_mv (.clk, .en(1'b1), .a(af[32*n +: 32]), .b(dv_d), .y(y[32*n +: 32]));
+        es_fadd #(.W(32)) u_sub (.clk, .en, .sub(1'b1), .a(s[32*n +: 32]), .b(smax[32*n +: 32]), .y(t[32*n +: 32]));
+        es_fmul u_l2 (.clk, .en, .a(t[32*n +: 32]), .b(LOG2E), .y(z[32*n +: 32]));
+        es_exp2neg u_ex (.clk, .en, .z(z[32*n +: 32]), .y(ex[32*n +: 32]));
+        es_f2i #(.W(17), .LO(0), .HI(32768)) u_r (.clk, .en, .x(ex[32*n +: 32]), .k(10'sd15), .y(ei[17*n +: 17]));
+        es_i2f u_cv (.clk, .en, .x(32'(ei[17*n +: 17])), .y(af[32*n +: 32]));
+        es_fmul u_mv (.clk, .en, .a(af[32*n +: 32]), .b(dv_d), .y(y[32*n +: 32]));
     end
     es_attn_dly #(.W(32), .N(L0)) u_dv (.clk, .d(dv), .q(dv_d));
     es_attn_dly #(.W(NQ * 17), .N(LI + LM)) u_ed (.clk, .d(ei), .q(ei_d));
     logic [NQ-1:0] vis_d;
     es_attn_dly #(.W(NQ), .N(L)) u_vis (.clk, .d(vis), .q(vis_d));
-    logic [L-1:0] v;
-    always_ff @(posedge clk) v <= {v[L-2:0], rst_n && in_valid};
+    always_ff @(posedge clk) begin
+        if (!rst_n) v <= '0;
+        else if (en) v <= {v[L-2:0], in_valid};
+    end
     assign out_valid = v[L-1];
     for (genvar n = 0; n < NQ; n++) begin : g_out
         assign a[32*n +: 32] = vis_d[n] ? y[32*n +: 32] : 32'd0;

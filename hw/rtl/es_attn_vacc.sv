@@ -32,11 +32,13 @@ module es_attn_vacc #(
     logic signed [23:0] p1 [NQ][16];
     always_ff @(posedge clk) begin
         v1 <= rst_n && v_valid;
-        f1 <= v_first;
-        a1 <= v_addr;
-        for (int n = 0; n < NQ; n++)
-            for (int i = 0; i < 16; i++)
-                p1[n][i] <= $signed({1'b0, a_w[16*n +: 16]}) * $signed(v_data[8*i +: 8]);
+        if (v_valid) begin
+            f1 <= v_first;
+            a1 <= v_addr;
+            for (int n = 0; n < NQ; n++)
+                for (int i = 0; i < 16; i++)
+                    p1[n][i] <= $signed({1'b0, a_w[16*n +: 16]}) * $signed(v_data[8*i +: 8]);
+        end
     end
 
     // ---- stage 2: read, add, write

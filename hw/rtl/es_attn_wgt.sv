@@ -11,13 +11,17 @@ module es_attn_wgt #(
     output logic             out_valid,
     output logic [NQ*16-1:0] w
 );
-    localparam int L = 3 + 3;                        // es_fmul, es_f2i
+    localparam int L = 3 + 4;                        // LATENCY of es_fmul, es_f2i
     logic [NQ*32-1:0] p;
-    for (genvar n = 0; n < NQ; n++) begin : g_lane
-        es_fmul u_m (.clk, .en(1'b1), .a(a[32*n +: 32]), .b(mult[32*n +: 32]), .y(p[32*n +: 32]));
-        es_f2i #(.W(16), .LO(0), .HI(32767)) u_r (.clk, .en(1'b1), .x(p[32*n +: 32]), .k(10'sd0), .y(w[16*n +: 16]));
-    end
     logic [L-1:0] v;
-    always_ff @(posedge clk) v <= {v[L-2:0], rst_n && in_valid};
+    wire en = in_valid || v != '0;     // advances while anything is in the pipe
+    for (genvar n = 0; n < NQ; n++) begin : g_lane
+        es_fmul u_m (.clk, .en, .a(a[32*n +: 32]), .b(mult[32*n +: 32]), .y(p[32*n +: 32]));
+        es_f2i #(.W(16), .LO(0), .HI(32767)) u_r (.clk, .en, .x(p[32*n +: 32]), .k(10'sd0), .y(w[16*n +: 16]));
+    end
+    always_ff @(posedge clk) begin
+        if (!rst_n) v <= '0;
+        else if (en) v <= {v[L-2:0], in_valid};
+    end
     assign out_valid = v[L-1];
 endmodule
