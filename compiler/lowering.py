@@ -247,11 +247,14 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
                                        [slot(n.outputs[0], pg.B_I8), slot(n.outputs[1], pg.B_SCALE, 1), rg,
                                         int(eps)]))
             elif n.op == "qlinear":
-                # fuse consecutive linears that share the quantized input and the weight format
+                # fuse consecutive linears that share the quantized input and the weight format; the
+                # sequencer needs every member but the last to end on a row batch (Q rows) and takes at
+                # most 4 members (docs/registers.md, TLMM checks), so a group stops where that fails
                 group = [n]
                 w0 = graph.tensors[n.attrs["weight"]]
                 while (i + 1 < len(nodes) and nodes[i + 1].op == "qlinear" and nodes[i + 1].inputs == n.inputs
-                       and graph.tensors[nodes[i + 1].attrs["weight"]].encoding == w0.encoding):
+                       and graph.tensors[nodes[i + 1].attrs["weight"]].encoding == w0.encoding
+                       and len(group) < 4 and graph.tensors[group[-1].attrs["weight"]].shape[0] % cfg.Q == 0):
                     i += 1
                     group.append(nodes[i])
                 ws = [graph.tensors[g.attrs["weight"]] for g in group]
