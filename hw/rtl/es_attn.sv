@@ -80,7 +80,6 @@ module es_attn #(
     output logic [31:0]  cyc_store,
     output logic [31:0]  cyc_attend
 );
-    import es_regs_pkg::*;
     localparam int MT = MAXTOK;
     localparam int LMT = $clog2(MT);
     localparam int LQ = $clog2(Q);
@@ -564,7 +563,7 @@ module es_attn #(
         logic [31:0] ka, kb2;
         ka = a[31] ? ~a : a | 32'h8000_0000;
         kb2 = b[31] ? ~b : b | 32'h8000_0000;
-        return ka > kb2;
+        fgt = ka > kb2;
     endfunction
 
     always_ff @(posedge clk) begin
@@ -578,7 +577,7 @@ module es_attn #(
         dvb_we <= 1'b0;
         if (!rst_n) begin
             cs <= C_IDLE;
-            err_code <= ES_ERR_NONE;
+            err_code <= es_regs_pkg::ES_ERR_NONE;
             err_info <= '0;
             wj_busy <= 1'b0;
             p1_done <= 1'b0;
@@ -588,7 +587,7 @@ module es_attn #(
             cs <= C_ABORT;
             wj_busy <= 1'b0;
         end else if (cs != C_IDLE && cs != C_ABORT && ax_fault) begin
-            err_code <= rd_err ? ES_ERR_AXI_READ : ES_ERR_AXI_WRITE;
+            err_code <= rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
             err_info <= 32'(rd_err ? rd_err_resp : wr_err_resp);
             wj_busy <= 1'b0;
             done <= 1'b1;
@@ -631,7 +630,7 @@ module es_attn #(
                     scale <= instr[255:224];
                     nt <= ntok;
                     p0 <= pos0;
-                    err_code <= ES_ERR_NONE;
+                    err_code <= es_regs_pkg::ES_ERR_NONE;
                     err_info <= '0;
                     p1_done <= 1'b0;
                     cyc_store <= '0;
@@ -652,8 +651,8 @@ module es_attn #(
                     rbk <= wk >> LQ;
                     if (nt == 16'd0 || f4 == 32'd0 || f4[3:0] != 4'd0 || f4 > 32'(DMAX) || nh == 16'd0 || nkv == 16'd0
                         || dv_r != 48'd0 || layers == 16'd0 || layer >= layers) begin
-                        err_code <= ES_ERR_FIELD;
-                        err_info <= 32'(ES_OP_ATTENTION);
+                        err_code <= es_regs_pkg::ES_ERR_FIELD;
+                        err_info <= 32'(es_regs_pkg::ES_OP_ATTENTION);
                         done <= 1'b1;
                         cs <= C_IDLE;
                     end else begin
@@ -687,14 +686,14 @@ module es_attn #(
                     logic [7:0]  fail;
                     nd = (mk == 2'd1 || mk == 2'd2) ? need_k : need_q;
                     w = (mk == 2'd1 || mk == 2'd2) ? wk : wq;
-                    fail = ES_ERR_NONE;
-                    if (!ok[mk]) fail = ES_ERR_RANGE;
-                    else if (m_dt[mk] != ES_B_F32 || m_w[mk] != w) fail = ES_ERR_FIELD;
+                    fail = es_regs_pkg::ES_ERR_NONE;
+                    if (!ok[mk]) fail = es_regs_pkg::ES_ERR_RANGE;
+                    else if (m_dt[mk] != es_regs_pkg::ES_B_F32 || m_w[mk] != w) fail = es_regs_pkg::ES_ERR_FIELD;
                     else if (m_off[mk][3:0] != 4'd0 || 33'(m_off[mk]) + 33'(m_cap[mk]) > 33'(act_size)
-                             || nd > 64'(m_cap[mk])) fail = ES_ERR_RANGE;
-                    if (fail != ES_ERR_NONE) begin
+                             || nd > 64'(m_cap[mk])) fail = es_regs_pkg::ES_ERR_RANGE;
+                    if (fail != es_regs_pkg::ES_ERR_NONE) begin
                         err_code <= fail;
-                        err_info <= 32'(ES_OP_ATTENTION);
+                        err_info <= 32'(es_regs_pkg::ES_OP_ATTENTION);
                         done <= 1'b1;
                         cs <= C_IDLE;
                     end else if (mk == 2'd3) begin
@@ -710,16 +709,16 @@ module es_attn #(
                 end
                 C_KVCHK: begin
                     logic [7:0] fail;
-                    if (kv_base[3:0] != 4'd0 || 33'(p0) + 33'(nt) > 33'(slots)) fail = ES_ERR_RANGE;
-                    else if (33'(p0) + 33'(nt) > 33'(SMAX)) fail = ES_ERR_FIELD;
-                    else fail = ES_ERR_NONE;
+                    if (kv_base[3:0] != 4'd0 || 33'(p0) + 33'(nt) > 33'(slots)) fail = es_regs_pkg::ES_ERR_RANGE;
+                    else if (33'(p0) + 33'(nt) > 33'(SMAX)) fail = es_regs_pkg::ES_ERR_FIELD;
+                    else fail = es_regs_pkg::ES_ERR_NONE;
                     kslot_b <= (32'(db) << 4) + 32'd16;
                     vslot_b <= 32'(db) << 4;
                     blockb <= slots * ((32'(db) << 5) + 32'd16);
                     kbytes <= slots * ((32'(db) << 4) + 32'd16);
-                    if (fail != ES_ERR_NONE) begin
+                    if (fail != es_regs_pkg::ES_ERR_NONE) begin
                         err_code <= fail;
-                        err_info <= 32'(ES_OP_ATTENTION);
+                        err_info <= 32'(es_regs_pkg::ES_OP_ATTENTION);
                         done <= 1'b1;
                         cs <= C_IDLE;
                     end else cs <= C_GEO;
