@@ -31,6 +31,9 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x00C, "CONFIG_ID_HI", "RO", "hardware configuration ID, bits 63:32"),
     (0x010, "HW_PARAMS", "RO", "[3:0] G, [11:4] T, [19:12] Q, [27:20] MAXTOK"),
     (0x014, "HW_MAXK", "RO", "[15:0] MAXK, [31:16] bus bytes per beat"),
+    (0x018, "HW_UNITS", "RO", "units behind the sequencer: bit 0 vector unit (EMBED NORM_QUANT ROPE ACT_MUL ADD), "
+                              "bit 1 attention unit (ATTENTION), bit 2 argmax at OUTPUT; 0: the host runs them"),
+    (0x01C, "HW_VEC", "RO", "[15:0] VMAX (longest vector-unit row, floats), [31:16] DMAX (longest head row)"),
     (0x020, "CTRL", "W1P", "bit 0 START (run the program from PC), bit 1 SOFT_RESET (abort, drain the bus, reset)"),
     (0x024, "STATUS", "RO", "bit 0 BUSY, bit 1 DONE (END reached), bit 2 ERROR, bit 3 RESETTING, "
                             "bit 4 HOST (stopped at an instruction the host executes)"),
@@ -47,7 +50,11 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x054, "ACT_BASE_HI", "RW", "activation arena address, bits 39:32"),
     (0x058, "ACT_SIZE", "RW", "activation arena bytes"),
     (0x05C, "NTOK", "RW", "tokens in the activation buffers of this run (1..65535)"),
-    (0x070, "KV_BASE_LO", "RW", "KV-cache region address, bits 31:0 (reserved: attention runs on the host)"),
+    (0x060, "POS", "RW", "absolute position of token 0 of this run (RoPE rows, KV-cache slots)"),
+    (0x064, "IRQ_EN", "RW", "bit 0: drive the irq output while STATUS has DONE, ERROR or HOST (level; START and "
+                            "SOFT_RESET clear it)"),
+    (0x068, "HW_SMAX", "RO", "positions the attention unit's score buffer holds (the longest context)"),
+    (0x070, "KV_BASE_LO", "RW", "KV-cache region address, bits 31:0 (16-byte aligned; the attention unit's INT8 cache, docs/units.md)"),
     (0x074, "KV_BASE_HI", "RW", "KV-cache region address, bits 39:32"),
     (0x078, "KV_SIZE", "RW", "KV-cache region bytes"),
     (0x080, "CYCLES_LO", "RO", "clock cycles of the last run (START to DONE/HOST/ERROR), bits 31:0"),
@@ -61,6 +68,10 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x0A0, "WGT_BEATS", "RO", "weight beats consumed by the engine"),
     (0x0A4, "INSTR_COUNT", "RO", "instructions the hardware executed in the last run (END not counted)"),
     (0x0A8, "STOP_PC", "RO", "index of the instruction the last run stopped at (END, the host's, or the failing one)"),
+    (0x0AC, "ARGMAX", "RO", "with an OUTPUT of flag 1 (argmax): the index of the largest logit of the last token's row "
+                            "(the first on ties; NaN is never the largest)"),
+    (0x0B0, "VEC_CYCLES", "RO", "cycles the vector unit was busy in the last run"),
+    (0x0B4, "ATTN_CYCLES", "RO", "cycles the attention unit was busy in the last run"),
 ]
 
 CTRL_BITS = {"START": 0, "SOFT_RESET": 1}
