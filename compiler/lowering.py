@@ -223,6 +223,14 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
     slot("ids", pg.B_IDS, 1)
     head = next(n for n in nodes if n.outputs == ["logits"])
     head_from = next(i for i, n in enumerate(nodes) if n.outputs[0] == head.inputs[0])
+    # from the final norm on only the last token's row is needed (next-token logits): LAST_ROW copies
+    # it out of every buffer the tail reads from earlier, and the tail reads the one-token copies
+    made_before = {o for n in nodes[:head_from] for o in n.outputs}
+    tail_reads = list(dict.fromkeys(x for n in nodes[head_from:] for x in n.inputs if x in made_before))
+    last_of: dict[str, str] = {}
+
+    def inp(name: str) -> int:
+        return slot(last_of.get(name, name))
     n_lin = sum(n.op == "qlinear" for n in nodes)
     done = 0
     with open(image_path, "wb") as f:
@@ -231,19 +239,21 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
         while i < len(nodes):
             n = nodes[i]
             if i == head_from:
-                instrs.append(pg.Instr(pg.LAST_ROW))
+                for x in tail_reads:
+                    last_of[x] = x + ".last"
+                    instrs.append(pg.Instr(pg.LAST_ROW, 0, slot(x + ".last", pg.B_F32), [slot(x)]))
             if n.op == "embed":
                 t = graph.tensors[n.attrs["table"]]
                 r_tab = img.data(t.name, t.data, pg.R_I8ROWS)
                 r_sc = img.data(t.name + ".scale", t.scale)
                 manifest_regions[t.name] = [_reg_json(img.regions[r_tab])]
                 instrs.append(pg.Instr(pg.EMBED, 0, slot(n.outputs[0], pg.B_F32, graph.config.hidden_size),
-                                       [slot(n.inputs[0]), r_tab, r_sc]))
+                                       [inp(n.inputs[0]), r_tab, r_sc]))
             elif n.op == "norm_quant":
                 g = n.attrs.get("gain")
                 rg = img.data(g, graph.tensors[g].data) if g else pg.NONE
                 eps = np.float32(n.attrs["eps"] if n.attrs.get("eps") is not None else 0).view(np.uint32)
-                instrs.append(pg.Instr(pg.NORM_QUANT, pg.F_NORM if g else 0, slot(n.inputs[0]),
+                instrs.append(pg.Instr(pg.NORM_QUANT, pg.F_NORM if g else 0, inp(n.inputs[0]),
                                        [slot(n.outputs[0], pg.B_I8), slot(n.outputs[1], pg.B_SCALE, 1), rg,
                                         int(eps)]))
             elif n.op == "qlinear":
@@ -264,7 +274,7 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
                 if any(w.shape[1] != k for w in ws):
                     raise CompileError(f"node {group[-1].name}: fused linears disagree on K")
                 n_tot = sum(w.shape[0] for w in ws)
-                qs = slot(n.inputs[0])
+                qs = inp(n.inputs[0])
                 for k0 in range(0, k, cfg.max_k):
                     klen = min(cfg.max_k, k - k0)
                     wt = np.concatenate([np.asarray(w.data[:, k0 : k0 + klen], np.int8) for w in ws]) \
@@ -288,7 +298,7 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
                     beta[: w.shape[0]] = np.broadcast_to(np.asarray(w.scale, np.float32).reshape(-1), (w.shape[0],))
                     rb = img.data(w.name + ".beta", beta)
                     instrs.append(pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, slot(g.outputs[0], pg.B_F32, w.shape[0]),
-                                           [col, w.shape[0], slot(n.inputs[1]), rb]))
+                                           [col, w.shape[0], inp(n.inputs[1]), rb]))
                     col += w.shape[0]
                 done += len(group)
                 if progress:
@@ -296,19 +306,23 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
             elif n.op == "rope":
                 rc = img.data(n.attrs["cos"], graph.tensors[n.attrs["cos"]].data)
                 rs = img.data(n.attrs["sin"], graph.tensors[n.attrs["sin"]].data)
-                instrs.append(pg.Instr(pg.ROPE, 0, slot(n.outputs[0]), [slot(n.inputs[0]), n.attrs["heads"], rc, rs]))
+                instrs.append(pg.Instr(pg.ROPE, 0, slot(n.outputs[0]), [inp(n.inputs[0]), n.attrs["heads"], rc, rs]))
             elif n.op == "attention":
+                c = graph.config
+                scale = np.float32(1.0 / np.sqrt(c.head_dim)).view(np.uint32)  # the CPU executor's scale
                 instrs.append(pg.Instr(pg.ATTENTION, 0, slot(n.outputs[0]),
-                                       [slot(n.inputs[0]), slot(n.inputs[1]), slot(n.inputs[2]), n.attrs["layer"]]))
+                                       [inp(n.inputs[0]), inp(n.inputs[1]), inp(n.inputs[2]),
+                                        n.attrs["layer"] | c.num_layers << 16, c.head_dim,
+                                        c.num_heads | c.num_kv_heads << 16, int(scale)]))
             elif n.op in ("relu2_mul", "silu_mul"):
                 instrs.append(pg.Instr(pg.ACT_MUL, pg.F_SILU if n.op == "silu_mul" else 0, slot(n.outputs[0]),
-                                       [slot(n.inputs[0]), slot(n.inputs[1])]))
+                                       [inp(n.inputs[0]), inp(n.inputs[1])]))
             elif n.op == "add":
-                instrs.append(pg.Instr(pg.ADD, 0, slot(n.outputs[0]), [slot(n.inputs[0]), slot(n.inputs[1])]))
+                instrs.append(pg.Instr(pg.ADD, 0, slot(n.outputs[0]), [inp(n.inputs[0]), inp(n.inputs[1])]))
             else:
                 raise CompileError(f"node {n.name}: op {n.op!r} has no lowering")
             i += 1
-        instrs.append(pg.Instr(pg.OUTPUT, 0, slot("logits")))
+        instrs.append(pg.Instr(pg.OUTPUT, pg.F_ARGMAX, slot("logits")))
         instrs.append(pg.Instr(pg.END))
         image_bytes = f.tell()
     _buffer_widths(buffers, instrs)
@@ -330,7 +344,7 @@ def _buffer_widths(buffers: list[pg.Buffer], instrs: list[pg.Instr]) -> None:
             w[f[0]] = w[f[0]] or w[ins.a]
         elif ins.op == pg.LOAD_ACT:
             w[ins.a] = max(w[ins.a], f[0] + f[1])
-        elif ins.op in (pg.ROPE, pg.ATTENTION, pg.ACT_MUL):
+        elif ins.op in (pg.ROPE, pg.ATTENTION, pg.ACT_MUL, pg.LAST_ROW):
             w[ins.a] = w[ins.a] or w[f[0]]
         elif ins.op == pg.ADD:
             w[ins.a] = w[ins.a] or w[f[0]] or w[f[1]]

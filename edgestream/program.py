@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from edgestream.errors import InputError
 
 MAGIC = b"ESPG"
-PROGRAM_VERSION = 2
+# 3: ATTENTION carries the model shape (f3 layer | layers << 16, f4 D, f5 H | KVH << 16, f6 scale),
+# LAST_ROW names its buffers (a dst, f0 src), OUTPUT may ask for the argmax (F_ARGMAX)
+PROGRAM_VERSION = 3
 NONE = 0xFFFFFFFF
 
 # opcodes
@@ -40,6 +42,7 @@ F_ACCUMULATE = 1  # TLMM: add into the accumulators (later K tiles), else overwr
 F_BITSERIAL = 2  # TLMM: integer weights as bit planes (f2 = bits)
 F_PER_CHANNEL = 1  # DEQUANT: beta has one scale per output row
 F_SILU = 1  # ACT_MUL: SwiGLU (else ReLU^2)
+F_ARGMAX = 1  # OUTPUT: the device computes the argmax of the last token's logits (ARGMAX register)
 
 # region kinds
 R_F32, R_I8ROWS, R_TERN_GINDEX, R_TERN_BASE3, R_INT_PLANES, R_INT_DENSE = 0, 1, 2, 3, 4, 5
@@ -134,7 +137,8 @@ class Program:
             raise InputError(f"{src}: not an edgestream program (magic {magic!r}, expected {MAGIC!r})")
         if ver != PROGRAM_VERSION or isz != _INS.size:
             raise InputError(f"{src}: program version {ver} / instruction size {isz}, this edgestream reads "
-                             f"version {PROGRAM_VERSION} / {_INS.size}")
+                             f"version {PROGRAM_VERSION} / {_INS.size}: recompile the artifact (edgestream "
+                             f"compile ... --target <board>)")
         need = _HDR.size + nr * _REG.size + nb * _BUF.size + ni * _INS.size + nn
         if ioff != _HDR.size + nr * _REG.size + nb * _BUF.size:
             raise InputError(f"{src}: instruction offset {ioff} does not follow the tables (corrupt header)")

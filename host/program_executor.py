@@ -28,13 +28,10 @@ class _State:
         self.buf: list[np.ndarray | None] = [None] * nbuf
         self.buf[0] = ids
         self.act = self.tables = self.acc = self.out = None
-        self.last = False
         self.last_only = last_only
 
     def rd(self, s: int) -> np.ndarray:
-        """Buffer s; after LAST_ROW only its last token's row (buffer 0, the ids, stays whole)."""
-        v = self.buf[s]
-        return v[-1:] if self.last and v is not None and v.shape[0] > 1 and s != 0 else v
+        return self.buf[s]
 
 
 class ProgramExecutor(CachedDecoder):
@@ -60,6 +57,7 @@ class ProgramExecutor(CachedDecoder):
         for i, r in enumerate(self.prog.regions):
             if r.offset + r.nbytes > self.image.size:
                 raise InputError(f"{img}: region {i} lies beyond the end of the image (truncated)")
+        self._check_attention()
         g = self.prog.group
         self._codes: dict[int, np.ndarray] = {}
         self._data: dict[int, np.ndarray] = {}
@@ -72,6 +70,19 @@ class ProgramExecutor(CachedDecoder):
         self.pos = 0
 
     kernel_name = "program"
+
+    def _check_attention(self) -> None:
+        """The shape ATTENTION carries for the attention unit must be the model's (the host's own
+        attention reads the model config)."""
+        c = self.cfg
+        scale = int(np.float32(1.0 / np.sqrt(c.head_dim)).view(np.uint32))
+        want = [c.num_layers, c.head_dim, c.num_heads | c.num_kv_heads << 16, scale]
+        for i, ins in enumerate(self.prog.instrs):
+            if ins.op == pg.ATTENTION and ([ins.f[3] >> 16, *ins.f[4:7]] != want or ins.f[3] & 0xFFFF >= c.num_layers):
+                raise InputError(f"program.bin: instruction {i} (ATTENTION) has layer {ins.f[3] & 0xFFFF} of "
+                                 f"{ins.f[3] >> 16}, D {ins.f[4]}, heads {ins.f[5] & 0xFFFF}/{ins.f[5] >> 16}, "
+                                 f"scale bits {ins.f[6]:#x}; the model has {c.num_layers} layers, D {c.head_dim}, "
+                                 f"heads {c.num_heads}/{c.num_kv_heads}, scale bits {scale:#x}: recompile")
 
     # ---- region access
     def _raw(self, i: int) -> np.ndarray:
@@ -142,14 +153,15 @@ class ProgramExecutor(CachedDecoder):
             cos, sin = self.data(f[2])[pos], self.data(f[3])[pos]
             buf[a] = nx.rope(x.reshape(x.shape[0], -1, d), cos, sin).reshape(x.shape)
         elif op == pg.ATTENTION:
-            buf[a] = self.attend(rd(f[0]), rd(f[1]), rd(f[2]), f[3])
+            buf[a] = self.attend(rd(f[0]), rd(f[1]), rd(f[2]), f[3] & 0xFFFF)
         elif op == pg.ACT_MUL:
             fn = nx.silu_mul if ins.flags & pg.F_SILU else nx.relu2_mul
             buf[a] = fn(rd(f[0]), rd(f[1]))
         elif op == pg.ADD:
             buf[a] = (rd(f[0]) + rd(f[1])).astype(np.float32)
         elif op == pg.LAST_ROW:
-            st.last = st.last_only
+            # every position's logits (perplexity) keep all rows; the devices always take the last
+            buf[a] = buf[f[0]][-1:] if st.last_only else buf[f[0]]
         elif op == pg.OUTPUT:
             st.out = buf[a]
 

@@ -160,6 +160,41 @@ def test_program_roundtrip_and_corruption(tmp_path):
     bad[off] = 0x77
     with pytest.raises(InputError, match="unknown opcode"):
         pg.Program.decode(bytes(bad))
+    # an artifact lowered before ATTENTION carried its shape and LAST_ROW its buffers (version 2)
+    old = bytearray(blob)
+    old[4:6] = (2).to_bytes(2, "little")
+    with pytest.raises(InputError, match="version 2.*recompile"):
+        pg.Program.decode(bytes(old))
+    (art / "program.bin").write_bytes(bytes(old))
+    with pytest.raises(InputError, match="recompile"):
+        ProgramExecutor(art)
+
+
+def test_unit_operands_are_explicit(tmp_path):
+    """What the on-chip units need is in the instructions (docs/program.md, docs/units.md): ATTENTION's
+    shape and scale, LAST_ROW's buffers, OUTPUT's argmax flag; a program whose ATTENTION shape is not
+    the model's is refused."""
+    make_checkpoint(tmp_path / "ck", "tiny", arch="llama", seed=1, tokenizer=False)
+    art = edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa", target="sim", hw_config="shell")
+    prog = pg.Program.decode((art / "program.bin").read_bytes())
+    cfg = read_artifact(art).config
+    att = [i for i in prog.instrs if i.op == pg.ATTENTION]
+    assert [i.f[3] for i in att] == [layer | cfg.num_layers << 16 for layer in range(cfg.num_layers)]
+    scale = np.float32(1 / np.sqrt(cfg.head_dim))
+    assert all(i.f[4:7] == [cfg.head_dim, cfg.num_heads | cfg.num_kv_heads << 16, int(scale.view(np.uint32))]
+               for i in att)
+    last = [i for i in prog.instrs if i.op == pg.LAST_ROW]
+    assert len(last) == 1
+    src, dst = prog.buffers[last[0].f[0]], prog.buffers[last[0].a]
+    assert src.dtype == dst.dtype == pg.B_F32 and src.width == dst.width == cfg.hidden_size
+    after = prog.instrs[prog.instrs.index(last[0]) + 1]
+    assert after.op == pg.NORM_QUANT and after.a == last[0].a  # the final norm reads the one-token copy
+    out = next(i for i in prog.instrs if i.op == pg.OUTPUT)
+    assert out.flags == pg.F_ARGMAX and prog.buffers[out.a].width == cfg.vocab_size
+    att[0].f[5] = cfg.num_heads | 1 << 16
+    (art / "program.bin").write_bytes(prog.encode())
+    with pytest.raises(InputError, match="ATTENTION.*recompile"):
+        ProgramExecutor(art)
 
 
 def test_check_config_id(tmp_path):

@@ -81,7 +81,7 @@ package es_regs_pkg;
     localparam logic [7:0] ES_ERR_HEADER = 8'd9;
     // program.bin (edgestream/program.py, docs/program.md): header, opcodes, region kinds, dtypes
     localparam logic [31:0] ES_PROG_MAGIC = 32'h47505345;
-    localparam int ES_PROG_VERSION = 2;
+    localparam int ES_PROG_VERSION = 3;
     localparam int ES_PROG_HEADER_BYTES = 64;
     localparam int ES_PROG_REGION_BYTES = 48;
     localparam int ES_PROG_INSTR_BYTES = 32;
