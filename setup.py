@@ -17,7 +17,7 @@ setup(
     ext_modules=[
         Extension(
             "edgestream.host.kernels._eskernel",
-            sources=["host/kernels/csrc/eskernel.c", "host/kernels/csrc/pymodule.c"],
+            sources=["host/kernels/csrc/eskernel.c", "host/kernels/csrc/esplan.c", "host/kernels/csrc/pymodule.c"],
             depends=["host/kernels/csrc/eskernel.h"],
             include_dirs=["host/kernels/csrc"],
             extra_compile_args=[*_BASE_CFLAGS, "-pthread"],

@@ -6,6 +6,8 @@ bit-identical to it), so the simulator and the board must reproduce its integers
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from edgestream import numerics as nx
@@ -80,7 +82,11 @@ class CachedDecoder:
 
 
 class CpuExecutor(CachedDecoder):
-    def __init__(self, artifact: Artifact, kernel: Kernel | None = None):
+    """fused: run each forward pass as one call of the kernel's fused step (C kernel: every op
+    after the embedding, bit-identical to the op-by-op path) where the kernel has one; None reads
+    $EDGESTREAM_FUSED (default 1; 0 runs op by op)."""
+
+    def __init__(self, artifact: Artifact, kernel: Kernel | None = None, fused: bool | None = None):
         self.artifact = artifact
         self.graph = artifact.graph
         self.cfg = artifact.config
@@ -119,6 +125,20 @@ class CpuExecutor(CachedDecoder):
                        for n in self.graph.nodes if n.op == "norm_quant" and n.attrs.get("gain")}
         self.cache: KVCache | None = None
         self.pos = 0
+        if fused is None:
+            fused = os.environ.get("EDGESTREAM_FUSED", "1") not in ("0", "")
+        self._plan = None
+        if fused and hasattr(self.kernel, "fused_plan"):
+            from edgestream.host.kernels.c_plan import Unsupported
+
+            try:
+                self._plan = self.kernel.fused_plan(self)
+            except Unsupported:
+                self._plan = None  # an op the fused step lacks: op by op, same bits
+
+    @property
+    def fused(self) -> bool:
+        return self._plan is not None
 
     @property
     def kernel_name(self) -> str:
@@ -128,6 +148,11 @@ class CpuExecutor(CachedDecoder):
         """Run tokens `ids` at positions pos..pos+T-1, append to the KV cache, return float32 logits
         [T, vocab] (or [1, vocab] for the last token when last_only)."""
         ids = self._checked_ids(ids)
+        if self._plan is not None and len(ids):
+            x0 = self._op_embed(self.graph.nodes[0], ids)
+            logits = self._plan.run(x0, self.pos, self.cache, last_only)
+            self.pos += len(ids)
+            return logits
         vals: dict[str, np.ndarray] = {"ids": ids}
         for i, n in enumerate(self.graph.nodes):
             args = [vals[v] for v in n.inputs]

@@ -20,7 +20,7 @@ import numpy as np
 from edgestream import numerics as nx
 from edgestream.host.kernels import LinearWeights
 
-ES_VERSION = 2  # must match ES_VERSION in csrc/eskernel.c
+ES_VERSION = 3  # must match ES_VERSION in csrc/eskernel.c
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
 _ROWPAD = 8  # eskernel.c ROWPAD
@@ -210,6 +210,13 @@ class CKernel:
         if rc != 0:
             raise RuntimeError(f"{pw.name}: es_matmul failed ({rc})")
         return out
+
+    def fused_plan(self, executor):
+        """The whole forward pass of `executor`'s program as one C call (host/kernels/c_plan.py);
+        raises c_plan.Unsupported for a program with an op the fused step lacks."""
+        from edgestream.host.kernels.c_plan import FusedPlan
+
+        return FusedPlan(executor, self)
 
     # ---------------------------------------------------------------- numerics in C
     def quant_act(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

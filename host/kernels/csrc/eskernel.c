@@ -26,7 +26,7 @@
 #include <arm_neon.h>
 #endif
 
-#define ES_VERSION 2
+#define ES_VERSION 3
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
@@ -667,6 +667,8 @@ static inline float exp_neg(float t) {
     float p = g_exp2_t[i] + g_exp2_d[i] * r;
     return ldexpf(p, (int)nf);
 }
+
+float es_exp_neg(float t) { return exp_neg(t); }
 
 /* One query row against keys/values 0..S-1 of one head (docs/numerics.md, attention). */
 static void attn_one(const int8_t *qt, float dqt, const int8_t *kq, const float *dk, const int8_t *vq,

@@ -43,4 +43,48 @@ void es_attention_heads(const int8_t *qq, const float *dq, const int8_t *kq, con
 void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const float *dk,
                   const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t t, int64_t s,
                   int64_t d, float scale, float *out);
+
+/* e**t for float32 t <= 0 (numerics.exp_neg), from the exp2 table set by es_set_exp2_tables. */
+float es_exp_neg(float t);
+
+/* ---- the fused decoder step (esplan.c; built by host/kernels/c_plan.py)
+ * A plan is the program's ops after the embedding, in order, each reading and writing row-major
+ * buffers of T rows (row widths k in, n out). Ops at index >= last_from run on the last token only
+ * (the LM head and its norm when only the next token's logits are wanted): they write one row,
+ * and read the last row of an input whose bit is set in full_in (that input was written with all
+ * T rows). The layout is the same on every LP64 target (tests/test_ckernel_aarch64.py relocates a
+ * serialized plan). */
+#define ES_OP_NORM_QUANT 1 /* in[0] x float32 [T,k]; w gain or NULL, eps -> out[0] q int8, out[1] s */
+#define ES_OP_QLINEAR 2    /* in[0] q int8 [T,k], in[1] s [T]; w packed codes of the stacked rows;
+                              members m: rows[m] rows, beta[m] -> out[m] float32 [T, rows[m]] */
+#define ES_OP_ROPE 3       /* in[0] [T, heads*head_dim]; w cos, w2 sin [max_pos, head_dim/2] */
+#define ES_OP_ATTENTION 4  /* in[0] q [T,H*D], in[1] k, in[2] v [T,KVH*D] -> out[0] [T,H*D]; layer */
+#define ES_OP_RELU2_MUL 5  /* in[0] gate, in[1] up [T,n] -> out[0] */
+#define ES_OP_SILU_MUL 6
+#define ES_OP_ADD 7
+#define ES_PLAN_MEMBERS 4
+
+typedef struct {
+    int32_t op, full_in;
+    int64_t k, n;
+    const void *in[3];
+    int64_t in_row_bytes[3];
+    void *out[ES_PLAN_MEMBERS];
+    const void *w, *w2;
+    const float *beta[ES_PLAN_MEMBERS];
+    int64_t rows[ES_PLAN_MEMBERS];
+    int64_t np_rows, kpb, bits, offset;
+    int64_t layer, heads, kv_heads, head_dim;
+    double eps;
+    float scale;
+    int32_t pad;
+} es_op;
+
+/* Runs ops[0..nops) for T tokens at positions pos..pos+T-1; the KV cache is
+ * [layers, kv_heads, cap, head_dim] int8 (kq, vq) and [layers, kv_heads, cap] float32 (dk, dv);
+ * acc: int32 scratch of T * (largest n) (1 * n for the ops at >= last_from). Returns 0, -1 bad
+ * arguments / no memory, -2 isa not available, -3 a position outside the cache, -4 unknown op. */
+int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, int64_t pos,
+                int8_t *kq, float *dk, int8_t *vq, float *dv, int64_t cap, int32_t *acc, int isa,
+                int threads);
 #endif
