@@ -1,13 +1,15 @@
 #!/bin/sh
-# Package the KV260 overlay for PYNQ: regenerate the register package, run Vivado in batch, and
-# leave build/edgestream.bit + build/edgestream.hwh (copy both next to each other on the board).
-# NOT RUN IN CI: needs Vivado (2023.2 or later) with the Kria KV260 board files.
+# Build the KV260 overlay for PYNQ: generate the wrapper, block design and package of the configuration
+# (the shipped shell's, or an artifact's own with HW_CONFIG=model.esa), run Vivado in batch, and leave
+# build/edgestream.bit + build/edgestream.hwh (copy both, side by side, to the board).
+# NOT RUN: needs Vivado (2023.2 or later) with the Kria KV260 board files; nobody has run it yet.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 command -v vivado >/dev/null || { echo "vivado is not on PATH (source settings64.sh)" >&2; exit 1; }
-(cd "$root" && python -m edgestream.regmap)
+mkdir -p "$here/build"
+rm -rf "$here/build/gen"
+(cd "$root" && python -m edgestream.vivado --board kv260 --out "$here/build/gen" ${HW_CONFIG:+--hw-config "$HW_CONFIG"})
 cd "$here"
-mkdir -p build
-vivado -mode batch -nojournal -log build/vivado.log -source build.tcl
+vivado -mode batch -nojournal -log build/vivado.log -source build.tcl -tclargs "$here/build/gen" "${JOBS:-8}"
 ls -l build/edgestream.bit build/edgestream.hwh
