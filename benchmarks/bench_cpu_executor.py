@@ -2,8 +2,8 @@
 the numpy reference kernel, and llama.cpp on the same weights -- all in one run, against this
 machine's memory-bandwidth roofline measured in the same run.
 
-    python benchmarks/bench_cpu_executor.py [--shapes bitnet-0.73b bitnet-2b4t] [--engines c numpy llama.cpp]
-        [--llama-python PATH] [--cache DIR]
+    python benchmarks/bench_cpu_executor.py [--shapes bitnet-0.73b bitnet-2b4t]
+        [--engines c c-ops numpy llama.cpp] [--repeat 3] [--llama-python PATH] [--cache DIR]
 
 Each shape: a random ternary BitNet of that shape with tied embeddings (llama.cpp's bitnet graph uses
 token_embd as the output layer) is written through the real writer, packed like
@@ -11,10 +11,15 @@ microsoft/bitnet-b1.58-2B-4T, and
   * compiled by edgestream (ternary linears at 1.6 bpw in the artifact, INT8 embedding/LM head);
   * exported by edgestream's GGUF writer as TQ2_0 (llama.cpp: 2.06 bpw linears, F16 token_embd).
 Every engine runs in a fresh process (its own peak RSS), 2 threads, a 64-token prompt then greedy
-decode. llama.cpp runs through llama-cpp-python, from this interpreter or --llama-python (it is not a
-project dependency: the column is skipped with a message when neither has it).
-Roofline: measured memcpy bandwidth (read + write bytes) / bytes one decode step must read (that
-engine's linear weights and LM head as stored, plus its KV cache at that context).
+decode; `c` is the fused C step (one call per forward pass), `c-ops` the same kernel op by op. The
+engines alternate round by round (--repeat rounds), and median and best are reported: on a shared
+machine load bursts only slow runs down, and alternation spreads them over every engine.
+llama.cpp runs through llama-cpp-python, from this interpreter or --llama-python (it is not a project
+dependency: the column is skipped with a message when neither has it).
+Bytes per token: what one decode step streams (that engine's linear weights and LM head in the layout
+its kernel reads: edgestream's C kernel 2 bpw codes + INT8 head, llama.cpp's GGUF file; plus its KV
+cache at that context). GB/s moved = bytes per token x median decode tok/s, as a fraction of the read
+bandwidth measured by the C kernel's own thread pool (2 threads, 1 GiB) before and after every round.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,16 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 THREADS = 2
 
 
-def measure_bandwidth(mb: int = 1024, reps: int = 5) -> float:
-    """Bytes/s of a large memcpy (read + write), best of `reps`."""
-    a = np.ones(mb << 20, dtype=np.uint8)
-    b = np.empty_like(a)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        np.copyto(b, a)
-        best = min(best, time.perf_counter() - t)
-    return 2 * a.nbytes / best
+def read_bandwidth() -> float:
+    """Bytes/s the C kernel's pool of THREADS threads reads from a 1 GiB buffer (best of 3), in a fresh
+    process like the engines."""
+    code = (f"from edgestream.host.kernels.c_kernel import CKernel; print(CKernel(threads={THREADS}).read_bandwidth())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(r.stdout.strip().splitlines()[-1])
 
 
 def _peak() -> int:
@@ -58,19 +60,23 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
     import os
 
     os.environ.setdefault("EDGESTREAM_THREADS", str(THREADS))
+    if kernel == "c-ops":  # the same C kernel, op by op from Python (no fused step)
+        kernel = "c"
+        os.environ["EDGESTREAM_FUSED"] = "0"
     import edgestream
 
     sess = edgestream.load(art, kernel=kernel)
     prompt = np.random.default_rng(0).integers(2, sess.config.vocab_size, prompt_len).tolist()
     list(sess.generate(prompt, max_new_tokens=decode_tokens + 1, stop_tokens=[]))
     st = sess.stats
-    man = sess.artifact.manifest
-    # the LM head is the (tied) INT8 embedding table: it is read every step
-    lin = sum(e["data"]["nbytes"] for e in man["tensors"].values()
-              if e["encoding"] in ("ternary", "int8", "int4", "int2"))
+    ex = sess.executor
+    # what the kernel streams per step: its prepared layout of every linear (LM head included: the
+    # tied INT8 embedding), not the artifact's 1.6 bpw storage
+    lin = sum(p.nbytes if hasattr(p, "nbytes") else p.wf.nbytes for p, _ in ex._group.values())
     c = sess.config
     kv = 2 * c.num_layers * c.num_kv_heads * (prompt_len + decode_tokens) * (c.head_dim + 4)
-    return {"engine": f"edgestream {sess.kernel_name}", "prefill_tok_s": st.prefill_tok_s, "ttft_s": st.ttft_s,
+    name = f"edgestream {sess.kernel_name}" + ("" if getattr(ex, "fused", False) or kernel == "numpy" else " op-by-op")
+    return {"engine": name, "prefill_tok_s": st.prefill_tok_s, "ttft_s": st.ttft_s,
             "decode_tok_s": st.decode_tok_s, "bytes_per_token": lin + kv, "peak_rss_bytes": _peak()}
 
 
@@ -123,13 +129,14 @@ def _has_llama(python: str) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", nargs="+", default=["bitnet-0.73b", "bitnet-2b4t"])
-    ap.add_argument("--engines", nargs="+", default=["c", "numpy", "llama.cpp"], choices=["c", "numpy", "llama.cpp"])
+    ap.add_argument("--engines", nargs="+", default=["c", "numpy", "llama.cpp"],
+                    choices=["c", "c-ops", "numpy", "llama.cpp"])
     ap.add_argument("--llama-python", default=sys.executable, help="a Python that has llama-cpp-python")
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--decode", type=int, default=16)
     ap.add_argument("--cache", default=None, help="keep checkpoints, artifacts and GGUFs here and reuse them")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="run each engine N times (fresh process each) and keep its best prefill and decode")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds: each round runs every engine once (fresh process each); median and best reported")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
@@ -143,12 +150,13 @@ def main() -> None:
     from edgestream.gguf_writer import export_gguf
     from edgestream.synth import make_checkpoint
 
-    bw = measure_bandwidth()
+    bws: list[float] = []
     rows, notes = [], []
     llama_ok = "llama.cpp" in a.engines and _has_llama(a.llama_python)
     if "llama.cpp" in a.engines and not llama_ok:
         notes.append(f"llama.cpp column skipped: {a.llama_python} cannot import llama_cpp "
                      "(pip install llama-cpp-python, or pass --llama-python)")
+    engines = [e for e in a.engines if e != "llama.cpp" or llama_ok]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(a.cache) if a.cache else Path(tmp)
         for shape in a.shapes:
@@ -159,48 +167,66 @@ def main() -> None:
             if not (art / "manifest.json").is_file():
                 compile_model(ck, art)
             compile_s = time.perf_counter() - t
-            for eng in a.engines:
-                if eng == "llama.cpp":
-                    if not llama_ok:
-                        continue
-                    if not gg.is_file():
-                        export_gguf(ck, gg, "tq2_0")
-                    cmd = [a.llama_python, __file__, "--worker", "llama", str(gg), str(a.prompt), str(a.decode)]
-                else:
-                    cmd = [sys.executable, __file__, "--worker", eng, str(art), str(a.prompt), str(a.decode)]
-                runs = [_run(cmd) for _ in range(max(1, a.repeat))]
-                r = dict(runs[0])
+            if "llama.cpp" in engines and not gg.is_file():
+                export_gguf(ck, gg, "tq2_0")
+            runs: dict[str, list[dict]] = {e: [] for e in engines}
+            shape_bw = []
+            # rounds alternate the engines, so a burst of load on this shared machine hits them alike
+            for _ in range(max(1, a.repeat)):
+                shape_bw.append(read_bandwidth())
+                for eng in engines:
+                    if eng == "llama.cpp":
+                        cmd = [a.llama_python, __file__, "--worker", "llama", str(gg), str(a.prompt), str(a.decode)]
+                    else:
+                        cmd = [sys.executable, __file__, "--worker", eng, str(art), str(a.prompt), str(a.decode)]
+                    runs[eng].append(_run(cmd))
+            shape_bw.append(read_bandwidth())
+            bws += shape_bw
+            bw = statistics.median(shape_bw)
+            for eng in engines:
+                rs = runs[eng]
+                r = dict(rs[0])
                 for key in ("prefill_tok_s", "decode_tok_s"):
-                    r[key] = max(x[key] for x in runs)  # best of N: this shared VM's noise only slows runs down
-                r["ttft_s"] = min(x["ttft_s"] for x in runs)
-                r["peak_rss_bytes"] = max(x["peak_rss_bytes"] for x in runs)
-                r.update(shape=shape, compile_s=compile_s, roofline_tok_s=bw / r["bytes_per_token"])
-                r["roofline_frac"] = r["decode_tok_s"] / r["roofline_tok_s"]
+                    vals = [x[key] for x in rs]
+                    r[key] = max(vals)
+                    r[key + "_median"] = statistics.median(vals)
+                    r[key + "_all"] = vals
+                r["ttft_s"] = min(x["ttft_s"] for x in rs)
+                r["peak_rss_bytes"] = max(x["peak_rss_bytes"] for x in rs)
+                r["gb_s"] = r["decode_tok_s_median"] * r["bytes_per_token"] / 1e9
+                r.update(shape=shape, compile_s=compile_s, read_bw=bw, bw_frac=r["gb_s"] * 1e9 / bw)
                 rows.append(r)
     for shape in a.shapes:
         ref = next((r for r in rows if r["shape"] == shape and r["engine"].startswith("llama")), None)
         for r in rows:
             if r["shape"] == shape and ref:
-                r["decode_vs_llama"] = r["decode_tok_s"] / ref["decode_tok_s"]
-                r["prefill_vs_llama"] = r["prefill_tok_s"] / ref["prefill_tok_s"]
+                for key in ("decode_tok_s", "prefill_tok_s"):
+                    r[key + "_vs_llama"] = r[key + "_median"] / ref[key + "_median"]
+                    r[key + "_vs_llama_best"] = r[key] / ref[key]
     if a.json:
-        print(json.dumps({"bandwidth": bw, "rows": rows, "notes": notes}, indent=1))
+        print(json.dumps({"read_bandwidth": bws, "rows": rows, "notes": notes}, indent=1))
         return
     from rich.console import Console
     from rich.table import Table
 
-    tab = Table(title=f"Whole model on the CPU, {THREADS} threads, best of {max(1, a.repeat)}; "
-                      f"memcpy bandwidth {bw / 1e9:.1f} GB/s (read+write)")
-    for col in ("shape", "engine", f"prefill tok/s ({a.prompt})", "TTFT s", "decode tok/s", "MB/token",
-                "roofline tok/s", "of roofline", "decode vs llama.cpp", "prefill vs llama.cpp", "peak RSS GB"):
+    tab = Table(title=f"Whole model on the CPU, {THREADS} threads, {max(1, a.repeat)} alternating runs per engine "
+                      f"(median / best); read bandwidth {statistics.median(bws) / 1e9:.1f} GB/s median "
+                      f"({min(bws) / 1e9:.1f}-{max(bws) / 1e9:.1f}), {THREADS} threads, same run")
+    for col in ("shape", "engine", f"prefill tok/s ({a.prompt}) med / best", "decode tok/s med / best", "MB/token",
+                "GB/s moved (med)", "of read bw", "decode vs llama.cpp med / best", "prefill vs llama.cpp med / best",
+                "peak RSS GB"):
         tab.add_column(col, justify="right")
     for r in rows:
-        vs = (f"{r['decode_vs_llama']:.2f}x", f"{r['prefill_vs_llama']:.2f}x") if "decode_vs_llama" in r else ("-", "-")
-        tab.add_row(r["shape"], r["engine"], f"{r['prefill_tok_s']:.1f}", f"{r['ttft_s']:.2f}",
-                    f"{r['decode_tok_s']:.2f}", f"{r['bytes_per_token'] / 1e6:.0f}", f"{r['roofline_tok_s']:.1f}",
-                    f"{100 * r['roofline_frac']:.1f}%", *vs, f"{r['peak_rss_bytes'] / 1e9:.2f}")
-    c = Console(width=200)
+        vs = tuple(f"{r[k + '_vs_llama']:.2f}x / {r[k + '_vs_llama_best']:.2f}x"
+                   for k in ("decode_tok_s", "prefill_tok_s")) if "decode_tok_s_vs_llama" in r else ("-", "-")
+        tab.add_row(r["shape"], r["engine"], f"{r['prefill_tok_s_median']:.1f} / {r['prefill_tok_s']:.1f}",
+                    f"{r['decode_tok_s_median']:.2f} / {r['decode_tok_s']:.2f}", f"{r['bytes_per_token'] / 1e6:.0f}",
+                    f"{r['gb_s']:.1f}", f"{100 * r['bw_frac']:.0f}%", *vs, f"{r['peak_rss_bytes'] / 1e9:.2f}")
+    c = Console(width=220)
     c.print(tab)
+    for r in rows:
+        c.print(f"{r['shape']} {r['engine']}: decode " + " ".join(f"{v:.2f}" for v in r["decode_tok_s_all"])
+                + " | prefill " + " ".join(f"{v:.1f}" for v in r["prefill_tok_s_all"]))
     for n in notes:
         c.print(n)
 

@@ -20,7 +20,7 @@ import numpy as np
 from edgestream import numerics as nx
 from edgestream.host.kernels import LinearWeights
 
-ES_VERSION = 3  # must match ES_VERSION in csrc/eskernel.c
+ES_VERSION = 4  # must match ES_VERSION in csrc/eskernel.c
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
 _ROWPAD = 8  # eskernel.c ROWPAD
@@ -71,6 +71,7 @@ def load_library() -> ctypes.CDLL:
         "es_has_openmp": (_INT, []),
         "es_matmul": (_INT, [_P, _I64, _I64, _I64, _INT, _INT, _P, _I64, _I64, _P, _INT, _INT]),
         "es_set_exp2_tables": (None, [_P, _P]),
+        "es_read_probe": (ctypes.c_uint64, [_P, _I64, _INT]),
         "es_quant_act": (None, [_P, _I64, _I64, _P, _P]),
         "es_norm_quant": (None, [_P, _P, ctypes.c_double, _I64, _I64, _P, _P]),
         "es_attention": (None, [_P, _P, _P, _P, _P, _P, _P, _I64, _I64, _I64, ctypes.c_float, _P]),
@@ -210,6 +211,20 @@ class CKernel:
         if rc != 0:
             raise RuntimeError(f"{pw.name}: es_matmul failed ({rc})")
         return out
+
+    def read_bandwidth(self, nbytes: int = 1 << 30, reps: int = 3) -> float:
+        """Bytes/s this kernel's thread pool reads from memory (best of `reps` passes over a buffer far
+        larger than the caches): the roofline the matmul's weight stream is measured against."""
+        import time
+
+        buf = _aligned_zeros((nbytes // 64 * 64,))
+        buf[::4096] = 1  # touch every page before timing
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            self._lib.es_read_probe(buf.ctypes.data, buf.size, self.threads)
+            best = min(best, time.perf_counter() - t)
+        return buf.size / best
 
     def fused_plan(self, executor):
         """The whole forward pass of `executor`'s program as one C call (host/kernels/c_plan.py);

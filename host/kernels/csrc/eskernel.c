@@ -26,7 +26,7 @@
 #include <arm_neon.h>
 #endif
 
-#define ES_VERSION 3
+#define ES_VERSION 4
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
@@ -541,6 +541,38 @@ int es_matmul(const uint8_t *W, int64_t n, int64_t np_rows, int64_t kpb, int bit
     free(Q);
     free(corr);
     return 0;
+}
+
+/* ------------------------------------------------------------------ read bandwidth probe
+ * The benchmarks' roofline: stream `n` bytes (a multiple of 64) through the same thread pool and
+ * chunking as the matmul, folding them into a checksum so the loads cannot be dropped. */
+typedef struct {
+    const uint64_t *p;
+    int64_t words, per;
+    uint64_t sums[MAXTHREADS * 8 * 8];
+} rd_job;
+
+static void rd_chunk(void *ctx, int64_t c) {
+    rd_job *j = (rd_job *)ctx;
+    int64_t w0 = c * j->per, w1 = w0 + j->per < j->words ? w0 + j->per : j->words;
+    uint64_t a[8] = {0};
+    for (int64_t w = w0; w < w1; w += 8)
+        for (int i = 0; i < 8; i++) a[i] ^= j->p[w + i];
+    j->sums[c % (MAXTHREADS * 8 * 8)] = a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+
+uint64_t es_read_probe(const uint8_t *buf, int64_t n, int threads) {
+    static rd_job job;
+    int nth = threads > 0 ? threads : es_get_threads();
+    job.p = (const uint64_t *)buf;
+    job.words = n / 64 * 8;
+    job.per = 1 << 15; /* 256 KiB chunks */
+    memset(job.sums, 0, sizeof(job.sums));
+    int64_t chunks = (job.words + job.per - 1) / job.per;
+    parallel_for(rd_chunk, &job, chunks, nth);
+    uint64_t s = 0;
+    for (int64_t i = 0; i < MAXTHREADS * 8 * 8; i++) s ^= job.sums[i];
+    return s;
 }
 
 /* ------------------------------------------------------------------ float parts (scalar, exact) */

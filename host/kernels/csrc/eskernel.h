@@ -44,6 +44,9 @@ void es_attention(const int8_t *qq, const float *dq, const int8_t *kq, const flo
                   const int8_t *vq, const float *dv, const int64_t *q_pos, int64_t t, int64_t s,
                   int64_t d, float scale, float *out);
 
+/* Streams n bytes (multiple of 64) on `threads` threads of the pool; returns a checksum. */
+uint64_t es_read_probe(const uint8_t *buf, int64_t n, int threads);
+
 /* e**t for float32 t <= 0 (numerics.exp_neg), from the exp2 table set by es_set_exp2_tables. */
 float es_exp_neg(float t);
 
