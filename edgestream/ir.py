@@ -103,7 +103,8 @@ GRAPH_OPS = {
     "quantize": (3, 1, ()),  # x, scale, zero_point -> q          (QuantizeLinear)
     "dequantize": (3, 1, ()),  # q, scale, zero_point -> float    (DequantizeLinear)
     "dynamic_quantize": (1, 3, ()),  # x -> q uint8, scale, zero_point
-    "qonnx_quant": (3, 1, ()),  # x, scale, zero_point -> integer q (QONNX Quant / BipolarQuant)
+    "qonnx_quant": (3, 1, ()),  # x, scale, zero_point -> integer q (QONNX Quant)
+    "bipolar_quant": (1, 1, ()),  # x -> int8 +1 where x >= 0 else -1 (QONNX BipolarQuant)
     "qmatmul": (2, 1, ("weight", "w_zero", "bias")),  # xq, x_zero_point -> int32 acc (TLMM)
     "qmatmul_act": (4, 1, ()),  # aq, a_zero, bq, b_zero -> int32 (activation x activation, host)
     "requant": (4, 1, ("w_scale",)),  # acc, a_scale, y_scale, y_zero -> q (QLinearMatMul requant)
@@ -128,6 +129,8 @@ GRAPH_OPS = {
     "rmsnorm_op": (2, 1, ()),  # x, gain (ONNX RMSNormalization)
     "reduce_mean": (1, 1, ()),
     "reshape": (1, 1, ()),
+    "im2col": (2, 1, ()),  # x [N, C, H, W], pad value -> columns [N, OH, OW, C*kh*kw] (Conv's unfold)
+    "maxpool": (1, 1, ()),  # ONNX MaxPool, 2-D
     "transpose": (1, 1, ()),
     "flatten": (1, 1, ()),
     "identity": (1, 1, ()),

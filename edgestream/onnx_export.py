@@ -70,6 +70,13 @@ def to_onnx(artifact_path: str | Path):
             v = node("Round", [v])
             v = node("Clip", [v, init(fresh("lo"), np.float32(a["lo"])), init(fresh("hi"), np.float32(a["hi"]))])
             node("Cast", [v], out, to=ONNX_TYPES[a["dtype"]])
+        elif n.op == "bipolar_quant":
+            ge = node("GreaterOrEqual", [ins[0], init(fresh("zero"), np.float32(0.0))])
+            node("Where", [ge, init(fresh("one"), np.int8(1)), init(fresh("minus_one"), np.int8(-1))], out)
+        elif n.op == "maxpool":
+            node("MaxPool", ins, out, kernel_shape=a["kernel"], strides=a["strides"], dilations=a["dilations"],
+                 ceil_mode=a["ceil_mode"], **({"pads": a["pads"]} if a["auto_pad"] == "NOTSET" else
+                                              {"auto_pad": a["auto_pad"]}))
         elif n.op == "qmatmul":
             w = g.tensors[a["weight"]]
             wt = init(fresh(w.name), np.ascontiguousarray(np.asarray(w.data, np.int8).T))
@@ -107,10 +114,11 @@ def to_onnx(artifact_path: str | Path):
             opset = 23
             node("RMSNormalization", ins, out, axis=a["axis"], epsilon=a["eps"])
         elif n.op == "reduce_mean":
-            node("ReduceMean", [ins[0], init(fresh("axes"), np.asarray(a["axes"], np.int64))], out,
-                 keepdims=a["keepdims"])
+            axes = [] if a["axes"] is None else [init(fresh("axes"), np.asarray(a["axes"], np.int64))]
+            node("ReduceMean", [ins[0], *axes], out, keepdims=a["keepdims"])
         elif n.op == "reshape":
-            node("Reshape", [ins[0], init(fresh("shape"), np.asarray(a["shape"], np.int64))], out)
+            node("Reshape", [ins[0], init(fresh("shape"), np.asarray(a["shape"], np.int64))], out,
+                 **({"allowzero": 1} if a.get("allowzero") else {}))
         elif n.op == "transpose":
             node("Transpose", ins, out, **({"perm": a["perm"]} if a.get("perm") is not None else {}))
         elif n.op == "flatten":

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgestream.artifact import Artifact, read_artifact
 from edgestream.errors import InputError
+from edgestream.graph_numerics import im2col, maxpool2d, qonnx_round
 from edgestream.host.kernels import Kernel, LinearWeights, get_kernel
 from edgestream.ir import Node
 
@@ -146,9 +147,14 @@ class GraphExecutor:
         return dynamic_quantize(x)
 
     def _op_qonnx_quant(self, n, x, s, z):
-        """QONNX Quant: q = clamp(rint(float32(float32(x / s) + z)), lo, hi)."""
-        v = (np.asarray(x, F32) / F32(s)).astype(F32) + F32(z)
-        return np.clip(np.rint(v.astype(F32)), n.attrs["lo"], n.attrs["hi"]).astype(n.attrs["dtype"])
+        """QONNX Quant: q = clamp(round(float32(float32(x / s) + z)), lo, hi), round by rounding_mode
+        (qonnx clamps first: the same, since the bounds are integers and every mode is monotone)."""
+        v = ((np.asarray(x, F32) / F32(s)).astype(F32) + F32(z)).astype(F32)
+        r = qonnx_round(v, n.attrs.get("rounding", "ROUND"))
+        return np.clip(r, n.attrs["lo"], n.attrs["hi"]).astype(n.attrs["dtype"])
+
+    def _op_bipolar_quant(self, n, x):
+        return np.where(np.asarray(x) >= 0, np.int8(1), np.int8(-1))
 
     def _op_qmatmul(self, n, x, xz):
         prepared, colsum, wz, bias = self.linear[n.name]
@@ -243,14 +249,37 @@ class GraphExecutor:
         return _r32(d / np.sqrt((d * d).mean(axis=axes, keepdims=True) + n.attrs["eps"]) * np.asarray(g, np.float64))
 
     def _op_reduce_mean(self, n, x):
-        return _r32(np.asarray(x, np.float64).mean(axis=tuple(n.attrs["axes"]), keepdims=bool(n.attrs["keepdims"])))
+        axes = None if n.attrs["axes"] is None else tuple(n.attrs["axes"])
+        return _r32(np.asarray(x, np.float64).mean(axis=axes, keepdims=bool(n.attrs["keepdims"])))
 
     def _op_reshape(self, n, x):
-        shape = [x.shape[i] if d == 0 else d for i, d in enumerate(n.attrs["shape"])]
+        shape = n.attrs["shape"]
+        if not n.attrs.get("allowzero", 0):  # a 0 copies the input's dim at that index
+            if any(d == 0 and i >= x.ndim for i, d in enumerate(shape)):
+                raise InputError(f"node {n.name}: target shape {shape} copies dim(s) the {x.ndim}-d input "
+                                 "does not have")
+            shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
         try:
             return x.reshape(shape)
         except ValueError:
             raise InputError(f"node {n.name}: cannot reshape {list(x.shape)} to {n.attrs['shape']}") from None
+
+    def _win(self, n, x, what: str):
+        if x.ndim != 4:
+            raise InputError(f"node {n.name}: {what} takes a 4-d [N, C, H, W] input, got shape {list(x.shape)}")
+        return n.attrs["kernel"], n.attrs["strides"], n.attrs["dilations"], n.attrs["pads"], n.attrs["auto_pad"]
+
+    def _op_im2col(self, n, x, fill):
+        try:
+            return im2col(x, np.asarray(fill).reshape(()), *self._win(n, x, "Conv"))
+        except ValueError as e:
+            raise InputError(f"node {n.name}: input shape {list(x.shape)}: {e}") from None
+
+    def _op_maxpool(self, n, x):
+        try:
+            return maxpool2d(x, *self._win(n, x, "MaxPool"), n.attrs.get("ceil_mode", 0))
+        except ValueError as e:
+            raise InputError(f"node {n.name}: input shape {list(x.shape)}: {e}") from None
 
     def _op_transpose(self, n, x):
         return np.transpose(x, n.attrs.get("perm"))

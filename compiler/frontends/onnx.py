@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgestream.errors import CompileError, InputError
+from edgestream.graph_numerics import batchnorm_affine, qonnx_round
 from edgestream.ir import Graph, ModelConfig, Node, Tensor, verify
 
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
@@ -46,6 +47,27 @@ CUSTOM_SCHEMAS = {
     **{(d, "Quant"): (4, 4, 1, {"signed": _INT, "narrow": _INT, "rounding_mode": _STRING}) for d in QONNX_DOMAINS},
     **{(d, "BipolarQuant"): (2, 2, 1, {}) for d in QONNX_DOMAINS},
 }
+# Every attribute each handler reads (or knows to be without effect on what we accept, e.g. QuantizeLinear's
+# saturate, which only applies to float8): any other attribute on a node is refused by name, so an
+# attribute from another opset (Add-6's broadcast, ...) never changes a result silently
+KNOWN_ATTRS = {
+    **{op: set() for op in (*SIMPLE, "MatMul", "QLinearMatMul", "MatMulInteger", "DynamicQuantizeLinear",
+                            "QLinearAdd", "QLinearSigmoid", "BipolarQuant")},
+    "Cast": {"to", "saturate"}, "Gelu": {"approximate"}, "Softmax": {"axis"},
+    "LayerNormalization": {"axis", "epsilon", "stash_type"}, "RMSNormalization": {"axis", "epsilon", "stash_type"},
+    "ReduceMean": {"axes", "keepdims", "noop_with_empty_axes"}, "Reshape": {"allowzero"},
+    "Transpose": {"perm"}, "Flatten": {"axis"},
+    "Constant": {"value", "value_float", "value_floats", "value_int", "value_ints"},
+    "DequantizeLinear": {"axis", "block_size", "output_dtype"},
+    "QuantizeLinear": {"axis", "block_size", "saturate", "output_dtype"},
+    "Gemm": {"transA", "transB", "alpha", "beta"}, "QGemm": {"transA", "transB", "alpha"},
+    "Quant": {"signed", "narrow", "rounding_mode"},
+    "BatchNormalization": {"epsilon", "momentum", "training_mode", "spatial", "is_test"},
+    "Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
+    "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"},
+}
+# QONNX Quant rounding modes (qonnx.custom_op.general.intquant.resolve_rounding_mode; case-insensitive)
+ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
 
 
@@ -101,6 +123,15 @@ class _Builder:
         self.skip: set[int] = set()
         self.fused_q: dict[str, str] = {}  # MatMul output consumed by a fused QuantizeLinear
         self.uid = 0
+        self.opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        self.ranks: dict[str, int] = {}
+        try:  # ranks for the ops whose meaning depends on them (Softmax-11); unknown ones stay unknown
+            inferred = onnx.shape_inference.infer_shapes(model) if model.ByteSize() < (1 << 31) - (1 << 20) else model
+        except Exception:  # noqa: BLE001 -- strict inference already passed in _check_model
+            inferred = model
+        for vi in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+            if vi.type.tensor_type.HasField("shape"):
+                self.ranks[vi.name] = len(vi.type.tensor_type.shape.dim)
         for init in model.graph.initializer:
             self.consts[init.name] = nh.to_array(init)
         self.onnx_nodes = list(model.graph.node)
@@ -168,6 +199,11 @@ class _Builder:
 
     def emit(self, op: str, name: str, inputs: list[str], outputs: list[str], **attrs) -> None:
         self.nodes.append(Node(op, name, inputs, outputs, attrs))
+
+    def rank(self, value: str) -> int | None:
+        if value in self.consts:
+            return np.asarray(self.consts[value]).ndim
+        return self.ranks.get(value)
 
     def only_consumer(self, value: str):
         c = self.consumers.get(value, [])
@@ -273,6 +309,7 @@ class _Builder:
                 raise self.err(node, f"op {dom + '.' if dom else ''}{node.op_type} is not supported "
                                      "(docs/onnx.md lists the supported ops)")
             self._check_custom(node, dom)
+            self._check_attrs(node)
             fn(node)
         outputs = []
         for o in g.output:
@@ -302,6 +339,18 @@ class _Builder:
                 raise self.err(node, f"attribute {a.name!r} has AttributeProto type {a.type}, expected "
                                      f"{attrs[a.name]} ({_ATTR_TYPES[attrs[a.name]]})")
 
+    def _check_attrs(self, node) -> None:
+        known = KNOWN_ATTRS.get(node.op_type)
+        if known is None:
+            return
+        extra = [a.name for a in node.attribute if a.name not in known]
+        if extra:
+            raise self.err(node, f"attribute {extra[0]!r} is not supported (this op reads "
+                                 f"{sorted(known) if known else 'no attributes'})")
+
+    def bad_attr(self, node, name: str, value, why: str) -> InputError:
+        return self.err(node, f"attribute {name!r}={value!r} is not supported ({why})")
+
     def const_input(self, node, name: str, what: str) -> np.ndarray:
         if name not in self.consts:
             raise self.err(node, f"{what} {name!r} must be a constant")
@@ -310,9 +359,15 @@ class _Builder:
     # ---- constants
     def op_Constant(self, node):
         a = _attrs(node)
-        if "value" not in a:
-            raise self.err(node, f"only the 'value' attribute is supported, got {sorted(a)}")
-        self.consts[node.output[0]] = self.nh.to_array(a["value"])
+        if "value" in a:
+            v = self.nh.to_array(a["value"])
+        elif "value_float" in a or "value_floats" in a:
+            v = np.asarray(a.get("value_float", a.get("value_floats")), np.float32)
+        elif "value_int" in a or "value_ints" in a:
+            v = np.asarray(a.get("value_int", a.get("value_ints")), np.int64)
+        else:  # checker: exactly one value attribute; sparse_value / strings fall here via _check_attrs
+            raise self.err(node, "no value attribute")
+        self.consts[node.output[0]] = v
 
     # ---- quantization ops
     def _sz(self, node, idx_s: int, idx_z: int):
@@ -324,7 +379,9 @@ class _Builder:
         x, (s, z) = node.input[0], self._sz(node, 1, 2)
         axis = _attrs(node).get("axis", 1)
         if _attrs(node).get("block_size", 0):
-            raise self.err(node, "blocked quantization (block_size) is not supported")
+            raise self.bad_attr(node, "block_size", _attrs(node)["block_size"], "blocked quantization")
+        if _attrs(node).get("output_dtype", 0) not in (0, 1):
+            raise self.bad_attr(node, "output_dtype", _attrs(node)["output_dtype"], "the output is float32")
         if x in self.consts and s in self.consts:
             q = self.consts[x]
             zv = self.consts[z] if z else np.zeros((), q.dtype)
@@ -346,12 +403,16 @@ class _Builder:
     def op_QuantizeLinear(self, node):
         x, (s, z) = node.input[0], self._sz(node, 1, 2)
         a = _attrs(node)
-        if a.get("block_size", 0) or a.get("saturate", 1) != 1:
-            raise self.err(node, "block_size/saturate attributes are not supported")
+        if a.get("block_size", 0):
+            raise self.bad_attr(node, "block_size", a["block_size"], "blocked quantization")
+        # saturate only applies to float8 outputs (ONNX QuantizeLinear-19), which are refused below
         if s in self.consts and np.asarray(self.consts[s]).size > 1:
             raise self.err(node, "per-channel activation quantization is not supported (expected one scale)")
         if z and z in self.consts:
             dt = self.consts[z].dtype.name
+            odt = DTYPES.get(a.get("output_dtype", 0), "?")
+            if a.get("output_dtype", 0) and odt != dt:
+                raise self.bad_attr(node, "output_dtype", a["output_dtype"], f"the zero point is {dt}")
         elif not z:
             dt = {2: "uint8", 3: "int8"}.get(a.get("output_dtype", 2), "?")
         else:
@@ -455,10 +516,20 @@ class _Builder:
 
     def op_Gemm(self, node):
         a = _attrs(node)
-        if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or (a.get("beta", 1.0) != 1.0 and len(node.input) > 2):
-            raise self.err(node, f"only transA=0, alpha=1, beta=1 are supported, got {a}")
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        self._gemm_attrs(node, a, bias is not None)
         self._matmul_like(node, node.input[0], node.input[1], bool(a.get("transB", 0)), bias)
+
+    def _gemm_attrs(self, node, a: dict, has_c: bool) -> None:
+        """transA transposes the activation and alpha scales the product: neither has an exact place on
+        the accelerated path (the accumulator is of the activation as given, its scale fixed); beta only
+        matters when there is a C."""
+        if a.get("transA", 0):
+            raise self.bad_attr(node, "transA", a["transA"], "the activation is taken as [M, K]: only transA=0")
+        if a.get("alpha", 1.0) != 1.0:
+            raise self.bad_attr(node, "alpha", a["alpha"], "only alpha=1")
+        if has_c and a.get("beta", 1.0) != 1.0:
+            raise self.bad_attr(node, "beta", a["beta"], "only beta=1 with a bias C")
 
     def op_QLinearMatMul(self, node):
         a, as_, az, b, bs, bz, ys, yz = node.input
@@ -476,8 +547,7 @@ class _Builder:
         ins = list(node.input) + [""] * (9 - len(node.input))
         a, as_, az, b, bs, bz, c, ys, yz = ins[:9]
         at = _attrs(node)
-        if at.get("transA", 0) or at.get("alpha", 1.0) != 1.0:
-            raise self.err(node, f"only transA=0, alpha=1 are supported, got {at}")
+        self._gemm_attrs(node, at, False)
         if b not in self.consts:
             raise self.err(node, f"input B {b!r} is not a constant")
         bias = self.const_input(node, c, "bias C") if c else None
@@ -541,15 +611,18 @@ class _Builder:
         a = _attrs(node)
         signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
         mode = a.get("rounding_mode", "ROUND")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
+        mode = (mode.decode() if isinstance(mode, bytes) else mode).upper()
         if bw not in self.consts:
             raise self.err(node, "the bit width must be a constant")
         bits = float(np.asarray(self.consts[bw]).reshape(-1)[0])
+        if bits == 1 and signed:  # qonnx executes a signed 1-bit Quant as bipolar (x/s + z >= 0 -> +1)
+            return self._bipolar(node, x, s, z)
         if bits != int(bits) or not 2 <= bits <= 8:
-            raise self.err(node, f"bit width {bits} is not supported (expected an integer 2..8)")
+            raise self.err(node, f"bit width {bits} is not supported (expected an integer 2..8, or 1 signed)")
         bits = int(bits)
-        if mode not in ("ROUND", "HALF_EVEN"):
-            raise self.err(node, f"rounding_mode {mode!r} is not supported (expected ROUND)")
+        if mode not in ROUNDING_MODES:
+            raise self.bad_attr(node, "rounding_mode", mode, f"qonnx defines {', '.join(ROUNDING_MODES)}")
+        mode = "ROUND" if mode == "HALF_EVEN" else mode
         lo = (-(1 << (bits - 1)) + narrow) if signed else 0
         hi = ((1 << (bits - 1)) - 1) if signed else (1 << bits) - 1 - narrow
         if s not in self.consts or z not in self.consts:
@@ -564,7 +637,7 @@ class _Builder:
             except ValueError:
                 raise self.err(node, f"scale {list(sv.shape)} / zero point {list(zv.shape)} do not broadcast to "
                                      f"weight {x!r} of shape {list(w.shape)}") from None
-            q = np.clip(np.rint((w / sv).astype(np.float32) + zv), lo, hi).astype(np.int64)
+            q = np.clip(qonnx_round((w / sv).astype(np.float32) + zv, mode), lo, hi).astype(np.int64)
             axis = None
             if sv.size > 1:
                 nz = [i for i, d in enumerate(sv.shape) if d > 1]
@@ -580,23 +653,39 @@ class _Builder:
         dt = "int8" if signed else "uint8"
         qv = self.fresh(node.output[0] + ".q")
         sname, zname = self.value(s, node), self.const(self.fresh(z + ".int"), zv.reshape(()).astype(dt))
-        self.emit("qonnx_quant", qv, [self.value(x, node), sname, zname], [qv], lo=lo, hi=hi, dtype=dt)
+        self.emit("qonnx_quant", qv, [self.value(x, node), sname, zname], [qv], lo=lo, hi=hi, dtype=dt,
+                  rounding=mode)
         self.int_dtype[qv] = dt
         self.emit("dequantize", node.name or node.output[0], [qv, sname, zname], [node.output[0]])
         self.dq_src[node.output[0]] = (qv, sname, zname)
 
     def qonnx_BipolarQuant(self, node):
-        x, s = node.input
-        if s not in self.consts:
-            raise self.err(node, "the scale must be a constant")
+        self._bipolar(node, *node.input, None)
+
+    def _bipolar(self, node, x: str, s: str, z: str | None):
+        """qonnx's binary_quant: q = +1 where x >= 0 else -1 (NaN -> -1), y = q * s. A 1-bit signed Quant
+        is the same op when its zero point is 0 and its scale positive (x / s >= 0 iff x >= 0)."""
+        if s not in self.consts or (z is not None and z not in self.consts):
+            raise self.err(node, "the scale (and zero point) must be constants")
         sv = np.asarray(self.consts[s], np.float32)
+        if z is not None and (np.any(np.asarray(self.consts[z]) != 0) or np.any(sv <= 0)):
+            raise self.err(node, "a 1-bit Quant needs zero point 0 and a positive scale (bipolar)")
         if x in self.consts:
             q = np.where(np.asarray(self.consts[x]) >= 0, 1, -1).astype(np.int16)
             if sv.size > 1:
                 raise self.err(node, "bipolar weights need one scale")
             self.qconst[node.output[0]] = (q, sv.reshape(-1), np.zeros(1, np.int64), None)
             return
-        raise self.err(node, "BipolarQuant on activations is not supported (only on weights)")
+        # activations: int8 +-1 into the TLMM path (exact: the engine multiplies int8 by the weights)
+        if sv.size != 1:
+            raise self.err(node, "per-channel activation quantization is not supported (expected one scale)")
+        qv = self.fresh(node.output[0] + ".q")
+        self.emit("bipolar_quant", qv, [self.value(x, node)], [qv])
+        self.int_dtype[qv] = "int8"
+        sname = self.value(s, node)
+        zname = self.const(self.fresh(node.output[0] + ".zero"), np.zeros((), np.int8))
+        self.emit("dequantize", node.name or node.output[0], [qv, sname, zname], [node.output[0]])
+        self.dq_src[node.output[0]] = (qv, sname, zname)
 
     # ---- float and shape ops
     def _simple(self, node, op: str, **attrs):
@@ -609,6 +698,7 @@ class _Builder:
         raise AttributeError(item)
 
     def op_Cast(self, node):
+        # saturate only applies to float8 targets, which are refused here
         to = DTYPES.get(_attrs(node)["to"])
         if to not in ("float32", "int32", "uint8", "int8"):
             raise self.err(node, f"cast to {to} is not supported")
@@ -617,13 +707,30 @@ class _Builder:
     def op_Gelu(self, node):
         approx = _attrs(node).get("approximate", "none")
         approx = approx.decode() if isinstance(approx, bytes) else approx
+        if approx not in ("none", "tanh"):
+            raise self.bad_attr(node, "approximate", approx, "ONNX Gelu defines 'none' and 'tanh'")
         self._simple(node, "gelu", approximate=approx)
 
     def op_Softmax(self, node):
-        self._simple(node, "softmax", axis=int(_attrs(node).get("axis", -1)))
+        if self.opset >= 13:
+            self._simple(node, "softmax", axis=int(_attrs(node).get("axis", -1)))
+            return
+        # Softmax-1/11 normalizes over all dims from axis on (the input coerced to 2-D), default axis 1:
+        # the same as Softmax-13 only when that is the last dim
+        axis, rank = int(_attrs(node).get("axis", 1)), self.rank(node.input[0])
+        if rank is None or axis % rank != rank - 1:
+            raise self.bad_attr(node, "axis", axis, f"opset {self.opset} Softmax over the flattened dims from "
+                                f"axis on is supported only when that is the last dim (input rank {rank})")
+        self._simple(node, "softmax", axis=-1)
+
+    def _stash(self, node, a: dict) -> None:
+        # the host computes in float64 and rounds once (docs/numerics.md): float32 or float64 stash
+        if a.get("stash_type", 1) not in (1, 11):
+            raise self.bad_attr(node, "stash_type", a["stash_type"], "only float32 (1) or float64 (11)")
 
     def op_LayerNormalization(self, node):
         a = _attrs(node)
+        self._stash(node, a)
         if len(node.output) > 1 and any(node.output[1:]):
             raise self.err(node, "the optional Mean/InvStdDev outputs are not supported")
         x, g = node.input[0], node.input[1]
@@ -635,6 +742,7 @@ class _Builder:
 
     def op_RMSNormalization(self, node):
         a = _attrs(node)
+        self._stash(node, a)
         self.emit("rmsnorm_op", node.name or node.output[0], [self.value(node.input[0], node),
                                                                self.value(node.input[1], node)],
                   [node.output[0]], axis=int(a.get("axis", -1)), eps=float(a.get("epsilon", 1e-5)))
@@ -644,28 +752,146 @@ class _Builder:
         axes = a.get("axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
             axes = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
-        if axes is None:
-            raise self.err(node, "reducing over all axes is not supported (give axes)")
+        if not axes:  # no axes: all of them, or (noop_with_empty_axes=1, ReduceMean-18) none
+            if a.get("noop_with_empty_axes", 0):
+                self._simple(node, "identity")
+                return
+            axes = None
         self.emit("reduce_mean", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
-                  axes=[int(v) for v in axes], keepdims=int(a.get("keepdims", 1)))
+                  axes=None if axes is None else [int(v) for v in axes], keepdims=int(a.get("keepdims", 1)))
 
     def op_Reshape(self, node):
         if node.input[1] not in self.consts:
             raise self.err(node, "the target shape must be a constant")
-        if _attrs(node).get("allowzero", 0):
-            raise self.err(node, "allowzero=1 is not supported")
         shape = [int(v) for v in np.asarray(self.consts[node.input[1]]).reshape(-1)]
-        self.emit("reshape", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
-                  shape=shape)
+        if sum(d == -1 for d in shape) > 1 or any(d < -1 for d in shape):
+            raise self.err(node, f"target shape {shape}: at most one -1 and no other negative value")
+        # allowzero only decides what a 0 in the shape means (ONNX Reshape-14): the input's dim at that
+        # index (0) or a real 0 (1); a shape without zeros is the same reshape either way
+        allowzero = int(_attrs(node).get("allowzero", 0)) if 0 in shape else 0
+        if allowzero and -1 in shape:
+            raise self.err(node, f"attribute 'allowzero'=1 with target shape {shape}: a real 0 and a -1 "
+                                 "together are invalid (ONNX Reshape)")
+        self._movement(node, "reshape", shape=shape, allowzero=allowzero)
 
     def op_Transpose(self, node):
         perm = _attrs(node).get("perm")
-        self.emit("transpose", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
-                  perm=None if perm is None else [int(p) for p in perm])
+        self._movement(node, "transpose", perm=None if perm is None else [int(p) for p in perm])
 
     def op_Flatten(self, node):
-        self.emit("flatten", node.name or node.output[0], [self.value(node.input[0], node)], [node.output[0]],
-                  axis=int(_attrs(node).get("axis", 1)))
+        self._movement(node, "flatten", axis=int(_attrs(node).get("axis", 1)))
+
+    def _movement(self, node, op: str, **attrs) -> None:
+        """A data-movement op. On a per-tensor dequantized activation it moves the integers and
+        dequantizes after (the same values: dequantization is elementwise), so the result still feeds
+        the accelerated path (CNV's flatten between the convolutions and the first Gemm)."""
+        x, out = node.input[0], node.output[0]
+        if x in self.dq_src:
+            q, s, z = self.dq_src[x]
+            qv = self.fresh(out + ".q")
+            self.emit(op, qv, [q], [qv], **attrs)
+            self.int_dtype[qv] = self.int_dtype.get(q, "int8")
+            self.emit("dequantize", node.name or out, [qv, s, z], [out])
+            self.dq_src[out] = (qv, s, z)
+            return
+        self.emit(op, node.name or out, [self.value(x, node)], [out], **attrs)
+
+    # ---- CNN ops (FINN's CNV)
+    def op_BatchNormalization(self, node):
+        """Inference BatchNormalization: the per-channel affine y = x * a + b with a, b computed here in
+        onnxruntime's float32 order (edgestream.graph_numerics.batchnorm_affine), then two float32 ops."""
+        a = _attrs(node)
+        if a.get("training_mode", 0):
+            raise self.bad_attr(node, "training_mode", a["training_mode"], "inference only")
+        if not a.get("spatial", 1):
+            raise self.bad_attr(node, "spatial", a["spatial"], "statistics per channel only (spatial=1)")
+        if any(node.output[1:]):
+            raise self.err(node, "the running mean/var outputs (training) are not supported")
+        x = node.input[0]
+        names = ("scale", "B", "input_mean", "input_var")
+        params = [self.const_input(node, v, what) for v, what in zip(node.input[1:5], names, strict=True)]
+        rank = self.rank(x)
+        if rank is None or rank < 2:
+            raise self.err(node, f"input {x!r} has unknown rank (run shape inference, e.g. qonnx's cleanup_model, "
+                                 "so the channel axis is known)" if rank is None else f"input {x!r} is {rank}-d")
+        mul, add = batchnorm_affine(*params, float(a.get("epsilon", 1e-5)))
+        shape = [mul.size] + [1] * (rank - 2)
+        out = node.output[0]
+        mname = self.const(self.fresh(out + ".bn_mul"), mul.reshape(shape))
+        aname = self.const(self.fresh(out + ".bn_add"), add.reshape(shape))
+        t = self.fresh(out + ".bn")
+        self.emit("mul", t, [self.value(x, node), mname], [t])
+        self.emit("add", node.name or out, [t, aname], [out])
+
+    def _window_attrs(self, node, a: dict, kernel: list[int]) -> dict:
+        nd = len(kernel)
+        auto = a.get("auto_pad", "NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+            raise self.bad_attr(node, "auto_pad", auto, "ONNX defines NOTSET, VALID, SAME_UPPER, SAME_LOWER")
+        out = {"kernel": [int(k) for k in kernel], "strides": [int(v) for v in a.get("strides", [1] * nd)],
+               "dilations": [int(v) for v in a.get("dilations", [1] * nd)],
+               "pads": [int(v) for v in a.get("pads", [0] * 2 * nd)], "auto_pad": auto}
+        for k, n in (("strides", nd), ("dilations", nd), ("pads", 2 * nd)):
+            if len(out[k]) != n or min(out[k]) < (0 if k == "pads" else 1):
+                raise self.bad_attr(node, k, out[k], f"{n} values, each >= {0 if k == 'pads' else 1}")
+        return out
+
+    def op_Conv(self, node):
+        """Conv as im2col + one accelerated matmul: the integer activation is unfolded into columns
+        (padded with its zero point), the weight [M, C, kh, kw] is the matrix [M, C*kh*kw], and the
+        accumulator [N, OH, OW, M] is exact as for any qmatmul; then dequantized and put back to NCHW."""
+        x, w = node.input[0], node.input[1]
+        b = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        a = _attrs(node)
+        if w not in self.qconst:
+            if w in self.consts:
+                raise self.err(node, f"weight {w!r} is float ({self.consts[w].dtype}); the accelerated path takes "
+                                     "only quantized weights (QDQ, QOperator or QONNX Quant) and has no float "
+                                     "fallback: quantize the model first")
+            raise self.err(node, f"weight {w!r} is not a constant (the accelerated path needs constant weights)")
+        wq, ws, wz, axis = self.qconst[w]
+        if wq.ndim != 4:
+            raise self.err(node, f"weight {w!r} has shape {list(wq.shape)}: only 2-D convolutions are supported")
+        if int(a.get("group", 1)) != 1:
+            raise self.bad_attr(node, "group", a["group"], "only group=1 (one matmul over all input channels)")
+        if "kernel_shape" in a and [int(k) for k in a["kernel_shape"]] != list(wq.shape[2:]):
+            raise self.bad_attr(node, "kernel_shape", a["kernel_shape"], f"weight {w!r} is {list(wq.shape)}")
+        if axis is not None and axis % 4 != 0:
+            raise self.err(node, f"weight {w!r} is quantized along axis {axis}; expected per output channel "
+                                 "(axis 0) or per tensor")
+        win = self._window_attrs(node, a, list(wq.shape[2:]))
+        xq, xs, xz = self.act_q(node, x)
+        out = node.output[0]
+        cols = self.fresh(out + ".cols")
+        self.emit("im2col", cols, [xq, xz], [cols], **win)
+        self.int_dtype[cols] = self.int_dtype.get(xq, "int8")
+        m = wq.shape[0]
+        nhwc = self.fresh(out + ".nhwc")
+        self.qlinear(node, nhwc, cols, xs, xz, w, wq.reshape(m, -1), ws, wz, True, None, None, None, None)
+        tgt = self.fresh(out + ".nchw") if b else out
+        self.emit("transpose", tgt if b else (node.name or out) + ".nchw", [nhwc], [tgt], perm=[0, 3, 1, 2])
+        if b:
+            bv = self._dequant_const(*self.qconst[b]) if b in self.qconst else self.const_input(node, b, "bias B")
+            bname = self.const(self.fresh(out + ".bias"), np.asarray(bv, np.float32).reshape(m, 1, 1))
+            self.emit("add", (node.name or out) + ".bias", [tgt, bname], [out])
+
+    def op_MaxPool(self, node):
+        """On a dequantized activation with a positive scale the integers are pooled and dequantized after:
+        dequantization is monotone there, so the maxima are the same values."""
+        a = _attrs(node)
+        if len(node.output) > 1 and node.output[1]:
+            raise self.err(node, "the Indices output is not supported")
+        kernel = [int(k) for k in a["kernel_shape"]]
+        if len(kernel) != 2:
+            raise self.bad_attr(node, "kernel_shape", kernel, "only 2-D pooling")
+        win = self._window_attrs(node, a, kernel)
+        win["ceil_mode"] = int(a.get("ceil_mode", 0))
+        x = node.input[0]
+        if x in self.dq_src and self._scalar(self.dq_src[x][1]) > 0:
+            self._movement(node, "maxpool", **win)
+            return
+        self.emit("maxpool", node.name or node.output[0], [self.value(x, node)], [node.output[0]], **win)
 
 
 def _one_line(msg: str, n: int = 400) -> str:
