@@ -3,6 +3,10 @@ qemu-aarch64-static: a standalone driver (host/kernels/csrc/test_driver.c) check
 by numpy, bit for bit, on the NEON and scalar paths with 1 and 2 threads. This proves the board-side
 fallback here; timings under qemu mean nothing, so nothing here is a benchmark.
 
+The fused decoder step (csrc/esplan.c) runs there too: a small random model's plan, built by
+host/kernels/c_plan.py, is written out with its arena (weights, tables, slots, KV cache) and the
+driver runs prefill and decode steps on every path, comparing logits and the KV cache with numpy's.
+
 `make sysdeps` installs gcc-aarch64-linux-gnu and qemu-user-static; without them the test skips
 locally and fails on CI ($CI set).
 """
@@ -80,15 +84,117 @@ def _attn_record(rng, t: int, s: int, d: int) -> bytes:
     return _i64(3, t, s, d) + struct.pack("<f", scale) + b"".join(a.tobytes() for a in arrs)
 
 
-def test_neon_path_under_qemu(tmp_path: Path) -> None:
-    _tools()
+def _plan_record(tmp: Path, arch: str, shape) -> bytes:
+    """A fused plan over one arena: every pointer in the op records becomes 1 + its arena offset."""
+    import ctypes
+
+    import edgestream
+    from edgestream.artifact import read_artifact
+    from edgestream.host.executor import CpuExecutor, KVCache
+    from edgestream.host.kernels import c_kernel as ck
+    from edgestream.host.kernels import get_kernel
+    from edgestream.host.kernels.c_plan import EsOp
+    from edgestream.synth import make_checkpoint
+
+    art = read_artifact(edgestream.compile_model(make_checkpoint(tmp / arch, shape, arch=arch, seed=3,
+                                                                 tokenizer=False), tmp / f"{arch}.esa"))
+    cap = 16
+    ex = CpuExecutor(art, ck.CKernel("scalar"))
+    ref = CpuExecutor(art, get_kernel("numpy"))
+    ref.reset(cap)
+    plan = ex._plan
+    rng = np.random.default_rng(4)
+    steps, pos = [], 0
+    for t, last_only in [(6, False), (1, True), (3, True), (1, True)]:
+        ids = rng.integers(0, art.config.vocab_size, t)
+        logits = ref.forward(ids, last_only=last_only)
+        x0 = ex._op_embed(ex.graph.nodes[0], ids)
+        steps.append((t, pos, plan.head_from if last_only else len(plan.body), x0, logits))
+        pos += t
+    plan._grow(max(s[0] for s in steps))
+    c = art.config
+    kv = KVCache(c.num_layers, c.num_kv_heads, c.head_dim, cap)
+    logits_buf = np.zeros((max(s[4].shape[0] for s in steps), c.vocab_size), np.float32)
+    acc = np.zeros(max(s[0] for s in steps) * max(plan.max_n, c.vocab_size), np.int32)
+    plan._ops[plan.logits_op].out[0] = logits_buf.ctypes.data
+    arrays = [*plan._bufs, *plan._keep, *ex._gains.values(), *(b for _, _, b in ex.linear.values()),
+              *(p.packed for p, _ in ex._group.values()), logits_buf, acc, kv.kq, kv.dk, kv.vq, kv.dv]
+    offs, arena, at = {}, [], 0
+    for a in arrays:
+        if id(a) in offs:
+            continue
+        pad = -at % 64
+        arena.append(b"\0" * pad + a.tobytes())
+        offs[id(a)] = at + pad
+        at += pad + a.nbytes
+    spans = sorted((a.ctypes.data, a.ctypes.data + max(a.nbytes, 1), offs[id(a)]) for a in arrays)
+
+    def off(p):
+        if not p:
+            return 0
+        for lo, hi, o in spans:
+            if lo <= p < hi:
+                return 1 + o + (p - lo)
+        raise AssertionError(f"pointer {p:#x} outside the arena")
+
+    ops = (EsOp * len(plan.body))()
+    for i in range(len(plan.body)):
+        ctypes.pointer(ops[i])[0] = plan._ops[i]
+        o = ops[i]
+        for j in range(3):
+            o.inp[j] = off(o.inp[j])
+        for j in range(4):
+            o.out[j], o.beta[j] = off(o.out[j]), off(o.beta[j])
+        o.w, o.w2 = off(o.w), off(o.w2)
+    x0_off = off(plan._bufs[plan.slot_of[plan.input]].ctypes.data) - 1
+    head = _i64(4, ctypes.sizeof(EsOp), len(plan.body), at, x0_off, offs[id(logits_buf)], offs[id(acc)],
+                offs[id(kv.kq)], offs[id(kv.dk)], offs[id(kv.vq)], offs[id(kv.dv)], kv.kq.nbytes, kv.dk.nbytes,
+                cap, len(steps))
+    out = [head, b"".join(arena), bytes(ops)]
+    for t, p0, last_from, x0, logits in steps:
+        out += [_i64(t, p0, last_from, x0.nbytes, logits.nbytes), x0.tobytes(), logits.astype("<f4").tobytes()]
+    c_ = ref.cache
+    out.append(b"".join(a.tobytes() for a in (c_.kq, c_.dk, c_.vq, c_.dv)))
+    return b"".join(out)
+
+
+def _build(tmp_path: Path) -> Path:
     exe = tmp_path / "es_test_a64"
     cmd = [CC, "-O2", "-std=gnu11", "-ffp-contract=off", "-pthread", "-static", "-I", str(CSRC),
-           str(CSRC / "eskernel.c"), str(CSRC / "test_driver.c"), "-lm", "-o", str(exe)]  # fmt: skip
+           str(CSRC / "eskernel.c"), str(CSRC / "esplan.c"), str(CSRC / "test_driver.c"), "-lm",
+           "-o", str(exe)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return exe
+
+
+def _header() -> list[bytes]:
+    return [b"ESTV", _i64(1), nx.EXP2_T.astype("<f4").tobytes(), nx.EXP2_D.astype("<f4").tobytes()]
+
+
+def test_fused_plan_under_qemu(tmp_path: Path) -> None:
+    """ReLU^2 with GQA and SwiGLU with MQA, prefill then decode, NEON and scalar, 1 and 2 threads."""
+    from edgestream.synth import Shape
+
+    _tools()
+    exe = _build(tmp_path)
+    recs = _header()
+    recs.append(_plan_record(tmp_path, "bitnet", Shape(2, 64, 160, 4, 2, 300, 64)))
+    recs.append(_plan_record(tmp_path, "llama", Shape(1, 96, 200, 6, 1, 257, 64)))
+    recs.append(_i64(0))
+    vec = tmp_path / "plan.bin"
+    vec.write_bytes(b"".join(recs))
+    r = subprocess.run([QEMU, str(exe), str(vec)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "isa paths: 0 4" in r.stdout, r.stdout
+    assert "2 cases, 0 failures" in r.stdout, r.stdout
+
+
+def test_neon_path_under_qemu(tmp_path: Path) -> None:
+    _tools()
+    exe = _build(tmp_path)
 
     rng = np.random.default_rng(8)
-    recs = [b"ESTV", _i64(1), nx.EXP2_T.astype("<f4").tobytes(), nx.EXP2_D.astype("<f4").tobytes()]
+    recs = _header()
     for kind, bits in [("ternary", 2), ("int", 8), ("int", 4), ("int", 2), ("int", 3)]:
         for n, k, t in [(1, 1, 1), (13, 255, 1), (9, 300, 3), (40, 1037, 6), (70, 513, 1)]:
             recs.append(_matmul_record(rng, n, k, t, kind, bits))

@@ -3,7 +3,12 @@
  * can run, with 1 and 2 threads. Used to prove the NEON path under qemu-aarch64-static.
  *
  * File: "ESTV" int64 version, float32 exp2 T[256], D[256], then records, each starting with an
- * int64 kind: 1 matmul, 2 norm_quant, 3 attention, 0 end. */
+ * int64 kind: 1 matmul, 2 norm_quant, 3 attention, 4 fused plan (es_run_plan), 0 end.
+ *
+ * A plan record carries one arena (weights, tables, activation slots, KV cache, scratch) and the op
+ * records with every pointer written as 1 + its offset in the arena (0 = NULL); the driver relocates
+ * them, then for every ISA path and 1 and 2 threads restores the arena and runs the steps (prefill
+ * and decode calls), comparing each step's logits and the final KV cache with numpy's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +16,13 @@
 #include "eskernel.h"
 
 static FILE *fp;
+
+static void *reloc(void *p, uint8_t *base) {
+    uintptr_t v = (uintptr_t)p;
+    return v ? (void *)(base + (v - 1)) : NULL;
+}
+
+static int run_plan_record(int64_t *cases, const int *isas, int nisa);
 
 static void *rd(size_t n) {
     void *p = malloc(n ? n : 1);
@@ -105,6 +117,9 @@ int main(int argc, char **argv) {
                 fails++;
             }
             free(qq), free(kq), free(vq), free(dq), free(dk), free(dv), free(pos), free(ref), free(o);
+        } else if (kind == 4) {
+            int64_t c = cases;
+            fails += run_plan_record(&c, isas, nisa);
         } else {
             fprintf(stderr, "bad record kind %lld\n", (long long)kind);
             return 2;
@@ -112,4 +127,68 @@ int main(int argc, char **argv) {
     }
     printf("%d cases, %d failures\n", cases, fails);
     return fails ? 1 : 0;
+}
+
+static int run_plan_record(int64_t *cases, const int *isas, int nisa) {
+    int64_t op_size = rd64(), nops = rd64(), arena_len = rd64(), x0_off = rd64(), logits_off = rd64(),
+            acc_off = rd64(), kq_off = rd64(), dk_off = rd64(), vq_off = rd64(), dv_off = rd64(),
+            kq_bytes = rd64(), dk_bytes = rd64(), cap = rd64(), nsteps = rd64();
+    if (op_size != (int64_t)sizeof(es_op)) {
+        printf("FAIL plan case %lld: es_op is %lld bytes in the record, %lld here\n", (long long)*cases,
+               (long long)op_size, (long long)sizeof(es_op));
+        exit(1);
+    }
+    uint8_t *init = rd((size_t)arena_len);
+    es_op *ops = rd((size_t)(nops * op_size));
+    uint8_t *arena = aligned_alloc(64, (size_t)(arena_len + 63) / 64 * 64);
+    for (int64_t i = 0; i < nops; i++) {
+        es_op *o = &ops[i];
+        for (int j = 0; j < 3; j++) o->in[j] = reloc((void *)o->in[j], arena);
+        for (int j = 0; j < ES_PLAN_MEMBERS; j++) {
+            o->out[j] = reloc(o->out[j], arena);
+            o->beta[j] = reloc((void *)o->beta[j], arena);
+        }
+        o->w = reloc((void *)o->w, arena);
+        o->w2 = reloc((void *)o->w2, arena);
+    }
+    int64_t *T = malloc(8 * nsteps), *pos = malloc(8 * nsteps), *last_from = malloc(8 * nsteps),
+            *xb = malloc(8 * nsteps), *lb = malloc(8 * nsteps);
+    uint8_t **x0 = malloc(sizeof(void *) * nsteps), **lref = malloc(sizeof(void *) * nsteps);
+    for (int64_t s = 0; s < nsteps; s++) {
+        T[s] = rd64(), pos[s] = rd64(), last_from[s] = rd64(), xb[s] = rd64(), lb[s] = rd64();
+        x0[s] = rd((size_t)xb[s]);
+        lref[s] = rd((size_t)lb[s]);
+    }
+    uint8_t *kvref = rd((size_t)(2 * (kq_bytes + dk_bytes)));
+    int fails = 0;
+    for (int i = 0; i < nisa; i++)
+        for (int th = 1; th <= 2; th++) {
+            memcpy(arena, init, (size_t)arena_len);
+            for (int64_t s = 0; s < nsteps; s++) {
+                memcpy(arena + x0_off, x0[s], (size_t)xb[s]);
+                int rc = es_run_plan(ops, nops, last_from[s], T[s], pos[s], (int8_t *)(arena + kq_off),
+                                     (float *)(arena + dk_off), (int8_t *)(arena + vq_off),
+                                     (float *)(arena + dv_off), cap, (int32_t *)(arena + acc_off),
+                                     isas[i], th);
+                if (rc || memcmp(arena + logits_off, lref[s], (size_t)lb[s])) {
+                    printf("FAIL plan case %lld isa %d threads %d step %lld (rc %d)\n", (long long)*cases,
+                           isas[i], th, (long long)s, rc);
+                    fails++;
+                }
+            }
+            const int64_t offs[4] = {kq_off, dk_off, vq_off, dv_off};
+            const int64_t lens[4] = {kq_bytes, dk_bytes, kq_bytes, dk_bytes};
+            int64_t at = 0;
+            for (int j = 0; j < 4; at += lens[j], j++)
+                if (memcmp(arena + offs[j], kvref + at, (size_t)lens[j])) {
+                    printf("FAIL plan case %lld isa %d threads %d: KV cache array %d\n", (long long)*cases,
+                           isas[i], th, j);
+                    fails++;
+                    break;
+                }
+        }
+    for (int64_t s = 0; s < nsteps; s++) free(x0[s]), free(lref[s]);
+    free(T), free(pos), free(last_from), free(xb), free(lb), free(x0), free(lref), free(kvref);
+    free(init), free(ops), free(arena);
+    return fails;
 }
