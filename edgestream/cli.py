@@ -308,6 +308,45 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- serve
+def cmd_serve(a: argparse.Namespace) -> int:
+    from edgestream.serve import build_server, serve
+
+    server = build_server(a.artifact, device=a.device, kernel=a.kernel, device_options=_device_options(a),
+                          model_id=a.model_name, max_queue=a.max_queue)
+    note = getattr(server.session, "device_note", "")
+
+    def ready(url: str) -> None:
+        sys.stderr.write(f"edgestream serve: model {server.model_id!r} on {server.session.device}"
+                         f"{f' ({note})' if note else ''}: {url}/v1\n")
+        sys.stderr.flush()
+
+    serve(server, host=a.host, port=a.port, log_level=a.log_level, on_ready=ready)
+    return 0
+
+
+# ---- chat
+def cmd_chat(a: argparse.Namespace) -> int:
+    import edgestream
+    from edgestream.chat_cli import chat_loop
+
+    sess = edgestream.load(a.artifact, device=a.device, kernel=a.kernel, **_device_options(a))
+    try:
+        return chat_loop(sess, sys.stdin, sys.stdout, _console(), system=a.system, max_new_tokens=a.max_new_tokens,
+                         temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, seed=a.seed)
+    finally:
+        sess.close()
+
+
+def _add_device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", choices=["cpu", "sim", "pynq", "auto"],
+                   help="cpu (CPU executor), sim (accelerator RTL in Verilator/Icarus), pynq (board), "
+                        "auto (pynq when a board is present, else cpu)")
+    p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"], help="for --device sim")
+    p.add_argument("--latency", type=int, default=100, help="--device sim: DDR read latency in cycles")
+    p.add_argument("--kernel", default=None, help="CPU kernel: auto (default) or numpy")
+
+
 # ---- inspect
 def _inspect_artifact(path: Path) -> dict:
     from edgestream.artifact import read_artifact
@@ -489,6 +528,28 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("artifact")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=cmd_report)
+
+    sv = sub.add_parser("serve", help="an OpenAI-compatible HTTP API (completions, chat, SSE streaming, /metrics)")
+    sv.add_argument("artifact")
+    _add_device_args(sv)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    sv.add_argument("--model-name", default=None, help="the `model` clients name (default: the artifact's name)")
+    sv.add_argument("--max-queue", type=int, default=8,
+                    help="requests that may wait for the device; more get 429 (default 8)")
+    sv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    sv.set_defaults(fn=cmd_serve)
+
+    ch = sub.add_parser("chat", help="talk to a model in the terminal through its chat template")
+    ch.add_argument("artifact")
+    _add_device_args(ch)
+    ch.add_argument("--system", default=None, metavar="TEXT", help="system prompt")
+    ch.add_argument("--max-new-tokens", type=int, default=256, help="per answer (default 256)")
+    ch.add_argument("--temperature", type=float, default=0.0)
+    ch.add_argument("--top-k", type=int, default=0)
+    ch.add_argument("--top-p", type=float, default=1.0)
+    ch.add_argument("--seed", type=int, default=None)
+    ch.set_defaults(fn=cmd_chat)
 
     i = sub.add_parser("inspect", help="show layers, shapes, formats and bytes of an artifact or model")
     i.add_argument("path")
