@@ -33,6 +33,19 @@ typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q
                            int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
                            int32_t *out);
 
+/* Software prefetch of the weight rows PF_TILES tiles ahead (within the thread's chunk). A tile's
+ * rows are one contiguous run of R * kpb bytes; ahead of the hardware prefetcher, which ramps up
+ * per 4 KiB page, this keeps the loads of a GEMV from waiting on DRAM (measured on a 2-core Zen
+ * VM, AVX2: the single-thread weight stream went from about 3 to 6-8 GB/s of CPU time). The
+ * weights are read once per token, so the hint is non-temporal. */
+#define PF_TILES 2
+static inline __attribute__((always_inline)) void prefetch_rows(const uint8_t *W, int64_t kpb,
+                                                                int64_t r, int R, int64_t r1) {
+    if (r + R > r1) return;
+    const uint8_t *p = W + r * kpb;
+    for (int64_t o = 0; o < R * kpb; o += 64) __builtin_prefetch(p + o, 0, 0);
+}
+
 static inline void store_res(const int32_t *res, int R, int TT, int64_t r, int64_t t, int64_t n,
                              const int32_t *corr, int32_t *out) {
     for (int tt = 0; tt < TT; tt++)
@@ -150,16 +163,19 @@ static inline __attribute__((always_inline)) TGT_AVX2 void tile_avx2(
                           int32_t *out) {                                                         \
         int32_t res[64];                                                                          \
         if (T < TM) {                                                                             \
-            for (int64_t r = r0; r < r1; r += RG)                                                 \
+            for (int64_t r = r0; r < r1; r += RG) {                                               \
+                prefetch_rows(W, kpb, r + RG * PF_TILES, RG, r1);                                 \
                 for (int64_t t = 0; t < T; t++) {                                                 \
                     const uint8_t *wr = W + r * kpb;                                              \
                     const int8_t *qt = Q + t * kp;                                                \
                     DISPATCH_B(GEMV_CALL, B)                                                      \
                     store_res(res, RG, 1, r, t, n, corr, out);                                    \
                 }                                                                                 \
+            }                                                                                     \
             return;                                                                               \
         }                                                                                         \
         for (int64_t r = r0; r < r1; r += RM) {                                                   \
+            prefetch_rows(W, kpb, r + RM * PF_TILES, RM, r1);                                     \
             const uint8_t *wr = W + r * kpb;                                                      \
             int64_t t = 0;                                                                        \
             for (; t + TM <= T; t += TM) {                                                        \
@@ -278,7 +294,8 @@ static void mm_rows_neon(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, 
     const int P = 8 / B;
     const uint8x16_t mask = vdupq_n_u8((uint8_t)(B == 8 ? 0x0f : (1 << B) - 1));
     const int64_t nblk = kpb / 64;
-    for (int64_t r = r0; r < r1; r += 4)
+    for (int64_t r = r0; r < r1; r += 4) {
+        prefetch_rows(W, kpb, r + 4 * PF_TILES, 4, r1);
         for (int64_t t = 0; t < T; t++) {
             const int8_t *qt = Q + t * kp;
             int32_t res[4];
@@ -313,6 +330,7 @@ static void mm_rows_neon(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, 
             }
             store_res(res, 4, 1, r, t, n, corr, out);
         }
+    }
 }
 #endif
 
