@@ -27,8 +27,8 @@ setup: $(STAMP)
 
 # Debian packages the tests need: Icarus (second simulator), the aarch64 cross compiler and qemu-user
 # (the board's Arm fallback kernel is tested under emulation).
-SYSPKGS := iverilog gcc-aarch64-linux-gnu qemu-user-static
-SYSCMDS := iverilog aarch64-linux-gnu-gcc qemu-aarch64-static
+SYSPKGS := iverilog gcc-aarch64-linux-gnu qemu-user-static chromium
+SYSCMDS := iverilog aarch64-linux-gnu-gcc qemu-aarch64-static chromium
 
 sysdeps:
 	@missing=0; for c in $(SYSCMDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \

@@ -81,6 +81,14 @@ def cmd_report(a: argparse.Namespace) -> int:
         from edgestream.compiler.perfmodel import report_from_manifest
 
         report_from_manifest({"target": "cpu"}, str(p))  # raises the clear error
+    if a.html or a.png:
+        from edgestream.report_html import load_bench, write_html, write_png
+
+        bench = load_bench(a.bench) if a.bench else None
+        written = [f(info, out, bench) for f, out in ((write_html, a.html), (write_png, a.png)) if out]
+        if not a.json:
+            _console(stderr=False).print("wrote " + ", ".join(str(w) for w in written))
+            return 0
     if a.json:
         _print_json(info)
     else:
@@ -526,6 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="predicted resources and performance of a board artifact (a model)")
     rp.add_argument("artifact")
+    rp.add_argument("--html", default=None, metavar="OUT.html",
+                    help="write the report as one self-contained HTML page (interactive plots, works offline)")
+    rp.add_argument("--png", default=None, metavar="OUT.png", help="write the plots as one PNG image")
+    rp.add_argument("--bench", default=None, metavar="BENCH.json",
+                    help="`edgestream bench --json` output: measured points beside the predicted ones")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=cmd_report)
 
