@@ -75,9 +75,20 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
     lin = sum(p.nbytes if hasattr(p, "nbytes") else p.wf.nbytes for p, _ in ex._group.values())
     c = sess.config
     kv = 2 * c.num_layers * c.num_kv_heads * (prompt_len + decode_tokens) * (c.head_dim + 4)
+    prof = {}
+    if getattr(ex, "fused", False):  # where a fused decode step spends its time, in a separate pass
+        ex.reset(prompt_len + 9)
+        ex.forward(np.asarray(prompt))
+        ex._plan.profile(True)
+        t = time.perf_counter()
+        for i in range(8):
+            ex.forward(np.asarray([2 + i]))
+        prof = {"total": (time.perf_counter() - t) / 8}
+        prof.update({op: v[0] / 8 for op, v in ex._plan.profile(False).items()})
     name = f"edgestream {sess.kernel_name}" + ("" if getattr(ex, "fused", False) or kernel == "numpy" else " op-by-op")
     return {"engine": name, "prefill_tok_s": st.prefill_tok_s, "ttft_s": st.ttft_s,
-            "decode_tok_s": st.decode_tok_s, "bytes_per_token": lin + kv, "peak_rss_bytes": _peak()}
+            "decode_tok_s": st.decode_tok_s, "bytes_per_token": lin + kv, "peak_rss_bytes": _peak(),
+            "profile": prof}
 
 
 def worker_llama(gguf_path: str, prompt_len: int, decode_tokens: int) -> dict:
@@ -227,6 +238,14 @@ def main() -> None:
     for r in rows:
         c.print(f"{r['shape']} {r['engine']}: decode " + " ".join(f"{v:.2f}" for v in r["decode_tok_s_all"])
                 + " | prefill " + " ".join(f"{v:.1f}" for v in r["prefill_tok_s_all"]))
+    for r in rows:
+        prof = r.get("profile")
+        if prof:
+            tot = prof.pop("total")
+            parts = ", ".join(f"{op} {1e3 * v:.2f} ({100 * v / tot:.0f}%)" for op, v in prof.items())
+            c.print(f"{r['shape']} {r['engine']} decode step profile (ms/token, 8 steps, timed separately): total "
+                    f"{1e3 * tot:.2f}; {parts}; outside the plan (embedding, Python) "
+                    f"{1e3 * (tot - sum(prof.values())):.2f}")
     for n in notes:
         c.print(n)
 

@@ -188,6 +188,14 @@ class FusedPlan:
                     o.out[j] = self._bufs[self.slot_of[v]].ctypes.data
         self._ops = ops
 
+    def profile(self, enable: bool = True) -> dict[str, tuple[float, int]]:
+        """Starts (or stops) timing every op by kind; returns {op: (seconds, calls)} since the last call."""
+        f = self._lib.es_plan_profile
+        f.restype, f.argtypes = None, [ctypes.c_int, _P, _P]
+        ns, calls = np.zeros(8), np.zeros(8)
+        f(int(enable), ns.ctypes.data, calls.ctypes.data)
+        return {op: (ns[i] * 1e-9, int(calls[i])) for op, i in _OPS.items() if calls[i]}
+
     def run(self, x0: np.ndarray, pos: int, cache, last_only: bool) -> np.ndarray:
         """x0 float32 [T, hidden] (the embedded tokens at positions pos..) -> logits [T or 1, vocab]."""
         t = x0.shape[0]

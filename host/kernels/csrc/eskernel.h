@@ -87,6 +87,10 @@ typedef struct {
  * [layers, kv_heads, cap, head_dim] int8 (kq, vq) and [layers, kv_heads, cap] float32 (dk, dv);
  * acc: int32 scratch of T * (largest n) (1 * n for the ops at >= last_from). Returns 0, -1 bad
  * arguments / no memory, -2 isa not available, -3 a position outside the cache, -4 unknown op. */
+/* enable = 1 starts timing every op of es_run_plan by kind (index = ES_OP_*), 0 stops; with ns and
+ * calls ([8] each) non-NULL first copies out the time and count so far. Every call resets them. */
+void es_plan_profile(int enable, double *ns, double *calls);
+
 int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, int64_t pos,
                 int8_t *kq, float *dk, int8_t *vq, float *dv, int64_t cap, int32_t *acc, int isa,
                 int threads);

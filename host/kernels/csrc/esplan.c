@@ -10,7 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "eskernel.h"
+
+/* optional per-op-kind wall time (es_plan_profile), for the benchmarks' profile */
+static int g_prof_on;
+static double g_prof_ns[8], g_prof_n[8];
+
+void es_plan_profile(int enable, double *ns, double *calls) {
+    if (ns)
+        for (int i = 0; i < 8; i++) ns[i] = g_prof_ns[i], calls[i] = g_prof_n[i];
+    memset(g_prof_ns, 0, sizeof(g_prof_ns));
+    memset(g_prof_n, 0, sizeof(g_prof_n));
+    g_prof_on = enable;
+}
+
+static double mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
 
 static void op_qlinear(const es_op *o, const int8_t *q, const float *s, int64_t Te, int32_t *acc,
                        int isa, int threads, int *rc) {
@@ -139,6 +159,7 @@ int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, in
                         ? (const void *)((const char *)o->in[j] + (T - 1) * rowb)
                         : o->in[j];
         }
+        const double t0 = g_prof_on ? mono_ns() : 0.0;
         switch (o->op) {
         case ES_OP_NORM_QUANT:
             es_norm_quant((const float *)in[0], (const float *)o->w, o->eps, Te, o->k,
@@ -167,6 +188,10 @@ int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, in
             break;
         }
         default: rc = -4;
+        }
+        if (g_prof_on && o->op > 0 && o->op < 8) {
+            g_prof_ns[o->op] += mono_ns() - t0;
+            g_prof_n[o->op] += 1;
         }
     }
     free(tpos);
