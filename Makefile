@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard host/kernels/csrc/*.c host/kernels/
 	$(PY) -m pip install -q --upgrade pip
 	@# torch 2.13.0 CPU build is taken from local disk; a bare `torch` would pull a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[sim,oracle,test,serve]'
+	$(PY) -m pip install -q -e '.[sim,oracle,test,serve,report]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
