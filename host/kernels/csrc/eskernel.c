@@ -26,7 +26,7 @@
 #include <arm_neon.h>
 #endif
 
-#define ES_VERSION 4
+#define ES_VERSION 5
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
@@ -705,22 +705,37 @@ static inline float exp_neg(float t) {
     float z = t * log2e;
     if (z != z) return z; /* NaN (an inf - inf score upstream) propagates, never indexes the table */
     if (z < -64.0f) return 0.0f;
-    float nf = floorf(z);
-    float f = z - nf;
+    /* floor, floor and ldexp without libm calls (x86-64's baseline has no round instruction): z is
+     * in [-64, 0] here, so truncation corrected by one is floor; fs is >= 0, so truncation is floor;
+     * p is in [1, 2], so p * 2**n for n >= -126 is a normal float, exactly ldexpf(p, n). */
+    int n = (int)z;
+    if ((float)n > z) n--;
+    float f = z - (float)n;
     if (f == 1.0f) { /* z - n rounds up to 1 for -2**-25 <= z < 0: 2**z is then 1 (numerics.exp2_neg) */
-        nf += 1.0f;
+        n += 1;
         f = 0.0f;
     }
     float fs = f * 256.0f;
-    int i = (int)floorf(fs);
+    int i = (int)fs;
     float r = fs - (float)i;
     float p = g_exp2_t[i] + g_exp2_d[i] * r;
-    return ldexpf(p, (int)nf);
+    if (n < -126 || n > 127) return ldexpf(p, n);
+    union {
+        uint32_t u;
+        float f;
+    } sc = {(uint32_t)(n + 127) << 23};
+    return p * sc.f;
 }
 
 float es_exp_neg(float t) { return exp_neg(t); }
 
-/* One query row against keys/values 0..S-1 of one head (docs/numerics.md, attention). */
+/* One query row against keys/values 0..S-1 of one head (docs/numerics.md, attention). On x86 an AVX2
+ * clone is chosen at load where the CPU has it: only the integer loops (q.k, sum A*v) vectorize,
+ * which is exact in any order; float steps stay scalar (no FMA: AVX2 does not imply it, and
+ * -ffp-contract=off holds). */
+#ifdef ES_X86
+__attribute__((target_clones("avx2", "default")))
+#endif
 static void attn_one(const int8_t *qt, float dqt, const int8_t *kq, const float *dk, const int8_t *vq,
                      const float *dv, int64_t qpos, int64_t S, int64_t D, float scale, float *out_row) {
     int64_t vis = qpos < 0 ? 0 : (qpos >= S ? S : qpos + 1);
@@ -742,18 +757,32 @@ static void attn_one(const int8_t *qt, float dqt, const int8_t *kq, const float 
     int64_t den = 0;
     for (int64_t j = 0; j < vis; j++) {
         float e = exp_neg(sc[j] - smax);
-        E[j] = (int64_t)rintf(e * 32768.0f);
+        E[j] = (int64_t)rne_f(e * 32768.0f); /* e in [0, 1] or NaN: within rne_f's range */
         a[j] = (float)E[j] * dv[j];
         amax = a[j] > amax ? a[j] : amax;
         den += E[j];
     }
     const float amax_safe = amax > 0.0f ? amax : 1.0f;
     const float ratio = 32767.0f / amax_safe;
-    for (int64_t j = 0; j < vis; j++) {
-        const int64_t A = (int64_t)rintf(a[j] * ratio);
-        const int8_t *vj = vq + j * D;
-        for (int64_t d = 0; d < D; d++) num[d] += A * vj[d];
+    /* sum_j A * v in int32 over blocks of 256 keys (|A| <= 32768, |v| <= 128: |block sum| <= 2**30),
+     * added into int64 after each block: exact, and the int32 loop vectorizes */
+    int32_t *num32 = (int32_t *)malloc((size_t)D * sizeof(int32_t) + 4);
+    for (int64_t j0 = 0; j0 < vis; j0 += 256) {
+        const int64_t j1 = j0 + 256 < vis ? j0 + 256 : vis;
+        memset(num32, 0, (size_t)D * sizeof(int32_t));
+        for (int64_t j = j0; j < j1; j++) {
+            const int64_t A = (int64_t)rne_f(a[j] * ratio); /* a <= max a: |a * ratio| <= 32767 or NaN */
+            const int8_t *vj = vq + j * D;
+            if (A < -32768 || A > 32768) { /* only from non-finite scales: the plain int64 sum */
+                for (int64_t d = 0; d < D; d++) num[d] += A * vj[d];
+                continue;
+            }
+            const int32_t A32 = (int32_t)A;
+            for (int64_t d = 0; d < D; d++) num32[d] += A32 * (int32_t)vj[d];
+        }
+        for (int64_t d = 0; d < D; d++) num[d] += num32[d];
     }
+    free(num32);
     const float f = (float)((double)amax / 32767.0 / (double)den);
     for (int64_t d = 0; d < D; d++) out_row[d] = (float)num[d] * f;
     free(sc);
