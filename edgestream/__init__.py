@@ -18,7 +18,7 @@ def load(path, device: str = "cpu", kernel: str | None = None, device_options: d
     if arch == "graph":
         from edgestream.host.graph_executor import load_graph
 
-        return load_graph(path, device=device, kernel=kernel)
+        return load_graph(path, device=device, kernel=kernel, device_options=device_options)
     from edgestream.host.session import load as _load
 
     return _load(path, device=device, kernel=kernel, device_options=device_options)

@@ -223,7 +223,6 @@ def _run_graph(a: argparse.Namespace) -> int:
 
     if a.inputs is None or a.outputs is None:
         raise InputError("graph artifacts need both --inputs IN.npz and --outputs OUT.npz")
-    sess = load_graph(a.artifact, device=a.device, kernel=a.kernel)
     try:
         with np.load(a.inputs, allow_pickle=False) as z:
             inputs = {k: z[k] for k in z.files}
@@ -231,7 +230,8 @@ def _run_graph(a: argparse.Namespace) -> int:
         raise InputError(f"{a.inputs}: no such file") from None
     except (ValueError, OSError) as e:
         raise InputError(f"{a.inputs}: not a readable .npz file ({e})") from None
-    outputs = sess.run(inputs)
+    with load_graph(a.artifact, device=a.device, kernel=a.kernel, **_device_options(a)) as sess:
+        outputs = sess.run(inputs)
     out = Path(a.outputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)

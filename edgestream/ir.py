@@ -129,6 +129,7 @@ GRAPH_OPS = {
     "rmsnorm_op": (2, 1, ()),  # x, gain (ONNX RMSNormalization)
     "reduce_mean": (1, 1, ()),
     "reshape": (1, 1, ()),
+    "threshold": (1, 1, ("thresholds", "direction")),  # int32 acc -> base + step * #thresholds passed
     "im2col": (2, 1, ()),  # x [N, C, H, W], pad value -> columns [N, OH, OW, C*kh*kw] (Conv's unfold)
     "maxpool": (1, 1, ()),  # ONNX MaxPool, 2-D
     "transpose": (1, 1, ()),

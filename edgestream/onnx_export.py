@@ -73,6 +73,17 @@ def to_onnx(artifact_path: str | Path):
         elif n.op == "bipolar_quant":
             ge = node("GreaterOrEqual", [ins[0], init(fresh("zero"), np.float32(0.0))])
             node("Where", [ge, init(fresh("one"), np.int8(1)), init(fresh("minus_one"), np.int8(-1))], out)
+        elif n.op == "threshold":
+            thr = init(fresh("thresholds"), np.asarray(g.tensors[a["thresholds"]].data, np.int32))
+            inc = init(fresh("increasing"), np.asarray(g.tensors[a["direction"]].data).reshape(-1, 1) > 0)
+            last = init(fresh("last"), np.asarray([-1], np.int64))
+            u = node("Unsqueeze", [ins[0], last])
+            ge, le = (node("Cast", [node(op, [u, thr])], to=6) for op in ("GreaterOrEqual", "LessOrEqual"))
+            c = node("Where", [inc, ge, le])  # onnxruntime's Where has no bool kernel
+            v = node("ReduceSum", [c, last], keepdims=0)
+            v = node("Add", [node("Mul", [v, init(fresh("step"), np.int32(a["step"]))]),
+                             init(fresh("base"), np.int32(a["base"]))])
+            node("Cast", [v], out, to=ONNX_TYPES[a["dtype"]])
         elif n.op == "maxpool":
             node("MaxPool", ins, out, kernel_shape=a["kernel"], strides=a["strides"], dilations=a["dilations"],
                  ceil_mode=a["ceil_mode"], **({"pads": a["pads"]} if a["auto_pad"] == "NOTSET" else

@@ -180,6 +180,16 @@ class GraphExecutor:
         f = (F32(sa) * self._w_scale(n)).astype(F32)
         return (acc.astype(F32) * f).astype(F32)
 
+    def _op_threshold(self, n, acc):
+        """A folded epilogue (compiler/frontends/onnx_fold.py): q = base + step * #{j : acc >= T[c, j]}
+        per channel c (the last axis), or #{j : acc <= T[c, j]} where the channel's chain decreases."""
+        t = self.graph.tensors
+        thr = t[n.attrs["thresholds"]].data.astype(np.int64)
+        inc = t[n.attrs["direction"]].data.reshape(-1, 1) > 0
+        a = np.asarray(acc, np.int64)[..., None]
+        c = np.where(inc, a >= thr, a <= thr).sum(axis=-1)
+        return (n.attrs["base"] + n.attrs["step"] * c).astype(n.attrs["dtype"])
+
     def _op_cast(self, n, x):
         return np.asarray(x).astype(n.attrs["to"])
 
@@ -293,14 +303,35 @@ class GraphExecutor:
 
 
 class GraphSession:
-    """A loaded general-graph artifact: `run(inputs) -> outputs` (batch inference)."""
+    """A loaded general-graph artifact: `run(inputs) -> outputs` (batch inference). device "cpu": the
+    CPU kernels; "sim" / "pynq": the quantized matmuls on the accelerator (host/graph_accel.py), the
+    rest on the host, outputs bit-identical to "cpu"."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", kernel: str | None = None):
-        if device not in ("cpu", "auto"):
-            raise InputError(f"device {device!r} is not available for graph artifacts (expected 'cpu')")
-        self.device = "cpu"
+    def __init__(self, path: str | Path, device: str = "cpu", kernel: str | None = None,
+                 device_options: dict | None = None):
+        if device not in ("cpu", "sim", "pynq", "auto"):
+            raise InputError(f"device {device!r} is not available for graph artifacts (expected cpu, sim or pynq)")
+        self.device_note = ""
+        if device == "auto":
+            from edgestream.host.devices import board_present
+
+            device = "pynq" if board_present() else "cpu"
+            self.device_note = f"--device auto picked {device}" + ("" if device == "pynq" else " (no PYNQ board found)")
+        self.device = device
         self.artifact = read_artifact(path)
-        self.executor = GraphExecutor(self.artifact, get_kernel(kernel))
+        self.accel_device = None
+        if device in ("sim", "pynq"):
+            from edgestream.host.driver import open_accel
+            from edgestream.host.graph_accel import AccelKernel
+
+            drv, self.accel_device = open_accel(device, **(device_options or {}))
+            try:
+                self.executor = GraphExecutor(self.artifact, AccelKernel(drv, device))
+            except BaseException:
+                self.close()
+                raise
+        else:
+            self.executor = GraphExecutor(self.artifact, get_kernel(kernel))
         self.inputs = dict(self.artifact.graph.meta.get("inputs", {}))
         self.outputs = dict(self.artifact.graph.meta.get("outputs", {}))
 
@@ -311,11 +342,25 @@ class GraphSession:
     def run(self, inputs: dict) -> dict[str, np.ndarray]:
         return self.executor.run(inputs)
 
+    def close(self) -> None:
+        if self.accel_device is not None:
+            self.accel_device.close()
+            self.accel_device = None
 
-def load_graph(path: str | Path, device: str = "cpu", kernel: str | None = None) -> GraphSession:
-    return GraphSession(path, device=device, kernel=kernel)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def run(path: str | Path, inputs: dict, device: str = "cpu", kernel: str | None = None) -> dict[str, np.ndarray]:
+def load_graph(path: str | Path, device: str = "cpu", kernel: str | None = None,
+               device_options: dict | None = None) -> GraphSession:
+    return GraphSession(path, device=device, kernel=kernel, device_options=device_options)
+
+
+def run(path: str | Path, inputs: dict, device: str = "cpu", kernel: str | None = None,
+        device_options: dict | None = None) -> dict[str, np.ndarray]:
     """One-shot batch inference: load the artifact and run `inputs` (dict name -> array)."""
-    return load_graph(path, device, kernel).run(inputs)
+    with load_graph(path, device, kernel, device_options) as sess:
+        return sess.run(inputs)

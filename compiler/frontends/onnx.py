@@ -3,8 +3,9 @@
 Reads, with the `onnx` package, graphs quantized by onnxruntime's quantizer (QDQ: QuantizeLinear /
 DequantizeLinear around MatMul/Gemm; QOperator: QLinearMatMul, QGemm, QLinearAdd, MatMulInteger with
 DynamicQuantizeLinear; per tensor and per channel; INT8 and UINT8) and QONNX `Quant` / `BipolarQuant`
-nodes as Brevitas exports them (2-bit/ternary to 8-bit weights), plus the float elementwise and shape
-ops around them. Rules (docs/onnx.md):
+nodes as Brevitas exports them (1-bit/bipolar and 2-bit/ternary to 8-bit), Conv (im2col + the same
+accelerated matmul), MaxPool and inference BatchNormalization (FINN's bnn_pynq networks), plus the
+float elementwise and shape ops around them. Rules (docs/onnx.md):
 
 * every weight of a MatMul/Gemm must be quantized (a constant behind DequantizeLinear, QLinearMatMul,
   MatMulInteger, QGemm or a QONNX Quant); such a layer becomes one `qmatmul` node (exact integer
@@ -66,6 +67,9 @@ KNOWN_ATTRS = {
     "Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
     "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"},
 }
+# ops whose output has the rank of their first input (for rank derivation past QONNX's custom ops)
+_SAME_RANK = ("Quant", "BipolarQuant", "QuantizeLinear", "DequantizeLinear", "Conv", "MaxPool", "BatchNormalization",
+              "Cast", "Softmax", "Gelu", "LayerNormalization", "RMSNormalization")
 # QONNX Quant rounding modes (qonnx.custom_op.general.intquant.resolve_rounding_mode; case-insensitive)
 ROUNDING_MODES = ("ROUND", "HALF_EVEN", "CEIL", "FLOOR", "UP", "DOWN", "HALF_UP", "HALF_DOWN")
 DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
@@ -136,6 +140,7 @@ class _Builder:
             self.consts[init.name] = nh.to_array(init)
         self.onnx_nodes = list(model.graph.node)
         self.consumers: dict[str, list] = {}
+        self.producer = {o: n for n in self.onnx_nodes for o in n.output if o}
         for n in self.onnx_nodes:
             for v in n.input:
                 self.consumers.setdefault(v, []).append(n)
@@ -200,10 +205,26 @@ class _Builder:
     def emit(self, op: str, name: str, inputs: list[str], outputs: list[str], **attrs) -> None:
         self.nodes.append(Node(op, name, inputs, outputs, attrs))
 
-    def rank(self, value: str) -> int | None:
+    def rank(self, value: str, depth: int = 0) -> int | None:
+        """The rank of a value: onnx's shape inference, else derived through its producers (onnx cannot
+        infer past QONNX's custom ops, and a file need not be cleaned up by qonnx)."""
         if value in self.consts:
             return np.asarray(self.consts[value]).ndim
-        return self.ranks.get(value)
+        if value in self.ranks or depth > 64:
+            return self.ranks.get(value)
+        p = self.producer.get(value)
+        r = None
+        if p is not None:
+            ins = [v for v in p.input if v]
+            if p.op_type in ("Gemm", "Flatten", "QGemm"):
+                r = 2
+            elif p.op_type == "Reshape" and len(ins) > 1 and ins[1] in self.consts:
+                r = int(np.asarray(self.consts[ins[1]]).size)
+            elif p.op_type in SIMPLE or p.op_type in _SAME_RANK:
+                rs = [self.rank(v, depth + 1) for v in (ins if p.op_type in SIMPLE else ins[:1])]
+                r = None if not rs or None in rs else max(rs)
+        self.ranks[value] = r
+        return r
 
     def only_consumer(self, value: str):
         c = self.consumers.get(value, [])
@@ -954,4 +975,9 @@ def load_onnx(src: str | Path):
     lm = onnx_patterns.match_decoder(model, src)
     if lm is not None:
         return lm
-    return _Builder(model, src).build(), None
+    from edgestream.compiler.frontends.onnx_fold import fold_thresholds
+
+    try:
+        return verify(fold_thresholds(_Builder(model, src).build())), None
+    except CompileError as e:
+        raise InputError(f"{src}: {e}") from None
