@@ -227,6 +227,9 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
     # it out of every buffer the tail reads from earlier, and the tail reads the one-token copies
     made_before = {o for n in nodes[:head_from] for o in n.outputs}
     tail_reads = list(dict.fromkeys(x for n in nodes[head_from:] for x in n.inputs if x in made_before))
+    if len(tail_reads) != 1:  # the device's NTOK_eff = 1 after LAST_ROW allows one copy only
+        raise CompileError(f"node {nodes[head_from].name}: the LM head's tail reads {len(tail_reads)} buffers "
+                           f"from before it ({', '.join(tail_reads)}); the program's LAST_ROW copies one")
     last_of: dict[str, str] = {}
 
     def inp(name: str) -> int:

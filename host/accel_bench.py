@@ -38,9 +38,11 @@ def engine_cycles_only(n: int, k: int, ntok: int, planes: int) -> int:
 
 def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: int | None = None) -> dict:
     """Prefill `prompt_ids` and run `decode_tokens` greedy decode steps on an accelerator session; per
-    phase: cycles per token (device cycles of the hardware segments), AXI read-bus utilization (bytes
-    moved per cycle / bus peak), stalls, and the performance model's error against the measured cycles
-    (raw, and after calibrating one fixed overhead per token tile: the median of measured - model)."""
+    phase: cycles per token (device cycles of every START), the split by unit (VEC_CYCLES,
+    ATTN_CYCLES, the rest: linears and sequencer), STARTs and host-executed instructions per token, AXI
+    read-bus utilization (bytes moved per cycle / bus peak), stalls, and the performance model's error
+    against the measured cycles of the runs that are linears only (raw, and after calibrating one fixed
+    overhead per token tile: the median of measured - model)."""
     from edgestream.host.accel_executor import AccelProgramExecutor
 
     ex = sess.executor
@@ -52,57 +54,78 @@ def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: 
     ex.record = True
     ex.log.clear()
     t0 = time.perf_counter()
-    logits = ex.forward(np.array(prompt_ids))[-1]
+    tok = ex.forward_argmax(np.array(prompt_ids))
     wall_prefill = time.perf_counter() - t0
-    n_pre = len(ex.log)
-    wall_decode = []
+    n_pre, host_pre = len(ex.log), ex.host_ops
+    wall_decode, host_dec = [], 0
     for _ in range(decode_tokens):
-        tok = int(np.argmax(logits))
         t1 = time.perf_counter()
-        logits = ex.forward(np.array([tok]))[-1]
+        tok = ex.forward_argmax(np.array([tok]))
         wall_decode.append(time.perf_counter() - t1)
+        host_dec += ex.host_ops
     ex.record = False
     source = None
-    rows = []
+    rows = []  # (run, counters, model cycles, token tiles) of the runs the model covers: linears only
     engine_only = []
-    for seg in ex.log:
-        tiles = geo.tiles(seg["ntok"])
-        source, model = perf_model_cycles(seg["n"], seg["k"], seg["ntok"], seg["planes"], lat)
-        rows.append((seg, seg["counters"], model, tiles))
-        engine_only.append(engine_cycles_only(seg["n"], seg["k"], seg["ntok"], seg["planes"]))
+    for run in ex.log:
+        lins = run["linears"]
+        tiles = geo.tiles(run["ntok"]) * len(lins)
+        model = 0
+        for seg in lins:
+            source, m = perf_model_cycles(seg["n"], seg["k"], run["ntok"], seg["planes"], lat)
+            model += m
+        run["model"] = model
+        if lins and not run["counters"]["vec_cycles"] and not run["counters"]["attn_cycles"]:
+            rows.append((run, run["counters"], model, tiles))
+            engine_only.append(sum(engine_cycles_only(seg["n"], seg["k"], run["ntok"], seg["planes"]) for seg in lins))
     overhead = float(np.median([(c["cycles"] - m) / d for _, c, m, d in rows])) if rows else 0.0
 
-    def phase(sel, tokens, wall):
-        cyc = sum(c["cycles"] for _, c, _, _ in sel)
-        model = sum(m for _, _, m, _ in sel)
-        tot = {k: sum(c[k] for _, c, _, _ in sel) for k in ("rd_beats", "wr_beats", "stall_wgt", "stall_act",
-                                                            "stall_res", "seq_cycles", "wgt_beats")}
+    def phase(sel, tokens, wall, host_ops):
+        cs = [r["counters"] for r in sel]
+        cyc = sum(c["cycles"] for c in cs)
+        model = sum(r["model"] for r in sel)
+        tot = {k: sum(c[k] for c in cs) for k in ("rd_beats", "wr_beats", "stall_wgt", "stall_act", "stall_res",
+                                                   "seq_cycles", "wgt_beats", "vec_cycles", "attn_cycles")}
+        tiles = sum(geo.tiles(r["ntok"]) * len(r["linears"]) for r in sel)
         div = max(cyc, 1)
-        return {"tokens": tokens, "commands": len(sel), "cycles": cyc, "cycles_per_token": cyc / max(tokens, 1),
+        tk = max(tokens, 1)
+        return {"tokens": tokens, "commands": sum(len(r["linears"]) for r in sel), "cycles": cyc,
+                "cycles_per_token": cyc / tk, "device_starts_per_token": len(sel) / tk,
+                "host_ops_per_token": host_ops / tk,
+                "cycles_per_token_by_unit": {"vector": tot["vec_cycles"] / tk, "attention": tot["attn_cycles"] / tk,
+                                             "linears_and_sequencer": (cyc - tot["vec_cycles"] - tot["attn_cycles"])
+                                             / tk},
                 "read_bytes": tot["rd_beats"] * BEAT, "read_bus_util": tot["rd_beats"] / div,
                 "weight_bus_util": tot["wgt_beats"] / div,
                 "stall_wgt_frac": tot["stall_wgt"] / div, "stall_act_frac": tot["stall_act"] / div,
                 "stall_res_frac": tot["stall_res"] / div, "seq_frac": tot["seq_cycles"] / div,
                 "model_cycles": model, "model_err": (model - cyc) / div,
-                "model_err_calibrated": (model + overhead * sum(d for _, _, _, d in sel) - cyc) / div,
-                "wall_s_per_token": wall / max(tokens, 1), **tot}
+                "model_err_calibrated": (model + overhead * tiles - cyc) / div,
+                "wall_s_per_token": wall / tk, **tot}
 
     raw = [abs(m - c["cycles"]) / c["cycles"] for _, c, m, _ in rows]
     before = [abs(m - c["cycles"]) / c["cycles"] for (_, c, _, _), m in zip(rows, engine_only, strict=True)]
     cal = [abs(m + overhead * d - c["cycles"]) / c["cycles"] for _, c, m, d in rows]
+    dec = phase(ex.log[n_pre:], decode_tokens, sum(wall_decode), host_dec)
     return {
         "device": sess.device,
         "latency_cycles": lat,
-        "prefill": phase(rows[:n_pre], len(prompt_ids), wall_prefill),
-        "decode": phase(rows[n_pre:], decode_tokens, sum(wall_decode)),
+        "device_starts_per_decode_token": dec["device_starts_per_token"],
+        "host_ops_per_decode_token": dec["host_ops_per_token"],
+        "prefill": phase(ex.log[:n_pre], len(prompt_ids), wall_prefill, host_pre),
+        "decode": dec,
         "decode_wall_s": wall_decode,
-        "perf_model": {"source": source, "overhead_cycles": overhead,
+        "perf_model": {"source": source, "overhead_cycles": overhead, "runs_compared": len(rows),
                        "mean_abs_err_engine_only": float(np.mean(before)) if before else 0.0,
                        "max_abs_err_engine_only": float(np.max(before)) if before else 0.0,
                        "max_abs_err_raw": float(np.max(raw)) if raw else 0.0,
                        "mean_abs_err_raw": float(np.mean(raw)) if raw else 0.0,
                        "mean_abs_err_calibrated": float(np.mean(cal)) if cal else 0.0,
                        "max_abs_err_calibrated": float(np.max(cal)) if cal else 0.0},
-        "commands": [{"pc": s["pc"], "n": s["n"], "k": s["k"], "ntok": s["ntok"], "cycles": c["cycles"], "model": m}
-                     for s, c, m, _ in rows],
+        # runs of one linear each (a bitstream without units): what benchmarks/bench_accel_sim.py fits
+        "commands": [{"pc": r["pc"], "ntok": r["ntok"], "cycles": c["cycles"], "model": m, **r["linears"][0]}
+                     for r, c, m, _ in rows if len(r["linears"]) == 1],
+        "runs": [{"pc": r["pc"], "stop_pc": r["stop_pc"], "ntok": r["ntok"], "pos": r["pos"],
+                  "cycles": r["counters"]["cycles"], "linears": r["linears"], "model": r["model"]}
+                 for r in ex.log],
     }

@@ -100,6 +100,47 @@ def unpack_tiles(raw: bytes, ntok: int, width: int, geo: Geometry) -> np.ndarray
     return out[:, :width]
 
 
+def pack_tiles(x: np.ndarray, geo: Geometry) -> bytes:
+    """float32 [ntok, width] -> the tile layout of unpack_tiles, padding columns +0 (what the units write)."""
+    ntok, width = x.shape
+    rb, mt, q = geo.row_batches(width), geo.max_tok, geo.Q
+    full = np.zeros((ntok, rb * q), "<f4")
+    full[:, :width] = x
+    out = np.zeros(geo.tiles(ntok) * rb * mt * q, "<f4")
+    for j, t0 in enumerate(range(0, ntok, mt)):
+        nt = min(mt, ntok - t0)
+        out[j * rb * mt * q : j * rb * mt * q + rb * nt * q] = full[t0 : t0 + nt].reshape(nt, rb, q).transpose(
+            1, 0, 2).reshape(-1)
+    return out.tobytes()
+
+
+def unpack_q(raw: bytes, ntok: int, width: int, geo: Geometry) -> np.ndarray:
+    """The i8 slot layout of pack_q -> int8 [ntok, width]."""
+    ng = geo.groups(width)
+    a = np.frombuffer(raw, np.int8, ntok * geo.act_beats_per_token(width) * BEAT).reshape(ntok, -1, SLOT)
+    return np.ascontiguousarray(a[:, :ng, : geo.G].reshape(ntok, ng * geo.G)[:, :width])
+
+
+def unpack_scales(raw: bytes, ntok: int) -> np.ndarray:
+    return np.frombuffer(raw, "<f4", ntok).astype(np.float32)
+
+
+def pack_ids(ids: np.ndarray) -> bytes:
+    """Token ids -> the ids buffer (docs/units.md): u32 per token, ceil(ntok / 4) beats."""
+    out = np.zeros(-(-len(ids) // 4) * 4, "<u4")
+    out[: len(ids)] = ids
+    return out.tobytes()
+
+
+def buffer_bytes(dtype: int, ntok: int, width: int, geo: Geometry) -> int:
+    """Bytes of a buffer of `ntok` tokens in its device layout (docs/registers.md, docs/units.md)."""
+    if dtype == pg.B_F32:
+        return tile_bytes(ntok, width, geo)
+    if dtype == pg.B_I8:
+        return q_bytes(ntok, width, geo)
+    return s_bytes(ntok)  # per-token scales and token ids: 4 bytes a token, whole beats
+
+
 def map_entry(offset: int, capacity: int, width: int, dtype: int) -> bytes:
     return np.array([offset, capacity, width, dtype], dtype="<u4").tobytes()
 
@@ -127,6 +168,21 @@ def segment_end(prog: pg.Program, pc: int) -> int:
     while pc < len(prog.instrs) and prog.instrs[pc].op in HW_OPS:
         pc += 1
     return pc
+
+
+def linear_group(prog: pg.Program, pc: int) -> tuple[int, int]:
+    """(first, end) of the linear layer instruction pc belongs to: from its first LOAD_ACT (k0 = 0)
+    through its last DEQUANT. The device stops anywhere inside a linear it cannot run (K tiles)."""
+    ins = prog.instrs
+    start = pc
+    while start > 0 and ins[start].op in HW_OPS and not (ins[start].op == pg.LOAD_ACT and ins[start].f[0] == 0):
+        start -= 1
+    end = pc
+    while end < len(ins) and ins[end].op in HW_OPS and ins[end].op != pg.DEQUANT:
+        end += 1
+    while end < len(ins) and ins[end].op == pg.DEQUANT:
+        end += 1
+    return start, end
 
 
 def segment_buffers(prog: pg.Program, pc: int, end: int) -> tuple[list[int], list[int], list[int]]:
@@ -203,7 +259,63 @@ class AccelDriver:
         self.dev.write_reg(rm.REG["WGT_SIZE"], self.wgt_size)
         self.map_bytes = len(program.buffers) * rm.MAP_ENTRY_BYTES
         self.act_cap = 0
+        self.resident: dict[int, tuple[int, int]] = {}
         self._ensure_arena(64 << 10)
+        self.dev.write_reg(rm.REG["IRQ_EN"], 1)  # the shell's irq ends a device wait (sim, boards)
+
+    # ---- device-resident buffers (one START per forward pass)
+    def units(self) -> int:
+        """HW_UNITS: the units behind the sequencer (edgestream.host.devices.cpu_units.U_*)."""
+        return self.dev.read_reg(rm.REG["HW_UNITS"])
+
+    def unit_limits(self) -> dict[str, int]:
+        v = self.dev.read_reg(rm.REG["HW_VEC"])
+        return {"vmax": v & 0xFFFF, "dmax": v >> 16, "smax": self.dev.read_reg(rm.REG["HW_SMAX"])}
+
+    def map_buffers(self, caps: dict[int, int]) -> None:
+        """A new arena holding every buffer of `caps` (program buffer -> capacity in bytes) for the rest
+        of the session, its map written once; unlisted buffers are unmapped."""
+        prog = self.prog
+        top, offs = self.map_bytes, {}
+        top = -(-top // 64) * 64
+        for b, cap in caps.items():
+            offs[b] = (top, cap)
+            top += -(-cap // 64) * 64
+        self.act_cap = max(top, BEAT)
+        self.act_base = self.dev.alloc(self.act_cap)
+        table = bytearray(self.map_bytes)
+        for b, (off, cap) in offs.items():
+            buf = prog.buffers[b]
+            table[b * rm.MAP_ENTRY_BYTES:(b + 1) * rm.MAP_ENTRY_BYTES] = map_entry(off, cap, buf.width, buf.dtype)
+        self.dev.write_mem(self.act_base, bytes(table))
+        self._write64("ACT_BASE_LO", "ACT_BASE_HI", self.act_base)
+        self.dev.write_reg(rm.REG["ACT_SIZE"], self.act_cap)
+        self.resident = offs
+
+    def write_buffer(self, b: int, data: bytes) -> None:
+        off, cap = self.resident[b]
+        assert len(data) <= cap, (b, len(data), cap)
+        self.dev.write_mem(self.act_base + off, data)
+
+    def read_buffer(self, b: int, nbytes: int) -> bytes:
+        off, cap = self.resident[b]
+        assert nbytes <= cap, (b, nbytes, cap)
+        return self.dev.read_mem(self.act_base + off, nbytes)
+
+    def alloc_kv(self, nbytes: int) -> None:
+        """The attention unit's KV region (docs/units.md), kept for the session."""
+        base = self.dev.alloc(max(nbytes, BEAT))
+        self._write64("KV_BASE_LO", "KV_BASE_HI", base)
+        self.dev.write_reg(rm.REG["KV_SIZE"], nbytes)
+
+    def run(self, pc: int, ntok: int, pos: int, beats: int, counters: bool = True) -> dict[str, int]:
+        """START the resident program at pc on `ntok` tokens at positions pos..; returns `status` (DONE or
+        HOST), `stop_pc` and, with `counters`, the run's counters. `beats`: bus beats the run may move
+        (its timeout)."""
+        self.dev.write_reg(rm.REG["NTOK"], ntok)
+        self.dev.write_reg(rm.REG["POS"], pos)
+        self.dev.write_reg(rm.REG["PC"], pc)
+        return self.start_and_wait(self.timeout_s + 4 * beats / CLOCK_HZ, counters)
 
     def _ensure_arena(self, data_bytes: int) -> None:
         need = self.map_bytes + data_bytes
@@ -264,21 +376,29 @@ class AccelDriver:
                 beats += geo.tiles(ntok) * geo.weight_beats(r.n, r.k, planes) + ntok * (geo.groups(r.k) + r.n // 4)
         return beats
 
-    def start_and_wait(self, timeout_s: float | None = None) -> dict[str, int]:
+    def start_and_wait(self, timeout_s: float | None = None, counters: bool = True) -> dict[str, int]:
         st = self.dev.read_reg(rm.REG["STATUS"])
         if st & (rm.STATUS_BUSY | rm.STATUS_RESETTING):
             raise DeviceError(f"{self.dev.name}: the accelerator is busy (STATUS 0x{st:x}); reset it first")
         self.dev.write_reg(rm.REG["CTRL"], rm.CTRL_START)
         self.runs += 1
-        self.wait(timeout_s)
-        self.last_counters = self.counters()
+        st = self.wait(timeout_s)
+        # a token's run reads only where it stopped; the counters (a dozen reads) when someone records them
+        self.last_counters = self.counters() if counters else {"stop_pc": self.dev.read_reg(rm.REG["STOP_PC"])}
+        self.last_counters["status"] = st
         return self.last_counters
 
     def wait(self, timeout_s: float | None = None) -> int:
-        """Until DONE or HOST; returns STATUS. ERROR raises DeviceError; a timeout soft-resets and raises."""
+        """Until DONE or HOST; returns STATUS. ERROR raises DeviceError; a timeout soft-resets and raises.
+
+        A tight bounded poll: a device whose wait() returns at the shell's interrupt (`irq_wait`: the
+        simulation; a board that wires pynq.Interrupt) is waited on for the rest of the timeout at once;
+        others are polled every `poll_s` seconds of device time (the cpu model finishes within START, so
+        its first read sees the end). No growing sleeps: a run is noticed when it ends."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         t0 = self.dev.now()
-        step = min(timeout / 4, 2e-5)
+        irq = getattr(self.dev, "irq_wait", False)
+        poll = getattr(self.dev, "poll_s", 2e-6)
         while True:
             st = self.dev.read_reg(rm.REG["STATUS"])
             if st & rm.STATUS_ERROR:
@@ -296,8 +416,7 @@ class AccelDriver:
                 except DeviceError as e:
                     raise DeviceError(msg + f"and did not come back from a soft reset ({e})") from None
                 raise DeviceError(msg + "it was soft-reset")
-            self.dev.wait(min(step, timeout - waited))
-            step = min(step * 2, timeout / 4)
+            self.dev.wait(timeout - waited if irq else min(poll, timeout - waited))
 
     def reset(self, timeout_s: float | None = None) -> None:
         """SOFT_RESET: abort the program, drain the bus, clear the status. Raises when it does not finish."""
@@ -307,6 +426,7 @@ class AccelDriver:
         while True:
             st = self.dev.read_reg(rm.REG["STATUS"])
             if not st & (rm.STATUS_BUSY | rm.STATUS_RESETTING):
+                self.dev.write_reg(rm.REG["IRQ_EN"], 1)
                 return
             if self.dev.now() - t0 >= timeout:
                 raise DeviceError(f"{self.dev.name}: still resetting after {timeout * 1e3:.3f} ms "
@@ -316,7 +436,8 @@ class AccelDriver:
     def counters(self) -> dict[str, int]:
         r = self.dev.read_reg
         c = {name.lower(): r(rm.REG[name]) for name in ("RD_BEATS", "WR_BEATS", "STALL_WGT", "STALL_ACT", "STALL_RES",
-                                                         "SEQ_CYCLES", "WGT_BEATS", "INSTR_COUNT", "STOP_PC")}
+                                                         "SEQ_CYCLES", "WGT_BEATS", "INSTR_COUNT", "STOP_PC",
+                                                         "VEC_CYCLES", "ATTN_CYCLES")}
         c["cycles"] = r(rm.REG["CYCLES_LO"]) | r(rm.REG["CYCLES_HI"]) << 32
         return c
 
@@ -356,10 +477,9 @@ class BankLinear:
 
 class LinearBank:
     """Independent linear layers as one program.bin for the shell configuration: per layer LOAD_ACT,
-    BUILD_TABLE, TLMM, DEQUANT, then OUTPUT (a host instruction, so the sequencer stops after the
-    layer). `matmul(name, q, s)` runs one layer from its PC: y float32 [T, N] = float32(q x W^T) *
-    float32(beta * s), bit-exact to edgestream.numerics.dequant. Tests and benchmarks use it; models
-    run through AccelProgramExecutor."""
+    BUILD_TABLE, TLMM, DEQUANT, then END (the sequencer stops after the layer). `matmul(name, q, s)`
+    runs one layer from its PC: y float32 [T, N] = float32(q x W^T) * float32(beta * s), bit-exact to
+    edgestream.numerics.dequant. Tests and benchmarks use it; models run through AccelProgramExecutor."""
 
     def __init__(self, driver: AccelDriver, cfg=None):
         """cfg: the HwConfig the device was built for (the shipped shell's by default)."""
@@ -408,7 +528,7 @@ class LinearBank:
                        pg.Instr(pg.TLMM, pg.F_BITSERIAL if kind == "int" else 0, len(regions) - 2,
                                 [lw.n, 0, lw.bits if kind == "int" else 0]),
                        pg.Instr(pg.DEQUANT, pg.F_PER_CHANNEL, db, [0, lw.n, sb, len(regions) - 1]),
-                       pg.Instr(pg.OUTPUT, 0, db)]
+                       pg.Instr(pg.END)]
         instrs.append(pg.Instr(pg.END))
         self._pending.clear()
         self.image = f.getvalue()

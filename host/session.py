@@ -157,13 +157,27 @@ class Session:
         st = self.stats = GenerationStats(prompt_tokens=len(ids))
         ex = self.executor
         ex.reset(min(len(ids) + max_new_tokens, self.config.max_position))
+        # greedy decoding on an accelerator reads the device's ARGMAX: the logits stay on the device
+        # unless someone asks for them (on_logits: --dump-logits) or sampling needs them
+        greedy = sampler.temperature == 0 and on_logits is None and hasattr(ex, "forward_argmax")
+        device = hasattr(ex, "starts")
+        st.extra.update({"device_starts": 0, "host_ops": 0} if device else {})
+
+        def step(x: list[int]) -> tuple[int | None, np.ndarray | None]:
+            out = (ex.forward_argmax(np.array(x)), None) if greedy else (None, ex.forward(np.array(x))[-1])
+            if device:
+                st.extra["device_starts"] += ex.starts
+                st.extra["host_ops"] += ex.host_ops
+            return out
+
         t0 = time.perf_counter()
-        logits = ex.forward(np.array(ids))[-1]
+        tok, logits = step(ids)
         st.prefill_s = st.ttft_s = time.perf_counter() - t0
         while True:
-            if on_logits:
-                on_logits(logits)
-            tok = sampler(logits)
+            if logits is not None:
+                if on_logits:
+                    on_logits(logits)
+                tok = sampler(logits)
             st.generated_tokens += 1
             yield tok
             if tok in stops:
@@ -176,7 +190,7 @@ class Session:
                 st.stop_reason = "context_full"
                 return
             t1 = time.perf_counter()
-            logits = ex.forward(np.array([tok]))[-1]
+            tok, logits = step([tok])
             st.decode_s += time.perf_counter() - t1
 
     def close(self) -> None:

@@ -51,9 +51,15 @@ def _instr(prog: pg.Program, name: str, op: int) -> pg.Instr:
     return next(i for i in prog.instrs if i.op == op)
 
 
-def fault_cases(prog: pg.Program, wgt_size: int):
+HOST_AT_0 = "stops for the host at instruction 0"
+
+
+def fault_cases(prog: pg.Program, wgt_size: int, units: int = 0):
     """(label, corrupt program.bin, PC, expected error regex). The host side keeps the good program;
-    the device gets the corrupt one (the first layer is t_odd: LOAD_ACT, BUILD_TABLE, TLMM, DEQUANT)."""
+    the device gets the corrupt one (the first layer is t_odd: LOAD_ACT, BUILD_TABLE, TLMM, DEQUANT).
+    K tiles are ERR FIELD on the linear-only shell (HW_UNITS = 0); a bitstream with units stops for the
+    host at the linear's LOAD_ACT instead (docs/units.md)."""
+    k_tile = "FIELD at instruction {}" if not units else HOST_AT_0
     cases = []
 
     def mut(label, fn, match, pc=0):
@@ -72,8 +78,8 @@ def fault_cases(prog: pg.Program, wgt_size: int):
     mut("no END after a linear", lambda p: setattr(p, "instrs", p.instrs[:4]), "PROG_END at instruction 4")
     mut("unknown opcode", lambda p: _set(p, 0, op=0x7F), r"OPCODE at instruction 0 .*0x7f")
     mut("stray DEQUANT", lambda p: None, "OPCODE at instruction 3", pc=3)
-    mut("accumulate", lambda p: _set(p, 2, flags=pg.F_ACCUMULATE), "FIELD at instruction 2")
-    mut("K tile k0 != 0", lambda p: _setf(p, 0, 0, 5), "FIELD at instruction 0")
+    mut("accumulate", lambda p: _set(p, 2, flags=pg.F_ACCUMULATE), k_tile.format(2))
+    mut("K tile k0 != 0", lambda p: _setf(p, 0, 0, 5), k_tile.format(0))
     mut("G", lambda p: _setf(p, 1, 0, 4), "FIELD at instruction 1")
     mut("bit-serial flag on a ternary region", lambda p: _set(p, 2, flags=pg.F_BITSERIAL), "FIELD")
     mut("rows", lambda p: _setf(p, 2, 0, 36), "FIELD")
@@ -105,8 +111,15 @@ def run_fault(drv, bank, case, rng) -> None:
     drv.load(bank.program, bank.image, blob=blob)
     lay = bank.layers["t_odd"]
     q = rng.integers(-128, 128, (2, lay.k)).astype(np.int8)
-    with pytest.raises(DeviceError, match=match):
-        drv.run_segment(pc, 2, {lay.q_buf: q, lay.s_buf: np.ones(2, np.float32)})
-    assert drv.dev.read_reg(rm.REG["STATUS"]) & rm.STATUS_ERROR, label
+    if match == HOST_AT_0:
+        with pytest.raises(DeviceError, match="stopped at instruction 0"):
+            drv.run_segment(pc, 2, {lay.q_buf: q, lay.s_buf: np.ones(2, np.float32)})
+        st = drv.dev.read_reg(rm.REG["STATUS"])
+        assert st & rm.STATUS_HOST and not st & rm.STATUS_ERROR, label
+        assert drv.dev.read_reg(rm.REG["STOP_PC"]) == 0, label
+    else:
+        with pytest.raises(DeviceError, match=match):
+            drv.run_segment(pc, 2, {lay.q_buf: q, lay.s_buf: np.ones(2, np.float32)})
+        assert drv.dev.read_reg(rm.REG["STATUS"]) & rm.STATUS_ERROR, label
     drv.reset()
     assert not drv.dev.read_reg(rm.REG["STATUS"]) & (rm.STATUS_BUSY | rm.STATUS_ERROR | rm.STATUS_RESETTING)

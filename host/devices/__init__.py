@@ -11,6 +11,11 @@ A device is the small interface the driver needs from an accelerator and its mem
     now() -> float                  device time in seconds (simulated cycles / clock on `sim`)
     close()
 
+Optional: `irq_wait = True` when wait() returns as soon as the shell's irq output is high (IRQ_EN = 1,
+STATUS DONE, HOST or ERROR): the driver then waits for a run with one wait(timeout) instead of polling
+every `poll_s` seconds (default 2 us). The simulation has it; a board device sets it once its wait()
+blocks on pynq.Interrupt (the shell's `irq` line).
+
 Implementations: `cpu` (CpuDevice: a functional model of the shell running the same program with the
 CPU reference TLMM), `sim` (SimDevice: the RTL under Verilator or Icarus through cocotb) and `pynq`
 (PynqDevice: pynq.Overlay, MMIO and pynq.allocate buffers on a board).

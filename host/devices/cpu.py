@@ -3,9 +3,13 @@
 It has the shell's registers (edgestream.regmap) and a flat memory, and on START executes program.bin
 from PC the way es_seq.sv does (docs/registers.md: same checks in the same order, same error codes,
 same stops at host instructions, same memory layouts), computing each TLMM with the reference TLMM of
-edgestream.tlmm on the codes read back from the weight image. It lets the driver run with no simulator
-or board, and is the executable statement of what the RTL sequencer must do. Timing is not modelled:
-runs finish at once, CYCLES = 0. (Sessions with --device cpu use the CPU executor directly.)
+edgestream.tlmm on the codes read back from the weight image, and the instructions of the units behind
+the sequencer (docs/units.md: vector unit, attention over the INT8 KV cache in the KV region, argmax
+at OUTPUT) with edgestream.host.devices.cpu_units. `units` (HW_UNITS) says which units it has: an
+instruction of a unit it lacks, a SwiGLU ACT_MUL (es_vec does not have it) and a K-tiled linear stop
+the run with STATUS.HOST for the host to execute. It lets the driver run with no simulator or board,
+and is the executable statement of what the RTL must do. Timing is not modelled: runs finish at once,
+CYCLES = 0. (Sessions with --device cpu use the CPU executor directly.)
 """
 
 from __future__ import annotations
@@ -19,22 +23,30 @@ from edgestream import numerics as nx
 from edgestream import program as pg
 from edgestream import regmap as rm
 from edgestream.host.devices import BumpAllocator
+from edgestream.host.devices.cpu_units import U_ARGMAX, U_ATTN, U_VEC, UNIT_OF, Units, attention_model
+from edgestream.host.devices.cpu_units import Fault as _Fault
+from edgestream.host.driver import Geometry
 from edgestream.tlmm import tlmm_bitserial, tlmm_ternary
 
 BEAT = rm.DATA_BYTES
-HOST_OPS = {pg.EMBED, pg.NORM_QUANT, pg.ROPE, pg.ATTENTION, pg.ACT_MUL, pg.ADD, pg.LAST_ROW, pg.OUTPUT}
+# what es_vec / es_attn are built with (their parameter defaults): longest vector row, head row, context
+VMAX, DMAX, SMAX = 8192, 256, 4096
 
 
-class _Fault(Exception):
-    def __init__(self, code: str, info: int = 0):
-        self.code, self.info = rm.ERR[code], info
+class _HostStop(Exception):
+    """A linear the sequencer does not run (K tiles): STATUS.HOST at the LOAD_ACT that starts it."""
 
 
 class CpuDevice:
     name = "cpu"
 
-    def __init__(self, mem_bytes: int = 64 << 20, config_id: int | None = None, hw_config=None):
-        """hw_config: the HwConfig this model stands in for (the shipped shell's by default)."""
+    def __init__(self, mem_bytes: int = 64 << 20, config_id: int | None = None, hw_config=None,
+                 units: int | None = None, vec_swiglu: bool = False, vmax: int = VMAX, dmax: int = DMAX,
+                 smax: int = SMAX):
+        """hw_config: the HwConfig this model stands in for (the shipped shell's by default). units: the
+        HW_UNITS bits (default: vector unit, attention unit when sim/es_attn_model.py is there, argmax;
+        0 is the linear-only shell, where K tiles are ERR FIELD as before). vec_swiglu: the vector unit
+        runs SwiGLU (the RTL does not yet: the run stops with STATUS.HOST at it)."""
         self.mem = bytearray(mem_bytes)
         self.regs = {off: 0 for off in rm.REG.values()}
         hw = rm.SHELL_HW if hw_config is None else hw_config.to_dict()
@@ -47,6 +59,12 @@ class CpuDevice:
                           rm.REG["CONFIG_ID_LO"]: cid & 0xFFFFFFFF, rm.REG["CONFIG_ID_HI"]: cid >> 32,
                           rm.REG["HW_PARAMS"]: hw["G"] | hw["T"] << 4 | hw["Q"] << 12 | hw["max_tok"] << 20,
                           rm.REG["HW_MAXK"]: hw["max_k"] | rm.DATA_BYTES << 16})
+        if units is None:
+            units = U_VEC | U_ARGMAX | (U_ATTN if attention_model() is not None else 0)
+        self.units, self.vec_swiglu = units, vec_swiglu
+        self.regs.update({rm.REG["HW_UNITS"]: units, rm.REG["HW_VEC"]: vmax | dmax << 16,
+                          rm.REG["HW_SMAX"]: smax})
+        self.unit = Units(self, Geometry(hw["G"], hw["T"], hw["Q"], hw["max_k"], hw["max_tok"]), vmax, dmax, smax)
         self._alloc = BumpAllocator(0x1000, mem_bytes - 0x1000, "cpu device memory")
         self._rw = {rm.REG[n] for n, in [(r[1],) for r in rm.REGISTERS if r[2] == "RW"]}
 
@@ -92,12 +110,14 @@ class CpuDevice:
 
     def _run(self) -> None:
         for k in ("CYCLES_LO", "CYCLES_HI", "RD_BEATS", "WR_BEATS", "STALL_WGT", "STALL_ACT", "STALL_RES",
-                  "SEQ_CYCLES", "WGT_BEATS", "INSTR_COUNT", "ERR_CODE", "ERR_INFO"):
+                  "SEQ_CYCLES", "WGT_BEATS", "INSTR_COUNT", "ERR_CODE", "ERR_INFO", "VEC_CYCLES", "ATTN_CYCLES"):
             self.regs[rm.REG[k]] = 0
         self.pc = self.regs[rm.REG["PC"]]
         try:
             status = self._execute()
             self._set_status(status)
+        except _HostStop:
+            self._set_status(rm.STATUS_HOST)
         except _Fault as f:
             self.regs[rm.REG["ERR_CODE"]] = f.code | (self.pc & 0xFFFF) << 16
             self.regs[rm.REG["ERR_INFO"]] = f.info
@@ -129,7 +149,8 @@ class CpuDevice:
             raise _Fault("RANGE")
         self.nr, self.nb, self.ni = nr, nb, ni
         ntok = self.regs[rm.REG["NTOK"]]
-        act = None  # (q buffer, klen) of LOAD_ACT
+        pos0 = self.regs[rm.REG["POS"]]
+        act = None  # (q buffer, klen, pc) of LOAD_ACT
         table = False
 
         def fetch(pc):
@@ -146,15 +167,32 @@ class CpuDevice:
             self.op = op
             if op == pg.END:
                 return rm.STATUS_DONE
-            if op in HOST_OPS:
-                return rm.STATUS_HOST
+            unit = UNIT_OF.get(op)
+            if unit is not None:
+                if not self.units & unit or (op == pg.ACT_MUL and fl & pg.F_SILU and not self.vec_swiglu):
+                    return rm.STATUS_HOST
+                self.regs[rm.REG["INSTR_COUNT"]] += 1
+                if op == pg.ATTENTION:
+                    self.unit.attention(struct.pack("<BBH7I", op, fl, a, *f), ntok, pos0)
+                elif op == pg.OUTPUT:
+                    if fl & pg.F_ARGMAX:
+                        self.regs[rm.REG["ARGMAX"]] = self.unit.argmax(a, ntok)
+                else:
+                    self.unit.vector(op, fl, a, f, ntok, pos0)
+                    if op == pg.LAST_ROW:
+                        ntok = 1  # NTOK_eff: the rest of the run works on the last token
+                self.pc += 1
+                ins = None
+                continue
             self.regs[rm.REG["INSTR_COUNT"]] += 1
             if op == pg.LOAD_ACT:
                 if a >= self.nb:
                     raise _Fault("RANGE", op)
                 if f[0] != 0:
+                    if self.units:
+                        raise _HostStop  # a later K tile: the host runs the linear
                     raise _Fault("FIELD", op)
-                act = (a, f[1])
+                act = (a, f[1], self.pc)
             elif op == pg.BUILD_TABLE:
                 if f[0] != hw["G"]:
                     raise _Fault("FIELD", op)
@@ -173,6 +211,12 @@ class CpuDevice:
                 raise _Fault("OPCODE", op)
             self.pc += 1
             ins = None
+
+    def _k_tiles(self, act) -> None:
+        """A bitstream with units stops at a K-tiled linear for the host, at the LOAD_ACT starting it."""
+        if self.units:
+            self.pc = act[2]
+            raise _HostStop
 
     def _region(self, i: int):
         if i >= self.nr:
@@ -201,6 +245,7 @@ class CpuDevice:
         op = pg.TLMM
         bs = bool(fl & pg.F_BITSERIAL)
         if fl & pg.F_ACCUMULATE:
+            self._k_tiles(act)
             raise _Fault("FIELD", op)
         woff, wbytes, kind, rbits, n, k, stripes = self._region(a)
         klen = act[1]
@@ -239,6 +284,8 @@ class CpuDevice:
             members.append((dst, df[1], df[2], df[3]))
             col += df[1]
         self.op = pg.DEQUANT
+        if not members and nxt is not None and nxt[0] == pg.LOAD_ACT:
+            self._k_tiles(act)  # the next K tile follows instead of the DEQUANTs
         if not members or col != n:
             raise _Fault("FIELD", pg.TLMM if not members else pg.DEQUANT)
         abt = -(-groups // (BEAT // 8))

@@ -106,6 +106,7 @@ def ddr_profile(ddr, latency: int) -> DdrProfile:
 
 class SimDevice:
     name = "sim"
+    irq_wait = True  # the server's wait returns at the shell's irq (IRQ_EN): the driver waits once per run
 
     def __init__(self, simulator: str = "verilator", latency: int = 100, mem_bytes: int = 256 << 20,
                  start_timeout_s: float = 900.0, hw_config=None, ddr="kv260"):
