@@ -316,6 +316,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---- selftest
+def cmd_selftest(a: argparse.Namespace) -> int:
+    from edgestream.selftest import run_cli
+
+    return run_cli(a)
+
+
 # ---- serve
 def cmd_serve(a: argparse.Namespace) -> int:
     from edgestream.serve import build_server, serve
@@ -531,6 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--decode-tokens", type=int, default=2, help="decode steps to measure (default 2)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench, kernel=None)
+
+    st = sub.add_parser("selftest", help="check an accelerator: identity, known matmuls bit-exact, read bandwidth, "
+                                         "demo-model tokens against the CPU (docs/board.md)")
+    from edgestream.selftest import add_arguments as _selftest_arguments
+
+    _selftest_arguments(st)
+    st.set_defaults(fn=cmd_selftest)
 
     rp = sub.add_parser("report", help="predicted resources and performance of a board artifact (a model)")
     rp.add_argument("artifact")
