@@ -170,16 +170,17 @@ class Engine:
                 self.metrics.requests.labels(job.endpoint, "cancelled").inc()
                 continue
             self.metrics.running.set(1)
+            # the metrics are final before the client hears the outcome
             try:
                 res = self._generate(job)
             except Exception as e:  # a device fault fails this request, not the server
+                self.metrics.running.set(0)
                 self.metrics.requests.labels(job.endpoint, "error").inc()
                 job.emit("error", e)
             else:
+                self.metrics.running.set(0)
                 self.metrics.requests.labels(job.endpoint, res.finish_reason).inc()
                 job.emit("done", res)
-            finally:
-                self.metrics.running.set(0)
 
     def _generate(self, job: Job) -> Result:
         sess, m = self.session, self.metrics
