@@ -300,13 +300,16 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from rich.table import Table
 
     c = _console(stderr=False)
-    t = Table("phase", "tokens", "cycles/token", "read-bus util", "stall wgt", "stall act", "stall res",
-              "sequencer", "model err", title=f"{a.device}: {a.artifact}")
+    t = Table("phase", "tokens", "cycles/token", "vector", "attention", "STARTs/token", "host ops/token",
+              "read-bus util", "stall wgt", "stall act", "stall res", "sequencer", "model err",
+              title=f"{a.device}: {a.artifact}")
     for ph in ("prefill", "decode"):
         p = rep[ph]
-        t.add_row(ph, str(p["tokens"]), f"{p['cycles_per_token']:,.0f}", f"{p['read_bus_util']:.1%}",
-                  f"{p['stall_wgt_frac']:.1%}", f"{p['stall_act_frac']:.1%}", f"{p['stall_res_frac']:.1%}",
-                  f"{p['seq_frac']:.1%}", f"{p['model_err']:+.1%}")
+        u = p["cycles_per_token_by_unit"]
+        t.add_row(ph, str(p["tokens"]), f"{p['cycles_per_token']:,.0f}", f"{u['vector']:,.0f}",
+                  f"{u['attention']:,.0f}", f"{p['device_starts_per_token']:g}", f"{p['host_ops_per_token']:g}",
+                  f"{p['read_bus_util']:.1%}", f"{p['stall_wgt_frac']:.1%}", f"{p['stall_act_frac']:.1%}",
+                  f"{p['stall_res_frac']:.1%}", f"{p['seq_frac']:.1%}", f"{p['model_err']:+.1%}")
     c.print(t)
     m = rep["perf_model"]
     c.print(f"performance model ({m['source']}) vs these cycles, per linear: mean |error| "

@@ -137,7 +137,7 @@ class AccelProgramExecutor(ProgramExecutor):
     def _layout(self) -> None:
         """Capacities of every buffer for `run_tokens` tokens (one token from LAST_ROW on) and the arena."""
         prog, geo = self.prog, self.driver.geo
-        lr = next(i for i, ins in enumerate(prog.instrs) if ins.op == pg.LAST_ROW)
+        lr = next((i for i, ins in enumerate(prog.instrs) if ins.op == pg.LAST_ROW), len(prog.instrs))
         self._last_row = lr
         tail = {b for ins in prog.instrs[lr:] for b in _writes(ins)}
         self._tail = tail
