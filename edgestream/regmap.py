@@ -54,7 +54,8 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x064, "IRQ_EN", "RW", "bit 0: drive the irq output while STATUS has DONE, ERROR or HOST (level; START and "
                             "SOFT_RESET clear it)"),
     (0x068, "HW_SMAX", "RO", "positions the attention unit's score buffer holds (the longest context)"),
-    (0x070, "KV_BASE_LO", "RW", "KV-cache region address, bits 31:0 (16-byte aligned; the attention unit's INT8 cache, docs/units.md)"),
+    (0x070, "KV_BASE_LO", "RW", "KV-cache region address, bits 31:0 (16-byte aligned; the attention unit's INT8 cache, "
+                               "docs/units.md)"),
     (0x074, "KV_BASE_HI", "RW", "KV-cache region address, bits 39:32"),
     (0x078, "KV_SIZE", "RW", "KV-cache region bytes"),
     (0x080, "CYCLES_LO", "RO", "clock cycles of the last run (START to DONE/HOST/ERROR), bits 31:0"),
