@@ -330,8 +330,9 @@ def cmd_selftest(a: argparse.Namespace) -> int:
 def cmd_serve(a: argparse.Namespace) -> int:
     from edgestream.serve import build_server, serve
 
-    server = build_server(a.artifact, device=a.device, kernel=a.kernel, device_options=_device_options(a),
-                          model_id=a.model_name, max_queue=a.max_queue)
+    server = build_server(a.artifact, device=a.device, kernel=a.kernel,
+                          device_options=_device_options(a).get("device_options"), model_id=a.model_name,
+                          max_queue=a.max_queue)
     note = getattr(server.session, "device_note", "")
 
     def ready(url: str) -> None:
