@@ -59,7 +59,7 @@ def _peak() -> int:
 def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int) -> dict:
     import os
 
-    os.environ.setdefault("EDGESTREAM_THREADS", str(THREADS))
+    os.environ["EDGESTREAM_THREADS"] = str(THREADS)
     if kernel == "c-ops":  # the same C kernel, op by op from Python (no fused step)
         kernel = "c"
         os.environ["EDGESTREAM_FUSED"] = "0"
@@ -138,6 +138,7 @@ def _has_llama(python: str) -> bool:
 
 
 def main() -> None:
+    global THREADS
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", nargs="+", default=["bitnet-0.73b", "bitnet-2b4t"])
     ap.add_argument("--engines", nargs="+", default=["c", "numpy", "llama.cpp"],
@@ -149,8 +150,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds: each round runs every engine once (fresh process each); median and best reported")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=THREADS, help="threads of every engine (and the bandwidth probe)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    THREADS = a.threads
     if a.worker:
         kind, path, *rest = a.worker
         fn = worker_llama if kind == "llama" else (lambda p, n, d: worker_edgestream(p, kind, n, d))
@@ -187,9 +190,11 @@ def main() -> None:
                 shape_bw.append(read_bandwidth())
                 for eng in engines:
                     if eng == "llama.cpp":
-                        cmd = [a.llama_python, __file__, "--worker", "llama", str(gg), str(a.prompt), str(a.decode)]
+                        cmd = [a.llama_python, __file__, "--threads", str(THREADS), "--worker", "llama", str(gg),
+                               str(a.prompt), str(a.decode)]
                     else:
-                        cmd = [sys.executable, __file__, "--worker", eng, str(art), str(a.prompt), str(a.decode)]
+                        cmd = [sys.executable, __file__, "--threads", str(THREADS), "--worker", eng, str(art),
+                               str(a.prompt), str(a.decode)]
                     runs[eng].append(_run(cmd))
             shape_bw.append(read_bandwidth())
             bws += shape_bw
