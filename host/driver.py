@@ -400,6 +400,9 @@ class AccelDriver:
         irq = getattr(self.dev, "irq_wait", False)
         poll = getattr(self.dev, "poll_s", 2e-6)
         while True:
+            # the time first, then STATUS: past the deadline one more read decides (a host descheduled
+            # between a read and the clock must not call a finished run a timeout)
+            waited = self.dev.now() - t0
             st = self.dev.read_reg(rm.REG["STATUS"])
             if st & rm.STATUS_ERROR:
                 code = self.dev.read_reg(rm.REG["ERR_CODE"])
@@ -407,7 +410,6 @@ class AccelDriver:
                 raise DeviceError(f"{self.dev.name}: {error_message(code, info, self.prog)}")
             if st & (rm.STATUS_DONE | rm.STATUS_HOST) and not st & rm.STATUS_BUSY:
                 return st
-            waited = self.dev.now() - t0
             if waited >= timeout:
                 msg = (f"{self.dev.name}: the accelerator did not finish within {timeout * 1e3:.3f} ms "
                        f"(STATUS 0x{st:x}); ")
