@@ -45,6 +45,7 @@ from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 from cocotbext.axi.constants import AxiBurstType, AxiResp
 from cocotbext.axi.memory import Memory
 
+from edgestream import regmap as rm
 from edgestream.host.devices.ddr_profile import DdrProfile
 
 PERIOD_NS = 4  # 250 MHz
@@ -248,6 +249,9 @@ async def serve(dut):
     await ClockCycles(dut.clk, 8)
     dut.rst_n.value = 1
     await ClockCycles(dut.clk, 2)
+    # "wait" below sleeps on the interrupt line (level: DONE, HOST or ERROR), so the line is enabled
+    # from the start; a host that clears IRQ_EN gets the bounded wait of its request instead
+    await axil.write_dword(rm.REG["IRQ_EN"], 1)
 
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)

@@ -248,6 +248,8 @@ class TB:
         await ClockCycles(self.dut.clk, 8)
         self.dut.rst_n.value = 1
         await ClockCycles(self.dut.clk, 2)
+        # the bench waits on the interrupt line, as a board's driver does
+        await self.wr("IRQ_EN", 1)
 
     async def rd(self, name: str) -> int:
         return int(await self.axil.read_dword(rm.REG[name]))

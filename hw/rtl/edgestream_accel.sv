@@ -14,7 +14,14 @@
 // (one ID, 1-bit, always 0), port p reading stripe p of each weight region (docs/registers.md, "Weight
 // ports"); the engine takes one beat of WP x 128 bits of codes (Q*T*CB = WP*128) when every port has
 // one. The unused weight ports of a build (all four when WP = 1) are tied off: ARVALID 0, RREADY 1.
-// Program execution, memory layouts and registers: docs/registers.md. irq = DONE, HOST or ERROR.
+// Units (UNITS, HW_UNITS; docs/units.md): bit 0 the vector unit es_vec (EMBED, NORM_QUANT, ROPE,
+// ACT_MUL ReLU^2, ADD) with the row unit es_row (LAST_ROW) sharing its read master (ARID 4) and write
+// master (AWID 1), bit 1 the attention unit es_attn (ARID 5, AWID 2) over the KV region, bit 2 the
+// argmax of OUTPUT (es_row). es_seq dispatches to them and waits; one runs at a time.
+// Writes: three es_axi_wr (results AWID 0, vector/row 1, attention 2) behind one AW/W multiplexer that
+// gives W to the master whose AW went out until its last beat (W carries no ID); B is routed by BID.
+// Program execution, memory layouts and registers: docs/registers.md. irq = IRQ_EN and (DONE, HOST or
+// ERROR).
 module edgestream_accel #(
     parameter logic [63:0] CONFIG_ID = es_regs_pkg::ES_CONFIG_ID,
     parameter int G = es_regs_pkg::ES_G,
@@ -26,7 +33,12 @@ module edgestream_accel #(
     parameter int OUTST = es_regs_pkg::ES_OUTSTANDING,
     parameter int WFIFO = es_regs_pkg::ES_WFIFO,
     parameter int WP = es_regs_pkg::ES_WPORTS,
-    parameter int DQL = (Q < 4) ? Q : 4  // es_dequant lanes: divides Q, DQL*32 a multiple of 128
+    parameter int DQL = (Q < 4) ? Q : 4, // es_dequant lanes: divides Q, DQL*32 a multiple of 128
+    parameter logic [2:0] UNITS = 3'b000,  // HW_UNITS: bit 0 vector (+ row), bit 1 attention, bit 2 argmax
+    parameter int VMAX = 8192,           // es_vec: longest row (floats, power of two)
+    parameter int DMAX = 256,            // es_attn: longest head row (multiple of 16)
+    parameter int SMAX = 4096,           // es_attn: longest context (power of two)
+    parameter int NQ = 4                 // es_attn: queries per key/value stream
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -49,7 +61,7 @@ module edgestream_accel #(
     output logic         s_axil_rvalid,
     input  logic         s_axil_rready,
     // AXI4 master (DDR)
-    output logic [1:0]   m_axi_arid,
+    output logic [2:0]   m_axi_arid,
     output logic [39:0]  m_axi_araddr,
     output logic [7:0]   m_axi_arlen,
     output logic [2:0]   m_axi_arsize,
@@ -58,13 +70,13 @@ module edgestream_accel #(
     output logic [2:0]   m_axi_arprot,
     output logic         m_axi_arvalid,
     input  logic         m_axi_arready,
-    input  logic [1:0]   m_axi_rid,
+    input  logic [2:0]   m_axi_rid,
     input  logic [127:0] m_axi_rdata,
     input  logic [1:0]   m_axi_rresp,
     input  logic         m_axi_rlast,
     input  logic         m_axi_rvalid,
     output logic         m_axi_rready,
-    output logic [1:0]   m_axi_awid,
+    output logic [2:0]   m_axi_awid,
     output logic [39:0]  m_axi_awaddr,
     output logic [7:0]   m_axi_awlen,
     output logic [2:0]   m_axi_awsize,
@@ -78,7 +90,7 @@ module edgestream_accel #(
     output logic         m_axi_wlast,
     output logic         m_axi_wvalid,
     input  logic         m_axi_wready,
-    input  logic [1:0]   m_axi_bid,
+    input  logic [2:0]   m_axi_bid,
     input  logic [1:0]   m_axi_bresp,
     input  logic         m_axi_bvalid,
     output logic         m_axi_bready,
@@ -164,6 +176,11 @@ module edgestream_accel #(
     logic [63:0] cycles;
     logic [31:0] rd_beats, wr_beats, stall_wgt, stall_act, stall_res, seq_cycles, wgt_beats, instr_count;
     logic [2:0]  retire;
+    logic [31:0] pos, argmax, vec_cycles, attn_cycles;
+    logic        irq_en;
+    localparam logic [31:0] HW_UNITS = {29'd0, UNITS[2] && UNITS[0], UNITS[1], UNITS[0]};
+    localparam logic [31:0] HW_VEC = {16'(UNITS[1] ? DMAX : 0), 16'(UNITS[0] ? VMAX : 0)};
+    localparam logic [31:0] HW_SMAX = UNITS[1] ? 32'(SMAX) : 32'd0;
 
     es_axil_csr #(.CONFIG_ID(CONFIG_ID)) u_csr (
         .clk, .rst_n,
@@ -171,17 +188,19 @@ module edgestream_accel #(
         .s_axil_wready, .s_axil_bresp, .s_axil_bvalid, .s_axil_bready, .s_axil_araddr, .s_axil_arvalid,
         .s_axil_arready, .s_axil_rdata, .s_axil_rresp, .s_axil_rvalid, .s_axil_rready,
         .start, .soft_reset, .prog_base, .prog_size, .pc, .wgt_base, .wgt_size, .act_base, .act_size,
-        .ntok, .kv_base, .kv_size,
+        .ntok, .kv_base, .kv_size, .pos, .irq_en, .hw_units(HW_UNITS), .hw_vec(HW_VEC), .hw_smax(HW_SMAX),
         .status({st_host, st_resetting, st_error, st_done, st_busy}), .err_code, .err_info, .cycles,
         .rd_beats, .wr_beats, .stall_wgt, .stall_act, .stall_res, .seq_cycles, .wgt_beats, .instr_count,
-        .stop_pc
+        .stop_pc, .argmax, .vec_cycles, .attn_cycles
     );
 
     // ---------------- read masters
     logic        abort;
-    logic [3:0]  ar_v, ar_r, r_v, rd_busy, rd_err;
-    logic [39:0] ar_a [4];
-    logic [7:0]  ar_l [4];
+    // ARID 0..3: the sequencer's masters; 4: vector/row unit; 5: attention unit
+    logic [5:0]  ar_v, ar_r, r_v;
+    logic [3:0]  rd_busy, rd_err;
+    logic [39:0] ar_a [6];
+    logic [7:0]  ar_l [6];
     logic [1:0]  rd_resp [4];
     logic [3:0]  r_rdy;
     logic        rc_valid [4];
@@ -215,7 +234,9 @@ module edgestream_accel #(
         assign ar_l[i] = '0;
         assign r_rdy[i] = 1'b1;
       end
-        assign r_v[i] = m_axi_rvalid && m_axi_rid == 2'(i);
+    end
+    for (genvar i = 0; i < 6; i++) begin : g_rv
+        assign r_v[i] = m_axi_rvalid && m_axi_rid == 3'(i);
     end
 
     // ---------------- weights: the main port's third master (WP = 1) or WP weight ports
@@ -305,14 +326,17 @@ module edgestream_accel #(
     // AR arbiter: fixed priority program > activations > beta > weights, held until accepted. The
     // weight reader prefetches 256 beats the moment a tile starts; beta (a unit per row batch, a small
     // fraction of the weights) goes first so the dequantize stage never waits behind that prefetch.
-    logic [1:0] sel, gsel;
+    // The units run while the sequencer's streams are idle, so where they sit in the order matters little.
+    logic [2:0] sel, gsel;
     logic       glock;
     always_comb begin
         if (glock) sel = gsel;
-        else if (ar_v[0]) sel = 2'd0;
-        else if (ar_v[1]) sel = 2'd1;
-        else if (ar_v[3]) sel = 2'd3;
-        else sel = 2'd2;
+        else if (ar_v[0]) sel = 3'd0;
+        else if (ar_v[1]) sel = 3'd1;
+        else if (ar_v[3]) sel = 3'd3;
+        else if (ar_v[4]) sel = 3'd4;
+        else if (ar_v[5]) sel = 3'd5;
+        else sel = 3'd2;
     end
     assign m_axi_arvalid = ar_v[sel];
     assign m_axi_arid = sel;
@@ -322,8 +346,8 @@ module edgestream_accel #(
     assign m_axi_arburst = 2'b01;
     assign m_axi_arcache = 4'b0011;
     assign m_axi_arprot = 3'b000;
-    for (genvar i = 0; i < 4; i++) begin : g_arr
-        assign ar_r[i] = m_axi_arready && sel == 2'(i);
+    for (genvar i = 0; i < 6; i++) begin : g_arr
+        assign ar_r[i] = m_axi_arready && sel == 3'(i);
     end
     // every read master reserves FIFO room before it asks: R is always accepted
     assign m_axi_rready = 1'b1;
@@ -445,7 +469,6 @@ module edgestream_accel #(
     logic [39:0] wc_addr;
     logic [31:0] wc_beats;
     logic [1:0]  wr_resp;
-    logic [7:0]  aw_len;
 
     // A result or beta unit (one row batch of one token / one row batch) is Q float32 = R bus beats,
     // float q at byte 4q: beat i carries floats 4i..4i+3 (the lowest 128 bits first).
@@ -511,26 +534,78 @@ module edgestream_accel #(
         .out_valid(d_out_valid), .out_ready(d_out_ready), .out_data(d_out_data)
     );
 
+    // write masters: 0 results, 1 vector/row unit, 2 attention unit
+    logic [2:0]   aw_v, aw_r, w_v, w_r, w_l, b_v, b_rdy;
+    logic [39:0]  aw_a [3];
+    logic [7:0]   aw_l [3];
+    logic [DW-1:0] w_d [3];
+    logic [DW/8-1:0] w_s [3];
     es_axi_wr #(.DW(DW), .BURST(BURST), .FIFO(2 * BURST)) u_wr (
         .clk, .rst_n, .abort,
         .cmd_valid(wc_valid), .cmd_ready(wc_ready), .cmd_addr(wc_addr), .cmd_beats(wc_beats),
         .in_valid(w_in_valid), .in_ready(w_in_ready), .in_data(w_in_data),
-        .aw_valid(m_axi_awvalid), .aw_ready(m_axi_awready), .aw_addr(m_axi_awaddr), .aw_len(aw_len),
-        .w_valid(m_axi_wvalid), .w_ready(m_axi_wready), .w_data(m_axi_wdata), .w_strb(m_axi_wstrb),
-        .w_last(m_axi_wlast), .b_valid(m_axi_bvalid), .b_ready(m_axi_bready), .b_resp(m_axi_bresp),
+        .aw_valid(aw_v[0]), .aw_ready(aw_r[0]), .aw_addr(aw_a[0]), .aw_len(aw_l[0]),
+        .w_valid(w_v[0]), .w_ready(w_r[0]), .w_data(w_d[0]), .w_strb(w_s[0]),
+        .w_last(w_l[0]), .b_valid(b_v[0]), .b_ready(b_rdy[0]), .b_resp(m_axi_bresp),
         .busy(wr_busy), .err(wr_err), .err_resp(wr_resp)
     );
-    assign m_axi_awlen = aw_len;
-    assign m_axi_awid = 2'd0;
+
+    // AW/W multiplexer: an AW is granted (fixed priority, held while not accepted, as AXI requires),
+    // then W belongs to that master until its last beat; the next AW waits for it (es_axi_wr sends a
+    // burst's AW only with all its data buffered, so W never stalls on data).
+    logic [1:0] asel, agsel, wown;
+    logic       aglock, wphase;
+    always_comb begin
+        if (aglock) asel = agsel;
+        else if (aw_v[0]) asel = 2'd0;
+        else if (aw_v[1]) asel = 2'd1;
+        else asel = 2'd2;
+    end
+    assign m_axi_awvalid = !wphase && aw_v[asel];
+    assign m_axi_awaddr = aw_a[asel];
+    assign m_axi_awlen = aw_l[asel];
+    assign m_axi_awid = {1'b0, asel};   // 3 bits as ARID (one ID width for the interface)
+    for (genvar i = 0; i < 3; i++) begin : g_aw
+        assign aw_r[i] = !wphase && m_axi_awready && asel == 2'(i);
+        assign w_r[i] = wphase && m_axi_wready && wown == 2'(i);
+        assign b_v[i] = m_axi_bvalid && m_axi_bid == 3'(i);
+    end
+    assign m_axi_wvalid = wphase && w_v[wown];
+    assign m_axi_wdata = w_d[wown];
+    assign m_axi_wstrb = w_s[wown];
+    assign m_axi_wlast = w_l[wown];
+    assign m_axi_bready = 1'b1;   // every es_axi_wr takes B at once
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            aglock <= 1'b0;
+            wphase <= 1'b0;
+        end else begin
+            aglock <= m_axi_awvalid && !m_axi_awready;
+            if (m_axi_awvalid && !m_axi_awready) agsel <= asel;
+            if (m_axi_awvalid && m_axi_awready) begin
+                wphase <= 1'b1;
+                wown <= asel;
+            end else if (m_axi_wvalid && m_axi_wready && m_axi_wlast) begin
+                wphase <= 1'b0;
+            end
+        end
+    end
     assign m_axi_awsize = 3'($clog2(DW / 8));
     assign m_axi_awburst = 2'b01;
     assign m_axi_awcache = 4'b0011;
     assign m_axi_awprot = 3'b000;
 
     // ---------------- sequencer
-    es_seq #(.CONFIG_ID(CONFIG_ID), .G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64), .WP(WP)) u_seq (
+    logic         go_vec, go_attn, go_row, u_done, u_idle;
+    logic [255:0] u_instr;
+    logic [31:0]  u_nregions, u_nbuffers, u_pos, u_err_info;
+    logic [15:0]  u_ntok;
+    logic [7:0]   u_err_code;
+    es_seq #(.CONFIG_ID(CONFIG_ID), .G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64), .WP(WP),
+             .UNITS(UNITS)) u_seq (
         .clk, .rst_n, .start, .soft_reset,
-        .prog_base, .prog_size, .pc_start(pc), .ntok_in(ntok), .wgt_base, .wgt_size, .act_base, .act_size,
+        .prog_base, .prog_size, .pc_start(pc), .ntok_in(ntok), .pos_in(pos), .wgt_base, .wgt_size, .act_base,
+        .act_size,
         .p_cmd_valid(rc_valid[0]), .p_cmd_ready(rc_ready[0]), .p_cmd_addr(rc_addr[0]), .p_cmd_beats(rc_beats[0]),
         .p_valid(ro_valid[0]), .p_ready(ro_ready[0]), .p_data(ro_data[0]),
         .p_busy(rd_busy[0]), .p_err(rd_err[0]), .p_err_resp(rd_resp[0]),
@@ -543,9 +618,175 @@ module edgestream_accel #(
         .r_cmd_valid(wc_valid), .r_cmd_ready(wc_ready), .r_cmd_addr(wc_addr), .r_cmd_beats(wc_beats),
         .r_busy(wr_busy), .r_err(wr_err), .r_err_resp(wr_resp),
         .e_cmd_valid, .e_cmd_ready, .e_cmd_data, .e_busy, .e_err_code(e_err), .e_reset,
-        .u_clear, .u_groups, .abort,
+        .u_clear, .u_groups,
+        .go_vec, .go_attn, .go_row, .u_instr, .u_nregions, .u_nbuffers, .u_ntok, .u_pos,
+        .u_done, .u_err_code, .u_err_info, .u_idle, .abort,
         .st_busy, .st_done, .st_host, .st_error, .st_resetting, .err_code, .err_info, .stop_pc, .retire
     );
+
+    // ---------------- units
+    // Each unit's command/data streams meet its own es_axi_rd / es_axi_wr here (docs/units.md "Memory").
+    logic        v_busy, v_done, a_busy, a_done, ro_busy, ro_done, am_valid;
+    logic [7:0]  v_code, a_code, ro_code;
+    logic [31:0] v_info, a_info, ro_info, am_index;
+    logic        ur_busy [2];
+    logic [1:0]  rr_u;             // the units' readers take R always (as every es_axi_rd)
+    logic        uw_busy [2];
+    if (UNITS[0]) begin : g_vec
+        // the vector unit and the row unit share one read and one write master (one runs at a time)
+        logic         rsel;             // the row unit owns the streams (latched at its dispatch)
+        logic         rc_v, rc_r, rd_v, rd_r, rd_e, wc_v, wc_r, wd_v, wd_r, wr_e, wr_b;
+        logic [39:0]  rc_a, wc_a;
+        logic [31:0]  rc_n, wc_n;
+        logic [DW-1:0] rd_d, wd_d;
+        logic [1:0]   rd_er, wr_er;
+        logic         vrc_v, vrd_r, vwc_v, vwd_v, orc_v, ord_r, owc_v, owd_v;
+        logic [39:0]  vrc_a, vwc_a, orc_a, owc_a;
+        logic [31:0]  vrc_n, vwc_n, orc_n, owc_n;
+        logic [DW-1:0] vwd_d, owd_d;
+        always_ff @(posedge clk) begin
+            if (!rst_n) rsel <= 1'b0;
+            else if (go_row) rsel <= 1'b1;
+            else if (go_vec) rsel <= 1'b0;
+        end
+        assign rc_v = rsel ? orc_v : vrc_v;
+        assign rc_a = rsel ? orc_a : vrc_a;
+        assign rc_n = rsel ? orc_n : vrc_n;
+        assign rd_r = rsel ? ord_r : vrd_r;
+        assign wc_v = rsel ? owc_v : vwc_v;
+        assign wc_a = rsel ? owc_a : vwc_a;
+        assign wc_n = rsel ? owc_n : vwc_n;
+        assign wd_v = rsel ? owd_v : vwd_v;
+        assign wd_d = rsel ? owd_d : vwd_d;
+
+        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(8), .FIFO(8 * BURST)) u_vrd (
+            .clk, .rst_n, .abort,
+            .cmd_valid(rc_v), .cmd_ready(rc_r), .cmd_addr(rc_a), .cmd_beats(rc_n),
+            .ar_valid(ar_v[4]), .ar_ready(ar_r[4]), .ar_addr(ar_a[4]), .ar_len(ar_l[4]),
+            .r_valid(r_v[4]), .r_ready(rr_u[0]), .r_data(m_axi_rdata), .r_resp(m_axi_rresp), .r_last(m_axi_rlast),
+            .out_valid(rd_v), .out_ready(rd_r), .out_data(rd_d),
+            .busy(ur_busy[0]), .err(rd_e), .err_resp(rd_er)
+        );
+        es_axi_wr #(.DW(DW), .BURST(BURST), .FIFO(2 * BURST)) u_vwr (
+            .clk, .rst_n, .abort,
+            .cmd_valid(wc_v), .cmd_ready(wc_r), .cmd_addr(wc_a), .cmd_beats(wc_n),
+            .in_valid(wd_v), .in_ready(wd_r), .in_data(wd_d),
+            .aw_valid(aw_v[1]), .aw_ready(aw_r[1]), .aw_addr(aw_a[1]), .aw_len(aw_l[1]),
+            .w_valid(w_v[1]), .w_ready(w_r[1]), .w_data(w_d[1]), .w_strb(w_s[1]),
+            .w_last(w_l[1]), .b_valid(b_v[1]), .b_ready(b_rdy[1]), .b_resp(m_axi_bresp),
+            .busy(uw_busy[0]), .err(wr_e), .err_resp(wr_er)
+        );
+        assign wr_b = uw_busy[0];
+        es_vec #(.Q(Q), .MAXTOK(MAXTOK), .G(G), .VMAX(VMAX)) u_vec (
+            .clk, .rst_n, .abort, .go(go_vec), .instr(u_instr), .prog_base, .prog_size,
+            .n_regions(u_nregions), .n_buffers(u_nbuffers), .wgt_base, .wgt_size, .act_base, .act_size,
+            .kv_base, .kv_size, .ntok(u_ntok), .pos0(u_pos),
+            .busy(v_busy), .done(v_done), .err_code(v_code), .err_info(v_info),
+            .rd_cmd_valid(vrc_v), .rd_cmd_ready(rc_r && !rsel), .rd_cmd_addr(vrc_a), .rd_cmd_beats(vrc_n),
+            .rd_valid(rd_v && !rsel), .rd_ready(vrd_r), .rd_data(rd_d),
+            .rd_busy(ur_busy[0]), .rd_err(rd_e && !rsel), .rd_err_resp(rd_er),
+            .wr_cmd_valid(vwc_v), .wr_cmd_ready(wc_r && !rsel), .wr_cmd_addr(vwc_a), .wr_cmd_beats(vwc_n),
+            .wr_valid(vwd_v), .wr_ready(wd_r && !rsel), .wr_data(vwd_d),
+            .wr_busy(wr_b), .wr_err(wr_e && !rsel), .wr_err_resp(wr_er)
+        );
+        es_row #(.Q(Q), .MAXTOK(MAXTOK), .ARGMAX(UNITS[2])) u_row (
+            .clk, .rst_n, .abort, .go(go_row), .instr(u_instr), .n_buffers(u_nbuffers), .act_base, .act_size,
+            .ntok(u_ntok), .busy(ro_busy), .done(ro_done), .err_code(ro_code), .err_info(ro_info),
+            .am_valid, .am_index,
+            .rd_cmd_valid(orc_v), .rd_cmd_ready(rc_r && rsel), .rd_cmd_addr(orc_a), .rd_cmd_beats(orc_n),
+            .rd_valid(rd_v && rsel), .rd_ready(ord_r), .rd_data(rd_d),
+            .rd_busy(ur_busy[0]), .rd_err(rd_e && rsel), .rd_err_resp(rd_er),
+            .wr_cmd_valid(owc_v), .wr_cmd_ready(wc_r && rsel), .wr_cmd_addr(owc_a), .wr_cmd_beats(owc_n),
+            .wr_valid(owd_v), .wr_ready(wd_r && rsel), .wr_data(owd_d),
+            .wr_busy(wr_b), .wr_err(wr_e && rsel), .wr_err_resp(wr_er)
+        );
+    end else begin : g_novec
+        assign ar_v[4] = 1'b0;
+        assign ar_a[4] = '0;
+        assign ar_l[4] = '0;
+        assign aw_v[1] = 1'b0;
+        assign aw_a[1] = '0;
+        assign aw_l[1] = '0;
+        assign w_v[1] = 1'b0;
+        assign w_d[1] = '0;
+        assign w_s[1] = '0;
+        assign w_l[1] = 1'b0;
+        assign b_rdy[1] = 1'b1;
+        assign ur_busy[0] = 1'b0;
+        assign uw_busy[0] = 1'b0;
+        assign {v_busy, v_done, ro_busy, ro_done, am_valid} = '0;
+        assign {v_code, ro_code} = '0;
+        assign {v_info, ro_info, am_index} = '0;
+        assign rr_u[0] = 1'b1;
+        wire unused_nv = &{1'b0, ar_r[4], r_v[4], aw_r[1], w_r[1], b_v[1], go_vec, go_row};
+    end
+    if (UNITS[1]) begin : g_attn
+        logic         rc_v, rc_r, rd_v, rd_r, rd_e, wc_v, wc_r, wd_v, wd_r, wr_e;
+        logic [39:0]  rc_a, wc_a;
+        logic [31:0]  rc_n, wc_n, cyc_store, cyc_attend;
+        logic [DW-1:0] rd_d, wd_d;
+        logic [1:0]   rd_er, wr_er;
+        es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(16), .FIFO(16 * BURST)) u_ard (
+            .clk, .rst_n, .abort,
+            .cmd_valid(rc_v), .cmd_ready(rc_r), .cmd_addr(rc_a), .cmd_beats(rc_n),
+            .ar_valid(ar_v[5]), .ar_ready(ar_r[5]), .ar_addr(ar_a[5]), .ar_len(ar_l[5]),
+            .r_valid(r_v[5]), .r_ready(rr_u[1]), .r_data(m_axi_rdata), .r_resp(m_axi_rresp), .r_last(m_axi_rlast),
+            .out_valid(rd_v), .out_ready(rd_r), .out_data(rd_d),
+            .busy(ur_busy[1]), .err(rd_e), .err_resp(rd_er)
+        );
+        es_axi_wr #(.DW(DW), .BURST(BURST), .FIFO(2 * BURST)) u_awr (
+            .clk, .rst_n, .abort,
+            .cmd_valid(wc_v), .cmd_ready(wc_r), .cmd_addr(wc_a), .cmd_beats(wc_n),
+            .in_valid(wd_v), .in_ready(wd_r), .in_data(wd_d),
+            .aw_valid(aw_v[2]), .aw_ready(aw_r[2]), .aw_addr(aw_a[2]), .aw_len(aw_l[2]),
+            .w_valid(w_v[2]), .w_ready(w_r[2]), .w_data(w_d[2]), .w_strb(w_s[2]),
+            .w_last(w_l[2]), .b_valid(b_v[2]), .b_ready(b_rdy[2]), .b_resp(m_axi_bresp),
+            .busy(uw_busy[1]), .err(wr_e), .err_resp(wr_er)
+        );
+        es_attn #(.Q(Q), .MAXTOK(MAXTOK), .DMAX(DMAX), .SMAX(SMAX), .NQ(NQ)) u_attn (
+            .clk, .rst_n, .abort, .go(go_attn), .instr(u_instr), .prog_base, .prog_size,
+            .n_regions(u_nregions), .n_buffers(u_nbuffers), .wgt_base, .wgt_size, .act_base, .act_size,
+            .kv_base, .kv_size, .ntok(u_ntok), .pos0(u_pos),
+            .busy(a_busy), .done(a_done), .err_code(a_code), .err_info(a_info),
+            .rd_cmd_valid(rc_v), .rd_cmd_ready(rc_r), .rd_cmd_addr(rc_a), .rd_cmd_beats(rc_n),
+            .rd_valid(rd_v), .rd_ready(rd_r), .rd_data(rd_d),
+            .rd_busy(ur_busy[1]), .rd_err(rd_e), .rd_err_resp(rd_er),
+            .wr_cmd_valid(wc_v), .wr_cmd_ready(wc_r), .wr_cmd_addr(wc_a), .wr_cmd_beats(wc_n),
+            .wr_valid(wd_v), .wr_ready(wd_r), .wr_data(wd_d),
+            .wr_busy(uw_busy[1]), .wr_err(wr_e), .wr_err_resp(wr_er),
+            .cyc_store, .cyc_attend
+        );
+        wire unused_a = &{1'b0, cyc_store, cyc_attend};
+    end else begin : g_noattn
+        assign ar_v[5] = 1'b0;
+        assign ar_a[5] = '0;
+        assign ar_l[5] = '0;
+        assign aw_v[2] = 1'b0;
+        assign aw_a[2] = '0;
+        assign aw_l[2] = '0;
+        assign w_v[2] = 1'b0;
+        assign w_d[2] = '0;
+        assign w_s[2] = '0;
+        assign w_l[2] = 1'b0;
+        assign b_rdy[2] = 1'b1;
+        assign ur_busy[1] = 1'b0;
+        assign uw_busy[1] = 1'b0;
+        assign {a_busy, a_done} = '0;
+        assign a_code = '0;
+        assign a_info = '0;
+        assign rr_u[1] = 1'b1;
+        wire unused_na = &{1'b0, ar_r[5], r_v[5], aw_r[2], w_r[2], b_v[2], go_attn, u_instr, u_nregions,
+                            u_nbuffers, u_pos, u_ntok};
+    end
+    // one unit runs at a time: its done and code come back to the sequencer
+    assign u_done = v_done || a_done || ro_done;
+    assign u_err_code = v_done ? v_code : a_done ? a_code : ro_code;
+    assign u_err_info = v_done ? v_info : a_done ? a_info : ro_info;
+    assign u_idle = !v_busy && !a_busy && !ro_busy && !ur_busy[0] && !ur_busy[1] && !uw_busy[0] && !uw_busy[1];
+    always_ff @(posedge clk) begin
+        if (!rst_n) argmax <= '0;
+        else if (am_valid) argmax <= am_index;
+    end
 
     // ---------------- counters (cleared by START, counting while busy)
     always_ff @(posedge clk) begin
@@ -559,7 +800,11 @@ module edgestream_accel #(
             seq_cycles <= '0;
             wgt_beats <= '0;
             instr_count <= '0;
+            vec_cycles <= '0;
+            attn_cycles <= '0;
         end else begin
+            if (v_busy || ro_busy) vec_cycles <= vec_cycles + 32'd1;
+            if (a_busy) attn_cycles <= attn_cycles + 32'd1;
             if (st_busy) cycles <= cycles + 64'd1;
             rd_beats <= rd_beats + 32'(m_axi_rvalid && m_axi_rready) + 32'(wp_rbeats);
             if (m_axi_wvalid && m_axi_wready) wr_beats <= wr_beats + 32'd1;
@@ -572,9 +817,9 @@ module edgestream_accel #(
         end
     end
 
-    assign irq = st_done || st_host || st_error;
+    assign irq = irq_en && (st_done || st_host || st_error);
 
-    wire unused = &{1'b0, kv_base, kv_size, m_axi_bid, e_res_last, r_rdy, m_axi_w0_rid, m_axi_w1_rid, m_axi_w2_rid,
+    wire unused = &{1'b0, kv_base, kv_size, e_res_last, r_rdy, b_rdy, rr_u, m_axi_w0_rid, m_axi_w1_rid, m_axi_w2_rid,
                     m_axi_w3_rid};
 
 endmodule

@@ -49,8 +49,8 @@ module edgestream_accel_wrapper (
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 s_axil RREADY" *)
     input wire s_axil_rready,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi ARID" *)
-    (* X_INTERFACE_PARAMETER = "XIL_INTERFACENAME m_axi, PROTOCOL AXI4, DATA_WIDTH 128, ADDR_WIDTH 40, ID_WIDTH 2, MAX_BURST_LENGTH 16, NUM_READ_OUTSTANDING 16, HAS_LOCK 0, HAS_QOS 0, HAS_REGION 0, HAS_CACHE 1, HAS_PROT 1, HAS_BURST 1, SUPPORTS_NARROW_BURST 0, READ_WRITE_MODE READ_WRITE, NUM_WRITE_OUTSTANDING 2, HAS_WSTRB 1, HAS_BRESP 1, HAS_RRESP 1" *)
-    output wire [1:0] m_axi_arid,
+    (* X_INTERFACE_PARAMETER = "XIL_INTERFACENAME m_axi, PROTOCOL AXI4, DATA_WIDTH 128, ADDR_WIDTH 40, ID_WIDTH 3, MAX_BURST_LENGTH 16, NUM_READ_OUTSTANDING 16, HAS_LOCK 0, HAS_QOS 0, HAS_REGION 0, HAS_CACHE 1, HAS_PROT 1, HAS_BURST 1, SUPPORTS_NARROW_BURST 0, READ_WRITE_MODE READ_WRITE, NUM_WRITE_OUTSTANDING 2, HAS_WSTRB 1, HAS_BRESP 1, HAS_RRESP 1" *)
+    output wire [2:0] m_axi_arid,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi ARADDR" *)
     output wire [39:0] m_axi_araddr,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi ARLEN" *)
@@ -68,7 +68,7 @@ module edgestream_accel_wrapper (
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi ARREADY" *)
     input wire m_axi_arready,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi RID" *)
-    input wire [1:0] m_axi_rid,
+    input wire [2:0] m_axi_rid,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi RDATA" *)
     input wire [127:0] m_axi_rdata,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi RRESP" *)
@@ -80,7 +80,7 @@ module edgestream_accel_wrapper (
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi RREADY" *)
     output wire m_axi_rready,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi AWID" *)
-    output wire [1:0] m_axi_awid,
+    output wire [2:0] m_axi_awid,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi AWADDR" *)
     output wire [39:0] m_axi_awaddr,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi AWLEN" *)
@@ -108,7 +108,7 @@ module edgestream_accel_wrapper (
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi WREADY" *)
     input wire m_axi_wready,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi BID" *)
-    input wire [1:0] m_axi_bid,
+    input wire [2:0] m_axi_bid,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi BRESP" *)
     input wire [1:0] m_axi_bresp,
     (* X_INTERFACE_INFO = "xilinx.com:interface:aximm:1.0 m_axi BVALID" *)

@@ -216,7 +216,6 @@ module es_attn #(
     logic [NQ-1:0]    seen;                    // lane has a visible score
 
     // ---------------- pass 2: softmax weights
-    logic           p2_iss;
     logic [31:0]    p2j;                       // next key to issue
     logic           p2_v1;                     // SBUF read data valid (one cycle after issue)
     logic [NQ-1:0]  vis1;
@@ -971,5 +970,5 @@ module es_attn #(
         end
     end
 
-    wire unused = &{1'b0, prog_base, prog_size, n_regions, wgt_base, wgt_size, af_in_ready};
+    wire unused = &{1'b0, prog_base, prog_size, n_regions, wgt_base, wgt_size, af_in_ready, instr[15:0]};
 endmodule

@@ -25,6 +25,7 @@ module es_attn_out #(
         es_fcvt u_l2d (.clk, .en, .op(2'd2), .a(64'($signed(num[AW*i +: AW]))), .k(12'sd0), .y(nd[64*i +: 64]));
         es_fcvt u_d2f (.clk, .en, .op(2'd1), .a(nd[64*i +: 64]), .k(12'sd0), .y(nf64));
         assign nf[32*i +: 32] = nf64[31:0];
+        wire unused_hi = &{1'b0, nf64[63:32]};   // binary32 results sit in the low half
         es_fmul u_m (.clk, .en, .a(nf[32*i +: 32]), .b(f_d), .y(y[32*i +: 32]));
     end
     es_attn_dly #(.W(32), .N(LC)) u_fd (.clk, .d(f), .q(f_d));

@@ -21,6 +21,7 @@ module es_attn_rowaddr #(
 );
     logic [39:0] base1;
     logic [47:0] tile1;
+    wire unused_t = &{1'b0, tile1[47:40]};   // tiles * units stay below 2**40 bytes
     logic [23:0] hu1;
     logic [15:0] ntj1, tt1;
     always_ff @(posedge clk) begin

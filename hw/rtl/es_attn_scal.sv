@@ -89,5 +89,5 @@ module es_attn_scal (
             endcase
         end
     end
-    wire unused = &{1'b0, q1, dv_wait};
+    wire unused = &{1'b0, q1, dv_wait, yf64[63:32]};
 endmodule

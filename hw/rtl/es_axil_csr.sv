@@ -37,6 +37,12 @@ module es_axil_csr #(
     output logic [31:0] ntok,
     output logic [39:0] kv_base,
     output logic [31:0] kv_size,
+    output logic [31:0] pos,
+    output logic        irq_en,
+    // what the build has (HW_UNITS, HW_VEC, HW_SMAX)
+    input  logic [31:0] hw_units,
+    input  logic [31:0] hw_vec,
+    input  logic [31:0] hw_smax,
     // status in
     input  logic [4:0]  status,
     input  logic [31:0] err_code,
@@ -50,7 +56,10 @@ module es_axil_csr #(
     input  logic [31:0] seq_cycles,
     input  logic [31:0] wgt_beats,
     input  logic [31:0] instr_count,
-    input  logic [31:0] stop_pc
+    input  logic [31:0] stop_pc,
+    input  logic [31:0] argmax,
+    input  logic [31:0] vec_cycles,
+    input  logic [31:0] attn_cycles
 );
     wire wr = s_axil_awvalid && s_axil_wvalid && !s_axil_bvalid;
     assign s_axil_awready = wr;
@@ -77,6 +86,8 @@ module es_axil_csr #(
             ntok <= '0;
             kv_base <= '0;
             kv_size <= '0;
+            pos <= '0;
+            irq_en <= 1'b0;
         end else begin
             start <= 1'b0;
             soft_reset <= 1'b0;
@@ -103,6 +114,8 @@ module es_axil_csr #(
                         es_regs_pkg::ES_REG_KV_BASE_LO: kv_base[31:0] <= wd;
                         es_regs_pkg::ES_REG_KV_BASE_HI: kv_base[39:32] <= wd[7:0];
                         es_regs_pkg::ES_REG_KV_SIZE: kv_size <= wd;
+                        es_regs_pkg::ES_REG_POS: pos <= wd;
+                        es_regs_pkg::ES_REG_IRQ_EN: irq_en <= wd[0];
                         default: ;
                     endcase
                 end
@@ -120,6 +133,14 @@ module es_axil_csr #(
             es_regs_pkg::ES_REG_HW_PARAMS: rd = {4'd0, 8'(es_regs_pkg::ES_MAXTOK), 8'(es_regs_pkg::ES_Q),
                                                  8'(es_regs_pkg::ES_T), 4'(es_regs_pkg::ES_G)};
             es_regs_pkg::ES_REG_HW_MAXK: rd = {16'(es_regs_pkg::ES_DATA_BYTES), 16'(es_regs_pkg::ES_MAXK)};
+            es_regs_pkg::ES_REG_HW_UNITS: rd = hw_units;
+            es_regs_pkg::ES_REG_HW_VEC: rd = hw_vec;
+            es_regs_pkg::ES_REG_HW_SMAX: rd = hw_smax;
+            es_regs_pkg::ES_REG_POS: rd = pos;
+            es_regs_pkg::ES_REG_IRQ_EN: rd = {31'd0, irq_en};
+            es_regs_pkg::ES_REG_ARGMAX: rd = argmax;
+            es_regs_pkg::ES_REG_VEC_CYCLES: rd = vec_cycles;
+            es_regs_pkg::ES_REG_ATTN_CYCLES: rd = attn_cycles;
             es_regs_pkg::ES_REG_STATUS: rd = {27'd0, status};
             es_regs_pkg::ES_REG_ERR_CODE: rd = err_code;
             es_regs_pkg::ES_REG_ERR_INFO: rd = err_info;

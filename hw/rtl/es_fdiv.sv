@@ -150,7 +150,7 @@ module es_fdiv (
     assign busy = state != S_IDLE;
     wire unused = &{1'b0, shr[119], shr[65:0]};   // the hidden bit (implied by the exponent); sticky bits
 
-    always_ff @(posedge clk or negedge rst_n) begin
+    always_ff @(posedge clk) begin
         if (!rst_n) begin
             state <= S_IDLE;
             done <= 1'b0;

@@ -111,7 +111,7 @@ module es_fmul64 (
 
     assign busy = state != S_IDLE;
 
-    always_ff @(posedge clk or negedge rst_n) begin
+    always_ff @(posedge clk) begin
         if (!rst_n) begin
             state <= S_IDLE;
             done <= 1'b0;

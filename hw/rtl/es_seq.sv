@@ -17,7 +17,18 @@
 //                Anything wrong with a fused linear is reported at its TLMM (ERR_INFO: TLMM for the
 //                instruction and its region, DEQUANT for the members, the buffer-map entries and the
 //                beta regions), in the order of the cpu model (host/devices/cpu.py).
-//   END          STATUS.DONE;  EMBED NORM_QUANT ROPE ATTENTION ACT_MUL ADD LAST_ROW OUTPUT: STATUS.HOST
+//   EMBED NORM_QUANT ROPE ACT_MUL ADD (UNITS bit 0; ACT_MUL without the SwiGLU flag)  -> es_vec
+//   ATTENTION (UNITS bit 1)                                                          -> es_attn
+//   LAST_ROW (bit 0), OUTPUT with F_ARGMAX (bit 2)                                    -> es_row
+//                pulse go with the 32-byte instruction, wait for done (docs/units.md); a unit's error
+//                stops the run at that instruction (ERR_CODE = its code | index << 16, ERR_INFO its
+//                info). LAST_ROW copies the last token's row of NTOK (the run's) tokens; from then on
+//                the run works on one token (NTOK_eff = 1; POS unchanged). OUTPUT without F_ARGMAX is
+//                nothing to do when the argmax is built (the host reads the logits after END).
+//   END          STATUS.DONE;  an instruction no unit of this build runs (a unit absent, SwiGLU):
+//                STATUS.HOST at it. A K-tiled linear (LOAD_ACT k0 != 0, TLMM with F_ACCUMULATE, a TLMM
+//                followed by a LOAD_ACT instead of DEQUANTs): with units (UNITS != 0) STATUS.HOST with
+//                STOP_PC = the LOAD_ACT that started it (the host runs the linear), else ERR FIELD.
 //   DEQUANT outside a TLMM or an unknown opcode: ERR OPCODE.
 // STOP_PC = the instruction the run stopped at; `retire` counts LOAD_ACT, BUILD_TABLE, TLMM and its
 // members (once the linear is done) for INSTR_COUNT.
@@ -40,7 +51,8 @@ module es_seq #(
     parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
     parameter int SPB = 2,            // activation group slots per bus beat
     parameter int LINE = 8,           // instructions per line fetch (power of two)
-    parameter int WP = 1              // weight ports: a TLMM region is WP stripes, one per port
+    parameter int WP = 1,             // weight ports: a TLMM region is WP stripes, one per port
+    parameter logic [2:0] UNITS = 3'b000   // units behind it: bit 0 es_vec + es_row, 1 es_attn, 2 argmax
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -50,6 +62,7 @@ module es_seq #(
     input  logic [31:0]  prog_size,
     input  logic [31:0]  pc_start,
     input  logic [31:0]  ntok_in,
+    input  logic [31:0]  pos_in,
     input  logic [39:0]  wgt_base,
     input  logic [31:0]  wgt_size,
     input  logic [39:0]  act_base,
@@ -110,6 +123,19 @@ module es_seq #(
     // activation unpacker
     output logic         u_clear,
     output logic [15:0]  u_groups,
+    // units (docs/units.md): one go per dispatch, one done back (from the unit that ran)
+    output logic         go_vec,
+    output logic         go_attn,
+    output logic         go_row,
+    output logic [255:0] u_instr,
+    output logic [31:0]  u_nregions,
+    output logic [31:0]  u_nbuffers,
+    output logic [15:0]  u_ntok,
+    output logic [31:0]  u_pos,
+    input  logic         u_done,
+    input  logic [7:0]   u_err_code,
+    input  logic [31:0]  u_err_info,
+    input  logic         u_idle,        // every unit and its masters idle
     // everything stops
     output logic         abort,
     // status
@@ -138,12 +164,13 @@ module es_seq #(
 
     typedef enum logic [4:0] {
         S_IDLE, S_HDR, S_HCHK, S_DROP, S_EXEC, S_LINE, S_SCAN, S_MFETCH, S_C3, S_CM,
-        S_TILE, S_RUN, S_STOP, S_FAIL, S_RESET
+        S_TILE, S_RUN, S_STOP, S_FAIL, S_RESET, S_UNIT
     } state_t;
     state_t state;
 
     // ---------------- run state
-    logic [31:0] pc, ntok;
+    logic [31:0] pc, ntok, pos;
+    logic [15:0] ntok_run;         // NTOK of the run (LAST_ROW's source rows)
     logic [31:0] h_magic, h_geo, nr, nb, ni, ioff;
     logic [15:0] h_ver, h_isz;
     logic [63:0] h_cid;
@@ -166,6 +193,7 @@ module es_seq #(
     logic [31:0] ib_f1 [LINE];
     logic [31:0] ib_f2 [LINE];
     logic [31:0] ib_f3 [LINE];
+    logic [95:0] ib_f46 [LINE];    // f4..f6 (ATTENTION's shape)
     logic [31:0] line_base, pc_f;
     logic [LL:0] line_cnt, line_n;
     logic        ret_scan;
@@ -232,9 +260,23 @@ module es_seq #(
     wire  [31:0] e_f1 = ib_f1[cslot];
     wire  [31:0] e_f2 = ib_f2[cslot];
     wire  [31:0] e_f3 = ib_f3[cslot];
+    wire  [95:0] e_f46 = ib_f46[cslot];
     wire         e_host = e_op == es_regs_pkg::ES_OP_EMBED || e_op == es_regs_pkg::ES_OP_NORM_QUANT || e_op == es_regs_pkg::ES_OP_ROPE
                           || e_op == es_regs_pkg::ES_OP_ATTENTION || e_op == es_regs_pkg::ES_OP_ACT_MUL || e_op == es_regs_pkg::ES_OP_ADD
                           || e_op == es_regs_pkg::ES_OP_LAST_ROW || e_op == es_regs_pkg::ES_OP_OUTPUT;
+    // which unit of this build runs the instruction (none: the host does)
+    localparam logic [7:0] F_SILU = 8'd1, F_ARGMAX = 8'd1;   // edgestream/program.py (not in es_regs_pkg)
+    wire         e_vec = UNITS[0] && (e_op == es_regs_pkg::ES_OP_EMBED || e_op == es_regs_pkg::ES_OP_NORM_QUANT
+                                      || e_op == es_regs_pkg::ES_OP_ROPE || e_op == es_regs_pkg::ES_OP_ADD
+                                      || (e_op == es_regs_pkg::ES_OP_ACT_MUL && (e_fl & F_SILU) == 8'd0));
+    wire         e_attn = UNITS[1] && e_op == es_regs_pkg::ES_OP_ATTENTION;
+    wire         e_argmax = e_op == es_regs_pkg::ES_OP_OUTPUT && (e_fl & F_ARGMAX) != 8'd0;
+    wire         e_row = (UNITS[0] && e_op == es_regs_pkg::ES_OP_LAST_ROW) || (UNITS[2] && e_argmax);
+    wire         e_nop = UNITS[2] && e_op == es_regs_pkg::ES_OP_OUTPUT && !e_argmax;
+    localparam bit KHOST = UNITS != 3'b000;   // K-tiled linears stop for the host (else ERR FIELD)
+    logic [31:0] load_pc;          // the LOAD_ACT of the current linear
+    logic        nxt_load;         // the TLMM is followed by a LOAD_ACT (the next K tile), not DEQUANTs
+    logic        u_last;           // the unit running is es_row with LAST_ROW
     wire         scan_dq = hit && e_op == es_regs_pkg::ES_OP_DEQUANT;
     wire         m_bad = (e_fl & 8'(es_regs_pkg::ES_F_PER_CHANNEL)) == 8'd0 || e_f0 != 32'(colsum)
                          || e_f0[LQ-1:0] != '0 || e_f1 == 32'd0 || 33'(colsum) + 33'(e_f1) > 33'(tl_rows)
@@ -303,13 +345,15 @@ module es_seq #(
                 end else if (hit) begin
                     if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
                         if (32'(e_a) >= nb) ck_code = es_regs_pkg::ES_ERR_RANGE;
-                        else if (e_f0 != 32'd0) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                        else if (e_f0 != 32'd0 && !KHOST) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     end else if (e_op == es_regs_pkg::ES_OP_BUILD_TABLE) begin
                         if (e_f0 != 32'(G)) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     end else if (e_op == es_regs_pkg::ES_OP_TLMM) begin
-                        if ((e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0 || !have_load || !have_build)
+                        if (!have_load || !have_build)
                             ck_code = es_regs_pkg::ES_ERR_FIELD;
-                        else if (bad_reg_idx(32'(e_a), nr, prog_size))
+                        else if ((e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0) begin
+                            if (!KHOST) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                        end else if (bad_reg_idx(32'(e_a), nr, prog_size))
                             ck_code = es_regs_pkg::ES_ERR_RANGE;
                         else if (ntok == 32'd0 || ntok > 32'd65535 || klen == 32'd0 || klen > 32'(MAXK)
                                  || ((e_fl & 8'(es_regs_pkg::ES_F_BITSERIAL)) != 8'd0 && (e_f2 < 32'd2 || e_f2 > 32'd8))
@@ -332,7 +376,7 @@ module es_seq #(
                 end else if (bad_wregion(r_off, w_stride, wbytes, wgt_size)) begin
                     ck_code = es_regs_pkg::ES_ERR_RANGE;
                 end else if (nm == 3'd0 && !pend) begin
-                    ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    if (!(KHOST && nxt_load)) ck_code = es_regs_pkg::ES_ERR_FIELD;
                 end else begin
                     ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
                     if (pend || 32'(colsum) != 32'(tl_rows)) ck_code = es_regs_pkg::ES_ERR_FIELD;
@@ -461,7 +505,7 @@ module es_seq #(
     wire any_rd_err = p_err || a_err || w_err || b_err;
     wire [1:0] rd_resp = p_err ? p_err_resp : a_err ? a_err_resp : w_err ? w_err_resp : b_err_resp;
     wire draining = state == S_STOP || state == S_FAIL || state == S_RESET;
-    wire all_idle = !p_busy && !a_busy && !w_busy && !r_busy && !b_busy;
+    wire all_idle = !p_busy && !a_busy && !w_busy && !r_busy && !b_busy && u_idle;
     wire working = state != S_IDLE && !draining;
 
     assign abort = draining;
@@ -485,8 +529,16 @@ module es_seq #(
         q_step <= (32'(abt) * 32'(MT)) << 4;
     end
 
+    assign u_nregions = nr;
+    assign u_nbuffers = nb;
+    assign u_ntok = u_last ? ntok_run : ntok[15:0];
+    assign u_pos = pos;
+
     always_ff @(posedge clk) begin
         retire <= 3'd0;
+        go_vec <= 1'b0;
+        go_attn <= 1'b0;
+        go_row <= 1'b0;
         if (!rst_n) begin
             state <= S_IDLE;
             st_done <= 1'b0;
@@ -538,6 +590,9 @@ module es_seq #(
                     err_info <= '0;
                     pc <= pc_start;
                     ntok <= ntok_in;
+                    ntok_run <= ntok_in[15:0];
+                    pos <= pos_in;
+                    u_last <= 1'b0;
                     line_cnt <= '0;
                     have_load <= 1'b0;
                     have_build <= 1'b0;
@@ -604,7 +659,12 @@ module es_seq #(
                         pbeat <= '0;
                         line_cnt <= '0;
                         state <= S_LINE;
+                    end else if (e_op == es_regs_pkg::ES_OP_LOAD_ACT && e_f0 != 32'd0) begin
+                        stop_host <= 1'b1;      // a later K tile (only reached with KHOST)
+                        retire <= 3'd1;         // counted, as the cpu model does
+                        state <= S_STOP;
                     end else if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
+                        load_pc <= pc;
                         q_idx <= e_a;
                         klen <= e_f1;
                         have_load <= 1'b1;
@@ -614,6 +674,11 @@ module es_seq #(
                         have_build <= 1'b1;
                         pc <= pc + 32'd1;
                         retire <= 3'd1;
+                    end else if (e_op == es_regs_pkg::ES_OP_TLMM && (e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0) begin
+                        stop_host <= 1'b1;      // a K tile (only reached with KHOST): the host runs the linear
+                        retire <= 3'd1;
+                        pc <= load_pc;
+                        state <= S_STOP;
                     end else if (e_op == es_regs_pkg::ES_OP_TLMM) begin
                         tl_a <= e_a;
                         tl_bs <= (e_fl & 8'(es_regs_pkg::ES_F_BITSERIAL)) != 8'd0;
@@ -622,6 +687,16 @@ module es_seq #(
                         nm <= '0;
                         colsum <= '0;
                         state <= S_SCAN;
+                    end else if (e_vec || e_attn || e_row) begin
+                        go_vec <= e_vec;
+                        go_attn <= e_attn;
+                        go_row <= e_row;
+                        u_last <= e_op == es_regs_pkg::ES_OP_LAST_ROW;
+                        u_instr <= {e_f46, e_f3, e_f2, e_f1, e_f0, e_a, e_fl, e_op};
+                        state <= S_UNIT;
+                    end else if (e_nop) begin
+                        pc <= pc + 32'd1;
+                        retire <= 3'd1;
                     end else begin
                         // END or a host instruction (anything else failed its check)
                         stop_host <= e_op != es_regs_pkg::ES_OP_END;
@@ -640,6 +715,7 @@ module es_seq #(
                             ib_f2[pbeat[LL:1]] <= p_data[127:96];
                         end else begin
                             ib_f3[pbeat[LL:1]] <= p_data[31:0];
+                            ib_f46[pbeat[LL:1]] <= p_data[127:32];
                         end
                         pbeat <= pbeat + 4'd1;
                         if (pbeat[LL:1] == LL'(line_n - 1'b1) && pbeat[0]) begin
@@ -652,6 +728,7 @@ module es_seq #(
                 S_SCAN: begin
                     if (scan_end) begin
                         pend <= sidx < ni && scan_dq;
+                        nxt_load <= sidx < ni && hit && e_op == es_regs_pkg::ES_OP_LOAD_ACT;
                         mk <= '0;
                         ci <= '0;
                         bi <= '0;
@@ -724,7 +801,15 @@ module es_seq #(
                 end
                 S_C3: begin
                     mi <= '0;
-                    state <= S_CM;
+                    if (nm == 3'd0 && !pend) begin
+                        // the next K tile follows (the checks let only this through): the host runs it
+                        stop_host <= 1'b1;
+                        retire <= 3'd1;
+                        pc <= load_pc;
+                        state <= S_STOP;
+                    end else begin
+                        state <= S_CM;
+                    end
                 end
                 S_CM: begin
                     r_ptr[mi[1:0]] <= dm_off[mi[1:0]];
@@ -770,6 +855,22 @@ module es_seq #(
                             for (int i = 0; i < NM; i++) r_ptr[i] <= r_ptr[i] + r_step[i];
                             state <= S_TILE;
                         end
+                    end
+                end
+                S_UNIT: if (u_done) begin
+                    if (u_err_code != es_regs_pkg::ES_ERR_NONE) begin
+                        state <= S_FAIL;
+                        fail_code <= u_err_code;
+                        fail_info <= u_err_info;
+                        fail_pc <= pc;
+                    end else begin
+                        // the rest of the run is the last token's (POS unchanged, as after a restart
+                        // past the LAST_ROW with NTOK = 1)
+                        if (u_last) ntok <= 32'd1;
+                        u_last <= 1'b0;
+                        pc <= pc + 32'd1;
+                        retire <= 3'd1;
+                        state <= S_EXEC;
                     end
                 end
                 S_STOP: if (all_idle) begin
