@@ -81,6 +81,12 @@ class HwConfig:
         return 3**self.G
 
     @property
+    def PS(self) -> int:
+        """Table entries stored per group: the lower half of the sign-symmetric ternary table, up to
+        the all-zero pattern (tlmm_table_builder.sv; lanes negate the mirrored entries)."""
+        return (3**self.G + 1) // 2
+
+    @property
     def beat_bytes_codes(self) -> int:
         return math.ceil(self.lanes * self.CB / 8)
 
@@ -183,16 +189,23 @@ def load_hwconfig(path: str | Path) -> HwConfig:
 # Per-unit costs on UltraScale+ fabric (LUT6 + F7/F8/F9 muxes, 36 Kb BRAM as 512 x 72, 288 Kb URAM as
 # 4096 x 72, RAM64M8 = 8 LUTs for a 64 x 7 simple-dual-port LUTRAM). Estimates from the structure of
 # hw/rtl (tlmm_engine, tlmm_lanes, tlmm_table_builder, tlmm_wdecode). Engine terms calibrated against
-# Yosys synth_xilinx -family xcup (abc9) of the engine (docs/hardware.md, "Cost"): G/T/Q = 2/4/4, 3/4/2,
-# 4/2/2, 5/2/2 at MAXK 256, MAXTOK 2 (LUTRAM tables) and 5/4/4 at MAXK 4096, MAXTOK 2 and 8 (BRAM tables).
-# Before: LUTs -21/-20/-7/-7/-28/-29%, FFs -31/-61/-60/-64/-2/-2%; after: LUTs +11/-1/+6/-0/-1/-3%,
-# FFs +8/-1/-2/-0/+5/+3%; BRAM36 +1/+2% (the rest of the design is not calibrated).
+# Yosys synth_xilinx -family xcup (abc9) of the engine (docs/hardware.md, "Cost"). Since the tables are
+# sign-symmetric (half stored, PS = (3**G + 1)/2 entries) the lane mux, table builder, lane register and
+# result FIFO terms are refitted on the two configurations the DSE weighs for the KV260 class, G/T/Q =
+# 5/1/16 and 5/1/64 at MAXK 2048, MAXTOK 4 (14,562 and 53,343 LUT, 5,027 and 15,348 FF, 75 BRAM36):
+# the fit reproduces the LUTs exactly, FFs +12/+11% (the earlier fit, on the full-table RTL, was
+# G/T/Q = 2/4/4, 3/4/2, 4/2/2, 5/2/2, 5/4/4 and is not re-measured; the rest of the design is not
+# calibrated).
 COEFFS = {
     "engine_ctrl_luts": 370,  # command/phase control, ingest and weight counters, K masking, credits (fitted)
-    "engine_ctrl_ffs": 0,  # (the structural FF terms below already land within 8%)
-    "mux_luts_per_4": 1.6,  # a P:1 one-bit lane mux: 1.6 ceil(P/4) LUTs as Yosys/abc9 maps it (fitted; 1.0 by hand)
-    "lane_ff_per_bit": 2.0,  # lane pipeline registers per entry bit (index + entry stages)
-    "builder_adders_per_entry": 1.09,  # level-by-level table build: 1.09 P adders of TW bits (fitted; 1.5 by hand)
+    "engine_ctrl_ffs": 0,  # (the structural FF terms below already land within 12%)
+    "mux_luts_per_4": 1.6,  # a P:1 one-bit mux: 1.6 ceil(P/4) LUTs as Yosys/abc9 maps it (fitted; 1.0 by hand)
+    # a lane's PS:1 mux of one entry bit, with the sign's inversion in the row adder: 2.10 ceil(PS/4) LUTs
+    # (fitted at G = 5, T = 1: 122:1 muxes; 1.6 for the 243:1 muxes of the full-table RTL at T = 2..4)
+    "lane_mux_luts_per_4": 2.10,
+    "lane_ff_per_bit": 1.0,  # lane pipeline registers per entry + code bit (index, sign, entry stages; fitted)
+    "builder_adders_per_entry": 0.46,  # table build: 0.46 TW-bit adders per level entry (fitted; many are copies)
+    "fifo_lutram_bits_per_8_luts": 14,  # the result FIFO's word in RAM32M16 cells (14 bits x 32, 8 LUTs)
     "row_tree_luts_per_bit": 1.0,  # adder tree + accumulator: 1 LUT per adder bit (carry chain)
     "acc_bits": 32,
     "wdecode_luts_per_code_bit": 1.0,
@@ -227,7 +240,7 @@ def dequant_lanes(cfg: HwConfig) -> int:
 
 
 def _table_memory(cfg: HwConfig) -> dict[str, float]:
-    width = cfg.P * cfg.TW  # one word = a whole group table
+    width = cfg.PS * cfg.TW  # one word = a whole group table (its stored half)
     depth = cfg.max_tok * cfg.chunks_max
     cols = math.ceil(width / 72)
     if cfg.table_mem == "uram":
@@ -242,8 +255,9 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
     """LUT/FF/DSP/BRAM36/URAM of the whole design for `cfg`, with a breakdown by unit."""
     c = COEFFS
     parts: dict[str, dict[str, float]] = {}
-    P, TW, CB, L = cfg.P, cfg.TW, cfg.CB, cfg.lanes
-    parts["lanes"] = {"lut": L * TW * math.ceil(P / 4) * c["mux_luts_per_4"],
+    P, TW, CB, L = cfg.PS, cfg.TW, cfg.CB, cfg.lanes
+    # a lane: a PS:1 mux of TW-bit entries, the sign's inversion inside the row adders
+    parts["lanes"] = {"lut": L * TW * math.ceil(P / 4) * c["lane_mux_luts_per_4"],
                       "ff": L * (TW + CB) * c["lane_ff_per_bit"]}
     rw = TW + max(1, math.ceil(math.log2(cfg.T))) if cfg.T > 1 else TW
     parts["row_accumulators"] = {
@@ -252,7 +266,10 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
         "ff": cfg.Q * (rw + c["acc_bits"] * (cfg.max_tok + 2)),
     }
     parts["engine_control"] = {"lut": c["engine_ctrl_luts"], "ff": c["engine_ctrl_ffs"]}
-    parts["table_builder"] = {"lut": c["builder_adders_per_entry"] * P * TW, "ff": P * TW}
+    # every level of the build but the last is whole (3 + 9 + ... + 3**(G-1) entries), the last only
+    # the stored half
+    level_entries = (3**cfg.G - 3) // 2 + P
+    parts["table_builder"] = {"lut": c["builder_adders_per_entry"] * level_entries * TW, "ff": P * TW}
     parts["table_memory"] = _table_memory(cfg)
     wd = L * CB * c["wdecode_luts_per_code_bit"]
     if cfg.tern_encoding == "base3":
@@ -264,8 +281,10 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
         # row-batch buffer (Q rows x max_k int8, double-buffered) replays the bit planes on chip
         parts["plane_buffer"] = {"bram36": math.ceil(2 * cfg.Q * cfg.max_k * 8 / 36864)}
     parts["weight_buffer"] = {"bram36": math.ceil(cfg.wbuf_kib * 1024 * 8 / 36864)}
-    parts["result_fifo"] = {"lut": cfg.Q * c["acc_bits"] * max(1, cfg.ofifo_depth // 32) / 2 + 40,
-                            "ff": cfg.Q * c["acc_bits"] + 20}
+    # LUTRAM (Yosys: RAM32M16 cells, the LUTs it reports as memory), a word of Q accumulators + token + last
+    fifo_w = cfg.Q * c["acc_bits"] + max(1, math.ceil(math.log2(cfg.max_tok))) + 1
+    parts["result_fifo"] = {"lut": math.ceil(fifo_w / c["fifo_lutram_bits_per_8_luts"]) * 8
+                            * math.ceil(cfg.ofifo_depth / 32) + 40, "ff": 20}
     # P = 1: one port for everything; P > 1: the shell's port (program, activations, beta, results) plus P
     # weight read masters (wbuf_kib is their FIFOs together)
     masters = cfg.axi_ports + (1 if cfg.axi_ports > 1 else 0)

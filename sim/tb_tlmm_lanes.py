@@ -1,5 +1,6 @@
 """cocotb bench: tlmm_lanes against a Python model of its contract: every op, each of the Q*T lanes looks
-up its entry, masked groups add 0, the row sum is shifted by the bit plane (negated for the sign plane)
+up its entry of the stored half table ((3**G + 1)/2 entries) and negates it where its sign is set,
+masked groups add 0, the row sum is shifted by the bit plane (negated for the sign plane)
 and accumulated in INT32 per (row, token); in_first restarts, in_last emits the Q accumulators of that
 token 3 cycles later. Ops come in the engine's order (row batch, plane, chunk, token) with random idle
 cycles; entries cover the extremes -128*G and 127*G."""
@@ -16,7 +17,7 @@ from tb_common import bench_config, pack_words, start_clock_and_reset, to_signed
 
 def ops(cfg: dict, rng) -> list[dict]:
     G, T, Q, MT = cfg["G"], cfg["T"], cfg["Q"], cfg["MAXTOK"]
-    P = 3**G
+    P = (3**G + 1) // 2                   # stored entries
     lo, hi = -128 * G, 127 * G            # the range of a table entry: G int8 activations, +-1
     out = []
     for batch in range(6):
@@ -31,6 +32,7 @@ def ops(cfg: dict, rng) -> list[dict]:
                     else:
                         tbl = rng.integers(lo, hi + 1, size=(T, P))
                     out.append({"tbl": tbl, "idx": rng.integers(0, P, size=(Q, T)),
+                                "sgn": rng.integers(0, 2, size=(Q, T)),
                                 "gmask": [1] + [int(c < nch - 1 or rng.random() < 0.5) for _ in range(T - 1)],
                                 "tok": tok, "shift": shift, "neg": neg, "first": p == 0 and c == 0,
                                 "last": p == len(planes) - 1 and c == nch - 1})
@@ -43,7 +45,8 @@ def model(cfg: dict, seq: list[dict]) -> list[tuple[int, list[int]]]:
     res = []
     for op in seq:
         for q in range(Q):
-            s = sum(int(op["tbl"][t, op["idx"][q, t]]) for t in range(T) if op["gmask"][t])
+            s = sum((-1 if op["sgn"][q, t] else 1) * int(op["tbl"][t, op["idx"][q, t]])
+                    for t in range(T) if op["gmask"][t])
             v = -(s << op["shift"]) if op["neg"] else s << op["shift"]
             a = (0 if op["first"] else acc[(q, op["tok"])]) + v
             acc[(q, op["tok"])] = to_signed(a, 32)
@@ -56,8 +59,8 @@ def model(cfg: dict, seq: list[dict]) -> list[tuple[int, list[int]]]:
 async def test_lanes(dut):
     cfg = bench_config()
     G, T, Q = cfg["G"], cfg["T"], cfg["Q"]
-    P, TW = 3**G, 8 + math.ceil(math.log2(G))
-    IW = int(3**G - 1).bit_length()
+    P, TW = (3**G + 1) // 2, 8 + math.ceil(math.log2(G))
+    IW = int(P - 1).bit_length()
     rng = np.random.default_rng(1)
     seq = ops(cfg, rng)
     got: list[tuple[int, list[int]]] = []
@@ -79,6 +82,7 @@ async def test_lanes(dut):
         dut.in_valid.value = 1
         dut.in_tbl.value = pack_words(op["tbl"].reshape(-1), TW)
         dut.in_idx.value = pack_words(op["idx"].reshape(-1), IW)
+        dut.in_sgn.value = pack_words(op["sgn"].reshape(-1), 1)
         dut.in_gmask.value = pack_words(op["gmask"], 1)
         dut.in_tok.value = op["tok"]
         dut.in_shift.value = op["shift"]

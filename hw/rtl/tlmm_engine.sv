@@ -4,7 +4,8 @@
 // (ntok = 1: decode GEMV; ntok > 1: prefill GEMM over a tile of tokens), in two phases:
 //   INGEST: ntok * ceil(K/G) activation beats (one group of G int8 per beat, token by token; lanes
 //           past K in the last group are ignored: zero padding). Every beat becomes a whole group
-//           table (3**G ternary or 2**G binary entries) written to table memory t = group % T.
+//           table ((3**G + 1)/2 entries, the lower half of the sign-symmetric ternary table, or 2**G
+//           binary entries) written to table memory t = group % T.
 //   LOOKUP: weight beats of Q*T codes, in the order
 //             for row batch rb (rows rb*Q .. rb*Q+Q-1), for plane b (bit-serial; 1 plane ternary),
 //             for chunk c (groups c*T .. c*T+T-1): lane q*T + t = code of row rb*Q+q, group c*T+t.
@@ -28,10 +29,10 @@ module tlmm_engine #(
     parameter int TABLE_BINARY = 0,   // 1: bit-serial-only engine with 2**G-entry tables
     parameter int OFIFO_DEPTH = 16,   // power of two
     // derived: do not override
-    parameter int P = (TABLE_BINARY != 0) ? 2 ** G : 3 ** G,
+    parameter int P = (TABLE_BINARY != 0) ? 2 ** G : (3 ** G + 1) / 2,   // stored entries per table
     parameter int TW = AW + $clog2(G),
     parameter int CB = (TABLE_BINARY != 0) ? G : $clog2(3 ** G),
-    parameter int IW = CB,
+    parameter int IW = (P > 1) ? $clog2(P) : 1,
     parameter int TIW = (MAXTOK > 1) ? $clog2(MAXTOK) : 1,
     parameter int CH = ((MAXK + G - 1) / G + T - 1) / T,   // chunks (table words) per token per memory
     parameter int DEPTH = MAXTOK * CH,
@@ -71,7 +72,7 @@ module tlmm_engine #(
     // ---------------- command
     logic [15:0] cfg_k;
     logic [23:0] cfg_n;
-    logic [7:0]  cfg_ntok;
+    logic [7:0]  cfg_ntok_m1;   // ntok - 1
     logic [3:0]  cfg_planes;
     logic        cfg_bitserial;
 
@@ -131,19 +132,23 @@ module tlmm_engine #(
 
     logic              d_valid, d_ready, d_bad;
     logic [Q*T*IW-1:0] d_idx;
+    logic [Q*T-1:0]    d_sgn;
     logic [MW-1:0]     d_meta;
 
     tlmm_wdecode #(.G(G), .L(Q*T), .TABLE_BINARY(TABLE_BINARY), .UW(MW)) u_decode (
         .clk, .rst_n, .bitserial(cfg_bitserial),
         .w_valid(w_fire), .w_ready(dec_in_ready), .w_codes(s_w_tdata), .w_user(wi_meta),
-        .d_valid, .d_ready, .d_idx, .d_bad, .d_user(d_meta)
+        .d_valid, .d_ready, .d_idx, .d_sgn, .d_bad, .d_user(d_meta)
     );
 
     // ---------------- issue stage: one op per token per beat
     logic              s0_valid;
     logic [Q*T*IW-1:0] s0_idx;
+    logic [Q*T-1:0]    s0_sgn;
     logic [MW-1:0]     s0_meta;
     logic [7:0]        s0_tok;
+    logic              s0_tok_last;   // s0_tok == ntok - 1, registered: the weight stream's ready
+                                      // (s_w_tready) hangs off it, so no compare sits on that path
     logic [AD-1:0]     s0_addr;
     logic [FAW:0]      pend;      // result slots reserved: in flight or in the FIFO
 
@@ -154,7 +159,7 @@ module tlmm_engine #(
     wire s0_neg = s0_meta[MW-5];
     wire [2:0] s0_shift = s0_meta[CW +: 3];
     wire issue = s0_valid && (!s0_last || pend < (FAW + 1)'(OFIFO_DEPTH));
-    wire s0_beat_done = issue && (s0_tok == cfg_ntok - 8'd1);
+    wire s0_beat_done = issue && s0_tok_last;
     assign d_ready = !s0_valid || s0_beat_done;
 
     logic [T-1:0] s0_gmask;
@@ -179,6 +184,7 @@ module tlmm_engine #(
     // stage aligned with the memory read data
     logic              s1_valid, s1_neg, s1_first, s1_last, s1_end;
     logic [Q*T*IW-1:0] s1_idx;
+    logic [Q*T-1:0]    s1_sgn;
     logic [T-1:0]      s1_gmask;
     logic [TIW-1:0]    s1_tok;
     logic [2:0]        s1_shift;
@@ -191,13 +197,14 @@ module tlmm_engine #(
     always_ff @(posedge clk) begin
         if (issue) begin
             s1_idx <= s0_idx;
+            s1_sgn <= s0_sgn;
             s1_gmask <= s0_gmask;
             s1_tok <= TIW'(s0_tok);
             s1_shift <= s0_shift;
             s1_neg <= s0_neg;
             s1_first <= s0_first;
             s1_last <= s0_last;
-            s1_end <= s0_end && (s0_tok == cfg_ntok - 8'd1);
+            s1_end <= s0_end && s0_tok_last;
         end
     end
 
@@ -208,7 +215,7 @@ module tlmm_engine #(
 
     tlmm_lanes #(.G(G), .T(T), .Q(Q), .AW(AW), .ACCW(ACCW), .MAXTOK(MAXTOK), .TABLE_BINARY(TABLE_BINARY)) u_lanes (
         .clk, .rst_n,
-        .in_valid(s1_valid), .in_tbl(tbl), .in_idx(s1_idx), .in_gmask(s1_gmask), .in_tok(s1_tok),
+        .in_valid(s1_valid), .in_tbl(tbl), .in_idx(s1_idx), .in_sgn(s1_sgn), .in_gmask(s1_gmask), .in_tok(s1_tok),
         .in_shift(s1_shift), .in_neg(s1_neg), .in_first(s1_first), .in_last(s1_last),
         .out_valid(l_valid), .out_tok(l_tok), .out_acc(l_acc)
     );
@@ -249,7 +256,7 @@ module tlmm_engine #(
                 IDLE: if (s_cmd_tvalid) begin
                     cfg_k <= s_cmd_tdata[15:0];
                     cfg_n <= s_cmd_tdata[39:16];
-                    cfg_ntok <= s_cmd_tdata[47:40];
+                    cfg_ntok_m1 <= s_cmd_tdata[47:40] - 8'd1;
                     cfg_planes <= s_cmd_tdata[52] ? s_cmd_tdata[51:48] : 4'd1;
                     cfg_bitserial <= s_cmd_tdata[52];
                     err_code <= 1'b0;
@@ -273,7 +280,7 @@ module tlmm_engine #(
                         a_chunk <= '0;
                         a_base <= a_base + AD'(CH);
                         a_tok <= a_tok + 8'd1;
-                        if (a_tok == cfg_ntok - 8'd1) phase <= LOOKUP;
+                        if (a_tok == cfg_ntok_m1) phase <= LOOKUP;
                     end else begin
                         a_elem <= a_elem + 17'(G);
                         if (a_bank == BW'(T - 1)) begin
@@ -317,11 +324,14 @@ module tlmm_engine #(
     always_ff @(posedge clk) begin
         if (d_valid && d_ready) begin
             s0_idx <= d_idx;
+            s0_sgn <= d_sgn;
             s0_meta <= d_meta;
             s0_tok <= '0;
+            s0_tok_last <= cfg_ntok_m1 == 8'd0;
             s0_addr <= AD'(d_meta[CW-1:0]);
         end else if (issue) begin
             s0_tok <= s0_tok + 8'd1;
+            s0_tok_last <= s0_tok + 8'd1 == cfg_ntok_m1;
             s0_addr <= s0_addr + AD'(CH);
         end
     end

@@ -1,8 +1,9 @@
 // TLMM lookup lanes: T tables x Q copies. Every cycle an op brings the table words of T groups (one
-// per table, in_tbl) and Q x T indices (row q, group t at lane q*T + t); each of the Q*T lanes
-// selects one entry (one lookup per lane per cycle, II = 1), each row sums its T entries, scales
-// the sum for bit-serial planes (<< in_shift, negated for the sign plane) and accumulates into its
-// INT32 accumulator of token in_tok. in_first starts a fresh sum, in_last emits the row results
+// per table, in_tbl) and Q x T indices with their signs (row q, group t at lane q*T + t); each of the
+// Q*T lanes selects one stored entry (one lookup per lane per cycle, II = 1), each row sums its T
+// entries, each negated where its sign is set (a ternary table stores only its lower half: see
+// tlmm_wdecode), scales the sum for bit-serial planes (<< in_shift, negated for the sign plane) and
+// accumulates into its INT32 accumulator of token in_tok. in_first starts a fresh sum, in_last emits the row results
 // (Q accumulators of token in_tok) on out_*. Non-stalling pipeline of 3 stages; whoever feeds it
 // makes sure out_* can always be taken (the engine holds credits for its output FIFO).
 // Masked groups (in_gmask[t] = 0: padding beyond K) contribute 0.
@@ -15,9 +16,9 @@ module tlmm_lanes #(
     parameter int MAXTOK = 1,
     parameter int TABLE_BINARY = 0,
     // derived: do not override
-    parameter int P = (TABLE_BINARY != 0) ? 2 ** G : 3 ** G,
+    parameter int P = (TABLE_BINARY != 0) ? 2 ** G : (3 ** G + 1) / 2,   // stored entries per table
     parameter int TW = AW + $clog2(G),
-    parameter int IW = (TABLE_BINARY != 0) ? G : $clog2(3 ** G),
+    parameter int IW = (P > 1) ? $clog2(P) : 1,
     parameter int TIW = (MAXTOK > 1) ? $clog2(MAXTOK) : 1
 ) (
     input  logic              clk,
@@ -25,6 +26,7 @@ module tlmm_lanes #(
     input  logic              in_valid,
     input  logic [T*P*TW-1:0] in_tbl,
     input  logic [Q*T*IW-1:0] in_idx,
+    input  logic [Q*T-1:0]    in_sgn,
     input  logic [T-1:0]      in_gmask,
     input  logic [TIW-1:0]    in_tok,
     input  logic [2:0]        in_shift,
@@ -39,6 +41,7 @@ module tlmm_lanes #(
 
     // ---- stage 1: the Q*T lookups
     logic [Q*T*TW-1:0] ent, s1_ent;
+    logic [Q*T-1:0]    s1_sgn;
     logic              s1_valid, s1_neg, s1_first, s1_last;
     logic [2:0]        s1_shift;
     logic [TIW-1:0]    s1_tok;
@@ -72,6 +75,7 @@ module tlmm_lanes #(
 
     always_ff @(posedge clk) begin
         s1_ent <= ent;
+        s1_sgn <= in_sgn & {Q{in_gmask}};   // a masked group's entry is 0: no carry-in either
         s1_tok <= in_tok;
         s1_shift <= in_shift;
         s1_neg <= in_neg;
@@ -79,22 +83,25 @@ module tlmm_lanes #(
         s1_last <= in_last;
     end
 
-    // ---- stage 2: per-row sum, plane weight
+    // ---- stage 2: per-row sum of the signed entries, plane weight
+    // The sign plane's negation is folded into the entries' signs, and each negation is -e = ~e + 1:
+    // the inversions sit in the adders' LUTs and the +1s are the sum's carry-ins (one adder tree, no
+    // separate negating adder behind it).
     logic [Q*ACCW-1:0] val, s2_val;
     logic              s2_valid, s2_first, s2_last;
     logic [TIW-1:0]    s2_tok;
 
     for (genvar q = 0; q < Q; q++) begin : g_sum
         logic signed [SW-1:0] sum;
-        logic signed [ACCW-1:0] wide;
+        logic [T-1:0] neg;
+        assign neg = s1_sgn[q*T +: T] ^ {T{s1_neg}};
         always_comb begin
             sum = '0;
             for (int t = 0; t < T; t++) begin
-                sum = sum + SW'($signed(s1_ent[(q*T + t)*TW +: TW]));
+                sum = sum + (SW'($signed(s1_ent[(q*T + t)*TW +: TW])) ^ {SW{neg[t]}}) + SW'(neg[t]);
             end
         end
-        assign wide = ACCW'(sum) <<< s1_shift;
-        assign val[q*ACCW +: ACCW] = s1_neg ? -wide : wide;
+        assign val[q*ACCW +: ACCW] = ACCW'(sum) <<< s1_shift;
     end
 
     always_ff @(posedge clk) begin

@@ -1,10 +1,13 @@
 // Online TLMM table builder.
 //
 // From one group of G signed activations (one stream beat) it computes every weight-pattern sum
-//   ternary (BINARY = 0): T[c] = sum_i (digit3_i(c) - 1) * a_i,  c in [0, 3**G)
+//   ternary (BINARY = 0): T[c] = sum_i (digit3_i(c) - 1) * a_i,  c in [0, (3**G + 1)/2)
 //   binary  (BINARY = 1): B[c] = sum_i  bit_i(c)          * a_i,  c in [0, 2**G)
 // exactly as edgestream.tlmm.build_ternary_tables / build_binary_tables (entry c at bits
-// [c*TW +: TW] of t_data). The sums are formed level by level (level i extends every pattern of
+// [c*TW +: TW] of t_data). A ternary table is sign-symmetric, T[3**G - 1 - c] = -T[c] (every trit
+// negated), so only its lower half up to the all-zero pattern c = (3**G - 1)/2 is built and stored:
+// tlmm_wdecode folds the upper codes onto it with a sign, tlmm_lanes negates. That halves the table
+// word, the table memory and every lane's mux. The sums are formed level by level (level i extends every pattern of
 // weights 0..i-1 by the R possible values of weight i), so a whole table costs about R**G adders
 // and one whole group table leaves per cycle (II = 1). One register stage; a_user rides along
 // unchanged (the engine puts the table-memory write address there).
@@ -15,7 +18,7 @@ module tlmm_table_builder #(
     parameter int UW = 1,       // sideband width
     // derived: do not override
     parameter int R = (BINARY != 0) ? 2 : 3,
-    parameter int P = R ** G,
+    parameter int P = (BINARY != 0) ? R ** G : (R ** G + 1) / 2,   // entries built and stored
     parameter int TW = AW + $clog2(G)
 ) (
     input  logic              clk,
@@ -36,7 +39,7 @@ module tlmm_table_builder #(
     // feed-forward chain for every simulator (one wide vector per level makes Verilator see a false
     // loop and makes Icarus re-evaluate every part-select on each change).
     for (genvar i = 0; i < G; i++) begin : g_level
-        localparam int N = R ** (i + 1);
+        localparam int N = (i == G - 1) ? P : R ** (i + 1);   // the last level: the stored entries
         localparam int STRIDE = R ** i;
         logic signed [TW-1:0] q;
         assign q = TW'($signed(a_data[i*AW +: AW]));
