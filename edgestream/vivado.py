@@ -316,7 +316,9 @@ def render_sources(board: Board, cfg) -> str:
         "proc es_add_sources {ROOT GEN} {",
         "    add_files -norecurse [file join $GEN es_regs_pkg.sv]",
     ]
-    L += [f"    add_files -norecurse [file join $ROOT hw rtl {p.name}]" for p in rtl_sv()]
+    for p in rtl_sv():  # hw/rtl/*.sv and generated tables such as hw/generated/es_exp2_rom.sv
+        rel = " ".join(p.resolve().relative_to(ROOT.resolve()).parts)
+        L.append(f"    add_files -norecurse [file join $ROOT {rel}]")
     L += [
         f"    add_files -norecurse [file join $GEN {WRAPPER}.v]",
         "    set_property file_type SystemVerilog [get_files *.sv]",

@@ -108,7 +108,7 @@ def test_build_script_refuses_negative_slack_and_finds_board_files():
     assert slack < tcl.index("file copy -force $bit") and slack < tcl.index("file copy -force $hwh")
     src = vv.render_sources(vv.BOARD_DEFS["kv260"], rm.shell_config())
     for p in rtl_sources()[1:]:
-        assert f"hw rtl {p.name}]" in src
+        assert f"[file join $ROOT {' '.join(p.resolve().relative_to(ROOT).parts)}]" in src
     assert "edgestream_accel_wrapper.v" in src and "es_regs_pkg.sv" in src
 
 
