@@ -47,12 +47,24 @@ def ddr_bandwidth(cfg, target) -> dict[str, float]:
             "bound": "ps_pl_ports" if port_cap < ddr_cap else "ddr"}
 
 
-def model_commands(m, wkind: str, wbits: int) -> list[tuple[str, int, int, str, int]]:
-    """The fused TLMM commands of one decoder layer: (name, N, K, kind, bits)."""
+def model_commands(m, wkind: str, wbits: int, q: int = 1) -> list[tuple[str, int, int, str, int]]:
+    """The fused TLMM commands of one decoder layer: (name, N, K, kind, bits). Members are fused as the
+    lowering fuses them (compiler/lowering.py): at most 4, and every member but the last ends on a row
+    batch of q rows, so a group splits where one does not (q/k/v of 96-wide heads at Q = 64: q + k, v);
+    the parts of a split group are named name#2, name#3."""
     h, ffn = m.hidden_size, m.intermediate_size
     qd, kvd = m.num_heads * m.head_dim, m.num_kv_heads * m.head_dim
-    return [("qkv", qd + 2 * kvd, h, wkind, wbits), ("o", h, qd, wkind, wbits),
-            ("gate_up", 2 * ffn, h, wkind, wbits), ("down", h, ffn, wkind, wbits)]
+    out = []
+    for name, members, k in (("qkv", (qd, kvd, kvd), h), ("o", (h,), qd), ("gate_up", (ffn, ffn), h),
+                             ("down", (h,), ffn)):
+        parts = [[members[0]]]
+        for n in members[1:]:
+            if parts[-1][-1] % q == 0 and len(parts[-1]) < 4:
+                parts[-1].append(n)
+            else:
+                parts.append([n])
+        out += [(name if i == 0 else f"{name}#{i + 1}", sum(p), k, wkind, wbits) for i, p in enumerate(parts)]
+    return out
 
 
 def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_cycles: float = 0.0,
@@ -103,17 +115,17 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0
     V = cfg.vec_lanes
     h, ffn, D = m.hidden_size, m.intermediate_size, m.head_dim
     qd, kvd = m.num_heads * D, m.num_kv_heads * D
-    cmds = {c[0]: c for c in model_commands(m, wkind, wbits)}
+    cmds = model_commands(m, wkind, wbits, cfg.Q)
 
     def vec(name, elems_passes):
         return {"name": name, "kind": "vector", "bytes": 0,
                 "cycles": ISSUE_CYCLES + math.ceil(elems_passes * ntok / V)}
 
-    def mm(name):
-        _, n, k, kind, bits = cmds[name]
-        c = command_cost(cfg, n, k, kind, bits, ntok, lat, ddr_bpc)
-        return {"name": name, "kind": "tlmm", "bytes": c["bytes"], "weight_bytes": c["weight_bytes"],
-                "cycles": c["engine_cycles"]}
+    def mm(name):  # the group's commands (one, or the parts of a split group) one after another
+        cs = [command_cost(cfg, n, k, kind, bits, ntok, lat, ddr_bpc)
+              for nm, n, k, kind, bits in cmds if nm.split("#")[0] == name]
+        return {"name": name, "kind": "tlmm", "bytes": sum(c["bytes"] for c in cs),
+                "weight_bytes": sum(c["weight_bytes"] for c in cs), "cycles": sum(c["engine_cycles"] for c in cs)}
 
     # attention: K/V of positions < ctx_end read once per tile (int8 + f32 scale per position and head)
     kv_read = 2 * m.num_kv_heads * ctx_end * (D + 4)
