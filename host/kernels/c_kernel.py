@@ -20,7 +20,7 @@ import numpy as np
 from edgestream import numerics as nx
 from edgestream.host.kernels import LinearWeights
 
-ES_VERSION = 5  # must match ES_VERSION in csrc/eskernel.c
+ES_VERSION = 6  # must match ES_VERSION in csrc/eskernel.c
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
 _ROWPAD = 8  # eskernel.c ROWPAD

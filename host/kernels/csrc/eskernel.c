@@ -26,7 +26,7 @@
 #include <arm_neon.h>
 #endif
 
-#define ES_VERSION 5
+#define ES_VERSION 6
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
@@ -487,6 +487,12 @@ int es_get_isa(void) {
 }
 
 void es_set_threads(int n) { g_threads = n > 0 ? n : 0; }
+
+int es_swap_threads(int n) {
+    int prev = g_threads;
+    g_threads = n > 0 ? n : 0;
+    return prev;
+}
 
 int es_get_threads(void) {
     return g_threads > 0 ? g_threads : ncpus();

@@ -23,6 +23,7 @@ int es_set_isa(int isa); /* 0 ok, -1 not available on this CPU / build */
 int es_get_isa(void);
 void es_set_threads(int n); /* <= 0: all cores */
 int es_get_threads(void);
+int es_swap_threads(int n); /* es_set_threads(n), returning the previous setting (0 = all cores) */
 int es_has_openmp(void);
 
 /* W: [np_rows][kpb] packed bytes (np_rows >= n, multiple of 4; kpb = 64 * nblk), q: int8 [t][k]

@@ -146,6 +146,9 @@ int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, in
     int64_t *tpos = (int64_t *)malloc((size_t)T * sizeof(int64_t));
     if (!tpos) return -1;
     int rc = 0;
+    /* norm_quant and attention take the library's thread setting: make it the plan's for this call,
+     * so that a 1-thread executor never hands attention chunks to a second thread */
+    const int prev_threads = threads > 0 ? es_swap_threads(threads) : -1;
     for (int64_t i = 0; i < nops && rc == 0; i++) {
         const es_op *o = &ops[i];
         const int last = i >= last_from && T > 1;
@@ -194,6 +197,7 @@ int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, in
             g_prof_n[o->op] += 1;
         }
     }
+    if (prev_threads >= 0) es_swap_threads(prev_threads);
     free(tpos);
     return rc;
 }
