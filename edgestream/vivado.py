@@ -129,8 +129,12 @@ def _bus_parameters(bus: str, ports: dict[str, Port], cfg) -> str:
     return ", ".join(p)
 
 
-def render_wrapper(cfg, ports: list[Port] | None = None) -> str:
-    """The Verilog-2001 wrapper for configuration `cfg` (an HwConfig)."""
+def render_wrapper(cfg, ports: list[Port] | None = None, units: int = 0) -> str:
+    """The Verilog-2001 wrapper for configuration `cfg` (an HwConfig). units: the top's UNITS (HW_UNITS:
+    bit 0 vector + row unit, bit 1 attention, bit 2 argmax; 0 is the linear-only shell), passed as a
+    plain integer parameter (the package-typed ones stay at their package defaults)."""
+    if not 0 <= units <= 7:
+        raise InputError(f"units = {units}: expected 0..7 (HW_UNITS bits: 1 vector, 2 attention, 4 argmax)")
     ports = top_ports() if ports is None else ports
     by_name = {p.name: p for p in ports}
     used_w = set(weight_ports(cfg))
@@ -153,7 +157,7 @@ def render_wrapper(cfg, ports: list[Port] | None = None) -> str:
         "// interfaces. No parameters are passed: the es_regs_pkg compiled with the top holds this",
         "// configuration. Weight ports the configuration does not use are tied off here (inputs idle).",
         f"// configuration {cfg.config_id}: G={cfg.G} T={cfg.T} Q={cfg.Q} axi_ports={cfg.axi_ports} "
-        f"max_k={cfg.max_k} max_tok={cfg.max_tok} clock_mhz={cfg.clock_mhz:g}",
+        f"max_k={cfg.max_k} max_tok={cfg.max_tok} clock_mhz={cfg.clock_mhz:g} units={units}",
         f"// register map version {rm.REGMAP_VERSION}, MAGIC 0x{rm.MAGIC:08x}",
         "`timescale 1ns / 1ps",
         f"module {WRAPPER} (",
@@ -188,7 +192,7 @@ def render_wrapper(cfg, ports: list[Port] | None = None) -> str:
         if p.direction == "output":
             rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
             L.append(f"    wire {rng}nc_{p.name};  // unused weight port")
-    L.append("    edgestream_accel u_accel (")
+    L.append(f"    edgestream_accel #(.UNITS(3'd{units})) u_accel (" if units else "    edgestream_accel u_accel (")
     conns = []
     for p in ports:
         if p in tied:
@@ -337,14 +341,14 @@ def rtl_sv() -> list[Path]:
     return rtl_sources()[1:]
 
 
-def generate(cfg, board: str = "kv260") -> dict[str, str]:
+def generate(cfg, board: str = "kv260", units: int = 0) -> dict[str, str]:
     """File name -> text of every generated file for `cfg` on `board`."""
     from edgestream import regmap as rm
 
     if board not in BOARD_DEFS:
         raise InputError(f"unknown board {board!r} (expected one of {', '.join(BOARD_DEFS)})")
     b = BOARD_DEFS[board]
-    return {"es_regs_pkg.sv": rm.render_sv(cfg.to_dict()), f"{WRAPPER}.v": render_wrapper(cfg),
+    return {"es_regs_pkg.sv": rm.render_sv(cfg.to_dict()), f"{WRAPPER}.v": render_wrapper(cfg, units=units),
             "bd.tcl": render_bd(cfg, b), "sources.tcl": render_sources(b, cfg)}
 
 
@@ -381,10 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--board", default="kv260")
     ap.add_argument("--hw-config", help="an artifact (.esa) or a JSON HwConfig (default: the shipped shell)")
     ap.add_argument("--out", help="write all files into this directory (default: the committed shell files)")
+    ap.add_argument("--units", type=int, default=0,
+                    help="HW_UNITS of the build: 1 vector+row, 2 attention, 4 argmax, summed (default 0: linear-only)")
     ap.add_argument("--check", action="store_true", help="exit 1 when the committed shell files are stale")
     a = ap.parse_args(argv)
     try:
-        files = generate(_config_from(a.hw_config), a.board)
+        if a.units and not a.out:
+            raise InputError("--units needs --out (the committed files are the linear-only shell's)")
+        files = generate(_config_from(a.hw_config), a.board, a.units)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

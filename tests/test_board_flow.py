@@ -49,13 +49,16 @@ def test_icarus_rejects_systemverilog_in_2001_mode(construct, tmp_path):
     assert r.returncode != 0 and "syntax error" in r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("which", ["shell", "two_ports"])
+@pytest.mark.parametrize("which", ["shell", "two_ports", "units"])
 def test_wrapper_parses_as_verilog_2001(which, tmp_path):
     if which == "shell":
         path = vv.WRAPPER_PATH
     else:
         path = tmp_path / "edgestream_accel_wrapper.v"
-        path.write_text(vv.render_wrapper(two_port_config()))
+        text = (vv.render_wrapper(two_port_config()) if which == "two_ports"
+                else vv.render_wrapper(rm.shell_config(), units=7))
+        assert (which == "units") == ("#(.UNITS(3'd7)) u_accel" in text)
+        path.write_text(text)
     r = iverilog_2001(path)
     out = r.stdout + r.stderr
     # Icarus parses the whole file, then stops at elaboration at the one module it was not given (the
