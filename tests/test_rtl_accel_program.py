@@ -25,6 +25,8 @@ from edgestream import regmap as rm  # noqa: E402
 MODULES = ["../generated/es_regs_pkg", "tlmm_fifo", "tlmm_table_builder", "tlmm_table_mem", "tlmm_wdecode",
            "tlmm_lanes", "tlmm_engine", "es_axi_rd", "es_axi_wr", "es_i2f", "es_fmul", "es_dequant",
            "es_act_unpack", "es_axil_csr", "es_seq", "edgestream_accel"]
+# these benches test the linear datapath and its host stops: the shell without its units (UNITS = 0)
+LINEAR_ONLY = {"UNITS": "3'b000"}
 # the units (UNITS != 0 builds; tests/test_rtl_decoder.py)
 UNIT_MODULES = ["../generated/es_exp2_rom", "es_fadd", "es_f2i", "es_fdiv", "es_fsqrt", "es_fmul64", "es_fcvt",
                 "es_exp2neg", "es_vec_ram", "es_vec_dp", "es_vec", "es_row", "es_attn_dly", "es_attn_div",
@@ -37,13 +39,13 @@ def geometry(T: int, Q: int, ports: int = 1) -> tuple[dict, dict]:
     weight ports (each with the shipped weight FIFO of 256 beats)."""
     wbuf = rm.SHELL_HW["wbuf_kib"] * ports
     cfg = replace(rm.shell_config(), T=T, Q=Q, axi_ports=ports, wbuf_kib=wbuf).validate("bench configuration")
-    params = {"T": T, "Q": Q, "CONFIG_ID": f"64'h{cfg.config_id}"}
+    params = {**LINEAR_ONLY, "T": T, "Q": Q, "CONFIG_ID": f"64'h{cfg.config_id}"}
     if ports > 1:
         params.update(WP=ports, WFIFO=wbuf * 1024 // rm.DATA_BYTES)
     return params, {"T": T, "Q": Q, "axi_ports": ports, "wbuf_kib": wbuf}
 
 
-GEOMETRIES = {"shipped": ({}, {}), "t4q4": geometry(4, 4), "p2": geometry(1, 32, 2), "p4": geometry(1, 64, 4)}
+GEOMETRIES = {"shipped": (LINEAR_ONLY, {}), "t4q4": geometry(4, 4), "p2": geometry(1, 32, 2), "p4": geometry(1, 64, 4)}
 CASES = [("verilator", "shipped", "programs", 100), ("verilator", "shipped", "faults", 100),
          ("verilator", "shipped", "overhead", 100), ("verilator", "shipped", "smoke", 20),
          ("icarus", "shipped", "smoke", 10),

@@ -34,9 +34,14 @@ def rtl_sources(pkg: Path | None = None) -> list[Path]:
     """The accelerator's sources; `pkg` replaces hw/generated/es_regs_pkg.sv (another configuration)."""
     rtl = ROOT / "hw" / "rtl"
     pkg = pkg or ROOT / "hw" / "generated" / "es_regs_pkg.sv"
+    # the units behind the sequencer (docs/units.md) and their floating-point primitives
+    units = ["../generated/es_exp2_rom", "es_fadd", "es_f2i", "es_fdiv", "es_fsqrt", "es_fmul64", "es_fcvt",
+             "es_exp2neg", "es_vec_ram", "es_vec_dp", "es_vec", "es_row", "es_attn_dly", "es_attn_div",
+             "es_attn_rowaddr", "es_attn_dot", "es_attn_vacc", "es_attn_quant", "es_attn_score", "es_attn_soft",
+             "es_attn_wgt", "es_attn_scal", "es_attn_out", "es_attn"]
     mods = ["tlmm_fifo", "tlmm_table_builder", "tlmm_table_mem", "tlmm_wdecode", "tlmm_lanes", "tlmm_engine",
             "es_axi_rd", "es_axi_wr", "es_i2f", "es_fmul", "es_dequant", "es_act_unpack", "es_axil_csr", "es_seq",
-            "edgestream_accel"]
+            *units, "edgestream_accel"]
     return [pkg] + [rtl / f"{m}.sv" for m in mods]
 
 

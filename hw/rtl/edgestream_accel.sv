@@ -34,7 +34,8 @@ module edgestream_accel #(
     parameter int WFIFO = es_regs_pkg::ES_WFIFO,
     parameter int WP = es_regs_pkg::ES_WPORTS,
     parameter int DQL = (Q < 4) ? Q : 4, // es_dequant lanes: divides Q, DQL*32 a multiple of 128
-    parameter logic [2:0] UNITS = 3'b000,  // HW_UNITS: bit 0 vector (+ row), bit 1 attention, bit 2 argmax
+    parameter logic [2:0] UNITS = 3'b111,  // HW_UNITS: bit 0 vector (+ row), bit 1 attention, bit 2 argmax;
+                                         // 0: the linear-only shell (the host runs the rest)
     parameter int VMAX = 8192,           // es_vec: longest row (floats, power of two)
     parameter int DMAX = 256,            // es_attn: longest head row (multiple of 16)
     parameter int SMAX = 4096,           // es_attn: longest context (power of two)
