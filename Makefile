@@ -16,10 +16,10 @@ PYTEST_ARGS ?=
 # setup.py and the C kernel sources too: the editable install compiles the extension at install.
 $(STAMP): pyproject.toml setup.py $(wildcard host/kernels/csrc/*.c host/kernels/csrc/*.h)
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -qq --upgrade pip
 	@# torch 2.13.0 CPU build is taken from local disk; a bare `torch` would pull a CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[sim,oracle,test,serve,report]'
+	$(PY) -m pip install -qq torch==2.13.0
+	$(PY) -m pip install -qq -e '.[sim,oracle,test,serve,report]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
