@@ -312,6 +312,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
                   f"{p['stall_res_frac']:.1%}", f"{p['seq_frac']:.1%}", f"{p['model_err']:+.1%}")
     c.print(t)
     m = rep["perf_model"]
+    if not m["runs_compared"]:
+        c.print("performance model: it covers the linears only, and every START here ran the units too "
+                "(no linear-only run to compare it with)")
+        return 0
     c.print(f"performance model ({m['source']}) vs these cycles, per linear: mean |error| "
             f"{m['mean_abs_err_raw']:.1%} (max {m['max_abs_err_raw']:.1%}); engine-only model "
             f"{m['mean_abs_err_engine_only']:.1%}; with a residual {m['overhead_cycles']:+.0f} cycles per linear "
