@@ -50,3 +50,26 @@ def pytest_make_collect_report(collector):
     rep = (yield).get_result()
     if STRICT and rep.skipped:
         _strict_failure(rep, collector.nodeid)
+
+
+# The demo model with a chat template of its own (it has none: it is a story model), compiled once for
+# every test that chats with it (tests/test_serve.py, tests/test_chat_cli.py).
+STORY_TEMPLATE = ("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}"
+                  "{{ message['content'] + ' ' }}{% elif message['role'] == 'user' %}{{ message['content'] }}"
+                  "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% else %}"
+                  "{{ raise_exception('unknown role ' + message['role']) }}{% endif %}{% endfor %}")
+
+
+@pytest.fixture(scope="session")
+def story_art(tmp_path_factory):
+    import json
+    import shutil
+    from pathlib import Path
+
+    import edgestream
+
+    d = tmp_path_factory.mktemp("story")
+    shutil.copytree(Path(__file__).resolve().parents[1] / "edgestream" / "data" / "tiny-bitnet", d / "ck")
+    tc = json.loads((d / "ck" / "tokenizer_config.json").read_text())
+    (d / "ck" / "tokenizer_config.json").write_text(json.dumps({**tc, "chat_template": STORY_TEMPLATE}))
+    return edgestream.compile_model(d / "ck", d / "story.esa")

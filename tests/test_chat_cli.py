@@ -3,46 +3,29 @@
 from __future__ import annotations
 
 import io
-import json
 import re
-import shutil
 from pathlib import Path
-
-import pytest
 
 import edgestream
 from edgestream import cli
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "edgestream" / "data" / "tiny-bitnet"
-STORY = ("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}"
-         "{{ message['content'] + ' ' }}{% elif message['role'] == 'user' %}{{ message['content'] }}"
-         "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% else %}"
-         "{{ raise_exception('unknown role ' + message['role']) }}{% endif %}{% endfor %}")
-
-
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    d = tmp_path_factory.mktemp("chatcli")
-    shutil.copytree(DEMO, d / "ck")
-    tc = json.loads((d / "ck" / "tokenizer_config.json").read_text())
-    (d / "ck" / "tokenizer_config.json").write_text(json.dumps({**tc, "chat_template": STORY}))
-    return edgestream.compile_model(d / "ck", d / "story.esa")
 
 
 def _reply(sess, msgs, n):
     return sess.tokenizer.decode(list(sess.generate(sess.chat_ids(msgs), max_new_tokens=n)))
 
 
-def test_scripted_chat_with_reset(art, capsys, monkeypatch):
-    sess = edgestream.load(art)
+def test_scripted_chat_with_reset(story_art, capsys, monkeypatch):
+    sess = edgestream.load(story_art)
     u1, u2 = "Once upon a time", " One day, Tom found a box."
     a1 = _reply(sess, [{"role": "system", "content": "Hello."}, {"role": "user", "content": u1}], 10)
     a2 = _reply(sess, [{"role": "system", "content": "Hello."}, {"role": "user", "content": u1},
                        {"role": "assistant", "content": a1}, {"role": "user", "content": u2}], 10)
     assert a1 and a2 and a1 != a2
     monkeypatch.setattr("sys.stdin", io.StringIO(f"{u1}\n{u2}\n/bogus\n\n/reset\n{u1}\n/quit\nnever read\n"))
-    assert cli.main(["chat", str(art), "--system", "Hello.", "--max-new-tokens", "10"]) == 0
+    assert cli.main(["chat", str(story_art), "--system", "Hello.", "--max-new-tokens", "10"]) == 0
     out, err = capsys.readouterr()
     err = " ".join(err.split())  # rich wraps at the terminal width
     # the second answer saw the first turn; after /reset the first answer comes again

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,26 +30,13 @@ from edgestream.serve_engine import StopText
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "edgestream" / "data" / "tiny-bitnet"
-STORY = ("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}"
-         "{{ message['content'] + ' ' }}{% elif message['role'] == 'user' %}{{ message['content'] }}"
-         "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% else %}"
-         "{{ raise_exception('unknown role ' + message['role']) }}{% endif %}{% endfor %}")
 PROMPT = "Once upon a time"
 
 
-@pytest.fixture(scope="module")
-def art(tmp_path_factory):
-    d = tmp_path_factory.mktemp("serve")
-    shutil.copytree(DEMO, d / "ck")
-    tc = json.loads((d / "ck" / "tokenizer_config.json").read_text())
-    (d / "ck" / "tokenizer_config.json").write_text(json.dumps({**tc, "chat_template": STORY}))
-    return edgestream.compile_model(d / "ck", d / "story.esa")
-
-
 @contextmanager
-def running(art, **kw):
+def running(story_art, **kw):
     """The server in a thread on a free port; yields (base_url, Server)."""
-    srv = build_server(art, **kw)
+    srv = build_server(story_art, **kw)
     config = uvicorn.Config(srv.app, host="127.0.0.1", port=0, log_level="warning")
     sock = config.bind_socket()
     server = uvicorn.Server(config)
@@ -68,8 +54,8 @@ def running(art, **kw):
 
 
 @pytest.fixture(scope="module")
-def server(art):
-    with running(art) as s:
+def server(story_art):
+    with running(story_art) as s:
         yield s
 
 
@@ -106,18 +92,18 @@ def _wait_for(cond, timeout=10.0):
         time.sleep(0.05)
 
 
-def _greedy_text(art, ids, n):
-    sess = edgestream.load(art)
+def _greedy_text(story_art, ids, n):
+    sess = edgestream.load(story_art)
     toks = list(sess.generate(ids, max_new_tokens=n))
     return sess.tokenizer.decode(toks), toks
 
 
 # ---- the API, value by value
-def test_greedy_completion_equals_edgestream_run(art, server, capsys):
+def test_greedy_completion_equals_edgestream_run(story_art, server, capsys):
     url, _ = server
     c = _client(url)
     assert [m.id for m in c.models.list().data] == ["story"]
-    assert cli.main(["run", str(art), "--prompt", PROMPT, "--max-new-tokens", "24", "--json"]) == 0
+    assert cli.main(["run", str(story_art), "--prompt", PROMPT, "--max-new-tokens", "24", "--json"]) == 0
     want = json.loads(capsys.readouterr().out)
     r = c.completions.create(model="story", prompt=PROMPT, max_tokens=24, temperature=0)
     assert r.choices[0].text == want["text"] and want["text"]
@@ -134,13 +120,13 @@ def test_greedy_completion_equals_edgestream_run(art, server, capsys):
     assert r2.choices[0].text == want["text"]
 
 
-def test_streamed_chat(art, server):
+def test_streamed_chat(story_art, server):
     url, _ = server
     c = _client(url)
     msgs = [{"role": "system", "content": "One day,"}, {"role": "user", "content": PROMPT}]
-    sess = edgestream.load(art)
+    sess = edgestream.load(story_art)
     ids = sess.chat_ids(msgs)
-    want, _ = _greedy_text(art, ids, 30)
+    want, _ = _greedy_text(story_art, ids, 30)
     stream = c.chat.completions.create(model="story", messages=msgs, max_tokens=30, temperature=0, stream=True,
                                        stream_options={"include_usage": True})
     chunks = list(stream)
@@ -153,14 +139,14 @@ def test_streamed_chat(art, server):
     # content as a list of text parts is the same message
     parts = [{"role": "user", "content": [{"type": "text", "text": "Once upon "}, {"type": "text", "text": "a time"}]}]
     r = c.chat.completions.create(model="story", messages=parts, max_tokens=8, temperature=0)
-    assert r.choices[0].message.content == _greedy_text(art, sess.chat_ids([{"role": "user", "content": PROMPT}]),
+    assert r.choices[0].message.content == _greedy_text(story_art, sess.chat_ids([{"role": "user", "content": PROMPT}]),
                                                         8)[0]
 
 
-def test_stop_strings_and_seeded_sampling(art, server):
+def test_stop_strings_and_seeded_sampling(story_art, server):
     url, _ = server
     c = _client(url)
-    full, _ = _greedy_text(art, edgestream.load(art).encode(PROMPT), 40)
+    full, _ = _greedy_text(story_art, edgestream.load(story_art).encode(PROMPT), 40)
     cut = full.index(" named")
     r = c.completions.create(model="story", prompt=PROMPT, max_tokens=40, temperature=0, stop=[" named", "zzz"])
     assert r.choices[0].text == full[:cut] and r.choices[0].finish_reason == "stop"
@@ -168,7 +154,7 @@ def test_stop_strings_and_seeded_sampling(art, server):
         model="story", prompt=PROMPT, max_tokens=40, temperature=0, stop=" named", stream=True))
     assert streamed == full[:cut]
     # seeded sampling: the Session's sampler with the same seed, twice the same
-    sess = edgestream.load(art)
+    sess = edgestream.load(story_art)
     toks = list(sess.generate(PROMPT, max_new_tokens=20, temperature=0.9, top_p=0.9, seed=7))
     got = [c.completions.create(model="story", prompt=PROMPT, max_tokens=20, temperature=0.9, top_p=0.9,
                                 seed=7).choices[0].text for _ in range(2)]
@@ -185,12 +171,12 @@ def test_stop_text_holds_back_partial_matches():
 
 
 # ---- one device, many clients
-def test_concurrent_requests_are_served_one_at_a_time_and_correctly(art, server):
+def test_concurrent_requests_are_served_one_at_a_time_and_correctly(story_art, server):
     url, _ = server
     c = _client(url)
     prompts = [PROMPT, "One day, there was a shy girl named Zoe.", "Tom had a red ball"]
-    sess = edgestream.load(art)
-    want = [_greedy_text(art, sess.encode(p), 12)[0] for p in prompts]
+    sess = edgestream.load(story_art)
+    want = [_greedy_text(story_art, sess.encode(p), 12)[0] for p in prompts]
     before = _metrics(url)
     out = [None] * len(prompts)
 
@@ -212,8 +198,8 @@ def test_concurrent_requests_are_served_one_at_a_time_and_correctly(art, server)
     assert _count(m, "edgestream_time_to_first_token_seconds_count") >= 3
 
 
-def test_queue_full_is_429_and_a_disconnect_stops_generation(art):
-    with running(art, max_queue=1) as (url, srv):
+def test_queue_full_is_429_and_a_disconnect_stops_generation(story_art):
+    with running(story_art, max_queue=1) as (url, srv):
         c = _client(url)
         long = c.completions.create(model="story", prompt=PROMPT, max_tokens=900, temperature=0, stream=True,
                                     extra_body={"ignore_eos": True})
@@ -229,7 +215,7 @@ def test_queue_full_is_429_and_a_disconnect_stops_generation(art):
         assert e.value.status_code == 429 and e.value.body["code"] == "queue_full"
         long.close()  # the client goes away mid-stream
         t.join(30)
-        assert queued["r"].choices[0].text == _greedy_text(art, srv.session.encode(PROMPT), 4)[0]
+        assert queued["r"].choices[0].text == _greedy_text(story_art, srv.session.encode(PROMPT), 4)[0]
         m = _metrics(url)
         assert _count(m, "edgestream_requests_total", endpoint="completions", outcome="cancelled") == 1
         assert _count(m, "edgestream_requests_total", endpoint="completions", outcome="rejected") == 1
@@ -251,10 +237,10 @@ def test_queue_full_is_429_and_a_disconnect_stops_generation(art):
         assert m[("edgestream_requests_running", ())] == 0
 
 
-def test_bad_requests_get_openai_errors_without_disturbing_the_running_one(art, server):
+def test_bad_requests_get_openai_errors_without_disturbing_the_running_one(story_art, server):
     url, _ = server
     c = _client(url)
-    want, _ = _greedy_text(art, edgestream.load(art).encode(PROMPT), 40)
+    want, _ = _greedy_text(story_art, edgestream.load(story_art).encode(PROMPT), 40)
     got = {}
 
     def run():
@@ -303,7 +289,7 @@ def test_bad_requests_get_openai_errors_without_disturbing_the_running_one(art, 
     assert got["text"] == want
 
 
-def test_cli_serve_subprocess(art, tmp_path):
+def test_cli_serve_subprocess(story_art, tmp_path):
     """`edgestream serve` itself: it prints where it listens, answers, and a model without a chat template
     refuses chats with a clear 400."""
     plain = edgestream.compile_model(DEMO, tmp_path / "plain.esa")
