@@ -192,7 +192,9 @@ def render_wrapper(cfg, ports: list[Port] | None = None, units: int = 0) -> str:
         if p.direction == "output":
             rng = f"[{p.width - 1}:0] " if p.width > 1 else ""
             L.append(f"    wire {rng}nc_{p.name};  // unused weight port")
-    L.append(f"    edgestream_accel #(.UNITS(3'd{units})) u_accel (" if units else "    edgestream_accel u_accel (")
+    # always explicit: the SV top's own default is the full unit set (UNITS = 7), so leaving the
+    # parameter out would not give the linear-only shell units = 0 asks for
+    L.append(f"    edgestream_accel #(.UNITS(3'd{units})) u_accel (")
     conns = []
     for p in ports:
         if p in tied:

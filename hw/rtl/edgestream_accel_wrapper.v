@@ -155,7 +155,7 @@ module edgestream_accel_wrapper (
     wire [2:0] nc_m_axi_w3_arprot;  // unused weight port
     wire nc_m_axi_w3_arvalid;  // unused weight port
     wire nc_m_axi_w3_rready;  // unused weight port
-    edgestream_accel u_accel (
+    edgestream_accel #(.UNITS(3'd0)) u_accel (
         .clk(clk),
         .rst_n(rst_n),
         .s_axil_awaddr(s_axil_awaddr),
