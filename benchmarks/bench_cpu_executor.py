@@ -3,7 +3,8 @@ the numpy reference kernel, and llama.cpp on the same weights -- all in one run,
 machine's memory-bandwidth roofline measured in the same run.
 
     python benchmarks/bench_cpu_executor.py [--shapes bitnet-0.73b bitnet-2b4t]
-        [--engines c c-ops numpy llama.cpp] [--repeat 3] [--llama-python PATH] [--cache DIR]
+        [--engines c c-planes c-ops numpy llama.cpp] [--repeat 3] [--llama-python PATH] [--cache DIR]
+    python benchmarks/bench_cpu_executor.py --gemv [--shapes ...] [--threads 1] [--repeat 5]
 
 Each shape: a random ternary BitNet of that shape with tied embeddings (llama.cpp's bitnet graph uses
 token_embd as the output layer) is written through the real writer, packed like
@@ -11,7 +12,8 @@ microsoft/bitnet-b1.58-2B-4T, and
   * compiled by edgestream (ternary linears at 1.6 bpw in the artifact, INT8 embedding/LM head);
   * exported by edgestream's GGUF writer as TQ2_0 (llama.cpp: 2.06 bpw linears, F16 token_embd).
 Every engine runs in a fresh process (its own peak RSS), 2 threads, a 64-token prompt then greedy
-decode; `c` is the fused C step (one call per forward pass), `c-ops` the same kernel op by op. The
+decode; `c` is the fused C step (one call per forward pass), `c-planes` the same with the version-6
+AVX2 loop for 2-bit codes (c_kernel.set_variant), `c-ops` the same kernel op by op. The
 engines alternate round by round (--repeat rounds), and median and best are reported: on a shared
 machine load bursts only slow runs down, and alternation spreads them over every engine.
 llama.cpp runs through llama-cpp-python, from this interpreter or --llama-python (it is not a project
@@ -60,10 +62,17 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
     import os
 
     os.environ["EDGESTREAM_THREADS"] = str(THREADS)
+    engine = kernel
     if kernel == "c-ops":  # the same C kernel, op by op from Python (no fused step)
         kernel = "c"
         os.environ["EDGESTREAM_FUSED"] = "0"
     import edgestream
+
+    if kernel == "c-planes":  # the fused step with the version-6 AVX2 loop for 2-bit codes
+        from edgestream.host.kernels import c_kernel
+
+        kernel = "c"
+        c_kernel.set_variant("planes")
 
     sess = edgestream.load(art, kernel=kernel)
     prompt = np.random.default_rng(0).integers(2, sess.config.vocab_size, prompt_len).tolist()
@@ -86,6 +95,8 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
         prof = {"total": (time.perf_counter() - t) / 8}
         prof.update({op: v[0] / 8 for op, v in ex._plan.profile(False).items()})
     name = f"edgestream {sess.kernel_name}" + ("" if getattr(ex, "fused", False) or kernel == "numpy" else " op-by-op")
+    if engine == "c-planes":
+        name += " (v6 2-bit loop)"
     return {"engine": name, "prefill_tok_s": st.prefill_tok_s, "ttft_s": st.ttft_s,
             "decode_tok_s": st.decode_tok_s, "bytes_per_token": lin + kv, "peak_rss_bytes": _peak(),
             "profile": prof}
@@ -126,6 +137,94 @@ def worker_llama(gguf_path: str, prompt_len: int, decode_tokens: int) -> dict:
             "decode_tok_s": decode_tokens / dec, "bytes_per_token": size + kv, "peak_rss_bytes": _peak()}
 
 
+def gemv_bench(shapes: list[str], rounds: int, prompt: int) -> list[dict]:
+    """The linear layers alone, the 2-bit kernels against the version-6 plane loop ('planes'), in the
+    same process, alternating round by round: decode = one token through every layer's stacked
+    q/k/v, o, gate/up and down matrices (the whole stack: far larger than the caches, so weights come
+    from DRAM as in decode), hot = one o matrix again and again (L2/L3-resident), prefill = `prompt`
+    tokens through one layer. Random valid ternary codes, packed as the kernel reads them. GB/s = weight
+    bytes / time; the read probe of the kernel's pool runs in every round."""
+    from edgestream.host.kernels import c_kernel as ckm
+    from edgestream.synth import SHAPES
+
+    kern = ckm.CKernel(threads=THREADS)
+    rng = np.random.default_rng(0)
+    valid = np.array([b for b in range(256) if all((b >> (2 * i)) & 3 <= 2 for i in range(4))], np.uint8)
+    out = []
+    for shape in shapes:
+        sh = SHAPES[shape]
+        kvd = sh.kv_heads * (sh.hidden // sh.heads)
+        dims = [(sh.hidden + 2 * kvd, sh.hidden), (sh.hidden, sh.hidden), (2 * sh.ffn, sh.hidden), (sh.hidden, sh.ffn)]
+
+        def packed(n: int, k: int, name: str) -> ckm.PackedWeights:
+            kpb = -(-k // 256) * 64
+            return ckm.PackedWeights(name, n, k, 2, 1, valid[rng.integers(0, valid.size, (-(-n // 8) * 8, kpb))])
+
+        stack = [packed(n, k, f"blk.{i}.{j}") for i in range(sh.layers) for j, (n, k) in enumerate(dims)]
+        total = sum(p.nbytes for p in stack)
+        q1 = {k: rng.integers(-128, 128, (1, k)).astype(np.int8) for _, k in dims}
+        qp = {k: rng.integers(-128, 128, (prompt, k)).astype(np.int8) for _, k in dims}
+        hot = stack[1]
+        res: dict[str, dict[str, list[float]]] = {v: {"decode": [], "hot": [], "prefill": []}
+                                                  for v in ("planes", "default")}
+        probe = []
+        for _ in range(max(1, rounds)):
+            probe.append(kern.read_bandwidth())
+            for v in ("planes", "default"):
+                ckm.set_variant(v)
+                t = time.perf_counter()
+                for p in stack:
+                    kern.matmul(q1[p.k], p)
+                res[v]["decode"].append(total / (time.perf_counter() - t))
+                best = float("inf")
+                for _ in range(200):
+                    t = time.perf_counter()
+                    kern.matmul(q1[hot.k], hot)
+                    best = min(best, time.perf_counter() - t)
+                res[v]["hot"].append(hot.nbytes / best)
+                t = time.perf_counter()
+                for p in stack[:4]:
+                    kern.matmul(qp[p.k], p)
+                res[v]["prefill"].append(prompt / ((time.perf_counter() - t) * sh.layers))
+        ckm.set_variant("default")
+        for p in stack[:4]:  # the two variants compute the same integers
+            a = kern.matmul(qp[p.k], p)
+            ckm.set_variant("planes")
+            b = kern.matmul(qp[p.k], p)
+            ckm.set_variant("default")
+            assert np.array_equal(a, b), p.name
+        out.append({"shape": shape, "stack_bytes": total, "hot_bytes": hot.nbytes, "probe": probe,
+                    "runs": res, "isa": kern.isa})
+    return out
+
+
+def print_gemv(rows: list[dict], prompt: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console(width=220)
+    for r in rows:
+        pr = r["probe"]
+        tab = Table(title=f"{r['shape']}: linear layers alone, c-{r['isa']}, {THREADS} thread(s), {len(pr)} "
+                          f"alternating rounds (median / best); read probe "
+                          f"{statistics.median(pr) / 1e9:.1f} GB/s median "
+                          f"({min(pr) / 1e9:.1f}-{max(pr) / 1e9:.1f}), same run")
+        for col in ("kernel", f"decode GB/s (stack, {r['stack_bytes'] / 1e6:.0f} MB)", "of read probe",
+                    f"hot GEMV GB/s ({r['hot_bytes'] / 1e6:.1f} MB)", f"prefill-{prompt} tok/s (stack)"):
+            tab.add_column(col, justify="right")
+        for v, label in (("planes", "v6 plane loop"), ("default", "2-bit kernels (v7)")):
+            d = r["runs"][v]
+            tab.add_row(label, f"{statistics.median(d['decode']) / 1e9:.2f} / {max(d['decode']) / 1e9:.2f}",
+                        f"{100 * statistics.median(d['decode']) / statistics.median(pr):.0f}%",
+                        f"{statistics.median(d['hot']) / 1e9:.2f} / {max(d['hot']) / 1e9:.2f}",
+                        f"{statistics.median(d['prefill']):.1f} / {max(d['prefill']):.1f}")
+        new, old = r["runs"]["default"], r["runs"]["planes"]
+        ratio = [f"{statistics.median(new[k]) / statistics.median(old[k]):.2f}x / {max(new[k]) / max(old[k]):.2f}x"
+                 for k in ("decode", "hot", "prefill")]
+        tab.add_row("v7 / v6", ratio[0], "", ratio[1], ratio[2])
+        c.print(tab)
+
+
 def _run(cmd: list[str]) -> dict:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
@@ -142,7 +241,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", nargs="+", default=["bitnet-0.73b", "bitnet-2b4t"])
     ap.add_argument("--engines", nargs="+", default=["c", "numpy", "llama.cpp"],
-                    choices=["c", "c-ops", "numpy", "llama.cpp"])
+                    choices=["c", "c-planes", "c-ops", "numpy", "llama.cpp"])
     ap.add_argument("--llama-python", default=sys.executable, help="a Python that has llama-cpp-python")
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--decode", type=int, default=16)
@@ -152,8 +251,17 @@ def main() -> None:
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=THREADS, help="threads of every engine (and the bandwidth probe)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--gemv", action="store_true",
+                    help="only the linear layers: the 2-bit kernels against the version-6 loop, same process")
     a = ap.parse_args()
     THREADS = a.threads
+    if a.gemv:
+        rows = gemv_bench(a.shapes, a.repeat, a.prompt)
+        if a.json:
+            print(json.dumps(rows, indent=1))
+        else:
+            print_gemv(rows, a.prompt)
+        return
     if a.worker:
         kind, path, *rest = a.worker
         fn = worker_llama if kind == "llama" else (lambda p, n, d: worker_edgestream(p, kind, n, d))

@@ -20,7 +20,7 @@ import numpy as np
 from edgestream import numerics as nx
 from edgestream.host.kernels import LinearWeights
 
-ES_VERSION = 6  # must match ES_VERSION in csrc/eskernel.c
+ES_VERSION = 7  # must match ES_VERSION in csrc/eskernel.c
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
 _ROWPAD = 8  # eskernel.c ROWPAD
@@ -65,6 +65,7 @@ def load_library() -> ctypes.CDLL:
         raise CKernelUnavailable(f"cannot load {path}: {err}") from err
     sig = {
         "es_version": (_INT, []),
+        "es_set_variant": (_INT, [_INT]),
         "es_isa_available": (_INT, [_INT]),
         "es_best_isa": (_INT, []),
         "es_get_threads": (_INT, []),
@@ -91,6 +92,19 @@ def load_library() -> ctypes.CDLL:
     lib.es_set_exp2_tables(t.ctypes.data, d.ctypes.data)
     _LIB = lib
     return lib
+
+
+VARIANTS = {"default": 0, "planes": 1}  # eskernel.h ES_VARIANT_*
+
+
+def set_variant(name: str) -> str:
+    """Select the kernel variant for benchmarks and tests; returns the previous one. 'planes' runs
+    2-bit codes on the AVX2 path through the generic plane loop (the version-6 kernel) instead of
+    the 2-bit GEMV/GEMM; both give the same integers. Process-wide; other paths ignore it."""
+    if name not in VARIANTS:
+        raise ValueError(f"kernel variant {name!r}: expected one of {sorted(VARIANTS)}")
+    prev = load_library().es_set_variant(VARIANTS[name])
+    return {v: k for k, v in VARIANTS.items()}[prev]
 
 
 def available_isas() -> list[str]:

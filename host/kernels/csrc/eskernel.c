@@ -26,7 +26,7 @@
 #include <arm_neon.h>
 #endif
 
-#define ES_VERSION 6
+#define ES_VERSION 7
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
@@ -90,6 +90,148 @@ static inline __attribute__((always_inline)) TGT_AVX2 int32_t hsum256(__m256i v)
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
 }
+
+/* 2-bit codes (ternary, INT2) in fewer instructions per weight byte than the generic plane loop
+ * (tile_avx2): one 16-bit shift by 4 brings planes 2 and 3 down to where planes 0 and 1 are, and the
+ * masks 0x03 and 0x0C then select code (planes 0, 2) or 4 * code (planes 1, 3) without shifting
+ * them down: 1 shift + 4 ands per 32 bytes instead of 3 shifts + 4 ands. The maddubs products of
+ * the two kinds go to two int16 sums (s1: code, s4: 4 * code) widened only every ES2_WB blocks, as
+ * madd(s1, 4) + madd(s4, 1), instead of one madd and one add per 32 bytes: the int32 lanes hold
+ * 4 * dot, shifted back after the horizontal sum (exact: a multiple of 4). Per 32 weight bytes and
+ * row: 13 vector ops and 1/2 madd against 16 and 2 (the AVX2 GEMV is bound by these ops, not by
+ * the loads: measured in docs/cpu-kernels.md).
+ * Ranges (codes <= 3, |q| <= 128): a maddubs pair is <= 2 * 12 * 128 = 3072 in magnitude (no
+ * saturation); s4 gains 2 pairs per 32-byte half, so ES2_WB = 2 blocks (4 halves) keep
+ * |s4| <= 8 * 3072 = 24576 and |s1| <= 8 * 768 below 2**15; 4 * |dot| <= 4 * 3 * 128 * K < 2**31
+ * for K <= 2**20, so this path is taken only for kpb <= ES2_MAXKPB. */
+#define ES2_WB 2
+#define ES2_MAXKPB (1 << 18) /* kpb = K / 4 */
+
+/* one row, one 32-byte half of a block: w from wr, activations of the 4 planes at qh + 64 s */
+#define ES2_HALF(wr, qh, S1, S4)                                                                  \
+    do {                                                                                          \
+        const __m256i w_ = _mm256_loadu_si256((const __m256i *)(wr));                             \
+        const __m256i h_ = _mm256_srli_epi16(w_, 4);                                              \
+        S1 = _mm256_add_epi16(                                                                    \
+            S1, _mm256_add_epi16(                                                                 \
+                    _mm256_maddubs_epi16(_mm256_and_si256(w_, m03),                               \
+                                         _mm256_loadu_si256((const __m256i *)(qh))),              \
+                    _mm256_maddubs_epi16(_mm256_and_si256(h_, m03),                               \
+                                         _mm256_loadu_si256((const __m256i *)((qh) + 128)))));    \
+        S4 = _mm256_add_epi16(                                                                    \
+            S4, _mm256_add_epi16(                                                                 \
+                    _mm256_maddubs_epi16(_mm256_and_si256(w_, m0c),                               \
+                                         _mm256_loadu_si256((const __m256i *)((qh) + 64))),       \
+                    _mm256_maddubs_epi16(_mm256_and_si256(h_, m0c),                               \
+                                         _mm256_loadu_si256((const __m256i *)((qh) + 192)))));    \
+    } while (0)
+#define ES2_WIDEN(ACC, S1, S4)                                                                    \
+    ACC = _mm256_add_epi32(                                                                       \
+        ACC, _mm256_add_epi32(_mm256_madd_epi16(S1, fours), _mm256_madd_epi16(S4, ones)))
+
+/* GEMV, 2 rows x 1 token: 4 int16 sums, 2 int32 sums and the masks fit the 16 ymm registers
+ * (with 4 rows GCC spilled them). pf (or NULL): two rows to prefetch, one line per row per block,
+ * inside the loop (a separate prefetch loop cost about 3 instructions per line). */
+static __attribute__((noinline)) TGT_AVX2 void gemv2_avx2(const uint8_t *W, int64_t kpb,
+                                                           const int8_t *Q, int32_t *res,
+                                                           const uint8_t *pf) {
+    const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0c);
+    const __m256i ones = _mm256_set1_epi16(1), fours = _mm256_set1_epi16(4);
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+    const int64_t nblk = kpb / 64;
+    for (int64_t b0 = 0; b0 < nblk; b0 += ES2_WB) {
+        const int64_t b1 = b0 + ES2_WB < nblk ? b0 + ES2_WB : nblk;
+        __m256i s10 = _mm256_setzero_si256(), s11 = s10, s40 = s10, s41 = s10;
+        for (int64_t b = b0; b < b1; b++) {
+            const uint8_t *wb = W + b * 64;
+            const int8_t *qb = Q + b * 256;
+            if (pf) {
+                __builtin_prefetch(pf + b * 64, 0, 0);
+                __builtin_prefetch(pf + kpb + b * 64, 0, 0);
+            }
+            ES2_HALF(wb, qb, s10, s40);
+            ES2_HALF(wb + kpb, qb, s11, s41);
+            ES2_HALF(wb + 32, qb + 32, s10, s40);
+            ES2_HALF(wb + kpb + 32, qb + 32, s11, s41);
+        }
+        ES2_WIDEN(acc0, s10, s40);
+        ES2_WIDEN(acc1, s11, s41);
+    }
+    res[0] = hsum256(acc0) >> 2;
+    res[1] = hsum256(acc1) >> 2;
+}
+
+/* GEMM, 1 row x 4 tokens: the row's codes are extracted once per half for all 4 tokens */
+static __attribute__((noinline)) TGT_AVX2 void gemm2_avx2(const uint8_t *W, int64_t kpb,
+                                                           const int8_t *Q, int64_t kp,
+                                                           int32_t *res) {
+    const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0c);
+    const __m256i ones = _mm256_set1_epi16(1), fours = _mm256_set1_epi16(4);
+    __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                      _mm256_setzero_si256()};
+    const int64_t nblk = kpb / 64;
+    for (int64_t b0 = 0; b0 < nblk; b0 += ES2_WB) {
+        const int64_t b1 = b0 + ES2_WB < nblk ? b0 + ES2_WB : nblk;
+        __m256i s1[4], s4[4];
+        for (int t = 0; t < 4; t++) s1[t] = s4[t] = _mm256_setzero_si256();
+        for (int64_t b = b0; b < b1; b++) {
+            for (int h = 0; h < 2; h++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(W + b * 64 + 32 * h));
+                const __m256i hi = _mm256_srli_epi16(w, 4);
+                const __m256i c0 = _mm256_and_si256(w, m03), c1 = _mm256_and_si256(w, m0c);
+                const __m256i c2 = _mm256_and_si256(hi, m03), c3 = _mm256_and_si256(hi, m0c);
+                for (int t = 0; t < 4; t++) {
+                    const int8_t *qh = Q + t * kp + b * 256 + 32 * h;
+                    s1[t] = _mm256_add_epi16(
+                        s1[t],
+                        _mm256_add_epi16(
+                            _mm256_maddubs_epi16(c0, _mm256_loadu_si256((const __m256i *)qh)),
+                            _mm256_maddubs_epi16(c2, _mm256_loadu_si256((const __m256i *)(qh + 128)))));
+                    s4[t] = _mm256_add_epi16(
+                        s4[t],
+                        _mm256_add_epi16(
+                            _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(qh + 64))),
+                            _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(qh + 192)))));
+                }
+            }
+        }
+        for (int t = 0; t < 4; t++) ES2_WIDEN(acc[t], s1[t], s4[t]);
+    }
+    for (int t = 0; t < 4; t++) res[t] = hsum256(acc[t]) >> 2;
+}
+#undef ES2_HALF
+#undef ES2_WIDEN
+
+/* Rows [r0, r1) for all T tokens with 2-bit codes: GEMV pairs of rows per token for T < 4, else
+ * 4-token GEMM tiles per row and the remaining tokens by GEMV. */
+static TGT_AVX2 void mm_rows2_avx2(const uint8_t *W, int64_t kpb, const int8_t *Q, int64_t kp,
+                                   int64_t T, int64_t r0, int64_t r1, int64_t n,
+                                   const int32_t *corr, int32_t *out) {
+    int32_t res[8];
+    const int64_t PFD = 8; /* rows ahead */
+    const int64_t t4 = T >= 4 ? T / 4 * 4 : 0;
+    for (int64_t r = r0; r < r1; r += 2) {
+        const uint8_t *wr = W + r * kpb;
+        const uint8_t *pf = r + PFD + 2 <= r1 ? W + (r + PFD) * kpb : NULL;
+        if (t4) {
+            if (pf) prefetch_rows(W, kpb, r + PFD, 2, r1);
+            for (int64_t t = 0; t < t4; t += 4) {
+                gemm2_avx2(wr, kpb, Q + t * kp, kp, res);
+                gemm2_avx2(wr + kpb, kpb, Q + t * kp, kp, res + 4);
+                for (int tt = 0; tt < 4; tt++) { /* res: row-major; store_res wants [token][row] */
+                    const int32_t pair[2] = {res[tt], res[4 + tt]};
+                    store_res(pair, 2, 1, r, t + tt, n, corr, out);
+                }
+            }
+            pf = NULL;
+        }
+        for (int64_t t = t4; t < T; t++) {
+            gemv2_avx2(wr, kpb, Q + t * kp, res, t == t4 ? pf : NULL);
+            store_res(res, 2, 1, r, t, n, corr, out);
+        }
+    }
+}
+
 
 /* R rows x TT tokens; codes u8 x activations s8 via maddubs (pairs <= 2*15*128, no saturation),
  * widened by madd. 8-bit codes are split into nibbles (lo + 16*hi) to stay in maddubs' range. */
@@ -199,11 +341,22 @@ static inline __attribute__((always_inline)) TGT_AVX2 void tile_avx2(
 #define RG_ 4
 #define RM_ 2
 #define TM_ 4
-DEF_MM_ROWS(mm_rows_avx2, TGT_AVX2, tile_avx2, 4, 2, 4)
+DEF_MM_ROWS(mm_rows_avx2_planes, TGT_AVX2, tile_avx2, 4, 2, 4)
 #undef TILE_FN
 #undef RG_
 #undef RM_
 #undef TM_
+
+static int g_variant = 0; /* es_set_variant */
+
+static TGT_AVX2 void mm_rows_avx2(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
+                                  int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
+                                  int32_t *out) {
+    if (B == 2 && kpb <= ES2_MAXKPB && g_variant != ES_VARIANT_PLANES)
+        mm_rows2_avx2(W, kpb, Q, kp, T, r0, r1, n, corr, out);
+    else
+        mm_rows_avx2_planes(W, kpb, B, Q, kp, T, r0, r1, n, corr, out);
+}
 
 /* ------------------------------------------------------------------ AVX-512 (BW, optional VNNI) */
 #define TGT_512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -447,6 +600,17 @@ static int g_isa = -1;
 static int g_threads = 0;
 
 int es_version(void) { return ES_VERSION; }
+
+int es_set_variant(int v) {
+    int prev = 0;
+#ifdef ES_X86
+    prev = g_variant;
+    g_variant = v;
+#else
+    (void)v;
+#endif
+    return prev;
+}
 
 int es_has_openmp(void) { return 0; /* threads: the pthread pool above */ }
 
