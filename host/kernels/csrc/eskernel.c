@@ -107,6 +107,10 @@ static inline __attribute__((always_inline)) TGT_AVX2 int32_t hsum256(__m256i v)
 #define ES2_WB 2
 #define ES2_MAXKPB (1 << 18) /* kpb = K / 4 */
 
+/* An empty asm that takes the two sums in registers: GCC cannot reassociate the additions across it
+ * (unpinned, it summed the products of several halves first, holding them all live, and spilled). */
+#define ES2_PIN(S1, S4) __asm__("" : "+x"(S1), "+x"(S4))
+
 /* one row, one 32-byte half of a block: w from wr, activations of the 4 planes at qh + 64 s */
 #define ES2_HALF(wr, qh, S1, S4)                                                                  \
     do {                                                                                          \
@@ -124,6 +128,7 @@ static inline __attribute__((always_inline)) TGT_AVX2 int32_t hsum256(__m256i v)
                                          _mm256_loadu_si256((const __m256i *)((qh) + 64))),       \
                     _mm256_maddubs_epi16(_mm256_and_si256(h_, m0c),                               \
                                          _mm256_loadu_si256((const __m256i *)((qh) + 192)))));    \
+        ES2_PIN(S1, S4);                                                                          \
     } while (0)
 #define ES2_WIDEN(ACC, S1, S4)                                                                    \
     ACC = _mm256_add_epi32(                                                                       \
@@ -192,6 +197,7 @@ static __attribute__((noinline)) TGT_AVX2 void gemm2_avx2(const uint8_t *W, int6
                         _mm256_add_epi16(
                             _mm256_maddubs_epi16(c1, _mm256_loadu_si256((const __m256i *)(qh + 64))),
                             _mm256_maddubs_epi16(c3, _mm256_loadu_si256((const __m256i *)(qh + 192)))));
+                    ES2_PIN(s1[t], s4[t]);
                 }
             }
         }
@@ -201,6 +207,7 @@ static __attribute__((noinline)) TGT_AVX2 void gemm2_avx2(const uint8_t *W, int6
 }
 #undef ES2_HALF
 #undef ES2_WIDEN
+#undef ES2_PIN
 
 /* Rows [r0, r1) for all T tokens with 2-bit codes: GEMV pairs of rows per token for T < 4, else
  * 4-token GEMM tiles per row and the remaining tokens by GEMV. */
