@@ -184,7 +184,8 @@ def _run_session(a: argparse.Namespace, sess) -> int:
     stream = StreamDecoder(sess.tokenizer) if sess.tokenizer else None
     gen = sess.generate(ids, max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k,
                         top_p=a.top_p, seed=a.seed,
-                        on_logits=(lambda x: logits.append(np.array(x, np.float32))) if a.dump_logits else None)
+                        on_logits=(lambda x: logits.append(np.array(x, np.float32))) if a.dump_logits else None,
+                        kv_window=a.kv_window, sinks=a.sinks)
     for tok in gen:
         tokens.append(tok)
         if not a.json:
@@ -207,6 +208,14 @@ def _run_session(a: argparse.Namespace, sess) -> int:
         "decode_tok_s": st.decode_tok_s,
         "stop_reason": st.stop_reason,
     }
+    if a.kv_window is not None:
+        from edgestream.host.kv_window import DEFAULT_SINKS, KVWindow
+
+        w = KVWindow(a.kv_window, DEFAULT_SINKS if a.sinks is None else a.sinks)
+        # on a device that keeps the cache, every shift is host work (docs/numerics.md "KV window")
+        result["kv_window"] = {"window": w.window, "sinks": w.sinks, "n_discard": w.n_discard,
+                               "shifts": st.extra.get("kv_shifts", 0), **({"host_ops": st.extra["host_ops"]}
+                                                                          if "host_ops" in st.extra else {})}
     if a.json:
         _print_json(result)
     else:
@@ -511,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top-k", type=int, default=0)
     r.add_argument("--top-p", type=float, default=1.0)
     r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--kv-window", type=int, default=None, metavar="N",
+                   help="endless generation in a fixed KV budget: keep the --sinks first positions and the N "
+                        "most recent (docs/numerics.md \"KV window\"); without it prompt + new tokens must fit "
+                        "the context")
+    r.add_argument("--sinks", type=int, default=None, metavar="S",
+                   help="attention-sink positions kept when the --kv-window rolls (default 4)")
     r.add_argument("--dump-logits", default=None, metavar="FILE.npy",
                    help="save float32 logits of every generated step, shape (steps, vocab)")
     gg = r.add_argument_group("batch inference (graph artifacts compiled from ONNX)")

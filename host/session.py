@@ -143,31 +143,70 @@ class Session:
         seed: int | None = None,
         stop_tokens: list[int] | None = None,
         on_logits: Callable[[np.ndarray], None] | None = None,
+        kv_window: int | None = None,
+        sinks: int | None = None,
     ) -> Iterator[int]:
         """Yields generated token ids as they are produced. `prompt` is text or a list of ids; text gets
         BOS as the model's tokenizer settings say. Stops at any of `stop_tokens` (default: the
-        model's eos/eot ids, `stop_token_ids`)."""
+        model's eos/eot ids, `stop_token_ids`). Without `kv_window` the prompt and max_new_tokens must fit
+        the KV cache (InputError otherwise); with it the cache holds `sinks` (default 4) + `kv_window`
+        positions and rolls (docs/numerics.md "KV window"), so generation goes on past it."""
+        from edgestream.host import kv_window as kvw
+
         ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
         if not ids:
             raise InputError("the prompt is empty")
         if max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        ex = self.executor
+        limit, what = kvw.cache_limit(ex)
+        win = None
+        if kv_window is not None:
+            win = kvw.KVWindow(kv_window, kvw.DEFAULT_SINKS if sinks is None else sinks)
+            win.check(limit, what)
+        elif sinks is not None:
+            raise InputError(f"--sinks {sinks} goes with --kv-window N (the sinks are kept when the window rolls)")
+        elif len(ids) + max_new_tokens - 1 > limit:  # the last new token is never fed back
+            room = limit - len(ids) + 1
+            ask = f"ask for at most {room} new tokens, or " if room >= 1 else ""
+            raise InputError(f"the prompt ({len(ids)} tokens) and {max_new_tokens} new tokens need "
+                             f"{len(ids) + max_new_tokens - 1} KV-cache positions, but the cache holds {limit} "
+                             f"({what}): {ask}pass --kv-window N [--sinks S] to generate in a rolling cache")
         sampler = Sampler(temperature, top_k, top_p, seed)
         stops = set(self.stop_token_ids if stop_tokens is None else stop_tokens)
         st = self.stats = GenerationStats(prompt_tokens=len(ids))
-        ex = self.executor
-        ex.reset(min(len(ids) + max_new_tokens, self.config.max_position))
+        ex.reset(win.capacity if win else len(ids) + max_new_tokens - 1)
         # greedy decoding on an accelerator reads the device's ARGMAX: the logits stay on the device
         # unless someone asks for them (on_logits: --dump-logits) or sampling needs them
         greedy = sampler.temperature == 0 and on_logits is None and hasattr(ex, "forward_argmax")
         device = hasattr(ex, "starts")
         st.extra.update({"device_starts": 0, "host_ops": 0} if device else {})
 
-        def step(x: list[int]) -> tuple[int | None, np.ndarray | None]:
+        if win:
+            st.extra["kv_shifts"] = 0
+
+        def run(x: list[int]) -> tuple[int | None, np.ndarray | None]:
             out = (ex.forward_argmax(np.array(x)), None) if greedy else (None, ex.forward(np.array(x))[-1])
             if device:
                 st.extra["device_starts"] += ex.starts
                 st.extra["host_ops"] += ex.host_ops
+            return out
+
+        def step(x: list[int]) -> tuple[int | None, np.ndarray | None]:
+            if win is None:
+                return run(x)
+            # as if one token at a time: a token that finds the cache full shifts it first (a prompt
+            # runs in pieces that fit between shifts: the same integers as token by token)
+            i, out = 0, (None, None)
+            while i < len(x):
+                if ex.pos == win.capacity:
+                    ops = kvw.shift(ex, win)
+                    st.extra["kv_shifts"] += 1
+                    if device:
+                        st.extra["host_ops"] += ops
+                n = min(len(x) - i, win.capacity - ex.pos)
+                out = run(x[i:i + n])
+                i += n
             return out
 
         t0 = time.perf_counter()
@@ -185,9 +224,6 @@ class Session:
                 return
             if st.generated_tokens >= max_new_tokens:
                 st.stop_reason = "max_new_tokens"
-                return
-            if ex.pos >= ex.cache.capacity:
-                st.stop_reason = "context_full"
                 return
             t1 = time.perf_counter()
             tok, logits = step([tok])
