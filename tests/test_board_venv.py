@@ -6,8 +6,10 @@ setuptools 59 and `no-build-isolation = yes` in its pip.conf, numpy 1.26.4 (pynq
 * A venv that is the PYNQ venv as far as this machine allows (Python 3.11 here: no 3.10 interpreter is
   installable from the package registries; pip 22.0.2, setuptools 59.6.0, the PYNQ venv's pip.conf,
   numpy 1.26.4, pynq from PyPI) gets edgestream the way docs/board.md says (a newer setuptools first,
-  then `pip install -c hw/boards/kv260/constraints.txt -e .`), and runs the board-side tests
-  (tests/board_side/checks_pynq.py: the pynq device under the real pynq package) there.
+  then `pip install -c hw/boards/kv260/constraints.txt -e .`), and runs the board-side tests there:
+  tests/board_side/checks_pynq.py (the pynq device under the real pynq package, over the accelerator's
+  register model) and checks_pynq_rtl.py (the same over the RTL simulated by Verilator: the self-test
+  and the demo model bit-identical to the CPU; the simulation runs under this interpreter).
 
 The venv is built once per recipe and repository path under ~/.cache/edgestream (or
 $EDGESTREAM_BOARD_VENV_DIR) and reused: a fresh machine needs about two minutes for it.
@@ -98,12 +100,27 @@ def test_board_code_uses_no_python_311_api(venv):
     assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
-def test_pynq_device_under_real_pynq(venv, tmp_path):
+def board_pytest(venv, cwd: Path, checks: str, min_passed: int, **env_extra) -> str:
+    """pytest on tests/board_side/<checks> in the board venv (no conftest: the main suite's needs
+    hypothesis, which a board has not); every check must pass, none skip."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     r = subprocess.run([venv / "bin" / "python", "-m", "pytest", "-q", "--noconftest", "-p", "no:cacheprovider",
-                        ROOT / "tests" / "board_side" / "checks_pynq.py"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=600)
+                        ROOT / "tests" / "board_side" / checks], cwd=cwd, env={**env, **env_extra},
+                       capture_output=True, text=True, timeout=900)
     out = r.stdout + r.stderr
     m = re.search(r"(\d+) passed", out)
-    ok = r.returncode == 0 and m and int(m.group(1)) >= 12
+    ok = r.returncode == 0 and m and int(m.group(1)) >= min_passed
     assert ok and "failed" not in out and "skipped" not in out, out[-6000:]
+    return out
+
+
+def test_pynq_device_under_real_pynq(venv, tmp_path):
+    board_pytest(venv, tmp_path, "checks_pynq.py", 12)
+
+
+def test_pynq_device_over_the_rtl(venv, tmp_path):
+    """The pynq device under real pynq over the Verilator-simulated RTL (checks_pynq_rtl.py): the
+    self-test and the demo model bit-identical to the CPU. The simulation's child runs under this
+    interpreter (it has cocotb and Verilator; the board venv has not: sim_link.py), on the build
+    tests/test_accel.py makes (the same RTL hash under sim_build/)."""
+    board_pytest(venv, tmp_path, "checks_pynq_rtl.py", 2, EDGESTREAM_SIM_PYTHON=sys.executable)

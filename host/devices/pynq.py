@@ -2,9 +2,10 @@
 buffers and, when the overlay has it, pynq.Interrupt. The same driver runs it as runs the simulation.
 
 Tested against the real `pynq` package (tests/test_board_venv.py: pynq 4.0 with numpy 1.26 in its own
-venv, a pynq.Device subclass over the accelerator's register model standing in for the board); what
-only a board shows is listed in docs/board.md. pynq needs root (/dev/mem, the FPGA manager, XRT
-buffers) and the PYNQ venv (`sudo -i; source /etc/profile.d/pynq_venv.sh`).
+venv, a pynq.Device subclass standing in for the board, over the accelerator's register model and over
+the RTL simulated by Verilator); what only a board shows is listed in docs/board.md.
+pynq needs root (/dev/mem, the FPGA manager, XRT buffers) and the PYNQ venv
+(`sudo -i; source /etc/profile.d/pynq_venv.sh`).
 
 Cache maintenance. pynq 3.1 and 4.0 flush and invalidate the WHOLE buffer object whatever slice of a
 PynqBuffer the call is made on (XrtDevice.flush: bo.sync without offset or size); pynq 3.0.1 synced

@@ -3,8 +3,9 @@ that is the board's as it ships (numpy 1.26, pynq from PyPI, pip 22 / setuptools
 pynq's own Overlay (bitstream handler, metadata parser, download), MMIO (REGISTER_RW through its
 tinynumpy hook), allocate/PynqBuffer (slices, flush, invalidate, freebuffer) and Interrupt (its
 _InterruptController over the AXI INTC registers) run unchanged above tests/board_side/pynq_model.py,
-whose ModelDevice holds the accelerator's register-level model. Not collected by the main suite
-(its name is not test_*: pynq pins numpy < 2)."""
+whose ModelDevice holds the accelerator's register-level model (fast, and able to model slow runs,
+hangs and Ctrl-C: SlowModel). checks_pynq_rtl.py runs the same device over the simulated RTL instead.
+Not collected by the main suite (its name is not test_*: pynq pins numpy < 2)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""A `pynq.Device` whose registers and memory are the accelerator's register-level model, so pynq's
-own Overlay, MMIO, allocate/PynqBuffer (and Interrupt with its AXI interrupt controller) run unchanged
-above it, as on a board. Written the way PYNQ's own tests mock devices (PYNQ tests/mock_devices.py:
-a Device subclass with capabilities REGISTER_RW, read_registers/write_registers, allocate returning a
-real pynq.buffer.PynqBuffer, flush/invalidate): the MMIO path is pynq's tinynumpy hook, the buffers are
-real PynqBuffers, the metadata is parsed by pynq's own loader (pynqmetadata's HWH frontend, as the
-EmbeddedDevice does on a Kria board).
+"""A `pynq.Device` whose registers and memory are the accelerator's: its register-level model
+(edgestream.host.devices.cpu, checks_pynq.py) or the RTL itself under Verilator (edgestream's
+SimDevice, checks_pynq_rtl.py), so pynq's own Overlay, MMIO, allocate/PynqBuffer (and Interrupt with
+its AXI interrupt controller) run unchanged above it, as on a board. Written the way PYNQ's own tests
+mock devices (PYNQ tests/mock_devices.py: a Device subclass with capabilities REGISTER_RW,
+read_registers/write_registers, allocate returning a real pynq.buffer.PynqBuffer, flush/invalidate):
+the MMIO path is pynq's tinynumpy hook, the buffers are real PynqBuffers, the metadata is parsed by
+pynq's own loader (pynqmetadata's HWH frontend, as the EmbeddedDevice does on a Kria board).
 
 What a board has and this model stands in for, each kept as close to the board's behaviour as matters:
 * DDR and the CPU cache. Each PynqBuffer is the CPU's view (host memory); the accelerator model reads
@@ -47,6 +48,8 @@ CRL_APB, CRF_APB, CR_RANGE = 0xFF5E0000, 0xFD1A0000, 0x100
 IOPLL_CTRL, PL0_REF_CTRL = 0x20, 0xC0
 RAW_IRQ = 121  # pl_ps_irq0 channel 0 on Zynq UltraScale+ (pynqmetadata's UltrascaleProcSysCore irq_map)
 AXIMM = "xilinx.com:interface:aximm:1.0"
+# simulated seconds a run over the RTL may take within its CTRL write, in steps that end early at the irq
+RUN_LIMIT_S, RUN_STEP_S = 0.05, 1e-3
 
 
 # ---------------------------------------------------------------- overlay files
@@ -241,7 +244,15 @@ class UioLine:
 
 class ModelDevice(pynq.Device):
     """pynq.Device over the accelerator's register-level model (edgestream.host.devices.cpu.CpuDevice),
-    or any edgestream device with the same interface (the RTL under simulation: SimDevice)."""
+    or any edgestream device with the same interface: the RTL under simulation (SimDevice; its
+    registers are the RTL's AXI-Lite slave, its DDR the memory the RTL's AXI masters read and write).
+
+    A simulation's clock moves only while a request needs it (sim/sim_server.py), and it runs some
+    thousand times slower than the fabric; the host's clock (time.monotonic in the pynq device and its
+    driver's timeouts) does not stop meanwhile. So over a simulation the fabric is made infinitely
+    fast next to the CPU, as the register model is: the CTRL write that starts or soft-resets the
+    accelerator returns once the simulated RTL has stopped (ERROR, or neither BUSY nor RESETTING), or
+    after RUN_LIMIT_S of its time (a hang: BUSY stays, and the host times out as on a board)."""
 
     _probe_priority_ = 1000  # registers the class with pynq's DeviceMeta; probing finds no hardware
 
@@ -254,6 +265,7 @@ class ModelDevice(pynq.Device):
         self.capabilities = {"REGISTER_RW": True}
         self.arch = "aarch64"  # a Zynq UltraScale+ (pynq.ps.Clocks picks its register layout by it)
         self.model = model or CpuDevice()
+        self.simulated = getattr(self.model, "name", None) == "sim"
         # IOPLL = 33.333 MHz x 60 / 2 (DIV2): 1000 MHz, the Kria preset's source for pl_clk0
         self.crl = {IOPLL_CTRL: 60 << 8 | 1 << 16, PL0_REF_CTRL: 1 << 24 | 10 << 8 | 1 << 16}
         self.crf: dict[int, int] = {}
@@ -303,9 +315,23 @@ class ModelDevice(pynq.Device):
         return struct.pack(f"<{len(words)}I", *words)
 
     def write_registers(self, address, data):
+        from edgestream import regmap as rm
+
         off, _, wr = self._target(address)
         for i, (w,) in enumerate(struct.iter_unpack("<I", bytes(data))):
             wr(off + 4 * i, w)
+            if self.simulated and address - off == ACC_BASE and off + 4 * i == rm.REG["CTRL"]:
+                self._run_until_stopped()
+
+    def _run_until_stopped(self) -> None:
+        """Let the simulated RTL run until it stops; its wait returns early at the shell's irq."""
+        from edgestream import regmap as rm
+
+        for _ in range(round(RUN_LIMIT_S / RUN_STEP_S)):
+            st = self.model.read_reg(rm.REG["STATUS"])
+            if st & rm.STATUS_ERROR or not st & (rm.STATUS_BUSY | rm.STATUS_RESETTING):
+                return
+            self.model.wait(RUN_STEP_S)
 
     def pl0_mhz(self) -> float:
         """pl_clk0 as the clock controller is programmed now."""
