@@ -108,8 +108,11 @@ def write_rows(mem, base: int, rows: np.ndarray, q: int, mt: int) -> None:
     ntok, width = rows.shape
     for t in range(ntok):
         for c0 in range(0, width, q):
+            # the columns of the row only: a unit past the width keeps its padding (a bytearray slice
+            # assigned fewer bytes would shift the memory behind it)
             o = base + tile_offset(t, ntok, c0, width, q, mt)
-            mem[o:o + 4 * q] = rows[t, c0:c0 + q].astype("<f4").tobytes()
+            n = min(q, width - c0)
+            mem[o:o + 4 * n] = rows[t, c0:c0 + n].astype("<f4").tobytes()
 
 
 def run_attention(mem: bytearray, regs: Regs, instr: bytes, q: int, mt: int, dmax: int, smax: int) -> None:

@@ -87,7 +87,8 @@ class Case:
             for t in range(ntok):
                 for c0 in range(0, widths[i], Q):
                     a = ACT_BASE + offs[i] + tile_offset(t, ntok, c0, widths[i], Q, MT)
-                    mem[a:a + U] = x[t, c0:c0 + Q].astype("<f4").tobytes()
+                    n = min(Q, widths[i] - c0)     # a partial last unit keeps its padding
+                    mem[a:a + 4 * n] = x[t, c0:c0 + n].astype("<f4").tobytes()
         # dst starts as garbage: every output byte must be written
         da = ACT_BASE + offs[3]
         mem[da:da + caps[3]] = self.rng.integers(0, 256, caps[3], dtype=np.uint8).tobytes()
@@ -217,6 +218,7 @@ def functional_cases() -> list[Case]:
         Case("gqa4", 32, 8, 2, 2, 9, seed=5),                          # 8 queries per KV head: 2 sets
         Case("zero", 32, 2, 2, 2, 4, kind="zero", seed=6),
         Case("maxmag", 48, 2, 1, 2, 3, kind="maxmag", seed=7),
+        Case("d96-tile", 96, 4, 2, MT + 1, 2, seed=8),                # 1.5 units at Q = 64 (BitNet 0.73B)
     ]
     sel = CFG.get("cases")
     return [c for c in cs if sel is None or c.name in sel]

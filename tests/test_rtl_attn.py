@@ -69,10 +69,13 @@ def test_model_is_the_cpu_executors_attention():
                 assert bytes(mem[o:o + d]) == ref.cache.vq[layer, g, p].tobytes()
 
 
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-def test_attention_unit_bit_exact(sim):
-    tests = ["cases", "faults"]
-    cfg = dict(PARAMS, tests=tests)
+@pytest.mark.parametrize(("sim", "q"), [("verilator", 16), ("icarus", 16), ("verilator", 64)])
+def test_attention_unit_bit_exact(sim, q):
+    """Q = 64 (the kv260 choice): head rows of 16, 32, 48 and 96 floats are parts of 64-float units
+    (D = 96 is BitNet 0.73B's), and the k/v rows of 2 heads x 16 a partial unit."""
+    tests = ["cases", "faults"] if q == 16 else ["cases"]
+    params = dict(PARAMS, Q=q)
+    cfg = dict(params, tests=tests)
     if sim == "icarus":   # the second simulator: a decode, a causal GQA tile and the faults (time)
         cfg["cases"] = ["decode-first", "prefill-tile"]
-    run_bench(sim, "es_attn_bench", MODULES, PARAMS, "tb_es_attn", cfg=cfg)
+    run_bench(sim, "es_attn_bench", MODULES, params, "tb_es_attn", cfg=cfg)

@@ -85,6 +85,7 @@ module es_attn #(
     localparam int LQ = $clog2(Q);
     localparam int LU = $clog2(4 * Q);
     localparam int LR = LU - 4;
+    localparam logic [7:0] UB = 8'(1 << LR);   // beats per unit
     localparam int DBMAX = DMAX / 16;
     localparam int LDB = $clog2(DBMAX);
     localparam int LS = $clog2(SMAX);
@@ -100,7 +101,6 @@ module es_attn #(
     wire  [15:0] nh = f5[15:0], nkv = f5[31:16];
     wire  [8:0]  dd = f4[8:0];                 // D (checked <= DMAX)
     wire  [4:0]  db = f4[8:4];                 // beats per int8 head row
-    wire  [7:0]  dq = 8'(f4[8:0] >> LQ);       // units per f32 head row
     wire  [6:0]  d4 = 7'(f4[8:2]);             // beats per f32 head row
     logic [15:0] rg;                           // GQA group size H / KVH
     logic [31:0] wq, wk;                       // widths H*D, KVH*D
@@ -287,14 +287,15 @@ module es_attn #(
     );
     assign o_addr = oc_k[LDB+1:2];
 
-    // ---------------- the write side: jobs of one command (K slot, V slot) or DQ commands (output row)
+    // ---------------- the write side: jobs of one command (K slot, V slot) or a command per unit (output row)
     typedef enum logic [1:0] { WJ_K, WJ_V, WJ_O } wkind_t;
     logic        wj_start, wj_busy;
     wkind_t      wj_kind;
     logic [39:0] wj_addr;
     logic [31:0] wj_stride;
-    logic [7:0]  wj_cmds;                      // commands left
-    logic [31:0] wj_beats;                     // beats per command
+    logic [7:0]  wj_rem;                       // beats of the job not yet commanded
+    logic [7:0]  wj_ob;                        // beat offset of the next command inside its unit
+    logic        wj_cont;                      // one contiguous run (else a command per unit)
     logic [31:0] wj_left;                      // beats of the current command left
     logic        wj_cmd_sent;
     logic [6:0]  wj_i;                         // next data beat of the job
@@ -307,9 +308,10 @@ module es_attn #(
             default: wr_data = obuf[wj_i[LDB+1:0]];
         endcase
     end
-    assign wr_cmd_valid = wj_busy && !wj_cmd_sent && wj_cmds != 8'd0 && cs != C_ABORT;
+    wire [7:0] wj_cb = wj_cont || wj_rem < UB - wj_ob ? wj_rem : UB - wj_ob;   // beats of the next command
+    assign wr_cmd_valid = wj_busy && !wj_cmd_sent && wj_rem != 8'd0 && cs != C_ABORT;
     assign wr_cmd_addr = wj_addr;
-    assign wr_cmd_beats = wj_beats;
+    assign wr_cmd_beats = 32'(wj_cb);
     assign wr_valid = wj_busy && wj_cmd_sent && wj_left != 32'd0 && cs != C_ABORT;
 
     // ---------------- issuer: read commands in consumption order
@@ -323,14 +325,19 @@ module es_attn #(
     logic [1:0]  iwait;
     logic [39:0] ir_addr;
     logic [31:0] ir_stride;
-    logic [7:0]  icmds;
+    logic [7:0]  irem;                         // beats of the head row not yet commanded
+    logic [7:0]  iob;                          // beat offset of the next command inside its unit
+    logic        icont;                        // the row is one contiguous run
+    wire  [7:0]  icb = icont || irem < UB - iob ? irem : UB - iob;   // beats of the next command
     logic [39:0] ra_base;
     logic [31:0] ra_rb;
     logic [15:0] ra_t, ra_h;
     logic [39:0] ra_addr;
     logic [31:0] ra_stride;
+    logic [7:0]  ra_ob;
     es_attn_rowaddr #(.Q(Q), .MAXTOK(MT)) u_ra (
-        .clk, .base(ra_base), .rb(ra_rb), .ntok(nt), .t(ra_t), .h(ra_h), .dq, .addr(ra_addr), .stride(ra_stride)
+        .clk, .base(ra_base), .rb(ra_rb), .ntok(nt), .t(ra_t), .h(ra_h), .d(dd), .addr(ra_addr), .stride(ra_stride),
+        .ob(ra_ob)
     );
     logic        p1_done;                      // every phase-1 write acknowledged
     logic        i_go;
@@ -342,8 +349,8 @@ module es_attn #(
         rd_cmd_beats = 32'd1 << LR;
         case (ist)
             I_P1C, I_QC: begin
-                rd_cmd_valid = icmds != 8'd0;
-                rd_cmd_beats = ir_stride == (32'd1 << LU) ? 32'(d4) : 32'd1 << LR;
+                rd_cmd_valid = irem != 8'd0;
+                rd_cmd_beats = 32'(icb);
             end
             I_K: begin
                 rd_cmd_valid = 1'b1;
@@ -389,11 +396,13 @@ module es_attn #(
                     else begin
                         ir_addr <= ra_addr;
                         ir_stride <= ra_stride;
-                        icmds <= ra_stride == (32'd1 << LU) ? 8'd1 : dq;
+                        irem <= 8'(d4);
+                        iob <= ra_ob;
+                        icont <= ra_stride == (32'd1 << LU);
                         ist <= I_P1C;
                     end
                 end
-                I_P1C: if (icmds == 8'd0) begin
+                I_P1C: if (irem == 8'd0) begin
                     if (!iv) iv <= 1'b1;
                     else begin
                         iv <= 1'b0;
@@ -412,8 +421,10 @@ module es_attn #(
                         in_ <= '0;
                     end
                 end else if (rd_cmd_ready) begin
-                    icmds <= icmds - 8'd1;
-                    ir_addr <= ir_addr + 40'(ir_stride);
+                    // the next chunk: the start of the token's next unit
+                    irem <= irem - icb;
+                    iob <= '0;
+                    ir_addr <= ir_addr - (40'(iob) << 4) + 40'(ir_stride);
                 end
                 I_SET: begin
                     // next query of the set: its q row
@@ -430,11 +441,13 @@ module es_attn #(
                     else begin
                         ir_addr <= ra_addr;
                         ir_stride <= ra_stride;
-                        icmds <= ra_stride == (32'd1 << LU) ? 8'd1 : dq;
+                        irem <= 8'(d4);
+                        iob <= ra_ob;
+                        icont <= ra_stride == (32'd1 << LU);
                         ist <= I_QC;
                     end
                 end
-                I_QC: if (icmds == 8'd0) begin
+                I_QC: if (irem == 8'd0) begin
                     logic [15:0] ni, nt2;
                     ni = iqi + 16'd1;
                     nt2 = iqt;
@@ -450,8 +463,10 @@ module es_attn #(
                         ist <= I_BAR;
                     end else ist <= I_SET;
                 end else if (rd_cmd_ready) begin
-                    icmds <= icmds - 8'd1;
-                    ir_addr <= ir_addr + 40'(ir_stride);
+                    // the next chunk: the start of the token's next unit
+                    irem <= irem - icb;
+                    iob <= '0;
+                    ir_addr <= ir_addr - (40'(iob) << 4) + 40'(ir_stride);
                 end
                 I_BAR: if (p1_done) ist <= I_K;
                 I_K: if (rd_cmd_ready) ist <= I_V;
@@ -482,8 +497,10 @@ module es_attn #(
     logic [15:0] oa_t, oa_h;
     logic [39:0] oa_addr;
     logic [31:0] oa_stride;
+    logic [7:0]  oa_ob;
     es_attn_rowaddr #(.Q(Q), .MAXTOK(MT)) u_oa (
-        .clk, .base(oa_base), .rb(rbq), .ntok(nt), .t(oa_t), .h(oa_h), .dq, .addr(oa_addr), .stride(oa_stride)
+        .clk, .base(oa_base), .rb(rbq), .ntok(nt), .t(oa_t), .h(oa_h), .d(dd), .addr(oa_addr), .stride(oa_stride),
+        .ob(oa_ob)
     );
     logic [47:0] tiles_rbq, tiles_rbk;
     logic [31:0] kv_pos;
@@ -602,15 +619,17 @@ module es_attn #(
                 wj_i <= '0;
             end else if (wj_busy) begin
                 if (!wj_cmd_sent) begin
-                    if (wj_cmds == 8'd0) wj_busy <= 1'b0;
+                    if (wj_rem == 8'd0) wj_busy <= 1'b0;
                     else if (wr_cmd_ready) begin
                         wj_cmd_sent <= 1'b1;
-                        wj_left <= wj_beats;
+                        wj_left <= 32'(wj_cb);
+                        wj_rem <= wj_rem - wj_cb;
                     end
                 end else if (wj_left == 32'd0) begin
+                    // the next chunk: the start of the token's next unit
                     wj_cmd_sent <= 1'b0;
-                    wj_cmds <= wj_cmds - 8'd1;
-                    wj_addr <= wj_addr + 40'(wj_stride);
+                    wj_addr <= wj_addr - (40'(wj_ob) << 4) + 40'(wj_stride);
+                    wj_ob <= '0;
                 end else if (wr_ready) begin
                     wj_left <= wj_left - 32'd1;
                     wj_i <= wj_i + 7'd1;
@@ -646,8 +665,8 @@ module es_attn #(
                     cs <= C_FCHK;
                 end
                 C_FCHK: begin
-                    rbq <= wq >> LQ;
-                    rbk <= wk >> LQ;
+                    rbq <= (wq + 32'(Q - 1)) >> LQ;   // a row's units, padding included (H*D need not
+                    rbk <= (wk + 32'(Q - 1)) >> LQ;   // be a multiple of Q)
                     if (nt == 16'd0 || f4 == 32'd0 || f4[3:0] != 4'd0 || f4 > 32'(DMAX) || nh == 16'd0 || nkv == 16'd0
                         || dv_r != 48'd0 || layers == 16'd0 || layer >= layers) begin
                         err_code <= es_regs_pkg::ES_ERR_FIELD;
@@ -758,8 +777,9 @@ module es_attn #(
                             wj_start <= 1'b1;
                             wj_kind <= WJ_K;
                             wj_addr <= cgbase + 40'(kv_pos) * 40'(kslot_b);
-                            wj_beats <= 32'(db) + 32'd1;
-                            wj_cmds <= 8'd1;
+                            wj_rem <= 8'(db) + 8'd1;
+                            wj_ob <= '0;
+                            wj_cont <= 1'b1;
                             wj_stride <= '0;
                             pos_w <= kv_pos;
                             cw <= 2'd1;
@@ -767,8 +787,9 @@ module es_attn #(
                             wj_start <= 1'b1;
                             wj_kind <= WJ_V;
                             wj_addr <= cgbase + 40'(kbytes) + 40'(kv_pos) * 40'(vslot_b);
-                            wj_beats <= 32'(db);
-                            wj_cmds <= 8'd1;
+                            wj_rem <= 8'(db);
+                            wj_ob <= '0;
+                            wj_cont <= 1'b1;
                             cw <= 2'd2;
                         end else begin
                             if (c1g + 16'd1 != nkv) begin
@@ -925,8 +946,9 @@ module es_attn #(
                     wj_kind <= WJ_O;
                     wj_addr <= oa_addr;
                     wj_stride <= oa_stride;
-                    wj_cmds <= oa_stride == (32'd1 << LU) ? 8'd1 : dq;
-                    wj_beats <= oa_stride == (32'd1 << LU) ? 32'(d4) : 32'd1 << LR;
+                    wj_rem <= 8'(d4);
+                    wj_ob <= oa_ob;
+                    wj_cont <= oa_stride == (32'd1 << LU);
                     cs <= C2_NEXT;
                 end
                 C2_NEXT: if (!wj_busy && !wj_start) begin
