@@ -88,6 +88,19 @@ def unstripe(raw: np.ndarray, reg: pg.Region, beat: int) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(-1)
 
 
+def k_tiles(cfg, k: int) -> list[tuple[int, int]]:
+    """(k0, klen) of each K tile of a linear with k columns. K <= max_k is one tile. Wider, every tile but
+    the last is the largest multiple of G * (group slots per bus beat) within max_k, so each tile's
+    activations start on a group and a bus beat of the q buffer's rows, which is what lets the
+    sequencer stream a tile's columns and accumulate the tiles on chip (docs/registers.md "K tiles");
+    the integer sum over all of K is exact whatever the split."""
+    if k <= cfg.max_k:
+        return [(0, k)]
+    unit = cfg.G * (cfg.axi_width_bits // 64)
+    step = cfg.max_k - cfg.max_k % unit or cfg.max_k
+    return [(k0, min(step, k - k0)) for k0 in range(0, k, step)]
+
+
 def region_kind(cfg, kind: str) -> int:
     if kind == "ternary":
         return pg.R_TERN_BASE3 if cfg.tern_encoding == "base3" and cfg.G != 5 else pg.R_TERN_GINDEX
@@ -278,8 +291,7 @@ def lower_graph(graph: Graph, cfg, image_path: Path, progress=None) -> tuple[pg.
                     raise CompileError(f"node {group[-1].name}: fused linears disagree on K")
                 n_tot = sum(w.shape[0] for w in ws)
                 qs = inp(n.inputs[0])
-                for k0 in range(0, k, cfg.max_k):
-                    klen = min(cfg.max_k, k - k0)
+                for k0, klen in k_tiles(cfg, k):
                     wt = np.concatenate([np.asarray(w.data[:, k0 : k0 + klen], np.int8) for w in ws]) \
                         if len(ws) > 1 else np.asarray(ws[0].data[:, k0 : k0 + klen], np.int8)
                     r = img.tlmm(cfg, wt, kind, bits, k0)

@@ -32,7 +32,8 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x010, "HW_PARAMS", "RO", "[3:0] G, [11:4] T, [19:12] Q, [27:20] MAXTOK"),
     (0x014, "HW_MAXK", "RO", "[15:0] MAXK, [31:16] bus bytes per beat"),
     (0x018, "HW_UNITS", "RO", "units behind the sequencer: bit 0 vector unit (EMBED NORM_QUANT ROPE ACT_MUL ADD), "
-                              "bit 1 attention unit (ATTENTION), bit 2 argmax at OUTPUT; 0: the host runs them"),
+                              "bit 1 attention unit (ATTENTION), bit 2 argmax at OUTPUT; 0: the host runs them; "
+                              "bit 3 K-tile accumulation (K-tiled linears of up to KROWS rows run on the device)"),
     (0x01C, "HW_VEC", "RO", "[15:0] VMAX (longest vector-unit row, floats), [31:16] DMAX (longest head row)"),
     (0x020, "CTRL", "W1P", "bit 0 START (run the program from PC), bit 1 SOFT_RESET (abort, drain the bus, reset)"),
     (0x024, "STATUS", "RO", "bit 0 BUSY, bit 1 DONE (END reached), bit 2 ERROR, bit 3 RESETTING, "
@@ -83,7 +84,8 @@ ERRORS: list[tuple[int, str, str]] = [
     (0, "NONE", "no error"),
     (1, "CONFIG", "the program was lowered for another configuration (header config ID or G/CB/T/Q)"),
     (2, "OPCODE", "unknown opcode, or a DEQUANT that does not follow a TLMM (ERR_INFO = opcode)"),
-    (3, "FIELD", "an instruction this bitstream cannot run: K tiling (k0 != 0, accumulate), another G, a region "
+    (3, "FIELD", "an instruction this bitstream cannot run: K tiles it does not accumulate (k0 != 0 or F_ACCUMULATE "
+                 "outside a kept K-tiled linear, more rows than KROWS; linear-only shell), another G, a region "
                  "kind or bit width it does not decode, DEQUANT columns that split a row batch, a buffer of the "
                  "wrong dtype or width, NTOK = 0, K > MAXK (ERR_INFO = opcode)"),
     (4, "RANGE", "a region, buffer or map entry outside WGT_SIZE / ACT_SIZE / its capacity, an index past the "
@@ -94,6 +96,11 @@ ERRORS: list[tuple[int, str, str]] = [
     (8, "CODE", "the engine saw an invalid ternary weight code"),
     (9, "HEADER", "PROG_BASE does not hold an edgestream program of the version this bitstream runs"),
 ]
+
+# HW_UNITS bit 3: the engine accumulates K tiles on chip (KROWS rows x MAXTOK tokens of int32), so a linear
+# with K > MAXK of up to KROWS rows runs on the device (docs/registers.md "K tiles")
+HW_KTILE = 1 << 3
+KROWS = 4096
 
 REG = {name: off for off, name, _, _ in REGISTERS}
 ERR = {name: code for code, name, _ in ERRORS}
@@ -156,6 +163,7 @@ def render_sv(hw: dict | None = None) -> str:
         f"    localparam int ES_WFIFO = {hw['wbuf_kib'] * 1024 // DATA_BYTES};",
         f"    localparam int ES_WPORTS = {hw['axi_ports']};",
         f"    localparam int ES_DATA_BYTES = {DATA_BYTES};",
+        f"    localparam int ES_KROWS = {KROWS};",
         "    // register byte offsets",
     ]
     for off, name, _, _ in REGISTERS:

@@ -5,7 +5,8 @@ Every buffer of the program lives in the device's activation arena for the whole
 written once). A forward pass writes the token ids into buffer 0, NTOK and POS, and STARTs at PC 0; the
 sequencer runs the linear layers and dispatches the rest to its units (docs/units.md: vector unit,
 attention over the INT8 KV cache in the KV region, argmax at OUTPUT) up to END. Where the bitstream
-cannot run an instruction (a unit it lacks per HW_UNITS, SwiGLU, a K-tiled linear) it stops with
+cannot run an instruction (a unit it lacks per HW_UNITS, SwiGLU, a K-tiled linear when the bitstream
+does not accumulate K tiles, HW_UNITS bit 3, or one of more rows than it holds) it stops with
 STATUS.HOST at it: the host executes it with the ProgramExecutor's numpy code on the arena's buffers
 (read and written in the device layouts) and STARTs again after it. Greedy decoding reads the ARGMAX
 register; the logits are read back only when asked for. Logits are bit-identical to the CPU
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgestream import program as pg
+from edgestream import regmap as rm
 from edgestream.errors import DeviceError, InputError
 from edgestream.host.devices.cpu_units import U_ARGMAX, U_ATTN, UNIT_OF
 from edgestream.host.driver import (
@@ -111,15 +113,18 @@ class AccelProgramExecutor(ProgramExecutor):
             self.note = f"lowered {path.name} for the device's configuration {cfg.config_id}"
         self.manifest = man
         self._setup(artifact.config, prog, img)
-        # linears with K > MAXK come as K tiles whose TLMMs accumulate: the sequencer stops at them and
-        # the host runs them (same numpy code as the program executor)
-        self.host_segments = self._k_tiled_segments()
-        if self.host_segments:
-            note = (f"{len(self.host_segments)} linear layers have K > {cfg.max_k} (K tiles): they run on the "
-                    f"host, the device does not accumulate K tiles")
-            self.note = "; ".join(x for x in (self.note, note) if x)
         driver.load(prog, self.image)
         self.units = driver.units()
+        # linears with K > MAXK come as K tiles whose TLMMs accumulate: a bitstream with the K-tile
+        # accumulator (HW_UNITS bit 3) runs those of up to KROWS rows itself; at the others the sequencer
+        # stops and the host runs them (same numpy code as the program executor)
+        self.host_segments = self._k_tiled_segments(rm.KROWS if self.units & rm.HW_KTILE else 0)
+        if self.host_segments:
+            why = (f"more than {rm.KROWS} rows" if self.units & rm.HW_KTILE
+                   else "the device does not accumulate K tiles")
+            note = (f"{len(self.host_segments)} linear layers have K > {cfg.max_k} (K tiles): they run on the "
+                    f"host ({why})")
+            self.note = "; ".join(x for x in (self.note, note) if x)
         self.limits = driver.unit_limits()
         self._layout()
         self.kv_capacity = 0
@@ -342,17 +347,26 @@ class AccelProgramExecutor(ProgramExecutor):
                 i += 1
         return out
 
-    def _k_tiled_segments(self) -> set[int]:
+    def _k_tiled_segments(self, krows: int) -> set[int]:
         """First instructions of the hardware segments that accumulate K tiles (or load a tile past
-        column 0)."""
+        column 0) and that the device stops at: all of them without the K-tile accumulator (krows = 0),
+        else those with more than krows rows or a tile before the last that does not end on a bus beat
+        of the q rows (klen not a multiple of G * group slots per beat: artifacts lowered before the
+        lowering aligned K tiles; docs/registers.md "K tiles")."""
         prog, out, pc = self.prog, set(), 0
+        unit = self.driver.geo.G * (rm.DATA_BYTES // 8)
         while pc < len(prog.instrs):
             if prog.instrs[pc].op not in HW_OPS:
                 pc += 1
                 continue
             end = segment_end(prog, pc)
-            if any((i.op == pg.TLMM and i.flags & pg.F_ACCUMULATE) or (i.op == pg.LOAD_ACT and i.f[0])
-                   for i in prog.instrs[pc:end]):
+            seg = prog.instrs[pc:end]
+            tiled = any((i.op == pg.TLMM and i.flags & pg.F_ACCUMULATE) or (i.op == pg.LOAD_ACT and i.f[0])
+                        for i in seg)
+            loads = [i for i in seg if i.op == pg.LOAD_ACT]
+            runs = krows and all(i.f[1] % unit == 0 for i in loads[:-1]) and all(
+                i.f[0] <= krows for i in seg if i.op == pg.TLMM)
+            if tiled and not runs:
                 out.add(pc)
             pc = end
         return out

@@ -31,7 +31,7 @@ from tb_common import bench_config, high
 
 from edgestream import program as pg
 from edgestream import regmap as rm
-from edgestream.compiler.lowering import region_image, region_kind
+from edgestream.compiler.lowering import k_tiles, region_image, region_kind
 from edgestream.formats.ternary import pack_gindex
 from edgestream.host.devices.ddr_profile import DdrProfile
 from edgestream.numerics import dequant
@@ -43,7 +43,7 @@ def bench_hw():
     it sets them."""
     bc = bench_config()
     cfg = rm.shell_config()
-    geo = {k: int(bc[k]) for k in ("T", "Q", "axi_ports", "wbuf_kib") if k in bc}
+    geo = {k: int(bc[k]) for k in ("T", "Q", "axi_ports", "wbuf_kib", "max_k") if k in bc}
     return replace(cfg, **geo).validate("bench configuration") if geo else cfg
 
 
@@ -113,10 +113,10 @@ class Build:
         self.wgt += blob
         return off
 
-    def tlmm_region(self, w: np.ndarray, kind: str, bits: int) -> int:
+    def tlmm_region(self, w: np.ndarray, kind: str, bits: int, k0: int = 0) -> int:
         blob, lay = region_image(CFG, w, kind, bits)
         off = self._wdata(blob, 4096)
-        self.regions.append(pg.Region(off, lay["nbytes"], region_kind(CFG, kind), bits, w.shape[0], w.shape[1], 0,
+        self.regions.append(pg.Region(off, lay["nbytes"], region_kind(CFG, kind), bits, w.shape[0], w.shape[1], k0,
                                       lay["rows_padded"], lay["cols_padded"], lay["stripes"]))
         return len(self.regions) - 1
 
@@ -132,16 +132,19 @@ class Build:
         return self.rng.integers(lo, -lo, (n, klen)).astype(np.int8)
 
     def linear(self, q: int, kind: str, bits: int, widths: list[int], load: bool = True) -> dict:
-        """LOAD_ACT/BUILD_TABLE (unless load=False: reuse the loaded activations), TLMM, one DEQUANT per width."""
+        """LOAD_ACT/BUILD_TABLE (unless load=False: reuse the loaded activations), TLMM, one DEQUANT per
+        width. K > MAXK: one LOAD_ACT/BUILD_TABLE/TLMM per K tile as the lowering splits it
+        (compiler.lowering.k_tiles), later tiles with F_ACCUMULATE."""
         s, klen = self.acts[q]
         n = sum(widths)
         w = self.weights(n, klen, kind, bits)
-        r = self.tlmm_region(w, kind, bits)
-        if load:
-            self.instrs.append(pg.Instr(pg.LOAD_ACT, 0, q, [0, klen]))
-            self.instrs.append(pg.Instr(pg.BUILD_TABLE, 0, 0, [G]))
-        fl = pg.F_BITSERIAL if kind == "int" else 0
-        self.instrs.append(pg.Instr(pg.TLMM, fl, r, [n, 0, bits if kind == "int" else 0]))
+        for k0, kl in k_tiles(CFG, klen):
+            r = self.tlmm_region(w[:, k0:k0 + kl], kind, bits, k0)
+            if load:
+                self.instrs.append(pg.Instr(pg.LOAD_ACT, 0, q, [k0, kl]))
+                self.instrs.append(pg.Instr(pg.BUILD_TABLE, 0, 0, [G]))
+            fl = (pg.F_BITSERIAL if kind == "int" else 0) | (pg.F_ACCUMULATE if k0 else 0)
+            self.instrs.append(pg.Instr(pg.TLMM, fl, r, [n, 0, bits if kind == "int" else 0]))
         lin = {"q": q, "s": s, "w": w, "kind": kind, "bits": bits, "members": []}
         col = 0
         for wd in widths:
@@ -599,3 +602,80 @@ async def overhead(dut):
                   firsts[0], seg_gap, total, await tb.rd("SEQ_CYCLES"))
     assert first <= 2 * (lat + 2) + 120
     assert seg_gap <= lat + 60
+
+
+def ktile_program(ntok: int, kt: bool) -> tuple[Build, dict]:
+    """K-tiled linears (MAXK 256 build: K = 640 as 250 + 250 + 140, K = 600 as 250 + 250 + 100) between
+    single-tile ones: ternary with two fused members (35 rows), INT8 bit-serial (20 rows), a ternary
+    K = 200, then a K-tiled linear of 50 rows (more than the build's KROWS = 48: on this linear-only
+    shell ERR FIELD at its first TLMM, with units STATUS.HOST at its first LOAD_ACT). kt = False
+    (the shipped build, MAXK 4096): the same first linear as one tile, for the cycle comparison."""
+    b = Build(ntok, seed=21)
+    qa = b.act(640)
+    qb = b.act(600)
+    qc = b.act(200)
+    b.linear(qa, "ternary", 2, [2 * Q, 3])
+    pcs = {"end1": len(b.instrs)}
+    if kt:
+        b.linear(qb, "int", 8, [20])
+        b.linear(qc, "ternary", 2, [Q + 1])
+        pcs["host"] = len(b.instrs)
+        b.linear(qa, "ternary", 2, [50], load=True)
+        pcs["after"] = len(b.instrs)
+    pcs["end"] = b.op(pg.END)
+    return b, pcs
+
+
+@cocotb.test()
+async def ktile(dut):
+    """K > MAXK on the device: the engine's K-tile accumulator adds the tiles' int32 sums on chip and the
+    DEQUANTs apply once, bit-exact; NTOK 1 and 6 (MAXTOK 4: two token tiles, each running the linear's
+    K tiles again); a K-tiled linear of more rows than KROWS is ERR FIELD at its first TLMM
+    (the linear-only shell; with units: STATUS.HOST at its first LOAD_ACT, as the cpu model tests).
+    Then the cycles of the first linear alone (NTOK 1 and 4), against the shipped build's single tile
+    (testcase ktile_ref)."""
+    tb = await make_tb(dut)
+    assert CFG.max_k == 256
+    if bench_config().get("short") is not None:  # Icarus: the first linear at NTOK 6 (two token tiles)
+        await ktile_cycles(tb, True, (6,))
+        return
+    b, pcs = ktile_program(9, True)
+    await tb.load(b)
+    rng = np.random.default_rng(8)
+    tiles = [(i.f[0], i.f[1]) for i in b.instrs if i.op == pg.LOAD_ACT]
+    assert tiles[:6] == [(0, 250), (250, 250), (500, 140), (0, 250), (250, 250), (500, 100)], tiles
+    for ntok in (1, 6):
+        data = tb.inputs(ntok, rng)
+        st = await tb.run(0, ntok)
+        cycles = await tb.rd("CYCLES_LO")
+        ntt = cdiv(ntok, MT)
+        # per token tile each K-tiled linear runs all its instructions (3 tiles x 3 + members)
+        await tb.expect_error(st, "FIELD", pcs["host"] + 2, pg.TLMM)
+        assert await tb.rd("INSTR_COUNT") == ntt * (11 + 10) + 4 + 2
+        st = await tb.run(pcs["after"], ntok)
+        await tb.expect_stop(st, "done", pcs["end"], 0)
+        tb.check(ntok, data, b.linears[:3])
+        dut._log.info("NTOK %d: K-tiled linears bit-exact, %d cycles", ntok, cycles)
+    await ktile_cycles(tb, True)
+
+
+@cocotb.test()
+async def ktile_ref(dut):
+    """The shipped build (MAXK 4096): ktile's first linear (K = 640, 35 rows) as one tile, its cycles."""
+    tb = await make_tb(dut)
+    await ktile_cycles(tb, False)
+
+
+async def ktile_cycles(tb: TB, kt: bool, ntoks: tuple[int, ...] = (1, 4)):
+    b, pcs = ktile_program(max(ntoks), kt)
+    b.instrs = b.instrs[:pcs["end1"]] + [pg.Instr(pg.END)]
+    await tb.load(b)
+    rng = np.random.default_rng(9)
+    for ntok in ntoks:
+        data = tb.inputs(ntok, rng)
+        st = await tb.run(0, ntok)
+        await tb.expect_stop(st, "done", pcs["end1"], 11 * cdiv(ntok, MT) if kt else 5)
+        tb.check(ntok, data, b.linears[:1])
+        tb.dut._log.info("cycles %s K = 640 x 35 rows, NTOK %d: %d (SEQ_CYCLES %d, WGT_BEATS %d)",
+                         "K-tiled (3 tiles)" if kt else "single tile", ntok, await tb.rd("CYCLES_LO"),
+                         await tb.rd("SEQ_CYCLES"), await tb.rd("WGT_BEATS"))

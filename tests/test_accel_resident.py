@@ -115,14 +115,29 @@ def test_swiglu_runs_on_the_host(llama):
     _compare(llama, _accel(llama, vec_swiglu=True), [3, 1, 4], 2, starts_per_token=1, host_ops_per_token=0)
 
 
-def test_k_tiled_linears_run_on_the_host(bitnet):
-    """MAXK 64: the down projection (K = 160) comes as three K tiles; the device stops at each such
-    linear and the host runs it (LOAD_ACT..DEQUANT: 3 x 3 + 1 instructions)."""
+def test_k_tiled_linears_run_on_the_device(bitnet):
+    """MAXK 64: the down projection (K = 160) comes as three K tiles (60 + 60 + 40 columns: every tile
+    but the last a whole number of q-row beats). The shell's K-tile accumulator (HW_UNITS bit 3) runs
+    them: one START per token, no host instruction, logits identical; a 6-token prompt takes two token
+    tiles (MAXTOK 4), the sequencer going back to the linear's first LOAD_ACT for the second."""
     cfg = replace(edgestream.regmap.shell_config(), max_k=64)
     ex = _accel(bitnet, cfg=cfg)
+    assert ex.units & rm.HW_KTILE and not ex.host_segments and "K > 64" not in ex.note
+    tiles = [(i.f[0], i.f[1]) for i in ex.prog.instrs if i.op == pg.LOAD_ACT and i.f[0]]
+    assert tiles[:2] == [(60, 60), (120, 40)]
+    _compare(bitnet, ex, [1, 5, 9, 2, 6, 5], 2, starts_per_token=1, host_ops_per_token=0)
+    ex.close()
+
+
+def test_k_tiled_linears_without_the_accumulator_run_on_the_host(bitnet):
+    """A bitstream without the K-tile accumulator stops at each K-tiled linear (at its first LOAD_ACT);
+    the host runs it (LOAD_ACT..DEQUANT: 3 x 3 + 1 instructions) and STARTs after it."""
+    cfg = replace(edgestream.regmap.shell_config(), max_k=64)
+    ex = _accel(bitnet, cfg=cfg, ktile=False)
     assert len(ex.host_segments) == bitnet.config.num_layers and "K > 64" in ex.note
     n = bitnet.config.num_layers
     _compare(bitnet, ex, [1, 5, 9], 2, starts_per_token=1 + n, host_ops_per_token=10 * n)
+    ex.close()
 
 
 @pytest.mark.parametrize("units", [0, U_VEC | U_ARGMAX, U_VEC | U_ATTN])

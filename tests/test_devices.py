@@ -84,8 +84,9 @@ def test_cpu_device_runs_the_demo_program_bit_identically(tmp_path):
 
 def test_k_tiled_linears_run_on_the_host(tmp_path):
     """A configuration with MAXK 64: the tiny model's down projection (K = 160) is lowered as K tiles
-    that accumulate, which the shell does not do; those segments run on the host, the rest on the
-    device, and the logits stay identical."""
+    that accumulate, which a bitstream without the K-tile accumulator (ktile=False, HW_UNITS bit 3
+    clear) does not do; those segments run on the host, the rest on the device, and the logits stay
+    identical (with the accumulator: tests/test_accel_resident.py)."""
     from dataclasses import replace
 
     from edgestream.artifact import read_artifact
@@ -97,7 +98,7 @@ def test_k_tiled_linears_run_on_the_host(tmp_path):
     art = read_artifact(edgestream.compile_model(tmp_path / "ck", tmp_path / "m.esa"))
     cfg = replace(rm.shell_config(), max_k=64)
     cid = int(cfg.config_id, 16)
-    dev = CpuDevice(config_id=cid)
+    dev = CpuDevice(config_id=cid, ktile=False)
     ex = AccelProgramExecutor(art, AccelDriver(dev, expected_config_id=cid), device_config=cfg)
     assert len(ex.host_segments) == art.config.num_layers and "K > 64" in ex.note
     cpu = CpuExecutor(art, get_kernel("numpy"))

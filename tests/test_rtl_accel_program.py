@@ -7,7 +7,8 @@ Geometries: the shipped one (es_regs_pkg, edgestream.regmap.SHELL_HW: G=5, T=1, 
 beta unit of Q float32 is four bus beats, through the shell's serializer and beta gearbox), G=5, T=4,
 Q=4 (RTL parameters T, Q and the matching CONFIG_ID: a unit is one bus beat, no converters), and the
 weight-port builds WP = 2 (Q = 32) and WP = 4 (Q = 64): striped weight regions over 2 / 4 read-only
-AXI ports sharing the DDR model with the shell's port."""
+AXI ports sharing the DDR model with the shell's port; and MAXK 256 with a 48-row K-tile accumulator
+(K-tiled linears on the device, bit-exact, and one of more rows than it holds stopping for the host)."""
 
 from __future__ import annotations
 
@@ -45,12 +46,24 @@ def geometry(T: int, Q: int, ports: int = 1) -> tuple[dict, dict]:
     return params, {"T": T, "Q": Q, "axi_ports": ports, "wbuf_kib": wbuf}
 
 
-GEOMETRIES = {"shipped": (LINEAR_ONLY, {}), "t4q4": geometry(4, 4), "p2": geometry(1, 32, 2), "p4": geometry(1, 64, 4)}
+def ktile_geometry(max_k: int = 256, krows: int = 48) -> tuple[dict, dict]:
+    """The shell with a small MAXK, so K = 2-3 x MAXK linears come as K tiles, and a small K-tile
+    accumulator (KROWS rows), so one of more rows stops for the host."""
+    cfg = replace(rm.shell_config(), max_k=max_k).validate("bench configuration")
+    return {**LINEAR_ONLY, "MAXK": max_k, "KROWS": krows, "CONFIG_ID": f"64'h{cfg.config_id}"}, {"max_k": max_k}
+
+
+GEOMETRIES = {"shipped": (LINEAR_ONLY, {}), "t4q4": geometry(4, 4), "p2": geometry(1, 32, 2), "p4": geometry(1, 64, 4),
+              "ktile": ktile_geometry()}
+# Icarus: the K-tile case at NTOK 6 only (two token tiles), no cycle comparison
+GEOMETRIES["ktile-short"] = (GEOMETRIES["ktile"][0], {**GEOMETRIES["ktile"][1], "short": 1})
 CASES = [("verilator", "shipped", "programs", 100), ("verilator", "shipped", "faults", 100),
          ("verilator", "shipped", "overhead", 100), ("verilator", "shipped", "smoke", 20),
          ("icarus", "shipped", "smoke", 10),
          ("verilator", "t4q4", "programs", 100), ("verilator", "t4q4", "faults", 100),
-         ("verilator", "p2", "programs", 100), ("verilator", "p2", "faults", 100), ("verilator", "p4", "smoke", 60)]
+         ("verilator", "p2", "programs", 100), ("verilator", "p2", "faults", 100), ("verilator", "p4", "smoke", 60),
+         ("verilator", "ktile", "ktile", 100), ("verilator", "shipped", "ktile_ref", 100),
+         ("icarus", "ktile-short", "ktile", 20)]
 
 
 @pytest.mark.parametrize(("sim", "geo", "testcase", "latency"),

@@ -6,10 +6,13 @@ same stops at host instructions, same memory layouts), computing each TLMM with 
 edgestream.tlmm on the codes read back from the weight image, and the instructions of the units behind
 the sequencer (docs/units.md: vector unit, attention over the INT8 KV cache in the KV region, argmax
 at OUTPUT) with edgestream.host.devices.cpu_units. `units` (HW_UNITS) says which units it has: an
-instruction of a unit it lacks, a SwiGLU ACT_MUL (es_vec does not have it) and a K-tiled linear stop
-the run with STATUS.HOST for the host to execute. It lets the driver run with no simulator or board,
-and is the executable statement of what the RTL must do. Timing is not modelled: runs finish at once,
-CYCLES = 0. (Sessions with --device cpu use the CPU executor directly.)
+instruction of a unit it lacks and a SwiGLU ACT_MUL (es_vec does not have it) stop the run with
+STATUS.HOST for the host to execute. K-tiled linears run as es_seq runs them with the engine's K-tile
+accumulator (HW_UNITS bit 3, `ktile`; docs/registers.md "K tiles"); one it cannot accumulate (more
+than KROWS rows, a tile not ending on a bus beat of the q rows), or every one with ktile=False, stops
+with STATUS.HOST at the linear's first LOAD_ACT (ERR FIELD on the linear-only shell). It lets the
+driver run with no simulator or board, and is the executable statement of what the RTL must do. Timing
+is not modelled: runs finish at once, CYCLES = 0. (Sessions with --device cpu use the CPU executor directly.)
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ BEAT = rm.DATA_BYTES
 VMAX, DMAX, SMAX = 8192, 256, 4096
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 class _HostStop(Exception):
     """A linear the sequencer does not run (K tiles): STATUS.HOST at the LOAD_ACT that starts it."""
 
@@ -42,11 +49,12 @@ class CpuDevice:
 
     def __init__(self, mem_bytes: int = 64 << 20, config_id: int | None = None, hw_config=None,
                  units: int | None = None, vec_swiglu: bool = False, vmax: int = VMAX, dmax: int = DMAX,
-                 smax: int = SMAX):
+                 smax: int = SMAX, ktile: bool = True):
         """hw_config: the HwConfig this model stands in for (the shipped shell's by default). units: the
         HW_UNITS bits (default: vector unit, attention unit when sim/es_attn_model.py is there, argmax;
         0 is the linear-only shell, where K tiles are ERR FIELD as before). vec_swiglu: the vector unit
-        runs SwiGLU (the RTL does not yet: the run stops with STATUS.HOST at it)."""
+        runs SwiGLU (the RTL does not yet: the run stops with STATUS.HOST at it). ktile: the engine
+        accumulates K tiles (the RTL's KROWS > 0: HW_UNITS bit 3); False models a bitstream without."""
         self.mem = bytearray(mem_bytes)
         self.regs = {off: 0 for off in rm.REG.values()}
         hw = rm.SHELL_HW if hw_config is None else hw_config.to_dict()
@@ -61,8 +69,10 @@ class CpuDevice:
                           rm.REG["HW_MAXK"]: hw["max_k"] | rm.DATA_BYTES << 16})
         if units is None:
             units = U_VEC | U_ARGMAX | (U_ATTN if attention_model() is not None else 0)
-        self.units, self.vec_swiglu = units, vec_swiglu
-        self.regs.update({rm.REG["HW_UNITS"]: units, rm.REG["HW_VEC"]: vmax | dmax << 16,
+        self.units, self.vec_swiglu = units & (U_VEC | U_ATTN | U_ARGMAX), vec_swiglu
+        self.krows = rm.KROWS if ktile else 0
+        self.regs.update({rm.REG["HW_UNITS"]: self.units | (rm.HW_KTILE if ktile else 0),
+                          rm.REG["HW_VEC"]: vmax | dmax << 16,
                           rm.REG["HW_SMAX"]: smax})
         self.unit = Units(self, Geometry(hw["G"], hw["T"], hw["Q"], hw["max_k"], hw["max_tok"]), vmax, dmax, smax)
         self._alloc = BumpAllocator(0x1000, mem_bytes - 0x1000, "cpu device memory")
@@ -150,8 +160,9 @@ class CpuDevice:
         self.nr, self.nb, self.ni = nr, nb, ni
         ntok = self.regs[rm.REG["NTOK"]]
         pos0 = self.regs[rm.REG["POS"]]
-        act = None  # (q buffer, klen, pc) of LOAD_ACT
+        act = None  # LOAD_ACT: (q buffer, klen, the linear's first LOAD_ACT, k0, first beat in a token's row)
         table = False
+        self.kt = None  # the K-tile accumulator holds a linear's tiles so far: (next k0, its beat, rows, sums)
 
         def fetch(pc):
             if pc >= ni:
@@ -189,10 +200,13 @@ class CpuDevice:
                 if a >= self.nb:
                     raise _Fault("RANGE", op)
                 if f[0] != 0:
-                    if self.units:
-                        raise _HostStop  # a later K tile: the host runs the linear
-                    raise _Fault("FIELD", op)
-                act = (a, f[1], self.pc)
+                    if self.kt is None or f[0] != self.kt[0]:
+                        if self.units:
+                            raise _HostStop  # a K tile that continues no kept one: the host runs the linear
+                        raise _Fault("FIELD", op)
+                    act = (a, f[1], act[2], f[0], self.kt[1])
+                else:
+                    act = (a, f[1], self.pc, 0, 0)
             elif op == pg.BUILD_TABLE:
                 if f[0] != hw["G"]:
                     raise _Fault("FIELD", op)
@@ -244,7 +258,7 @@ class CpuDevice:
         g, t_, q_, mt = hw["G"], hw["T"], hw["Q"], hw["max_tok"]
         op = pg.TLMM
         bs = bool(fl & pg.F_BITSERIAL)
-        if fl & pg.F_ACCUMULATE:
+        if fl & pg.F_ACCUMULATE and (self.kt is None or f[0] != self.kt[2]):
             self._k_tiles(act)
             raise _Fault("FIELD", op)
         woff, wbytes, kind, rbits, n, k, stripes = self._region(a)
@@ -284,13 +298,28 @@ class CpuDevice:
             members.append((dst, df[1], df[2], df[3]))
             col += df[1]
         self.op = pg.DEQUANT
+        spb = BEAT // 8
+        abt = -(-groups // spb)
+        k0, kb0 = act[3], act[4]
+        keep = False
         if not members and nxt is not None and nxt[0] == pg.LOAD_ACT:
-            self._k_tiles(act)  # the next K tile follows instead of the DEQUANTs
-        if not members or col != n:
+            # the next K tile follows instead of the DEQUANTs: the accumulator keeps this tile's sums
+            # when it holds the rows and the tile ends on a bus beat of the q rows
+            if not (self.krows and nxt[3][0] == k0 + klen and klen % (g * spb) == 0 and n <= self.krows):
+                self._k_tiles(act)
+                raise _Fault("FIELD", pg.TLMM)
+            keep = True
+        elif not members or col != n:
             raise _Fault("FIELD", pg.TLMM if not members else pg.DEQUANT)
-        abt = -(-groups // (BEAT // 8))
         unit = q_ * 4  # one row batch of one token: Q float32 (results, betas)
-        qa = self._map(act[0], pg.B_I8, klen, ntok * abt * BEAT)
+        # the q buffer: the last (or only) tile ends its rows, an earlier one lies inside them
+        qa, qw = self._map_q(act[0], k0 + klen, keep, ntok)
+        abt_w = _cdiv(_cdiv(qw, g), spb)
+        if keep:
+            part = self._tile_sums(fl, a, f, ntok, qa, abt_w, kb0, groups, klen, woff, wbytes, n, k, stripes, bs)
+            self.kt = (k0 + klen, kb0 + abt, n, part + self.kt[3] if fl & pg.F_ACCUMULATE else part)
+            self._count_tile(ntok, 0, abt, wbeats * wp)
+            return nxt
         sa = self._map(members[0][2], pg.B_SCALE, None, -(-ntok // 4) * BEAT)
         mem = []
         for dst, cols, _, breg in members:
@@ -302,24 +331,15 @@ class CpuDevice:
             if boff % BEAT or mrb * unit > bbytes or boff + mrb * unit > self.regs[rm.REG["WGT_SIZE"]]:
                 raise _Fault("RANGE", pg.DEQUANT)
             mem.append((da, mrb, self._r64("WGT_BASE_LO") + boff))
-        self.op = pg.TLMM
-        wa = self._r64("WGT_BASE_LO") + woff
-        # port p streams stripe p: bytes [16p, 16p+16) of every engine beat of Q*T code bytes
-        raw = np.stack([np.frombuffer(self.mem, np.uint8, wbeats * BEAT, wa + p * stride).reshape(wbeats, BEAT)
-                        for p in range(wp)], axis=1)
-        codes = raw.reshape(rb, planes, chunks, q_, t_)
-        codes = codes.transpose(1, 0, 3, 2, 4).reshape(planes, rb * q_, chunks * t_)[:, :n, :groups]
-        if not bs and codes.size and codes.max() >= 3**g:
-            raise _Fault("CODE")
+        part = self._tile_sums(fl, a, f, ntok, qa, abt_w, kb0, groups, klen, woff, wbytes, n, k, stripes, bs)
+        tiled = bool(fl & pg.F_ACCUMULATE)
+        total = part + self.kt[3] if tiled else part
+        self.kt = None
         s_all = np.frombuffer(self.mem, "<f4", ntok, sa)
-        qv_all = np.frombuffer(self.mem, np.int8, ntok * abt * BEAT, qa).reshape(ntok, abt * (BEAT // 8), 8)
         for j, t0 in enumerate(range(0, ntok, mt)):
             nt = min(mt, ntok - t0)
-            qv = qv_all[t0:t0 + nt, :groups, :g].reshape(nt, groups * g)[:, :k]
-            acc = tlmm_bitserial(qv, codes.astype(np.uint16) & ((1 << g) - 1), planes, g) if bs \
-                else tlmm_ternary(qv, codes[0], g)
             full = np.zeros((nt, rb * q_), np.int64)
-            full[:, :n] = acc
+            full[:, :n] = total[t0:t0 + nt]
             r0 = 0
             for da, mrb, ba in mem:
                 beta = np.frombuffer(self.mem, "<f4", mrb * q_, ba)
@@ -330,6 +350,58 @@ class CpuDevice:
                 self.regs[rm.REG["WR_BEATS"]] += mrb * nt * unit // BEAT
                 self.regs[rm.REG["RD_BEATS"]] += mrb * unit // BEAT
                 r0 += mrb
-            self.regs[rm.REG["RD_BEATS"]] += -(-nt // 4) + nt * abt + wbeats * wp
-            self.regs[rm.REG["WGT_BEATS"]] += wbeats * wp
+        self._count_tile(ntok, 1, abt, wbeats * wp)
+        if tiled:
+            # es_seq runs a K-tiled linear token tile by token tile, the linear's instructions (its first
+            # LOAD_ACT through this TLMM, and the members) once per token tile: counted each time
+            self.regs[rm.REG["INSTR_COUNT"]] += (-(-ntok // mt) - 1) * (self.pc - act[2])
         return nxt
+
+    def _count_tile(self, ntok: int, scales: int, abt: int, wbeats: int) -> None:
+        """Read beats of a TLMM's token tiles (scales, q rows, weights)."""
+        for t0 in range(0, ntok, self.hw["max_tok"]):
+            nt = min(self.hw["max_tok"], ntok - t0)
+            self.regs[rm.REG["RD_BEATS"]] += scales * -(-nt // 4) + nt * abt + wbeats
+            self.regs[rm.REG["WGT_BEATS"]] += wbeats
+
+    def _map_q(self, b: int, kend: int, keep: bool, ntok: int) -> tuple[int, int]:
+        """Address and width of LOAD_ACT's q buffer after its buffer-map checks (es_seq S_C3): its width is
+        the tile's end (a tile before the last: past it), at most 65535; NTOK whole rows fit."""
+        asz = self.regs[rm.REG["ACT_SIZE"]]
+        if b >= self.nb or BEAT * (b + 1) > asz:
+            raise _Fault("RANGE", self.op)
+        base = self._r64("ACT_BASE_LO")
+        off, cap, w, dt = struct.unpack_from("<IIIB", self.mem, base + BEAT * b)
+        self.regs[rm.REG["RD_BEATS"]] += 1
+        if dt != pg.B_I8 or w > 0xFFFF or (w <= kend if keep else w != kend):
+            raise _Fault("FIELD", self.op)
+        g, spb = self.hw["G"], BEAT // 8
+        if off % BEAT or off + cap > asz or ntok * _cdiv(_cdiv(w, g), spb) * BEAT > cap:
+            raise _Fault("RANGE", self.op)
+        return base + off, w
+
+    def _tile_sums(self, fl, a, f, ntok, qa, abt_w, boff, groups, klen, woff, wbytes, n, k, stripes, bs):
+        """int64 sums [ntok, n] of one K tile: columns boff*SPB*G.. of every token's q row times the region."""
+        hw = self.hw
+        g, t_, q_ = hw["G"], hw["T"], hw["Q"]
+        wp = hw["axi_ports"]
+        planes = f[2] if bs else 1
+        chunks, rb = -(-groups // t_), -(-n // q_)
+        wbeats = rb * planes * chunks
+        stride = (wbytes // wp) & ~(BEAT - 1)
+        self.op = pg.TLMM
+        wa = self._r64("WGT_BASE_LO") + woff
+        # port p streams stripe p: bytes [16p, 16p+16) of every engine beat of Q*T code bytes
+        raw = np.stack([np.frombuffer(self.mem, np.uint8, wbeats * BEAT, wa + p * stride).reshape(wbeats, BEAT)
+                        for p in range(wp)], axis=1)
+        codes = raw.reshape(rb, planes, chunks, q_, t_)
+        codes = codes.transpose(1, 0, 3, 2, 4).reshape(planes, rb * q_, chunks * t_)[:, :n, :groups]
+        if not bs and codes.size and codes.max() >= 3**g:
+            raise _Fault("CODE")
+        spb = BEAT // 8
+        qv_all = np.frombuffer(self.mem, np.int8, ntok * abt_w * BEAT, qa).reshape(ntok, abt_w * spb, 8)
+        g0 = boff * spb
+        qv = np.ascontiguousarray(qv_all[:, g0:g0 + groups, :g]).reshape(ntok, groups * g)[:, :klen]
+        acc = tlmm_bitserial(qv, codes.astype(np.uint16) & ((1 << g) - 1), planes, g) if bs \
+            else tlmm_ternary(qv, codes[0], g)
+        return np.asarray(acc, np.int64)

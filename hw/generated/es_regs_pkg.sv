@@ -16,6 +16,7 @@ package es_regs_pkg;
     localparam int ES_WFIFO = 256;
     localparam int ES_WPORTS = 1;
     localparam int ES_DATA_BYTES = 16;
+    localparam int ES_KROWS = 4096;
     // register byte offsets
     localparam logic [11:0] ES_REG_MAGIC = 12'h000;
     localparam logic [11:0] ES_REG_VERSION = 12'h004;

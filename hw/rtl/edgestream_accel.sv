@@ -39,7 +39,9 @@ module edgestream_accel #(
     parameter int VMAX = 8192,           // es_vec: longest row (floats, power of two)
     parameter int DMAX = 256,            // es_attn: longest head row (multiple of 16)
     parameter int SMAX = 4096,           // es_attn: longest context (power of two)
-    parameter int NQ = 4                 // es_attn: queries per key/value stream
+    parameter int NQ = 4,                // es_attn: queries per key/value stream
+    parameter int KROWS = es_regs_pkg::ES_KROWS  // rows of a K-tiled linear accumulated on chip (0: the host
+                                         // runs K-tiled linears); HW_UNITS bit 3
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -179,7 +181,7 @@ module edgestream_accel #(
     logic [2:0]  retire;
     logic [31:0] pos, argmax, vec_cycles, attn_cycles;
     logic        irq_en;
-    localparam logic [31:0] HW_UNITS = {29'd0, UNITS[2] && UNITS[0], UNITS[1], UNITS[0]};
+    localparam logic [31:0] HW_UNITS = {28'd0, KROWS > 0, UNITS[2] && UNITS[0], UNITS[1], UNITS[0]};
     localparam logic [31:0] HW_VEC = {16'(UNITS[1] ? DMAX : 0), 16'(UNITS[0] ? VMAX : 0)};
     localparam logic [31:0] HW_SMAX = UNITS[1] ? 32'(SMAX) : 32'd0;
 
@@ -455,7 +457,7 @@ module edgestream_accel #(
         .out_valid(e_act_valid), .out_ready(e_act_ready), .out_data(e_act_data)
     );
 
-    tlmm_engine #(.G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK)) u_engine (
+    tlmm_engine #(.G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .KROWS(KROWS)) u_engine (
         .clk, .rst_n(rst_n && !e_reset),
         .s_cmd_tvalid(e_cmd_valid), .s_cmd_tready(e_cmd_ready), .s_cmd_tdata(e_cmd_data),
         .s_act_tvalid(e_act_valid), .s_act_tready(e_act_ready), .s_act_tdata(e_act_data),
@@ -603,7 +605,7 @@ module edgestream_accel #(
     logic [15:0]  u_ntok;
     logic [7:0]   u_err_code;
     es_seq #(.CONFIG_ID(CONFIG_ID), .G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64), .WP(WP),
-             .UNITS(UNITS)) u_seq (
+             .UNITS(UNITS), .KROWS(KROWS)) u_seq (
         .clk, .rst_n, .start, .soft_reset,
         .prog_base, .prog_size, .pc_start(pc), .ntok_in(ntok), .pos_in(pos), .wgt_base, .wgt_size, .act_base,
         .act_size,

@@ -26,9 +26,17 @@
 //                the run works on one token (NTOK_eff = 1; POS unchanged). OUTPUT without F_ARGMAX is
 //                nothing to do when the argmax is built (the host reads the logits after END).
 //   END          STATUS.DONE;  an instruction no unit of this build runs (a unit absent, SwiGLU):
-//                STATUS.HOST at it. A K-tiled linear (LOAD_ACT k0 != 0, TLMM with F_ACCUMULATE, a TLMM
-//                followed by a LOAD_ACT instead of DEQUANTs): with units (UNITS != 0) STATUS.HOST with
-//                STOP_PC = the LOAD_ACT that started it (the host runs the linear), else ERR FIELD.
+//                STATUS.HOST at it.
+// K-tiled linears (K > MAXK: LOAD_ACT/BUILD_TABLE/TLMM per K tile, the DEQUANTs after the last; docs/
+// registers.md "K tiles"): a TLMM followed by the LOAD_ACT of the next tile (k0 = this k0 + klen) keeps
+// its sums in the engine's K-tile accumulator (KROWS rows x MAXTOK tokens), a TLMM with F_ACCUMULATE
+// adds them; the tile's activations are the columns k0.. of each token's row of the q buffer (k0 a
+// whole number of bus beats: every tile but the last has klen a multiple of G*SPB). The accumulator
+// holds one token tile, so a K-tiled linear runs token tile by token tile: after its last tile the
+// sequencer goes back to the linear's first LOAD_ACT for the next MAXTOK tokens. A K-tiled linear it
+// cannot run (KROWS = 0, more rows than KROWS, a tile not ending on a beat, tiles that do not follow on
+// in K) stops with STATUS.HOST at the linear's first LOAD_ACT when UNITS != 0 (the host runs it), else
+// ERR FIELD, as before.
 //   DEQUANT outside a TLMM or an unknown opcode: ERR OPCODE.
 // STOP_PC = the instruction the run stopped at; `retire` counts LOAD_ACT, BUILD_TABLE, TLMM and its
 // members (once the linear is done) for INSTR_COUNT.
@@ -52,6 +60,7 @@ module es_seq #(
     parameter int SPB = 2,            // activation group slots per bus beat
     parameter int LINE = 8,           // instructions per line fetch (power of two)
     parameter int WP = 1,             // weight ports: a TLMM region is WP stripes, one per port
+    parameter int KROWS = es_regs_pkg::ES_KROWS,   // rows of a K-tiled linear the engine accumulates (0: none)
     parameter logic [2:0] UNITS = 3'b000   // units behind it: bit 0 es_vec + es_row, 1 es_attn, 2 argmax
 ) (
     input  logic         clk,
@@ -137,7 +146,9 @@ module es_seq #(
     input  logic [31:0]  u_err_info,
     input  logic         u_idle,        // every unit and its masters idle
     // everything stops
+    /* verilator lint_off SYMRSVDWORD */   // 'abort' is a C library name, harmless as a port
     output logic         abort,
+    /* verilator lint_on SYMRSVDWORD */
     // status
     output logic         st_busy,
     output logic         st_done,
@@ -243,7 +254,8 @@ module es_seq #(
     logic [31:0] r_ptr [NM];
     logic [31:0] r_step [NM];
     logic [31:0] r_beats [NM];
-    logic [1:0]  a_i;
+    logic [4:0]  a_i;              // activation commands accepted: 0 the scales, then the q rows
+    logic [31:0] a_qcur;
     logic [2:0]  b_i, r_i;
     logic        sent_w, sent_e;
 
@@ -276,12 +288,35 @@ module es_seq #(
     localparam bit KHOST = UNITS != 3'b000;   // K-tiled linears stop for the host (else ERR FIELD)
     logic [31:0] load_pc;          // the LOAD_ACT of the current linear
     logic        nxt_load;         // the TLMM is followed by a LOAD_ACT (the next K tile), not DEQUANTs
+    logic [31:0] nxt_k0;           // that LOAD_ACT's k0
+    logic        kt_open;          // the engine's K-tile accumulator holds this linear's tiles so far
+    logic [31:0] kt_next;          // the k0 the next tile must start at
+    logic [15:0] kt_boff;          // its first beat in a token's row of the q buffer
+    logic [23:0] kt_rows;          // the linear's rows
+    logic [31:0] k0_cur;           // the current LOAD_ACT's k0
+    logic [15:0] boff;             // the current tile's first beat in a token's row
+    logic [15:0] tt;               // the token tile a K-tiled linear is on
+    logic        tl_acc;           // the current TLMM adds the accumulator (F_ACCUMULATE)
+    logic [2:0]  wt;               // S_MFETCH: cycles waited for the q buffer's geometry
+    logic [15:0] groups_w, abt_w;  // groups and beats of a token's whole row of the q buffer
+    logic [31:0] t_q;              // token tile tt's offset in the q buffer
+    logic [31:0] t_r [NM];         // and in each member's dst
     logic        u_last;           // the unit running is es_row with LAST_ROW
     wire         scan_dq = hit && e_op == es_regs_pkg::ES_OP_DEQUANT;
     wire         m_bad = (e_fl & 8'(es_regs_pkg::ES_F_PER_CHANNEL)) == 8'd0 || e_f0 != 32'(colsum)
                          || e_f0[LQ-1:0] != '0 || e_f1 == 32'd0 || 33'(colsum) + 33'(e_f1) > 33'(tl_rows)
                          || (nm != 3'd0 && e_f2 != s_idx_buf);
     wire         scan_end = sidx >= ni || (hit && (!scan_dq || nm == 3'(NM) || m_bad));
+    // K tiles: a TLMM with F_ACCUMULATE continues the open linear (same rows); a TLMM without members
+    // followed by the next tile's LOAD_ACT keeps its sums when the accumulator holds its rows and the
+    // tile ends on a bus beat of the q rows (klen a multiple of G*SPB)
+    wire         acc_ok = kt_open && e_f0 == 32'(kt_rows);
+    wire         k_al = 32'(groups) * 32'(G) == klen && (groups & 16'(SPB - 1)) == 16'd0;
+    wire         keep_ok = KROWS > 0 && nxt_load && nxt_k0 == k0_cur + klen && k_al && 32'(tl_rows) <= 32'(KROWS);
+    wire         keep = nm == 3'd0 && !pend && keep_ok;
+    wire  [32:0] kend = 33'(k0_cur) + 33'(klen);
+    // the q buffer's width: the last (or only) tile ends its row, an earlier one lies inside it
+    wire         q_w_bad = qm_w[31:16] != 16'd0 || (keep ? 33'(qm_w) <= kend : 33'(qm_w) != kend);
 
     // a buffer-map index that cannot be fetched (ERR RANGE)
     function automatic bad_map_idx(input [31:0] i, input [31:0] nbuf, input [31:0] asz);
@@ -345,13 +380,13 @@ module es_seq #(
                 end else if (hit) begin
                     if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
                         if (32'(e_a) >= nb) ck_code = es_regs_pkg::ES_ERR_RANGE;
-                        else if (e_f0 != 32'd0 && !KHOST) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                        else if (e_f0 != 32'd0 && !KHOST && !(kt_open && e_f0 == kt_next)) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     end else if (e_op == es_regs_pkg::ES_OP_BUILD_TABLE) begin
                         if (e_f0 != 32'(G)) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     end else if (e_op == es_regs_pkg::ES_OP_TLMM) begin
                         if (!have_load || !have_build)
                             ck_code = es_regs_pkg::ES_ERR_FIELD;
-                        else if ((e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0) begin
+                        else if ((e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0 && !acc_ok) begin
                             if (!KHOST) ck_code = es_regs_pkg::ES_ERR_FIELD;
                         end else if (bad_reg_idx(32'(e_a), nr, prog_size))
                             ck_code = es_regs_pkg::ES_ERR_RANGE;
@@ -376,12 +411,20 @@ module es_seq #(
                 end else if (bad_wregion(r_off, w_stride, wbytes, wgt_size)) begin
                     ck_code = es_regs_pkg::ES_ERR_RANGE;
                 end else if (nm == 3'd0 && !pend) begin
-                    if (!(KHOST && nxt_load)) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    if (!keep_ok) begin
+                        if (!(KHOST && nxt_load)) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    end else begin
+                        // a K tile before the last: its q buffer (as a member's map entries: DEQUANT)
+                        ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
+                        if (bad_map_idx(32'(q_idx), nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                        else if (qm_dt != es_regs_pkg::ES_B_I8 || q_w_bad) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                        else if (bad_map(qm_off, qm_cap, q_touch, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
+                    end
                 end else begin
                     ck_info = {24'd0, es_regs_pkg::ES_OP_DEQUANT};
                     if (pend || 32'(colsum) != 32'(tl_rows)) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     else if (bad_map_idx(32'(q_idx), nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
-                    else if (qm_dt != es_regs_pkg::ES_B_I8 || qm_w != klen) ck_code = es_regs_pkg::ES_ERR_FIELD;
+                    else if (qm_dt != es_regs_pkg::ES_B_I8 || q_w_bad) ck_code = es_regs_pkg::ES_ERR_FIELD;
                     else if (bad_map(qm_off, qm_cap, q_touch, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
                     else if (bad_map_idx(s_idx_buf, nb, act_size)) ck_code = es_regs_pkg::ES_ERR_RANGE;
                     else if (sm_dt != es_regs_pkg::ES_B_SCALE) ck_code = es_regs_pkg::ES_ERR_FIELD;
@@ -406,7 +449,7 @@ module es_seq #(
     // S_MFETCH items: 0 TLMM region, 1..nm member beta regions, nm+1 q map, nm+2 scale map, nm+3.. dst maps.
     // Items of one kind at consecutive indices (the compiler's usual TLMM region followed by its betas,
     // q and scale then the dst buffers) go out as one command.
-    wire [3:0] n_items = {nm, 1'b0} + 4'd3;
+    wire [3:0] n_items = nm == 3'd0 ? 4'd2 : {nm, 1'b0} + 4'd3;   // no members: no scale map (a K tile)
     logic        it_region, k_region, it_ok, k_ok, ci_region, ci_ok;
     logic [31:0] it_idx, k_idx, ci_idx;
     logic [3:0]  it_run, k;
@@ -480,13 +523,15 @@ module es_seq #(
     wire [31:0] nt = rem_tok > 32'(MT) ? 32'(MT) : rem_tok;   // tokens of this tile
     wire [31:0] sbeats = (nt + 32'd3) >> 2;
     wire last_tile = rem_tok <= 32'(MT);
+    wire per_tok = abt_w != abt;   // a K tile: a command per token (its columns of the token's row)
+    wire [4:0] a_end = 5'd1 + (per_tok ? 5'(nt) : 5'd1);
     assign dq_ntok = nt[7:0];
-    assign dq_sbeats = sbeats[7:0];
+    assign dq_sbeats = keep ? 8'd0 : sbeats[7:0];   // a tile that keeps its sums needs no scales
     assign u_clear = state == S_TILE;
     assign u_groups = groups;
-    assign a_cmd_valid = state == S_RUN && a_i != 2'd2;
-    assign a_cmd_addr = act_base + 40'(a_i == 2'd0 ? a_sptr : a_qptr);
-    assign a_cmd_beats = a_i == 2'd0 ? sbeats : q_beats;
+    assign a_cmd_valid = state == S_RUN && a_i != a_end;
+    assign a_cmd_addr = act_base + 40'(a_i == 5'd0 ? a_sptr : a_qcur);
+    assign a_cmd_beats = a_i == 5'd0 ? sbeats : per_tok ? 32'(abt) : q_beats;
     assign w_cmd_valid = state == S_RUN && !sent_w;
     assign w_cmd_addr = wgt_base + 40'(r_off[31:0]);
     assign w_cmd_beats = wbytes[35:4];
@@ -498,8 +543,8 @@ module es_seq #(
     assign r_cmd_addr = act_base + 40'(r_ptr[r_i[1:0]]);
     assign r_cmd_beats = r_beats[r_i[1:0]];
     assign e_cmd_valid = state == S_RUN && !sent_e;
-    assign e_cmd_data = {11'd0, tl_bs, tl_bs ? tl_bits : 4'd1, nt[7:0], tl_rows, klen[15:0]};
-    wire tile_issued = a_i == 2'd2 && b_i == nm && r_i == nm && sent_w && sent_e;
+    assign e_cmd_data = {9'd0, keep, tl_acc, tl_bs, tl_bs ? tl_bits : 4'd1, nt[7:0], tl_rows, klen[15:0]};
+    wire tile_issued = a_i == a_end && b_i == nm && r_i == nm && sent_w && sent_e;
 
     // ---------------- faults, status
     wire any_rd_err = p_err || a_err || w_err || b_err;
@@ -524,9 +569,15 @@ module es_seq #(
         abt <= 16'((32'(groups) + 32'(SPB - 1)) >> LS);
         rp <= 27'(rb) * 27'(planes);
         wbytes <= (64'(rp) * 64'(chunks)) << 4;
-        q_touch <= (64'(ntok[15:0]) * 64'(abt)) << 4;
+        // the q buffer's row (its width qm_w: klen, or all of K for a K tile), settled within the wait
+        // after the last map entry (S_MFETCH)
+        groups_w <= 16'(((64'(qm_w[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
+        abt_w <= 16'((32'(groups_w) + 32'(SPB - 1)) >> LS);
+        q_touch <= (64'(ntok[15:0]) * 64'(abt_w)) << 4;
         s_touch <= 64'(ntok4) << 4;
-        q_step <= (32'(abt) * 32'(MT)) << 4;
+        q_step <= (32'(abt_w) * 32'(MT)) << 4;
+        t_q <= 32'(tt) * q_step;
+        for (int i = 0; i < NM; i++) t_r[i] <= (32'(tt) * 32'(m_rb[i]) * 32'(MT)) << LU;
     end
 
     assign u_nregions = nr;
@@ -594,6 +645,8 @@ module es_seq #(
                     pos <= pos_in;
                     u_last <= 1'b0;
                     line_cnt <= '0;
+                    kt_open <= 1'b0;
+                    tt <= '0;
                     have_load <= 1'b0;
                     have_build <= 1'b0;
                     hk <= '0;
@@ -659,12 +712,14 @@ module es_seq #(
                         pbeat <= '0;
                         line_cnt <= '0;
                         state <= S_LINE;
-                    end else if (e_op == es_regs_pkg::ES_OP_LOAD_ACT && e_f0 != 32'd0) begin
-                        stop_host <= 1'b1;      // a later K tile (only reached with KHOST)
+                    end else if (e_op == es_regs_pkg::ES_OP_LOAD_ACT && e_f0 != 32'd0 && !(kt_open && e_f0 == kt_next)) begin
+                        stop_host <= 1'b1;      // a K tile that continues no kept one (only reached with KHOST)
                         retire <= 3'd1;         // counted, as the cpu model does
                         state <= S_STOP;
                     end else if (e_op == es_regs_pkg::ES_OP_LOAD_ACT) begin
-                        load_pc <= pc;
+                        if (e_f0 == 32'd0) load_pc <= pc;
+                        k0_cur <= e_f0;
+                        boff <= e_f0 == 32'd0 ? 16'd0 : kt_boff;
                         q_idx <= e_a;
                         klen <= e_f1;
                         have_load <= 1'b1;
@@ -674,14 +729,16 @@ module es_seq #(
                         have_build <= 1'b1;
                         pc <= pc + 32'd1;
                         retire <= 3'd1;
-                    end else if (e_op == es_regs_pkg::ES_OP_TLMM && (e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0) begin
-                        stop_host <= 1'b1;      // a K tile (only reached with KHOST): the host runs the linear
+                    end else if (e_op == es_regs_pkg::ES_OP_TLMM && (e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0
+                                 && !acc_ok) begin
+                        stop_host <= 1'b1;      // a K tile of no kept linear (only reached with KHOST): the host runs it
                         retire <= 3'd1;
                         pc <= load_pc;
                         state <= S_STOP;
                     end else if (e_op == es_regs_pkg::ES_OP_TLMM) begin
                         tl_a <= e_a;
                         tl_bs <= (e_fl & 8'(es_regs_pkg::ES_F_BITSERIAL)) != 8'd0;
+                        tl_acc <= (e_fl & 8'(es_regs_pkg::ES_F_ACCUMULATE)) != 8'd0;
                         tl_bits <= e_f2[3:0];
                         tl_rows <= e_f0[23:0];
                         nm <= '0;
@@ -729,6 +786,8 @@ module es_seq #(
                     if (scan_end) begin
                         pend <= sidx < ni && scan_dq;
                         nxt_load <= sidx < ni && hit && e_op == es_regs_pkg::ES_OP_LOAD_ACT;
+                        nxt_k0 <= e_f0;
+                        wt <= '0;
                         mk <= '0;
                         ci <= '0;
                         bi <= '0;
@@ -754,7 +813,9 @@ module es_seq #(
                     if (mk != n_items && !it_ok) mk <= mk + 4'd1;
                     else if (p_cmd_valid && p_cmd_ready) mk <= mk + it_run;
                     if (ci == n_items) begin
-                        state <= S_C3;
+                        // the q row's geometry (groups_w .. t_q: four register stages) settles
+                        wt <= wt + 3'd1;
+                        if (wt == 3'd4) state <= S_C3;
                     end else if (!ci_ok) begin
                         ci <= ci + 4'd1;
                     end else if (p_valid) begin
@@ -801,31 +862,39 @@ module es_seq #(
                 end
                 S_C3: begin
                     mi <= '0;
-                    if (nm == 3'd0 && !pend) begin
-                        // the next K tile follows (the checks let only this through): the host runs it
+                    if (nm == 3'd0 && !pend && !keep_ok) begin
+                        // the next K tile follows but the accumulator cannot take this linear (the checks
+                        // let only this through): the host runs it
                         stop_host <= 1'b1;
                         retire <= 3'd1;
                         pc <= load_pc;
                         state <= S_STOP;
+                    end else if (nm == 3'd0 && !pend) begin
+                        // a K tile that keeps its sums: token tile tt, no scales, no results
+                        rem_tok <= ntok - 32'(tt) * 32'(MT);
+                        a_qptr <= qm_off + t_q + (32'(boff) << 4);
+                        state <= S_TILE;
                     end else begin
                         state <= S_CM;
                     end
                 end
                 S_CM: begin
-                    r_ptr[mi[1:0]] <= dm_off[mi[1:0]];
+                    // from token tile tt on (0 unless a K-tiled linear is on a later token tile)
+                    r_ptr[mi[1:0]] <= dm_off[mi[1:0]] + t_r[mi[1:0]];
                     r_step[mi[1:0]] <= (32'(m_rb[mi[1:0]]) * 32'(MT)) << LU;
                     mi <= mi + 3'd1;
                     if (mi + 3'd1 == nm) begin
-                        rem_tok <= ntok;
-                        a_sptr <= sm_off;
-                        a_qptr <= qm_off;
+                        rem_tok <= ntok - 32'(tt) * 32'(MT);
+                        a_sptr <= sm_off + ((32'(tt) * 32'(MT)) << 2);
+                        a_qptr <= qm_off + t_q + (32'(boff) << 4);
                         state <= S_TILE;
                     end
                 end
                 S_TILE: begin
                     q_beats <= nt * 32'(abt);
                     for (int i = 0; i < NM; i++) r_beats[i] <= (32'(m_rb[i]) * nt) << LR;
-                    a_i <= '0;
+                    a_i <= keep ? 5'd1 : 5'd0;
+                    a_qcur <= a_qptr;
                     b_i <= '0;
                     r_i <= '0;
                     sent_w <= 1'b0;
@@ -833,7 +902,10 @@ module es_seq #(
                     state <= S_RUN;
                 end
                 S_RUN: begin
-                    if (a_cmd_valid && a_cmd_ready) a_i <= a_i + 2'd1;
+                    if (a_cmd_valid && a_cmd_ready) begin
+                        a_i <= a_i + 5'd1;
+                        if (a_i != 5'd0) a_qcur <= a_qcur + (32'(abt_w) << 4);
+                    end
                     if (b_cmd_valid && b_cmd_ready) b_i <= b_i + 3'd1;
                     if (r_cmd_valid && r_cmd_ready) r_i <= r_i + 3'd1;
                     if (w_cmd_valid && w_cmd_ready) sent_w <= 1'b1;
@@ -844,7 +916,29 @@ module es_seq #(
                             fail_code <= es_regs_pkg::ES_ERR_CODE;
                             fail_info <= '0;
                             fail_pc <= pc;
+                        end else if (keep) begin
+                            // the sums stay in the engine; the next tile's LOAD_ACT follows
+                            kt_open <= 1'b1;
+                            kt_next <= k0_cur + klen;
+                            kt_boff <= boff + abt;
+                            kt_rows <= tl_rows;
+                            pc <= pc + 32'd1;
+                            retire <= 3'd1;
+                            state <= S_EXEC;
+                        end else if (tl_acc) begin
+                            // the last K tile of token tile tt: the next token tile starts the linear again
+                            kt_open <= 1'b0;
+                            retire <= nm + 3'd1;
+                            if (last_tile) begin
+                                tt <= '0;
+                                pc <= pc + 32'(nm) + 32'd1;
+                            end else begin
+                                tt <= tt + 16'd1;
+                                pc <= load_pc;
+                            end
+                            state <= S_EXEC;
                         end else if (last_tile) begin
+                            kt_open <= 1'b0;
                             pc <= pc + 32'(nm) + 32'd1;
                             retire <= nm + 3'd1;
                             state <= S_EXEC;

@@ -14,8 +14,15 @@
 //           last row batch) produce results the host drops.
 //   Results: per row batch, per token one beat of Q INT32 accumulators (row rb*Q+q at
 //           [q*ACCW +: ACCW]), tuser = token, tlast on the command's last beat.
+//   K tiles (a linear with K > MAXK is several commands over the same N rows and tokens): the
+//           K-tile accumulator (KROWS rows x MAXTOK tokens of INT32, one word of Q sums per row
+//           batch and token, behind the result FIFO) adds the stored sums of the earlier tiles to
+//           a command's sums (cmd bit 53) and/or keeps them instead of sending them (bit 54), so
+//           only the last tile's results leave the engine: the integer sum over all of K, exactly
+//           (two's-complement addition is associative, so tiling changes no bit).
 // Command word (s_cmd_tdata, fixed layout): [15:0] K, [39:16] N, [47:40] ntok (1..MAXTOK),
-//   [51:48] weight bits (bit-serial, 2..8), [52] bit-serial (0: ternary G-index codes).
+//   [51:48] weight bits (bit-serial, 2..8), [52] bit-serial (0: ternary G-index codes),
+//   [53] add the K-tile accumulator, [54] keep the sums in it (no results); N <= KROWS with 53/54.
 // Every boundary is valid/ready; the lookup pipeline never stalls internally: an op that completes
 // a result is only issued while the result FIFO has a free slot reserved for it.
 module tlmm_engine #(
@@ -28,6 +35,7 @@ module tlmm_engine #(
     parameter int MAXTOK = 8,
     parameter int TABLE_BINARY = 0,   // 1: bit-serial-only engine with 2**G-entry tables
     parameter int OFIFO_DEPTH = 16,   // power of two
+    parameter int KROWS = 0,          // rows of a K-tiled command the accumulator holds (0: none; the shell: ES_KROWS)
     // derived: do not override
     parameter int P = (TABLE_BINARY != 0) ? 2 ** G : (3 ** G + 1) / 2,   // stored entries per table
     parameter int TW = AW + $clog2(G),
@@ -38,7 +46,9 @@ module tlmm_engine #(
     parameter int DEPTH = MAXTOK * CH,
     parameter int AD = (DEPTH > 1) ? $clog2(DEPTH) : 1,
     parameter int CW = (CH > 1) ? $clog2(CH) : 1,
-    parameter int BW = (T > 1) ? $clog2(T) : 1
+    parameter int BW = (T > 1) ? $clog2(T) : 1,
+    parameter int KD = ((KROWS > 0 ? KROWS : 1) + Q - 1) / Q * MAXTOK,   // accumulator words
+    parameter int KAD = (KD > 1) ? $clog2(KD) : 1
 ) (
     input  logic              clk,
     input  logic              rst_n,
@@ -227,17 +237,74 @@ module tlmm_engine #(
         else end_pipe <= {end_pipe[1:0], s1_valid && s1_end};
     end
 
-    // ---------------- result FIFO
-    logic         f_in_ready;
+    // ---------------- result FIFO (with each result the command's K-tile mode: add, keep)
+    logic         f_in_ready, f_valid, f_last, f_add, f_keep, f_pop;
     logic [FAW:0] f_count;
-    tlmm_fifo #(.W(Q*ACCW + TIW + 1), .DEPTH(OFIFO_DEPTH)) u_ofifo (
+    logic [TIW-1:0] f_tok;
+    logic [Q*ACCW-1:0] f_data;
+    logic         cfg_kadd, cfg_keep;
+    tlmm_fifo #(.W(Q*ACCW + TIW + 3), .DEPTH(OFIFO_DEPTH)) u_ofifo (
         .clk, .rst_n,
-        .in_valid(l_valid), .in_ready(f_in_ready), .in_data({end_pipe[2], l_tok, l_acc}),
-        .out_valid(m_res_tvalid), .out_ready(m_res_tready), .out_data({m_res_tlast, m_res_tuser, m_res_tdata}),
+        .in_valid(l_valid), .in_ready(f_in_ready), .in_data({cfg_kadd, cfg_keep, end_pipe[2], l_tok, l_acc}),
+        .out_valid(f_valid), .out_ready(f_pop), .out_data({f_add, f_keep, f_last, f_tok, f_data}),
         .count(f_count)
     );
 
-    wire res_fire = m_res_tvalid && m_res_tready;
+    // ---------------- K-tile accumulator: word (row batch, token) at rb*MAXTOK + token. The FIFO head's
+    // word is read (registered), the next cycle it is added (f_add) and either written back (f_keep) or
+    // registered as the result; one result per two cycles, below the dequantize stage's Q/4 per result
+    // (and one per chunk of lookups). Row batches are told apart by the token order (0..ntok-1 per row
+    // batch), so no command field is read after the command was accepted: back-to-back commands are safe.
+    logic            k_ok;         // the head's word was read last cycle
+    logic            k_first;      // the head is the first result of its command
+    logic [KAD-1:0]  k_base;       // rb*MAXTOK of the previous result
+    logic [Q*ACCW-1:0] k_rd, k_sum;
+    logic            o_valid, o_last;
+    logic [TIW-1:0]  o_tok;
+    logic [Q*ACCW-1:0] o_data;
+    wire [KAD-1:0] k_hbase = (f_tok == '0 && !k_first) ? k_base + KAD'(MAXTOK) : k_base;
+    wire [KAD-1:0] k_addr = k_hbase + KAD'(f_tok);
+    wire o_free = !o_valid || m_res_tready;
+    assign f_pop = f_valid && k_ok && (f_keep || o_free);
+    for (genvar q = 0; q < Q; q++) begin : g_kadd
+        assign k_sum[q*ACCW +: ACCW] = f_data[q*ACCW +: ACCW] + (f_add ? k_rd[q*ACCW +: ACCW] : '0);
+    end
+    if (KROWS > 0) begin : g_kacc
+        tlmm_table_mem #(.W(Q*ACCW), .DEPTH(KD)) u_kmem (
+            .clk,
+            .wr_en(f_pop && f_keep), .wr_addr(k_addr), .wr_data(k_sum),
+            .rd_en(1'b1), .rd_addr(k_addr), .rd_data(k_rd)
+        );
+    end else begin : g_nokacc
+        assign k_rd = '0;
+        wire unused_k = &{1'b0, k_addr};
+    end
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            k_ok <= 1'b0;
+            k_first <= 1'b1;
+            k_base <= '0;
+            o_valid <= 1'b0;
+        end else begin
+            k_ok <= f_valid && !f_pop;
+            if (f_pop) begin
+                k_first <= f_last;
+                k_base <= f_last ? '0 : k_hbase;
+            end
+            if (o_free) o_valid <= f_pop && !f_keep;
+        end
+        if (o_free && f_pop) begin
+            o_data <= k_sum;
+            o_tok <= f_tok;
+            o_last <= f_last;
+        end
+    end
+    assign m_res_tvalid = o_valid;
+    assign m_res_tdata = o_data;
+    assign m_res_tuser = o_tok;
+    assign m_res_tlast = o_last;
+
+    wire res_fire = f_pop;
 
     // ---------------- control
     always_ff @(posedge clk) begin
@@ -259,6 +326,8 @@ module tlmm_engine #(
                     cfg_ntok_m1 <= s_cmd_tdata[47:40] - 8'd1;
                     cfg_planes <= s_cmd_tdata[52] ? s_cmd_tdata[51:48] : 4'd1;
                     cfg_bitserial <= s_cmd_tdata[52];
+                    cfg_kadd <= s_cmd_tdata[53] && KROWS > 0;
+                    cfg_keep <= s_cmd_tdata[54] && KROWS > 0;
                     err_code <= 1'b0;
                     a_elem <= '0;
                     a_bank <= '0;
@@ -336,9 +405,9 @@ module tlmm_engine #(
         end
     end
 
-    assign busy = (phase != IDLE) || s0_valid || s1_valid || (pend != '0);
+    assign busy = (phase != IDLE) || s0_valid || s1_valid || (pend != '0) || o_valid;
 
-    // f_in_ready is guaranteed by the pend credits; f_count is for debug only; command bits 63:53
+    // f_in_ready is guaranteed by the pend credits; f_count is for debug only; command bits 63:55
     // are reserved; with T = 1 every chunk is one group and the group mask is constant
-    wire unused = &{1'b0, f_in_ready, f_count, a_tok, s_cmd_tdata[63:53], last_bank, s0_lastchunk};
+    wire unused = &{1'b0, f_in_ready, f_count, a_tok, s_cmd_tdata[63:55], last_bank, s0_lastchunk};
 endmodule
