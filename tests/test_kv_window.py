@@ -198,9 +198,10 @@ def test_window_semantics_by_hand(art_path):
 def test_sim_generation_past_the_window(art_path):
     """The RTL under Verilator (its attention unit keeps the cache in DDR; the host shifts the region
     between STARTs): the same tokens and the same cache bytes as the CPU executor, three windows in.
-    Small on purpose: a START of the tiny model is seconds of simulation."""
-    kw = {"max_new_tokens": 6, "kv_window": 3, "sinks": 1}  # 9 positions through 4 slots: 3 shifts
-    prompt = PROMPT[:4]
+    Small on purpose: a START of the tiny model is seconds of simulation (the shift itself adds none:
+    6 tokens took 105 s with a window, 103 s without, on a loaded 2-core machine)."""
+    kw = {"max_new_tokens": 4, "kv_window": 2, "sinks": 1}  # 6 positions through 3 slots: 3 shifts
+    prompt = PROMPT[:3]
     cpu = edgestream.load(art_path, device="cpu", kernel="numpy")
     want = list(cpu.generate(prompt, **kw))
     sess = edgestream.load(art_path, device="sim")
@@ -209,7 +210,7 @@ def test_sim_generation_past_the_window(art_path):
         got = list(sess.generate(prompt, **kw))
         assert got == want
         st = sess.stats.extra
-        assert st["kv_shifts"] == 3 and st["host_ops"] == 3 and st["device_starts"] == 6
+        assert st["kv_shifts"] == 3 and st["host_ops"] == 3 and st["device_starts"] == 4
         p, c = cpu.executor.pos, cpu.executor.cache
         assert sess.executor.pos == p
         (*dev, pos), _ = kvw.read_device_cache(sess.executor)
