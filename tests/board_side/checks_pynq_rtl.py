@@ -97,7 +97,7 @@ def test_selftest_over_the_rtl(board, rtl, tmp_path):
 def test_demo_model_over_the_rtl_bit_identical(board, rtl, demo_art, tmp_path):
     """edgestream.load(device='pynq') over the RTL: sampled tokens and the float32 logits of every step
     identical to the CPU executor's, the whole model on the device (one START per pass): the prefill
-    and one decode step (each pass of the model takes about ten seconds in simulation)."""
+    and one decode step (a pass of the model is 10-15 s of simulation on 2 loaded cores)."""
     md, bit = board
 
     def generate(sess):
