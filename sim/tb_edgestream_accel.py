@@ -679,3 +679,25 @@ async def ktile_cycles(tb: TB, kt: bool, ntoks: tuple[int, ...] = (1, 4)):
         tb.dut._log.info("cycles %s K = 640 x 35 rows, NTOK %d: %d (SEQ_CYCLES %d, WGT_BEATS %d)",
                          "K-tiled (3 tiles)" if kt else "single tile", ntok, await tb.rd("CYCLES_LO"),
                          await tb.rd("SEQ_CYCLES"), await tb.rd("WGT_BEATS"))
+
+
+@cocotb.test()
+async def ktile_measure(dut):
+    """Cycles of one ternary linear of bench config "K" x "N" rows (default 6912 x 64: the 2B4T down
+    projection's K) at NTOK 1 and 4: K tiles when K > the build's MAXK, else one tile. Not in the test
+    suite (benchmarks: run it on a MAXK 4096 and a MAXK 8192 build)."""
+    tb = await make_tb(dut)
+    k, n = int(bench_config().get("K", 6912)), int(bench_config().get("N", 64))
+    b = Build(4, seed=31)
+    q = b.act(k)
+    b.linear(q, "ternary", 2, [n])
+    end = b.op(pg.END)
+    await tb.load(b)
+    rng = np.random.default_rng(10)
+    for ntok in (1, 4):
+        data = tb.inputs(ntok, rng)
+        st = await tb.run(0, ntok, timeout=4_000_000)
+        await tb.expect_stop(st, "done", end)
+        tb.check(ntok, data)
+        dut._log.info("measure K = %d x %d rows, MAXK %d (%d tiles), NTOK %d: %d cycles, WGT_BEATS %d", k, n,
+                      CFG.max_k, len(k_tiles(CFG, k)), ntok, await tb.rd("CYCLES_LO"), await tb.rd("WGT_BEATS"))
