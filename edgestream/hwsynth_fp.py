@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import tempfile
-from functools import cache
 from pathlib import Path
 
 from edgestream.hwsynth import parse_stat
@@ -44,6 +45,21 @@ CONFIGS: dict[str, tuple[str, list[Path], dict[str, int]]] = {
 }
 
 _COMB = ("LUT", "CARRY", "MUXF")
+# distributed RAM and shift registers: their read (address -> data) is combinational, one LUT's delay;
+# the write side (data, enable, clock) is sequential
+_LUTMEM = ("RAM16", "RAM32", "RAM64", "RAM128", "RAM256", "RAM512", "SRL")
+
+
+def _comb_inputs(ctype: str, port: str) -> bool:
+    if ctype.startswith(_COMB):
+        return True
+    # read addresses: ADDRA.. (RAM32M/64M/32M16/64M8), A/A0.. and DPRA.. (RAMnnX1S/D), A/A0..A4 (SRL)
+    return ctype.startswith(_LUTMEM) and (port.startswith("ADDR") or port.startswith("DPRA")
+                                          or re.fullmatch(r"A\d*", port) is not None)
+
+
+def _is_comb(ctype: str) -> bool:
+    return ctype.startswith(_COMB) or ctype.startswith(_LUTMEM)
 
 
 def _param(v: int) -> str:
@@ -53,9 +69,10 @@ def _param(v: int) -> str:
 
 def _script(top: str, srcs: list[Path], params: dict[str, int], stat: Path, net: Path) -> str:
     chp = " ".join(f"-chparam {k} {_param(v)}" for k, v in params.items())
-    return (f"read_verilog -sv {' '.join(str(s) for s in srcs)}; hierarchy -top {top} {chp}; "
+    rel = os.path.relpath   # yowasp's sandbox has its own /tmp: paths relative to the working directory
+    return (f"read_verilog -sv {' '.join(rel(s) for s in srcs)}; hierarchy -top {top} {chp}; "
             f"synth_xilinx -family xcup -flatten -noiopad -noclkbuf -top {top}; "
-            f"tee -o {stat} stat -tech xilinx; write_json {net}")
+            f"tee -o {rel(stat)} stat -tech xilinx; write_json {rel(net)}")
 
 
 def _run(top: str, srcs: list[Path], params: dict[str, int]) -> tuple[str, dict]:
@@ -66,7 +83,7 @@ def _run(top: str, srcs: list[Path], params: dict[str, int]) -> tuple[str, dict]
     with tempfile.TemporaryDirectory(prefix="hwsynth_fp_", dir=scratch) as tmp:
         stat, net, log = Path(tmp) / "stat.txt", Path(tmp) / "net.json", Path(tmp) / "yosys.log"
         try:
-            rc = run_yosys(["-q", "-l", str(log), "-p", _script(top, srcs, params, stat, net)])
+            rc = run_yosys(["-q", "-l", os.path.relpath(log), "-p", _script(top, srcs, params, stat, net)])
         except Exception as e:        # a Yosys ERROR surfaces as a Wasm trap
             rc = f"trap: {type(e).__name__}"
         if rc != 0 or not stat.exists() or not net.exists():
@@ -76,13 +93,13 @@ def _run(top: str, srcs: list[Path], params: dict[str, int]) -> tuple[str, dict]
 
 
 def logic_depth(netlist: dict, top: str) -> dict:
-    """Longest combinational path between sequential elements, in LUTs, with the CARRY8 and MUXF
-    cells on the path that has the most LUTs."""
+    """Longest combinational path between sequential elements, in LUTs (a LUTRAM or SRL read counts as
+    one), with the CARRY8 and MUXF cells on the path that has the most LUTs."""
     mod = netlist["modules"][top]
     drivers: dict[int, str] = {}       # net bit -> combinational cell driving it
     cells = mod["cells"]
     for name, c in cells.items():
-        if not c["type"].startswith(_COMB):
+        if not _is_comb(c["type"]):
             continue
         for port, bits in c["connections"].items():
             if c["port_directions"].get(port) == "output":
@@ -97,27 +114,49 @@ def logic_depth(netlist: dict, top: str) -> dict:
                 if isinstance(b, int) and (b not in names or len(nn) < len(names[b])):
                     names[b] = f"{nn}[{i}]" if len(info["bits"]) > 1 else nn
 
-    @cache
-    def depth(name: str) -> tuple[tuple[int, int, int], tuple[str, ...]]:
-        c = cells[name]
-        best, path = (0, 0, 0), ()
-        for port, bits in c["connections"].items():
-            if c["port_directions"].get(port) != "input":
-                continue
-            for b in bits:
-                d = drivers.get(b) if isinstance(b, int) else None
-                if d is not None:
-                    dd, dp = depth(d)
-                    if dd > best:
-                        best, path = dd, dp + ((names[b],) if b in names else ())
-                elif isinstance(b, int) and not path and b in names:
-                    path = (names[b],)
-        t = c["type"]
-        lut, carry, mux = best
-        return (lut + t.startswith("LUT"), carry + t.startswith("CARRY"), mux + t.startswith("MUXF")), path
+    memo: dict[str, tuple[tuple[int, int, int], tuple[str, ...]]] = {}
 
-    sys.setrecursionlimit(max(10000, 4 * len(cells)))
-    worst, path = max((depth(n) for n in cells if cells[n]["type"].startswith(_COMB)), default=((0, 0, 0), ()))
+    def depth(name: str) -> tuple[tuple[int, int, int], tuple[str, ...]]:
+        # iterative post-order: a whole-shell netlist has paths deeper than Python's recursion allows
+        stack, open_ = [name], set()   # open_: cells whose inputs are being resolved (a loop stops there)
+        while stack:
+            n = stack[-1]
+            if n in memo:
+                stack.pop()
+                continue
+            c = cells[n]
+            pend = [d for port, bits in c["connections"].items()
+                    if c["port_directions"].get(port) == "input" and _comb_inputs(c["type"], port)
+                    for b in bits if isinstance(b, int) and (d := drivers.get(b)) is not None
+                    and d not in memo and d not in open_]
+            if pend and n not in open_:
+                open_.add(n)
+                stack.extend(pend)
+                continue
+            if pend:               # pushed again while open: a combinational loop, cut here
+                stack.pop()
+                continue
+            best, path = (0, 0, 0), ()
+            for port, bits in c["connections"].items():
+                if c["port_directions"].get(port) != "input" or not _comb_inputs(c["type"], port):
+                    continue
+                for b in bits:
+                    d = drivers.get(b) if isinstance(b, int) else None
+                    if d is not None and d in memo:
+                        dd, dp = memo[d]
+                        if dd > best:
+                            best, path = dd, dp + ((names[b],) if b in names else ())
+                    elif isinstance(b, int) and not path and b in names:
+                        path = (names[b],)
+            t = c["type"]
+            lut, carry, mux = best
+            memo[n] = ((lut + (t.startswith("LUT") or t.startswith(_LUTMEM)), carry + t.startswith("CARRY"),
+                        mux + t.startswith("MUXF")), path)
+            open_.discard(n)
+            stack.pop()
+        return memo[name]
+
+    worst, path = max((depth(n) for n in cells if _is_comb(cells[n]["type"])), default=((0, 0, 0), ()))
     return {"lut_levels": worst[0], "carry8_on_path": worst[1], "muxf_on_path": worst[2], "path": list(path)}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from edgestream.hwsynth import KV260, _run_yosys, parse_stat  # noqa: E402
+from edgestream.hwsynth import KV260, _rel, _run_yosys, parse_stat  # noqa: E402
 
 RTL = ROOT / "hw" / "rtl"
 PRIMS = ["es_fmul", "es_i2f", "es_fadd", "es_f2i", "es_fdiv", "es_exp2neg", "es_fcvt", "tlmm_fifo"]
@@ -26,7 +26,8 @@ UNIT = ["es_attn_dly", "es_attn_div", "es_attn_rowaddr", "es_attn_dot", "es_attn
 
 def synth(top: str) -> dict:
     gen = ROOT / "hw" / "generated"
-    srcs = " ".join(str(p) for p in [gen / "es_regs_pkg.sv", gen / "es_exp2_rom.sv"]
+    # relative paths: yowasp's sandbox has its own /tmp (edgestream.hwsynth._rel)
+    srcs = " ".join(_rel(p) for p in [gen / "es_regs_pkg.sv", gen / "es_exp2_rom.sv"]
                     + [RTL / f"{m}.sv" for m in PRIMS + UNIT])
     # the module's default parameters (DMAX 256, SMAX 4096, NQ 4): `hierarchy -chparam` on es_attn
     # trips a Yosys 0.70 assertion (a sub-module instantiated twice with the same parameters)
@@ -34,9 +35,10 @@ def synth(top: str) -> dict:
     script = (f"read_verilog -sv {srcs}; {setp}hierarchy -top {top} {chp}; "
               f"synth_xilinx -family xcup -uram -noiopad -noclkbuf -top {top}; "
               "tee -o {stat} stat -tech xilinx -top " + top + "; tee -a {stat} ltp -noff")
-    text = _run_yosys(script)
-    if text is None:
+    out = _run_yosys(script)
+    if out is None:
         raise RuntimeError("yosys produced no statistics")
+    text, _ = out   # (no netlist written: the depth here is ltp's)
     # not flattened (a flat synth_xilinx of the unit does not finish in 40 min here): the totals are
     # the "design hierarchy" section of `stat -top`, the depth the deepest module's longest path
     head, _, total = text.partition("design hierarchy")

@@ -13,7 +13,10 @@ module es_axi_wr #(
 ) (
     input  logic            clk,
     input  logic            rst_n,
+    // a C++ word: only a module linted or built as the top would name a model member after it
+    // verilator lint_off SYMRSVDWORD
     input  logic            abort,
+    // verilator lint_on SYMRSVDWORD
     input  logic            cmd_valid,
     output logic            cmd_ready,
     input  logic [AW-1:0]   cmd_addr,
