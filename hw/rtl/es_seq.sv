@@ -311,8 +311,9 @@ module es_seq #(
     // followed by the next tile's LOAD_ACT keeps its sums when the accumulator holds its rows and the
     // tile ends on a bus beat of the q rows (klen a multiple of G*SPB)
     wire         acc_ok = kt_open && e_f0 == 32'(kt_rows);
-    wire         k_al = 32'(groups) * 32'(G) == klen && (groups & 16'(SPB - 1)) == 16'd0;
-    wire         keep_ok = KROWS > 0 && nxt_load && nxt_k0 == k0_cur + klen && k_al && 32'(tl_rows) <= 32'(KROWS);
+    // (registered: its inputs hold from the member scan to the end of the TLMM, and S_C3 comes at least
+    // five cycles after the scan, so the compares stay off the stream-control paths)
+    logic        keep_ok;
     wire         keep = nm == 3'd0 && !pend && keep_ok;
     wire  [32:0] kend = 33'(k0_cur) + 33'(klen);
     // the q buffer's width: the last (or only) tile ends its row, an earlier one lies inside it
@@ -577,6 +578,8 @@ module es_seq #(
         s_touch <= 64'(ntok4) << 4;
         q_step <= (32'(abt_w) * 32'(MT)) << 4;
         t_q <= 32'(tt) * q_step;
+        keep_ok <= KROWS > 0 && nxt_load && nxt_k0 == k0_cur + klen && 32'(groups) * 32'(G) == klen
+                   && (groups & 16'(SPB - 1)) == 16'd0 && 32'(tl_rows) <= 32'(KROWS);
         for (int i = 0; i < NM; i++) t_r[i] <= (32'(tt) * 32'(m_rb[i]) * 32'(MT)) << LU;
     end
 
