@@ -13,7 +13,13 @@
 3. the tiny demo model end to end: cycles per token for prefill and decode, bus utilization, stall
    breakdown, and the wall time of one decode token on Verilator. Target: <= 10 s.
 
+4. (--layer-shape SHAPE) a model of that shape (edgestream/synth.py, packed BitNet) compiled for
+   --target: one decoder layer, a prefill tile and the LM head on Verilator, scaled by the layer count
+   (host/accel_bench.py bench_layer, what `edgestream bench --method layer` prints), against the
+   compiler's performance model for the same configuration.
+
 python benchmarks/bench_accel_sim.py [--latencies 0,100,200] [--ports 1,2,4] [--stream-latency 100] [--json]
+python benchmarks/bench_accel_sim.py --layer-shape bitnet-0.73b [--target kv260] [--context 128] [--json]
 """
 
 from __future__ import annotations
@@ -99,6 +105,43 @@ def demo_bench(art: Path, decode_tokens: int, latency: int) -> dict:
         sess.close()
 
 
+def layer_bench(shape: str, target: str, context: int, prompt_len: int) -> dict:
+    import edgestream
+    from edgestream.artifact import read_artifact
+    from edgestream.host.accel_bench import bench_layer, derive_layers, model_vs_measured
+    from edgestream.synth import make_checkpoint
+
+    with tempfile.TemporaryDirectory() as td:
+        t0 = time.perf_counter()
+        make_checkpoint(Path(td) / "ck", shape, seed=0, packed=True)
+        art = edgestream.compile_model(Path(td) / "ck", Path(td) / "m.esa", target=target)
+        man = read_artifact(art).manifest
+        one = derive_layers(art, Path(td) / "one.esa", 1)
+        t1 = time.perf_counter()
+        sess = edgestream.load(one, device="sim")
+        try:
+            rep = bench_layer(sess, context, prompt_len, man["model"]["num_layers"])
+        finally:
+            sess.close()
+    rep["perf_model"] = model_vs_measured(man, rep)
+    rep.update(shape=shape, target=target, hw_config=man["hw_config"], prepare_s=t1 - t0,
+               measure_s=time.perf_counter() - t1)
+    return rep
+
+
+def print_layer(rep: dict) -> None:
+    mod, err = rep["perf_model"]["model"], rep["perf_model"]["error"]
+    print(f"\n4. {rep['shape']} on {rep['target']} ({rep['hw_config_id']}), one layer measured x {rep['layers']}, "
+          f"context {rep['context']}, prompt {rep['prompt_len']}")
+    print(f"{'quantity':>24} {'measured':>12} {'model':>12} {'model err':>10}")
+    for k in ("decode_tok_s", "prefill_tok_s", "ttft_s", "cycles_per_decode_token"):
+        print(f"{k:>24} {rep[k]:>12,.3f} {mod[k]:>12,.3f} {err[k]:>+10.1%}")
+    print(f"{'decode_layer_cycles':>24} {rep['measured']['layer_decode']['cycles']:>12,} "
+          f"{mod['decode_layer_cycles']:>12,} {err['decode_layer_cycles']:>+10.1%}")
+    print(f"read-bus utilization {rep['read_bus_utilization']:.1%}; simulated in {rep['sim_wall_s']:.0f} s "
+          f"(measurement {rep['measure_s']:.0f} s with the Verilator build)")
+
+
 def print_streams(streams: list[dict]) -> None:
     print("\n1. decode weight streaming (one GEMV, ternary G=5 codes, P x 128-bit weight ports, 16-beat bursts)")
     print(f"{'P':>2} {'latency':>8} {'N x K':>12} {'cycles':>9} {'port util':>10} {'B/cycle':>8} {'DDR util':>9} "
@@ -118,8 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stream-latency", type=int, default=100, help="DDR read latency (cycles) of the streaming table")
     ap.add_argument("--ddr", default="kv260", help="memory model: a target's DDR, or 'ideal' (fixed latency)")
     ap.add_argument("--stream-only", action="store_true", help="only the weight-streaming table")
+    ap.add_argument("--layer-shape", default=None, help="only table 4, for this synth.py shape (bitnet-0.73b)")
+    ap.add_argument("--target", default="kv260", help="table 4: the board target to compile for")
+    ap.add_argument("--context", type=int, default=128, help="table 4: KV positions of the decode step")
+    ap.add_argument("--prompt-len", type=int, default=128, help="table 4: prompt length of ttft_s")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    if a.layer_shape:
+        rep = layer_bench(a.layer_shape, a.target, a.context, a.prompt_len)
+        if a.json:
+            print(json.dumps(rep, indent=1, default=float))
+        else:
+            print_layer(rep)
+        return 0
     lats = [int(x) for x in a.latencies.split(",")]
     import edgestream
     from edgestream.host.accel_bench import engine_cycles_only

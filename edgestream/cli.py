@@ -297,6 +297,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     import edgestream
     from edgestream.host.accel_bench import bench_session
 
+    if _bench_method(a) == "layer":
+        return _bench_layer(a)
     ids = _parse_ids(a.prompt_ids)
     sess = edgestream.load(a.artifact, device=a.device, **_device_options(a))
     try:
@@ -329,6 +331,61 @@ def cmd_bench(a: argparse.Namespace) -> int:
             f"{m['mean_abs_err_raw']:.1%} (max {m['max_abs_err_raw']:.1%}); engine-only model "
             f"{m['mean_abs_err_engine_only']:.1%}; with a residual {m['overhead_cycles']:+.0f} cycles per linear "
             f"and token tile {m['mean_abs_err_calibrated']:.1%}")
+    return 0
+
+
+def _bench_method(a: argparse.Namespace) -> str:
+    """auto: whole passes for small models; one layer, scaled, where a whole pass on the simulated RTL
+    would take hours (more than LAYER_BENCH_MIN_LAYERS layers)."""
+    if a.method != "auto":
+        return a.method
+    from edgestream.artifact import _json
+
+    man = _json(Path(a.artifact) / "manifest.json")
+    return "layer" if man.get("model", {}).get("num_layers", 0) > LAYER_BENCH_MIN_LAYERS else "full"
+
+
+LAYER_BENCH_MIN_LAYERS = 4
+
+
+def _bench_layer(a: argparse.Namespace) -> int:
+    import edgestream
+    from edgestream.artifact import read_artifact
+    from edgestream.host.accel_bench import bench_layer, derive_layers, model_vs_measured
+
+    if a.context < 1 or a.prompt_len < 1:
+        raise InputError(f"--context {a.context} / --prompt-len {a.prompt_len}: expected whole numbers >= 1")
+    man = read_artifact(a.artifact).manifest
+    with tempfile.TemporaryDirectory(prefix="es-bench-layer-") as td:
+        one = derive_layers(a.artifact, Path(td) / "one_layer.esa", 1)
+        sess = edgestream.load(one, device=a.device, **_device_options(a))
+        try:
+            rep = bench_layer(sess, a.context, a.prompt_len, man["model"]["num_layers"])
+        finally:
+            sess.close()
+    rep["artifact"] = str(a.artifact)
+    rep["perf_model"] = model_vs_measured(man, rep)
+    if a.json:
+        _print_json(rep)
+        return 0
+    from rich.table import Table
+
+    c = _console(stderr=False)
+    err = rep["perf_model"]["error"]
+    t = Table("quantity", "measured (scaled)", "perf model", "model error",
+              title=f"{a.device}: {a.artifact}, one layer measured, x {rep['layers']} layers")
+    mod = rep["perf_model"]["model"]
+    for k, fmt in (("decode_tok_s", "{:.2f}"), ("prefill_tok_s", "{:.2f}"), ("ttft_s", "{:.3f}"),
+                   ("cycles_per_decode_token", "{:,.0f}")):
+        t.add_row(k, fmt.format(rep[k]), fmt.format(mod[k]), f"{err[k]:+.1%}")
+    t.add_row("decode_layer_cycles", f"{rep['measured']['layer_decode']['cycles']:,}",
+              f"{mod['decode_layer_cycles']:,}", f"{err['decode_layer_cycles']:+.1%}")
+    c.print(t)
+    parts = rep["cycles_per_decode_token_by_part"]
+    c.print(f"context {rep['context']}, prompt {rep['prompt_len']}, {rep['clock_mhz']:g} MHz; decode cycles: "
+            f"embed {parts['embed']:,} + layers {parts['layers']:,} + head {parts['head']:,}; read-bus "
+            f"utilization {rep['read_bus_utilization']:.1%}; source {rep['source']}; simulated in "
+            f"{rep['sim_wall_s']:.0f} s")
     return 0
 
 
@@ -559,6 +616,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--latency", type=int, default=100, help="--device sim: DDR read latency in cycles")
     b.add_argument("--prompt-ids", default="1,2,3,4", help="prompt token ids (default 1,2,3,4)")
     b.add_argument("--decode-tokens", type=int, default=2, help="decode steps to measure (default 2)")
+    b.add_argument("--method", default="auto", choices=["auto", "full", "layer"],
+                   help="full: whole passes; layer: one decoder layer and the LM head measured, scaled by the "
+                        f"layer count (auto: layer for more than {LAYER_BENCH_MIN_LAYERS} layers)")
+    b.add_argument("--context", type=int, default=128, help="--method layer: KV positions of the decode step")
+    b.add_argument("--prompt-len", type=int, default=128, help="--method layer: prompt length of ttft_s")
     b.add_argument("--json", action="store_true")
     b.set_defaults(fn=cmd_bench, kernel=None)
 

@@ -133,3 +133,212 @@ def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: 
                   "cycles": r["counters"]["cycles"], "linears": r["linears"], "model": r["model"]}
                  for r in ex.log],
     }
+
+
+# ---------------------------------------------------------------- one layer, scaled (issue 13 item 6)
+def derive_layers(art, out, layers: int = 1):
+    """An artifact of the same model with only its first `layers` decoder layers (their own weights),
+    the final norm and the LM head, lowered for the artifact's own hardware configuration and target.
+    A whole 0.73B pass is ~24x the simulation of one layer; the layers are alike in shape, so one
+    stands for all of them (their cycles do not depend on the weight values)."""
+    import re
+    from dataclasses import replace
+
+    from edgestream.artifact import read_artifact, write_artifact
+    from edgestream.compiler.dse import HwConfig
+    from edgestream.compiler.lowering import hardware_writer
+    from edgestream.compiler.targets import load_target
+    from edgestream.errors import InputError
+    from edgestream.ir import Graph
+
+    a = read_artifact(art)
+    man, g = a.manifest, a.graph
+    m = g.config
+    if not man.get("hw_config"):
+        raise InputError(f"{art}: not compiled for a board (compile it with --target kv260 or another board)")
+    if not 1 <= layers <= m.num_layers:
+        raise InputError(f"{art}: cannot keep {layers} of its {m.num_layers} layers")
+    if m.arch == "graph":
+        raise InputError(f"{art}: a general graph has no decoder layers to measure one by one")
+    cfg = HwConfig(**man["hw_config"]).validate()
+    tgt = load_target(man.get("target") or "kv260")
+    layer_of = re.compile(r"^L(\d+)\.")
+    tensor_of = re.compile(r"^model\.layers\.(\d+)\.")
+
+    def dropped(name: str, pat) -> bool:
+        hit = pat.match(name)
+        return hit is not None and int(hit.group(1)) >= layers
+
+    last, keep_last = f"L{m.num_layers - 1}.out", f"L{layers - 1}.out"
+    nodes = []
+    for n in g.nodes:
+        if any(dropped(o, layer_of) for o in n.outputs):
+            continue
+        nodes.append(replace(n, inputs=[keep_last if i == last else i for i in n.inputs]))
+    tensors = {k: t for k, t in g.tensors.items() if not dropped(k, tensor_of)}
+    sub = Graph(replace(m, num_layers=layers), nodes, tensors, g.inputs, g.outputs, g.meta)
+    extra = {"target": man.get("target"), "source": f"{art} (first {layers} of {m.num_layers} layers)"}
+    if man.get("tokenizer") is not None:
+        extra["tokenizer"] = man["tokenizer"]
+    return write_artifact(sub, out, a.tokenizer_path, extra, writers=[hardware_writer(sub, tgt, cfg)])
+
+
+_PARTS = ("cycles", "vec_cycles", "attn_cycles", "rd_beats", "wgt_beats", "stall_wgt", "seq_cycles")
+
+
+class _Stepper:
+    """STARTs of a resident program's instruction ranges: an END written over the instruction at `stop`
+    (in the device's copy of program.bin) ends the run there, so the counters of one START are those
+    of the instructions [pc, stop) alone."""
+
+    def __init__(self, ex):
+        from edgestream.host.accel_executor import pack_ids
+
+        self.ex, self.drv, self.pack_ids = ex, ex.driver, pack_ids
+        self.prog = self.drv.prog
+        self.blob = self.prog.encode()
+        self.ins0 = self.prog.instr_offset
+
+    def _put(self, pc: int, end: bool) -> None:
+        from dataclasses import replace
+
+        from edgestream import program as pg
+
+        lo = self.ins0 + pc * pg.INSTR_BYTES
+        if end:
+            p = replace(self.prog, instrs=[pg.Instr(pg.END) if i == pc else x for i, x in enumerate(self.prog.instrs)])
+            raw = p.encode()[lo:lo + pg.INSTR_BYTES]
+        else:
+            raw = self.blob[lo:lo + pg.INSTR_BYTES]
+        self.drv.dev.write_mem(self.drv.prog_base + lo, raw)
+
+    def run(self, pc: int, stop: int | None, ntok: int, pos: int) -> dict[str, int]:
+        from edgestream import regmap as rm
+
+        n_ins = len(self.prog.instrs)
+        if stop is not None and stop < n_ins - 1:
+            self._put(stop, True)
+        try:
+            self.drv.write_buffer(0, self.pack_ids(np.arange(1, ntok + 1) % self.ex.cfg.vocab_size))
+            c = self.drv.run(pc, ntok, pos, self.ex._beats(pc, ntok), counters=True)
+        finally:
+            if stop is not None and stop < n_ins - 1:
+                self._put(stop, False)
+        if not c["status"] & rm.STATUS_DONE:
+            raise DeviceError(f"instructions {pc}..{stop}: the device stopped for the host at {c['stop_pc']} "
+                              f"(the layer measurement needs a bitstream that runs the whole layer: its units and, "
+                              f"for K > MAXK, the K-tile accumulator)")
+        return {k: int(c[k]) for k in _PARTS}
+
+
+def _sub(a: dict, b: dict) -> dict:
+    return {k: a[k] - b[k] for k in a}
+
+
+def bench_layer(sess, context: int = 128, prompt_len: int = 128, layers: int | None = None) -> dict:
+    """A session on the one-layer artifact (derive_layers): the counters of the embedding, of the
+    layer (a decode step at position `context`, and a prefill tile of max_tok tokens) and of the final
+    norm + LM head, each one START; scaled to `layers` decoder layers:
+    per-token cycles = embed + layers x layer + head."""
+    from edgestream import program as pg
+    from edgestream.host.accel_executor import AccelProgramExecutor
+
+    ex = sess.executor
+    if not isinstance(ex, AccelProgramExecutor):
+        raise DeviceError("bench needs an accelerator device (--device sim or pynq)")
+    m = ex.cfg
+    cfg = _hw_config(sess)
+    L = layers or m.num_layers
+    instrs = ex.prog.instrs
+    last_row = next(i for i, x in enumerate(instrs) if x.op == pg.LAST_ROW)
+    first_layer = 1  # EMBED is instruction 0 (compiler/lowering.py)
+    if instrs[0].op != pg.EMBED:
+        raise DeviceError("program.bin does not start with EMBED: not a decoder program")
+    tile = cfg.max_tok
+    ex.reset(max(context + 1, prompt_len))
+    st = _Stepper(ex)
+    t0 = time.perf_counter()
+    # the KV cache is not filled token by token: the decode step reads `context` positions of the KV
+    # region as they are (the attention unit's time depends on the number of positions, not on their
+    # values; tests/test_bench_layer.py checks this against a real prefill)
+    emb1 = st.run(0, first_layer, 1, context)
+    dec = _sub(st.run(0, last_row, 1, context), emb1)
+    # a prefill tile at the mean start of the prompt's tiles: attention is linear in the position
+    pre_pos = max(0, (prompt_len - tile) // 2)
+    emb_t = st.run(0, first_layer, tile, pre_pos)
+    pre = _sub(st.run(0, last_row, tile, pre_pos), emb_t)
+    head = st.run(last_row, None, 1, context)
+    wall = time.perf_counter() - t0
+
+    f = cfg.clock_mhz * 1e6
+    per_tok = {k: emb1[k] + L * dec[k] + head[k] for k in _PARTS}
+    cyc = per_tok["cycles"]
+    passes = -(-prompt_len // ex.run_tokens)  # the LM head runs once per forward pass (its last row)
+    pre_cycles = prompt_len / tile * (emb_t["cycles"] + L * pre["cycles"]) + passes * head["cycles"]
+    ttft = pre_cycles / f
+    return {
+        "source": "rtl-simulation",
+        "device": sess.device,
+        "hw_config_id": cfg.config_id,
+        "clock_mhz": cfg.clock_mhz,
+        "ddr_latency_cycles": getattr(sess.accel_device, "latency", None),
+        "layers": L,
+        "context": context,
+        "prompt_len": prompt_len,
+        "prefill_tile_tokens": tile,
+        "decode_tok_s": f / cyc,
+        "prefill_tok_s": prompt_len / ttft,
+        "ttft_s": ttft,
+        "cycles_per_decode_token": cyc,
+        "cycles_per_decode_token_by_part": {"embed": emb1["cycles"], "layers": L * dec["cycles"],
+                                            "head": head["cycles"]},
+        # every weight port and the shared read port move one beat per cycle at most
+        "read_bus_utilization": per_tok["rd_beats"] / (cyc * cfg.axi_ports),
+        "weight_port_utilization": per_tok["wgt_beats"] / (cyc * cfg.axi_ports),
+        "read_bytes_per_decode_token": per_tok["rd_beats"] * BEAT,
+        "prefill_cycles": pre_cycles,
+        "measured": {"embed_decode": emb1, "layer_decode": dec, "embed_prefill_tile": emb_t,
+                     "layer_prefill_tile": pre, "head": head,
+                     "positions": {"decode": context, "prefill_tile_start": pre_pos}},
+        "scaled": {"decode": f"embed + {L} x layer_decode + head",
+                   "prefill": f"{prompt_len}/{tile} x (embed_prefill_tile + {L} x layer_prefill_tile) "
+                              f"+ {passes} x head (one per pass of {ex.run_tokens} tokens)",
+                   "kv_cache": f"not written: the decode step reads {context} positions of the KV region as "
+                               f"they are (attention time depends on their number only)"},
+        "sim_wall_s": wall,
+    }
+
+
+def _hw_config(sess):
+    from edgestream.compiler.dse import HwConfig
+
+    hc = sess.artifact.manifest.get("hw_config")
+    if not hc:
+        raise DeviceError("bench of one layer needs an artifact compiled for a board (--target kv260 ...)")
+    return HwConfig(**hc).validate()
+
+
+def model_vs_measured(art_manifest: dict, rep: dict) -> dict:
+    """compiler/perfmodel.py's prediction of the same model, configuration, context and prompt, and its
+    error against the measured (scaled) figures: (model - measured) / measured."""
+    from edgestream.compiler import perfmodel
+    from edgestream.compiler.dse import HwConfig
+    from edgestream.compiler.targets import load_target
+    from edgestream.ir import ModelConfig
+
+    m = ModelConfig.from_dict(art_manifest["model"])
+    cfg = HwConfig(**art_manifest["hw_config"]).validate()
+    tgt = load_target(art_manifest.get("target") or "kv260")
+    if rep.get("ddr_latency_cycles") is not None:  # the model at the read latency the simulation ran
+        from dataclasses import replace
+
+        tgt = replace(tgt, read_latency_ns=rep["ddr_latency_cycles"] * 1e3 / cfg.clock_mhz)
+    wkind, wbits = art_manifest.get("hw_weight_kind", ["ternary", 2])
+    p = perfmodel.predict(m, cfg, tgt, wkind, wbits, context=rep["context"], prompt=rep["prompt_len"])
+    f = cfg.clock_mhz * 1e6
+    mod = {"decode_tok_s": p["decode_tok_s"], "prefill_tok_s": p["prefill_tok_s"], "ttft_s": p["ttft_s"],
+           "cycles_per_decode_token": f / p["decode_tok_s"], "decode_layer_cycles": p["decode_layer_cycles"]}
+    meas = {k: rep[k] for k in ("decode_tok_s", "prefill_tok_s", "ttft_s", "cycles_per_decode_token")}
+    meas["decode_layer_cycles"] = rep["measured"]["layer_decode"]["cycles"]
+    return {"source": "compiler.perfmodel.predict", "model": mod,
+            "error": {k: (mod[k] - meas[k]) / meas[k] for k in meas}}
