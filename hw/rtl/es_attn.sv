@@ -35,7 +35,10 @@ module es_attn #(
 ) (
     input  logic         clk,
     input  logic         rst_n,
+    // a C++ word: only a module linted or built as the top would name a model member after it
+    // verilator lint_off SYMRSVDWORD
     input  logic         abort,
+    // verilator lint_on SYMRSVDWORD
     input  logic         go,
     input  logic [255:0] instr,
     input  logic [39:0]  prog_base,

@@ -24,8 +24,6 @@ module es_attn_vacc #(
     input  logic [LNQ-1:0]     o_lane,
     output logic [16*AW-1:0]   o_data
 );
-    logic [16*AW-1:0] acc [NQ][DBMAX];
-
     // ---- stage 1: products (16-bit unsigned weight x int8)
     logic           v1, f1;
     logic [LDB-1:0] a1;
@@ -41,18 +39,24 @@ module es_attn_vacc #(
         end
     end
 
-    // ---- stage 2: read, add, write
-    always_ff @(posedge clk) begin
-        if (v1) begin
-            for (int n = 0; n < NQ; n++) begin
+    // ---- stage 2: read, add, write. One memory per lane (one write port each: a single array
+    // written by every lane in a loop is NQ write ports, which no RAM primitive has, so synthesis
+    // built it from 37k flip-flops); DBMAX words deep, it maps to distributed RAM (LUTRAM) with
+    // asynchronous reads at a1 (the read-add-write) and o_addr (the output port).
+    logic [16*AW-1:0] lane_o [NQ];
+    for (genvar n = 0; n < NQ; n++) begin : g_lane
+        (* ram_style = "distributed" *) logic [16*AW-1:0] acc [DBMAX];
+        always_ff @(posedge clk) begin
+            if (v1) begin
                 logic [16*AW-1:0] w;
-                w = acc[n][a1];
+                w = acc[a1];
                 for (int i = 0; i < 16; i++)
                     w[AW*i +: AW] = (f1 ? AW'(0) : w[AW*i +: AW]) + AW'(p1[n][i]);
-                acc[n][a1] <= w;
+                acc[a1] <= w;
             end
         end
+        assign lane_o[n] = acc[o_addr];
     end
 
-    assign o_data = acc[o_lane][o_addr];
+    assign o_data = lane_o[o_lane];
 endmodule

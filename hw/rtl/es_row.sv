@@ -26,7 +26,10 @@ module es_row #(
 ) (
     input  logic         clk,
     input  logic         rst_n,
+    // a C++ word: only a module linted or built as the top would name a model member after it
+    // verilator lint_off SYMRSVDWORD
     input  logic         abort,
+    // verilator lint_on SYMRSVDWORD
     input  logic         go,
     input  logic [255:0] instr,
     input  logic [31:0]  n_buffers,
