@@ -205,6 +205,8 @@ class AccelDriver:
     def __init__(self, device, expected_config_id: int | None = None, timeout_s: float = 1e-3,
                  geo: Geometry = Geometry()):
         self.dev, self.geo, self.timeout_s = device, geo, timeout_s
+        # a run's deadline: timeout_s plus this much device time per bus beat it may move (4 cycles)
+        self.beat_slack_s = 4 / CLOCK_HZ
         self.expected_config_id = rm.shell_config_id() if expected_config_id is None else expected_config_id
         self.prog: pg.Program | None = None
         self.prog_base = self.wgt_base = self.wgt_size = 0
@@ -315,7 +317,7 @@ class AccelDriver:
         self.dev.write_reg(rm.REG["NTOK"], ntok)
         self.dev.write_reg(rm.REG["POS"], pos)
         self.dev.write_reg(rm.REG["PC"], pc)
-        return self.start_and_wait(self.timeout_s + 4 * beats / CLOCK_HZ, counters)
+        return self.start_and_wait(self.timeout_s + self.beat_slack_s * beats, counters)
 
     def _ensure_arena(self, data_bytes: int) -> None:
         need = self.map_bytes + data_bytes
@@ -354,7 +356,7 @@ class AccelDriver:
                 self.dev.write_mem(self.act_base + off, data)
         self.dev.write_reg(rm.REG["NTOK"], ntok)
         self.dev.write_reg(rm.REG["PC"], pc)
-        stop = self.start_and_wait(self.timeout_s + 4 * self._beats(pc, end, ntok) / CLOCK_HZ)["stop_pc"]
+        stop = self.start_and_wait(self.timeout_s + self.beat_slack_s * self._beats(pc, end, ntok))["stop_pc"]
         if stop != end:
             want = pg.OPNAMES.get(prog.instrs[end].op, "?") if end < len(prog.instrs) else "end"
             raise DeviceError(f"{self.dev.name}: the accelerator stopped at instruction {stop}, the host expected "
