@@ -207,14 +207,16 @@ def synthesize(config: str = "shipped", package: Path | None = None, units: int 
                                   "engine": eng, "seconds": round(secs)})
 
 
-def analyse(outdir: Path, log_text: str, meta: dict) -> dict:
+def analyse(outdir: Path, log_text: str, meta: dict, totals=summarize_cells) -> dict:
+    """The per-instance table, totals (`totals` of the flattened top's cell counts), logic depth and
+    memory mapping of a run's hier.json/flat.json (a whole run, or one part of run_parts)."""
     hier = json.loads((outdir / "hier.json").read_text())
     top, per_inst, per_kind = breakdown(hier)
     del hier
     flat = json.loads((outdir / "flat.json").read_text())
     ftop = next(m for m, v in flat["modules"].items() if _is_top(v))
     depth = logic_depth(flat, ftop)
-    total = summarize_cells({t: n for t, n in _count(flat["modules"][ftop]).items()})
+    total = totals(_count(flat["modules"][ftop]))
     del flat
     return {**meta, "top": top, "total": total, **depth, "instances": per_inst, "modules": per_kind,
             "memories": memories(log_text)}
@@ -307,16 +309,7 @@ def part_script(srcs: list[str], part: dict, outdir: Path) -> str:
 
 
 def analyse_part(outdir: Path, name: str) -> dict:
-    log = (outdir / "yosys.log").read_text(errors="replace")
-    hier = json.loads((outdir / "hier.json").read_text())
-    top, per_inst, per_kind = breakdown(hier)
-    del hier
-    flat = json.loads((outdir / "flat.json").read_text())
-    ftop = next(m for m, v in flat["modules"].items() if _is_top(v))
-    depth = logic_depth(flat, ftop)
-    total = _res(_count(flat["modules"][ftop]))
-    return {"part": name, "top": top, "total": total, **depth, "instances": per_inst, "modules": per_kind,
-            "memories": memories(log)}
+    return analyse(outdir, (outdir / "yosys.log").read_text(errors="replace"), {"part": name}, totals=_res)
 
 
 def run_parts(pkg: Path, units: int, outdir: Path, srcs_of=None, jobs: int = 4, eng: str = "pyosys",
