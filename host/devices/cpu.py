@@ -239,14 +239,20 @@ class CpuDevice:
             "<QQBBHIIIII8x", self._prog(pg.HEADER_BYTES + i * pg.REGION_BYTES, pg.REGION_BYTES))
         return o, nbytes, kind, bits, n, k, max(1, stripes)
 
-    def _map(self, b: int, dtype: int, width: int | None, need: int) -> int:
-        """Address of buffer b after the buffer-map checks."""
+    def _map_entry(self, b: int) -> tuple[int, int, int, int, int, int]:
+        """Buffer b's map entry (base, offset, capacity, width, dtype, ACT_SIZE), fetched as the RTL does
+        (one read beat) after its index checks."""
         asz = self.regs[rm.REG["ACT_SIZE"]]
         if b >= self.nb or BEAT * (b + 1) > asz:
             raise _Fault("RANGE", self.op)
         base = self._r64("ACT_BASE_LO")
         off, cap, w, dt = struct.unpack_from("<IIIB", self.mem, base + BEAT * b)
         self.regs[rm.REG["RD_BEATS"]] += 1
+        return base, off, cap, w, dt, asz
+
+    def _map(self, b: int, dtype: int, width: int | None, need: int) -> int:
+        """Address of buffer b after the buffer-map checks."""
+        base, off, cap, w, dt, asz = self._map_entry(b)
         if dt != dtype or (width is not None and w != width):
             raise _Fault("FIELD", self.op)
         if off % BEAT or off + cap > asz or need > cap:
@@ -367,12 +373,7 @@ class CpuDevice:
     def _map_q(self, b: int, kend: int, keep: bool, ntok: int) -> tuple[int, int]:
         """Address and width of LOAD_ACT's q buffer after its buffer-map checks (es_seq S_C3): its width is
         the tile's end (a tile before the last: past it), at most 65535; NTOK whole rows fit."""
-        asz = self.regs[rm.REG["ACT_SIZE"]]
-        if b >= self.nb or BEAT * (b + 1) > asz:
-            raise _Fault("RANGE", self.op)
-        base = self._r64("ACT_BASE_LO")
-        off, cap, w, dt = struct.unpack_from("<IIIB", self.mem, base + BEAT * b)
-        self.regs[rm.REG["RD_BEATS"]] += 1
+        base, off, cap, w, dt, asz = self._map_entry(b)
         if dt != pg.B_I8 or w > 0xFFFF or (w <= kend if keep else w != kend):
             raise _Fault("FIELD", self.op)
         g, spb = self.hw["G"], BEAT // 8
