@@ -133,11 +133,11 @@ def pack_region(kq, dk, vq, dv, pos) -> bytes:
 
 
 def read_device_cache(ex):
-    """The device's KV region as arrays (unpack_region), with its slot count."""
+    """The device's KV region as arrays (unpack_region), with its address KV_BASE."""
     c = ex.cfg
     base, size, slots = _region(ex)
     raw = ex.driver.dev.read_mem(base, size)
-    return unpack_region(raw, c.num_layers, c.num_kv_heads, c.head_dim, slots), slots
+    return unpack_region(raw, c.num_layers, c.num_kv_heads, c.head_dim, slots), base
 
 
 def shift(ex, win: KVWindow) -> int:
@@ -151,11 +151,10 @@ def shift(ex, win: KVWindow) -> int:
     # the attention unit's region in device memory: the host reads it, shifts it with the same function
     # and writes it back before the next START (the unit writes the position word of every key it
     # stores, the slot = its RoPE position: the shift keeps that true)
-    (kq, dk, vq, dv, pos), _ = read_device_cache(ex)
+    (kq, dk, vq, dv, pos), base = read_device_cache(ex)
     kq, vq = kq.copy(), vq.copy()
     new = shift_kv(kq, dk, vq, dv, ex.pos, win.sinks, n, cos, sin)
     pos[..., :new] = np.arange(new, dtype=np.uint32)
-    base, _, _ = _region(ex)
     ex.driver.dev.write_mem(base, pack_region(kq, dk, vq, dv, pos))
     ex.pos = new
     return 1
