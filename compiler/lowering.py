@@ -6,8 +6,10 @@ Weight regions are in the order tlmm_engine.sv consumes them: for row batch rb (
 plane b (integer weights; one plane for ternary), for chunk c (T groups of G): one beat of Q*T codes,
 lane q*T + t = code of row rb*Q + q, group c*T + t, each code in a CB-bit little-endian slot
 (`gindex`, for G = 5 exactly the 1.6 bpw base-3 byte), or the beat's Q*T*G trits packed 5 per byte
-(`base3`, 1.6 bpw for any G). Dense integer regions (`int8`) hold rows rb*Q..rb*Q+Q-1 of the K tile
-(padded to whole chunks) one after another. Rows are padded to a multiple of Q and groups to a
+(`base3`, 1.6 bpw for any G). Dense integer regions (`int8`, R_INT_DENSE) are beats of Q*T int8 weights
+in G column planes instead of bit planes: for row batch rb, for column i (0..G-1), for chunk c: lane
+q*T + t = w[rb*Q + q][G*(c*T + t) + i] (tlmm_engine.sv's dense mode multiplies it by x_i of its
+group). Rows are padded to a multiple of Q and groups to a
 multiple of T with the all-zero pattern. Every TLMM region starts on a 4 KiB boundary (an AXI burst
 never crosses one) and is padded to a whole number of bursts.
 
@@ -29,7 +31,6 @@ import numpy as np
 
 from edgestream import program as pg
 from edgestream.errors import CompileError, DeviceError
-from edgestream.formats.intweights import pack_int, unpack_int
 from edgestream.formats.ternary import pack_base3, pack_codes, pack_gindex, unpack_base3, unpack_codes
 from edgestream.ir import Graph
 from edgestream.tlmm import bit_planes
@@ -38,17 +39,24 @@ ALIGN = 4096
 DATA_ALIGN = 64
 
 
-def beat_bytes(cfg, kind: str) -> int | None:
-    """Bytes of one engine beat of a beat-ordered region, None for row-ordered (dense integer) regions."""
+def beat_bytes(cfg, kind: str) -> int:
+    """Bytes of one engine beat of a TLMM region (dense integer: one int8 slot per lane)."""
     if kind == "ternary":
         return cfg.beat_bytes_base3 if cfg.tern_encoding == "base3" and cfg.G != 5 else cfg.beat_bytes_codes
-    return None if cfg.int_encoding == "int8" else cfg.beat_bytes_codes
+    return cfg.lanes if cfg.int_encoding == "int8" else cfg.beat_bytes_codes
+
+
+def dense_planes(cfg, kind: str, bits: int) -> int:
+    """Beats per chunk and row batch: 1 ternary, `bits` bit planes, or G column planes (int-dense)."""
+    if kind == "ternary":
+        return 1
+    return cfg.G if cfg.int_encoding == "int8" else bits
 
 
 def weight_stripes(cfg, kind: str) -> int:
     """Stripes of a TLMM region: axi_ports when every port gets whole port beats of each engine beat."""
     bb, port = beat_bytes(cfg, kind), cfg.axi_width_bits // 8
-    return cfg.axi_ports if cfg.axi_ports > 1 and bb is not None and bb % (cfg.axi_ports * port) == 0 else 1
+    return cfg.axi_ports if cfg.axi_ports > 1 and bb % (cfg.axi_ports * port) == 0 else 1
 
 
 def region_layout(cfg, n: int, klen: int, kind: str, bits: int) -> dict[str, int]:
@@ -56,10 +64,9 @@ def region_layout(cfg, n: int, klen: int, kind: str, bits: int) -> dict[str, int
     groups = math.ceil(klen / cfg.G)
     chunks = math.ceil(groups / cfg.T)
     rbs = math.ceil(n / cfg.Q)
-    planes = 1 if kind == "ternary" else bits
+    planes = dense_planes(cfg, kind, bits)
     beats = rbs * planes * chunks
-    bb = beat_bytes(cfg, kind)
-    raw = rbs * cfg.Q * math.ceil(chunks * cfg.T * cfg.G * bits / 8) if bb is None else beats * bb
+    raw = beats * beat_bytes(cfg, kind)
     burst = cfg.axi_burst_beats * cfg.axi_width_bits // 8
     stripes = weight_stripes(cfg, kind)
     stripe = math.ceil(raw // stripes / burst) * burst  # each stripe padded to whole bursts
@@ -117,6 +124,24 @@ def _beats_from_codes(codes: np.ndarray, rows_p: int, groups_p: int, q: int, t: 
     return np.ascontiguousarray(a.transpose(1, 0, 3, 2, 4)).reshape(-1, q * t)
 
 
+def dense_beats(w: np.ndarray, q: int, t: int, g: int) -> np.ndarray:
+    """int8 weights [n, klen] -> the int-dense beats [row batches * G * chunks, Q*T] int8 (module
+    docstring), padding rows and columns 0."""
+    n, klen = w.shape
+    chunks = math.ceil(math.ceil(klen / g) / t)
+    rbs = math.ceil(n / q)
+    out = np.zeros((rbs, g, chunks, q, t), np.int8)
+    # row-batch blocks of ~4096 rows: the padded copy of a large LM head never exists whole
+    step = max(1, 4096 // q)
+    for b0 in range(0, rbs, step):
+        b1 = min(rbs, b0 + step)
+        full = np.zeros(((b1 - b0) * q, chunks * t * g), np.int8)
+        part = w[b0 * q : b1 * q]
+        full[: part.shape[0], :klen] = part
+        out[b0:b1] = full.reshape(b1 - b0, q, chunks, t, g).transpose(0, 4, 2, 1, 3)
+    return out.reshape(-1, q * t)
+
+
 def _slots(beats: np.ndarray, cb: int) -> np.ndarray:
     if cb == 8:
         return beats.astype(np.uint8)
@@ -137,14 +162,10 @@ def pack_region(cfg, w: np.ndarray, kind: str, bits: int) -> bytes | bytearray:
         codes = pack_gindex(w, cfg.G)[None]
         return _slots(_beats_from_codes(codes, rows_p, groups_p, cfg.Q, cfg.T, (3**cfg.G - 1) // 2), cfg.CB).tobytes()
     if cfg.int_encoding == "int8":
-        # row blocks: the padded copy of a large LM head never exists whole
-        out = bytearray()
-        for r0 in range(0, rows_p, 4096):
-            full = np.zeros((min(4096, rows_p - r0), lay["cols_padded"]), np.int8)
-            part = w[r0 : r0 + 4096]
-            full[: part.shape[0], :klen] = part
-            out += memoryview(np.ascontiguousarray(pack_int(full, bits))).cast("B")
-        return out
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        if w.size and (int(w.min()) < lo or int(w.max()) > hi):
+            raise CompileError(f"int-dense region: weights outside INT{bits} [{lo}, {hi}]")
+        return dense_beats(w, cfg.Q, cfg.T, cfg.G).tobytes()
     planes = bit_planes(w, bits, cfg.G)
     return _slots(_beats_from_codes(planes, rows_p, groups_p, cfg.Q, cfg.T, 0), cfg.CB).tobytes()
 
@@ -174,9 +195,7 @@ def unpack_region(cfg_g: int, t: int, q: int, cb: int, reg: pg.Region, raw: np.n
         tr = tr.reshape(rbs, chunks, q, t, cfg_g).transpose(0, 2, 1, 3, 4).reshape(rows_p, groups_p * cfg_g)
         return pack_gindex(tr[:n, : groups * cfg_g], cfg_g)[None]
     if reg.kind == pg.R_INT_DENSE:
-        w = unpack_int(raw[: rows_p * math.ceil(groups_p * cfg_g * bits / 8)].reshape(rows_p, -1), bits,
-                       groups_p * cfg_g)
-        return bit_planes(w[:n, :klen], bits, cfg_g)
+        return bit_planes(unpack_dense(cfg_g, t, q, reg, raw), bits, cfg_g)
     planes = 1 if reg.kind == pg.R_TERN_GINDEX else bits
     nbeats = rbs * planes * chunks
     per = math.ceil(q * t * cb / 8)
@@ -184,6 +203,17 @@ def unpack_region(cfg_g: int, t: int, q: int, cb: int, reg: pg.Region, raw: np.n
     codes = b.astype(np.uint16) if cb == 8 else unpack_codes(b, cb, q * t).astype(np.uint16)
     a = codes.reshape(rbs, planes, chunks, q, t).transpose(1, 0, 3, 2, 4).reshape(planes, rows_p, groups_p)
     return np.ascontiguousarray(a[:, :n, :groups])
+
+
+def unpack_dense(cfg_g: int, t: int, q: int, reg: pg.Region, raw: np.ndarray) -> np.ndarray:
+    """An int-dense region's bytes (striped or not) -> its int8 weights [n, k]."""
+    groups = math.ceil(reg.k / cfg_g)
+    chunks = math.ceil(groups / t)
+    rbs = math.ceil(reg.n / q)
+    nb = rbs * cfg_g * chunks * q * t
+    b = unstripe(raw, reg, q * t)[:nb].view(np.int8)
+    w = b.reshape(rbs, cfg_g, chunks, q, t).transpose(0, 3, 2, 4, 1).reshape(rbs * q, chunks * t * cfg_g)
+    return np.ascontiguousarray(w[: reg.n, : reg.k])
 
 
 # ---------------------------------------------------------------- program

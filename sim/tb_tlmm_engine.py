@@ -7,7 +7,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 from tb_common import bench_config, cycle_pause, high, random_pause, start_clock_and_reset
-from tlmm_engine_model import EngineConfig, Job, bitserial_job, check_results, ternary_job
+from tlmm_engine_model import EngineConfig, Job, bitserial_job, check_results, dense_job, ternary_job
 
 
 class TB:
@@ -99,6 +99,33 @@ def bitserial_cases(cfg: EngineConfig, seed: int) -> list[Job]:
     return jobs
 
 
+def dense_cases(cfg: EngineConfig, seed: int) -> list[Job]:
+    """Dense int8 weights (INT_DENSE): random, and the extremes (-128 x -128 is the largest product,
+    2**14, every one of K of them in a row: the accumulator's bound); K not a multiple of G nor of G*T,
+    padding rows, several row batches, a GEMM tile of MAXTOK tokens."""
+    rng = rng_for(seed)
+    G, T, Q, MK, MT = cfg.G, cfg.T, cfg.Q, cfg.MAXK, cfg.MAXTOK
+    k_odd = MK - (G // 2 + 1) if MK % G == 0 else MK - 1
+
+    def rw(n, k):
+        return rng.integers(-128, 128, size=(n, k)).astype(np.int8)
+
+    jobs = [
+        dense_job(cfg, rand_q(rng, 1, k_odd), rw(3 * Q + 1, k_odd), rng),     # GEMV, 4 row batches
+        dense_job(cfg, rand_q(rng, MT, MK), rw(2 * Q - 1, MK), rng),          # GEMM tile, padding row
+        dense_job(cfg, rand_q(rng, 1, 1), rw(1, 1), rng),                    # K = 1, N = 1
+        dense_job(cfg, rand_q(rng, MT, G * T + 1), rw(Q + 1, G * T + 1), rng),  # one group in the last chunk
+    ]
+    for a in (-128, 127):
+        q = np.full((MT, MK), a, np.int8)
+        for wv in (-128, 127):
+            jobs.append(dense_job(cfg, q, np.full((Q + 1, MK), wv, np.int8), rng))
+    q = np.where(np.arange(k_odd) % 2, -128, 127).astype(np.int8)[None].repeat(MT, 0)
+    w = np.where(np.arange(k_odd) % 3 == 0, -128, 127).astype(np.int8)[None].repeat(2 * Q, 0)
+    jobs.append(dense_job(cfg, q, w, rng))
+    return jobs
+
+
 @cocotb.test()
 async def test_ternary(dut):
     """Ternary GEMV/GEMM, random and extremes, back to back at full rate."""
@@ -120,6 +147,18 @@ async def test_bitserial(dut):
 
 
 @cocotb.test()
+async def test_dense(dut):
+    """Dense int8 weights (INT_DENSE engines): random and extremes, back to back at full rate."""
+    tb = TB(dut)
+    await tb.reset()
+    if not tb.cfg.INT_DENSE:
+        return
+    for job in dense_cases(tb.cfg, 6):
+        await tb.run(job)
+        assert not high(dut.err_code), "a dense beat raised err_code (its slots are weights, not codes)"
+
+
+@cocotb.test()
 async def test_stalls(dut):
     """Idle input cycles and result backpressure, commands queued back to back."""
     tb = TB(dut)
@@ -130,6 +169,11 @@ async def test_stalls(dut):
         jobs = bitserial_cases(tb.cfg, 3)[:2]
     else:
         jobs = cases(tb.cfg, 3)[:3] + bitserial_cases(tb.cfg, 4)[:1]
+    if tb.cfg.INT_DENSE:
+        # dense commands queued right behind ternary / bit-serial ones and between each other: the mode
+        # travels with each beat, not with the command register
+        d = dense_cases(tb.cfg, 7)
+        jobs = [jobs[0], d[0], jobs[1], d[1], d[4], jobs[3], d[2]]
     for job in jobs:
         await tb.submit(job)
     for job in jobs:

@@ -24,6 +24,7 @@ class EngineConfig:
     MAXTOK: int = 4
     TABLE_BINARY: int = 0
     OFIFO_DEPTH: int = 16
+    INT_DENSE: int = 0
 
     @property
     def CB(self) -> int:   # code slot width
@@ -31,11 +32,15 @@ class EngineConfig:
 
     def params(self) -> dict:
         return dict(G=self.G, T=self.T, Q=self.Q, AW=self.AW, ACCW=self.ACCW, MAXK=self.MAXK,
-                    MAXTOK=self.MAXTOK, TABLE_BINARY=self.TABLE_BINARY, OFIFO_DEPTH=self.OFIFO_DEPTH)
+                    MAXTOK=self.MAXTOK, TABLE_BINARY=self.TABLE_BINARY, OFIFO_DEPTH=self.OFIFO_DEPTH,
+                    **({"INT_DENSE": 1} if self.INT_DENSE else {}))
 
 
-def command_word(k: int, n: int, ntok: int, bitserial: bool = False, bits: int = 8) -> int:
-    return k | (n << 16) | (ntok << 40) | ((bits if bitserial else 0) << 48) | (int(bitserial) << 52)
+def command_word(k: int, n: int, ntok: int, bitserial: bool = False, bits: int = 8, dense: bool = False) -> int:
+    """dense: es_seq's word for an int-dense region (bit-serial flag and bits as the TLMM instruction has
+    them, bit 55 set)."""
+    return (k | (n << 16) | (ntok << 40) | ((bits if bitserial else 0) << 48) | (int(bitserial) << 52)
+            | (int(dense) << 55))
 
 
 @dataclass
@@ -118,6 +123,27 @@ def bitserial_job(cfg: EngineConfig, q: np.ndarray, w: np.ndarray, bits: int, rn
     return Job(command_word(k, n, q.shape[0], True, bits), _act_beats(cfg, q, rng),
                _w_beats(cfg, planes, 0, rng, 2**cfg.G), expected, n, q.shape[0],
                n * planes.shape[2] * bits * q.shape[0], n * k * bits * q.shape[0])
+
+
+def dense_job(cfg: EngineConfig, q: np.ndarray, w: np.ndarray, rng: np.random.Generator, bits: int = 8) -> Job:
+    """q int8 [ntok, K], w int8 [N, K]: the int-dense beats exactly as the compiler packs an R_INT_DENSE
+    region (edgestream.compiler.lowering.dense_beats), with random bytes in the padding slots (padding
+    rows and the columns past K: the engine must ignore them)."""
+    from edgestream.compiler.lowering import dense_beats
+
+    q = np.atleast_2d(q).astype(np.int8)
+    w = np.asarray(w, np.int8)
+    n, k = w.shape
+    expected = dense_matmul(q, w)
+    ng = -(-k // cfg.G)
+    nch, nrb = -(-ng // cfg.T), -(-n // cfg.Q)
+    # garbage where the packer writes padding zeros (rows >= N, columns >= K): the geometry is the same
+    full = rng.integers(-128, 128, size=(nrb * cfg.Q, nch * cfg.T * cfg.G)).astype(np.int8)
+    full[:n, :k] = w
+    beats = dense_beats(full, cfg.Q, cfg.T, cfg.G)                  # [nbeats, Q*T] int8
+    words = [int.from_bytes(b.astype(np.uint8).tobytes(), "little") for b in beats]
+    return Job(command_word(k, n, q.shape[0], True, bits, dense=True), _act_beats(cfg, q, rng), words, expected,
+               n, q.shape[0], n * ng * cfg.G * q.shape[0], n * k * q.shape[0])
 
 
 def check_results(cfg: EngineConfig, job: Job, words: list[int], tokens: list[int]) -> None:

@@ -5,6 +5,7 @@ every weight encoding; the binary formats round-trip; mismatched configurations 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -22,11 +23,13 @@ from edgestream.compiler.lowering import (
     SV_NAME,
     check_config_id,
     pack_region,
+    region_image,
     region_kind,
     region_layout,
+    unpack_dense,
     unpack_region,
 )
-from edgestream.errors import DeviceError, InputError
+from edgestream.errors import CompileError, DeviceError, InputError
 from edgestream.formats.ternary import pack_gindex
 from edgestream.host.executor import CpuExecutor
 from edgestream.host.program_executor import ProgramExecutor
@@ -139,6 +142,35 @@ def test_region_roundtrip_and_lookup(n, k, g, t, q, enc, ienc, bits, seed):
 
     acc = pe._tlmm(build_ternary_tables(x, g), codes, kind == "int", bits)
     np.testing.assert_array_equal(acc, dense_matmul(x, w))
+
+
+@pytest.mark.parametrize(("t", "q", "ports"), [(1, 64, 4), (1, 16, 1), (4, 4, 1), (1, 32, 2)])
+def test_int_dense_layout(t, q, ports):
+    """An int-dense region is the engine's beat order (tlmm_engine.sv): beat (row batch, column i, chunk
+    c), lane q*T + t = w[rb*Q + q][G*(c*T + t) + i], one int8 per byte, padding 0, striped over the
+    weight ports like every beat-ordered region; unpack_dense reads it back."""
+    g = 5
+    cfg = HwConfig(G=g, T=t, Q=q, int_encoding="int8", axi_ports=ports, max_k=4096)
+    rng = np.random.default_rng(t * 1000 + q)
+    n, k = 2 * q + 3, 7 * g * t + 2  # padding rows, K neither a multiple of G nor of G*T
+    w = rng.integers(-128, 128, size=(n, k)).astype(np.int8)
+    lay = region_layout(cfg, n, k, "int", 8)
+    chunks, rbs = math.ceil(math.ceil(k / g) / t), math.ceil(n / q)
+    assert lay["planes"] == g and lay["beats"] == rbs * g * chunks and lay["raw_bytes"] == lay["beats"] * q * t
+    beats = np.frombuffer(pack_region(cfg, w, "int", 8), np.int8).reshape(rbs, g, chunks, q, t)
+    for rb, i, c, qq, tt in [(0, 0, 0, 0, 0), (1, 4, chunks - 1, q - 1, t - 1), (rbs - 1, 2, 3, 1 % q, 0)]:
+        r, col = rb * q + qq, g * (c * t + tt) + i
+        assert beats[rb, i, c, qq, tt] == (w[r, col] if r < n and col < k else 0)
+    full = np.zeros((rbs * q, chunks * t * g), np.int8)
+    full[:n, :k] = w
+    np.testing.assert_array_equal(beats.transpose(0, 3, 2, 4, 1).reshape(full.shape), full)
+    blob, lay = region_image(cfg, w, "int", 8)
+    assert lay["stripes"] == ports and len(blob) == lay["nbytes"]
+    reg = pg.Region(0, lay["nbytes"], region_kind(cfg, "int"), 8, n, k, 0, stripes=lay["stripes"])
+    assert reg.kind == pg.R_INT_DENSE
+    np.testing.assert_array_equal(unpack_dense(g, t, q, reg, np.frombuffer(blob, np.uint8)), w)
+    with pytest.raises(CompileError, match="INT4"):
+        pack_region(cfg, np.full((1, 3), 9, np.int8), "int", 4)
 
 
 def test_program_roundtrip_and_corruption(tmp_path):

@@ -9,6 +9,11 @@
 //   LOOKUP: weight beats of Q*T codes, in the order
 //             for row batch rb (rows rb*Q .. rb*Q+Q-1), for plane b (bit-serial; 1 plane ternary),
 //             for chunk c (groups c*T .. c*T+T-1): lane q*T + t = code of row rb*Q+q, group c*T+t.
+//           Dense integer weights (INT_DENSE = 1, cmd bit 55, "int-dense"): CB = 8-bit slots of int8
+//           weights, G column planes instead of bit planes: for row batch rb, for column i (0..G-1),
+//           for chunk c: lane q*T + t = w[row rb*Q+q][G*(c*T+t) + i]; each lane multiplies its weight
+//           by x[G*(c*T+t) + i], read from the same group tables (tlmm_lanes), so a beat is Q*T
+//           multiply-accumulates and a row batch G beats per chunk (INT8 as bit planes: 8).
 //           Every beat is looked up once per token (GEMM: the beat is reused ntok times), each
 //           lane one lookup per cycle. Groups past ceil(K/G) are masked to 0; rows past N (the
 //           last row batch) produce results the host drops.
@@ -22,7 +27,8 @@
 //           (two's-complement addition is associative, so tiling changes no bit).
 // Command word (s_cmd_tdata, fixed layout): [15:0] K, [39:16] N, [47:40] ntok (1..MAXTOK),
 //   [51:48] weight bits (bit-serial, 2..8), [52] bit-serial (0: ternary G-index codes),
-//   [53] add the K-tile accumulator, [54] keep the sums in it (no results); N <= KROWS with 53/54.
+//   [53] add the K-tile accumulator, [54] keep the sums in it (no results); N <= KROWS with 53/54,
+//   [55] dense int8 weights (only with INT_DENSE = 1; bits 52 and 51:48 are then ignored).
 // Every boundary is valid/ready; the lookup pipeline never stalls internally: an op that completes
 // a result is only issued while the result FIFO has a free slot reserved for it.
 module tlmm_engine #(
@@ -36,6 +42,8 @@ module tlmm_engine #(
     parameter int TABLE_BINARY = 0,   // 1: bit-serial-only engine with 2**G-entry tables
     parameter int OFIFO_DEPTH = 16,   // power of two
     parameter int KROWS = 0,          // rows of a K-tiled command the accumulator holds (0: none; the shell: ES_KROWS)
+    parameter int INT_DENSE = 0,      // 1: dense int8 weights (cmd bit 55): a multiplier per lane; needs
+                                      // TABLE_BINARY = 0 and CB = AW = 8 (G = 5: a slot is one int8)
     // derived: do not override
     parameter int P = (TABLE_BINARY != 0) ? 2 ** G : (3 ** G + 1) / 2,   // stored entries per table
     parameter int TW = AW + $clog2(G),
@@ -85,6 +93,7 @@ module tlmm_engine #(
     logic [7:0]  cfg_ntok_m1;   // ntok - 1
     logic [3:0]  cfg_planes;
     logic        cfg_bitserial;
+    logic        cfg_dense;
 
     assign s_cmd_tready = phase == IDLE;
 
@@ -129,13 +138,14 @@ module tlmm_engine #(
 
     assign s_w_tready = (phase == LOOKUP) && !wi_done && dec_in_ready;
 
-    // beat metadata: {end, last, first, lastchunk, neg, shift[2:0], chunk}
-    localparam int MW = CW + 8;
+    // beat metadata: {end, last, first, lastchunk, dense, neg, shift[2:0] (dense: the column), chunk}
+    localparam int MW = CW + 9;
     logic [MW-1:0] wi_meta;
     assign wi_meta = {wi_last_chunk && wi_last_plane && wi_last_batch,
                       wi_last_chunk && wi_last_plane,
                       wi_chunk == '0 && wi_plane == '0,
                       wi_last_chunk,
+                      cfg_dense,
                       cfg_bitserial && wi_last_plane,
                       wi_plane[2:0],
                       wi_chunk};
@@ -144,18 +154,31 @@ module tlmm_engine #(
     logic [Q*T*IW-1:0] d_idx;
     logic [Q*T-1:0]    d_sgn;
     logic [MW-1:0]     d_meta;
+    logic [Q*T*AW-1:0] d_w;      // dense: the beat's int8 weights (the codes as they came)
 
-    tlmm_wdecode #(.G(G), .L(Q*T), .TABLE_BINARY(TABLE_BINARY), .UW(MW)) u_decode (
-        .clk, .rst_n, .bitserial(cfg_bitserial),
-        .w_valid(w_fire), .w_ready(dec_in_ready), .w_codes(s_w_tdata), .w_user(wi_meta),
-        .d_valid, .d_ready, .d_idx, .d_sgn, .d_bad, .d_user(d_meta)
-    );
+    // A dense beat's slots are int8 weights, not codes: they ride along the decode stage as its sideband
+    // (the decoder sees them as bit-serial codes, so no slot raises err_code) and its indices are unused.
+    if (INT_DENSE != 0) begin : g_wdense
+        tlmm_wdecode #(.G(G), .L(Q*T), .TABLE_BINARY(TABLE_BINARY), .UW(MW + Q*T*AW)) u_decode (
+            .clk, .rst_n, .bitserial(cfg_bitserial || cfg_dense),
+            .w_valid(w_fire), .w_ready(dec_in_ready), .w_codes(s_w_tdata), .w_user({s_w_tdata[Q*T*AW-1:0], wi_meta}),
+            .d_valid, .d_ready, .d_idx, .d_sgn, .d_bad, .d_user({d_w, d_meta})
+        );
+    end else begin : g_wcodes
+        tlmm_wdecode #(.G(G), .L(Q*T), .TABLE_BINARY(TABLE_BINARY), .UW(MW)) u_decode (
+            .clk, .rst_n, .bitserial(cfg_bitserial),
+            .w_valid(w_fire), .w_ready(dec_in_ready), .w_codes(s_w_tdata), .w_user(wi_meta),
+            .d_valid, .d_ready, .d_idx, .d_sgn, .d_bad, .d_user(d_meta)
+        );
+        assign d_w = '0;
+    end
 
     // ---------------- issue stage: one op per token per beat
     logic              s0_valid;
     logic [Q*T*IW-1:0] s0_idx;
     logic [Q*T-1:0]    s0_sgn;
     logic [MW-1:0]     s0_meta;
+    logic [Q*T*AW-1:0] s0_w;
     logic [7:0]        s0_tok;
     logic              s0_tok_last;   // s0_tok == ntok - 1, registered: the weight stream's ready
                                       // (s_w_tready) hangs off it, so no compare sits on that path
@@ -166,7 +189,8 @@ module tlmm_engine #(
     wire s0_last = s0_meta[MW-2];
     wire s0_first = s0_meta[MW-3];
     wire s0_lastchunk = s0_meta[MW-4];
-    wire s0_neg = s0_meta[MW-5];
+    wire s0_dense = s0_meta[MW-5];
+    wire s0_neg = s0_meta[MW-6];
     wire [2:0] s0_shift = s0_meta[CW +: 3];
     wire issue = s0_valid && (!s0_last || pend < (FAW + 1)'(OFIFO_DEPTH));
     wire s0_beat_done = issue && s0_tok_last;
@@ -192,7 +216,8 @@ module tlmm_engine #(
     end
 
     // stage aligned with the memory read data
-    logic              s1_valid, s1_neg, s1_first, s1_last, s1_end;
+    logic              s1_valid, s1_neg, s1_first, s1_last, s1_end, s1_dense;
+    logic [Q*T*AW-1:0] s1_w;
     logic [Q*T*IW-1:0] s1_idx;
     logic [Q*T-1:0]    s1_sgn;
     logic [T-1:0]      s1_gmask;
@@ -212,6 +237,8 @@ module tlmm_engine #(
             s1_tok <= TIW'(s0_tok);
             s1_shift <= s0_shift;
             s1_neg <= s0_neg;
+            s1_dense <= s0_dense;
+            s1_w <= s0_w;
             s1_first <= s0_first;
             s1_last <= s0_last;
             s1_end <= s0_end && s0_tok_last;
@@ -223,9 +250,11 @@ module tlmm_engine #(
     logic [TIW-1:0]    l_tok;
     logic [Q*ACCW-1:0] l_acc;
 
-    tlmm_lanes #(.G(G), .T(T), .Q(Q), .AW(AW), .ACCW(ACCW), .MAXTOK(MAXTOK), .TABLE_BINARY(TABLE_BINARY)) u_lanes (
+    tlmm_lanes #(.G(G), .T(T), .Q(Q), .AW(AW), .ACCW(ACCW), .MAXTOK(MAXTOK), .TABLE_BINARY(TABLE_BINARY),
+                 .INT_DENSE(INT_DENSE)) u_lanes (
         .clk, .rst_n,
-        .in_valid(s1_valid), .in_tbl(tbl), .in_idx(s1_idx), .in_sgn(s1_sgn), .in_gmask(s1_gmask), .in_tok(s1_tok),
+        .in_valid(s1_valid), .in_tbl(tbl), .in_idx(s1_idx), .in_sgn(s1_sgn), .in_w(s1_w), .in_dense(s1_dense),
+        .in_gmask(s1_gmask), .in_tok(s1_tok),
         .in_shift(s1_shift), .in_neg(s1_neg), .in_first(s1_first), .in_last(s1_last),
         .out_valid(l_valid), .out_tok(l_tok), .out_acc(l_acc)
     );
@@ -324,8 +353,10 @@ module tlmm_engine #(
                     cfg_k <= s_cmd_tdata[15:0];
                     cfg_n <= s_cmd_tdata[39:16];
                     cfg_ntok_m1 <= s_cmd_tdata[47:40] - 8'd1;
-                    cfg_planes <= s_cmd_tdata[52] ? s_cmd_tdata[51:48] : 4'd1;
-                    cfg_bitserial <= s_cmd_tdata[52];
+                    cfg_planes <= (s_cmd_tdata[55] && INT_DENSE != 0) ? 4'(G)
+                                  : s_cmd_tdata[52] ? s_cmd_tdata[51:48] : 4'd1;
+                    cfg_bitserial <= s_cmd_tdata[52] && !(s_cmd_tdata[55] && INT_DENSE != 0);
+                    cfg_dense <= s_cmd_tdata[55] && INT_DENSE != 0;
                     cfg_kadd <= s_cmd_tdata[53] && KROWS > 0;
                     cfg_keep <= s_cmd_tdata[54] && KROWS > 0;
                     err_code <= 1'b0;
@@ -395,6 +426,7 @@ module tlmm_engine #(
             s0_idx <= d_idx;
             s0_sgn <= d_sgn;
             s0_meta <= d_meta;
+            s0_w <= d_w;
             s0_tok <= '0;
             s0_tok_last <= cfg_ntok_m1 == 8'd0;
             s0_addr <= AD'(d_meta[CW-1:0]);
@@ -409,5 +441,5 @@ module tlmm_engine #(
 
     // f_in_ready is guaranteed by the pend credits; f_count is for debug only; command bits 63:55
     // are reserved; with T = 1 every chunk is one group and the group mask is constant
-    wire unused = &{1'b0, f_in_ready, f_count, a_tok, s_cmd_tdata[63:55], last_bank, s0_lastchunk};
+    wire unused = &{1'b0, f_in_ready, f_count, a_tok, s_cmd_tdata[63:56], last_bank, s0_lastchunk};
 endmodule

@@ -7,6 +7,13 @@
 // (Q accumulators of token in_tok) on out_*. Non-stalling pipeline of 3 stages; whoever feeds it
 // makes sure out_* can always be taken (the engine holds credits for its output FIFO).
 // Masked groups (in_gmask[t] = 0: padding beyond K) contribute 0.
+// Dense integer ops (INT_DENSE = 1, in_dense = 1; tlmm_engine "int-dense"): lane l's weight is the int8
+// in_w[l*AW +: AW] and its activation the x_i of its group, i = in_shift (the column plane): a ternary
+// table holds x_i as the entry of the pattern -e_i (trit i = -1, the others 0), stored index
+// Z - 3**i with Z = (3**G - 1)/2, T[Z - 3**i] = -x_i. Every lane of table t reads that same entry, so
+// it is one G:1 mux per table (not per lane) and each lane multiplies it by its weight (a DSP on
+// UltraScale+); the row sum subtracts the products (-(-x_i) * w = x_i * w). The ternary entries of a
+// dense op are masked to 0 and its plane shift is 0, so one adder tree serves both kinds of op.
 module tlmm_lanes #(
     parameter int G = 5,
     parameter int T = 4,
@@ -15,6 +22,7 @@ module tlmm_lanes #(
     parameter int ACCW = 32,
     parameter int MAXTOK = 1,
     parameter int TABLE_BINARY = 0,
+    parameter int INT_DENSE = 0,      // 1: dense int8 ops (in_dense) through per-lane multipliers (TABLE_BINARY = 0)
     // derived: do not override
     parameter int P = (TABLE_BINARY != 0) ? 2 ** G : (3 ** G + 1) / 2,   // stored entries per table
     parameter int TW = AW + $clog2(G),
@@ -27,6 +35,8 @@ module tlmm_lanes #(
     input  logic [T*P*TW-1:0] in_tbl,
     input  logic [Q*T*IW-1:0] in_idx,
     input  logic [Q*T-1:0]    in_sgn,
+    input  logic [Q*T*AW-1:0] in_w,       // dense ops: the lanes' int8 weights (unused when INT_DENSE = 0)
+    input  logic              in_dense,   // this op is dense (in_shift: the column); 0 when INT_DENSE = 0
     input  logic [T-1:0]      in_gmask,
     input  logic [TIW-1:0]    in_tok,
     input  logic [2:0]        in_shift,
@@ -37,7 +47,13 @@ module tlmm_lanes #(
     output logic [TIW-1:0]    out_tok,
     output logic [Q*ACCW-1:0] out_acc
 );
-    localparam int SW = TW + $clog2(T + 1);   // row sum of T entries
+    // Row sum of T entries, or with INT_DENSE of T entries and T products: |entry| <= 128 G and
+    // |x_i * w| <= 128 * 128, so PW = TW + AW bits hold a product and SW a row's sum; the INT32
+    // accumulator of a command holds ceil(K/G) chunks x G columns of sums with |acc| <= 2**14 K, which
+    // fits ACCW = 32 for K < 2**17 (MAXK <= 4096 per command, and also a K-tiled linear's total K).
+    localparam int PW = TW + AW;
+    localparam int SW = (INT_DENSE != 0) ? PW + $clog2(T + 1) + 1 : TW + $clog2(T + 1);
+    localparam int ZERO = (3 ** G - 1) / 2;   // ternary index of the all-zero pattern
 
     // ---- stage 1: the Q*T lookups
     logic [Q*T*TW-1:0] ent, s1_ent;
@@ -45,6 +61,8 @@ module tlmm_lanes #(
     logic              s1_valid, s1_neg, s1_first, s1_last;
     logic [2:0]        s1_shift;
     logic [TIW-1:0]    s1_tok;
+    logic [Q*T*PW-1:0] s1_prod;
+    wire  [T-1:0]      tmask = in_gmask & {T{!in_dense}};   // a dense op reads no ternary entry
 
     // Each lane is a P:1 mux of TW-bit entries over its own table t: the table's word is sliced at a
     // constant offset, then the entry is a part-select at idx * TW, computed without truncation (OW
@@ -64,8 +82,34 @@ module tlmm_lanes #(
         for (genvar q = 0; q < Q; q++) begin : g_row
             logic [OW-1:0] off;
             assign off = OW'(in_idx[(q*T + t)*IW +: IW]) * OW'(TW);
-            assign ent[(q*T + t)*TW +: TW] = in_gmask[t] ? tab[off +: TW] : '0;
+            assign ent[(q*T + t)*TW +: TW] = tmask[t] ? tab[off +: TW] : '0;
         end
+    end
+
+    // dense ops: entry -x_i of table t (i = in_shift), times each lane's int8 weight
+    if (INT_DENSE != 0) begin : g_dense
+        for (genvar t = 0; t < T; t++) begin : g_col
+            logic signed [TW-1:0] xn;   // -x_i
+            always_comb begin
+                xn = '0;
+                for (int i = 0; i < G; i++) begin
+                    if (in_shift == 3'(i)) xn = in_tbl[t*P*TW + (ZERO - 3 ** i)*TW +: TW];
+                end
+                if (!(in_dense && in_gmask[t])) xn = '0;
+            end
+            for (genvar q = 0; q < Q; q++) begin : g_mul
+                logic signed [AW-1:0] w;
+                logic signed [PW-1:0] pr;   // operands sign-extended to PW by the assignment: exact
+                assign w = in_w[(q*T + t)*AW +: AW];
+                assign pr = xn * w;
+                always_ff @(posedge clk) begin
+                    s1_prod[(q*T + t)*PW +: PW] <= pr;
+                end
+            end
+        end
+    end else begin : g_nodense
+        assign s1_prod = '0;
+        wire unused_dense = &{1'b0, in_w, in_dense};
     end
 
     always_ff @(posedge clk) begin
@@ -75,9 +119,9 @@ module tlmm_lanes #(
 
     always_ff @(posedge clk) begin
         s1_ent <= ent;
-        s1_sgn <= in_sgn & {Q{in_gmask}};   // a masked group's entry is 0: no carry-in either
+        s1_sgn <= in_sgn & {Q{tmask}};   // a masked group's entry is 0: no carry-in either
         s1_tok <= in_tok;
-        s1_shift <= in_shift;
+        s1_shift <= in_dense ? 3'd0 : in_shift;
         s1_neg <= in_neg;
         s1_first <= in_first;
         s1_last <= in_last;
@@ -99,6 +143,7 @@ module tlmm_lanes #(
             sum = '0;
             for (int t = 0; t < T; t++) begin
                 sum = sum + (SW'($signed(s1_ent[(q*T + t)*TW +: TW])) ^ {SW{neg[t]}}) + SW'(neg[t]);
+                if (INT_DENSE != 0) sum = sum - SW'($signed(s1_prod[(q*T + t)*PW +: PW]));
             end
         end
         assign val[q*ACCW +: ACCW] = ACCW'(sum) <<< s1_shift;
