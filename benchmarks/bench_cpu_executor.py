@@ -13,7 +13,7 @@ microsoft/bitnet-b1.58-2B-4T, and
   * exported by edgestream's GGUF writer as TQ2_0 (llama.cpp: 2.06 bpw linears, F16 token_embd).
 Every engine runs in a fresh process (its own peak RSS), 2 threads, a 64-token prompt then greedy
 decode; `c` is the fused C step (one call per forward pass), `c-planes` the same with the version-6
-AVX2 loop for 2-bit codes (c_kernel.set_variant), `c-ops` the same kernel op by op. The
+AVX2 loop for 2- and 8-bit codes (c_kernel.set_variant), `c-ops` the same kernel op by op. The
 engines alternate round by round (--repeat rounds), and median and best are reported: on a shared
 machine load bursts only slow runs down, and alternation spreads them over every engine.
 llama.cpp runs through llama-cpp-python, from this interpreter or --llama-python (it is not a project
@@ -68,7 +68,7 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
         os.environ["EDGESTREAM_FUSED"] = "0"
     import edgestream
 
-    if kernel == "c-planes":  # the fused step with the version-6 AVX2 loop for 2-bit codes
+    if kernel == "c-planes":  # the fused step with the version-6 AVX2 loop for 2- and 8-bit codes
         from edgestream.host.kernels import c_kernel
 
         kernel = "c"
@@ -96,7 +96,7 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
         prof.update({op: v[0] / 8 for op, v in ex._plan.profile(False).items()})
     name = f"edgestream {sess.kernel_name}" + ("" if getattr(ex, "fused", False) or kernel == "numpy" else " op-by-op")
     if engine == "c-planes":
-        name += " (v6 2-bit loop)"
+        name += " (v6 plane loop)"
     return {"engine": name, "prefill_tok_s": st.prefill_tok_s, "ttft_s": st.ttft_s,
             "decode_tok_s": st.decode_tok_s, "bytes_per_token": lin + kv, "peak_rss_bytes": _peak(),
             "profile": prof}
@@ -138,12 +138,14 @@ def worker_llama(gguf_path: str, prompt_len: int, decode_tokens: int) -> dict:
 
 
 def gemv_bench(shapes: list[str], rounds: int, prompt: int) -> list[dict]:
-    """The linear layers alone, the 2-bit kernels against the version-6 plane loop ('planes'), in the
-    same process, alternating round by round: decode = one token through every layer's stacked
-    q/k/v, o, gate/up and down matrices (the whole stack: far larger than the caches, so weights come
-    from DRAM as in decode), hot = one o matrix again and again (L2/L3-resident), prefill = `prompt`
-    tokens through one layer. Random valid ternary codes, packed as the kernel reads them. GB/s = weight
-    bytes / time; the read probe of the kernel's pool runs in every round."""
+    """The linear layers alone, the 2-bit kernels and the 8-bit GEMV against the version-6 plane loop
+    ('planes'), in the same process, alternating round by round: decode = one token through every
+    layer's stacked q/k/v, o, gate/up and down matrices (the whole stack: far larger than the caches,
+    so weights come from DRAM as in decode), head = one token through the INT8 LM head (vocab x
+    hidden, also from DRAM), hot = one o matrix again and again (L2/L3-resident), prefill = `prompt`
+    tokens through one layer. Random valid ternary codes and random INT8 head codes, packed as the
+    kernel reads them. GB/s = weight bytes / time; the read probe of the kernel's pool runs in every
+    round."""
     from edgestream.host.kernels import c_kernel as ckm
     from edgestream.synth import SHAPES
 
@@ -165,7 +167,9 @@ def gemv_bench(shapes: list[str], rounds: int, prompt: int) -> list[dict]:
         q1 = {k: rng.integers(-128, 128, (1, k)).astype(np.int8) for _, k in dims}
         qp = {k: rng.integers(-128, 128, (prompt, k)).astype(np.int8) for _, k in dims}
         hot = stack[1]
-        res: dict[str, dict[str, list[float]]] = {v: {"decode": [], "hot": [], "prefill": []}
+        head = ckm.PackedWeights("head", sh.vocab, sh.hidden, 8, 128,
+                                 rng.integers(0, 256, (-(-sh.vocab // 8) * 8, -(-sh.hidden // 64) * 64), np.uint8))
+        res: dict[str, dict[str, list[float]]] = {v: {"decode": [], "head": [], "hot": [], "prefill": []}
                                                   for v in ("planes", "default")}
         probe = []
         for _ in range(max(1, rounds)):
@@ -176,6 +180,9 @@ def gemv_bench(shapes: list[str], rounds: int, prompt: int) -> list[dict]:
                 for p in stack:
                     kern.matmul(q1[p.k], p)
                 res[v]["decode"].append(total / (time.perf_counter() - t))
+                t = time.perf_counter()
+                kern.matmul(q1[sh.hidden], head)
+                res[v]["head"].append(head.nbytes / (time.perf_counter() - t))
                 best = float("inf")
                 for _ in range(200):
                     t = time.perf_counter()
@@ -193,7 +200,13 @@ def gemv_bench(shapes: list[str], rounds: int, prompt: int) -> list[dict]:
             b = kern.matmul(qp[p.k], p)
             ckm.set_variant("default")
             assert np.array_equal(a, b), p.name
-        out.append({"shape": shape, "stack_bytes": total, "hot_bytes": hot.nbytes, "probe": probe,
+        a = kern.matmul(q1[sh.hidden], head)
+        ckm.set_variant("planes")
+        b = kern.matmul(q1[sh.hidden], head)
+        ckm.set_variant("default")
+        assert np.array_equal(a, b), head.name
+        out.append({"shape": shape, "stack_bytes": total, "head_bytes": head.nbytes, "hot_bytes": hot.nbytes,
+                    "probe": probe,
                     "runs": res, "isa": kern.isa})
     return out
 
@@ -210,18 +223,21 @@ def print_gemv(rows: list[dict], prompt: int) -> None:
                           f"{statistics.median(pr) / 1e9:.1f} GB/s median "
                           f"({min(pr) / 1e9:.1f}-{max(pr) / 1e9:.1f}), same run")
         for col in ("kernel", f"decode GB/s (stack, {r['stack_bytes'] / 1e6:.0f} MB)", "of read probe",
+                    f"INT8 head GB/s ({r['head_bytes'] / 1e6:.0f} MB)", "of read probe",
                     f"hot GEMV GB/s ({r['hot_bytes'] / 1e6:.1f} MB)", f"prefill-{prompt} tok/s (stack)"):
             tab.add_column(col, justify="right")
-        for v, label in (("planes", "v6 plane loop"), ("default", "2-bit kernels (v7)")):
+        for v, label in (("planes", "v6 plane loop"), ("default", "2-bit kernels, 8-bit GEMV (v8)")):
             d = r["runs"][v]
             tab.add_row(label, f"{statistics.median(d['decode']) / 1e9:.2f} / {max(d['decode']) / 1e9:.2f}",
                         f"{100 * statistics.median(d['decode']) / statistics.median(pr):.0f}%",
+                        f"{statistics.median(d['head']) / 1e9:.2f} / {max(d['head']) / 1e9:.2f}",
+                        f"{100 * statistics.median(d['head']) / statistics.median(pr):.0f}%",
                         f"{statistics.median(d['hot']) / 1e9:.2f} / {max(d['hot']) / 1e9:.2f}",
                         f"{statistics.median(d['prefill']):.1f} / {max(d['prefill']):.1f}")
         new, old = r["runs"]["default"], r["runs"]["planes"]
         ratio = [f"{statistics.median(new[k]) / statistics.median(old[k]):.2f}x / {max(new[k]) / max(old[k]):.2f}x"
-                 for k in ("decode", "hot", "prefill")]
-        tab.add_row("v7 / v6", ratio[0], "", ratio[1], ratio[2])
+                 for k in ("decode", "head", "hot", "prefill")]
+        tab.add_row("v8 / v6", ratio[0], "", ratio[1], "", ratio[2], ratio[3])
         c.print(tab)
 
 
@@ -252,7 +268,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=THREADS, help="threads of every engine (and the bandwidth probe)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--gemv", action="store_true",
-                    help="only the linear layers: the 2-bit kernels against the version-6 loop, same process")
+                    help="only the linear layers: the 2-bit kernels and 8-bit GEMV against the version-6 loop, "
+                         "same process")
     a = ap.parse_args()
     THREADS = a.threads
     if a.gemv:

@@ -20,7 +20,7 @@ import numpy as np
 from edgestream import numerics as nx
 from edgestream.host.kernels import LinearWeights
 
-ES_VERSION = 7  # must match ES_VERSION in csrc/eskernel.c
+ES_VERSION = 8  # must match ES_VERSION in csrc/eskernel.c
 ISA_IDS = {"scalar": 0, "avx2": 1, "avx512-novnni": 2, "avx512vnni": 3, "neon": 4}
 ISA_NAMES = {v: k for k, v in ISA_IDS.items()}
 _ROWPAD = 8  # eskernel.c ROWPAD
@@ -99,8 +99,9 @@ VARIANTS = {"default": 0, "planes": 1}  # eskernel.h ES_VARIANT_*
 
 def set_variant(name: str) -> str:
     """Select the kernel variant for benchmarks and tests; returns the previous one. 'planes' runs
-    2-bit codes on the AVX2 path through the generic plane loop (the version-6 kernel) instead of
-    the 2-bit GEMV/GEMM; both give the same integers. Process-wide; other paths ignore it."""
+    2-bit and 8-bit codes on the AVX2 path through the generic plane loop (the version-6 kernel)
+    instead of the 2-bit GEMV/GEMM and the 8-bit GEMV; both give the same integers. Process-wide;
+    other paths ignore it."""
     if name not in VARIANTS:
         raise ValueError(f"kernel variant {name!r}: expected one of {sorted(VARIANTS)}")
     prev = load_library().es_set_variant(VARIANTS[name])

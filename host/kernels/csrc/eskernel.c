@@ -26,7 +26,7 @@
 #include <arm_neon.h>
 #endif
 
-#define ES_VERSION 7
+#define ES_VERSION 8
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
@@ -106,6 +106,9 @@ static inline __attribute__((always_inline)) TGT_AVX2 int32_t hsum256(__m256i v)
  * for K <= 2**20, so this path is taken only for kpb <= ES2_MAXKPB. */
 #define ES2_WB 2
 #define ES2_MAXKPB (1 << 18) /* kpb = K / 4 */
+#ifndef ES_PF2
+#define ES_PF2 8
+#endif
 
 /* An empty asm that takes the two sums in registers: GCC cannot reassociate the additions across it
  * (unpinned, it summed the products of several halves first, holding them all live, and spilled). */
@@ -215,7 +218,7 @@ static TGT_AVX2 void mm_rows2_avx2(const uint8_t *W, int64_t kpb, const int8_t *
                                    int64_t T, int64_t r0, int64_t r1, int64_t n,
                                    const int32_t *corr, int32_t *out) {
     int32_t res[8];
-    const int64_t PFD = 8; /* rows ahead */
+    const int64_t PFD = ES_PF2; /* rows ahead */
     const int64_t t4 = T >= 4 ? T / 4 * 4 : 0;
     for (int64_t r = r0; r < r1; r += 2) {
         const uint8_t *wr = W + r * kpb;
@@ -235,6 +238,73 @@ static TGT_AVX2 void mm_rows2_avx2(const uint8_t *W, int64_t kpb, const int8_t *
         for (int64_t t = t4; t < T; t++) {
             gemv2_avx2(wr, kpb, Q + t * kp, res, t == t4 ? pf : NULL);
             store_res(res, 2, 1, r, t, n, corr, out);
+        }
+    }
+}
+
+
+/* 8-bit codes (INT5..INT8 weights, the LM head), GEMV of ES8_R rows x 1 token. The plane loop
+ * (tile_avx2) widens every maddubs product with a madd and an int32 add (9 vector ops per 32 weight
+ * bytes and row); here the nibble products go to two int16 sums per row (lo: code & 15, hi:
+ * code >> 4), widened every ES8_WB blocks as madd(lo, 1) + madd(hi, 16): 7 ops and 1/4 madd.
+ * Ranges: nibbles <= 15, |q| <= 128, so a maddubs pair is in [-3840, 3810] (no saturation) and
+ * ES8_WB = 4 blocks (8 halves) keep each int16 sum in [-30720, 30480]; the int32 lanes hold
+ * dot(code, q), |dot| <= 255 * 128 * K < 2**31 for K < 2**16 (prepare's limit; ES8_MAXKPB checks).
+ * The activations of a half are loaded once for the ES8_R rows. pf (or NULL): ES8_R rows to
+ * prefetch, one line per row per block. */
+#define ES8_WB 4
+#define ES8_R 4
+#define ES8_MAXKPB 65536
+#ifndef ES_PF8
+#define ES_PF8 8 /* rows ahead */
+#endif
+#define ES8_PIN2(A, B) __asm__("" : "+x"(A), "+x"(B))
+
+static __attribute__((noinline)) TGT_AVX2 void gemv8_avx2(const uint8_t *W, int64_t kpb,
+                                                           const int8_t *Q, int32_t *res,
+                                                           const uint8_t *pf) {
+    const __m256i m0f = _mm256_set1_epi8(0x0f);
+    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
+    __m256i acc[ES8_R];
+    for (int r = 0; r < ES8_R; r++) acc[r] = _mm256_setzero_si256();
+    const int64_t nblk = kpb / 64;
+    for (int64_t b0 = 0; b0 < nblk; b0 += ES8_WB) {
+        const int64_t b1 = b0 + ES8_WB < nblk ? b0 + ES8_WB : nblk;
+        __m256i lo[ES8_R], hi[ES8_R];
+        for (int r = 0; r < ES8_R; r++) lo[r] = hi[r] = _mm256_setzero_si256();
+        for (int64_t b = b0; b < b1; b++) {
+            if (pf)
+                for (int r = 0; r < ES8_R; r++) __builtin_prefetch(pf + r * kpb + b * 64, 0, 0);
+            for (int h = 0; h < 2; h++) {
+                const __m256i a = _mm256_loadu_si256((const __m256i *)(Q + b * 64 + 32 * h));
+                for (int r = 0; r < ES8_R; r++) {
+                    const __m256i w = _mm256_loadu_si256((const __m256i *)(W + r * kpb + b * 64 + 32 * h));
+                    lo[r] = _mm256_add_epi16(lo[r], _mm256_maddubs_epi16(_mm256_and_si256(w, m0f), a));
+                    hi[r] = _mm256_add_epi16(
+                        hi[r], _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), m0f), a));
+                    ES8_PIN2(lo[r], hi[r]);
+                }
+            }
+        }
+        for (int r = 0; r < ES8_R; r++)
+            acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(_mm256_madd_epi16(lo[r], ones),
+                                                               _mm256_madd_epi16(hi[r], sixteen)));
+    }
+    for (int r = 0; r < ES8_R; r++) res[r] = hsum256(acc[r]);
+}
+#undef ES8_PIN2
+
+/* Rows [r0, r1) (ROWPAD-aligned, so whole ES8_R groups), T < 4 tokens, 8-bit codes. */
+static TGT_AVX2 void mm_rows8_avx2(const uint8_t *W, int64_t kpb, const int8_t *Q, int64_t kp,
+                                   int64_t T, int64_t r0, int64_t r1, int64_t n,
+                                   const int32_t *corr, int32_t *out) {
+    int32_t res[ES8_R];
+    for (int64_t r = r0; r < r1; r += ES8_R) {
+        const uint8_t *wr = W + r * kpb;
+        const uint8_t *pf = r + ES_PF8 + ES8_R <= r1 ? W + (r + ES_PF8) * kpb : NULL;
+        for (int64_t t = 0; t < T; t++) {
+            gemv8_avx2(wr, kpb, Q + t * kp, res, t == 0 ? pf : NULL);
+            store_res(res, ES8_R, 1, r, t, n, corr, out);
         }
     }
 }
@@ -361,6 +431,8 @@ static TGT_AVX2 void mm_rows_avx2(const uint8_t *W, int64_t kpb, int B, const in
                                   int32_t *out) {
     if (B == 2 && kpb <= ES2_MAXKPB && g_variant != ES_VARIANT_PLANES)
         mm_rows2_avx2(W, kpb, Q, kp, T, r0, r1, n, corr, out);
+    else if (B == 8 && T < 4 && kpb <= ES8_MAXKPB && g_variant != ES_VARIANT_PLANES)
+        mm_rows8_avx2(W, kpb, Q, kp, T, r0, r1, n, corr, out);
     else
         mm_rows_avx2_planes(W, kpb, B, Q, kp, T, r0, r1, n, corr, out);
 }

@@ -21,8 +21,9 @@ int es_isa_available(int isa);
 int es_best_isa(void);
 int es_set_isa(int isa); /* 0 ok, -1 not available on this CPU / build */
 /* Kernel variant for benchmarks and tests, returns the previous one: ES_VARIANT_DEFAULT, or
- * ES_VARIANT_PLANES: 2-bit codes on AVX2 through the generic plane loop (the version-6 GEMV/GEMM,
- * still used for K > 2**20) instead of the 2-bit kernels. Same results either way. */
+ * ES_VARIANT_PLANES: 2-bit and 8-bit codes on AVX2 through the generic plane loop (the version-6
+ * GEMV/GEMM, still used for 2-bit K > 2**20 and 8-bit GEMM) instead of the 2-bit kernels and the
+ * 8-bit GEMV. Same results either way. */
 #define ES_VARIANT_DEFAULT 0
 #define ES_VARIANT_PLANES 1
 int es_set_variant(int v);
