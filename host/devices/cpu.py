@@ -270,11 +270,14 @@ class CpuDevice:
         woff, wbytes, kind, rbits, n, k, stripes = self._region(a)
         klen = act[1]
         wp = hw["axi_ports"]
-        if (kind != (pg.R_INT_PLANES if bs else pg.R_TERN_GINDEX) or (bs and not (rbits == f[2] and 2 <= f[2] <= 8))
+        # an int-dense region (G column planes of int8, tlmm_engine's dense mode) on a build whose engine has it
+        dense = bs and kind == pg.R_INT_DENSE and hw["int_encoding"] == "int8"
+        if ((kind != (pg.R_INT_PLANES if bs else pg.R_TERN_GINDEX) and not dense)
+                or (bs and not (rbits == f[2] and 2 <= f[2] <= 8))
                 or k != klen or not 1 <= klen <= hw["max_k"] or n != f[0] or n == 0 or not 1 <= ntok <= 0xFFFF
                 or stripes != wp):
             raise _Fault("FIELD", op)
-        planes = f[2] if bs else 1
+        planes = g if dense else f[2] if bs else 1
         groups = -(-k // g)
         chunks, rb = -(-groups // t_), -(-n // q_)
         wbeats = rb * planes * chunks  # engine beats: BEAT bytes of each of the wp stripes
@@ -322,7 +325,7 @@ class CpuDevice:
         qa, qw = self._map_q(act[0], k0 + klen, keep, ntok)
         abt_w = _cdiv(_cdiv(qw, g), spb)
         if keep:
-            part = self._tile_sums(fl, a, f, ntok, qa, abt_w, kb0, groups, klen, woff, wbytes, n, k, stripes, bs)
+            part = self._tile_sums(fl, a, f, ntok, qa, abt_w, kb0, groups, klen, woff, wbytes, n, k, stripes, bs, dense)
             self.kt = (k0 + klen, kb0 + abt, n, part + self.kt[3] if fl & pg.F_ACCUMULATE else part)
             self._count_tile(ntok, 0, abt, wbeats * wp)
             return nxt
@@ -337,7 +340,7 @@ class CpuDevice:
             if boff % BEAT or mrb * unit > bbytes or boff + mrb * unit > self.regs[rm.REG["WGT_SIZE"]]:
                 raise _Fault("RANGE", pg.DEQUANT)
             mem.append((da, mrb, self._r64("WGT_BASE_LO") + boff))
-        part = self._tile_sums(fl, a, f, ntok, qa, abt_w, kb0, groups, klen, woff, wbytes, n, k, stripes, bs)
+        part = self._tile_sums(fl, a, f, ntok, qa, abt_w, kb0, groups, klen, woff, wbytes, n, k, stripes, bs, dense)
         tiled = bool(fl & pg.F_ACCUMULATE)
         total = part + self.kt[3] if tiled else part
         self.kt = None
@@ -381,12 +384,12 @@ class CpuDevice:
             raise _Fault("RANGE", self.op)
         return base + off, w
 
-    def _tile_sums(self, fl, a, f, ntok, qa, abt_w, boff, groups, klen, woff, wbytes, n, k, stripes, bs):
+    def _tile_sums(self, fl, a, f, ntok, qa, abt_w, boff, groups, klen, woff, wbytes, n, k, stripes, bs, dense):
         """int64 sums [ntok, n] of one K tile: columns boff*SPB*G.. of every token's q row times the region."""
         hw = self.hw
         g, t_, q_ = hw["G"], hw["T"], hw["Q"]
         wp = hw["axi_ports"]
-        planes = f[2] if bs else 1
+        planes = g if dense else f[2] if bs else 1
         chunks, rb = -(-groups // t_), -(-n // q_)
         wbeats = rb * planes * chunks
         stride = (wbytes // wp) & ~(BEAT - 1)
@@ -395,14 +398,19 @@ class CpuDevice:
         # port p streams stripe p: bytes [16p, 16p+16) of every engine beat of Q*T code bytes
         raw = np.stack([np.frombuffer(self.mem, np.uint8, wbeats * BEAT, wa + p * stride).reshape(wbeats, BEAT)
                         for p in range(wp)], axis=1)
-        codes = raw.reshape(rb, planes, chunks, q_, t_)
-        codes = codes.transpose(1, 0, 3, 2, 4).reshape(planes, rb * q_, chunks * t_)[:, :n, :groups]
-        if not bs and codes.size and codes.max() >= 3**g:
-            raise _Fault("CODE")
         spb = BEAT // 8
         qv_all = np.frombuffer(self.mem, np.int8, ntok * abt_w * BEAT, qa).reshape(ntok, abt_w * spb, 8)
         g0 = boff * spb
         qv = np.ascontiguousarray(qv_all[:, g0:g0 + groups, :g]).reshape(ntok, groups * g)[:, :klen]
+        if dense:
+            # beat (rb, column i, chunk c), lane q*T + t: int8 w[rb*Q + q][G*(c*T + t) + i]
+            w = raw.view(np.int8).reshape(rb, g, chunks, q_, t_).transpose(0, 3, 2, 4, 1)
+            w = w.reshape(rb * q_, chunks * t_ * g)[:n, :klen]
+            return qv.astype(np.int64) @ w.astype(np.int64).T
+        codes = raw.reshape(rb, planes, chunks, q_, t_)
+        codes = codes.transpose(1, 0, 3, 2, 4).reshape(planes, rb * q_, chunks * t_)[:, :n, :groups]
+        if not bs and codes.size and codes.max() >= 3**g:
+            raise _Fault("CODE")
         acc = tlmm_bitserial(qv, codes.astype(np.uint16) & ((1 << g) - 1), planes, g) if bs \
             else tlmm_ternary(qv, codes[0], g)
         return np.asarray(acc, np.int64)

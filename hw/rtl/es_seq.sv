@@ -61,6 +61,7 @@ module es_seq #(
     parameter int LINE = 8,           // instructions per line fetch (power of two)
     parameter int WP = 1,             // weight ports: a TLMM region is WP stripes, one per port
     parameter int KROWS = es_regs_pkg::ES_KROWS,   // rows of a K-tiled linear the engine accumulates (0: none)
+    parameter int INT_DENSE = 0,      // the engine runs int-dense regions (tlmm_engine INT_DENSE; HW_UNITS bit 4)
     parameter logic [2:0] UNITS = 3'b000   // units behind it: bit 0 es_vec + es_row, 1 es_attn, 2 argmax
 ) (
     input  logic         clk,
@@ -244,6 +245,10 @@ module es_seq #(
     logic [7:0]  dm_dt [NM];
 
     // ---------------- geometry and tiles
+    // integer weights of an int-dense region (INT_DENSE builds): G column planes of int8 per row batch
+    // and chunk instead of `bits` bit planes (tlmm_engine.sv, command bit 55); r_kind is fetched in
+    // S_MFETCH, and planes/rp/wbytes below settle during its wait before S_C3 reads them
+    wire         dense = INT_DENSE != 0 && tl_bs && r_kind == es_regs_pkg::ES_RK_INT_DENSE;
     logic [15:0] groups, chunks, abt;
     logic [22:0] rb;
     logic [3:0]  planes;
@@ -405,7 +410,7 @@ module es_seq #(
             S_C3: begin
                 // everything about a fused linear is reported at its TLMM (as the cpu model does)
                 ck_info = {24'd0, es_regs_pkg::ES_OP_TLMM};
-                if (r_kind != (tl_bs ? es_regs_pkg::ES_RK_INT_PLANES : es_regs_pkg::ES_RK_TERNARY_GINDEX)
+                if ((r_kind != (tl_bs ? es_regs_pkg::ES_RK_INT_PLANES : es_regs_pkg::ES_RK_TERNARY_GINDEX) && !dense)
                     || (tl_bs && r_bits != 8'(tl_bits)) || r_n != 32'(tl_rows) || r_k != klen
                     || (r_str == 16'd0 ? 16'd1 : r_str) != 16'(WP)) begin
                     ck_code = es_regs_pkg::ES_ERR_FIELD;
@@ -544,7 +549,7 @@ module es_seq #(
     assign r_cmd_addr = act_base + 40'(r_ptr[r_i[1:0]]);
     assign r_cmd_beats = r_beats[r_i[1:0]];
     assign e_cmd_valid = state == S_RUN && !sent_e;
-    assign e_cmd_data = {9'd0, keep, tl_acc, tl_bs, tl_bs ? tl_bits : 4'd1, nt[7:0], tl_rows, klen[15:0]};
+    assign e_cmd_data = {8'd0, dense, keep, tl_acc, tl_bs, tl_bs ? tl_bits : 4'd1, nt[7:0], tl_rows, klen[15:0]};
     wire tile_issued = a_i == a_end && b_i == nm && r_i == nm && sent_w && sent_e;
 
     // ---------------- faults, status
@@ -565,7 +570,7 @@ module es_seq #(
     always_ff @(posedge clk) begin
         groups <= 16'(((64'(klen[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
         rb <= 23'((25'(tl_rows) + 25'(Q - 1)) >> LQ);
-        planes <= tl_bs ? tl_bits : 4'd1;
+        planes <= dense ? 4'(G) : tl_bs ? tl_bits : 4'd1;
         chunks <= 16'((32'(groups) + 32'(T - 1)) >> LT);
         abt <= 16'((32'(groups) + 32'(SPB - 1)) >> LS);
         rp <= 27'(rb) * 27'(planes);
