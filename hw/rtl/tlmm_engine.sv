@@ -259,11 +259,12 @@ module tlmm_engine #(
         .out_valid(l_valid), .out_tok(l_tok), .out_acc(l_acc)
     );
 
-    // the end-of-command flag follows the lanes' 3-stage pipeline
-    logic [2:0] end_pipe;
+    // the end-of-command flag follows the lanes' pipeline (3 stages, 4 with INT_DENSE)
+    localparam int LLAT = (INT_DENSE != 0) ? 4 : 3;
+    logic [LLAT-1:0] end_pipe;
     always_ff @(posedge clk) begin
         if (!rst_n) end_pipe <= '0;
-        else end_pipe <= {end_pipe[1:0], s1_valid && s1_end};
+        else end_pipe <= {end_pipe[LLAT-2:0], s1_valid && s1_end};
     end
 
     // ---------------- result FIFO (with each result the command's K-tile mode: add, keep)
@@ -274,7 +275,7 @@ module tlmm_engine #(
     logic         cfg_kadd, cfg_keep;
     tlmm_fifo #(.W(Q*ACCW + TIW + 3), .DEPTH(OFIFO_DEPTH)) u_ofifo (
         .clk, .rst_n,
-        .in_valid(l_valid), .in_ready(f_in_ready), .in_data({cfg_kadd, cfg_keep, end_pipe[2], l_tok, l_acc}),
+        .in_valid(l_valid), .in_ready(f_in_ready), .in_data({cfg_kadd, cfg_keep, end_pipe[LLAT-1], l_tok, l_acc}),
         .out_valid(f_valid), .out_ready(f_pop), .out_data({f_add, f_keep, f_last, f_tok, f_data}),
         .count(f_count)
     );

@@ -4,16 +4,20 @@
 // entries, each negated where its sign is set (a ternary table stores only its lower half: see
 // tlmm_wdecode), scales the sum for bit-serial planes (<< in_shift, negated for the sign plane) and
 // accumulates into its INT32 accumulator of token in_tok. in_first starts a fresh sum, in_last emits the row results
-// (Q accumulators of token in_tok) on out_*. Non-stalling pipeline of 3 stages; whoever feeds it
-// makes sure out_* can always be taken (the engine holds credits for its output FIFO).
+// (Q accumulators of token in_tok) on out_*. Non-stalling pipeline of 3 stages (4 with INT_DENSE:
+// tlmm_engine's end_pipe follows it); whoever feeds it makes sure out_* can always be taken (the
+// engine holds credits for its output FIFO).
 // Masked groups (in_gmask[t] = 0: padding beyond K) contribute 0.
 // Dense integer ops (INT_DENSE = 1, in_dense = 1; tlmm_engine "int-dense"): lane l's weight is the int8
 // in_w[l*AW +: AW] and its activation the x_i of its group, i = in_shift (the column plane): a ternary
 // table holds x_i as the entry of the pattern -e_i (trit i = -1, the others 0), stored index
 // Z - 3**i with Z = (3**G - 1)/2, T[Z - 3**i] = -x_i. Every lane of table t reads that same entry, so
-// it is one G:1 mux per table (not per lane) and each lane multiplies it by its weight (a DSP on
+// it is one G:1 mux per table (not per lane) and each lane multiplies it by its weight (a DSP48E2 on
 // UltraScale+); the row sum subtracts the products (-(-x_i) * w = x_i * w). The ternary entries of a
-// dense op are masked to 0 and its plane shift is 0, so one adder tree serves both kinds of op.
+// dense op are masked to 0 and its plane shift is 0, so one adder tree serves both kinds of op. The
+// multiply has a stage of its own (operands registered after the table read and the column mux, the
+// product registered: the DSP's A/B and M registers; a table read, mux and unregistered multiply in
+// one cycle would not make 250 MHz), and every op goes through it, so INT_DENSE adds one stage.
 module tlmm_lanes #(
     parameter int G = 5,
     parameter int T = 4,
@@ -61,7 +65,6 @@ module tlmm_lanes #(
     logic              s1_valid, s1_neg, s1_first, s1_last;
     logic [2:0]        s1_shift;
     logic [TIW-1:0]    s1_tok;
-    logic [Q*T*PW-1:0] s1_prod;
     wire  [T-1:0]      tmask = in_gmask & {T{!in_dense}};   // a dense op reads no ternary entry
 
     // Each lane is a P:1 mux of TW-bit entries over its own table t: the table's word is sliced at a
@@ -86,7 +89,14 @@ module tlmm_lanes #(
         end
     end
 
-    // dense ops: entry -x_i of table t (i = in_shift), times each lane's int8 weight
+    // dense ops: entry -x_i of table t (i = in_shift), times each lane's int8 weight; m_*: the inputs of
+    // stage 2 (stage 1's registers, or with INT_DENSE the multiply stage's)
+    logic [Q*T*PW-1:0] m_prod;
+    logic [Q*T*TW-1:0] m_ent;
+    logic [Q*T-1:0]    m_sgn;
+    logic              m_valid, m_neg, m_first, m_last;
+    logic [2:0]        m_shift;
+    logic [TIW-1:0]    m_tok;
     if (INT_DENSE != 0) begin : g_dense
         for (genvar t = 0; t < T; t++) begin : g_col
             logic signed [TW-1:0] xn;   // -x_i
@@ -97,18 +107,42 @@ module tlmm_lanes #(
                 end
                 if (!(in_dense && in_gmask[t])) xn = '0;
             end
+            logic signed [TW-1:0] s1_xn;
+            always_ff @(posedge clk) s1_xn <= xn;
             for (genvar q = 0; q < Q; q++) begin : g_mul
-                logic signed [AW-1:0] w;
+                logic signed [AW-1:0] s1_w;
                 logic signed [PW-1:0] pr;   // operands sign-extended to PW by the assignment: exact
-                assign w = in_w[(q*T + t)*AW +: AW];
-                assign pr = xn * w;
+                always_ff @(posedge clk) s1_w <= in_w[(q*T + t)*AW +: AW];
+                assign pr = s1_xn * s1_w;
                 always_ff @(posedge clk) begin
-                    s1_prod[(q*T + t)*PW +: PW] <= pr;
+                    m_prod[(q*T + t)*PW +: PW] <= pr;
                 end
             end
         end
+        // the lookup side waits a stage beside the multiply
+        always_ff @(posedge clk) begin
+            if (!rst_n) m_valid <= 1'b0;
+            else m_valid <= s1_valid;
+        end
+        always_ff @(posedge clk) begin
+            m_ent <= s1_ent;
+            m_sgn <= s1_sgn;
+            m_tok <= s1_tok;
+            m_shift <= s1_shift;
+            m_neg <= s1_neg;
+            m_first <= s1_first;
+            m_last <= s1_last;
+        end
     end else begin : g_nodense
-        assign s1_prod = '0;
+        assign m_prod = '0;
+        assign m_valid = s1_valid;
+        assign m_ent = s1_ent;
+        assign m_sgn = s1_sgn;
+        assign m_tok = s1_tok;
+        assign m_shift = s1_shift;
+        assign m_neg = s1_neg;
+        assign m_first = s1_first;
+        assign m_last = s1_last;
         wire unused_dense = &{1'b0, in_w, in_dense};
     end
 
@@ -138,27 +172,27 @@ module tlmm_lanes #(
     for (genvar q = 0; q < Q; q++) begin : g_sum
         logic signed [SW-1:0] sum;
         logic [T-1:0] neg;
-        assign neg = s1_sgn[q*T +: T] ^ {T{s1_neg}};
+        assign neg = m_sgn[q*T +: T] ^ {T{m_neg}};
         always_comb begin
             sum = '0;
             for (int t = 0; t < T; t++) begin
-                sum = sum + (SW'($signed(s1_ent[(q*T + t)*TW +: TW])) ^ {SW{neg[t]}}) + SW'(neg[t]);
-                if (INT_DENSE != 0) sum = sum - SW'($signed(s1_prod[(q*T + t)*PW +: PW]));
+                sum = sum + (SW'($signed(m_ent[(q*T + t)*TW +: TW])) ^ {SW{neg[t]}}) + SW'(neg[t]);
+                if (INT_DENSE != 0) sum = sum - SW'($signed(m_prod[(q*T + t)*PW +: PW]));
             end
         end
-        assign val[q*ACCW +: ACCW] = ACCW'(sum) <<< s1_shift;
+        assign val[q*ACCW +: ACCW] = ACCW'(sum) <<< m_shift;
     end
 
     always_ff @(posedge clk) begin
         if (!rst_n) s2_valid <= 1'b0;
-        else s2_valid <= s1_valid;
+        else s2_valid <= m_valid;
     end
 
     always_ff @(posedge clk) begin
         s2_val <= val;
-        s2_tok <= s1_tok;
-        s2_first <= s1_first;
-        s2_last <= s1_last;
+        s2_tok <= m_tok;
+        s2_first <= m_first;
+        s2_last <= m_last;
     end
 
     // ---- stage 3: accumulate per (row, token)
