@@ -5,7 +5,8 @@ module es_vec_tb_top #(
     parameter int Q = 16,
     parameter int MAXTOK = 4,
     parameter int G = 5,
-    parameter int VMAX = 1024
+    parameter int VMAX = 1024,
+    parameter int VL = 1
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -67,7 +68,7 @@ module es_vec_tb_top #(
     logic [127:0] w_data;
     logic [1:0]   w_resp;
 
-    es_vec #(.Q(Q), .MAXTOK(MAXTOK), .G(G), .VMAX(VMAX)) u_vec (
+    es_vec #(.Q(Q), .MAXTOK(MAXTOK), .G(G), .VMAX(VMAX), .VL(VL)) u_vec (
         .clk, .rst_n, .abort(abort_req), .go, .instr, .prog_base, .prog_size, .n_regions, .n_buffers, .wgt_base, .wgt_size,
         .act_base, .act_size, .kv_base(40'd0), .kv_size(32'd0), .ntok, .pos0, .busy, .done, .err_code, .err_info,
         .rd_cmd_valid(rc_valid), .rd_cmd_ready(rc_ready), .rd_cmd_addr(rc_addr), .rd_cmd_beats(rc_beats),

@@ -181,7 +181,7 @@ class TB:
                 assert not high(d.busy) or True
                 return int(d.err_code.value), int(d.err_info.value), n + 1
         v = d.u_vec
-        st = {n: int(getattr(v, n).value) for n in ("state", "rj_left", "ex_left", "ex_have", "wj_left", "pipe_n",
+        st = {n: int(getattr(v, n).value) for n in ("state", "rj_left", "ex_left", "wn", "wj_left", "pipe_n",
                                                    "ob_v", "rd_busy", "wr_busy", "cnt", "nel")}
         raise AssertionError(f"instruction {word & 0xFF:#x} did not finish in {timeout} cycles: {st}")
 

@@ -7,10 +7,12 @@
 // at prog_base + 64 + 48*i) of the instruction are requested back to back on the read stream (an
 // index out of range is not fetched) and checked in the order of docs/units.md ("Vector unit"):
 // ERR FIELD / ERR RANGE with ERR_INFO = the opcode, before any data moves.
-// Data: one element per cycle through es_vec_dp (fixed latency, one stall); the read stream's beats
-// are cut into elements (float32 words or int8 bytes, from any byte offset: embedding rows, RoPE
-// table rows) by an extractor, results are packed into beats (float32 units of the tile layout, or
-// the i8 slot layout) in front of the write stream. Row buffers (es_vec_ram, VMAX floats each):
+// Data: VL elements per cycle (a group: VL = 4 is the bus beat's four float32) through VL copies of
+// es_vec_dp (fixed latency, one stall for all); the read stream's beats are cut into groups (float32
+// words or int8 bytes, from any byte offset: embedding rows, RoPE table rows) by an extractor (a
+// two-beat byte window), results are packed into beats (float32 units of the tile layout, or the i8
+// slot layout) in front of the write stream. Row buffers (es_vec_ram: VL banks, VMAX floats each,
+// VL consecutive elements from any index per cycle):
 //   ADD, ACT_MUL  the buffers are contiguous (the tile layout of NTOK tokens is RB*NTOK units in a
 //                 row), so they stream in blocks of VMAX floats: block of operand f0 into the row
 //                 buffer, then operand f1 streams past it into the datapath and out to dst;
@@ -33,7 +35,8 @@ module es_vec #(
     parameter int Q = es_regs_pkg::ES_Q,
     parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
     parameter int G = es_regs_pkg::ES_G,
-    parameter int VMAX = 8192          // longest row on chip, in floats (power of two)
+    parameter int VMAX = 8192,         // longest row on chip, in floats (power of two)
+    parameter int VL = 1               // elements per cycle: 1 or 4 (the lanes of the datapath)
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -88,6 +91,7 @@ module es_vec #(
     localparam int LR = LU - 4;         // bus beats of a unit, log2
     localparam int LMT = $clog2(MT);
     localparam int LV = $clog2(VMAX);
+    localparam logic [31:0] VLW = 32'(VL);
     localparam longint RECIP = ((64'd1 << 24) + 64'(G) - 64'd1) / 64'(G);   // ceil(2**24 / G)
     localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1, M_ADD = 3'd2, M_ROPE = 3'd3, M_NQ = 3'd4;
     localparam logic [7:0] F_NORM = 8'd1, F_SILU = 8'd1;   // edgestream/program.py (not in es_regs_pkg)
@@ -219,16 +223,32 @@ module es_vec #(
     // ---------------- read job: commands (addr, count, stride, beats) and the element extractor
     logic [39:0]  rj_addr;
     logic [31:0]  rj_left, rj_beats, rj_stride;
-    logic         ex_have, ex_first, ex_byte;
-    logic [127:0] ex_beat;
-    logic [3:0]   ex_bp, ex_skip;
-    logic [31:0]  ex_left;
+    logic         ex_first, ex_byte;
+    logic [255:0] win;              // the bytes not taken yet, from bit 0 (zeros above wn)
+    logic [5:0]   wn;               // bytes held, 0..32
+    logic [3:0]   ex_skip;          // bytes of the job's first beat before its first element
+    logic [31:0]  ex_left;          // elements of the job not taken yet
     logic         el_take;
-    wire          el_valid = ex_have && ex_left != 32'd0;
-    wire [31:0]   el_data = ex_byte ? {24'd0, ex_beat[{ex_bp, 3'b000} +: 8]} : ex_beat[{ex_bp[3:2], 5'b00000} +: 32];
-    wire          ex_bend = (ex_byte ? ex_bp == 4'd15 : ex_bp[3:2] == 2'd3) || ex_left == 32'd1;
+    wire  [31:0]  ex_n = ex_left > VLW ? VLW : ex_left;                  // elements of the next group
+    wire  [5:0]   ex_need = ex_byte ? 6'(ex_n) : 6'(ex_n) << 2;          // its bytes
+    wire          el_valid = ex_left != 32'd0 && !ex_first && wn >= ex_need;
     wire          el_fire = el_valid && el_take;
-    wire          ex_load = (!ex_have && ex_left != 32'd0) || (el_fire && ex_bend && ex_left != 32'd1);
+    wire  [31:0]  ex_rest = ex_left - (el_fire ? ex_n : 32'd0);
+    wire  [5:0]   wn_c = el_fire ? wn - ex_need : wn;
+    wire  [33:0]  ex_rest_b = ex_byte ? 34'(ex_rest) : 34'(ex_rest) << 2;
+    // a beat is taken while the window lacks bytes of the job and has room for it: exactly the job's
+    // ceil((skip + bytes) / 16) beats, whatever the group size
+    wire          ex_load = ex_left != 32'd0 && (ex_first || (ex_rest_b > 34'(wn_c) && wn_c <= 6'd16));
+    logic [VL-1:0] el_m;            // lanes of the group that hold an element
+    logic [31:0]  el_l [VL];        // lane k: element k of the group (an int8 in bits 7:0)
+    logic [32*VL-1:0] el_w;
+    always_comb begin
+        for (int k = 0; k < VL; k++) begin
+            el_m[k] = 32'(k) < ex_n;
+            el_l[k] = ex_byte ? {24'd0, win[8 * k +: 8]} : win[32 * k +: 32];
+            el_w[32 * k +: 32] = el_l[k];
+        end
+    end
 
     // ---------------- write job and the beat packer
     logic [39:0]  wj_addr;
@@ -238,23 +258,28 @@ module es_vec #(
     logic [1:0]   pk_w;
 
     // ---------------- datapath issue
-    logic        en, iss, pad_i, lst_i, xwe, gwe, nsin_i;
+    logic        en, iss, lst_i, xwe, gwe, nsin_i;
+    logic [VL-1:0] pad_i, pad0;
     logic [LV-1:0] xa, xb, ga, gb;
-    logic        v0, pad0, lst0, nsin0;
-    logic [31:0] e0, beta, id;
-    logic [31:0] x_a, x_b, g_a, g_b;
-    logic        dp_v, dp_lst;
-    logic [31:0] dp_y;
+    logic        v0, lst0, nsin0;
+    logic [31:0] e0 [VL];
+    logic [31:0] beta, id;
+    logic [32*VL-1:0] x_a, x_b, g_a, g_b;
+    logic        dp_v;
+    logic [31:0] dp_y [VL];
+    logic [7:0]  dp_q [VL];
+    logic [31:0] dp_zz [VL];
     logic [2:0]  mode;
+    logic        sm;                // one element per cycle on lane 0 (VL = 1; ROPE with D/2 off VL)
 
     wire dp_ready = !ob_v || wr_ready;
     assign en = !(dp_v && !dp_ready);
 
-    es_vec_ram #(.N(VMAX)) u_xbuf (
-        .clk, .en, .we(xwe), .a_addr(xa), .a_wdata(el_data), .a_rdata(x_a), .b_addr(xb), .b_rdata(x_b)
+    es_vec_ram #(.VL(VL), .N(VMAX)) u_xbuf (
+        .clk, .en, .we(xwe), .wm(el_m), .a_idx(xa), .a_wdata(el_w), .a_rdata(x_a), .b_idx(xb), .b_rdata(x_b)
     );
-    es_vec_ram #(.N(VMAX)) u_gbuf (
-        .clk, .en, .we(gwe), .a_addr(ga), .a_wdata(el_data), .a_rdata(g_a), .b_addr(gb), .b_rdata(g_b)
+    es_vec_ram #(.VL(VL), .N(VMAX)) u_gbuf (
+        .clk, .en, .we(gwe), .wm(el_m), .a_idx(ga), .a_wdata(el_w), .a_rdata(g_a), .b_idx(gb), .b_rdata(g_b)
     );
 
     // the datapath is held in reset while idle or aborting (a failed instruction leaves nothing in it)
@@ -266,13 +291,19 @@ module es_vec #(
     // NORM_QUANT without a gain: u = x * 1.0 (exact), so one datapath serves both forms
     wire nog = is_norm && (fl & F_NORM) == 0;
     logic signed [9:0] kz;
-    logic [7:0]  dp_q;
-    logic [31:0] dp_zz;
-    es_vec_dp u_dp (
-        .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(x_a), .p(x_b), .g(nog ? 32'h3F800000 : g_a), .h(g_b),
-        .e(e0), .beta, .kz, .pad(pad0), .nsin(nsin0), .lst(lst0),
-        .out_valid(dp_v), .y(dp_y), .q(dp_q), .zz(dp_zz), .out_lst(dp_lst)
-    );
+    for (genvar k = 0; k < VL; k++) begin : g_lane
+        logic dv, dl;
+        es_vec_dp u_dp (
+            .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(x_a[32 * k +: 32]), .p(x_b[32 * k +: 32]),
+            .g(nog ? 32'h3F800000 : g_a[32 * k +: 32]), .h(g_b[32 * k +: 32]), .e(e0[k]), .beta, .kz, .pad(pad0[k]),
+            .nsin(nsin0), .lst(lst0), .out_valid(dv), .y(dp_y[k]), .q(dp_q[k]), .zz(dp_zz[k]), .out_lst(dl)
+        );
+        // the lanes run in lockstep: lane 0's valid is the group's
+        if (k == 0) begin : g_v
+            assign dp_v = dv;
+        end
+        wire unused_l = &{1'b0, dv, dl};
+    end
 
     // ---------------- NORM_QUANT: per-token state and the scalar chain (docs/numerics.md norm_quant)
     localparam logic [31:0] ACT_EPS = 32'h3727C5AC;   // float32(1e-5)
@@ -288,6 +319,22 @@ module es_vec #(
     logic [2:0]   sc_cnt;
     wire  [31:0]  nb_i = nb_sb + nb_b;
     wire  [31:0]  nbl = abt << 4;     // bytes of a token's q row
+
+    // the group's results: y and q packed by lane, max |u| and the sum of z^2 over the lanes
+    logic [32*VL-1:0] dp_yw;
+    logic [8*VL-1:0]  dp_qw;
+    logic [30:0]      dp_umax;
+    logic [63:0]      dp_zsum;
+    always_comb begin
+        dp_umax = amax_u;
+        dp_zsum = '0;
+        for (int k = 0; k < VL; k++) begin
+            dp_yw[32 * k +: 32] = dp_y[k];
+            dp_qw[8 * k +: 8] = dp_q[k];
+            if (dp_y[k][30:0] > dp_umax) dp_umax = dp_y[k][30:0];
+            dp_zsum = dp_zsum + 64'(dp_zz[k]);
+        end
+    end
 
     // frexp exponent of a finite non-negative float32 (magnitude bits): max|x| = f * 2**e, f in [0.5, 1)
     function automatic logic signed [9:0] frexp_e(input logic [30:0] b);
@@ -359,9 +406,18 @@ module es_vec #(
     wire  [31:0] gi = ri < hd ? ri : ri - hd;
     logic [7:0]  fail;
 
+    // max |x| of the fill group's elements inside the row
+    logic [30:0] fx_max;
+    always_comb begin
+        fx_max = amax_x;
+        for (int k = 0; k < VL; k++)
+            if (el_m[k] && cnt + 32'(k) < W && el_l[k][30:0] > fx_max) fx_max = el_l[k][30:0];
+    end
+    wire [31:0] cstep = sm ? 32'd1 : VLW;   // ROPE's elements per issue
+
     wire [31:0] nt_next = 32'(nt_all) - (t + 32'd1) > 32'(MT) ? 32'(MT) : 32'(nt_all) - (t + 32'd1);
 
-    // issue of one element (combinational, from the state)
+    // issue of one group (combinational, from the state); pad lanes compute +0
     always_comb begin
         iss = 1'b0;
         el_take = 1'b0;
@@ -372,7 +428,7 @@ module es_vec #(
         xb = cnt[LV-1:0];
         ga = cnt[LV-1:0];
         gb = cnt[LV-1:0];
-        pad_i = 1'b0;
+        pad_i = '0;
         lst_i = 1'b0;
         case (state)
             S_EID, S_EBETA: el_take = 1'b1;
@@ -385,8 +441,8 @@ module es_vec #(
                 ga = gi[LV-1:0];
                 gb = gi[LV-1:0] + hd[LV-1:0];
                 nsin_i = ri < hd;
-                pad_i = cnt >= W;
-                lst_i = cnt + 32'd1 == ncol;
+                for (int k = 0; k < VL; k++) pad_i[k] = (sm && k != 0) || cnt + 32'(k) >= W;
+                lst_i = cnt + cstep == ncol;
                 iss = en && cnt != ncol;
             end
             S_FILLX: begin
@@ -397,23 +453,26 @@ module es_vec #(
                 el_take = 1'b1;
                 gwe = el_valid;
             end
-            S_NA: iss = en && cnt != W;
+            S_NA: begin
+                for (int k = 0; k < VL; k++) pad_i[k] = cnt + 32'(k) >= W;
+                iss = en && cnt < W;
+            end
             S_NB: begin
                 xa = nb_i[LV-1:0];
                 ga = nb_i[LV-1:0];
-                pad_i = nb_b >= 32'(G) || nb_i >= W;
+                for (int k = 0; k < VL; k++) pad_i[k] = nb_b + 32'(k) >= 32'(G) || nb_i + 32'(k) >= W;
                 iss = en && cnt != nbl;
             end
             S_STRM: begin
                 el_take = en && cnt != nel;
                 iss = el_take && el_valid;
-                pad_i = ((brb << LQ) | bq) >= W;
+                for (int k = 0; k < VL; k++) pad_i[k] = ((brb << LQ) | bq) + 32'(k) >= W;
             end
             S_EROW: begin
-                pad_i = cnt >= W;
-                lst_i = cnt + 32'd1 == ncol;
-                el_take = en && !pad_i && cnt != ncol;
-                iss = en && cnt != ncol && (pad_i || el_valid);
+                for (int k = 0; k < VL; k++) pad_i[k] = cnt + 32'(k) >= W;
+                lst_i = cnt + VLW == ncol;
+                el_take = en && cnt < W && cnt != ncol;
+                iss = en && cnt != ncol && (cnt >= W || el_valid);
             end
             default: ;
         endcase
@@ -462,7 +521,7 @@ module es_vec #(
             rj_left <= '0;
             wj_left <= '0;
             ex_left <= '0;
-            ex_have <= 1'b0;
+            wn <= '0;
             ob_v <= 1'b0;
             v0 <= 1'b0;
             pipe_n <= '0;
@@ -477,7 +536,7 @@ module es_vec #(
             rj_left <= '0;
             wj_left <= '0;
             ex_left <= '0;
-            ex_have <= 1'b0;
+            wn <= '0;
             ob_v <= 1'b0;
             v0 <= 1'b0;
             pipe_n <= '0;
@@ -487,19 +546,20 @@ module es_vec #(
                 rj_addr <= rj_addr + 40'(rj_stride);
                 rj_left <= rj_left - 32'd1;
             end
-            // ---- extractor
+            // ---- extractor: a group out of the window's bottom, a beat in above what stays
             if (state != S_FETCH) begin
-                if (ex_load && rd_valid) begin
-                    ex_have <= 1'b1;
-                    ex_beat <= rd_data;
-                    ex_bp <= ex_first ? ex_skip : 4'd0;
+                if (ex_load && rd_valid && ex_first) begin
+                    win <= 256'(rd_data) >> {ex_skip, 3'b000};
+                    wn <= 6'd16 - 6'(ex_skip);
                     ex_first <= 1'b0;
-                end else if (el_fire && ex_bend) begin
-                    ex_have <= 1'b0;
+                end else if (ex_load && rd_valid) begin
+                    win <= (el_fire ? win >> {ex_need, 3'b000} : win) | (256'(rd_data) << {wn_c, 3'b000});
+                    wn <= wn_c + 6'd16;
                 end else if (el_fire) begin
-                    ex_bp <= ex_bp + (ex_byte ? 4'd1 : 4'd4);
+                    win <= win >> {ex_need, 3'b000};
+                    wn <= wn_c;
                 end
-                if (el_fire) ex_left <= ex_left - 32'd1;
+                if (el_fire) ex_left <= ex_left - ex_n;
             end
             // ---- write job commands
             if (wr_cmd_valid && wr_cmd_ready) begin
@@ -509,7 +569,7 @@ module es_vec #(
             // ---- pipe: stage 0 (aligned with the buffers' registered reads), then the packer
             if (en) begin
                 v0 <= iss;
-                e0 <= el_data;
+                for (int k = 0; k < VL; k++) e0[k] <= el_l[k];
                 pad0 <= pad_i;
                 nsin0 <= nsin_i;
                 lst0 <= lst_i;
@@ -518,24 +578,27 @@ module es_vec #(
             if (wr_valid && wr_ready) ob_v <= 1'b0;
             if (dp_v && dp_ready && mode == M_NQ) begin
                 if (state == S_NA) begin
-                    if (dp_y[30:0] > amax_u) amax_u <= dp_y[30:0];
+                    amax_u <= dp_umax;
                 end else begin
                     // pass 2: q bytes in the i8 slot layout (padding bytes arrive as 0), S
-                    ssum <= ssum + 64'(dp_zz);
-                    pk_acc[{pk_b, 3'b000} +: 8] <= dp_q;
-                    pk_b <= pk_b + 4'd1;
-                    if (pk_b == 4'd15) begin
-                        ob <= {dp_q, pk_acc[119:0]};
+                    ssum <= ssum + dp_zsum;
+                    pk_acc[{pk_b, 3'b000} +: 8 * VL] <= dp_qw;
+                    pk_b <= pk_b + 4'(VL);
+                    if (pk_b == 4'(16 - VL)) begin
+                        ob <= {dp_qw, pk_acc[127 - 8 * VL:0]};
                         ob_v <= 1'b1;
                     end
                 end
-            end else if (dp_v && dp_ready) begin
-                pk_acc[{pk_w, 5'b00000} +: 32] <= dp_y;
+            end else if (dp_v && dp_ready && sm) begin
+                pk_acc[{pk_w, 5'b00000} +: 32] <= dp_y[0];
                 pk_w <= pk_w + 2'd1;
                 if (pk_w == 2'd3) begin
-                    ob <= {dp_y, pk_acc[95:0]};
+                    ob <= {dp_y[0], pk_acc[95:0]};
                     ob_v <= 1'b1;
                 end
+            end else if (dp_v && dp_ready) begin
+                ob <= 128'(dp_yw);    // VL = 4: the group is a beat
+                ob_v <= 1'b1;
             end
 
             case (state)
@@ -604,6 +667,7 @@ module es_vec #(
                     nt <= 32'(nt_all) > 32'(MT) ? 32'(MT) : 32'(nt_all);
                     tile_base <= '0;
                     hd <= r_k[0];
+                    sm <= VL == 1 || (is_rope && (r_k[0] & (VLW - 32'd1)) != 32'd0);
                     blk_left <= total_el;
                     bo <= '0;
                     pk_w <= '0;
@@ -649,8 +713,8 @@ module es_vec #(
                     state <= S_FILLX;
                 end
                 S_FILLX: begin
-                    if (el_fire) cnt <= cnt + 32'd1;
-                    if (el_fire && cnt < W && el_data[30:0] > amax_x) amax_x <= el_data[30:0];
+                    if (el_fire) cnt <= cnt + ex_n;
+                    if (el_fire) amax_x <= fx_max;
                     if (ex_left == 32'd0 && is_norm) begin
                         cnt <= '0;
                         amax_u <= '0;
@@ -678,9 +742,9 @@ module es_vec #(
                 end
                 S_STRM: begin
                     if (iss) begin
-                        cnt <= cnt + 32'd1;
-                        bq <= bq + 32'd1 == 32'(Q) ? 32'd0 : bq + 32'd1;
-                        if (bq + 32'd1 == 32'(Q)) begin
+                        cnt <= cnt + VLW;
+                        bq <= bq + VLW == 32'(Q) ? 32'd0 : bq + VLW;
+                        if (bq + VLW == 32'(Q)) begin
                             btok <= btok + 32'd1 == b_nt ? 32'd0 : btok + 32'd1;
                             if (btok + 32'd1 == b_nt) begin
                                 brb <= brb + 32'd1 == rb ? 32'd0 : brb + 32'd1;
@@ -729,7 +793,7 @@ module es_vec #(
                     end
                 end
                 S_EID: if (el_fire) begin
-                    id <= el_data;
+                    id <= el_l[0];
                     state <= S_EIDCK;
                 end
                 S_EIDCK: begin
@@ -748,7 +812,7 @@ module es_vec #(
                     end
                 end
                 S_EBETA: if (el_fire) begin
-                    beta <= el_data;
+                    beta <= el_l[0];
                     rj_addr <= {emb_byte[39:4], 4'd0};
                     rj_left <= 32'd1;
                     rj_beats <= (32'(emb_byte[3:0]) + W + 32'd15) >> 4;
@@ -764,7 +828,7 @@ module es_vec #(
                     state <= S_EROW;
                 end
                 S_EROW: begin
-                    if (iss) cnt <= cnt + 32'd1;
+                    if (iss) cnt <= cnt + VLW;
                     if (cnt == ncol && pipe_empty) state <= S_NEXT;
                 end
                 // ---- per token (ROPE): cos row, sin row into the second buffer, the row, the rotation
@@ -780,7 +844,7 @@ module es_vec #(
                     state <= S_RCOS;
                 end
                 S_RCOS: begin
-                    if (el_fire) cnt <= cnt + 32'd1;
+                    if (el_fire) cnt <= cnt + ex_n;
                     if (ex_left == 32'd0) begin
                         rj_addr <= {rope_s[39:4], 4'd0};
                         rj_left <= 32'd1;
@@ -792,7 +856,7 @@ module es_vec #(
                     end
                 end
                 S_RSIN: begin
-                    if (el_fire) cnt <= cnt + 32'd1;
+                    if (el_fire) cnt <= cnt + ex_n;
                     if (ex_left == 32'd0) begin
                         rj_addr <= act_base + 40'(m_off[1]) + row_addr;
                         rj_left <= row_cmds;
@@ -807,20 +871,20 @@ module es_vec #(
                 end
                 S_COMP: begin
                     if (iss) begin
-                        cnt <= cnt + 32'd1;
-                        ri <= ri + 32'd1 == (hd << 1) ? 32'd0 : ri + 32'd1;
+                        cnt <= cnt + cstep;
+                        ri <= ri + cstep == (hd << 1) ? 32'd0 : ri + cstep;
                     end
                     if (cnt == ncol && pipe_empty) state <= S_NEXT;
                 end
                 // ---- per token (NORM_QUANT): pass 1 is S_FILLX; max|u| on chip; c; pass 2; the scalars
                 S_NGAIN: begin
-                    if (el_fire) cnt <= cnt + 32'd1;
+                    if (el_fire) cnt <= cnt + ex_n;
                     if (ex_left == 32'd0) state <= S_TOK;
                 end
                 S_NA: begin
                     kz <= 10'sd15 - frexp_e(amax_x);
-                    if (iss) cnt <= cnt + 32'd1;
-                    if (cnt == W && pipe_empty) begin
+                    if (iss) cnt <= cnt + VLW;
+                    if (cnt >= W && pipe_empty) begin
                         m32 <= {1'b0, amax_u} > ACT_EPS ? {1'b0, amax_u} : ACT_EPS;
                         sc_step <= 4'd11;
                         sc_cnt <= '0;
@@ -853,9 +917,9 @@ module es_vec #(
                 end
                 S_NB: begin
                     if (iss) begin
-                        cnt <= cnt + 32'd1;
-                        nb_b <= nb_b == 32'd7 ? 32'd0 : nb_b + 32'd1;
-                        if (nb_b == 32'd7) nb_sb <= nb_sb + 32'(G);
+                        cnt <= cnt + VLW;
+                        nb_b <= nb_b + VLW == 32'd8 ? 32'd0 : nb_b + VLW;
+                        if (nb_b + VLW == 32'd8) nb_sb <= nb_sb + 32'(G);
                     end
                     if (cnt == nbl && pipe_empty) begin
                         sc_step <= nog ? 4'd7 : 4'd0;
@@ -900,7 +964,7 @@ module es_vec #(
                     rj_left <= '0;
                     wj_left <= '0;
                     ex_left <= '0;
-                    ex_have <= 1'b0;
+                    wn <= '0;
                     ob_v <= 1'b0;
                     v0 <= 1'b0;
                     pipe_n <= '0;
@@ -916,6 +980,6 @@ module es_vec #(
         end
     end
 
-    wire unused = &{1'b0, kv_base, kv_size, dp_lst, gi, rowoff[63:40], instr[255:160], pk_acc[127:120],
+    wire unused = &{1'b0, kv_base, kv_size, gi, rowoff[63:40], instr[255:160], pk_acc[127:128 - 8 * VL],
                     dv_busy, sq_busy, mu_busy, sr[63:32]};
 endmodule

@@ -69,8 +69,8 @@ module es_vec_dp (
         if (en) begin
             xd[1] <= x;
             ed[1] <= e;
-            for (int i = 2; i <= 5; i++) ed[i] <= ed[i - 1];
-            for (int i = 2; i <= 8; i++) xd[i] <= xd[i - 1];
+            for (int st = 2; st <= 5; st++) ed[st] <= ed[st - 1];
+            for (int st = 2; st <= 8; st++) xd[st] <= xd[st - 1];
             pd2[1] <= p;
             pd2[2] <= pd2[1];
             gd[1] <= g;
@@ -122,12 +122,12 @@ module es_vec_dp (
     end
     always_ff @(posedge clk) begin
         if (en) begin
-            for (int i = 1; i <= L - 5; i++) m1d[i] <= m1d[i - 1];
-            for (int i = 1; i <= L - 8; i++) m3d[i] <= m3d[i - 1];
-            for (int i = 1; i <= L - SS; i++) sd[i] <= sd[i - 1];
-            for (int i = 1; i <= L - SQ; i++) qd[i] <= qd[i - 1];
+            for (int st = 1; st <= L - 5; st++) m1d[st] <= m1d[st - 1];
+            for (int st = 1; st <= L - 8; st++) m3d[st] <= m3d[st - 1];
+            for (int st = 1; st <= L - SS; st++) sd[st] <= sd[st - 1];
+            for (int st = 1; st <= L - SQ; st++) qd[st] <= qd[st - 1];
             zd[0] <= zsq[31:0];
-            for (int i = 1; i <= L - SQ - 1; i++) zd[i] <= zd[i - 1];
+            for (int st = 1; st <= L - SQ - 1; st++) zd[st] <= zd[st - 1];
         end
     end
 
