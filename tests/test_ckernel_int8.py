@@ -4,7 +4,7 @@ in-loop prefetch) equals dense_matmul bit for bit where its loops change course:
 64-weight block and the 256-weight widening group, row counts around the 4-row tile, the 8-row
 padding and the prefetch distance, token counts 1-3 (and 4+, which the plane loop takes); and at
 the extremes of its int16 sums (the range argument in eskernel.c). Every ISA path this CPU runs is
-checked, and on AVX2 the version-6 plane loop ('planes' variant) as well."""
+checked, and on AVX2 the plane loop ('planes' and 'planes8' variants) as well."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ except ck.CKernelUnavailable:
     pytest.skip("C kernel extension not built", allow_module_level=True)
 
 ISAS = ck.available_isas()
-PATHS = [(isa, "default") for isa in ISAS] + ([("avx2", "planes")] if "avx2" in ISAS else [])
+PATHS = [(isa, "default") for isa in ISAS] + ([("avx2", "planes"), ("avx2", "planes8")] if "avx2" in ISAS else [])
 KS = [1, 63, 64, 65, 255, 256, 257, 319, 320, 511, 512, 513, 1023, 1024, 1025, 2560]
 NS = [1, 3, 4, 5, 8, 9, 12, 13, 17, 21, 29]
 TS = [1, 2, 3, 1, 4, 5]

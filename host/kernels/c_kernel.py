@@ -94,14 +94,14 @@ def load_library() -> ctypes.CDLL:
     return lib
 
 
-VARIANTS = {"default": 0, "planes": 1}  # eskernel.h ES_VARIANT_*
+VARIANTS = {"default": 0, "planes": 1, "planes8": 2}  # eskernel.h ES_VARIANT_*
 
 
 def set_variant(name: str) -> str:
     """Select the kernel variant for benchmarks and tests; returns the previous one. 'planes' runs
     2-bit and 8-bit codes on the AVX2 path through the generic plane loop (the version-6 kernel)
-    instead of the 2-bit GEMV/GEMM and the 8-bit GEMV; both give the same integers. Process-wide;
-    other paths ignore it."""
+    instead of the 2-bit GEMV/GEMM and the 8-bit GEMV, 'planes8' only 8-bit codes (the version-7
+    kernel); all give the same integers. Process-wide; other paths ignore it."""
     if name not in VARIANTS:
         raise ValueError(f"kernel variant {name!r}: expected one of {sorted(VARIANTS)}")
     prev = load_library().es_set_variant(VARIANTS[name])

@@ -431,7 +431,8 @@ static TGT_AVX2 void mm_rows_avx2(const uint8_t *W, int64_t kpb, int B, const in
                                   int32_t *out) {
     if (B == 2 && kpb <= ES2_MAXKPB && g_variant != ES_VARIANT_PLANES)
         mm_rows2_avx2(W, kpb, Q, kp, T, r0, r1, n, corr, out);
-    else if (B == 8 && T < 4 && kpb <= ES8_MAXKPB && g_variant != ES_VARIANT_PLANES)
+    else if (B == 8 && T < 4 && kpb <= ES8_MAXKPB && g_variant != ES_VARIANT_PLANES &&
+             g_variant != ES_VARIANT_PLANES8)
         mm_rows8_avx2(W, kpb, Q, kp, T, r0, r1, n, corr, out);
     else
         mm_rows_avx2_planes(W, kpb, B, Q, kp, T, r0, r1, n, corr, out);
@@ -729,6 +730,12 @@ int es_get_isa(void) {
     return g_isa;
 }
 
+int es_swap_isa(int isa) {
+    const int prev = es_get_isa();
+    if (es_isa_available(isa)) g_isa = isa;
+    return prev;
+}
+
 void es_set_threads(int n) { g_threads = n > 0 ? n : 0; }
 
 int es_swap_threads(int n) {
@@ -882,6 +889,108 @@ static void quant_row(const float *u, int64_t k, int8_t *q, float *m_out) {
     *m_out = mx;
 }
 
+#ifdef ES_X86
+/* AVX2 forms of quant_row and rms_factor, the same bits: the float steps are the scalar code's
+ * element-wise IEEE operations (multiply, clamp, round half to even) in the same order, max is exact
+ * in any order, and the sum of squares is a sum of integers z*z <= 2**30 in double lanes, exact
+ * below 2**53 (k < 2**23), so the order of the additions does not matter either. Only for finite
+ * rows: the scalar code's NaN/inf conversions are not what the vector instructions do, so a row
+ * with a non-finite element returns 0 and takes the scalar code. */
+static TGT_AVX2 int quant_row_avx2(const float *u, int64_t k, int8_t *q, float *m_out) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 inf = _mm256_set1_ps(INFINITY);
+    __m256 mx8 = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        const __m256 a = _mm256_and_ps(_mm256_loadu_ps(u + i), absm);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, inf, _CMP_NLT_UQ)); /* inf or NaN */
+        mx8 = _mm256_max_ps(mx8, a);
+    }
+    if (_mm256_movemask_ps(bad)) return 0;
+    float lanes[8], mx = 0.0f;
+    _mm256_storeu_ps(lanes, mx8);
+    for (int j = 0; j < 8; j++) mx = lanes[j] > mx ? lanes[j] : mx;
+    for (; i < k; i++) {
+        const float a = fabsf(u[i]);
+        if (!(a < INFINITY)) return 0;
+        mx = a > mx ? a : mx;
+    }
+    const float eps = (float)1e-5; /* numerics.ACT_EPS = float32(1e-5) */
+    mx = mx > eps ? mx : eps;
+    const float c = 127.0f / mx;
+    const __m256 c8 = _mm256_set1_ps(c), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+    for (i = 0; i + 32 <= k; i += 32) {
+        __m256i v[4];
+        for (int j = 0; j < 4; j++) { /* clamp, then cvtps rounds half to even (default MXCSR) */
+            const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(u + i + 8 * j), c8);
+            v[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(x, lo), hi));
+        }
+        const __m256i w01 = _mm256_packs_epi32(v[0], v[1]), w23 = _mm256_packs_epi32(v[2], v[3]);
+        const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23),
+                                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + i), b);
+    }
+    for (; i < k; i++) {
+        float v = u[i] * c;
+        v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
+        q[i] = (int8_t)rne_f(v);
+    }
+    *m_out = mx;
+    return 1;
+}
+
+/* rms_factor for a finite row (the caller checked it through quant_row_avx2 of x * g, which is
+ * finite only if x is) */
+static TGT_AVX2 double rms_factor_avx2(const float *x, int64_t k, double eps) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mx8 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) mx8 = _mm256_max_ps(mx8, _mm256_and_ps(_mm256_loadu_ps(x + i), absm));
+    float lanes[8], amax = 0.0f;
+    _mm256_storeu_ps(lanes, mx8);
+    for (int j = 0; j < 8; j++) amax = lanes[j] > amax ? lanes[j] : amax;
+    for (int64_t j = i; j < k; j++) {
+        const float a = fabsf(x[j]);
+        amax = a > amax ? a : amax;
+    }
+    int e = 0;
+    if (amax != 0.0f) frexpf(amax, &e);
+    const double p2 = ldexp(1.0, 15 - e);
+    const __m256d p2v = _mm256_set1_pd(p2), magic = _mm256_set1_pd(6755399441055744.0);
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    for (i = 0; i + 8 <= k; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i);
+        __m256d z0 = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xv)), p2v);
+        __m256d z1 = _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), p2v);
+        z0 = _mm256_sub_pd(_mm256_add_pd(z0, magic), magic); /* rne_d */
+        z1 = _mm256_sub_pd(_mm256_add_pd(z1, magic), magic);
+        s0 = _mm256_add_pd(s0, _mm256_mul_pd(z0, z0));
+        s1 = _mm256_add_pd(s1, _mm256_mul_pd(z1, z1));
+    }
+    double sl[4];
+    _mm256_storeu_pd(sl, _mm256_add_pd(s0, s1));
+    int64_t S = (int64_t)sl[0] + (int64_t)sl[1] + (int64_t)sl[2] + (int64_t)sl[3];
+    for (; i < k; i++) {
+        int64_t z = (int64_t)rne_d((double)x[i] * p2);
+        S += z * z;
+    }
+    double ms = ldexp((double)S, 2 * (e - 15)) / (double)k;
+    return 1.0 / sqrt(ms + eps);
+}
+
+static TGT_AVX2 void mul_avx2(const float *a, const float *b, int64_t k, float *y) {
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    for (; i < k; i++) y[i] = a[i] * b[i];
+}
+
+/* the float parts take the AVX2 forms unless the library's ISA (es_set_isa) is scalar */
+static int float_avx2(void) {
+    return es_get_isa() != ES_ISA_SCALAR && __builtin_cpu_supports("avx2");
+}
+#endif
+
 typedef struct {
     const float *x, *g;
     double eps;
@@ -892,6 +1001,9 @@ typedef struct {
 
 static void quant_chunk(void *ctx, int64_t r) {
     const nq_job *j = (const nq_job *)ctx;
+#ifdef ES_X86
+    if (float_avx2() && quant_row_avx2(j->x + r * j->k, j->k, j->q + r * j->k, j->s + r)) return;
+#endif
     quant_row(j->x + r * j->k, j->k, j->q + r * j->k, j->s + r);
 }
 
@@ -921,9 +1033,31 @@ static double rms_factor(const float *x, int64_t k, double eps) {
     return 1.0 / sqrt(ms + eps);
 }
 
+
 static void norm_quant_row(const float *xr, const float *g, double eps, int64_t k, int8_t *q,
                            float *s) {
     float m;
+#ifdef ES_X86
+    if (float_avx2()) {
+        if (g) {
+            float ub[8192];
+            float *u = k <= 8192 ? ub : (float *)malloc((size_t)k * sizeof(float));
+            if (!u) return;
+            mul_avx2(xr, g, k, u);
+            const int ok = quant_row_avx2(u, k, q, &m);
+            if (u != ub) free(u);
+            if (ok) {
+                double sd = (double)m / 127.0;
+                sd = sd * rms_factor_avx2(xr, k, eps);
+                *s = (float)sd;
+                return;
+            }
+        } else if (quant_row_avx2(xr, k, q, &m)) {
+            *s = (float)((double)m / 127.0);
+            return;
+        }
+    }
+#endif
     if (g) {
         float *u = (float *)calloc((size_t)k + 1, sizeof(float));
         for (int64_t i = 0; i < k; i++) u[i] = xr[i] * g[i];

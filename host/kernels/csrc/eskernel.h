@@ -23,11 +23,17 @@ int es_set_isa(int isa); /* 0 ok, -1 not available on this CPU / build */
 /* Kernel variant for benchmarks and tests, returns the previous one: ES_VARIANT_DEFAULT, or
  * ES_VARIANT_PLANES: 2-bit and 8-bit codes on AVX2 through the generic plane loop (the version-6
  * GEMV/GEMM, still used for 2-bit K > 2**20 and 8-bit GEMM) instead of the 2-bit kernels and the
- * 8-bit GEMV. Same results either way. */
+ * 8-bit GEMV; ES_VARIANT_PLANES8: only 8-bit codes through the plane loop (the version-7 kernel).
+ * Same results either way. */
 #define ES_VARIANT_DEFAULT 0
 #define ES_VARIANT_PLANES 1
+#define ES_VARIANT_PLANES8 2
 int es_set_variant(int v);
 int es_get_isa(void);
+/* es_set_isa(isa) where available, returning the previous setting. Besides the matmul default, the
+ * setting picks the form of the float parts (norm_quant, quant_act, the plan's element-wise ops):
+ * AVX2 where the CPU has it, scalar when the setting is ES_ISA_SCALAR; the same bits either way. */
+int es_swap_isa(int isa);
 void es_set_threads(int n); /* <= 0: all cores */
 int es_get_threads(void);
 int es_swap_threads(int n); /* es_set_threads(n), returning the previous setting (0 = all cores) */

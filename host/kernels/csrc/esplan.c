@@ -120,8 +120,30 @@ static void op_attention(const es_op *o, const float *q, const float *k, const f
     free(dq);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* the same element-wise steps 8 lanes at a time: g < 0 ? 0 : g keeps NaN (the compare is false) and
+ * -0.0, as the scalar select does; the products are the same IEEE multiplies */
+__attribute__((target("avx2"))) static int64_t relu2_mul_avx2(const float *g, const float *u,
+                                                               float *y, int64_t len) {
+    int64_t i = 0;
+    const __m256 zero = _mm256_setzero_ps();
+    for (; i + 8 <= len; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 r = _mm256_andnot_ps(_mm256_cmp_ps(gv, zero, _CMP_LT_OQ), gv);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(u + i)));
+    }
+    return i;
+}
+#define ES_PLAN_X86 1
+#endif
+
 static void op_relu2_mul(const float *g, const float *u, float *y, int64_t len) {
-    for (int64_t i = 0; i < len; i++) {
+    int64_t i0 = 0;
+#ifdef ES_PLAN_X86
+    if (es_get_isa() != ES_ISA_SCALAR && __builtin_cpu_supports("avx2")) i0 = relu2_mul_avx2(g, u, y, len);
+#endif
+    for (int64_t i = i0; i < len; i++) {
         const float r = g[i] < 0.0f ? 0.0f : g[i]; /* np.maximum(g, 0): NaN stays NaN */
         const float rr = r * r;
         y[i] = rr * u[i];
@@ -149,6 +171,7 @@ int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, in
     /* norm_quant and attention take the library's thread setting: make it the plan's for this call,
      * so that a 1-thread executor never hands attention chunks to a second thread */
     const int prev_threads = threads > 0 ? es_swap_threads(threads) : -1;
+    const int prev_isa = isa >= 0 ? es_swap_isa(isa) : -1; /* the float parts follow the plan's ISA */
     for (int64_t i = 0; i < nops && rc == 0; i++) {
         const es_op *o = &ops[i];
         const int last = i >= last_from && T > 1;
@@ -198,6 +221,7 @@ int es_run_plan(const es_op *ops, int64_t nops, int64_t last_from, int64_t T, in
         }
     }
     if (prev_threads >= 0) es_swap_threads(prev_threads);
+    if (prev_isa >= 0) es_swap_isa(prev_isa);
     free(tpos);
     return rc;
 }
