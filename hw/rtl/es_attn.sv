@@ -121,14 +121,22 @@ module es_attn #(
     logic [31:0] idx [4];
     logic [3:0]  ok;
     logic [39:0] ba [4];                       // buffer addresses
+    logic [39:0] fa [4];                       // their map entries' addresses
     always_comb begin
         idx[0] = f0;
         idx[1] = f1;
         idx[2] = f2;
         idx[3] = 32'(ia);
-        for (int k = 0; k < 4; k++)
-            ok[k] = idx[k] < n_buffers && (33'(idx[k]) + 33'd1) * 33'd16 <= 33'(act_size);
-        for (int k = 0; k < 4; k++) ba[k] = act_base + 40'(m_off[k]);
+    end
+    // registered (the compares and adds are 20 LUT levels in front of the fetch logic): the fields
+    // are latched at `go` and the divider runs several cycles before C_FETCH reads ok and fa; ba is
+    // read from phase 1 on, m_off long settled
+    always_ff @(posedge clk) begin
+        for (int k = 0; k < 4; k++) begin
+            ok[k] <= idx[k] < n_buffers && (33'(idx[k]) + 33'd1) * 33'd16 <= 33'(act_size);
+            ba[k] <= act_base + 40'(m_off[k]);
+            fa[k] <= act_base + (40'(idx[k]) << 4);
+        end
     end
 
     // consumer states (localparams, not an enum: Icarus 11 evaluates some enum literals used in port
@@ -136,7 +144,7 @@ module es_attn #(
     localparam logic [4:0] C_IDLE = 5'd0, C_DIV = 5'd1, C_FCHK = 5'd2, C_FETCH = 5'd3, C_MCHK = 5'd4, C_KVDIV = 5'd5;
     localparam logic [4:0] C_KVCHK = 5'd6, C_GEO = 5'd7, C_GEO2 = 5'd8, C1_KV = 5'd9, C1_W = 5'd10, C1_BAR = 5'd11;
     localparam logic [4:0] C2_SET = 5'd12, C2_QRY = 5'd13, C2_P1 = 5'd14, C2_P2 = 5'd15, C2_SC = 5'd16, C2_P3 = 5'd17;
-    localparam logic [4:0] C2_OUT = 5'd18, C2_OW = 5'd19, C2_NEXT = 5'd20, C_FIN = 5'd21, C_ABORT = 5'd22;
+    localparam logic [4:0] C2_P3W = 5'd18, C2_NEXT = 5'd20, C_FIN = 5'd21, C_ABORT = 5'd22;
     logic [4:0] cs;
 
     // ---------------- divider (group size, then capacity)
@@ -206,32 +214,40 @@ module es_attn #(
         .k_valid(p1_take && kb != '0), .k_addr(LDB'(kb - 1'b1)), .k_last(kb == (LDB + 1)'(db)), .k_data(rd_data),
         .dot_valid, .dot
     );
-    logic           sc_valid;
+    // the floating-point chains start empty with every instruction (an AXI fault ends one mid-stream)
+    wire            fp_rst_n = rst_n && cs != C_ABORT && cs != C_IDLE;
+    logic           sc_valid, sc_room;
     logic [NQ*32-1:0] sc_s;
     logic [NQ*32-1:0] dq_all;
     always_comb for (int n = 0; n < NQ; n++) dq_all[32*n +: 32] = q_dq[n];
     es_attn_score #(.NQ(NQ)) u_score (
-        .clk, .rst_n(rst_n && cs != C_ABORT), .scale, .dq(dq_all),
-        .k_valid(p1_take && kb == '0), .dk(rd_data[31:0]),
+        .clk, .rst_n(fp_rst_n), .scale, .dq(dq_all), .ns,
+        .k_valid(p1_take && kb == '0), .dk(rd_data[31:0]), .k_room(sc_room),
         .dot_valid, .dot, .s_valid(sc_valid), .s(sc_s)
     );
     logic [NQ*32-1:0] smax;
     logic [NQ-1:0]    seen;                    // lane has a visible score
 
     // ---------------- pass 2: softmax weights
+    // one chain for the set's lanes: key p2j is read ns times (lane p2n), one (key, lane) per cycle
     logic [31:0]    p2j;                       // next key to issue
-    logic           p2_v1;                     // SBUF read data valid (one cycle after issue)
-    logic [NQ-1:0]  vis1;
-    logic           so_valid;
+    logic [LNQ-1:0] p2n, p2n1;                 // its lane; the lane of the SBUF word read
+    logic           p2_v1, p2l1;               // SBUF read data valid (one cycle after issue); last lane
+    logic           vis1;
+    logic           so_valid, so_iv;
+    logic [LNQ-1:0] so_il;
+    logic [31:0]    so_ia;
+    logic [16:0]    so_ie;
     logic [NQ*32-1:0] so_a;
-    logic [NQ*17-1:0] so_e;
     logic [31:0]    soj;                       // key of the next weight leaving
     logic [NQ*32-1:0] amax;
     logic [NQ*48-1:0] den;
     es_attn_soft #(.NQ(NQ)) u_soft (
-        .clk, .rst_n(rst_n && cs != C_ABORT), .in_valid(p2_v1), .vis(vis1), .s(sb_rdata), .dv(dvb_rdata),
-        .smax, .out_valid(so_valid), .a(so_a), .e(so_e)
+        .clk, .rst_n(fp_rst_n), .in_valid(p2_v1), .in_lane(p2n1), .in_last(p2l1), .vis(vis1),
+        .s(sb_rdata[32*p2n1 +: 32]), .dv(dvb_rdata), .smax(smax[32*p2n1 +: 32]),
+        .item_valid(so_iv), .item_lane(so_il), .item_a(so_ia), .item_e(so_ie), .out_valid(so_valid), .a(so_a)
     );
+    wire p2_last = 32'(p2n) + 32'd1 == 32'(ns);
 
     // ---------------- per-query scalars
     logic        scl_start, scl_done;
@@ -244,16 +260,20 @@ module es_attn #(
     );
 
     // ---------------- pass 3: weights A and the value sums
-    logic           wg_iss;                    // weight computation issued for key wgj (combinational)
+    localparam logic [1:0] OE_IDLE = 2'd0, OE_CONV = 2'd1, OE_WR = 2'd2, OE_WAIT = 2'd3;
+    logic [1:0]     oe_st;                     // output engine (below)
+    logic [LNQ:0]   oe_n, oe_ns;               // lane being written, lanes of the set
+    // one chain for the set's lanes, as pass 2: key wgj is read ns times (lane wgn)
+    logic           wg_iss;                    // weight of (wgj, wgn) issued (combinational)
     logic [31:0]    wgj;
-    logic           wg_v1;
+    logic [LNQ-1:0] wgn, wgn1;
+    logic           wg_v1, wgl1;
     logic           wg_valid;
     logic [NQ*16-1:0] wg_a;
-    logic [NQ*32-1:0] mult_all;
-    always_comb for (int n = 0; n < NQ; n++) mult_all[32*n +: 32] = q_mult[n];
+    wire            wg_last = 32'(wgn) + 32'd1 == 32'(ns);
     es_attn_wgt #(.NQ(NQ)) u_wgt (
-        .clk, .rst_n(rst_n && cs != C_ABORT), .in_valid(wg_v1), .a(sb_rdata), .mult(mult_all),
-        .out_valid(wg_valid), .w(wg_a)
+        .clk, .rst_n(fp_rst_n), .in_valid(wg_v1), .in_lane(wgn1), .in_last(wgl1), .a(sb_rdata[32*wgn1 +: 32]),
+        .mult(q_mult[wgn1]), .out_valid(wg_valid), .w(wg_a)
     );
     localparam int AF = 16;                    // weight FIFO (keys), > the weight pipeline depth
     logic           af_valid, af_pop, af_in_ready;
@@ -264,8 +284,9 @@ module es_attn #(
         .clk, .rst_n(rst_n && cs == C2_P3), .in_valid(wg_valid), .in_ready(af_in_ready), .in_data(wg_a),
         .out_valid(af_valid), .out_ready(af_pop), .out_data(af_data), .count(af_count)
     );
-    // weights run ahead of the value stream through the FIFO (credit: in flight + queued)
-    assign wg_iss = cs == C2_P3 && wgj != sk && 32'(wg_fly) + 32'(af_count) < AF - 1;
+    // weights run ahead of the value stream through the FIFO (credit in keys, taken at a key's first
+    // lane: in flight + queued)
+    assign wg_iss = cs == C2_P3 && wgj != sk && (wgn != '0 || 32'(wg_fly) + 32'(af_count) < AF - 1);
     logic           p3_take;
     logic [LDB-1:0] vb;                        // beat in the V slot
     logic [31:0]    vj;                        // key of the next value beat
@@ -273,22 +294,27 @@ module es_attn #(
     logic [16*AW-1:0] o_data;
     es_attn_vacc #(.NQ(NQ), .DBMAX(DBMAX), .AW(AW)) u_vacc (
         .clk, .rst_n, .v_valid(p3_take), .v_first(vj == 32'd0), .v_addr(vb), .v_data(rd_data), .a_w(af_data),
-        .o_addr, .o_lane(cn[LNQ-1:0]), .o_data
+        .o_addr, .o_lane(oe_n[LNQ-1:0]), .o_data
     );
     logic [2:0]     p3_drain;
 
-    // ---------------- outputs
-    wire            oc_iss = cs == C2_OUT && oc_k != (LDB + 3)'(32'(db) << 2);
-    logic [LDB+2:0] oc_k;                      // output beat (4 floats) being converted
+    // ---------------- outputs: an engine of their own behind pass 3 (the consumer goes on to the next
+    // query set; pass 3 of that set waits until the engine is done with the value sums). Per query
+    // lane oe_n: D columns, one per cycle, into obuf as beats of 4, then the row to dst (a write job).
+    logic [31:0]    oe_f [NQ];                 // the set's output factors, rows and heads (copies:
+    logic [15:0]    oe_t [NQ];                 // the consumer overwrites q_f, q_t, q_h with the next set)
+    logic [15:0]    oe_h [NQ];
+    logic [LDB+4:0] oc_k;                      // output column being converted
+    wire            oc_iss = oe_st == OE_CONV && oc_k != (LDB + 5)'(dd);
     logic           oc_valid;
     logic [127:0]   oc_y;
     logic [LDB+2:0] oc_wk;                     // next output beat to store
     logic [127:0]   obuf [DBMAX * 4];
     es_attn_out #(.AW(AW)) u_out (
-        .clk, .rst_n(rst_n && cs != C_ABORT), .in_valid(oc_iss),
-        .num(o_data[4*AW*oc_k[1:0] +: 4*AW]), .f(q_f[cn[LNQ-1:0]]), .out_valid(oc_valid), .y(oc_y)
+        .clk, .rst_n(fp_rst_n), .in_valid(oc_iss), .col(oc_k[1:0]),
+        .num(o_data[AW*oc_k[3:0] +: AW]), .f(oe_f[oe_n[LNQ-1:0]]), .out_valid(oc_valid), .y(oc_y)
     );
-    assign o_addr = oc_k[LDB+1:2];
+    assign o_addr = oc_k[LDB+3:4];
 
     // ---------------- the write side: jobs of one command (K slot, V slot) or a command per unit (output row)
     typedef enum logic [1:0] { WJ_K, WJ_V, WJ_O } wkind_t;
@@ -369,7 +395,7 @@ module es_attn #(
         endcase
         if (cs == C_FETCH) begin
             rd_cmd_valid = fk != 3'd4 && ok[fk[1:0]];
-            rd_cmd_addr = act_base + (40'(idx[fk[1:0]]) << 4);
+            rd_cmd_addr = fa[fk[1:0]];
             rd_cmd_beats = 32'd1;
         end
         if (cs == C_ABORT || cs == C_IDLE) rd_cmd_valid = 1'b0;
@@ -518,7 +544,8 @@ module es_attn #(
     // rd data routing
     wire in_q = cs == C1_KV || cs == C2_QRY;
     assign qz_in_valid = in_q && rd_valid;
-    assign p1_take = cs == C2_P1 && rd_valid && kj != sk;
+    // a key's scale beat waits while the score chain is full (ns > db + 1: short rows, full sets)
+    assign p1_take = cs == C2_P1 && rd_valid && kj != sk && (kb != '0 || sc_room);
     assign p3_take = cs == C2_P3 && rd_valid && af_valid && vj != sk;
     assign af_pop = p3_take && vb == LDB'(db - 5'd1);
     always_comb begin
@@ -526,7 +553,7 @@ module es_attn #(
         case (cs)
             C_FETCH: rd_ready = 1'b1;
             C1_KV, C2_QRY: rd_ready = qz_in_ready;
-            C2_P1: rd_ready = kj != sk;
+            C2_P1: rd_ready = kj != sk && (kb != '0 || sc_room);
             C2_P3: rd_ready = af_valid && vj != sk;
             C_ABORT: rd_ready = 1'b1;
             default: rd_ready = 1'b0;
@@ -570,10 +597,6 @@ module es_attn #(
         end
     end
 
-    // pass 2 visibility of key p2j for lane n
-    logic [NQ-1:0] vis0;
-    always_comb for (int n = 0; n < NQ; n++) vis0[n] = n < 32'(ns) && p2j <= q_pos[n];
-
     // pass-1 scores: visibility of key sj per lane
     logic [NQ-1:0] svis;
     always_comb for (int n = 0; n < NQ; n++) svis[n] = n < 32'(ns) && sj <= q_pos[n];
@@ -599,21 +622,24 @@ module es_attn #(
             err_code <= es_regs_pkg::ES_ERR_NONE;
             err_info <= '0;
             wj_busy <= 1'b0;
+            oe_st <= OE_IDLE;
             p1_done <= 1'b0;
             cyc_store <= '0;
             cyc_attend <= '0;
         end else if (abort && cs != C_IDLE && cs != C_ABORT) begin
             cs <= C_ABORT;
             wj_busy <= 1'b0;
+            oe_st <= OE_IDLE;
         end else if (cs != C_IDLE && cs != C_ABORT && ax_fault) begin
             err_code <= rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
             err_info <= 32'(rd_err ? rd_err_resp : wr_err_resp);
             wj_busy <= 1'b0;
+            oe_st <= OE_IDLE;
             done <= 1'b1;
             cs <= C_IDLE;
         end else begin
             if (cs == C1_KV || cs == C1_W || cs == C1_BAR) cyc_store <= cyc_store + 32'd1;
-            if (cs >= C2_SET && cs <= C2_NEXT) cyc_attend <= cyc_attend + 32'd1;
+            if ((cs >= C2_SET && cs <= C2_NEXT) || cs == C_FIN) cyc_attend <= cyc_attend + 32'd1;
 
             // ---- write jobs
             if (wj_start) begin
@@ -638,6 +664,41 @@ module es_attn #(
                     wj_i <= wj_i + 7'd1;
                 end
             end
+
+            // ---- output engine (phase 2: the only writer then)
+            case (oe_st)
+                OE_CONV: begin
+                    if (oc_iss) oc_k <= oc_k + 1'b1;
+                    if (oc_valid) begin
+                        obuf[oc_wk[LDB+1:0]] <= oc_y;
+                        oc_wk <= oc_wk + 1'b1;
+                    end
+                    oa_base <= ba[3];
+                    oa_t <= oe_t[oe_n[LNQ-1:0]];
+                    oa_h <= oe_h[oe_n[LNQ-1:0]];
+                    if (oc_wk == (LDB + 3)'(d4) && !wj_busy && !wj_start) oe_st <= OE_WR;
+                end
+                OE_WR: begin
+                    wj_start <= 1'b1;
+                    wj_kind <= WJ_O;
+                    wj_addr <= oa_addr;
+                    wj_stride <= oa_stride;
+                    wj_rem <= 8'(d4);
+                    wj_ob <= oa_ob;
+                    wj_cont <= oa_stride == (32'd1 << LU);
+                    oe_st <= OE_WAIT;
+                end
+                OE_WAIT: if (!wj_busy && !wj_start) begin
+                    // obuf is free again: the next lane (the write job has read every beat)
+                    if (oe_n + 1'b1 != oe_ns) begin
+                        oe_n <= oe_n + 1'b1;
+                        oc_k <= '0;
+                        oc_wk <= '0;
+                        oe_st <= OE_CONV;
+                    end else oe_st <= OE_IDLE;
+                end
+                default: ;
+            endcase
 
             case (cs)
                 C_IDLE: if (go) begin
@@ -869,6 +930,7 @@ module es_attn #(
                     end
                     if (sj == sk && !sb_we) begin   // the last score is in SBUF before pass 2 reads
                         p2j <= '0;
+                        p2n <= '0;
                         p2_v1 <= 1'b0;
                         soj <= '0;
                         amax <= '0;
@@ -878,16 +940,23 @@ module es_attn #(
                 end
                 C2_P2: begin
                     p2_v1 <= p2j != sk;
-                    vis1 <= vis0;
-                    if (p2j != sk) p2j <= p2j + 32'd1;
+                    p2n1 <= p2n;
+                    p2l1 <= p2_last;
+                    vis1 <= p2j <= q_pos[p2n];
+                    if (p2j != sk) begin
+                        if (p2_last) begin
+                            p2n <= '0;
+                            p2j <= p2j + 32'd1;
+                        end else p2n <= p2n + 1'b1;
+                    end
+                    if (so_iv) begin
+                        if (fgt(so_ia, amax[32*so_il +: 32])) amax[32*so_il +: 32] <= so_ia;
+                        den[48*so_il +: 48] <= den[48*so_il +: 48] + 48'(so_ie);
+                    end
                     if (so_valid) begin
                         sb_we <= 1'b1;
                         sb_waddr <= LS'(soj);
                         sb_wdata <= so_a;
-                        for (int n = 0; n < NQ; n++) begin
-                            if (fgt(so_a[32*n +: 32], amax[32*n +: 32])) amax[32*n +: 32] <= so_a[32*n +: 32];
-                            den[48*n +: 48] <= den[48*n +: 48] + 48'(so_e[17*n +: 17]);
-                        end
                         soj <= soj + 32'd1;
                     end
                     if (soj == sk) begin
@@ -899,23 +968,33 @@ module es_attn #(
                 C2_SC: if (scl_done) begin
                     q_mult[cn[LNQ-1:0]] <= scl_mult;
                     q_f[cn[LNQ-1:0]] <= scl_f;
-                    if (cn + 1'b1 == ns) begin
-                        wgj <= '0;
-                        wg_v1 <= 1'b0;
-                        wg_fly <= '0;
-                        vj <= '0;
-                        vb <= '0;
-                        p3_drain <= '0;
-                        cs <= C2_P3;
-                    end else begin
+                    if (cn + 1'b1 == ns) cs <= C2_P3W;
+                    else begin
                         cn <= cn + 1'b1;
                         scl_start <= 1'b1;
                     end
                 end
+                C2_P3W: if (oe_st == OE_IDLE) begin   // the previous set's outputs are out of vacc
+                    wgj <= '0;
+                    wgn <= '0;
+                    wg_v1 <= 1'b0;
+                    wg_fly <= '0;
+                    vj <= '0;
+                    vb <= '0;
+                    p3_drain <= '0;
+                    cs <= C2_P3;
+                end
                 C2_P3: begin
                     wg_v1 <= wg_iss;
-                    if (wg_iss) wgj <= wgj + 32'd1;
-                    wg_fly <= wg_fly + 6'(wg_iss) - 6'(wg_valid);
+                    wgn1 <= wgn;
+                    wgl1 <= wg_last;
+                    if (wg_iss) begin
+                        if (wg_last) begin
+                            wgn <= '0;
+                            wgj <= wgj + 32'd1;
+                        end else wgn <= wgn + 1'b1;
+                    end
+                    wg_fly <= wg_fly + 6'(wg_iss && wgn == '0) - 6'(wg_valid);
                     if (p3_take) begin
                         if (vb == LDB'(db - 5'd1)) begin
                             vb <= '0;
@@ -925,42 +1004,23 @@ module es_attn #(
                     if (vj == sk) begin
                         p3_drain <= p3_drain + 3'd1;
                         if (p3_drain == 3'd3) begin
-                            cn <= '0;
+                            // the set's sums are complete: its outputs go to the output engine
+                            oe_st <= OE_CONV;
+                            oe_n <= '0;
+                            oe_ns <= ns;
                             oc_k <= '0;
                             oc_wk <= '0;
-                            cs <= C2_OUT;
+                            for (int n = 0; n < NQ; n++) begin
+                                oe_f[n] <= q_f[n];
+                                oe_t[n] <= q_t[n];
+                                oe_h[n] <= q_h[n];
+                            end
+                            cs <= C2_NEXT;
                         end
                     end
                 end
-                C2_OUT: begin
-                    // lane cn: 4 columns per cycle into obuf, then its row to dst
-                    if (oc_iss) oc_k <= oc_k + 1'b1;
-                    if (oc_valid) begin
-                        obuf[oc_wk[LDB+1:0]] <= oc_y;
-                        oc_wk <= oc_wk + 1'b1;
-                    end
-                    oa_base <= ba[3];
-                    oa_t <= q_t[cn[LNQ-1:0]];
-                    oa_h <= q_h[cn[LNQ-1:0]];
-                    if (oc_wk == (LDB + 3)'(32'(db) << 2) && !wj_busy && !wj_start) cs <= C2_OW;
-                end
-                C2_OW: begin
-                    wj_start <= 1'b1;
-                    wj_kind <= WJ_O;
-                    wj_addr <= oa_addr;
-                    wj_stride <= oa_stride;
-                    wj_rem <= 8'(d4);
-                    wj_ob <= oa_ob;
-                    wj_cont <= oa_stride == (32'd1 << LU);
-                    cs <= C2_NEXT;
-                end
-                C2_NEXT: if (!wj_busy && !wj_start) begin
-                    if (cn + 1'b1 != ns) begin
-                        cn <= cn + 1'b1;
-                        oc_k <= '0;
-                        oc_wk <= '0;
-                        cs <= C2_OUT;
-                    end else if (ct != nt) begin
+                C2_NEXT: begin
+                    if (ct != nt) begin
                         cs <= C2_SET;
                     end else if (cg + 16'd1 != nkv) begin
                         cg <= cg + 16'd1;
@@ -971,7 +1031,7 @@ module es_attn #(
                         cs <= C2_SET;
                     end else cs <= C_FIN;
                 end
-                C_FIN: if (!wj_busy && !wr_busy) begin
+                C_FIN: if (oe_st == OE_IDLE && !wj_busy && !wj_start && !wr_busy) begin
                     done <= 1'b1;
                     cs <= C_IDLE;
                 end

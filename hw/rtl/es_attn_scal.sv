@@ -2,7 +2,9 @@
 //   mult = float32(32767 / max a)                        (binary32 division; max a = 0 reads as 1)
 //   f    = float32(float64(max a) / 32767 / float64(den)) (binary64 divisions, one final rounding)
 // es_fdiv (binary32 / binary64, correctly rounded) and es_fcvt (binary32 <-> binary64, int -> binary64:
-// exact here) give the same bits as numpy whatever their algorithm.
+// exact here) give the same bits as numpy whatever their algorithm. One es_fcvt does the three
+// conversions (its op travels with the operand): float64(max a) and float64(den) on the first two
+// cycles, float32 of the quotient at the end.
 module es_attn_scal (
     input  logic        clk,
     input  logic        rst_n,
@@ -26,11 +28,26 @@ module es_attn_scal (
     logic [63:0] a64, den64, q1, y64;
     logic [31:0] yf;
     logic [3:0]  w;
+    logic        dn;                             // den64 latched
     es_fdiv u_div (.clk, .rst_n, .start(dv_start), .dbl(dv_dbl), .a(dv_a), .b(dv_b), .busy(dv_busy), .done(dv_done), .y(dv_y));
-    logic [63:0] yf64;
-    es_fcvt u_f2d (.clk, .en(st != S_IDLE), .op(2'd0), .a({32'd0, amax}), .k(12'sd0), .y(a64));
-    es_fcvt u_l2d (.clk, .en(st != S_IDLE), .op(2'd2), .a(64'(den)), .k(12'sd0), .y(den64));
-    es_fcvt u_d2f (.clk, .en(st != S_IDLE), .op(2'd1), .a(y64), .k(12'sd0), .y(yf64));
+    logic [63:0] yf64, cv_a;
+    logic [1:0]  cv_op;
+    always_comb begin
+        // S_CVT's first cycle (w = LC + 1) F2D max a, its second L2D den; else D2F of the quotient
+        cv_op = 2'd1;
+        cv_a = y64;
+        if (st == S_CVT && w == 4'(LC + 1)) begin
+            cv_op = 2'd0;
+            cv_a = {32'd0, amax};
+        end else if (st == S_CVT && w == 4'(LC)) begin
+            cv_op = 2'd2;
+            cv_a = 64'(den);
+        end
+    end
+    // (a wire: Icarus 11 evaluates `st != S_IDLE` in the port connection to x)
+    logic cv_en;
+    assign cv_en = st != S_IDLE;
+    es_fcvt u_cvt (.clk, .en(cv_en), .op(cv_op), .a(cv_a), .k(12'sd0), .y(yf64));
     assign yf = yf64[31:0];
 
     always_ff @(posedge clk) begin
@@ -42,10 +59,17 @@ module es_attn_scal (
             case (st)
                 S_IDLE: if (start) begin
                     st <= S_CVT;
+                    dn <= 1'b0;
                     w <= 4'(LC + 1);
                 end
                 S_CVT: begin
-                    // amax and den are held by the caller: wait for the conversions
+                    // amax and den are held by the caller: wait for the conversions (F2D leaves
+                    // LC cycles after it went in, at w = 1, L2D one cycle later)
+                    if (w == 4'd1) a64 <= yf64;
+                    if (w == 4'd0 && !dn) begin   // (the divider may still be busy: latch once)
+                        den64 <= yf64;
+                        dn <= 1'b1;
+                    end
                     if (w != 4'd0) w <= w - 4'd1;
                     else if (!dv_busy) begin
                         dv_start <= 1'b1;

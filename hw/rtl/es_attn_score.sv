@@ -1,66 +1,82 @@
 // Attention unit, pass 1 floating point: per key j and query lane n (docs/numerics.md)
 //   c = (dq[n] * dk[j]) * scale;   s = float32(dot[n][j]) * c          (binary32, RNE, in that order)
-// c is computed when the key's scale beat arrives (two es_fmul), float32(dot) when its dot product
-// leaves es_attn_dot (es_i2f: |dot| < 2**23, exact); the two meet in small FIFOs (either may come
-// first) and the product leaves in key order. No stall: a key takes at least two beats, the FIFOs
-// never hold more than a few keys.
+// One chain (es_i2f beside es_fmul, es_fmul, es_fmul; II = 1) serves the `ns` lanes of a key in turn:
+// a key's scale beat (dk) and its dot products (from es_attn_dot) wait in small FIFOs (the scale beat
+// comes first), the chain takes lane 0 .. ns-1 of the head key on consecutive cycles, es_attn_pack
+// rebuilds the key's word, and the scores leave in key order.
+// A key takes db + 1 >= 2 stream beats, the chain ns cycles: when ns > db + 1 (short rows, full
+// sets) the caller must hold the next key's scale beat while `k_room` is low (keys taken, not yet
+// through the chain: at most 6, the FIFOs hold 8).
 module es_attn_score #(
-    parameter int NQ = 4
+    parameter int NQ = 4,
+    parameter int LNQ = (NQ > 1) ? $clog2(NQ) : 1
 ) (
-    input  logic            clk,
-    input  logic            rst_n,
-    input  logic [31:0]     scale,
+    input  logic             clk,
+    input  logic             rst_n,
+    input  logic [31:0]      scale,
     input  logic [NQ*32-1:0] dq,
-    input  logic            k_valid,
-    input  logic [31:0]     dk,
-    input  logic            dot_valid,
+    input  logic [LNQ:0]     ns,          // lanes of the set (1..NQ)
+    input  logic             k_valid,
+    input  logic [31:0]      dk,
+    output logic             k_room,
+    input  logic             dot_valid,
     input  logic [NQ*32-1:0] dot,
-    output logic            s_valid,
+    output logic             s_valid,
     output logic [NQ*32-1:0] s
 );
-    logic [NQ*32-1:0] p1, c, df;
-    logic [5:0] cv;
-    logic [1:0] dvv;
-    logic [2:0] sv;
-    logic join_;
-    // each pipe advances while anything is in it
-    wire en_c = k_valid || cv != '0;
-    wire en_d = dot_valid || dvv != '0;
-    wire en_s = join_ || sv != '0;
-    for (genvar n = 0; n < NQ; n++) begin : g_lane
-        es_fmul u_m1 (.clk, .en(en_c), .a(dq[32*n +: 32]), .b(dk), .y(p1[32*n +: 32]));
-        es_fmul u_m2 (.clk, .en(en_c), .a(p1[32*n +: 32]), .b(scale), .y(c[32*n +: 32]));
-        es_i2f u_cv (.clk, .en(en_d), .x(dot[32*n +: 32]), .y(df[32*n +: 32]));
-    end
-    always_ff @(posedge clk) begin
-        if (!rst_n) begin
-            cv <= '0;
-            dvv <= '0;
-        end else begin
-            if (en_c) cv <= {cv[4:0], k_valid};
-            if (en_d) dvv <= {dvv[0], dot_valid};
-        end
-    end
+    localparam int LM = 3, LI = 2;               // es_fmul, es_i2f latencies
+    localparam int L = 1 + 2 * LM + LM;          // input register, c (two es_fmul), s (one es_fmul)
 
-    logic c_ok, d_ok, c_room, d_room;
-    logic [3:0] c_n, d_n;
-    logic [NQ*32-1:0] c_q, d_q;
-    assign join_ = c_ok && d_ok;
-    tlmm_fifo #(.W(NQ * 32), .DEPTH(8)) u_cf (
-        .clk, .rst_n, .in_valid(cv[5]), .in_ready(c_room), .in_data(c), .out_valid(c_ok), .out_ready(join_),
-        .out_data(c_q), .count(c_n)
+    logic k_ok, d_ok, k_in, d_in;
+    logic [3:0] k_n, d_n;
+    logic [31:0] dk_q;
+    logic [NQ*32-1:0] dot_q;
+    logic [LNQ-1:0] ln;                           // lane of the head key the chain takes next
+    wire take = k_ok && d_ok;
+    wire last = 32'(ln) + 32'd1 == 32'(ns);
+    tlmm_fifo #(.W(32), .DEPTH(8)) u_kf (
+        .clk, .rst_n, .in_valid(k_valid), .in_ready(k_in), .in_data(dk), .out_valid(k_ok),
+        .out_ready(take && last), .out_data(dk_q), .count(k_n)
     );
     tlmm_fifo #(.W(NQ * 32), .DEPTH(8)) u_df (
-        .clk, .rst_n, .in_valid(dvv[1]), .in_ready(d_room), .in_data(df), .out_valid(d_ok), .out_ready(join_),
-        .out_data(d_q), .count(d_n)
+        .clk, .rst_n, .in_valid(dot_valid), .in_ready(d_in), .in_data(dot), .out_valid(d_ok),
+        .out_ready(take && last), .out_data(dot_q), .count(d_n)
     );
-    for (genvar n = 0; n < NQ; n++) begin : g_s
-        es_fmul u_m3 (.clk, .en(en_s), .a(d_q[32*n +: 32]), .b(c_q[32*n +: 32]), .y(s[32*n +: 32]));
-    end
+    // every key in the dot FIFO is in the key FIFO too (its scale beat came first)
+    assign k_room = k_n < 4'd6;
     always_ff @(posedge clk) begin
-        if (!rst_n) sv <= '0;
-        else if (en_s) sv <= {sv[1:0], join_};
+        if (!rst_n) ln <= '0;
+        else if (take) ln <= last ? '0 : ln + 1'b1;
     end
-    assign s_valid = sv[2];
-    wire unused = &{1'b0, c_room, d_room, c_n, d_n};
+
+    // input register: the lane's operands
+    logic [31:0] dq_r, dk_r, dot_r;
+    logic [LNQ-1:0] ln_r;
+    logic last_r;
+    logic [L-1:0] v;
+    wire en = take || v != '0;                    // advances while anything is in the chain
+    always_ff @(posedge clk) begin
+        if (!rst_n) v <= '0;
+        else if (en) v <= {v[L-2:0], take};
+        if (take) begin
+            dq_r <= dq[32*ln +: 32];
+            dk_r <= dk_q;
+            dot_r <= dot_q[32*ln +: 32];
+            ln_r <= ln;
+            last_r <= last;
+        end
+    end
+    logic [31:0] p1, c, df, df_d, y;
+    es_fmul u_m1 (.clk, .en, .a(dq_r), .b(dk_r), .y(p1));
+    es_fmul u_m2 (.clk, .en, .a(p1), .b(scale), .y(c));
+    es_i2f u_cv (.clk, .en, .x(dot_r), .y(df));
+    es_attn_dly #(.W(32), .N(2 * LM - LI)) u_dd (.clk, .d(df), .q(df_d));
+    es_fmul u_m3 (.clk, .en, .a(df_d), .b(c), .y(y));
+    logic [LNQ-1:0] ln_o;
+    logic last_o;
+    es_attn_dly #(.W(LNQ + 1), .N(L - 1)) u_tag (.clk, .d({ln_r, last_r}), .q({ln_o, last_o}));
+    es_attn_pack #(.NQ(NQ), .W(32)) u_pk (
+        .clk, .in_valid(v[L-1]), .in_lane(ln_o), .in_last(last_o), .in_data(y), .out_valid(s_valid), .out_data(s)
+    );
+    wire unused = &{1'b0, k_in, d_in, d_n};
 endmodule
