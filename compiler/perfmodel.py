@@ -1,10 +1,10 @@
 """Performance model: cycles per layer for prefill and decode, DDR bytes per token, the DDR roofline,
 and predicted TTFT / prefill tok/s / decode tok/s for a (model, HwConfig, Target).
 
-It is an analytic MODEL of the lowered program on the RTL engine's structure. Its shell terms
-(sequencer overhead per linear and token tile, DDR read latency, the shared read port) are calibrated
-against the shell RTL in Verilator (benchmarks/bench_accel_sim.py: within 10% of every simulated
-linear); nothing is calibrated against a board yet. What it charges:
+It is an analytic MODEL of the lowered program on the RTL's structure, calibrated against the RTL in
+Verilator (never against a board): every figure it produces is modelled, and says so (`source`,
+`calibration`); measured figures come from `edgestream bench` (host/accel_bench.py) and are attached to
+a report by attach_measured. What it charges:
 
 * DDR: effective bandwidth = min(ports x width x clock x latency cover, peak x refresh x controller
   efficiency x burst efficiency). Burst efficiency = B / (B + 64) for B-byte bursts (about 3 ns of
@@ -12,17 +12,25 @@ linear); nothing is calibrated against a board yet. What it charges:
   Bytes are those of this configuration's packed regions (code slots, row/group padding, 4 KiB
   alignment), the INT8 LM head, the KV cache read (int8 + float32 scale per position and KV head),
   KV writes and the embedding row.
-* Engine (II = 1, as tlmm_engine.sv): per K tile ntok x ceil(K/G) ingest cycles (table build; not
+* Linears (II = 1, as tlmm_engine.sv): per K tile ntok x ceil(K/G) ingest cycles (table build; not
   overlapped with lookups, the RTL phases are sequential), then ceil(N/Q) x planes x ceil(groups/T)
-  x ntok lookup cycles, plus pipeline fill/drain and command issue.
-* Vector unit (norm+quantize, RoPE, head quantization, attention, activations, residual adds):
-  elements / vec_lanes cycles per pass, in series with the engine (the data depends on it); the
-  weight prefetch buffer lets DDR run ahead by at most wbuf bytes during those gaps.
+  x ntok lookup cycles, plus pipeline fill/drain and command issue; never faster than the weight
+  ports and the DDR deliver the command's bytes (the LM head on four weight ports is DDR-bound: its
+  weight-port stalls). Shell terms (sequencer per linear and token tile, DDR read latencies) fitted on
+  the shell (benchmarks/bench_accel_sim.py: within 10% of every simulated linear).
+* Units, per instruction the lowering emits (vec_cycles, row_cycles, attn_cycles; constants VEC_CAL,
+  ROW_CAL, ATTN_CAL fitted on per-instruction counters of the simulated RTL, errors in docs/hardware.md):
+  a fixed cost and a few DDR read latencies per instruction and per token, plus the elements streamed
+  at one per lane per cycle (es_vec) or four per cycle (es_row); attention = the KV stream at one
+  16-byte beat per cycle per query set + per token and KV head (K/V store) + per query + per set. In
+  series with the engine (the data depends on it); the weight prefetch buffer lets DDR run ahead by at
+  most wbuf bytes during those gaps.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from edgestream.compiler.dse import dequant_lanes
@@ -109,17 +117,97 @@ def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_c
             "sequencer_cycles": seq, "bus_cycles": bus}
 
 
+# ---------------------------------------------------------------- units: calibrated on the simulated RTL
+# Busy cycles of es_vec / es_row (VEC_CYCLES) and es_attn (ATTN_CYCLES) per instruction, fitted on the
+# counters of the Verilator shell (the sim device under the kv260 DDR model: 17.2 GB/s shared by every
+# port, read latency L plus 0..16 cycles of jitter), each instruction alone in one START
+# (host/accel_bench._Stepper): the 2-layer test model (hidden 64) and the demo model (hidden 256) at
+# L = 0, 100 (fit) and 200 (check), decode and a 4-token prefill tile; attention also on the es_attn
+# bench's perf case (three shapes). Checked against the BitNet-0.73B layer measured by `bench --method
+# layer`. Figures, fit and errors: docs/hardware.md "Measured on the simulated RTL".
+CALIBRATION = "rtl-sim-2026-12 (Verilator shell, kv260 DDR model, es_vec 1 lane; docs/hardware.md)"
+VMAX = 8192  # es_vec row buffer (floats): ADD / ACT_MUL stream their operands in blocks of VMAX
+SLOT_BYTES = 8  # one G-group of the i8 slot layout (docs/registers.md), streamed a byte a cycle by NORM_QUANT
+ATTN_NQ = 4  # es_attn: queries per key/value stream (NQ of edgestream_accel)
+# vec_lanes -> per opcode (a, b, c, d): a + b*L cycles per instruction (buffer-map and region entries,
+# the first operand reads, the write-response drain: ~3 read latencies) and c + d*L per token (rows read
+# per token: EMBED its id, scale and row, ROPE the cos/sin rows and the row, NORM_QUANT the row and its
+# ~380-cycle chain of sequential float64 scalars), on top of the elements the datapath streams at one
+# per lane per cycle. Only vec_lanes = 1 is measured; other lane counts use these constants with the
+# element terms divided by the lanes (modelled, until the 4-lane unit is measured and gets its row).
+VEC_CAL = {1: {"EMBED": (78, 1.07, 61, 2.93), "NORM_QUANT": (68, 1.96, 434, 1.02), "ROPE": (53, 1.10, 72, 2.96),
+               "ADD": (105, 3.02, 0, 0), "ACT_MUL": (101.5, 3.00, 0, 0)}}
+# NORM_QUANT without a gain: its scalar chain is ~110 cycles, not ~380 (docs/units.md; not measured here)
+NQ_PLAIN_SCALARS = 270
+# es_row (four floats a cycle, not lanes): (a, b, k): a + b*L + k*W/4 cycles; OUTPUT's argmax with its
+# read window (8 bursts of 16 beats in flight) limiting the rate when L + jitter exceeds 128 cycles.
+# LAST_ROW's k is fitted with the one Q = 64 row measured (W = 1536: the padded write costs more)
+ROW_CAL = {"LAST_ROW": (54, 1.96, 1.14), "OUTPUT": (34, 2.0, 1.0)}
+# es_attn: a fixed cost + 2 L per instruction; per token and KV head (phase 1: quantize and store the K
+# and V slots) a + b*D; per query set of the GQA group (NQ queries sharing one K and one V stream) a
+# constant; per query (quantize, pass 2, scalars, output row) a + b*D; the K slots (scale beat + D/16) and
+# the V slots (D/16) of every position up to the set's last token at one 16-byte beat per cycle
+ATTN_CAL = {"fixed": 55.4, "fixed_per_lat": 2.0, "store": (103.7, 1.94), "set": 178.5, "query": (278.0, 0.96)}
+
+
+def calibration(cfg) -> str:
+    """What the unit terms of this configuration were fitted on."""
+    if cfg.vec_lanes in VEC_CAL:
+        return CALIBRATION
+    return (f"{CALIBRATION}; vec_lanes = {cfg.vec_lanes} is not measured: the 1-lane constants with the "
+            f"element terms divided by {cfg.vec_lanes}")
+
+
+def vec_cycles(cfg, op: str, width: int, ntok: int, lat: float, gain: bool = True, head_dim: int = 0) -> float:
+    """Busy cycles of es_vec for one instruction over `width` elements per token (calibrated: VEC_CAL)."""
+    a, b, c, d = VEC_CAL.get(cfg.vec_lanes, VEC_CAL[1])[op]
+    lanes = cfg.vec_lanes
+    if op in ("ADD", "ACT_MUL"):  # whole buffers, in blocks of VMAX: each block pays the instruction's latencies
+        return math.ceil(ntok * width / VMAX) * (a + b * lat) + 2 * ntok * width / lanes
+    per_instr, per_tok = a + b * lat, c + d * lat
+    if op == "EMBED":
+        elems = width
+    elif op == "ROPE":
+        elems = 2 * width + head_dim
+    else:  # NORM_QUANT: the row in, max|u|, then the i8 slot bytes; the gain once per instruction
+        elems = 2 * width + 16 * math.ceil(math.ceil(width / cfg.G) * SLOT_BYTES / 16)
+        if gain:
+            per_instr += width / lanes
+        else:
+            per_tok -= NQ_PLAIN_SCALARS
+    return per_instr + ntok * (per_tok + elems / lanes)
+
+
+def row_cycles(op: str, width: int, lat: float) -> float:
+    a, b, k = ROW_CAL[op]
+    rate = max(1.0, (lat + 16) / 128) if op == "OUTPUT" else 1.0
+    return a + b * lat + k * math.ceil(width / 4) * rate
+
+
+def attn_cycles(m, ntok: int, pos: int, lat: float) -> float:
+    """Busy cycles of es_attn for one ATTENTION of ntok tokens at positions pos.. (calibrated: ATTN_CAL)."""
+    c = ATTN_CAL
+    H, KVH, D = m.num_heads, m.num_kv_heads, m.head_dim
+    grp = max(1, H // KVH)
+    nq = ntok * grp  # queries per KV head, in sets of ATTN_NQ (token-major)
+    sets = math.ceil(nq / ATTN_NQ)
+    beats = sum((pos + (min((j + 1) * ATTN_NQ, nq) - 1) // grp + 1) * (2 * math.ceil(D / 16) + 1) for j in range(sets))
+    return (c["fixed"] + c["fixed_per_lat"] * lat + ntok * KVH * (c["store"][0] + c["store"][1] * D)
+            + KVH * (sets * c["set"] + beats) + ntok * H * (c["query"][0] + c["query"][1] * D))
+
+
 def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0,
                  ddr_bpc: float | None = None) -> list[dict[str, Any]]:
-    """One decoder layer for ntok tokens whose last position is ctx_end - 1."""
-    V = cfg.vec_lanes
+    """One decoder layer for ntok tokens whose last position is ctx_end - 1: the instructions the lowering
+    emits (compiler/lowering.py), each with its DDR bytes and cycles."""
     h, ffn, D = m.hidden_size, m.intermediate_size, m.head_dim
     qd, kvd = m.num_heads * D, m.num_kv_heads * D
     cmds = model_commands(m, wkind, wbits, cfg.Q)
+    sub = m.arch == "bitnet"  # sub-layer norms: the quantizations before o and down carry a gain
 
-    def vec(name, elems_passes):
+    def vec(name, op, width, gain=True):
         return {"name": name, "kind": "vector", "bytes": 0,
-                "cycles": ISSUE_CYCLES + math.ceil(elems_passes * ntok / V)}
+                "cycles": vec_cycles(cfg, op, width, ntok, lat, gain, D)}
 
     def mm(name):  # the group's commands (one, or the parts of a split group) one after another
         cs = [command_cost(cfg, n, k, kind, bits, ntok, lat, ddr_bpc)
@@ -127,32 +215,33 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0
         return {"name": name, "kind": "tlmm", "bytes": sum(c["bytes"] for c in cs),
                 "weight_bytes": sum(c["weight_bytes"] for c in cs), "cycles": sum(c["engine_cycles"] for c in cs)}
 
-    # attention: K/V of positions < ctx_end read once per tile (int8 + f32 scale per position and head)
+    # attention: K/V of positions < ctx_end read once per query set (int8 + f32 scale per position and head)
     kv_read = 2 * m.num_kv_heads * ctx_end * (D + 4)
     kv_write = 2 * ntok * m.num_kv_heads * (D + 4)
-    avg_ctx = ctx_end - (ntok - 1) / 2
-    attn_cycles = ISSUE_CYCLES + math.ceil(ntok * m.num_heads * avg_ctx * (2 * D / 2 + 4) / V)
-    sub = m.arch == "bitnet"
-    steps = [vec("norm_quant.in", 2 * h), mm("qkv"), vec("rope+quant_heads", (qd + kvd) + 2 * (qd + 2 * kvd)),
-             {"name": "attention", "kind": "attention", "bytes": kv_read + kv_write, "cycles": attn_cycles},
-             vec("norm_quant.o", 2 * qd if sub else qd), mm("o"), vec("residual", h),
-             vec("norm_quant.ffn", 2 * h), mm("gate_up"), vec("act", ffn),
-             vec("norm_quant.down", 2 * ffn if sub else ffn), mm("down"), vec("residual", h)]
-    return steps
+    attn = {"name": "attention", "kind": "attention", "bytes": kv_read + kv_write,
+            "cycles": attn_cycles(m, ntok, ctx_end - ntok, lat)}
+    return [vec("norm_quant.in", "NORM_QUANT", h), mm("qkv"), vec("rope.q", "ROPE", qd), vec("rope.k", "ROPE", kvd),
+            attn, vec("norm_quant.o", "NORM_QUANT", qd, sub), mm("o"), vec("residual", "ADD", h),
+            vec("norm_quant.ffn", "NORM_QUANT", h), mm("gate_up"), vec("act", "ACT_MUL", ffn),
+            vec("norm_quant.down", "NORM_QUANT", ffn, sub), mm("down"), vec("residual", "ADD", h)]
 
 
 def _head_steps(m, cfg, ntok: int = 1, lat: float = 0.0, ddr_bpc: float | None = None) -> list[dict[str, Any]]:
     h = m.hidden_size
     c = command_cost(cfg, m.vocab_size, h, "int", 8, ntok, lat, ddr_bpc)
-    return [{"name": "norm_quant.final", "kind": "vector", "bytes": 0,
-             "cycles": ISSUE_CYCLES + math.ceil(2 * h * ntok / cfg.vec_lanes)},
+    return [{"name": "last_row", "kind": "vector", "bytes": 0,
+             "cycles": row_cycles("LAST_ROW", h, lat)},
+            {"name": "norm_quant.final", "kind": "vector", "bytes": 0,
+             "cycles": vec_cycles(cfg, "NORM_QUANT", h, ntok, lat)},
             {"name": "lm_head", "kind": "tlmm", "bytes": c["bytes"], "weight_bytes": c["weight_bytes"],
-             "cycles": c["engine_cycles"]}]
+             "cycles": c["engine_cycles"]},
+            {"name": "argmax", "kind": "vector", "bytes": 0,
+             "cycles": row_cycles("OUTPUT", m.vocab_size, lat)}]
 
 
-def _embed_step(m, cfg, ntok: int) -> dict[str, Any]:
+def _embed_step(m, cfg, ntok: int, lat: float = 0.0) -> dict[str, Any]:
     return {"name": "embed", "kind": "vector", "bytes": ntok * (m.hidden_size + 4),
-            "cycles": ISSUE_CYCLES + math.ceil(ntok * m.hidden_size / cfg.vec_lanes)}
+            "cycles": vec_cycles(cfg, "EMBED", m.hidden_size, ntok, lat)}
 
 
 def _run_steps(steps: list[dict[str, Any]], cfg, bw: float, prefetched: float = 0.0,
@@ -204,7 +293,7 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
     dbc = bw["ddr_cap"] / f  # what the DDR sustains per cycle for all ports together
 
     # ---- decode: one token at position `context` (attends over context + 1 positions)
-    embed = _embed_step(m, cfg, 1)
+    embed = _embed_step(m, cfg, 1, lat)
     layer = _layer_steps(m, cfg, wkind, wbits, 1, context + 1, lat, dbc)
     head = _head_steps(m, cfg, 1, lat, dbc)
     dec = _run_model(m, cfg, eff, embed, layer, head)
@@ -236,13 +325,13 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
     if nfull:
         mean_end = mt * (nfull + 1) / 2
         lay = _layer_steps(m, cfg, wkind, wbits, mt, max(mt, int(round(mean_end))), lat, dbc)
-        r = _run_model(m, cfg, eff, _embed_step(m, cfg, mt), lay, None, reps=nfull)
+        r = _run_model(m, cfg, eff, _embed_step(m, cfg, mt, lat), lay, None, reps=nfull)
         pre = {k: pre[k] + r[k] for k in pre}
         pre_bytes += nfull * (m.num_layers * sum(s["bytes"] for s in lay) + mt * (m.hidden_size + 4))
         tiles.append((mt, lay))
     if rest:
         lay = _layer_steps(m, cfg, wkind, wbits, rest, prompt, lat, dbc)
-        r = _run_model(m, cfg, eff, _embed_step(m, cfg, rest), lay, None)
+        r = _run_model(m, cfg, eff, _embed_step(m, cfg, rest, lat), lay, None)
         pre = {k: pre[k] + r[k] for k in pre}
         pre_bytes += m.num_layers * sum(s["bytes"] for s in lay) + rest * (m.hidden_size + 4)
         tiles.append((rest, lay))
@@ -273,10 +362,13 @@ def predict(m, cfg, target, wkind: str = "ternary", wbits: int = 2, context: int
         "prefill_roofline_frac": prefill_tok_s / (bw["peak"] / (pre_bytes / prompt)),
         "prefill_compute_roofline_tok_s": compute_roof,
         "prefill_compute_frac": prefill_tok_s / compute_roof,
+        "source": "modelled",
+        "calibration": calibration(cfg),
+        "read_latency_cycles": round(lat, 1),
         "calibrated": "rtl-simulation",
-        "note": "analytic model of the lowered program on the tlmm_engine structure; the shell's sequencer "
-                "and read-port terms are calibrated against the RTL in Verilator (benchmarks/"
-                "bench_accel_sim.py), not against a board",
+        "note": "MODELLED: analytic model of the lowered program; linears calibrated on the shell in Verilator "
+                "(benchmarks/bench_accel_sim.py), vector/row/attention units on per-instruction counters of the "
+                "simulated RTL (VEC_CAL, ATTN_CAL); not against a board",
     }
     if detail:
         def table(steps):
@@ -315,8 +407,14 @@ PUBLISHED_KV260 = {"decode_tok_s": 25.0, "prefill_tok_s": 143.0, "ttft_s": [0.45
                    "uram_frac": 0.94, "clock_mhz": 250}
 
 
+MODEL_NOTE = ("This is a MODEL (resources and cycles) unless a figure says measured: engine LUT/FF terms "
+              "calibrated against Yosys, the cycles of the linears and of the units against the RTL in Verilator "
+              "(compiler/perfmodel.py CALIBRATION); not against a board or a Vivado run.")
+
+
 def report_from_manifest(man: dict[str, Any], path: str = "") -> dict[str, Any]:
-    """The report of a board artifact, from its manifest (no weights are read)."""
+    """The report of a board artifact, from its manifest (no weights are read). Every figure in it is
+    modelled; attach_measured adds measured ones."""
     from edgestream.errors import InputError
 
     if "hw_config_id" not in man:
@@ -332,6 +430,8 @@ def report_from_manifest(man: dict[str, Any], path: str = "") -> dict[str, Any]:
         "part": tgt.get("part"),
         "config_id": man["hw_config_id"],
         "hw_config": man["hw_config"],
+        "model": man.get("model"),
+        "weight_kind": man.get("hw_weight_kind", ["ternary", 2]),
         "resources": res,
         "utilization": util,
         "budget_fraction": tgt.get("max_utilization", {}),
@@ -344,10 +444,105 @@ def report_from_manifest(man: dict[str, Any], path: str = "") -> dict[str, Any]:
         "perf_table": man.get("perf_table", []),
         "program": man.get("hw_program", {}),
         "published_kv260": PUBLISHED_KV260,
+        # the manifest's figures were predicted when it was compiled: its calibration, if it names one
+        "perf_source": {"kind": "modelled", "calibration": perf.get("calibration", perf.get("calibrated")),
+                        "read_latency_cycles": perf.get("read_latency_cycles")},
+        "resources_source": {"kind": "modelled", "calibration": "engine terms: Yosys synth_xilinx (docs/targets.md)"},
         "calibrated": "rtl-simulation",
-        "note": "This is a MODEL (resources and cycles): engine LUT/FF terms calibrated against Yosys, the "
-                "shell's cycle terms against the RTL in Verilator; not against a board or a Vivado run.",
+        "note": MODEL_NOTE,
     }
+
+
+MEASURED_KEYS = ("decode_tok_s", "prefill_tok_s", "ttft_s", "cycles_per_decode_token")
+
+
+def load_measured(path: str | Path) -> dict[str, Any]:
+    """Measured figures of an `edgestream bench ART --device sim|pynq --json` file: the layer method's
+    (host/accel_bench.bench_layer: one layer measured and scaled) or a whole-pass session's
+    (bench_session: cycles per token of its prefill and decode STARTs)."""
+    import json
+
+    from edgestream.errors import InputError
+
+    p = Path(path)
+    try:
+        b = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: not a JSON file ({e})") from None
+
+    def num(d, k, what):
+        v = d.get(k) if isinstance(d, dict) else None
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise InputError(f"{p}: field {what!r}: expected a number > 0 (`edgestream bench --json` output)")
+        return float(v)
+
+    if not isinstance(b, dict):
+        raise InputError(f"{p}: expected a JSON object (`edgestream bench --json` output)")
+    if "cycles_per_decode_token" in b:  # bench --method layer
+        out = {k: num(b, k, k) for k in MEASURED_KEYS}
+        out.update(method="layer", context=int(num(b, "context", "context")),
+                   prompt=int(num(b, "prompt_len", "prompt_len")), clock_mhz=num(b, "clock_mhz", "clock_mhz"))
+        lay = b.get("measured", {}).get("layer_decode") if isinstance(b.get("measured"), dict) else None
+        if isinstance(lay, dict):
+            out["decode_layer_cycles"] = num(lay, "cycles", "measured.layer_decode.cycles")
+        out["scaled"] = b.get("scaled", {}).get("decode") if isinstance(b.get("scaled"), dict) else None
+    else:  # whole passes (bench_session): the clock comes from the artifact
+        for ph in ("prefill", "decode"):
+            num(b.get(ph), "cycles_per_token", f"{ph}.cycles_per_token")
+            num(b.get(ph), "tokens", f"{ph}.tokens")
+        out = {"method": "full", "cycles_per_decode_token": float(b["decode"]["cycles_per_token"]),
+               "prefill_cycles_per_token": float(b["prefill"]["cycles_per_token"]),
+               "prompt": int(b["prefill"]["tokens"]), "context": None}
+    out["source"] = b.get("source", "rtl-simulation" if b.get("device") == "sim" else b.get("device") or "device")
+    out["device"] = b.get("device")
+    out["hw_config_id"] = b.get("hw_config_id")
+    out["latency_cycles"] = b.get("ddr_latency_cycles", b.get("latency_cycles"))
+    out["file"] = str(p)
+    return out
+
+
+def attach_measured(info: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The report with the measured figures of a bench JSON beside the modelled ones, and the model's
+    error against them: the model re-predicted at the bench's context, prompt and DDR read latency
+    (what the simulation ran), so the error is the model's, not a difference of conditions."""
+    from dataclasses import replace
+
+    from edgestream.compiler.dse import HwConfig
+    from edgestream.compiler.targets import load_target
+    from edgestream.errors import InputError
+    from edgestream.ir import ModelConfig
+
+    meas = load_measured(path)
+    if meas["hw_config_id"] and meas["hw_config_id"] != info["config_id"]:
+        raise InputError(f"{path}: measured on hardware config {meas['hw_config_id']}, but {info['artifact']} "
+                         f"is compiled for {info['config_id']}: bench this artifact")
+    if not info.get("model"):
+        raise InputError(f"{info['artifact']}: the manifest has no model section to predict from")
+    cfg = HwConfig(**info["hw_config"]).validate()
+    f = cfg.clock_mhz * 1e6
+    if meas["method"] == "full":  # cycles per token of whole passes: tok/s at the artifact's clock
+        meas["decode_tok_s"] = f / meas["cycles_per_decode_token"]
+        meas["prefill_tok_s"] = f / meas["prefill_cycles_per_token"]
+        meas["ttft_s"] = meas["prompt"] / meas["prefill_tok_s"]
+        meas["clock_mhz"] = cfg.clock_mhz
+    m = ModelConfig.from_dict(info["model"])
+    tgt = load_target(info["target"])
+    if meas["latency_cycles"] is not None:
+        tgt = replace(tgt, read_latency_ns=meas["latency_cycles"] * 1e3 / cfg.clock_mhz)
+    ctx = meas["context"] or meas["prompt"]
+    wkind, wbits = info.get("weight_kind") or ["ternary", 2]
+    p = predict(m, cfg, tgt, wkind, wbits, context=ctx, prompt=meas["prompt"], detail=True)
+    mod = {"decode_tok_s": p["decode_tok_s"], "prefill_tok_s": p["prefill_tok_s"], "ttft_s": p["ttft_s"],
+           "cycles_per_decode_token": f / p["decode_tok_s"], "decode_layer_cycles": p["decode_layer_cycles"]}
+    keys = [k for k in (*MEASURED_KEYS, "decode_layer_cycles") if k in meas]
+    out = dict(info)
+    out["measured"] = meas
+    out["model_at_measured"] = {"context": ctx, "prompt": meas["prompt"], "read_latency_cycles": meas["latency_cycles"],
+                                "calibration": calibration(cfg), "figures": {k: mod[k] for k in keys},
+                                "error": {k: (mod[k] - meas[k]) / meas[k] for k in keys}}
+    return out
 
 
 def render_report(info: dict[str, Any], console, headline_only: bool = False) -> None:
@@ -362,11 +557,22 @@ def render_report(info: dict[str, Any], console, headline_only: bool = False) ->
             f"ternary {cfg['tern_encoding']}, int {cfg['int_encoding']}, K tile {cfg['max_k']}, "
             f"prefill tile {cfg['max_tok']}, {cfg['axi_ports']}x{cfg['axi_width_bits']}-bit AXI, "
             f"{cfg['clock_mhz']:.0f} MHz")
-    c.print(f"predicted decode {p['decode_tok_s']:.1f} tok/s at {p['context']} tokens of context "
+    src = info.get("perf_source") or {"calibration": info.get("calibrated")}
+    lat = f" at a read latency of {src['read_latency_cycles']:g} cycles" if src.get("read_latency_cycles") else ""
+    c.print(f"[bold]modelled[/bold] (compiler/perfmodel.py, calibration {src.get('calibration')}{lat}): decode "
+            f"{p['decode_tok_s']:.1f} tok/s at {p['context']} tokens of context "
             f"({p['decode_roofline_frac']:.0%} of the DDR roofline {p['decode_roofline_tok_s']:.1f} tok/s, "
             f"{bpt['total'] / 1e6:.1f} MB/token, bound by {p['decode_bound']}); "
             f"prefill {p['prefill_tok_s']:.1f} tok/s, "
             f"TTFT {p['ttft_s']:.3f} s for {p['prompt']} tokens")
+    meas = info.get("measured")
+    if meas:
+        ma = info["model_at_measured"]
+        err = ma["error"]
+        c.print(f"[bold]measured[/bold] ({meas['source']}, {meas['device']}, bench --method {meas['method']}, "
+                f"{meas['file']}): decode {meas['decode_tok_s']:.1f} tok/s (model {err['decode_tok_s']:+.1%}), "
+                f"prefill {meas['prefill_tok_s']:.1f} tok/s (model {err['prefill_tok_s']:+.1%}), TTFT "
+                f"{meas['ttft_s']:.3f} s for {meas['prompt']} tokens (model {err['ttft_s']:+.1%})")
     util = info["utilization"]
     c.print("resources: " + ", ".join(f"{r.upper()} {int(info['resources'][r]):,} ({util[r]:.0%})" for r in util)
             + f"; binding: {info['binding'].get('resource') or 'none'} (highest use "
@@ -374,24 +580,35 @@ def render_report(info: dict[str, Any], console, headline_only: bool = False) ->
     c.print(f"[dim]{info['note']}[/dim]")
     if headline_only:
         return
-    t = Table("figure", "predicted", "DDR roofline", "fraction", title="performance (model)")
-    t.add_row(f"decode tok/s (context {p['context']})", f"{p['decode_tok_s']:.1f}",
+    t = Table("figure", "value", "source", "DDR roofline", "fraction", title="performance")
+    mod = "modelled"
+    t.add_row(f"decode tok/s (context {p['context']})", f"{p['decode_tok_s']:.1f}", mod,
               f"{p['decode_roofline_tok_s']:.1f}", f"{p['decode_roofline_frac']:.1%}")
-    t.add_row(f"prefill tok/s (prompt {p['prompt']})", f"{p['prefill_tok_s']:.1f}",
+    t.add_row(f"prefill tok/s (prompt {p['prompt']})", f"{p['prefill_tok_s']:.1f}", mod,
               f"{p['prefill_roofline_tok_s']:.1f}", f"{p['prefill_roofline_frac']:.1%}")
-    t.add_row(f"TTFT s (prompt {p['prompt']})", f"{p['ttft_s']:.3f}",
+    t.add_row(f"TTFT s (prompt {p['prompt']})", f"{p['ttft_s']:.3f}", mod,
               f"{p['prompt'] / p['prefill_roofline_tok_s']:.3f}", f"{p['prefill_roofline_frac']:.1%}")
-    t.add_row("prefill compute roofline tok/s", "", f"{p['prefill_compute_roofline_tok_s']:.1f}",
+    t.add_row("prefill compute roofline tok/s", "", mod, f"{p['prefill_compute_roofline_tok_s']:.1f}",
               f"{p['prefill_compute_frac']:.1%}")
     for row in info["perf_table"]:
         if "prompt" in row:
             t.add_row(f"TTFT s / prefill tok/s (prompt {row['prompt']})",
-                      f"{row['ttft_s']:.3f} / {row['prefill_tok_s']:.1f}", "", f"{row['prefill_roofline_frac']:.1%}")
+                      f"{row['ttft_s']:.3f} / {row['prefill_tok_s']:.1f}", mod, "",
+                      f"{row['prefill_roofline_frac']:.1%}")
         else:
-            t.add_row(f"decode tok/s (context {row['context']})", f"{row['decode_tok_s']:.1f}", "",
+            t.add_row(f"decode tok/s (context {row['context']})", f"{row['decode_tok_s']:.1f}", mod, "",
                       f"{row['decode_roofline_frac']:.1%}")
+    if meas:
+        fmt = {"decode_tok_s": "{:.1f}", "prefill_tok_s": "{:.1f}", "ttft_s": "{:.3f}",
+               "cycles_per_decode_token": "{:,.0f}", "decode_layer_cycles": "{:,.0f}"}
+        for k, e in info["model_at_measured"]["error"].items():
+            where = f"context {meas['context']}" if k.startswith(("decode", "cycles")) and meas["context"] else \
+                f"prompt {meas['prompt']}"
+            t.add_row(f"{k} ({where})", fmt[k].format(meas[k]), f"measured ({meas['source']})", "", "")
+            t.add_row(f"{k} ({where})", fmt[k].format(info["model_at_measured"]["figures"][k]),
+                      f"modelled at the bench's latency: error {e:+.1%}", "", "")
     c.print(t)
-    b = Table("DDR bytes per decoded token", "bytes", "share")
+    b = Table("DDR bytes per decoded token (modelled)", "bytes", "share")
     for k in ("weights", "lm_head", "kv_cache", "embedding", "total"):
         b.add_row(k, f"{bpt[k]:,}", f"{bpt[k] / bpt['total']:.1%}")
     b.add_row("ideal (1.6 bpw, INT8 head)", f"{int(bpt['ideal_total']):,}", "")
@@ -401,11 +618,12 @@ def render_report(info: dict[str, Any], console, headline_only: bool = False) ->
             f"{d['burst_efficiency']:.3f}, latency cover {d['latency_cover']:.2f}, limited by {d['bound']})")
     for key, title in (("decode_layer", "decode: one layer"), ("prefill_layer", "prefill: one layer, one tile")):
         if key in p:
-            lt = Table("step", "DDR bytes", "cycles", "time us", title=title)
+            lt = Table("step", "DDR bytes", "cycles", "time us", title=f"{title} (modelled)")
             for s in p[key]:
                 lt.add_row(s["step"], f"{s['bytes']:,}", f"{s['cycles']:,}", f"{s['time_us']:.2f}")
             c.print(lt)
-    r = Table("resource", "used", "device", "use", "budget", title="resources (model)")
+    r = Table("resource", "used", "device", "use", "budget",
+              title="resources (modelled: engine terms calibrated on Yosys)")
     for k in util:
         dev = int(round(info["resources"][k] / util[k])) if util[k] else 0
         r.add_row(k.upper(), f"{int(info['resources'][k]):,}", f"{dev:,}" if dev else "", f"{util[k]:.1%}",
@@ -413,7 +631,8 @@ def render_report(info: dict[str, Any], console, headline_only: bool = False) ->
     c.print(r)
     if info["candidates"]:
         ct = Table("config", "G", "T", "Q", "mem", "enc", "tile", "MHz", "decode", "prefill", "roof", "LUT", "URAM",
-                   "BRAM", "fits", title=f"candidates weighed ({info['evaluated']} evaluated; best and rejected)")
+                   "BRAM", "fits",
+                   title=f"candidates weighed ({info['evaluated']} evaluated; best and rejected; modelled)")
         for k in info["candidates"]:
             ct.add_row(k["config_id"][:8], str(k["G"]), str(k["T"]), str(k["Q"]), k["table_mem"],
                        f"{k['tern_encoding']}/{k['int_encoding']}", str(k["max_tok"]), f"{k['clock_mhz']:.0f}",

@@ -89,6 +89,10 @@ def cmd_report(a: argparse.Namespace) -> int:
         if not a.json:
             _console(stderr=False).print("wrote " + ", ".join(str(w) for w in written))
             return 0
+    if a.bench:  # the text/JSON report: measured figures beside the modelled ones, each labelled
+        from edgestream.compiler.perfmodel import attach_measured
+
+        info = attach_measured(info, a.bench)
     if a.json:
         _print_json(info)
     else:
@@ -631,13 +635,15 @@ def build_parser() -> argparse.ArgumentParser:
     _selftest_arguments(st)
     st.set_defaults(fn=cmd_selftest)
 
-    rp = sub.add_parser("report", help="predicted resources and performance of a board artifact (a model)")
+    rp = sub.add_parser("report", help="modelled resources and performance of a board artifact (measured ones "
+                                       "with --bench)")
     rp.add_argument("artifact")
     rp.add_argument("--html", default=None, metavar="OUT.html",
                     help="write the report as one self-contained HTML page (interactive plots, works offline)")
     rp.add_argument("--png", default=None, metavar="OUT.png", help="write the plots as one PNG image")
     rp.add_argument("--bench", default=None, metavar="BENCH.json",
-                    help="`edgestream bench --json` output: measured points beside the predicted ones")
+                    help="`edgestream bench --json` output (whole passes or --method layer): measured figures "
+                         "beside the modelled ones, with the model's error at the bench's conditions")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(fn=cmd_report)
 
