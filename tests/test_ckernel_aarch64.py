@@ -61,6 +61,25 @@ def _matmul_record(rng, n: int, k: int, t: int, kind: str, bits: int) -> bytes:
     return _i64(1, n, k, t, sb, off, *packed.shape) + packed.tobytes() + q.tobytes() + ref.tobytes()
 
 
+def _extreme_record(kind: str, bits: int, k: int) -> bytes:
+    """The largest codes against all -128 / all +127 / alternating activations (the int16 bounds of
+    the NEON 2-bit and 8-bit GEMVs), 1 and 3 tokens in one record each."""
+    lo, hi = (-1, 1) if kind == "ternary" else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    alt_w = np.resize(np.array([hi, lo], np.int8), k)
+    w = np.stack([np.full(k, hi, np.int8), np.full(k, lo, np.int8), alt_w, np.zeros(k, np.int8), alt_w[::-1]])
+    alt_q = np.resize(np.array([-128, 127], np.int8), k)
+    q = np.stack([np.full(k, -128, np.int8), np.full(k, 127, np.int8), alt_q])
+    sb = 2 if bits <= 2 else 8
+    off = 1 if kind == "ternary" else 1 << (sb - 1)
+    packed = pack_codes(w, sb, off)
+    out = b""
+    for qt in (q[:1], q):
+        ref = dense_matmul(qt, w).astype("<i4")
+        out += _i64(1, w.shape[0], k, qt.shape[0], sb, off, *packed.shape) + packed.tobytes() + qt.tobytes()
+        out += ref.tobytes()
+    return out
+
+
 def _norm_record(rng, rows: int, k: int, with_g: bool, scale: float) -> bytes:
     x = (rng.standard_normal((rows, k)) * scale).astype(np.float32)
     x[0, : min(k, 3)] = 0.0
@@ -198,6 +217,15 @@ def test_neon_path_under_qemu(tmp_path: Path) -> None:
     for kind, bits in [("ternary", 2), ("int", 8), ("int", 4), ("int", 2), ("int", 3)]:
         for n, k, t in [(1, 1, 1), (13, 255, 1), (9, 300, 3), (40, 1037, 6), (70, 513, 1)]:
             recs.append(_matmul_record(rng, n, k, t, kind, bits))
+    # the NEON 2-bit and 8-bit GEMVs: K around the 256-weight 2-bit block, its 4-block widening group
+    # and the 16-byte step, rows around the 4-row tile and the 8-row padding, then the extremes
+    for kind, bits in [("ternary", 2), ("int", 2), ("int", 8), ("int", 6)]:
+        for i, k in enumerate([16, 17, 255, 256, 257, 1023, 1024, 1025, 2049]):
+            n = [3, 4, 5, 8, 9, 12, 17][i % 7]
+            recs.append(_matmul_record(rng, n, k, 1 + i % 3, kind, bits))
+        for k in (1024, 4099):
+            recs.append(_extreme_record(kind, bits, k))
+    recs.append(_extreme_record("int", 8, 65535))
     for rows, k, with_g, scale in [
         (1, 1, True, 1.0),
         (3, 77, True, 1e-3),

@@ -29,6 +29,8 @@
 #define ES_VERSION 8
 #define ROWPAD 8 /* packed rows are padded to a multiple of this; row chunks start on it */
 
+static int g_variant = 0; /* es_set_variant: ES_VARIANT_* */
+
 typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
                            int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
                            int32_t *out);
@@ -424,8 +426,6 @@ DEF_MM_ROWS(mm_rows_avx2_planes, TGT_AVX2, tile_avx2, 4, 2, 4)
 #undef RM_
 #undef TM_
 
-static int g_variant = 0; /* es_set_variant */
-
 static TGT_AVX2 void mm_rows_avx2(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
                                   int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
                                   int32_t *out) {
@@ -521,9 +521,106 @@ DEF_MM_ROWS(mm_rows_avx512v, TGT_512V, tile_avx512v, 4, 4, 4)
 /* ------------------------------------------------------------------ NEON (aarch64 baseline) */
 /* codes (<= 15, nibbles for 8-bit codes) as s8 times activations via vmull_s8 (|p| <= 1920),
  * pairwise-accumulated into int32 lanes. */
+/* 2-bit codes (ternary, INT2), 4 rows x 1 token: the 4 planes extracted by 3 shifts and 3 ands,
+ * the products multiply-accumulated straight into int16 lanes (vmlal_s8) and widened every
+ * NEON2_WB blocks, instead of one vmull and one vpadal per 8 products: 14 ops per 16 weight bytes
+ * and row instead of 24. Ranges: codes <= 3 and |q| <= 128, so a product is at most 384 in
+ * magnitude; an int16 lane gains 4 products per 16-byte chunk (one per plane), 16 per block, so
+ * NEON2_WB = 4 blocks keep it within 64 * 384 = 24576 < 2**15. */
+#define NEON2_WB 4
+static inline __attribute__((always_inline)) void dot2_neon(const uint8_t *W, int64_t kpb,
+                                                            const int8_t *q, int32_t *res) {
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    int32x4_t acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = vdupq_n_s32(0);
+    const int64_t nblk = kpb / 64;
+    for (int64_t b0 = 0; b0 < nblk; b0 += NEON2_WB) {
+        const int64_t b1 = b0 + NEON2_WB < nblk ? b0 + NEON2_WB : nblk;
+        int16x8_t lo[4], hi[4];
+        for (int r = 0; r < 4; r++) lo[r] = hi[r] = vdupq_n_s16(0);
+        for (int64_t b = b0; b < b1; b++) {
+            const int8_t *qb = q + b * 256;
+            for (int h = 0; h < 4; h++) {
+                const int8x16_t a0 = vld1q_s8(qb + 16 * h), a1 = vld1q_s8(qb + 64 + 16 * h);
+                const int8x16_t a2 = vld1q_s8(qb + 128 + 16 * h), a3 = vld1q_s8(qb + 192 + 16 * h);
+                for (int r = 0; r < 4; r++) {
+                    const uint8x16_t w = vld1q_u8(W + r * kpb + b * 64 + 16 * h);
+                    const int8x16_t c0 = vreinterpretq_s8_u8(vandq_u8(w, m3));
+                    const int8x16_t c1 = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(w, 2), m3));
+                    const int8x16_t c2 = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(w, 4), m3));
+                    const int8x16_t c3 = vreinterpretq_s8_u8(vshrq_n_u8(w, 6));
+                    lo[r] = vmlal_s8(lo[r], vget_low_s8(c0), vget_low_s8(a0));
+                    hi[r] = vmlal_high_s8(hi[r], c0, a0);
+                    lo[r] = vmlal_s8(lo[r], vget_low_s8(c1), vget_low_s8(a1));
+                    hi[r] = vmlal_high_s8(hi[r], c1, a1);
+                    lo[r] = vmlal_s8(lo[r], vget_low_s8(c2), vget_low_s8(a2));
+                    hi[r] = vmlal_high_s8(hi[r], c2, a2);
+                    lo[r] = vmlal_s8(lo[r], vget_low_s8(c3), vget_low_s8(a3));
+                    hi[r] = vmlal_high_s8(hi[r], c3, a3);
+                }
+            }
+        }
+        for (int r = 0; r < 4; r++) acc[r] = vpadalq_s16(vpadalq_s16(acc[r], lo[r]), hi[r]);
+    }
+    for (int r = 0; r < 4; r++) res[r] = vaddvq_s32(acc[r]);
+}
+
+/* 8-bit codes, 4 rows x 1 token: code ^ 0x80 read as int8 is code - 128 (the weight itself), so one
+ * vmull_s8 per 8 products (|w q| <= 16384 fits int16) instead of two nibble products; 5 ops per 16
+ * weight bytes and row instead of 10. Returns dot(w, q); the caller adds 128 * sum(q) back to give
+ * dot(code, q), from which store_res subtracts the offset correction (wrapping: exact). */
+static inline __attribute__((always_inline)) void dot8_neon(const uint8_t *W, int64_t kpb,
+                                                            const int8_t *q, int32_t *res) {
+    const uint8x16_t sign = vdupq_n_u8(0x80);
+    int32x4_t acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = vdupq_n_s32(0);
+    for (int64_t o = 0; o < kpb; o += 16) {
+        const int8x16_t a = vld1q_s8(q + o);
+        for (int r = 0; r < 4; r++) {
+            const int8x16_t w = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(W + r * kpb + o), sign));
+            acc[r] = vpadalq_s16(acc[r], vmull_s8(vget_low_s8(w), vget_low_s8(a)));
+            acc[r] = vpadalq_s16(acc[r], vmull_high_s8(w, a));
+        }
+    }
+    for (int r = 0; r < 4; r++) res[r] = vaddvq_s32(acc[r]);
+}
+
+static void mm_rows_neon_2_8(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
+                             int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
+                             int32_t *out) {
+    uint32_t sbuf[64];
+    uint32_t *s128 = sbuf; /* 8-bit: 128 * sum(q) per token, wrapping */
+    if (B == 8) {
+        if (T > 64 && !(s128 = (uint32_t *)malloc((size_t)T * sizeof(uint32_t)))) return;
+        for (int64_t t = 0; t < T; t++) {
+            int32_t sum = 0;
+            for (int64_t i = 0; i < kp; i++) sum += Q[t * kp + i];
+            s128[t] = (uint32_t)sum * 128u;
+        }
+    }
+    for (int64_t r = r0; r < r1; r += 4) {
+        prefetch_rows(W, kpb, r + 4 * PF_TILES, 4, r1);
+        for (int64_t t = 0; t < T; t++) {
+            int32_t res[4];
+            if (B == 2) {
+                dot2_neon(W + r * kpb, kpb, Q + t * kp, res);
+            } else {
+                dot8_neon(W + r * kpb, kpb, Q + t * kp, res);
+                for (int rr = 0; rr < 4; rr++) res[rr] = (int32_t)((uint32_t)res[rr] + s128[t]);
+            }
+            store_res(res, 4, 1, r, t, n, corr, out);
+        }
+    }
+    if (s128 != sbuf) free(s128);
+}
+
 static void mm_rows_neon(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
                          int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
                          int32_t *out) {
+    if ((B == 2 || B == 8) && g_variant != ES_VARIANT_PLANES) {
+        mm_rows_neon_2_8(W, kpb, B, Q, kp, T, r0, r1, n, corr, out);
+        return;
+    }
     const int P = 8 / B;
     const uint8x16_t mask = vdupq_n_u8((uint8_t)(B == 8 ? 0x0f : (1 << B) - 1));
     const int64_t nblk = kpb / 64;
@@ -682,13 +779,8 @@ static int g_threads = 0;
 int es_version(void) { return ES_VERSION; }
 
 int es_set_variant(int v) {
-    int prev = 0;
-#ifdef ES_X86
-    prev = g_variant;
+    const int prev = g_variant;
     g_variant = v;
-#else
-    (void)v;
-#endif
     return prev;
 }
 

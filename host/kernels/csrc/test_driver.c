@@ -1,6 +1,7 @@
 /* Standalone test driver for eskernel.c: reads test vectors written by numpy
  * (tests/test_ckernel_aarch64.py) and checks every case, bit for bit, on every ISA path this CPU
- * can run, with 1 and 2 threads. Used to prove the NEON path under qemu-aarch64-static.
+ * can run, both kernel variants (ES_VARIANT_PLANES: the generic plane loop), with 1 and 2 threads.
+ * Used to prove the NEON path under qemu-aarch64-static.
  *
  * File: "ESTV" int64 version, float32 exp2 T[256], D[256], then records, each starting with an
  * int64 kind: 1 matmul, 2 norm_quant, 3 attention, 4 fused plan (es_run_plan), 0 end.
@@ -73,16 +74,20 @@ int main(int argc, char **argv) {
             int32_t *ref = rd((size_t)(T * n) * 4);
             int32_t *out = malloc((size_t)(T * n) * 4 + 4);
             for (int i = 0; i < nisa; i++)
-                for (int th = 1; th <= 2; th++) {
-                    memset(out, 0x5a, (size_t)(T * n) * 4);
-                    int rc = es_matmul(W, n, npr, kpb, (int)bits, (int)off, q, T, k, out, isas[i], th);
-                    if (rc || memcmp(out, ref, (size_t)(T * n) * 4)) {
-                        printf("FAIL matmul case %d isa %d threads %d n=%lld k=%lld T=%lld bits=%lld\n",
-                               cases, isas[i], th, (long long)n, (long long)k, (long long)T,
-                               (long long)bits);
-                        fails++;
+                for (int var = ES_VARIANT_DEFAULT; var <= ES_VARIANT_PLANES; var++)
+                    for (int th = 1; th <= 2; th++) {
+                        memset(out, 0x5a, (size_t)(T * n) * 4);
+                        es_set_variant(var);
+                        int rc = es_matmul(W, n, npr, kpb, (int)bits, (int)off, q, T, k, out, isas[i], th);
+                        es_set_variant(ES_VARIANT_DEFAULT);
+                        if (rc || memcmp(out, ref, (size_t)(T * n) * 4)) {
+                            printf("FAIL matmul case %d isa %d variant %d threads %d n=%lld k=%lld T=%lld "
+                                   "bits=%lld\n",
+                                   cases, isas[i], var, th, (long long)n, (long long)k, (long long)T,
+                                   (long long)bits);
+                            fails++;
+                        }
                     }
-                }
             free(W), free(q), free(ref), free(out);
         } else if (kind == 2) {
             int64_t rows = rd64(), k = rd64(), has_g = rd64();
