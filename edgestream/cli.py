@@ -527,7 +527,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
         h, hc = info["hw"], info["hw"]["hw_config"]
         c.print(f"hardware: {h['target']} config {h['config_id']} (G={hc['G']} T={hc['T']} Q={hc['Q']}, "
                 f"{hc['clock_mhz']:.0f} MHz); program: {h['program']['instructions']} instructions, image "
-                f"{h['program']['image_bytes'] / 1e6:.2f} MB; predicted decode {h['decode_tok_s']:.1f} tok/s, "
+                f"{h['program']['image_bytes'] / 1e6:.2f} MB; modelled decode {h['decode_tok_s']:.1f} tok/s, "
                 f"prefill {h['prefill_tok_s']:.1f} tok/s, TTFT {h['ttft_s']:.3f} s (edgestream report for more)")
     t = Table("tensor", "format", "shape", "bytes")
     rows = list(info["tensors"].items())
