@@ -184,16 +184,25 @@ def row_cycles(op: str, width: int, lat: float) -> float:
     return a + b * lat + k * math.ceil(width / 4) * rate
 
 
+def attn_stream(m, ntok: int, pos: int) -> tuple[int, int]:
+    """(query sets per KV head, KV-slot beats read for all KV heads) of one ATTENTION: each set of up to
+    ATTN_NQ queries (token-major) streams the K slots (a scale beat + D/16) and the V slots (D/16) of the
+    positions up to its last token (docs/units.md "KV cache in DDR")."""
+    grp = max(1, m.num_heads // m.num_kv_heads)
+    nq = ntok * grp
+    sets = math.ceil(nq / ATTN_NQ)
+    per_pos = 2 * math.ceil(m.head_dim / 16) + 1
+    beats = sum((pos + (min((j + 1) * ATTN_NQ, nq) - 1) // grp + 1) * per_pos for j in range(sets))
+    return sets, m.num_kv_heads * beats
+
+
 def attn_cycles(m, ntok: int, pos: int, lat: float) -> float:
     """Busy cycles of es_attn for one ATTENTION of ntok tokens at positions pos.. (calibrated: ATTN_CAL)."""
     c = ATTN_CAL
     H, KVH, D = m.num_heads, m.num_kv_heads, m.head_dim
-    grp = max(1, H // KVH)
-    nq = ntok * grp  # queries per KV head, in sets of ATTN_NQ (token-major)
-    sets = math.ceil(nq / ATTN_NQ)
-    beats = sum((pos + (min((j + 1) * ATTN_NQ, nq) - 1) // grp + 1) * (2 * math.ceil(D / 16) + 1) for j in range(sets))
+    sets, beats = attn_stream(m, ntok, pos)
     return (c["fixed"] + c["fixed_per_lat"] * lat + ntok * KVH * (c["store"][0] + c["store"][1] * D)
-            + KVH * (sets * c["set"] + beats) + ntok * H * (c["query"][0] + c["query"][1] * D))
+            + KVH * sets * c["set"] + beats + ntok * H * (c["query"][0] + c["query"][1] * D))
 
 
 def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0,
@@ -215,9 +224,10 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0
         return {"name": name, "kind": "tlmm", "bytes": sum(c["bytes"] for c in cs),
                 "weight_bytes": sum(c["weight_bytes"] for c in cs), "cycles": sum(c["engine_cycles"] for c in cs)}
 
-    # attention: K/V of positions < ctx_end read once per query set (int8 + f32 scale per position and head)
-    kv_read = 2 * m.num_kv_heads * ctx_end * (D + 4)
-    kv_write = 2 * ntok * m.num_kv_heads * (D + 4)
+    # attention: the K and V slots of the positions each query set attends to, read once per set (int8 rows
+    # and a scale beat per K slot, 16-byte beats), and the new tokens' slots written
+    kv_read = 16 * attn_stream(m, ntok, ctx_end - ntok)[1]
+    kv_write = 16 * ntok * m.num_kv_heads * (2 * math.ceil(D / 16) + 1)
     attn = {"name": "attention", "kind": "attention", "bytes": kv_read + kv_write,
             "cycles": attn_cycles(m, ntok, ctx_end - ntok, lat)}
     return [vec("norm_quant.in", "NORM_QUANT", h), mm("qkv"), vec("rope.q", "ROPE", qd), vec("rope.k", "ROPE", kvd),
