@@ -3,7 +3,7 @@ the numpy reference kernel, and llama.cpp on the same weights -- all in one run,
 machine's memory-bandwidth roofline measured in the same run.
 
     python benchmarks/bench_cpu_executor.py [--shapes bitnet-0.73b bitnet-2b4t]
-        [--engines c c-planes c-ops numpy llama.cpp] [--repeat 3] [--llama-python PATH] [--cache DIR]
+        [--engines c c-planes c-planes8 c-ops numpy llama.cpp] [--repeat 3] [--llama-python PATH] [--cache DIR]
     python benchmarks/bench_cpu_executor.py --gemv [--shapes ...] [--threads 1] [--repeat 5]
 
 Each shape: a random ternary BitNet of that shape with tied embeddings (llama.cpp's bitnet graph uses
@@ -13,7 +13,8 @@ microsoft/bitnet-b1.58-2B-4T, and
   * exported by edgestream's GGUF writer as TQ2_0 (llama.cpp: 2.06 bpw linears, F16 token_embd).
 Every engine runs in a fresh process (its own peak RSS), 2 threads, a 64-token prompt then greedy
 decode; `c` is the fused C step (one call per forward pass), `c-planes` the same with the version-6
-AVX2 loop for 2- and 8-bit codes (c_kernel.set_variant), `c-ops` the same kernel op by op. The
+AVX2 loop for 2- and 8-bit codes (c_kernel.set_variant), `c-planes8` with it for 8-bit codes only (the
+version-7 kernel: the INT8 LM head's old loop), `c-ops` the same kernel op by op. The
 engines alternate round by round (--repeat rounds), and median and best are reported: on a shared
 machine load bursts only slow runs down, and alternation spreads them over every engine.
 llama.cpp runs through llama-cpp-python, from this interpreter or --llama-python (it is not a project
@@ -68,11 +69,11 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
         os.environ["EDGESTREAM_FUSED"] = "0"
     import edgestream
 
-    if kernel == "c-planes":  # the fused step with the version-6 AVX2 loop for 2- and 8-bit codes
+    if kernel in ("c-planes", "c-planes8"):  # the fused step with an older AVX2 loop (c_kernel.set_variant)
         from edgestream.host.kernels import c_kernel
 
+        c_kernel.set_variant(kernel[2:])
         kernel = "c"
-        c_kernel.set_variant("planes")
 
     sess = edgestream.load(art, kernel=kernel)
     prompt = np.random.default_rng(0).integers(2, sess.config.vocab_size, prompt_len).tolist()
@@ -97,6 +98,8 @@ def worker_edgestream(art: str, kernel: str, prompt_len: int, decode_tokens: int
     name = f"edgestream {sess.kernel_name}" + ("" if getattr(ex, "fused", False) or kernel == "numpy" else " op-by-op")
     if engine == "c-planes":
         name += " (v6 plane loop)"
+    elif engine == "c-planes8":
+        name += " (v7: 8-bit plane loop)"
     return {"engine": name, "prefill_tok_s": st.prefill_tok_s, "ttft_s": st.ttft_s,
             "decode_tok_s": st.decode_tok_s, "bytes_per_token": lin + kv, "peak_rss_bytes": _peak(),
             "profile": prof}
@@ -257,7 +260,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", nargs="+", default=["bitnet-0.73b", "bitnet-2b4t"])
     ap.add_argument("--engines", nargs="+", default=["c", "numpy", "llama.cpp"],
-                    choices=["c", "c-planes", "c-ops", "numpy", "llama.cpp"])
+                    choices=["c", "c-planes", "c-planes8", "c-ops", "numpy", "llama.cpp"])
     ap.add_argument("--llama-python", default=sys.executable, help="a Python that has llama-cpp-python")
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--decode", type=int, default=16)
