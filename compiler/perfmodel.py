@@ -455,7 +455,11 @@ def report_from_manifest(man: dict[str, Any], path: str = "") -> dict[str, Any]:
         "program": man.get("hw_program", {}),
         "published_kv260": PUBLISHED_KV260,
         # the manifest's figures were predicted when it was compiled: its calibration, if it names one
-        "perf_source": {"kind": "modelled", "calibration": perf.get("calibration", perf.get("calibrated")),
+        # the manifest's figures are the model's when it was compiled: one without a calibration record
+        # predates the units' calibration (recompile for today's model)
+        "perf_source": {"kind": "modelled",
+                        "calibration": perf.get("calibration", "not recorded: compiled before the units were "
+                                                               "calibrated on the RTL; recompile"),
                         "read_latency_cycles": perf.get("read_latency_cycles")},
         "resources_source": {"kind": "modelled", "calibration": "engine terms: Yosys synth_xilinx (docs/targets.md)"},
         "calibrated": "rtl-simulation",
@@ -582,7 +586,7 @@ def render_report(info: dict[str, Any], console, headline_only: bool = False) ->
         c.print(f"[bold]measured[/bold] ({meas['source']}, {meas['device']}, bench --method {meas['method']}, "
                 f"{meas['file']}): decode {meas['decode_tok_s']:.1f} tok/s (model {err['decode_tok_s']:+.1%}), "
                 f"prefill {meas['prefill_tok_s']:.1f} tok/s (model {err['prefill_tok_s']:+.1%}), TTFT "
-                f"{meas['ttft_s']:.3f} s for {meas['prompt']} tokens (model {err['ttft_s']:+.1%})")
+                f"{meas['ttft_s']:.4g} s for {meas['prompt']} tokens (model {err['ttft_s']:+.1%})")
     util = info["utilization"]
     c.print("resources: " + ", ".join(f"{r.upper()} {int(info['resources'][r]):,} ({util[r]:.0%})" for r in util)
             + f"; binding: {info['binding'].get('resource') or 'none'} (highest use "
@@ -609,7 +613,7 @@ def render_report(info: dict[str, Any], console, headline_only: bool = False) ->
             t.add_row(f"decode tok/s (context {row['context']})", f"{row['decode_tok_s']:.1f}", mod, "",
                       f"{row['decode_roofline_frac']:.1%}")
     if meas:
-        fmt = {"decode_tok_s": "{:.1f}", "prefill_tok_s": "{:.1f}", "ttft_s": "{:.3f}",
+        fmt = {"decode_tok_s": "{:.1f}", "prefill_tok_s": "{:.1f}", "ttft_s": "{:.4g}",
                "cycles_per_decode_token": "{:,.0f}", "decode_layer_cycles": "{:,.0f}"}
         for k, e in info["model_at_measured"]["error"].items():
             where = f"context {meas['context']}" if k.startswith(("decode", "cycles")) and meas["context"] else \

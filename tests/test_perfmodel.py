@@ -211,6 +211,10 @@ def test_report_labels_every_figure_modelled(shell_art):
     assert "measured" not in text.replace("unless a figure says measured", "")
     perf_rows = [ln for ln in text.splitlines() if "tok/s (" in ln and "│" in ln]
     assert perf_rows and all("modelled" in ln for ln in perf_rows)
+    # an artifact compiled before the units' calibration says its figures are not today's model's
+    old = _manifest(shell_art)
+    del old["perf"]["calibration"]
+    assert pm.report_from_manifest(old, "old.esa")["perf_source"]["calibration"].startswith("not recorded")
 
 
 def test_report_with_a_measured_bench(shell_art, tmp_path):
