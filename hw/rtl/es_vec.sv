@@ -98,7 +98,7 @@ module es_vec #(
 
     typedef enum logic [4:0] {
         S_IDLE, S_FETCH, S_GEO, S_CHECK, S_BLK, S_FILLX, S_STRM, S_TOK, S_EID, S_EIDCK, S_EBETA,
-        S_EROW, S_RPOS, S_RCOS, S_RSIN, S_COMP, S_NEXT, S_WAITW, S_ABORT, S_NGAIN, S_NA, S_NB, S_SCAL,
+        S_EROW, S_RPOS, S_RCOS, S_RSIN, S_COMP, S_NEXT, S_WAITW, S_ABORT, S_NGAIN, S_NB, S_SCAL,
         S_NSW
     } state_t;
     state_t state;
@@ -221,8 +221,9 @@ module es_vec #(
     wire ci_reg = ci >= 3'd3;
 
     // ---------------- read job: commands (addr, count, stride, beats) and the element extractor
-    logic [39:0]  rj_addr;
-    logic [31:0]  rj_left, rj_beats, rj_stride;
+    logic [39:0]  rj_addr, rq_addr;
+    logic [31:0]  rj_left, rj_beats, rj_stride, rq_left, rq_beats, rq_stride;
+    logic         pre;              // the read commands of the coming fill are issued or queued
     logic         ex_first, ex_byte;
     logic [255:0] win;              // the bytes not taken yet, from bit 0 (zeros above wn)
     logic [5:0]   wn;               // bytes held, 0..32
@@ -261,7 +262,7 @@ module es_vec #(
     logic        en, iss, lst_i, xwe, gwe, nsin_i;
     logic [VL-1:0] pad_i, pad0;
     logic [LV-1:0] xa, xb, ga, gb;
-    logic        v0, lst0, nsin0;
+    logic        v0, lst0, nsin0, xe0;
     logic [31:0] e0 [VL];
     logic [31:0] beta, id;
     logic [32*VL-1:0] x_a, x_b, g_a, g_b;
@@ -294,7 +295,7 @@ module es_vec #(
     for (genvar k = 0; k < VL; k++) begin : g_lane
         logic dv, dl;
         es_vec_dp u_dp (
-            .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(x_a[32 * k +: 32]), .p(x_b[32 * k +: 32]),
+            .clk, .rst_n(dp_rst_n), .en, .mode, .in_valid(v0), .x(xe0 ? e0[k] : x_a[32 * k +: 32]), .p(x_b[32 * k +: 32]),
             .g(nog ? 32'h3F800000 : g_a[32 * k +: 32]), .h(g_b[32 * k +: 32]), .e(e0[k]), .beta, .kz, .pad(pad0[k]),
             .nsin(nsin0), .lst(lst0), .out_valid(dv), .y(dp_y[k]), .q(dp_q[k]), .zz(dp_zz[k]), .out_lst(dl)
         );
@@ -446,16 +447,16 @@ module es_vec #(
                 iss = en && cnt != ncol;
             end
             S_FILLX: begin
-                el_take = 1'b1;
-                xwe = el_valid;
+                // NORM_QUANT: the row goes into the buffer and, beside it, u = x*g through the
+                // datapath for max|u| (g read at the element's index; columns past W are +0)
+                el_take = !is_norm || en;
+                xwe = el_valid && (!is_norm || en);
+                iss = is_norm && en && el_valid;
+                for (int k = 0; k < VL; k++) pad_i[k] = !el_m[k] || cnt + 32'(k) >= W;
             end
             S_NGAIN: begin
                 el_take = 1'b1;
                 gwe = el_valid;
-            end
-            S_NA: begin
-                for (int k = 0; k < VL; k++) pad_i[k] = cnt + 32'(k) >= W;
-                iss = en && cnt < W;
             end
             S_NB: begin
                 xa = nb_i[LV-1:0];
@@ -506,6 +507,10 @@ module es_vec #(
     wire [31:0] row_cmds = nt == 32'd1 ? 32'd1 : rb;
     wire [31:0] row_beats = nt == 32'd1 ? rb << LR : 32'd1 << LR;
     wire [31:0] row_stride = nt << LU;
+    wire        tile_end = tt + 32'd1 == nt;
+    wire [31:0] nt_n = tile_end ? nt_next : nt;
+    wire [31:0] tile_base_n = tile_base + ((rb << LMT) << LU);
+    wire [39:0] row_addr_n = tile_end ? 40'(tile_base_n) : 40'(tile_base) + (40'(tt + 32'd1) << LU);
     wire [39:0] rope_c = wgt_base + 40'(r_off[0][31:0]) + 40'(rowoff);
     wire [39:0] rope_s = wgt_base + 40'(r_off[1][31:0]) + 40'(rowoff);
     wire [39:0] emb_byte = wgt_base + 40'(r_off[0][31:0]) + 40'(rowoff);
@@ -519,6 +524,7 @@ module es_vec #(
             err_code <= es_regs_pkg::ES_ERR_NONE;
             err_info <= '0;
             rj_left <= '0;
+            rq_left <= '0;
             wj_left <= '0;
             ex_left <= '0;
             wn <= '0;
@@ -534,6 +540,7 @@ module es_vec #(
             err_info <= {30'd0, rd_err ? rd_err_resp : wr_err_resp};
             state <= S_IDLE;
             rj_left <= '0;
+            rq_left <= '0;
             wj_left <= '0;
             ex_left <= '0;
             wn <= '0;
@@ -545,6 +552,15 @@ module es_vec #(
             if (state != S_FETCH && rd_cmd_valid && rd_cmd_ready) begin
                 rj_addr <= rj_addr + 40'(rj_stride);
                 rj_left <= rj_left - 32'd1;
+            end
+            // the queued job follows the current one on the read stream (its data waits in the read
+            // FIFO until the extractor takes it: the read latency of the second job is hidden)
+            if (rj_left == 32'd0 && rq_left != 32'd0) begin
+                rj_addr <= rq_addr;
+                rj_left <= rq_left;
+                rj_beats <= rq_beats;
+                rj_stride <= rq_stride;
+                rq_left <= '0;
             end
             // ---- extractor: a group out of the window's bottom, a beat in above what stays
             if (state != S_FETCH) begin
@@ -569,6 +585,7 @@ module es_vec #(
             // ---- pipe: stage 0 (aligned with the buffers' registered reads), then the packer
             if (en) begin
                 v0 <= iss;
+                xe0 <= state == S_FILLX;
                 for (int k = 0; k < VL; k++) e0[k] <= el_l[k];
                 pad0 <= pad_i;
                 nsin0 <= nsin_i;
@@ -577,7 +594,7 @@ module es_vec #(
             pipe_n <= pipe_n + 9'(iss) - 9'(dp_v && dp_ready);
             if (wr_valid && wr_ready) ob_v <= 1'b0;
             if (dp_v && dp_ready && mode == M_NQ) begin
-                if (state == S_NA) begin
+                if (state != S_NB) begin
                     amax_u <= dp_umax;
                 end else begin
                     // pass 2: q bytes in the i8 slot layout (padding bytes arrive as 0), S
@@ -599,6 +616,17 @@ module es_vec #(
             end else if (dp_v && dp_ready) begin
                 ob <= 128'(dp_yw);    // VL = 4: the group is a beat
                 ob_v <= 1'b1;
+            end
+
+            // ROPE's row behind its cos and sin rows, EMBED's row behind its scale: requested as soon
+            // as the read queue is empty (case statements below do not touch rj then)
+            if ((state == S_RCOS || state == S_RSIN || state == S_EBETA || state == S_EROW) && !pre
+                && rj_left == 32'd0 && rq_left == 32'd0) begin
+                rj_addr <= state == S_EBETA || state == S_EROW ? {emb_byte[39:4], 4'd0} : act_base + 40'(m_off[1]) + row_addr;
+                rj_left <= state == S_EBETA || state == S_EROW ? 32'd1 : row_cmds;
+                rj_beats <= state == S_EBETA || state == S_EROW ? (32'(emb_byte[3:0]) + W + 32'd15) >> 4 : row_beats;
+                rj_stride <= state == S_EBETA || state == S_EROW ? 32'd0 : row_stride;
+                pre <= 1'b1;
             end
 
             case (state)
@@ -657,6 +685,7 @@ module es_vec #(
                 end
                 S_CHECK: begin
                     cnt <= '0;
+                    pre <= 1'b0;
                     bq <= '0;
                     btok <= '0;
                     brb <= '0;
@@ -685,6 +714,11 @@ module es_vec #(
                         rj_left <= nog ? 32'd0 : 32'd1;
                         rj_stride <= '0;
                         rj_beats <= (W + 32'd3) >> 2;
+                        // token 0's row right behind the gain (row_addr of t = 0 is 0)
+                        rq_addr <= act_base + 40'(m_off[0]);
+                        rq_left <= nt_all == 16'd1 ? 32'd1 : rb;
+                        rq_beats <= nt_all == 16'd1 ? rb << LR : 32'd1 << LR;
+                        rq_stride <= (32'(nt_all) > 32'(MT) ? 32'(MT) : 32'(nt_all)) << LU;
                         ex_left <= nog ? 32'd0 : W;
                         ex_skip <= '0;
                         ex_first <= 1'b1;
@@ -705,6 +739,10 @@ module es_vec #(
                     rj_left <= 32'd1;
                     rj_stride <= '0;
                     rj_beats <= (blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left)) >> 2;
+                    rq_addr <= act_base + 40'(m_off[2]) + 40'(bo);
+                    rq_left <= 32'd1;
+                    rq_stride <= '0;
+                    rq_beats <= (blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left)) >> 2;
                     ex_left <= blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left);
                     ex_skip <= '0;
                     ex_first <= 1'b1;
@@ -715,10 +753,22 @@ module es_vec #(
                 S_FILLX: begin
                     if (el_fire) cnt <= cnt + ex_n;
                     if (el_fire) amax_x <= fx_max;
-                    if (ex_left == 32'd0 && is_norm) begin
-                        cnt <= '0;
-                        amax_u <= '0;
-                        state <= S_NA;
+                    if (ex_left == 32'd0 && is_norm && pipe_empty) begin
+                        // max|x| and max|u| are complete: e for z, m for c; the next token's row
+                        // is requested now (it waits in the read FIFO through pass 2)
+                        kz <= 10'sd15 - frexp_e(amax_x);
+                        m32 <= {1'b0, amax_u} > ACT_EPS ? {1'b0, amax_u} : ACT_EPS;
+                        sc_step <= 4'd11;
+                        sc_cnt <= '0;
+                        if (t + 32'd1 != 32'(nt_all)) begin
+                            rj_addr <= act_base + 40'(m_off[0]) + row_addr_n;
+                            rj_left <= nt_n == 32'd1 ? 32'd1 : rb;
+                            rj_beats <= nt_n == 32'd1 ? rb << LR : 32'd1 << LR;
+                            rj_stride <= nt_n << LU;
+                        end
+                        state <= S_SCAL;
+                    end else if (ex_left == 32'd0 && is_norm) begin
+                        // the last groups of u in the pipe
                     end else if (ex_left == 32'd0 && is_rope) begin
                         wj_addr <= act_base + 40'(m_off[0]) + row_addr;
                         wj_left <= row_cmds;
@@ -728,9 +778,6 @@ module es_vec #(
                         ri <= '0;
                         state <= S_COMP;
                     end else if (ex_left == 32'd0) begin
-                        rj_addr <= act_base + 40'(m_off[2]) + 40'(bo);
-                        rj_left <= 32'd1;
-                        rj_beats <= nel >> 2;
                         ex_left <= nel;
                         ex_first <= 1'b1;
                         wj_addr <= act_base + 40'(m_off[0]) + 40'(bo);
@@ -769,16 +816,14 @@ module es_vec #(
                         rowoff <= (64'(p0 + t) * 64'(hd)) << 2;
                         state <= S_RPOS;
                     end else if (is_norm) begin
-                        // the token's row into the row buffer, max|x| on the way
-                        rj_addr <= act_base + 40'(m_off[0]) + row_addr;
-                        rj_left <= row_cmds;
-                        rj_beats <= row_beats;
-                        rj_stride <= row_stride;
+                        // the token's row (requested before) into the row buffer, max|x| and
+                        // max|u| on the way
                         ex_left <= ncol;
                         ex_skip <= '0;
                         ex_first <= 1'b1;
                         cnt <= '0;
                         amax_x <= '0;
+                        amax_u <= '0;
                         state <= S_FILLX;
                     end else begin
                         rj_addr <= act_base + 40'(m_off[1]) + 40'({t[31:2], 4'd0});
@@ -808,14 +853,12 @@ module es_vec #(
                         ex_left <= 32'd1;
                         ex_skip <= {id[1:0], 2'b00};
                         ex_first <= 1'b1;
+                        pre <= 1'b0;
                         state <= S_EBETA;
                     end
                 end
                 S_EBETA: if (el_fire) begin
                     beta <= el_l[0];
-                    rj_addr <= {emb_byte[39:4], 4'd0};
-                    rj_left <= 32'd1;
-                    rj_beats <= (32'(emb_byte[3:0]) + W + 32'd15) >> 4;
                     ex_left <= W;
                     ex_skip <= emb_byte[3:0];
                     ex_first <= 1'b1;
@@ -836,6 +879,11 @@ module es_vec #(
                     rj_addr <= {rope_c[39:4], 4'd0};
                     rj_left <= 32'd1;
                     rj_beats <= (32'(rope_c[3:0]) + (hd << 2) + 32'd15) >> 4;
+                    rq_addr <= {rope_s[39:4], 4'd0};
+                    rq_left <= 32'd1;
+                    rq_stride <= '0;
+                    rq_beats <= (32'(rope_s[3:0]) + (hd << 2) + 32'd15) >> 4;
+                    pre <= 1'b0;
                     ex_left <= hd;
                     ex_skip <= rope_c[3:0];
                     ex_first <= 1'b1;
@@ -846,9 +894,6 @@ module es_vec #(
                 S_RCOS: begin
                     if (el_fire) cnt <= cnt + ex_n;
                     if (ex_left == 32'd0) begin
-                        rj_addr <= {rope_s[39:4], 4'd0};
-                        rj_left <= 32'd1;
-                        rj_beats <= (32'(rope_s[3:0]) + (hd << 2) + 32'd15) >> 4;
                         ex_left <= hd;
                         ex_skip <= rope_s[3:0];
                         ex_first <= 1'b1;
@@ -857,11 +902,7 @@ module es_vec #(
                 end
                 S_RSIN: begin
                     if (el_fire) cnt <= cnt + ex_n;
-                    if (ex_left == 32'd0) begin
-                        rj_addr <= act_base + 40'(m_off[1]) + row_addr;
-                        rj_left <= row_cmds;
-                        rj_beats <= row_beats;
-                        rj_stride <= row_stride;
+                    if (ex_left == 32'd0 && pre) begin
                         ex_left <= ncol;
                         ex_skip <= '0;
                         ex_first <= 1'b1;
@@ -880,16 +921,6 @@ module es_vec #(
                 S_NGAIN: begin
                     if (el_fire) cnt <= cnt + ex_n;
                     if (ex_left == 32'd0) state <= S_TOK;
-                end
-                S_NA: begin
-                    kz <= 10'sd15 - frexp_e(amax_x);
-                    if (iss) cnt <= cnt + VLW;
-                    if (cnt >= W && pipe_empty) begin
-                        m32 <= {1'b0, amax_u} > ACT_EPS ? {1'b0, amax_u} : ACT_EPS;
-                        sc_step <= 4'd11;
-                        sc_cnt <= '0;
-                        state <= S_SCAL;
-                    end
                 end
                 S_SCAL: begin
                     if (sc_cnt != 3'd7) sc_cnt <= sc_cnt + 3'd1;
@@ -962,6 +993,7 @@ module es_vec #(
                 end
                 S_ABORT: begin
                     rj_left <= '0;
+                    rq_left <= '0;
                     wj_left <= '0;
                     ex_left <= '0;
                     wn <= '0;
