@@ -147,7 +147,7 @@ ROW_CAL = {"LAST_ROW": (54, 1.96, 1.14), "OUTPUT": (34, 2.0, 1.0)}
 # and V slots) a + b*D; per query set of the GQA group (NQ queries sharing one K and one V stream) a
 # constant; per query (quantize, pass 2, scalars, output row) a + b*D; the K slots (scale beat + D/16) and
 # the V slots (D/16) of every position up to the set's last token at one 16-byte beat per cycle
-ATTN_CAL = {"fixed": 55.4, "fixed_per_lat": 2.0, "store": (103.7, 1.94), "set": 178.5, "query": (278.0, 0.96)}
+ATTN_CAL = {"fixed": 0.3, "fixed_per_lat": 2.0, "store": (85.4, 2.13), "set": 176.2, "query": (289.3, 0.90)}
 
 
 def calibration(cfg) -> str:

@@ -22,6 +22,13 @@ from edgestream.regmap import shell_config
 INSTR_ERR = 0.05
 ATTN_ERR = 0.04
 TOKEN_ERR = 0.02
+# the DDR model's latency jitter (0..16 cycles a read) moves the shortest instructions by a few
+# percent from run to run: an instruction is within its error or within two reads' jitter
+JITTER_CYCLES = 32
+
+
+def within(got: float, meas: float, err: float) -> bool:
+    return abs(got - meas) <= max(err * meas, JITTER_CYCLES)
 
 # BitNet-0.73B shape (edgestream/synth.py), compiled for kv260: the DSE's choice it was measured on
 CFG_073 = HwConfig(G=5, T=1, Q=64, table_mem="uram", tern_encoding="gindex", int_encoding="planes", axi_ports=4,
@@ -83,6 +90,11 @@ ATTN_MEASURED = [
     ("test model tile", model(1, 64, 160, 4, 2, 300), 4, 8, 100, 6801),
     ("demo decode", model(1, 256, 768, 4, 2, 1024), 1, 64, 100, 3592),
     ("demo tile", model(1, 256, 768, 4, 2, 1024), 4, 64, 100, 10919),
+    # benchmarks/calibrate_units_sim.py (commit 5f6b218's RTL): the demo model at position 8
+    ("demo decode pos 8 L0", model(1, 256, 768, 4, 2, 1024), 1, 8, 0, 2274),
+    ("demo tile pos 8 L0", model(1, 256, 768, 4, 2, 1024), 4, 8, 0, 8491),
+    ("demo decode pos 8", model(1, 256, 768, 4, 2, 1024), 1, 8, 100, 2474),
+    ("demo tile pos 8", model(1, 256, 768, 4, 2, 1024), 4, 8, 100, 8691),
     ("0.73B one-layer run", M_073, 1, 128, 100, 40538),
     ("0.73B layer bench decode", M_073, 1, 128, 100, 40537),
     ("0.73B layer bench tile", M_073, 4, 62, 100, 58470),
@@ -96,19 +108,19 @@ def _err(model_v, meas):
 @pytest.mark.parametrize("op,width,d,ntok,lat,cycles", VEC_MEASURED)
 def test_vector_instruction_cycles(op, width, d, ntok, lat, cycles):
     got = pm.vec_cycles(shell_config(), op, width, ntok, lat, True, d)
-    assert abs(_err(got, cycles)) <= INSTR_ERR, (op, width, ntok, lat, got, cycles)
+    assert within(got, cycles, INSTR_ERR), (op, width, ntok, lat, got, cycles)
 
 
 @pytest.mark.parametrize("op,width,lat,cycles", ROW_MEASURED)
 def test_row_unit_cycles(op, width, lat, cycles):
     got = pm.row_cycles(op, width, lat)
-    assert abs(_err(got, cycles)) <= INSTR_ERR, (op, width, lat, got, cycles)
+    assert within(got, cycles, INSTR_ERR), (op, width, lat, got, cycles)
 
 
 @pytest.mark.parametrize("what,m,ntok,pos,lat,cycles", ATTN_MEASURED, ids=[a[0] for a in ATTN_MEASURED])
 def test_attention_cycles(what, m, ntok, pos, lat, cycles):
     got = pm.attn_cycles(m, ntok, pos, lat)
-    assert abs(_err(got, cycles)) <= ATTN_ERR, (what, got, cycles)
+    assert within(got, cycles, ATTN_ERR), (what, got, cycles)
 
 
 def _units(steps):

@@ -7,7 +7,7 @@ ROW_CAL / ATTN_CAL (docs/hardware.md "Calibration of the performance model") in 
 from __future__ import annotations
 
 import pytest
-from test_perfmodel import ATTN_ERR, INSTR_ERR
+from test_perfmodel import ATTN_ERR, INSTR_ERR, within
 
 import edgestream
 from edgestream import program as pg
@@ -65,4 +65,4 @@ def test_unit_instructions_match_the_model(measured):
                                 m.head_dim)
             meas, bound = c["vec_cycles"], INSTR_ERR
         assert meas > 0, (op, ntok, c)
-        assert abs(got - meas) / meas <= bound, (op, width, ntok, lat, round(got), meas)
+        assert within(got, meas, bound), (op, width, ntok, lat, round(got), meas)
