@@ -210,7 +210,10 @@ COEFFS = {
     "acc_bits": 32,
     "wdecode_luts_per_code_bit": 1.0,
     "base3_repack_luts_per_byte": 60,  # base-3 byte -> 5 trits ROM (10 bits x 256 entries)
-    "int8_split_luts_per_lane": 6,  # dense int8 -> bit plane select
+    # int-dense (tlmm_lanes INT_DENSE, Yosys at Q = 8 with the mode on and off): one DSP48E2 per lane for
+    # the column entry x weight product, its operand/product registers, the weights riding the pipeline
+    "dense_luts_per_lane": 32,
+    "dense_ffs_per_lane": 73,
     "axi_port_luts": 1800,  # AXI4 read master + address generator + width converter per port
     # es_dequant per lane (dequant_lanes(cfg) of them): es_i2f + two es_fmul (24x24 significand products:
     # 2 DSP48E2 each), six stages;
@@ -274,12 +277,12 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
     wd = L * CB * c["wdecode_luts_per_code_bit"]
     if cfg.tern_encoding == "base3":
         wd += cfg.beat_bytes_base3 * c["base3_repack_luts_per_byte"]
-    if cfg.int_encoding == "int8":
-        wd += L * c["int8_split_luts_per_lane"]
     parts["weight_decode"] = {"lut": wd, "ff": L * CB}
     if cfg.int_encoding == "int8":
-        # row-batch buffer (Q rows x max_k int8, double-buffered) replays the bit planes on chip
-        parts["plane_buffer"] = {"bram36": math.ceil(2 * cfg.Q * cfg.max_k * 8 / 36864)}
+        # int-dense: the lane multiplies its int8 weight by the table entry of -e_i (no plane buffer: the
+        # weights stream once, G column beats per chunk)
+        parts["dense_multipliers"] = {"lut": L * c["dense_luts_per_lane"], "ff": L * c["dense_ffs_per_lane"],
+                                      "dsp": L}
     parts["weight_buffer"] = {"bram36": math.ceil(cfg.wbuf_kib * 1024 * 8 / 36864)}
     # LUTRAM (Yosys: RAM32M16 cells, the LUTs it reports as memory), a word of Q accumulators + token + last
     fifo_w = cfg.Q * c["acc_bits"] + max(1, math.ceil(math.log2(cfg.max_tok))) + 1

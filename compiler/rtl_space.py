@@ -14,7 +14,9 @@ limit is there (docs/registers.md):
   (1, 32, 2), (1, 64, 4) (P read-only weight ports, the weight image striped across them: each port
   keeps the 256-beat weight FIFO, wbuf_kib = 4 P); all run in the accelerator bench
   (tests/test_rtl_accel_program.py);
-- integer weights (the LM head) as bit planes through the same tables (`int-planes`);
+- integer weights (the LM head): dense int8 (`int-dense`, int_encoding "int8": G column beats per chunk,
+  one multiplier per lane, 8 bits per weight streamed; what the DSE chooses), or as 8 bit planes through
+  the same tables (`int-planes`, 12.8 bits per weight and 1.6x the cycles; still implemented);
 - 128-bit AXI4 ports, 16-beat bursts, 16 bursts in flight per weight reader;
 - MAXK a power of two 256..4096 (K > MAXK: the K tiles accumulate on chip, up to KROWS = 4096 rows
   per linear, regmap.KROWS; a taller K-tiled linear runs on the host), MAXTOK 4 tokens per tile,
@@ -38,7 +40,8 @@ G = 5
 TQP = ((1, 16, 1), (2, 8, 1), (4, 4, 1), (1, 32, 2), (1, 64, 4))  # (T, Q, weight ports)
 TQ = tuple((t, q) for t, q, _ in TQP)
 WBUF_KIB_PER_PORT = 4
-FIXED = dict(tern_encoding="gindex", int_encoding="planes", axi_width_bits=128, axi_burst_beats=16,
+INT_ENCODINGS = ("int8", "planes")  # the DSE's choice first: dense is never slower
+FIXED = dict(tern_encoding="gindex", axi_width_bits=128, axi_burst_beats=16,
              axi_outstanding=16, max_tok=4, ofifo_depth=16, vec_lanes=1)
 MAX_K = (256, 512, 1024, 2048, 4096)
 MAX_CLOCK_MHZ = 250.0
@@ -54,6 +57,8 @@ def why_not(cfg) -> str | None:
                 f"(T, Q, ports) in {list(TQP)}")
     if cfg.wbuf_kib != WBUF_KIB_PER_PORT * cfg.axi_ports:
         return f"wbuf_kib = {cfg.wbuf_kib}: the RTL implements {WBUF_KIB_PER_PORT} KiB per weight port"
+    if cfg.int_encoding not in INT_ENCODINGS:
+        return f"int_encoding = {cfg.int_encoding!r}: the RTL implements {list(INT_ENCODINGS)}"
     for f, v in FIXED.items():
         if getattr(cfg, f) != v:
             return f"{f} = {getattr(cfg, f)!r}: the RTL implements {v!r}"
@@ -88,4 +93,4 @@ def candidates(clocks_mhz, max_model_k: int, max_ports: int = 1) -> Iterator:
             for mk in reversed(ks):
                 for mem in TABLE_MEMS:
                     yield HwConfig(G=G, T=t, Q=q, table_mem=mem, max_k=mk, clock_mhz=float(clk), axi_ports=p,
-                                   wbuf_kib=WBUF_KIB_PER_PORT * p, **FIXED)
+                                   wbuf_kib=WBUF_KIB_PER_PORT * p, int_encoding="planes", **FIXED)  # LEAD: int8 after the perfmodel lands

@@ -164,6 +164,9 @@ def render_sv(hw: dict | None = None) -> str:
         f"    localparam int ES_WPORTS = {hw['axi_ports']};",
         f"    localparam int ES_DATA_BYTES = {DATA_BYTES};",
         f"    localparam int ES_KROWS = {KROWS};",
+        # the engine's dense integer mode (int-dense regions: the LM head at 8 bits per weight)
+        f"    localparam int ES_INT_DENSE = {int(hw['int_encoding'] == 'int8')};",
+        f"    localparam int ES_VEC_LANES = {hw['vec_lanes']};",
         "    // register byte offsets",
     ]
     for off, name, _, _ in REGISTERS:

@@ -77,7 +77,7 @@ def test_build_without_dense_mode_refuses_the_region(bitnet):
     """A program with an int-dense head on a build whose engine has no dense mode (the cpu model of a
     planes build answering with the dense configuration's ID): ERR FIELD at the head's TLMM, no integer
     computed from misread bytes."""
-    dense, planes = _dense(1, 16, 1), rm.shell_config()
+    dense, planes = _dense(1, 16, 1), replace(rm.shell_config(), int_encoding="planes").validate()
     dev = CpuDevice(hw_config=planes, config_id=int(dense.config_id, 16), units=ALL)
     drv = AccelDriver(dev, expected_config_id=int(dense.config_id, 16), geo=Geometry.of(dense))
     ex = AccelProgramExecutor(bitnet, drv, device_config=dense)

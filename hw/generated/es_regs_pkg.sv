@@ -17,6 +17,8 @@ package es_regs_pkg;
     localparam int ES_WPORTS = 1;
     localparam int ES_DATA_BYTES = 16;
     localparam int ES_KROWS = 4096;
+    localparam int ES_INT_DENSE = 0;
+    localparam int ES_VEC_LANES = 1;
     // register byte offsets
     localparam logic [11:0] ES_REG_MAGIC = 12'h000;
     localparam logic [11:0] ES_REG_VERSION = 12'h004;

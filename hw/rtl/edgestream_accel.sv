@@ -40,8 +40,11 @@ module edgestream_accel #(
     parameter int DMAX = 256,            // es_attn: longest head row (multiple of 16)
     parameter int SMAX = 4096,           // es_attn: longest context (power of two)
     parameter int NQ = 4,                // es_attn: queries per key/value stream
-    parameter int KROWS = es_regs_pkg::ES_KROWS  // rows of a K-tiled linear accumulated on chip (0: the host
+    parameter int KROWS = es_regs_pkg::ES_KROWS, // rows of a K-tiled linear accumulated on chip (0: the host
                                          // runs K-tiled linears); HW_UNITS bit 3
+    parameter int INT_DENSE = es_regs_pkg::ES_INT_DENSE,  // the engine runs int-dense regions (a multiplier
+                                         // per lane: the LM head at 8 bits per weight)
+    parameter int VL = es_regs_pkg::ES_VEC_LANES  // es_vec: elements per cycle (1 or 4)
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -457,7 +460,7 @@ module edgestream_accel #(
         .out_valid(e_act_valid), .out_ready(e_act_ready), .out_data(e_act_data)
     );
 
-    tlmm_engine #(.G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .KROWS(KROWS)) u_engine (
+    tlmm_engine #(.G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .KROWS(KROWS), .INT_DENSE(INT_DENSE)) u_engine (
         .clk, .rst_n(rst_n && !e_reset),
         .s_cmd_tvalid(e_cmd_valid), .s_cmd_tready(e_cmd_ready), .s_cmd_tdata(e_cmd_data),
         .s_act_tvalid(e_act_valid), .s_act_tready(e_act_ready), .s_act_tdata(e_act_data),
@@ -605,7 +608,7 @@ module edgestream_accel #(
     logic [15:0]  u_ntok;
     logic [7:0]   u_err_code;
     es_seq #(.CONFIG_ID(CONFIG_ID), .G(G), .T(T), .Q(Q), .MAXK(MAXK), .MAXTOK(MAXTOK), .SPB(DW / 64), .WP(WP),
-             .UNITS(UNITS), .KROWS(KROWS)) u_seq (
+             .UNITS(UNITS), .KROWS(KROWS), .INT_DENSE(INT_DENSE)) u_seq (
         .clk, .rst_n, .start, .soft_reset,
         .prog_base, .prog_size, .pc_start(pc), .ntok_in(ntok), .pos_in(pos), .wgt_base, .wgt_size, .act_base,
         .act_size,
@@ -680,7 +683,7 @@ module edgestream_accel #(
             .busy(uw_busy[0]), .err(wr_e), .err_resp(wr_er)
         );
         assign wr_b = uw_busy[0];
-        es_vec #(.Q(Q), .MAXTOK(MAXTOK), .G(G), .VMAX(VMAX)) u_vec (
+        es_vec #(.Q(Q), .MAXTOK(MAXTOK), .G(G), .VMAX(VMAX), .VL(VL)) u_vec (
             .clk, .rst_n, .abort, .go(go_vec), .instr(u_instr), .prog_base, .prog_size,
             .n_regions(u_nregions), .n_buffers(u_nbuffers), .wgt_base, .wgt_size, .act_base, .act_size,
             .kv_base, .kv_size, .ntok(u_ntok), .pos0(u_pos),
