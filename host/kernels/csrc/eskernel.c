@@ -38,14 +38,24 @@ typedef void (*mm_rows_fn)(const uint8_t *W, int64_t kpb, int B, const int8_t *Q
 /* Software prefetch of the weight rows PF_TILES tiles ahead (within the thread's chunk). A tile's
  * rows are one contiguous run of R * kpb bytes; ahead of the hardware prefetcher, which ramps up
  * per 4 KiB page, this keeps the loads of a GEMV from waiting on DRAM (measured on a 2-core Zen
- * VM, AVX2: the single-thread weight stream went from about 3 to 6-8 GB/s of CPU time). The
- * weights are read once per token, so the hint is non-temporal. */
+ * VM, AVX2: the single-thread weight stream went from about 3 to 6-8 GB/s of CPU time).
+ * The hint on x86 is prefetcht1 (into L2), not the non-temporal prefetchnta that versions <= 7 used:
+ * on Intel prefetchnta fills L1 only, past the L2 streamer, and an idle 16-core Xeon VM streamed
+ * the 2B4T weights from DRAM at half the rate (AVX2 path, 2 threads: ternary stack 8.7 -> 17.8 GB/s,
+ * INT8 head 7.1 -> 20.4 GB/s; 1 thread 4.6 -> 8.5 and 3.7 -> 10.0); on the 2-core Zen 3 VM under
+ * load the two hints measured the same within noise (0.9-1.14x). aarch64 keeps the streaming
+ * hint (PLDL1STRM), unmeasured on a board. */
 #define PF_TILES 2
+#ifdef ES_X86
+#define PF_LOC 2
+#else
+#define PF_LOC 0
+#endif
 static inline __attribute__((always_inline)) void prefetch_rows(const uint8_t *W, int64_t kpb,
                                                                 int64_t r, int R, int64_t r1) {
     if (r + R > r1) return;
     const uint8_t *p = W + r * kpb;
-    for (int64_t o = 0; o < R * kpb; o += 64) __builtin_prefetch(p + o, 0, 0);
+    for (int64_t o = 0; o < R * kpb; o += 64) __builtin_prefetch(p + o, 0, PF_LOC);
 }
 
 static inline void store_res(const int32_t *res, int R, int TT, int64_t r, int64_t t, int64_t n,
@@ -156,8 +166,8 @@ static __attribute__((noinline)) TGT_AVX2 void gemv2_avx2(const uint8_t *W, int6
             const uint8_t *wb = W + b * 64;
             const int8_t *qb = Q + b * 256;
             if (pf) {
-                __builtin_prefetch(pf + b * 64, 0, 0);
-                __builtin_prefetch(pf + kpb + b * 64, 0, 0);
+                __builtin_prefetch(pf + b * 64, 0, PF_LOC);
+                __builtin_prefetch(pf + kpb + b * 64, 0, PF_LOC);
             }
             ES2_HALF(wb, qb, s10, s40);
             ES2_HALF(wb + kpb, qb, s11, s41);
@@ -276,7 +286,7 @@ static __attribute__((noinline)) TGT_AVX2 void gemv8_avx2(const uint8_t *W, int6
         for (int r = 0; r < ES8_R; r++) lo[r] = hi[r] = _mm256_setzero_si256();
         for (int64_t b = b0; b < b1; b++) {
             if (pf)
-                for (int r = 0; r < ES8_R; r++) __builtin_prefetch(pf + r * kpb + b * 64, 0, 0);
+                for (int r = 0; r < ES8_R; r++) __builtin_prefetch(pf + r * kpb + b * 64, 0, PF_LOC);
             for (int h = 0; h < 2; h++) {
                 const __m256i a = _mm256_loadu_si256((const __m256i *)(Q + b * 64 + 32 * h));
                 for (int r = 0; r < ES8_R; r++) {
@@ -879,6 +889,8 @@ int es_matmul(const uint8_t *W, int64_t n, int64_t np_rows, int64_t kpb, int bit
     const int64_t kp = kpb * (8 / bits);
     if (k > kp || T < 0) return -1;
     if (T == 0 || n == 0) return 0;
+    if (isa < 0) isa = es_get_isa();
+    if (!es_isa_available(isa)) return -2;
     /* activations zero-padded to kp (plus one block of slack), and their sums for the offset */
     int8_t *Q = (int8_t *)aligned_alloc(64, (size_t)((T * kp + 64 + 63) / 64 * 64));
     int32_t *corr = (int32_t *)malloc((size_t)T * sizeof(int32_t));
@@ -894,8 +906,6 @@ int es_matmul(const uint8_t *W, int64_t n, int64_t np_rows, int64_t kpb, int bit
         for (int64_t i = 0; i < k; i++) s += q[t * k + i];
         corr[t] = (int32_t)((uint32_t)s * (uint32_t)offset);
     }
-    if (isa < 0) isa = es_get_isa();
-    if (!es_isa_available(isa)) return -2;
     mm_rows_fn fn = rows_fn(isa);
     const int64_t nrows = (n + ROWPAD - 1) / ROWPAD * ROWPAD;
     int nth = threads > 0 ? threads : es_get_threads();
