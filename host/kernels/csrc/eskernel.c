@@ -595,13 +595,14 @@ static inline __attribute__((always_inline)) void dot8_neon(const uint8_t *W, in
     for (int r = 0; r < 4; r++) res[r] = vaddvq_s32(acc[r]);
 }
 
-static void mm_rows_neon_2_8(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
-                             int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
-                             int32_t *out) {
+/* returns 0 (nothing done) if the per-token sums cannot be allocated: the caller takes the generic loop */
+static int mm_rows_neon_2_8(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
+                            int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
+                            int32_t *out) {
     uint32_t sbuf[64];
     uint32_t *s128 = sbuf; /* 8-bit: 128 * sum(q) per token, wrapping */
     if (B == 8) {
-        if (T > 64 && !(s128 = (uint32_t *)malloc((size_t)T * sizeof(uint32_t)))) return;
+        if (T > 64 && !(s128 = (uint32_t *)malloc((size_t)T * sizeof(uint32_t)))) return 0;
         for (int64_t t = 0; t < T; t++) {
             int32_t sum = 0;
             for (int64_t i = 0; i < kp; i++) sum += Q[t * kp + i];
@@ -622,15 +623,15 @@ static void mm_rows_neon_2_8(const uint8_t *W, int64_t kpb, int B, const int8_t 
         }
     }
     if (s128 != sbuf) free(s128);
+    return 1;
 }
 
 static void mm_rows_neon(const uint8_t *W, int64_t kpb, int B, const int8_t *Q, int64_t kp,
                          int64_t T, int64_t r0, int64_t r1, int64_t n, const int32_t *corr,
                          int32_t *out) {
-    if ((B == 2 || B == 8) && g_variant != ES_VARIANT_PLANES) {
-        mm_rows_neon_2_8(W, kpb, B, Q, kp, T, r0, r1, n, corr, out);
+    if ((B == 2 || B == 8) && g_variant != ES_VARIANT_PLANES &&
+        mm_rows_neon_2_8(W, kpb, B, Q, kp, T, r0, r1, n, corr, out))
         return;
-    }
     const int P = 8 / B;
     const uint8x16_t mask = vdupq_n_u8((uint8_t)(B == 8 ? 0x0f : (1 << B) - 1));
     const int64_t nblk = kpb / 64;
