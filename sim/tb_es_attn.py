@@ -11,8 +11,8 @@ attention on the same image): every KV slot written and every output float, bit 
 Tests (the bench config's "tests" list picks them): `cases` (one-token decode at position 0, a full
 cache, a causal prefill tile, a prefill longer than MAXTOK, GQA ratios 1/2/4, all-zero rows,
 max-magnitude rows), `faults` (KV region too small, bad buffers, bad fields: the error code and an
-untouched memory), `perf` (one decode step at context 128 of a bench-config shape: cycles by phase,
-bus beats; written to the config's "perf_out" JSON file).
+untouched memory), `perf` (one decode step, or a prefill tile of "ntok" tokens, ending at context
+"ctx" of a bench-config shape: cycles by phase, bus beats; written to the config's "perf_out" JSON file).
 """
 
 from __future__ import annotations
@@ -293,7 +293,8 @@ async def perf(dut):
         return
     p = CFG["perf"]
     tb = TB(dut, latency=int(p.get("latency", 100)))
-    c = Case("perf", p["d"], p["heads"], p["kv_heads"], 1, p["ctx"] - 1, layers=1, layer=0, seed=21).build()
+    nt = int(p.get("ntok", 1))             # > 1: a prefill tile ending at context ctx
+    c = Case("perf", p["d"], p["heads"], p["kv_heads"], nt, p["ctx"] - nt, layers=1, layer=0, seed=21).build()
     await tb.start(len(c.mem) + 4096)
     ins = c.instr()
     _, want = expected(c, ins)

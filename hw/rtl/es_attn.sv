@@ -144,7 +144,7 @@ module es_attn #(
     localparam logic [4:0] C_IDLE = 5'd0, C_DIV = 5'd1, C_FCHK = 5'd2, C_FETCH = 5'd3, C_MCHK = 5'd4, C_KVDIV = 5'd5;
     localparam logic [4:0] C_KVCHK = 5'd6, C_GEO = 5'd7, C_GEO2 = 5'd8, C1_KV = 5'd9, C1_W = 5'd10, C1_BAR = 5'd11;
     localparam logic [4:0] C2_SET = 5'd12, C2_QRY = 5'd13, C2_P1 = 5'd14, C2_P2 = 5'd15, C2_SC = 5'd16, C2_P3 = 5'd17;
-    localparam logic [4:0] C2_P3W = 5'd18, C2_NEXT = 5'd20, C_FIN = 5'd21, C_ABORT = 5'd22;
+    localparam logic [4:0] C2_P3W = 5'd18, C2_SET2 = 5'd19, C2_NEXT = 5'd20, C_FIN = 5'd21, C_ABORT = 5'd22;
     logic [4:0] cs;
 
     // ---------------- divider (group size, then capacity)
@@ -197,7 +197,7 @@ module es_attn #(
     logic [127:0] qz_data;
     logic [31:0]  qz_d;
     es_attn_quant #(.DBMAX(DBMAX)) u_quant (
-        .clk, .rst_n, .clear(cs == C_ABORT), .start(qz_start), .nbeats(d4),
+        .clk, .rst_n, .clear(cs == C_ABORT || cs == C_IDLE), .start(qz_start), .nbeats(d4),
         .in_valid(qz_in_valid), .in_ready(qz_in_ready), .in_data(rd_data),
         .out_we(qz_we), .out_addr(qz_addr), .out_data(qz_data), .done(qz_done), .d(qz_d)
     );
@@ -249,14 +249,18 @@ module es_attn #(
     );
     wire p2_last = 32'(p2n) + 32'd1 == 32'(ns);
 
-    // ---------------- per-query scalars
-    logic        scl_start, scl_done;
+    // ---------------- per-query scalars: the set's mults before pass 3 (C2_SC, lane cn), its f's during
+    // pass 3 (lane fn; only the outputs need them)
+    logic        scl_start, scl_fop, scl_done;
     logic [31:0] scl_mult, scl_f;
     logic [31:0] q_mult [NQ];
     logic [31:0] q_f [NQ];
+    logic        f_run;                        // the f's of the set are being computed
+    logic [LNQ:0] fn;
+    wire [LNQ-1:0] scl_l = f_run ? fn[LNQ-1:0] : cn[LNQ-1:0];
     es_attn_scal u_scal (
-        .clk, .rst_n, .clear(cs == C_ABORT), .start(scl_start), .amax(amax[32*cn[LNQ-1:0] +: 32]),
-        .den(den[48*cn[LNQ-1:0] +: 48]), .done(scl_done), .mult(scl_mult), .f(scl_f)
+        .clk, .rst_n, .clear(cs == C_ABORT || cs == C_IDLE), .start(scl_start), .fop(scl_fop),
+        .amax(amax[32*scl_l +: 32]), .den(den[48*scl_l +: 48]), .done(scl_done), .mult(scl_mult), .f(scl_f)
     );
 
     // ---------------- pass 3: weights A and the value sums
@@ -350,6 +354,7 @@ module es_attn #(
     logic        iv;                           // phase 1: v row
     logic [LNQ:0] in_;                         // queries of the set issued
     logic [15:0] ilast;                        // last token of the set
+    logic        iwrap, itend;                 // (I_SET, for I_QC) iqi is the group's last; iqt the last token
     logic [39:0] igbase;
     logic [1:0]  iwait;
     logic [39:0] ir_addr;
@@ -462,6 +467,8 @@ module es_attn #(
                     ra_t <= iqt;
                     ra_h <= ig * rg + iqi;
                     ilast <= iqt;
+                    iwrap <= iqi + 16'd1 == rg;
+                    itend <= iqt + 16'd1 == nt;
                     iwait <= 2'd2;
                     ist <= I_QA;
                 end
@@ -477,17 +484,11 @@ module es_attn #(
                     end
                 end
                 I_QC: if (irem == 8'd0) begin
-                    logic [15:0] ni, nt2;
-                    ni = iqi + 16'd1;
-                    nt2 = iqt;
-                    if (ni == rg) begin
-                        ni = '0;
-                        nt2 = iqt + 16'd1;
-                    end
-                    iqi <= ni;
-                    iqt <= nt2;
+                    // the next query (iqt < nt here: the set ends when the last token's group is done)
+                    iqi <= iwrap ? '0 : iqi + 16'd1;
+                    if (iwrap) iqt <= iqt + 16'd1;
                     in_ <= in_ + 1'b1;
-                    if (32'(in_) + 32'd1 == NQ || nt2 == nt) begin
+                    if (32'(in_) + 32'd1 == NQ || (iwrap && itend)) begin
                         iS <= p0 + 32'(ilast) + 32'd1;
                         ist <= I_BAR;
                     end else ist <= I_SET;
@@ -519,7 +520,7 @@ module es_attn #(
     end
 
     // ---------------- consumer
-    logic [2:0]  rk;                           // entry beats received
+    logic [3:0]  fpend;                        // fetched entries whose beat has not arrived
     logic [1:0]  mk;                           // map entry being checked
     logic [1:0]  cw;
     logic [39:0] oa_base;
@@ -563,39 +564,10 @@ module es_attn #(
 
     wire ax_fault = rd_err || wr_err;
 
-    for (genvar n = 0; n < NQ; n++) begin : g_set
-        always_ff @(posedge clk) begin
-            if (cs == C2_SET) begin
-                q_t[n] <= set_t[n];
-                q_h[n] <= cgh + set_i[n];
-                q_pos[n] <= p0 + 32'(set_t[n]);
-            end
-        end
-    end
-
-    // the next query set from (ct, ci): up to NQ (token, index in group) pairs, token-major
-    logic [15:0]  set_t [NQ];
-    logic [15:0]  set_i [NQ];
-    logic [15:0]  set_nt, set_ni, set_last;
-    logic [LNQ:0] set_n;
-    always_comb begin
-        set_nt = ct;
-        set_ni = ci;
-        set_last = ct;
-        set_n = '0;
-        for (int n = 0; n < NQ; n++) begin
-            set_t[n] = set_nt;
-            set_i[n] = set_ni;
-            if (set_nt != nt) begin
-                set_last = set_nt;
-                set_n = set_n + 1'b1;
-                if (set_ni + 16'd1 == rg) begin
-                    set_ni = '0;
-                    set_nt = set_nt + 16'd1;
-                end else set_ni = set_ni + 16'd1;
-            end
-        end
-    end
+    // the next query set: C2_SET walks (ct, ci) over up to NQ (token, index in group) pairs,
+    // token-major, one lane per cycle (sn; the walk as one combinational loop was 18 LUT levels)
+    logic [LNQ:0] sn;
+    logic [15:0]  slast;                       // the set's last token
 
     // pass-1 scores: visibility of key sj per lane
     logic [NQ-1:0] svis;
@@ -623,6 +595,7 @@ module es_attn #(
             err_info <= '0;
             wj_busy <= 1'b0;
             oe_st <= OE_IDLE;
+            f_run <= 1'b0;
             p1_done <= 1'b0;
             cyc_store <= '0;
             cyc_attend <= '0;
@@ -630,11 +603,13 @@ module es_attn #(
             cs <= C_ABORT;
             wj_busy <= 1'b0;
             oe_st <= OE_IDLE;
+            f_run <= 1'b0;
         end else if (cs != C_IDLE && cs != C_ABORT && ax_fault) begin
             err_code <= rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
             err_info <= 32'(rd_err ? rd_err_resp : wr_err_resp);
             wj_busy <= 1'b0;
             oe_st <= OE_IDLE;
+            f_run <= 1'b0;
             done <= 1'b1;
             cs <= C_IDLE;
         end else begin
@@ -662,6 +637,16 @@ module es_attn #(
                 end else if (wr_ready) begin
                     wj_left <= wj_left - 32'd1;
                     wj_i <= wj_i + 7'd1;
+                end
+            end
+
+            // ---- the set's f's, one lane after the other, while pass 3 runs
+            if (f_run && scl_done) begin
+                q_f[fn[LNQ-1:0]] <= scl_f;
+                if (fn + 1'b1 == ns) f_run <= 1'b0;
+                else begin
+                    fn <= fn + 1'b1;
+                    scl_start <= 1'b1;
                 end
             end
 
@@ -739,7 +724,7 @@ module es_attn #(
                         cs <= C_IDLE;
                     end else begin
                         fk <= '0;
-                        rk <= '0;
+                        fpend <= ok;
                         cs <= C_FETCH;
                     end
                 end
@@ -747,15 +732,14 @@ module es_attn #(
                     if (rd_cmd_valid && rd_cmd_ready) fk <= fk + 3'd1;
                     else if (fk != 3'd4 && !ok[fk[1:0]]) fk <= fk + 3'd1;
                     if (rd_valid) begin
-                        // beats arrive in the order of the fetched entries; rk walks the fetched ones
+                        // beats arrive in the order of the fetched entries: the lowest pending one
                         logic [1:0] e;
-                        e = 2'd0;
-                        for (int k = 3; k >= 0; k--) if (ok[k] && 3'(k) >= rk) e = 2'(k);
+                        e = fpend[0] ? 2'd0 : fpend[1] ? 2'd1 : fpend[2] ? 2'd2 : 2'd3;
+                        fpend[e] <= 1'b0;
                         m_off[e] <= rd_data[31:0];
                         m_cap[e] <= rd_data[63:32];
                         m_w[e] <= rd_data[95:64];
                         m_dt[e] <= rd_data[103:96];
-                        rk <= 3'(e) + 3'd1;
                     end
                     if (fk == 3'd4 && !rd_valid && !rd_busy) begin
                         mk <= '0;
@@ -879,15 +863,29 @@ module es_attn #(
                     ct <= '0;
                     ci <= '0;
                     cgbase <= lbase;
+                    sn <= '0;
+                    ns <= '0;
                     cs <= C2_SET;
                 end
                 // ---- phase 2
                 C2_SET: begin
-                    // take the queries of the next set (token-major in the group)
-                    sk <= p0 + 32'(set_last) + 32'd1;
-                    ct <= set_nt;
-                    ci <= set_ni;
-                    ns <= set_n;
+                    // lane sn of the set: the query (ct, ci) if any is left (else a lane past ns)
+                    q_t[sn[LNQ-1:0]] <= ct;
+                    q_h[sn[LNQ-1:0]] <= cgh + ci;
+                    q_pos[sn[LNQ-1:0]] <= p0 + 32'(ct);
+                    if (ct != nt) begin
+                        slast <= ct;
+                        ns <= ns + 1'b1;
+                        if (ci + 16'd1 == rg) begin
+                            ci <= '0;
+                            ct <= ct + 16'd1;
+                        end else ci <= ci + 16'd1;
+                    end
+                    sn <= sn + 1'b1;
+                    if (32'(sn) + 32'd1 == NQ) cs <= C2_SET2;
+                end
+                C2_SET2: begin
+                    sk <= p0 + 32'(slast) + 32'd1;
                     cn <= '0;
                     qz_start <= 1'b1;
                     cs <= C2_QRY;
@@ -962,12 +960,12 @@ module es_attn #(
                     if (soj == sk) begin
                         cn <= '0;
                         scl_start <= 1'b1;
+                        scl_fop <= 1'b0;
                         cs <= C2_SC;
                     end
                 end
                 C2_SC: if (scl_done) begin
                     q_mult[cn[LNQ-1:0]] <= scl_mult;
-                    q_f[cn[LNQ-1:0]] <= scl_f;
                     if (cn + 1'b1 == ns) cs <= C2_P3W;
                     else begin
                         cn <= cn + 1'b1;
@@ -975,6 +973,10 @@ module es_attn #(
                     end
                 end
                 C2_P3W: if (oe_st == OE_IDLE) begin   // the previous set's outputs are out of vacc
+                    f_run <= 1'b1;
+                    fn <= '0;
+                    scl_start <= 1'b1;
+                    scl_fop <= 1'b1;
                     wgj <= '0;
                     wgn <= '0;
                     wg_v1 <= 1'b0;
@@ -1002,8 +1004,8 @@ module es_attn #(
                         end else vb <= vb + 1'b1;
                     end
                     if (vj == sk) begin
-                        p3_drain <= p3_drain + 3'd1;
-                        if (p3_drain == 3'd3) begin
+                        if (p3_drain != 3'd3) p3_drain <= p3_drain + 3'd1;
+                        else if (!f_run) begin
                             // the set's sums are complete: its outputs go to the output engine
                             oe_st <= OE_CONV;
                             oe_n <= '0;
@@ -1021,6 +1023,8 @@ module es_attn #(
                 end
                 C2_NEXT: begin
                     if (ct != nt) begin
+                        sn <= '0;
+                        ns <= '0;
                         cs <= C2_SET;
                     end else if (cg + 16'd1 != nkv) begin
                         cg <= cg + 16'd1;
@@ -1028,6 +1032,8 @@ module es_attn #(
                         ct <= '0;
                         ci <= '0;
                         cgbase <= cgbase + 40'(blockb);
+                        sn <= '0;
+                        ns <= '0;
                         cs <= C2_SET;
                     end else cs <= C_FIN;
                 end
@@ -1055,5 +1061,6 @@ module es_attn #(
         end
     end
 
-    wire unused = &{1'b0, prog_base, prog_size, n_regions, wgt_base, wgt_size, af_in_ready, instr[15:0]};
+    wire unused = &{1'b0, prog_base, prog_size, n_regions, wgt_base, wgt_size, af_in_ready, instr[15:0],
+                     fpend[3]};   // (the last entry is the one left when no other is pending)
 endmodule

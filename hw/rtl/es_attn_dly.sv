@@ -19,12 +19,13 @@ module es_attn_dly #(
     assign q = r[W*N-1 -: W];
 endmodule
 
-// Attention unit (beside the delay lines in this file, so that every source list of the unit has it):
-// gathers the one-lane results of a time-shared floating-point chain back into the
+// Attention unit (in this file beside the delay lines so that every source list of the unit, in
+// files outside hw/rtl, has it; its own file once those lists name it): gathers the one-lane results of a time-shared floating-point chain back into the
 // NQ-lane word of their key. The chain serves the lanes of a key in turn (lane 0 first, `in_last` on
 // the key's last lane); the word leaves combinationally with that last lane. Lanes the key did not
 // visit (past the query set's count) read 0, so nothing stale from an earlier set reaches SBUF or the
 // value sums.
+/* verilator lint_off DECLFILENAME */
 module es_attn_pack #(
     parameter int NQ = 4,
     parameter int W = 32,
@@ -47,3 +48,4 @@ module es_attn_pack #(
     assign out_valid = in_valid && in_last;
     always_ff @(posedge clk) if (in_valid) acc <= out_data;
 endmodule
+/* verilator lint_on DECLFILENAME */

@@ -1,6 +1,8 @@
-// Attention unit, per-query scalars (docs/numerics.md), on the sequential units:
-//   mult = float32(32767 / max a)                        (binary32 division; max a = 0 reads as 1)
-//   f    = float32(float64(max a) / 32767 / float64(den)) (binary64 divisions, one final rounding)
+// Attention unit, per-query scalars (docs/numerics.md), on the sequential units, one at a time:
+//   fop = 0: mult = float32(32767 / max a)                        (binary32 division; max a = 0 reads as 1)
+//   fop = 1: f    = float32(float64(max a) / 32767 / float64(den)) (binary64 divisions, one final rounding)
+// Two operations because pass 3 needs only mult: the caller takes the set's mults, starts pass 3 and
+// computes the f's (two binary64 divisions each, ~130 cycles) while the value stream runs.
 // es_fdiv (binary32 / binary64, correctly rounded) and es_fcvt (binary32 <-> binary64, int -> binary64:
 // exact here) give the same bits as numpy whatever their algorithm. One es_fcvt does the three
 // conversions (its op travels with the operand): float64(max a) and float64(den) on the first two
@@ -10,6 +12,7 @@ module es_attn_scal (
     input  logic        rst_n,
     input  logic        clear,        // abort: back to idle (the divider finishes on its own)
     input  logic        start,
+    input  logic        fop,          // 0: mult, 1: f
     input  logic [31:0] amax,
     input  logic [47:0] den,
     output logic        done,
@@ -21,9 +24,9 @@ module es_attn_scal (
     localparam logic [31:0] ONE = 32'h3F80_0000;
     localparam int LC = 5;                           // es_fcvt LATENCY
 
-    typedef enum logic [2:0] { S_IDLE, S_CVT, S_D1, S_D2, S_D3, S_RND } st_t;
+    typedef enum logic [2:0] { S_IDLE, S_M, S_D1, S_CVT, S_D2, S_D3, S_RND } st_t;
     st_t st;
-    logic        dv_start, dv_done, dv_dbl, dv_wait, dv_busy;
+    logic        dv_start, dv_done, dv_dbl, dv_busy;
     logic [63:0] dv_a, dv_b, dv_y;
     logic [63:0] a64, den64, q1, y64;
     logic [31:0] yf;
@@ -58,9 +61,21 @@ module es_attn_scal (
         end else begin
             case (st)
                 S_IDLE: if (start) begin
-                    st <= S_CVT;
+                    st <= fop ? S_CVT : S_M;
                     dn <= 1'b0;
                     w <= 4'(LC + 1);
+                end
+                S_M: if (!dv_busy) begin   // (the divider may still be busy after an abort)
+                    dv_start <= 1'b1;
+                    dv_dbl <= 1'b0;
+                    dv_a <= {32'd0, F32767};
+                    dv_b <= {32'd0, amax[30:0] == 31'd0 ? ONE : amax};
+                    st <= S_D1;
+                end
+                S_D1: if (dv_done) begin
+                    mult <= dv_y[31:0];
+                    done <= 1'b1;
+                    st <= S_IDLE;
                 end
                 S_CVT: begin
                     // amax and den are held by the caller: wait for the conversions (F2D leaves
@@ -73,20 +88,11 @@ module es_attn_scal (
                     if (w != 4'd0) w <= w - 4'd1;
                     else if (!dv_busy) begin
                         dv_start <= 1'b1;
-                        dv_dbl <= 1'b0;
-                        dv_a <= {32'd0, F32767};
-                        dv_b <= {32'd0, amax[30:0] == 31'd0 ? ONE : amax};
-                        dv_wait <= 1'b1;
-                        st <= S_D1;
+                        dv_dbl <= 1'b1;
+                        dv_a <= a64;
+                        dv_b <= D32767;
+                        st <= S_D2;
                     end
-                end
-                S_D1: if (dv_done) begin
-                    mult <= dv_y[31:0];
-                    dv_start <= 1'b1;
-                    dv_dbl <= 1'b1;
-                    dv_a <= a64;
-                    dv_b <= D32767;
-                    st <= S_D2;
                 end
                 S_D2: if (dv_done) begin
                     q1 <= dv_y;
@@ -113,5 +119,5 @@ module es_attn_scal (
             endcase
         end
     end
-    wire unused = &{1'b0, q1, dv_wait, yf64[63:32]};
+    wire unused = &{1'b0, q1, yf64[63:32]};
 endmodule
