@@ -21,13 +21,15 @@
 //   ROPE          per token: cos and sin rows at position pos0 + t into the second buffer, the
 //                 token's row into the row buffer, then the rotated row out (ports A/B read the
 //                 element and its rotate-half partner).
-//   NORM_QUANT    the gain once per instruction into the second buffer; per token: pass 1 reads the
-//                 row into the row buffer (max|x| on the way), then on chip u = x*g streams through
-//                 the datapath for max|u|, c = 127/m runs on es_fdiv, pass 2 streams the i8 slot
-//                 layout's bytes (q = rint(u*c), and z = rint(x * 2**(15-e)) summed as z^2 into S)
-//                 to the q buffer, and the scalar chain (es_fcvt, es_fdiv, es_fadd W=64, es_fsqrt,
-//                 es_fmul64: one IEEE operation per step, so bit-exact) gives s, gathered four to a
-//                 beat of the scale buffer. x is read from DDR once.
+//   NORM_QUANT    the gain once per instruction into the second buffer; per token: the row into the
+//                 row buffer and, beside it, u = x*g through the datapath (max|x| and max|u| on the
+//                 way), c = 127/m on es_fdiv, pass 2 streams the row's elements again (q = rint(u*c),
+//                 and z = rint(x * 2**(15-e)) summed as z^2 into S) with the q bytes gathered into
+//                 the i8 slot layout's beats (2G elements a beat) to the q buffer, and the scalar
+//                 chain (es_fcvt, es_fdiv, es_fadd W=64, es_fsqrt, es_fmul64: one IEEE operation per
+//                 step, so bit-exact) gives s, gathered four to a beat of the scale buffer, while the
+//                 next token's row comes in. x is read from DDR once.
+// Read latency: a second read job queues behind the current one (its data waits in the read FIFO).
 // A fault on the read or write stream ends the instruction at once with ERR AXI_READ / AXI_WRITE
 // (ERR_INFO = the response); the shell's fault handling then aborts and drains the unit's masters.
 // `abort`: stop issuing, drop arriving data, wait until both streams are idle, then done (code 0).
@@ -99,7 +101,7 @@ module es_vec #(
     typedef enum logic [4:0] {
         S_IDLE, S_FETCH, S_GEO, S_CHECK, S_BLK, S_FILLX, S_STRM, S_TOK, S_EID, S_EIDCK, S_EBETA,
         S_EROW, S_RPOS, S_RCOS, S_RSIN, S_COMP, S_NEXT, S_WAITW, S_ABORT, S_NGAIN, S_NB, S_SCAL,
-        S_NSW
+        S_CW
     } state_t;
     state_t state;
 
@@ -159,6 +161,7 @@ module es_vec #(
         ncol <= rb << LQ;
         groups <= 32'(((64'(W[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
         abt <= (groups + 32'd1) >> 1;
+        nqe <= abt * 32'(2 * G);
         tiles <= (32'(nt_all) + 32'(MT - 1)) >> LMT;
         ntok4 <= (32'(nt_all) + 32'd3) >> 2;
         need_f32 <= (64'(tiles) * 64'(rb)) << (LMT + LU);
@@ -254,7 +257,8 @@ module es_vec #(
     // ---------------- write job and the beat packer
     logic [39:0]  wj_addr;
     logic [31:0]  wj_left, wj_beats, wj_stride;
-    logic [127:0] pk_acc, ob;
+    logic [95:0]  pk_acc;           // f32 packer (one element per cycle): the beat's first three words
+    logic [127:0] ob;
     logic         ob_v;
     logic [1:0]   pk_w;
 
@@ -314,11 +318,27 @@ module es_vec #(
     logic [63:0]  sr, sx;             // the chain's two float64 registers
     logic [127:0] sbeat;              // scales of up to 4 tokens (one beat of the scale buffer)
     logic [31:0]  qoff;               // the token's q row, relative to the q buffer
-    logic [31:0]  nb_b, nb_sb;        // pass 2: byte of the 8-byte slot, first element of its group
-    logic [3:0]   pk_b;               // i8 packer: byte of the beat
+    // i8 packer: pass 2 streams the row's elements VL per cycle (the token's q row is abt beats of two
+    // slots, 2G elements, each); their q bytes gather here, 2G of them make a beat of the slot layout
+    localparam int QB = 8 * (2 * G + VL);
+    logic [QB-1:0] qacc;
+    logic [5:0]   qn;                 // q bytes held, < 2G
+    logic [31:0]  nqe;                // elements of pass 2: 2G per beat of the q row
     logic [3:0]   sc_step;
     logic [2:0]   sc_cnt;
-    wire  [31:0]  nb_i = nb_sb + nb_b;
+    // the scalar chain runs beside the control: token t's steps 0-10 overlap token t+1's row fill
+    // (the next c, step 11, waits for them); its s goes into the scale beat when it is out
+    logic         cb;                 // chain busy
+    logic         sw_pend;            // s of token ts waits for its word of the scale beat
+    logic [31:0]  sval, ts;
+    wire  [QB-1:0] qa_n = qacc | (QB'(dp_qw) << {qn, 3'b000});
+    wire  [5:0]    qn_n = qn + 6'(VL);
+    logic [127:0] qbeat;              // bytes 0..2G-1 of qa_n in the slot layout (slot bytes past G: 0)
+    always_comb begin
+        qbeat = '0;
+        for (int sl = 0; sl < 2; sl++)
+            for (int i = 0; i < G; i++) qbeat[8 * (8 * sl + i) +: 8] = qa_n[8 * (G * sl + i) +: 8];
+    end
     wire  [31:0]  nbl = abt << 4;     // bytes of a token's q row
 
     // the group's results: y and q packed by lane, max |u| and the sum of z^2 over the lanes
@@ -376,7 +396,7 @@ module es_vec #(
             default: begin sc_u = U_DIV; dv_dbl = 1'b0; dv_a = {32'd0, 32'h42FE0000}; dv_b = {32'd0, m32}; end
         endcase
     end
-    wire sc_go = state == S_SCAL && sc_cnt == 3'd0;
+    wire sc_go = cb && sc_cnt == 3'd0;
     logic [63:0] cv_y, ad_y, dv_y, sq_y, mu_y;
     logic        dv_done, sq_done, mu_done, dv_busy, sq_busy, mu_busy;
     es_fcvt u_cvt (.clk, .en(1'b1), .op(cv_op), .a(cv_a), .k(cv_k), .y(cv_y));
@@ -459,10 +479,9 @@ module es_vec #(
                 gwe = el_valid;
             end
             S_NB: begin
-                xa = nb_i[LV-1:0];
-                ga = nb_i[LV-1:0];
-                for (int k = 0; k < VL; k++) pad_i[k] = nb_b + 32'(k) >= 32'(G) || nb_i + 32'(k) >= W;
-                iss = en && cnt != nbl;
+                // elements past W are the slot layout's padding: q = 0, z = 0
+                for (int k = 0; k < VL; k++) pad_i[k] = cnt + 32'(k) >= W;
+                iss = en && cnt < nqe;
             end
             S_STRM: begin
                 el_take = en && cnt != nel;
@@ -526,6 +545,8 @@ module es_vec #(
             rj_left <= '0;
             rq_left <= '0;
             wj_left <= '0;
+            cb <= 1'b0;
+            sw_pend <= 1'b0;
             ex_left <= '0;
             wn <= '0;
             ob_v <= 1'b0;
@@ -542,6 +563,8 @@ module es_vec #(
             rj_left <= '0;
             rq_left <= '0;
             wj_left <= '0;
+            cb <= 1'b0;
+            sw_pend <= 1'b0;
             ex_left <= '0;
             wn <= '0;
             ob_v <= 1'b0;
@@ -599,11 +622,14 @@ module es_vec #(
                 end else begin
                     // pass 2: q bytes in the i8 slot layout (padding bytes arrive as 0), S
                     ssum <= ssum + dp_zsum;
-                    pk_acc[{pk_b, 3'b000} +: 8 * VL] <= dp_qw;
-                    pk_b <= pk_b + 4'(VL);
-                    if (pk_b == 4'(16 - VL)) begin
-                        ob <= {dp_qw, pk_acc[127 - 8 * VL:0]};
+                    if (qn_n >= 6'(2 * G)) begin
+                        ob <= qbeat;
                         ob_v <= 1'b1;
+                        qacc <= qa_n >> (16 * G);
+                        qn <= qn_n - 6'(2 * G);
+                    end else begin
+                        qacc <= qa_n;
+                        qn <= qn_n;
                     end
                 end
             end else if (dp_v && dp_ready && sm) begin
@@ -627,6 +653,39 @@ module es_vec #(
                 rj_beats <= state == S_EBETA || state == S_EROW ? (32'(emb_byte[3:0]) + W + 32'd15) >> 4 : row_beats;
                 rj_stride <= state == S_EBETA || state == S_EROW ? 32'd0 : row_stride;
                 pre <= 1'b1;
+            end
+
+            // ---- the scalar chain (docs/numerics.md norm_quant; steps above)
+            if (cb) begin
+                if (sc_cnt != 3'd7) sc_cnt <= sc_cnt + 3'd1;
+                if (sc_fin) begin
+                    sc_cnt <= '0;
+                    sc_step <= sc_step + 4'd1;
+                    if (sc_step == 4'd1 || sc_step == 4'd3 || sc_step == 4'd7 || (sc_step == 4'd8 && !nog)) sx <= sc_y;
+                    else sr <= sc_y;
+                    if (sc_step == 4'd8 && nog) sc_step <= 4'd10;
+                    if (sc_step == 4'd10 || sc_step == 4'd11) cb <= 1'b0;
+                    if (sc_step == 4'd10) begin
+                        sval <= sc_y[31:0];
+                        sw_pend <= 1'b1;
+                    end
+                end
+            end
+            // ---- s into its word of the scale beat; the beat goes out when full or at the last token
+            // (the control is between pass 2 and the next c then: nothing else writes)
+            if (sw_pend && wj_left == 32'd0 && !ob_v) begin
+                sw_pend <= 1'b0;
+                if (ts[1:0] == 2'd3 || ts + 32'd1 == 32'(nt_all)) begin
+                    ob <= sbeat | ({96'd0, sval} << {ts[1:0], 5'b00000});
+                    ob_v <= 1'b1;
+                    wj_addr <= act_base + 40'(m_off[2]) + 40'({ts[31:2], 4'd0});
+                    wj_left <= 32'd1;
+                    wj_beats <= 32'd1;
+                    wj_stride <= '0;
+                    sbeat <= '0;
+                end else begin
+                    sbeat <= sbeat | ({96'd0, sval} << {ts[1:0], 5'b00000});
+                end
             end
 
             case (state)
@@ -756,17 +815,13 @@ module es_vec #(
                     if (ex_left == 32'd0 && is_norm && pipe_empty) begin
                         // max|x| and max|u| are complete: e for z, m for c; the next token's row
                         // is requested now (it waits in the read FIFO through pass 2)
-                        kz <= 10'sd15 - frexp_e(amax_x);
-                        m32 <= {1'b0, amax_u} > ACT_EPS ? {1'b0, amax_u} : ACT_EPS;
-                        sc_step <= 4'd11;
-                        sc_cnt <= '0;
                         if (t + 32'd1 != 32'(nt_all)) begin
                             rj_addr <= act_base + 40'(m_off[0]) + row_addr_n;
                             rj_left <= nt_n == 32'd1 ? 32'd1 : rb;
                             rj_beats <= nt_n == 32'd1 ? rb << LR : 32'd1 << LR;
                             rj_stride <= nt_n << LU;
                         end
-                        state <= S_SCAL;
+                        state <= S_CW;
                     end else if (ex_left == 32'd0 && is_norm) begin
                         // the last groups of u in the pipe
                     end else if (ex_left == 32'd0 && is_rope) begin
@@ -922,57 +977,39 @@ module es_vec #(
                     if (el_fire) cnt <= cnt + ex_n;
                     if (ex_left == 32'd0) state <= S_TOK;
                 end
-                S_SCAL: begin
-                    if (sc_cnt != 3'd7) sc_cnt <= sc_cnt + 3'd1;
-                    if (sc_fin) begin
-                        sc_cnt <= '0;
-                        sc_step <= sc_step + 4'd1;
-                        if (sc_step == 4'd1 || sc_step == 4'd3 || sc_step == 4'd7 || (sc_step == 4'd8 && !nog)) sx <= sc_y;
-                        else sr <= sc_y;
-                        if (sc_step == 4'd8 && nog) sc_step <= 4'd10;
-                        if (sc_step == 4'd10) state <= S_NSW;
-                        if (sc_step == 4'd11) begin
-                            beta <= sc_y[31:0];
-                            wj_addr <= act_base + 40'(m_off[1]) + 40'(qoff);
-                            wj_left <= 32'd1;
-                            wj_beats <= abt;
-                            wj_stride <= '0;
-                            cnt <= '0;
-                            nb_b <= '0;
-                            nb_sb <= '0;
-                            ssum <= '0;
-                            pk_b <= '0;
-                            state <= S_NB;
-                        end
-                    end
+                // the previous token's chain done and its s placed: e and m of this token, then c
+                S_CW: if (!cb && !sw_pend) begin
+                    kz <= 10'sd15 - frexp_e(amax_x);
+                    m32 <= {1'b0, amax_u} > ACT_EPS ? {1'b0, amax_u} : ACT_EPS;
+                    sc_step <= 4'd11;
+                    sc_cnt <= '0;
+                    cb <= 1'b1;
+                    state <= S_SCAL;
+                end
+                S_SCAL: if (sc_fin) begin
+                    // c: pass 2 next, its q row one command of abt beats
+                    beta <= sc_y[31:0];
+                    wj_addr <= act_base + 40'(m_off[1]) + 40'(qoff);
+                    wj_left <= 32'd1;
+                    wj_beats <= abt;
+                    wj_stride <= '0;
+                    cnt <= '0;
+                    ssum <= '0;
+                    qacc <= '0;
+                    qn <= '0;
+                    state <= S_NB;
                 end
                 S_NB: begin
-                    if (iss) begin
-                        cnt <= cnt + VLW;
-                        nb_b <= nb_b + VLW == 32'd8 ? 32'd0 : nb_b + VLW;
-                        if (nb_b + VLW == 32'd8) nb_sb <= nb_sb + 32'(G);
-                    end
-                    if (cnt == nbl && pipe_empty) begin
+                    if (iss) cnt <= cnt + VLW;
+                    if (cnt >= nqe && pipe_empty) begin
+                        // S is complete: the chain takes it (and e, m) while the next row comes in
                         sc_step <= nog ? 4'd7 : 4'd0;
                         sc_cnt <= '0;
-                        state <= S_SCAL;
+                        cb <= 1'b1;
+                        ts <= t;
+                        qoff <= qoff + nbl;
+                        state <= S_NEXT;
                     end
-                end
-                S_NSW: if (wj_left == 32'd0 && !ob_v) begin
-                    // s into its word of the scale beat; the beat goes out when full or at the last token
-                    qoff <= qoff + nbl;
-                    if (t[1:0] == 2'd3 || t + 32'd1 == 32'(nt_all)) begin
-                        ob <= sbeat | ({96'd0, sr[31:0]} << {t[1:0], 5'b00000});
-                        ob_v <= 1'b1;
-                        wj_addr <= act_base + 40'(m_off[2]) + 40'({t[31:2], 4'd0});
-                        wj_left <= 32'd1;
-                        wj_beats <= 32'd1;
-                        wj_stride <= '0;
-                        sbeat <= '0;
-                    end else begin
-                        sbeat <= sbeat | ({96'd0, sr[31:0]} << {t[1:0], 5'b00000});
-                    end
-                    state <= S_NEXT;
                 end
                 S_NEXT: begin
                     t <= t + 32'd1;
@@ -985,7 +1022,7 @@ module es_vec #(
                     end
                     state <= S_TOK;
                 end
-                S_WAITW: if (wj_left == 32'd0 && !ob_v && !wr_busy && pipe_empty) begin
+                S_WAITW: if (wj_left == 32'd0 && !ob_v && !wr_busy && pipe_empty && !cb && !sw_pend) begin
                     done <= 1'b1;
                     err_code <= wr_err ? es_regs_pkg::ES_ERR_AXI_WRITE : fail;
                     err_info <= wr_err ? {30'd0, wr_err_resp} : fail != es_regs_pkg::ES_ERR_NONE ? {24'd0, op} : 32'd0;
@@ -995,6 +1032,8 @@ module es_vec #(
                     rj_left <= '0;
                     rq_left <= '0;
                     wj_left <= '0;
+                    cb <= 1'b0;
+                    sw_pend <= 1'b0;
                     ex_left <= '0;
                     wn <= '0;
                     ob_v <= 1'b0;
@@ -1012,6 +1051,6 @@ module es_vec #(
         end
     end
 
-    wire unused = &{1'b0, kv_base, kv_size, gi, rowoff[63:40], instr[255:160], pk_acc[127:128 - 8 * VL],
+    wire unused = &{1'b0, kv_base, kv_size, gi, rowoff[63:40], instr[255:160], 
                     dv_busy, sq_busy, mu_busy, sr[63:32]};
 endmodule
