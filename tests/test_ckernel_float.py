@@ -1,9 +1,11 @@
-"""The AVX2 forms of the C kernel's float parts (eskernel.c: quant_row_avx2, rms_factor_avx2; esplan.c:
-relu2_mul_avx2) give the bits of edgestream.numerics and of the scalar forms: row lengths around the
-8- and 32-element vectors and the 8192-element stack buffer, tiny / zero / huge / tie-producing rows,
-and rows with inf, NaN or an x * g that overflows, which the AVX2 form hands to the scalar code. The
-scalar forms run when the library's ISA setting is scalar (es_swap_isa), as in a plan built for the
-scalar path; the fused plan with ReLU² on both forms is in test_ckernel_fused.py."""
+"""The AVX2 forms of the C kernel's float parts (eskernel.c: quant_row_avx2, rms_factor_avx2, the
+attention's dot_i8_avx2 / axpy2_i8_avx2; esplan.c: relu2_mul_avx2) give the bits of
+edgestream.numerics and of the scalar forms: row lengths around the 8- and 32-element vectors and
+the 8192-element stack buffer, tiny / zero / huge / tie-producing rows, and rows with inf, NaN or an
+x * g that overflows, which the AVX2 form hands to the scalar code; attention head sizes around the
+16-lane step, odd key counts (the last key of a pair-wise A * v alone), the 256-key block, extreme
+cache values. The scalar forms run when the library's ISA setting is scalar (es_swap_isa), as in a
+plan built for the scalar path; the fused plan with ReLU² on both forms is in test_ckernel_fused.py."""
 
 from __future__ import annotations
 
@@ -110,3 +112,22 @@ def test_forms_property(rows: int, k: int, log_scale: float, seed: int) -> None:
         with _form(form):
             assert _bits(kern.norm_quant(x, g, 1e-5)) == ref, form
             assert _bits(kern.quant_act(x)) == _bits(nx.quant_act(x)), form
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("t,s,d", [(1, 1, 8), (1, 7, 15), (2, 96, 128), (1, 257, 16), (3, 300, 33), (1, 513, 64)])
+def test_attention_matches_numerics(form: str, t: int, s: int, d: int) -> None:
+    rng = np.random.default_rng(s * 100 + d)
+    qq, dq = nx.quant_heads(rng.standard_normal((t, d)).astype(np.float32) * 3)
+    kq = rng.integers(-128, 128, (s, d)).astype(np.int8)
+    vq = rng.integers(-128, 128, (s, d)).astype(np.int8)
+    kq[0], vq[0], vq[-1] = -128, -128, 127  # extreme cache rows: |A v| at its bound
+    dk = (rng.random(s) * 0.05).astype(np.float32)
+    dv = (rng.random(s) * 0.05).astype(np.float32)
+    dv[0] = dv.max() * 2  # the first key's a = E * dv is the row's max: A = 32767 there
+    pos = np.arange(s - t, s)
+    scale = np.float32(1 / np.sqrt(d))
+    ref = nx.attention(qq, dq, kq, dk, vq, dv, pos, scale)
+    with _form(form):
+        got = ck.CKernel().attention(qq, dq, kq, dk, vq, dv, pos, scale)
+    np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32), err_msg=f"{form} t={t} s={s} d={d}")
