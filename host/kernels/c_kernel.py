@@ -66,6 +66,8 @@ def load_library() -> ctypes.CDLL:
     sig = {
         "es_version": (_INT, []),
         "es_set_variant": (_INT, [_INT]),
+        "es_swap_isa": (_INT, [_INT]),  # also picks the float parts' form (scalar / AVX2)
+        "es_get_isa": (_INT, []),
         "es_isa_available": (_INT, [_INT]),
         "es_best_isa": (_INT, []),
         "es_get_threads": (_INT, []),
