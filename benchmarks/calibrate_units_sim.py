@@ -12,6 +12,7 @@ the recorded measurements in tests/test_perfmodel.py. The attention constants ar
 es_attn bench's phase split as well (three shapes with H/KVH = 1, 2, 4): this prints their error only.
 
 python benchmarks/calibrate_units_sim.py [--latencies 0,100] [--context 8] [--models tiny,demo] [--json F]
+python benchmarks/calibrate_units_sim.py --models 1536x4096x16x16x2048 --latencies 100 --context 128 --hw-config HW.json
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def measure(src: Path, work: Path, hw_config: str, latencies: list[int], context
                     if op not in OPS or (ntok > 1 and pc >= last_row):
                         continue
                     c = st.run(pc, pc + 1, ntok, context)
-                    rows.append({"model": src.name, "op": op, "width": prog.buffers[ins.a].width, "ntok": ntok,
-                                 "pos": context, "lat": lat, "gain": bool(ins.flags & pg.F_NORM),
+                    rows.append({"model": f"hidden {m.hidden_size}", "op": op, "width": prog.buffers[ins.a].width,
+                                 "ntok": ntok, "pos": context, "lat": lat, "gain": bool(ins.flags & pg.F_NORM),
                                  "config": m.to_dict(), "vec_lanes": cfg.vec_lanes, "G": cfg.G,
                                  "cycles": c["attn_cycles"] if op == "ATTENTION" else c["vec_cycles"]})
         finally:
@@ -84,7 +85,10 @@ def model_cycles(r: dict) -> float:
 def refit(rows: list[dict]) -> dict:
     """VEC_CAL (a, b, c, d) per opcode and ROW_CAL (a, b, k): the structural element terms of
     compiler/perfmodel.py held, the constants and latency coefficients fitted."""
+    from dataclasses import replace
+
     from edgestream.compiler import perfmodel as pm
+    from edgestream.regmap import shell_config
 
     out = {}
     for op in OPS[:-1]:
@@ -100,16 +104,15 @@ def refit(rows: list[dict]) -> dict:
                 A.append([1, L, math.ceil(W / 4) * rate])
                 y.append(r["cycles"])
                 continue
+            cfg = replace(shell_config(), vec_lanes=lanes, G=r["G"])
+            e_instr, e_tok = pm.vec_elements(cfg, op, W, D, r["gain"] or op != "NORM_QUANT")
             if op in ("ADD", "ACT_MUL"):
                 blocks = math.ceil(n * W / pm.VMAX)
                 A.append([blocks, blocks * L])
-                y.append(r["cycles"] - 2 * n * W / lanes)
+                y.append(r["cycles"] - n * e_tok / lanes)
                 continue
-            elems = {"EMBED": W, "ROPE": 2 * W + D}.get(op, 2 * W + 16 * math.ceil(math.ceil(W / r["G"]) * pm.SLOT_BYTES
-                                                                                  / 16))
-            fixed = W / lanes if op == "NORM_QUANT" and r["gain"] else 0
             A.append([1, L, n, n * L])
-            y.append(r["cycles"] - fixed - n * elems / lanes)
+            y.append(r["cycles"] - e_instr / lanes - n * e_tok / lanes)
         coef, *_ = np.linalg.lstsq(np.array(A, float), np.array(y, float), rcond=None)
         out[op] = [round(float(x), 2) for x in coef]
     return out
@@ -119,18 +122,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latencies", default="0,100", help="read latencies (cycles) of the sim device's DDR model")
     ap.add_argument("--context", type=int, default=8, help="position of the decode step and the prefill tile")
-    ap.add_argument("--models", default="tiny,demo", help="tiny (edgestream.synth) and/or demo (data/tiny-bitnet)")
+    ap.add_argument("--models", default="tiny,demo",
+                    help="tiny (edgestream.synth), demo (data/tiny-bitnet), or one layer of a shape "
+                         "HIDDENxFFNxHEADSxKVHEADSxVOCAB (e.g. 1536x4096x16x16x2048, the 0.73B's widths)")
     ap.add_argument("--hw-config", default="shell", help="--hw-config of the compile (default: the shipped shell)")
     ap.add_argument("--json", default=None, help="write the measured rows here")
+    ap.add_argument("--rows", default=None, help="no simulation: the rows of earlier --json files (comma-separated)")
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from edgestream.synth import make_checkpoint
 
     lats = [int(x) for x in a.latencies.split(",")]
-    rows = []
+    rows = [r for f in a.rows.split(",") for r in json.loads(Path(f).read_text())] if a.rows else []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="es-calib-") as td:
-        for name in a.models.split(","):
+        for name in ([] if a.rows else a.models.split(",")):
             w = Path(td) / name
             w.mkdir()
             if name == "tiny":
@@ -138,8 +144,14 @@ def main() -> int:
                 src = w / "ck"
             elif name == "demo":
                 src = ROOT / "edgestream" / "data" / "tiny-bitnet"
+            elif name.count("x") == 4:  # one layer of a shape: hidden x ffn x heads x kv_heads x vocab
+                from edgestream.synth import Shape
+
+                h, f, nh, kv, v = (int(x) for x in name.split("x"))
+                make_checkpoint(w / "ck", Shape(1, h, f, nh, kv, v, 4096), seed=0)
+                src = w / "ck"
             else:
-                ap.error(f"--models: {name!r} is not tiny or demo")
+                ap.error(f"--models: {name!r} is not tiny, demo or HIDDENxFFNxHEADSxKVHEADSxVOCAB")
             rows += measure(src, w, a.hw_config, lats, a.context)
     print(f"{len(rows)} instructions measured in {time.perf_counter() - t0:.0f} s")
     print(f"{'model':12} {'op':10} {'width':>6} {'ntok':>4} {'L':>4} {'measured':>9} {'model':>9} {'error':>7}")

@@ -119,13 +119,14 @@ def command_cost(cfg, n: int, k: int, kind: str, bits: int, ntok: int, latency_c
 
 # ---------------------------------------------------------------- units: calibrated on the simulated RTL
 # Busy cycles of es_vec / es_row (VEC_CYCLES) and es_attn (ATTN_CYCLES) per instruction, fitted on the
-# counters of the Verilator shell (the sim device under the kv260 DDR model: 17.2 GB/s shared by every
-# port, read latency L plus 0..16 cycles of jitter), each instruction alone in one START
-# (host/accel_bench._Stepper): the 2-layer test model (hidden 64) and the demo model (hidden 256) at
-# L = 0, 100 (fit) and 200 (check), decode and a 4-token prefill tile; attention also on the es_attn
-# bench's perf case (three shapes). Checked against the BitNet-0.73B layer measured by `bench --method
-# layer`. Figures, fit and errors: docs/hardware.md "Measured on the simulated RTL".
-CALIBRATION = "rtl-sim-2026-12 (Verilator shell, kv260 DDR model, es_vec 1 lane; docs/hardware.md)"
+# counters of the Verilator shell at commit 9ec2716 (the sim device under the kv260 DDR model: 17.2 GB/s
+# shared by every port, read latency L plus 0..16 cycles of jitter), each instruction alone in one START
+# (benchmarks/calibrate_units_sim.py): the 2-layer test model (hidden 64) and the demo model (hidden 256)
+# at position 8, L = 0 and 100, decode and a 4-token prefill tile; attention also on the demo at position
+# 64 and one layer each of the 2B4T's and the 0.73B's widths. Checked (vector, row) on those widths.
+# Figures, fit and errors: docs/hardware.md "Calibration of the performance model". An RTL change to a
+# unit's timing needs a refit (tests/test_perfmodel_rtl.py fails until then).
+CALIBRATION = "rtl-sim-9ec2716 (Verilator shell at commit 9ec2716, kv260 DDR model, es_vec 1 lane; docs/hardware.md)"
 VMAX = 8192  # es_vec row buffer (floats): ADD / ACT_MUL stream their operands in blocks of VMAX
 SLOT_BYTES = 8  # one G-group of the i8 slot layout (docs/registers.md), streamed a byte a cycle by NORM_QUANT
 ATTN_NQ = 4  # es_attn: queries per key/value stream (NQ of edgestream_accel)
@@ -135,19 +136,21 @@ ATTN_NQ = 4  # es_attn: queries per key/value stream (NQ of edgestream_accel)
 # ~380-cycle chain of sequential float64 scalars), on top of the elements the datapath streams at one
 # per lane per cycle. Only vec_lanes = 1 is measured; other lane counts use these constants with the
 # element terms divided by the lanes (modelled, until the 4-lane unit is measured and gets its row).
-VEC_CAL = {1: {"EMBED": (78, 1.07, 61, 2.93), "NORM_QUANT": (68, 1.96, 434, 1.02), "ROPE": (53, 1.10, 72, 2.96),
-               "ADD": (105, 3.02, 0, 0), "ACT_MUL": (101.5, 3.00, 0, 0)}}
+VEC_CAL = {1: {"EMBED": (75.2, 1.0, 50.8, 2.0), "NORM_QUANT": (63.8, 2.0, 420.1, 0.0), "ROPE": (57.9, 1.0, 36.8, 1.0),
+               "ADD": (86.4, 2.0, 0, 0), "ACT_MUL": (84.8, 2.0, 0, 0)}}
 # NORM_QUANT without a gain: its scalar chain is ~110 cycles, not ~380 (docs/units.md; not measured here)
 NQ_PLAIN_SCALARS = 270
 # es_row (four floats a cycle, not lanes): (a, b, k): a + b*L + k*W/4 cycles; OUTPUT's argmax with its
 # read window (8 bursts of 16 beats in flight) limiting the rate when L + jitter exceeds 128 cycles.
 # LAST_ROW's k is fitted with the one Q = 64 row measured (W = 1536: the padded write costs more)
 ROW_CAL = {"LAST_ROW": (54, 1.96, 1.14), "OUTPUT": (34, 2.0, 1.0)}
-# es_attn: a fixed cost + 2 L per instruction; per token and KV head (phase 1: quantize and store the K
-# and V slots) a + b*D; per query set of the GQA group (NQ queries sharing one K and one V stream) a
-# constant; per query (quantize, pass 2, scalars, output row) a + b*D; the K slots (scale beat + D/16) and
-# the V slots (D/16) of every position up to the set's last token at one 16-byte beat per cycle
-ATTN_CAL = {"fixed": 0.3, "fixed_per_lat": 2.0, "store": (85.4, 2.13), "set": 176.2, "query": (289.3, 0.90)}
+# es_attn (after a22dca9: its score, softmax and weight chains time-shared, one (key, query) a cycle):
+# 2 L per instruction; per token and KV head (phase 1: quantize and store the K and V slots) a constant;
+# per query set (up to NQ queries of a GQA group sharing one K and one V stream) a constant; per query
+# (quantize, scalars, output row) a + b*D; per set and key, for k queries and DB = D/16: pass 1
+# max(DB + 1, k) (the K slot's beats or the k scores), pass 2 k (softmax on chip), pass 3 max(DB, k)
+# (the V slot's beats or the k weights), scaled by `passes` (fitted: ~1)
+ATTN_CAL = {"fixed_per_lat": 2.0, "store": 338.1, "set": 284.1, "query": (133.4, 1.43), "passes": 0.87}
 
 
 def calibration(cfg) -> str:
@@ -158,24 +161,30 @@ def calibration(cfg) -> str:
             f"element terms divided by {cfg.vec_lanes}")
 
 
+def vec_elements(cfg, op: str, width: int, head_dim: int = 0, gain: bool = True) -> tuple[float, float]:
+    """(per instruction, per token) elements es_vec streams through its lanes for one instruction (ADD /
+    ACT_MUL: per token of the whole buffer): EMBED the int8 row; ROPE the row into the buffer and the
+    rotated row out, the cos/sin rows; NORM_QUANT the row in (max|u| taken as it arrives) and the i8
+    slot bytes out, the gain once per instruction; ADD / ACT_MUL the two operands."""
+    if op == "EMBED":
+        return 0, width
+    if op == "ROPE":
+        return 0, 2 * width + head_dim
+    if op in ("ADD", "ACT_MUL"):
+        return 0, 2 * width
+    slots = 16 * math.ceil(math.ceil(width / cfg.G) * SLOT_BYTES / 16)
+    return (width if gain else 0), width + slots
+
+
 def vec_cycles(cfg, op: str, width: int, ntok: int, lat: float, gain: bool = True, head_dim: int = 0) -> float:
     """Busy cycles of es_vec for one instruction over `width` elements per token (calibrated: VEC_CAL)."""
     a, b, c, d = VEC_CAL.get(cfg.vec_lanes, VEC_CAL[1])[op]
     lanes = cfg.vec_lanes
+    e_instr, e_tok = vec_elements(cfg, op, width, head_dim, gain)
     if op in ("ADD", "ACT_MUL"):  # whole buffers, in blocks of VMAX: each block pays the instruction's latencies
-        return math.ceil(ntok * width / VMAX) * (a + b * lat) + 2 * ntok * width / lanes
-    per_instr, per_tok = a + b * lat, c + d * lat
-    if op == "EMBED":
-        elems = width
-    elif op == "ROPE":
-        elems = 2 * width + head_dim
-    else:  # NORM_QUANT: the row in, max|u|, then the i8 slot bytes; the gain once per instruction
-        elems = 2 * width + 16 * math.ceil(math.ceil(width / cfg.G) * SLOT_BYTES / 16)
-        if gain:
-            per_instr += width / lanes
-        else:
-            per_tok -= NQ_PLAIN_SCALARS
-    return per_instr + ntok * (per_tok + elems / lanes)
+        return math.ceil(ntok * width / VMAX) * (a + b * lat) + ntok * e_tok / lanes
+    per_tok = c + d * lat - (NQ_PLAIN_SCALARS if op == "NORM_QUANT" and not gain else 0)
+    return a + b * lat + e_instr / lanes + ntok * (per_tok + e_tok / lanes)
 
 
 def row_cycles(op: str, width: int, lat: float) -> float:
@@ -184,25 +193,30 @@ def row_cycles(op: str, width: int, lat: float) -> float:
     return a + b * lat + k * math.ceil(width / 4) * rate
 
 
-def attn_stream(m, ntok: int, pos: int) -> tuple[int, int]:
-    """(query sets per KV head, KV-slot beats read for all KV heads) of one ATTENTION: each set of up to
-    ATTN_NQ queries (token-major) streams the K slots (a scale beat + D/16) and the V slots (D/16) of the
-    positions up to its last token (docs/units.md "KV cache in DDR")."""
+def attn_stream(m, ntok: int, pos: int) -> tuple[int, int, int]:
+    """(query sets per KV head, KV-slot beats read, pass cycles, for all KV heads) of one ATTENTION: each set
+    of up to ATTN_NQ queries (token-major) streams the K slots (a scale beat + D/16) and the V slots (D/16)
+    of the positions up to its last token (docs/units.md "KV cache in DDR")."""
     grp = max(1, m.num_heads // m.num_kv_heads)
     nq = ntok * grp
     sets = math.ceil(nq / ATTN_NQ)
-    per_pos = 2 * math.ceil(m.head_dim / 16) + 1
-    beats = sum((pos + (min((j + 1) * ATTN_NQ, nq) - 1) // grp + 1) * per_pos for j in range(sets))
-    return sets, m.num_kv_heads * beats
+    db = math.ceil(m.head_dim / 16)
+    beats = passes = 0
+    for j in range(sets):
+        lo, hi = j * ATTN_NQ, min((j + 1) * ATTN_NQ, nq)
+        k, keys = hi - lo, pos + (hi - 1) // grp + 1
+        beats += keys * (2 * db + 1)
+        passes += keys * (max(db + 1, k) + k + max(db, k))
+    return sets, m.num_kv_heads * beats, m.num_kv_heads * passes
 
 
 def attn_cycles(m, ntok: int, pos: int, lat: float) -> float:
     """Busy cycles of es_attn for one ATTENTION of ntok tokens at positions pos.. (calibrated: ATTN_CAL)."""
     c = ATTN_CAL
     H, KVH, D = m.num_heads, m.num_kv_heads, m.head_dim
-    sets, beats = attn_stream(m, ntok, pos)
-    return (c["fixed"] + c["fixed_per_lat"] * lat + ntok * KVH * (c["store"][0] + c["store"][1] * D)
-            + KVH * sets * c["set"] + beats + ntok * H * (c["query"][0] + c["query"][1] * D))
+    sets, _, passes = attn_stream(m, ntok, pos)
+    return (c["fixed_per_lat"] * lat + ntok * KVH * c["store"] + KVH * sets * c["set"] + c["passes"] * passes
+            + ntok * H * (c["query"][0] + c["query"][1] * D))
 
 
 def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0,
