@@ -219,6 +219,9 @@ def functional_cases() -> list[Case]:
         Case("zero", 32, 2, 2, 2, 4, kind="zero", seed=6),
         Case("maxmag", 48, 2, 1, 2, 3, kind="maxmag", seed=7),
         Case("d96-tile", 96, 4, 2, MT + 1, 2, seed=8),                # 1.5 units at Q = 64 (BitNet 0.73B)
+        # D = 128 (the bench's DMAX: the widest output row, column counter and value-sum word), GQA 4
+        # from position 0: two sets of 4 queries over 1-2 keys
+        Case("gqa4-d128", 128, 4, 1, 2, 0, seed=9),
     ]
     sel = CFG.get("cases")
     return [c for c in cs if sel is None or c.name in sel]
