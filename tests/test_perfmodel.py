@@ -59,39 +59,33 @@ def sim_target(latency_cycles: int, clock_mhz: float = 250.0):
 # 4096, 16/16 heads, D 96, vocab 2048) on CFG_073 at position 128.
 # es_vec: (op, width, head_dim, ntok, L, cycles)
 VEC_MEASURED = [
-    ('EMBED', 64, 16, 1, 0, 190), ('NORM_QUANT', 64, 16, 1, 0, 728), ('ROPE', 64, 16, 1, 0, 234),
-    ('ROPE', 32, 16, 1, 0, 172), ('ADD', 64, 16, 1, 0, 227), ('ACT_MUL', 160, 16, 1, 0, 402),
-    ('NORM_QUANT', 160, 16, 1, 0, 1066), ('EMBED', 64, 16, 4, 0, 543), ('NORM_QUANT', 64, 16, 4, 0, 2508),
+    ('EMBED', 64, 16, 1, 0, 190), ('ROPE', 64, 16, 1, 0, 234), ('ROPE', 32, 16, 1, 0, 172),
+    ('ADD', 64, 16, 1, 0, 227), ('ACT_MUL', 160, 16, 1, 0, 402), ('EMBED', 64, 16, 4, 0, 543),
     ('ROPE', 64, 16, 4, 0, 788), ('ROPE', 32, 16, 4, 0, 524), ('ADD', 64, 16, 4, 0, 595),
-    ('ACT_MUL', 160, 16, 4, 0, 1359), ('NORM_QUANT', 160, 16, 4, 0, 3565), ('EMBED', 64, 16, 1, 100, 490),
-    ('NORM_QUANT', 64, 16, 1, 100, 928), ('ROPE', 64, 16, 1, 100, 434), ('ROPE', 32, 16, 1, 100, 372),
-    ('ADD', 64, 16, 1, 100, 427), ('ACT_MUL', 160, 16, 1, 100, 602), ('NORM_QUANT', 160, 16, 1, 100, 1266),
-    ('EMBED', 64, 16, 4, 100, 1443), ('NORM_QUANT', 64, 16, 4, 100, 2708), ('ROPE', 64, 16, 4, 100, 1288),
-    ('ROPE', 32, 16, 4, 100, 1024), ('ADD', 64, 16, 4, 100, 795), ('ACT_MUL', 160, 16, 4, 100, 1559),
-    ('NORM_QUANT', 160, 16, 4, 100, 3765), ('EMBED', 256, 64, 1, 0, 382), ('NORM_QUANT', 256, 64, 1, 0, 1416),
+    ('ACT_MUL', 160, 16, 4, 0, 1359), ('EMBED', 64, 16, 1, 100, 490), ('ROPE', 64, 16, 1, 100, 434),
+    ('ROPE', 32, 16, 1, 100, 372), ('ADD', 64, 16, 1, 100, 427), ('ACT_MUL', 160, 16, 1, 100, 602),
+    ('EMBED', 64, 16, 4, 100, 1443), ('ROPE', 64, 16, 4, 100, 1288), ('ROPE', 32, 16, 4, 100, 1024),
+    ('ADD', 64, 16, 4, 100, 795), ('ACT_MUL', 160, 16, 4, 100, 1559), ('EMBED', 256, 64, 1, 0, 382),
     ('ROPE', 256, 64, 1, 0, 677), ('ROPE', 128, 64, 1, 0, 416), ('ADD', 256, 64, 1, 0, 605),
-    ('ACT_MUL', 768, 64, 1, 0, 1613), ('NORM_QUANT', 768, 64, 1, 0, 3250), ('EMBED', 256, 64, 4, 0, 1294),
-    ('NORM_QUANT', 256, 64, 4, 0, 4685), ('ROPE', 256, 64, 4, 0, 2492), ('ROPE', 128, 64, 4, 0, 1497),
-    ('ADD', 256, 64, 4, 0, 2121), ('ACT_MUL', 768, 64, 4, 0, 6245), ('NORM_QUANT', 768, 64, 4, 0, 10519),
-    ('EMBED', 256, 64, 1, 100, 682), ('NORM_QUANT', 256, 64, 1, 100, 1616), ('ROPE', 256, 64, 1, 100, 877),
-    ('ROPE', 128, 64, 1, 100, 616), ('ADD', 256, 64, 1, 100, 805), ('ACT_MUL', 768, 64, 1, 100, 1813),
-    ('NORM_QUANT', 768, 64, 1, 100, 3450), ('EMBED', 256, 64, 4, 100, 2194), ('NORM_QUANT', 256, 64, 4, 100, 4885),
+    ('ACT_MUL', 768, 64, 1, 0, 1613), ('EMBED', 256, 64, 4, 0, 1294), ('ROPE', 256, 64, 4, 0, 2492),
+    ('ROPE', 128, 64, 4, 0, 1497), ('ADD', 256, 64, 4, 0, 2121), ('ACT_MUL', 768, 64, 4, 0, 6245),
+    ('EMBED', 256, 64, 1, 100, 682), ('ROPE', 256, 64, 1, 100, 877), ('ROPE', 128, 64, 1, 100, 616),
+    ('ADD', 256, 64, 1, 100, 805), ('ACT_MUL', 768, 64, 1, 100, 1813), ('EMBED', 256, 64, 4, 100, 2194),
     ('ROPE', 256, 64, 4, 100, 2992), ('ROPE', 128, 64, 4, 100, 1997), ('ADD', 256, 64, 4, 100, 2321),
-    ('ACT_MUL', 768, 64, 4, 100, 6445), ('NORM_QUANT', 768, 64, 4, 100, 10719), ('EMBED', 256, 64, 1, 100, 682),
-    ('NORM_QUANT', 256, 64, 1, 100, 1616), ('ROPE', 256, 64, 1, 100, 877), ('ROPE', 128, 64, 1, 100, 616),
-    ('ADD', 256, 64, 1, 100, 792), ('ACT_MUL', 768, 64, 1, 100, 1821), ('NORM_QUANT', 768, 64, 1, 100, 3443),
-    ('EMBED', 256, 64, 4, 100, 2203), ('NORM_QUANT', 256, 64, 4, 100, 4880), ('ROPE', 256, 64, 4, 100, 3032),
-    ('ROPE', 128, 64, 4, 100, 1990), ('ADD', 256, 64, 4, 100, 2336), ('ACT_MUL', 768, 64, 4, 100, 6427),
-    ('NORM_QUANT', 768, 64, 4, 100, 10703), ('EMBED', 2560, 128, 1, 100, 2978), ('NORM_QUANT', 2560, 128, 1, 100, 9891),
+    ('ACT_MUL', 768, 64, 4, 100, 6445), ('EMBED', 256, 64, 1, 100, 682), ('ROPE', 256, 64, 1, 100, 877),
+    ('ROPE', 128, 64, 1, 100, 616), ('ADD', 256, 64, 1, 100, 792), ('ACT_MUL', 768, 64, 1, 100, 1821),
+    ('EMBED', 256, 64, 4, 100, 2203), ('ROPE', 256, 64, 4, 100, 3032), ('ROPE', 128, 64, 4, 100, 1990),
+    ('ADD', 256, 64, 4, 100, 2336), ('ACT_MUL', 768, 64, 4, 100, 6427), ('EMBED', 2560, 128, 1, 100, 2978),
     ('ROPE', 2560, 128, 1, 100, 5536), ('ROPE', 640, 128, 1, 100, 1709), ('ADD', 2560, 128, 1, 100, 5398),
-    ('ACT_MUL', 6912, 128, 1, 100, 14101), ('NORM_QUANT', 6912, 128, 1, 100, 25584),
-    ('EMBED', 2560, 128, 4, 100, 11408),
-    ('NORM_QUANT', 2560, 128, 4, 100, 31127), ('ROPE', 2560, 128, 4, 100, 21695), ('ROPE', 640, 128, 4, 100, 6341),
-    ('ADD', 2560, 128, 4, 100, 20898), ('ACT_MUL', 6912, 128, 4, 100, 55971), ('NORM_QUANT', 6912, 128, 4, 100, 80784),
-    ('EMBED', 1536, 96, 1, 100, 1962), ('NORM_QUANT', 1536, 96, 1, 100, 6209), ('ROPE', 1536, 96, 1, 100, 3472),
-    ('ADD', 1536, 96, 1, 100, 3367), ('ACT_MUL', 4096, 96, 1, 100, 8492), ('NORM_QUANT', 4096, 96, 1, 100, 15425),
-    ('EMBED', 1536, 96, 4, 100, 7351), ('NORM_QUANT', 1536, 96, 4, 100, 19475), ('ROPE', 1536, 96, 4, 100, 13394),
-    ('ADD', 1536, 96, 4, 100, 12579), ('ACT_MUL', 4096, 96, 4, 100, 33199), ('NORM_QUANT', 4096, 96, 4, 100, 48661),
+    ('ACT_MUL', 6912, 128, 1, 100, 14101), ('EMBED', 2560, 128, 4, 100, 11408), ('ROPE', 2560, 128, 4, 100, 21695),
+    ('ROPE', 640, 128, 4, 100, 6341), ('ADD', 2560, 128, 4, 100, 20898), ('ACT_MUL', 6912, 128, 4, 100, 55971),
+    ('EMBED', 1536, 96, 1, 100, 1962), ('ROPE', 1536, 96, 1, 100, 3472), ('ADD', 1536, 96, 1, 100, 3367),
+    ('ACT_MUL', 4096, 96, 1, 100, 8492), ('EMBED', 1536, 96, 4, 100, 7351), ('ROPE', 1536, 96, 4, 100, 13394),
+    ('ADD', 1536, 96, 4, 100, 12579), ('ACT_MUL', 4096, 96, 4, 100, 33199),
+    # NORM_QUANT re-measured at 0562bcf (its pass 2 and chain changed): the test model, L = 100
+    ('NORM_QUANT', 64, 16, 1, 100, 887), ('NORM_QUANT', 64, 16, 1, 100, 884), ('NORM_QUANT', 64, 16, 1, 100, 879),
+    ('NORM_QUANT', 160, 16, 1, 100, 1171), ('NORM_QUANT', 64, 16, 1, 100, 876), ('NORM_QUANT', 64, 16, 4, 100, 2298),
+    ('NORM_QUANT', 64, 16, 4, 100, 2300), ('NORM_QUANT', 64, 16, 4, 100, 2299), ('NORM_QUANT', 160, 16, 4, 100, 2851),
 ]
 # es_row: (op, width, L, cycles)
 ROW_MEASURED = [
@@ -101,21 +95,17 @@ ROW_MEASURED = [
     ('LAST_ROW', 1536, 100, 697), ('OUTPUT', 2048, 100, 774),
 ]
 # es_attn: (what, model, ntok, pos, L, cycles)
+# es_attn at 0944737 (the refit's points, compiler/perfmodel.py ATTN_CAL): the test model in one START
+# (calibrate_units_sim.py, position 8), the es_attn bench (tb_es_attn.perf, decode at context 128, 4-token
+# tiles ending there) for the demo, 0.73B and 2B4T head shapes
 ATTN_MEASURED = [
-    ("hidden 64 ntok 1 pos 8 L0", model(1, 64, 160, 4, 2, 256), 1, 8, 0, 1861),
-    ("hidden 64 ntok 4 pos 8 L0", model(1, 64, 160, 4, 2, 256), 4, 8, 0, 6703),
-    ("hidden 64 ntok 1 pos 8 L100", model(1, 64, 160, 4, 2, 256), 1, 8, 100, 2061),
-    ("hidden 64 ntok 4 pos 8 L100", model(1, 64, 160, 4, 2, 256), 4, 8, 100, 6903),
-    ("hidden 256 ntok 1 pos 8 L0", model(1, 256, 768, 4, 2, 256), 1, 8, 0, 2307),
-    ("hidden 256 ntok 4 pos 8 L0", model(1, 256, 768, 4, 2, 256), 4, 8, 0, 7966),
-    ("hidden 256 ntok 1 pos 8 L100", model(1, 256, 768, 4, 2, 256), 1, 8, 100, 2507),
-    ("hidden 256 ntok 4 pos 8 L100", model(1, 256, 768, 4, 2, 256), 4, 8, 100, 8166),
-    ("hidden 256 ntok 1 pos 64 L100", model(1, 256, 768, 4, 2, 256), 1, 64, 100, 3739),
-    ("hidden 256 ntok 4 pos 64 L100", model(1, 256, 768, 4, 2, 256), 4, 64, 100, 11075),
-    ("hidden 2560 ntok 1 pos 64 L100", model(1, 2560, 6912, 20, 5, 256), 1, 64, 100, 16139),
-    ("hidden 2560 ntok 4 pos 64 L100", model(1, 2560, 6912, 20, 5, 256), 4, 64, 100, 62196),
-    ("hidden 1536 ntok 1 pos 128 L100", model(1, 1536, 4096, 16, 16, 256), 1, 128, 100, 39749),
-    ("hidden 1536 ntok 4 pos 128 L100", model(1, 1536, 4096, 16, 16, 256), 4, 128, 100, 75064),
+    ("hidden 64 ntok 1 pos 8 L100", model(1, 64, 160, 4, 2, 256), 1, 8, 100, 2019),
+    ("hidden 64 ntok 4 pos 8 L100", model(1, 64, 160, 4, 2, 256), 4, 8, 100, 6739),
+    ("demo heads decode pos 127 L100", model(1, 256, 768, 4, 2, 256), 1, 127, 100, 4558),
+    ("0.73B heads decode pos 127 L100", model(1, 1536, 4096, 16, 16, 256), 1, 127, 100, 37367),
+    ("2B4T heads decode pos 127 L100", model(1, 2560, 6912, 20, 5, 256), 1, 127, 100, 20021),
+    ("0.73B heads tile pos 124 L100", model(1, 1536, 4096, 16, 16, 256), 4, 124, 100, 65238),
+    ("2B4T heads tile pos 124 L100", model(1, 2560, 6912, 20, 5, 256), 4, 124, 100, 76358),
 ]
 
 
@@ -160,10 +150,13 @@ def test_bitnet_073_layer():
     f = CFG_073.clock_mhz * 1e6
     bpc = pm.ddr_bandwidth(CFG_073, tgt)["ddr_cap"] / f
     kinds = {}
-    for ntok, ctx_end in ((1, 129), (4, 132)):
+    for ntok, ctx_end in ((1, 128), (4, 128)):
         steps = pm._layer_steps(M_073, CFG_073, "ternary", 2, ntok, ctx_end, 100.0, bpc)
         kinds[ntok] = {k: sum(s["cycles"] for s in steps if s["kind"] == k) for k in ("vector", "attention", "tlmm")}
-    for ntok, vec, attn in ((1, 56204, 39749), (4, 192254, 75064)):
+    # units at HEAD's RTL: the nine vector instructions at the 0.73B widths, Q = 64 (sim/tb_es_vec_perf.py,
+    # VL = 1, after 0562bcf: 50,784 decode, 166,772 a 4-token tile) and es_attn's bench (tb_es_attn.perf
+    # after 0944737: decode at context 128 37,367, the tile ending there 65,238)
+    for ntok, vec, attn in ((1, 50784, 37367), (4, 166772, 65238)):
         assert within(kinds[ntok]["vector"], vec, TOKEN_ERR) and within(kinds[ntok]["attention"], attn, TOKEN_ERR), \
             (ntok, kinds[ntok])
     assert within(kinds[1]["tlmm"], 107475, TOKEN_ERR) and within(kinds[4]["tlmm"], 364613, TOKEN_ERR), kinds
@@ -178,6 +171,8 @@ def test_bitnet_073_layer():
 SMALL_MEASURED = [(model(2, 64, 160, 4, 2, 300), 8, 25974), (model(6, 256, 768, 4, 2, 1024), 64, 205907)]
 
 
+@pytest.mark.xfail(strict=True, reason="whole-token bench recorded at 9ec2716; es_vec 0562bcf and es_attn "
+                   "0944737 made the RTL faster since: re-record at HEAD (bench --method layer)")
 @pytest.mark.parametrize("m,ctx,cycles", SMALL_MEASURED)
 def test_small_models_whole_token(m, ctx, cycles):
     m = replace(m, tie_word_embeddings=m.vocab_size == 1024)
@@ -191,8 +186,7 @@ def test_vector_lanes_are_modelled_not_measured():
     assert "vec_lanes = 4 is not measured" in pm.calibration(cfg4)
     one, four = (pm.vec_cycles(c, "NORM_QUANT", 4096, 1, 100) for c in (shell_config(), cfg4))
     # the fixed and per-token latencies stay; only the streamed elements divide by the lanes
-    a, b, c, d = pm.VEC_CAL[1]["NORM_QUANT"]
-    fixed = a + b * 100 + c + d * 100
+    fixed = 19 + 2 * 100 + 70 + pm.NQ_CHAIN  # per instruction, the fill's read and pipe, the chain
     assert four - fixed == pytest.approx((one - fixed) / 4)
     p = pm.predict(M_073, replace(CFG_073, vec_lanes=4), sim_target(100), detail=False)
     assert "not measured" in p["calibration"]
@@ -246,6 +240,8 @@ def test_report_labels_every_figure_modelled(shell_art):
     assert pm.report_from_manifest(old, "old.esa")["perf_source"]["calibration"].startswith("not recorded")
 
 
+@pytest.mark.xfail(strict=True, reason="whole-token bench recorded at 9ec2716; es_vec 0562bcf and es_attn "
+                   "0944737 made the RTL faster since: re-record at HEAD (bench --method layer)")
 def test_report_with_a_measured_bench(shell_art, tmp_path):
     b = tmp_path / "bench.json"
     b.write_text(json.dumps(BENCH_TINY))
