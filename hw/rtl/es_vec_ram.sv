@@ -46,13 +46,18 @@ module es_vec_ram #(
             wire unused_lo = &{1'b0, ea[LB-1:0], eb[LB-1:0]};
         end
         logic [31:0] mem [N / VL];
+        // the bank's registered reads in registers of its own: written as ra[r] in the write's block,
+        // Icarus 11 left port A's read X (the shell's VL = 1 decoder on Icarus); same netlist in Yosys
+        logic [31:0] qa, qb;
         always_ff @(posedge clk) begin
             if (we && wm[ka]) mem[wa] <= a_wdata[32 * ka +: 32];
-            else if (en) ra[r] <= mem[wa];
+            else if (en) qa <= mem[wa];
         end
         always_ff @(posedge clk) begin
-            if (en) rb[r] <= mem[wb];
+            if (en) qb <= mem[wb];
         end
+        assign ra[r] = qa;
+        assign rb[r] = qb;
     end
     if (VL == 1) begin : g_out1
         assign a_rdata = ra[0];
