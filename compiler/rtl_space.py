@@ -15,14 +15,15 @@ limit is there (docs/registers.md):
   keeps the 256-beat weight FIFO, wbuf_kib = 4 P); all run in the accelerator bench
   (tests/test_rtl_accel_program.py);
 - integer weights (the LM head): dense int8 (`int-dense`, int_encoding "int8": G column beats per chunk,
-  one multiplier per lane, 8 bits per weight streamed; what the DSE chooses), or as 8 bit planes through
-  the same tables (`int-planes`, 12.8 bits per weight and 1.6x the cycles; still implemented);
+  one multiplier per lane, 8 bits per weight streamed), or as 8 bit planes through the same tables
+  (`int-planes`, 12.8 bits per weight and 1.6x the cycles; what the DSE is still given);
 - 128-bit AXI4 ports, 16-beat bursts, 16 bursts in flight per weight reader;
 - MAXK a power of two 256..4096 (K > MAXK: the K tiles accumulate on chip, up to KROWS = 4096 rows
   per linear, regmap.KROWS; a taller K-tiled linear runs on the host), MAXTOK 4 tokens per tile,
   result FIFO 16;
-- the vector and attention units (UNITS = 7) on every (T, Q, ports) above, one element per cycle
-  (vec_lanes 1);
+- the vector and attention units (UNITS = 7) on every (T, Q, ports) above, es_vec at one or four
+  elements per cycle (vec_lanes 1 or 4; the DSE is given 1 and the planes head until the model is
+  calibrated on the 4-lane unit and the dense head on the shell);
 - table memories are plain simple-dual-port arrays with a registered read, so where they live
   (URAM, BRAM, LUTRAM) is the synthesis tool's mapping, modelled by the resource estimate; they hold
   the lower half of each sign-symmetric ternary table ((3**G + 1)/2 entries, the lanes negate the
@@ -42,7 +43,8 @@ TQ = tuple((t, q) for t, q, _ in TQP)
 WBUF_KIB_PER_PORT = 4
 INT_ENCODINGS = ("int8", "planes")  # the DSE's choice first: dense is never slower
 FIXED = dict(tern_encoding="gindex", axi_width_bits=128, axi_burst_beats=16,
-             axi_outstanding=16, max_tok=4, ofifo_depth=16, vec_lanes=1)
+             axi_outstanding=16, max_tok=4, ofifo_depth=16)
+VEC_LANES = (1, 4)  # es_vec's VL; the DSE is given 1 until the 4-lane unit is calibrated in the model
 MAX_K = (256, 512, 1024, 2048, 4096)
 MAX_CLOCK_MHZ = 250.0
 TABLE_MEMS = ("uram", "bram", "lutram")
@@ -57,6 +59,8 @@ def why_not(cfg) -> str | None:
                 f"(T, Q, ports) in {list(TQP)}")
     if cfg.wbuf_kib != WBUF_KIB_PER_PORT * cfg.axi_ports:
         return f"wbuf_kib = {cfg.wbuf_kib}: the RTL implements {WBUF_KIB_PER_PORT} KiB per weight port"
+    if cfg.vec_lanes not in VEC_LANES:
+        return f"vec_lanes = {cfg.vec_lanes}: the RTL implements {list(VEC_LANES)}"
     if cfg.int_encoding not in INT_ENCODINGS:
         return f"int_encoding = {cfg.int_encoding!r}: the RTL implements {list(INT_ENCODINGS)}"
     for f, v in FIXED.items():
@@ -93,4 +97,5 @@ def candidates(clocks_mhz, max_model_k: int, max_ports: int = 1) -> Iterator:
             for mk in reversed(ks):
                 for mem in TABLE_MEMS:
                     yield HwConfig(G=G, T=t, Q=q, table_mem=mem, max_k=mk, clock_mhz=float(clk), axi_ports=p,
-                                   wbuf_kib=WBUF_KIB_PER_PORT * p, int_encoding="planes", **FIXED)  # LEAD: int8 after the perfmodel lands
+                                   wbuf_kib=WBUF_KIB_PER_PORT * p, int_encoding="planes", vec_lanes=VEC_LANES[0],
+                                   **FIXED)
