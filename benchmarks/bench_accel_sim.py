@@ -105,7 +105,7 @@ def demo_bench(art: Path, decode_tokens: int, latency: int) -> dict:
         sess.close()
 
 
-def layer_bench(shape: str, target: str, context: int, prompt_len: int) -> dict:
+def layer_bench(shape: str, target: str, context: int, prompt_len: int, override: dict | None = None) -> dict:
     import edgestream
     from edgestream.artifact import read_artifact
     from edgestream.host.accel_bench import bench_layer, derive_layers, model_vs_measured
@@ -116,6 +116,11 @@ def layer_bench(shape: str, target: str, context: int, prompt_len: int) -> dict:
         make_checkpoint(Path(td) / "ck", shape, seed=0, packed=True)
         art = edgestream.compile_model(Path(td) / "ck", Path(td) / "m.esa", target=target)
         man = read_artifact(art).manifest
+        if override:  # the target's choice with fields replaced (an implemented configuration the DSE skips)
+            hw = Path(td) / "hw.json"
+            hw.write_text(json.dumps({**man["hw_config"], **override}))
+            art = edgestream.compile_model(Path(td) / "ck", Path(td) / "m2.esa", target=target, hw_config=hw)
+            man = read_artifact(art).manifest
         one = derive_layers(art, Path(td) / "one.esa", 1)
         t1 = time.perf_counter()
         sess = edgestream.load(one, device="sim")
@@ -165,10 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", default="kv260", help="table 4: the board target to compile for")
     ap.add_argument("--context", type=int, default=128, help="table 4: KV positions of the decode step")
     ap.add_argument("--prompt-len", type=int, default=128, help="table 4: prompt length of ttft_s")
+    ap.add_argument("--set", default="", help="table 4: fields of the target's choice replaced, e.g. "
+                    "vec_lanes=4,int_encoding=int8 (must be a configuration the RTL implements)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     if a.layer_shape:
-        rep = layer_bench(a.layer_shape, a.target, a.context, a.prompt_len)
+        over = {k: (int(v) if v.isdigit() else v) for k, v in (kv.split("=", 1) for kv in a.set.split(",") if kv)}
+        rep = layer_bench(a.layer_shape, a.target, a.context, a.prompt_len, over)
         if a.json:
             print(json.dumps(rep, indent=1, default=float))
         else:
