@@ -44,7 +44,9 @@ WBUF_KIB_PER_PORT = 4
 INT_ENCODINGS = ("int8", "planes")  # the DSE's choice first: dense is never slower
 FIXED = dict(tern_encoding="gindex", axi_width_bits=128, axi_burst_beats=16,
              axi_outstanding=16, max_tok=4, ofifo_depth=16)
-VEC_LANES = (1, 4)  # es_vec's VL; the DSE is given 1 until the 4-lane unit is calibrated in the model
+VEC_LANES = (1, 4)  # es_vec's VL
+# what the DSE is given among the implemented choices (int-dense and VL = 4 wait for their calibration)
+GIVEN = dict(int_encoding="planes", vec_lanes=1)
 MAX_K = (256, 512, 1024, 2048, 4096)
 MAX_CLOCK_MHZ = 250.0
 TABLE_MEMS = ("uram", "bram", "lutram")
@@ -97,5 +99,4 @@ def candidates(clocks_mhz, max_model_k: int, max_ports: int = 1) -> Iterator:
             for mk in reversed(ks):
                 for mem in TABLE_MEMS:
                     yield HwConfig(G=G, T=t, Q=q, table_mem=mem, max_k=mk, clock_mhz=float(clk), axi_ports=p,
-                                   wbuf_kib=WBUF_KIB_PER_PORT * p, int_encoding="planes", vec_lanes=VEC_LANES[0],
-                                   **FIXED)
+                                   wbuf_kib=WBUF_KIB_PER_PORT * p, **GIVEN, **FIXED)

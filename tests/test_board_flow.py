@@ -19,7 +19,7 @@ import pytest
 from edgestream import regmap as rm
 from edgestream import vivado as vv
 from edgestream.compiler.dse import HwConfig
-from edgestream.compiler.rtl_space import FIXED, WBUF_KIB_PER_PORT, why_not
+from edgestream.compiler.rtl_space import FIXED, GIVEN, WBUF_KIB_PER_PORT, why_not
 from edgestream.host.devices.sim import rtl_sources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def two_port_config() -> HwConfig:
     cfg = HwConfig(G=5, T=1, Q=32, table_mem="uram", max_k=4096, clock_mhz=250.0, axi_ports=2,
-                   wbuf_kib=2 * WBUF_KIB_PER_PORT, **FIXED)
+                   wbuf_kib=2 * WBUF_KIB_PER_PORT, **GIVEN, **FIXED)
     assert why_not(cfg) is None, why_not(cfg)
     return cfg
 

@@ -65,7 +65,9 @@ module tlmm_lanes #(
     logic              s1_valid, s1_neg, s1_first, s1_last;
     logic [2:0]        s1_shift;
     logic [TIW-1:0]    s1_tok;
-    wire  [T-1:0]      tmask = in_gmask & {T{!in_dense}};   // a dense op reads no ternary entry
+    // a build without the mode ignores the pin (a bench or shell that leaves it undriven stays exact)
+    wire               dense_op = INT_DENSE != 0 && in_dense;
+    wire  [T-1:0]      tmask = in_gmask & {T{!dense_op}};   // a dense op reads no ternary entry
 
     // Each lane is a P:1 mux of TW-bit entries over its own table t: the table's word is sliced at a
     // constant offset, then the entry is a part-select at idx * TW, computed without truncation (OW
@@ -105,7 +107,7 @@ module tlmm_lanes #(
                 for (int i = 0; i < G; i++) begin
                     if (in_shift == 3'(i)) xn = in_tbl[t*P*TW + (ZERO - 3 ** i)*TW +: TW];
                 end
-                if (!(in_dense && in_gmask[t])) xn = '0;
+                if (!(dense_op && in_gmask[t])) xn = '0;
             end
             logic signed [TW-1:0] s1_xn;
             always_ff @(posedge clk) s1_xn <= xn;
@@ -155,7 +157,7 @@ module tlmm_lanes #(
         s1_ent <= ent;
         s1_sgn <= in_sgn & {Q{tmask}};   // a masked group's entry is 0: no carry-in either
         s1_tok <= in_tok;
-        s1_shift <= in_dense ? 3'd0 : in_shift;
+        s1_shift <= dense_op ? 3'd0 : in_shift;
         s1_neg <= in_neg;
         s1_first <= in_first;
         s1_last <= in_last;
