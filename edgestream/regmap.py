@@ -118,7 +118,7 @@ STATUS_HOST = 1 << STATUS_BITS["HOST"]
 # 16 weight bursts in flight (256 beats: a 200-cycle read latency stays covered), a 4 KiB weight FIFO,
 # K up to 4096 (every linear of BitNet 0.73B without K tiles), prefill tiles of 4 tokens (the table
 # memory is MAXTOK x K/G words deep: 4 x 820 fits one URAM depth).
-SHELL_HW = dict(G=5, T=1, Q=16, table_mem="uram", tern_encoding="gindex", int_encoding="planes", axi_ports=1,
+SHELL_HW = dict(G=5, T=1, Q=16, table_mem="uram", tern_encoding="gindex", int_encoding="int8", axi_ports=1,
                 axi_width_bits=128, axi_burst_beats=16, axi_outstanding=16, wbuf_kib=4, max_k=4096, max_tok=4,
                 ofifo_depth=16, vec_lanes=1, clock_mhz=250.0)
 

@@ -167,8 +167,9 @@ def test_bitnet_073_layer():
 
 
 # bench --method layer on the shipped shell, L = 100 (the scaled cycles per decode token), re-recorded at
-# ee64dfb: the test model at context 8, the demo model at context 64
-SMALL_MEASURED = [(model(2, 64, 160, 4, 2, 300), 8, 25413), (model(6, 256, 768, 4, 2, 1024), 64, 197028)]
+# 777e049 with the dense INT8 head shipped (int_encoding int8): the test model at context 8, the demo model
+# at context 64
+SMALL_MEASURED = [(model(2, 64, 160, 4, 2, 300), 8, 24759), (model(6, 256, 768, 4, 2, 1024), 64, 187086)]
 
 
 @pytest.mark.parametrize("m,ctx,cycles", SMALL_MEASURED)
@@ -192,13 +193,14 @@ def test_vector_lanes_are_modelled_not_measured():
 
 # ---------------------------------------------------------------- report: modelled and measured labels
 # `edgestream bench ART --device sim --method layer --context 8 --prompt-len 8 --json` of the test model
-# compiled with --target kv260 --hw-config shell (re-recorded at ee64dfb; the fields report reads)
+# compiled with --target kv260 --hw-config shell (re-recorded at 777e049 with the dense INT8 head;
+# the fields report reads)
 BENCH_TINY = {
-    "source": "rtl-simulation", "device": "sim", "hw_config_id": "554e8a7ef4baef03", "clock_mhz": 250.0,
+    "source": "rtl-simulation", "device": "sim", "hw_config_id": "c1bbcff76c44948e", "clock_mhz": 250.0,
     "ddr_latency_cycles": 100, "layers": 2, "context": 8, "prompt_len": 8, "prefill_tile_tokens": 4,
-    "decode_tok_s": 9837.484751898635, "prefill_tok_s": 17965.577952642736, "ttft_s": 0.000445296,
-    "cycles_per_decode_token": 25413,
-    "measured": {"layer_decode": {"cycles": 10352, "vec_cycles": 6046, "attn_cycles": 2028}},
+    "decode_tok_s": 10097.338341613151, "prefill_tok_s": 18099.219923621295, "ttft_s": 0.000442008,
+    "cycles_per_decode_token": 24759,
+    "measured": {"layer_decode": {"cycles": 10393, "vec_cycles": 6057, "attn_cycles": 2021}},
     "scaled": {"decode": "embed + 2 x layer_decode + head"},
 }
 
@@ -252,7 +254,7 @@ def test_report_with_a_measured_bench(shell_art, tmp_path):
     assert all(abs(e) <= TOKEN_ERR for e in at["error"].values()), at["error"]
     text = _render(info)
     assert f"measured (rtl-simulation, sim, bench --method layer, {b})" in text
-    assert "9837.5" in text and "measured (rtl-simulation)" in text and "modelled at the bench's latency" in text
+    assert "10097.3" in text and "measured (rtl-simulation)" in text and "modelled at the bench's latency" in text
 
 
 def test_report_cli_bench(shell_art, tmp_path, capsys):

@@ -5,7 +5,7 @@
 package es_regs_pkg;
     localparam logic [31:0] ES_MAGIC = 32'h45534131;
     localparam logic [31:0] ES_VERSION = 32'd2;
-    localparam logic [63:0] ES_CONFIG_ID = 64'h554e8a7ef4baef03;
+    localparam logic [63:0] ES_CONFIG_ID = 64'hc1bbcff76c44948e;
     localparam int ES_G = 5;
     localparam int ES_T = 1;
     localparam int ES_Q = 16;
@@ -17,7 +17,7 @@ package es_regs_pkg;
     localparam int ES_WPORTS = 1;
     localparam int ES_DATA_BYTES = 16;
     localparam int ES_KROWS = 4096;
-    localparam int ES_INT_DENSE = 0;
+    localparam int ES_INT_DENSE = 1;
     localparam int ES_VEC_LANES = 1;
     // register byte offsets
     localparam logic [11:0] ES_REG_MAGIC = 12'h000;

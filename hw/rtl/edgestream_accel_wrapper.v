@@ -3,7 +3,7 @@
 // design module reference must be Verilog or VHDL (UG994), and the attributes declare its bus
 // interfaces. No parameters are passed: the es_regs_pkg compiled with the top holds this
 // configuration. Weight ports the configuration does not use are tied off here (inputs idle).
-// configuration 554e8a7ef4baef03: G=5 T=1 Q=16 axi_ports=1 max_k=4096 max_tok=4 clock_mhz=250 units=0
+// configuration c1bbcff76c44948e: G=5 T=1 Q=16 axi_ports=1 max_k=4096 max_tok=4 clock_mhz=250 units=0
 // register map version 2, MAGIC 0x45534131
 `timescale 1ns / 1ps
 module edgestream_accel_wrapper (
