@@ -14,7 +14,6 @@ The HTML is one file with plotly.js embedded (it works offline); the PNG is draw
 from __future__ import annotations
 
 import html
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -27,13 +26,10 @@ RESOURCES = ("lut", "ff", "dsp", "bram36", "uram")
 
 def load_bench(path: str | Path) -> dict:
     """`edgestream bench --json` output, checked for the fields the plot reads."""
+    from edgestream.compiler.perfmodel import read_bench_json
+
     p = Path(path)
-    try:
-        b = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"{p}: not a JSON file ({e})") from None
+    b = read_bench_json(p)
     for ph in ("prefill", "decode"):
         d = b.get(ph) if isinstance(b, dict) else None
         if not isinstance(d, dict) or not all(isinstance(d.get(k), (int, float)) and d.get(k) > 0

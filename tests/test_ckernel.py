@@ -4,10 +4,9 @@ test_ckernel_aarch64.py), on odd shapes, extreme values and with any thread coun
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from ckernel_required import require_c_kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,19 +16,7 @@ from edgestream.host.kernels import c_kernel as ck
 from edgestream.host.kernels.numpy_kernel import NumpyKernel
 from edgestream.tlmm import dense_matmul
 
-
-def _built() -> bool:
-    try:
-        ck.load_library()
-        return True
-    except ck.CKernelUnavailable:
-        return False
-
-
-if not _built():
-    if os.environ.get("CI"):
-        raise RuntimeError("the C kernel extension was not built (pip install -e . with a C compiler)")
-    pytest.skip("C kernel extension not built", allow_module_level=True)
+require_c_kernel()
 
 ISAS = ck.available_isas()
 KINDS = [("ternary", 2), ("int", 8), ("int", 4), ("int", 2), ("int", 3), ("int", 1)]

@@ -9,22 +9,16 @@ plan built for the scalar path; the fused plan with ReLU² on both forms is in t
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from ckernel_required import require_c_kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgestream import numerics as nx
 from edgestream.host.kernels import c_kernel as ck
 
-try:
-    ck.load_library()
-except ck.CKernelUnavailable:
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("C kernel extension not built", allow_module_level=True)
+require_c_kernel()
 
 FORMS = ["scalar"] + (["avx2"] if "avx2" in ck.available_isas() else [])
 KS = [1, 7, 8, 9, 31, 32, 33, 63, 100, 2560, 6912, 8191, 8192, 8193]

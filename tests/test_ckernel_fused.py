@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ckernel_required import require_c_kernel
 
 import edgestream
 from edgestream.artifact import read_artifact
@@ -15,10 +16,7 @@ from edgestream.host.kernels import c_kernel as ck
 from edgestream.host.kernels import get_kernel
 from edgestream.synth import Shape, make_checkpoint
 
-try:
-    ck.load_library()
-except ck.CKernelUnavailable as err:  # the strict suite turns this into a failure (conftest.py)
-    pytest.skip(f"C kernel extension not built: {err}", allow_module_level=True)
+require_c_kernel()
 
 MODELS = {  # arch, shape (layers, hidden, ffn, heads, kv_heads, vocab, max_position)
     "bitnet-gqa": ("bitnet", Shape(2, 64, 160, 4, 2, 300, 64)),

@@ -8,21 +8,15 @@ checked, and on AVX2 the plane loop ('planes' and 'planes8' variants) as well.""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from ckernel_required import require_c_kernel
 
 from edgestream.host.kernels import LinearWeights
 from edgestream.host.kernels import c_kernel as ck
 from edgestream.tlmm import dense_matmul
 
-try:
-    ck.load_library()
-except ck.CKernelUnavailable:
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("C kernel extension not built", allow_module_level=True)
+require_c_kernel()
 
 ISAS = ck.available_isas()
 PATHS = [(isa, "default") for isa in ISAS] + ([("avx2", "planes"), ("avx2", "planes8")] if "avx2" in ISAS else [])

@@ -286,3 +286,25 @@ def test_unsupported_pre_warns(llama3, tmp_path):
     w.close()
     with pytest.warns(UserWarning, match=r"tokenizer.ggml.pre 'chatglm-bpe' is not supported"):
         assert tokenizer_from_gguf(open_gguf(bad), bad) is None
+
+
+def test_a_killed_compiles_tokenizer_directory_is_removed(tmp_path, monkeypatch):
+    """The rebuilt tokenizer.json lives in a temporary directory removed at exit; a compile killed before
+    its atexit ran leaves it behind, so the next one removes the directories of processes that are gone."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from edgestream.compiler.frontends import gguf_tokenizer as gt
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    dead = tmp_path / f"{gt.TMP_PREFIX}{p.pid}-x1"
+    alive = tmp_path / f"{gt.TMP_PREFIX}{os.getppid()}-x2"
+    other = tmp_path / f"{gt.TMP_PREFIX}noname"
+    for d in (dead, alive, other):
+        d.mkdir()
+    gt._remove_orphans()
+    assert not dead.exists() and alive.exists() and other.exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import tempfile
 import warnings
@@ -285,6 +286,23 @@ def _post_processor(tok, tokens: list[str], bos: int | None, eos: int | None) ->
     tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=special)
 
 
+TMP_PREFIX = "edgestream-gguf-tok-"
+
+
+def _remove_orphans() -> None:
+    """The tokenizer directories of processes that died before their atexit ran (killed compiles)."""
+    for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*"):
+        pid = d.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:  # alive, another user's
+            pass
+
+
 def _save(tok, tokens: list[str]) -> Path:
     for i, t in enumerate(tokens):  # the rebuilt ids must be the GGUF ids
         if tok.token_to_id(t) != i:
@@ -292,7 +310,8 @@ def _save(tok, tokens: list[str]) -> Path:
                 f"GGUF vocabulary: token {i} {t!r} maps to id {tok.token_to_id(t)} when rebuilt "
                 f"(duplicate or out-of-order added token)"
             )
-    d = Path(tempfile.mkdtemp(prefix="edgestream-gguf-tok-"))
+    _remove_orphans()
+    d = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
     atexit.register(shutil.rmtree, d, True)
     out = d / "tokenizer.json"
     tok.save(str(out))
