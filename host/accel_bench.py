@@ -136,11 +136,13 @@ def bench_session(sess, prompt_ids: list[int], decode_tokens: int = 2, latency: 
 
 
 # ---------------------------------------------------------------- one layer, scaled (issue 13 item 6)
-def derive_layers(art, out, layers: int = 1):
+def derive_layers(art, out, layers: int = 1, vocab: int | None = None):
     """An artifact of the same model with only its first `layers` decoder layers (their own weights),
     the final norm and the LM head, lowered for the artifact's own hardware configuration and target.
     A whole 0.73B pass is ~24x the simulation of one layer; the layers are alike in shape, so one
-    stands for all of them (their cycles do not depend on the weight values)."""
+    stands for all of them (their cycles do not depend on the weight values). `vocab`: keep only the
+    first rows of the embedding and the LM head (a head slice to measure and extrapolate: the 2B4T's
+    128k-row head is 6M cycles of simulation; the tokenizer is dropped, ids stay below `vocab`)."""
     import re
     from dataclasses import replace
 
@@ -160,6 +162,8 @@ def derive_layers(art, out, layers: int = 1):
         raise InputError(f"{art}: cannot keep {layers} of its {m.num_layers} layers")
     if m.arch == "graph":
         raise InputError(f"{art}: a general graph has no decoder layers to measure one by one")
+    if vocab is not None and not 1 <= vocab <= m.vocab_size:
+        raise InputError(f"{art}: cannot keep {vocab} rows of its {m.vocab_size}-row vocabulary")
     cfg = HwConfig(**man["hw_config"]).validate()
     tgt = load_target(man.get("target") or "kv260")
     layer_of = re.compile(r"^L(\d+)\.")
@@ -176,11 +180,27 @@ def derive_layers(art, out, layers: int = 1):
             continue
         nodes.append(replace(n, inputs=[keep_last if i == last else i for i in n.inputs]))
     tensors = {k: t for k, t in g.tensors.items() if not dropped(k, tensor_of)}
-    sub = Graph(replace(m, num_layers=layers), nodes, tensors, g.inputs, g.outputs, g.meta)
+    sub_m = replace(m, num_layers=layers)
+    tok = a.tokenizer_path
     extra = {"target": man.get("target"), "source": f"{art} (first {layers} of {m.num_layers} layers)"}
-    if man.get("tokenizer") is not None:
+    if vocab is not None and vocab < m.vocab_size:
+        for k in VOCAB_TENSORS:
+            if k in tensors:
+                t = tensors[k]
+                sc = t.scale
+                if sc is not None and np.asarray(sc).shape[:1] == (m.vocab_size,):  # per-row scales
+                    sc = np.asarray(sc)[:vocab]
+                tensors[k] = replace(t, data=np.asarray(t.data)[:vocab], scale=sc)
+        sub_m = replace(sub_m, vocab_size=vocab, bos_token_id=None, eos_token_ids=[])
+        tok = None
+        extra["source"] += f", first {vocab} of {m.vocab_size} vocabulary rows"
+    elif man.get("tokenizer") is not None:
         extra["tokenizer"] = man["tokenizer"]
-    return write_artifact(sub, out, a.tokenizer_path, extra, writers=[hardware_writer(sub, tgt, cfg)])
+    sub = Graph(sub_m, nodes, tensors, g.inputs, g.outputs, g.meta)
+    return write_artifact(sub, out, tok, extra, writers=[hardware_writer(sub, tgt, cfg)])
+
+
+VOCAB_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
 
 
 _PARTS = ("cycles", "vec_cycles", "attn_cycles", "rd_beats", "wgt_beats", "stall_wgt", "seq_cycles")
@@ -235,25 +255,44 @@ def _sub(a: dict, b: dict) -> dict:
     return {k: a[k] - b[k] for k in a}
 
 
-def bench_layer(sess, context: int = 128, prompt_len: int = 128, layers: int | None = None) -> dict:
-    """A session on the one-layer artifact (derive_layers): the counters of the embedding, of the
-    layer (a decode step at position `context`, and a prefill tile of max_tok tokens) and of the final
-    norm + LM head, each one START; scaled to `layers` decoder layers:
-    per-token cycles = embed + layers x layer + head."""
+def _program_marks(sess):
     from edgestream import program as pg
     from edgestream.host.accel_executor import AccelProgramExecutor
 
     ex = sess.executor
     if not isinstance(ex, AccelProgramExecutor):
         raise DeviceError("bench needs an accelerator device (--device sim or pynq)")
-    m = ex.cfg
-    cfg = _hw_config(sess)
-    L = layers or m.num_layers
     instrs = ex.prog.instrs
-    last_row = next(i for i, x in enumerate(instrs) if x.op == pg.LAST_ROW)
-    first_layer = 1  # EMBED is instruction 0 (compiler/lowering.py)
-    if instrs[0].op != pg.EMBED:
+    if instrs[0].op != pg.EMBED:  # EMBED is instruction 0 (compiler/lowering.py)
         raise DeviceError("program.bin does not start with EMBED: not a decoder program")
+    return ex, next(i for i, x in enumerate(instrs) if x.op == pg.LAST_ROW)
+
+
+def measure_head(sess, context: int = 128) -> dict[str, int]:
+    """The counters of the final norm + LM head alone (one START from LAST_ROW), at `context`."""
+    ex, last_row = _program_marks(sess)
+    ex.reset(context + 1)
+    return _Stepper(ex).run(last_row, None, 1, context)
+
+
+def extrapolate_head(small: dict[str, int], large: dict[str, int], rows: tuple[int, int], vocab: int) -> dict:
+    """The head's counters at `vocab` rows from two measured slices (rows[0] < rows[1]): linear in the rows
+    (the final norm and LAST_ROW are the constant part, the streamed head rows the slope)."""
+    r0, r1 = rows
+    return {k: round(small[k] + (large[k] - small[k]) * (vocab - r0) / (r1 - r0)) for k in _PARTS}
+
+
+def bench_layer(sess, context: int = 128, prompt_len: int = 128, layers: int | None = None,
+                head: dict[str, int] | None = None, head_note: str | None = None) -> dict:
+    """A session on the one-layer artifact (derive_layers): the counters of the embedding, of the
+    layer (a decode step at position `context`, and a prefill tile of max_tok tokens) and of the final
+    norm + LM head, each one START; scaled to `layers` decoder layers:
+    per-token cycles = embed + layers x layer + head. `head`: the head's counters measured elsewhere
+    (extrapolate_head of two vocabulary slices; `head_note` says how), so this session's is not run."""
+    ex, last_row = _program_marks(sess)
+    first_layer = 1
+    cfg = _hw_config(sess)
+    L = layers or ex.cfg.num_layers
     tile = cfg.max_tok
     ex.reset(max(context + 1, prompt_len))
     st = _Stepper(ex)
@@ -267,7 +306,9 @@ def bench_layer(sess, context: int = 128, prompt_len: int = 128, layers: int | N
     pre_pos = max(0, (prompt_len - tile) // 2)
     emb_t = st.run(0, first_layer, tile, pre_pos)
     pre = _sub(st.run(0, last_row, tile, pre_pos), emb_t)
-    head = st.run(last_row, None, 1, context)
+    if head is None:
+        head = st.run(last_row, None, 1, context)
+        head_note = "measured"
     wall = time.perf_counter() - t0
 
     f = cfg.clock_mhz * 1e6
@@ -303,6 +344,7 @@ def bench_layer(sess, context: int = 128, prompt_len: int = 128, layers: int | N
         "scaled": {"decode": f"embed + {L} x layer_decode + head",
                    "prefill": f"{prompt_len}/{tile} x (embed_prefill_tile + {L} x layer_prefill_tile) "
                               f"+ {passes} x head (one per pass of {ex.run_tokens} tokens)",
+                   "head": head_note,
                    "kv_cache": f"not written: the decode step reads {context} positions of the KV region as "
                                f"they are (attention time depends on their number only)"},
         "sim_wall_s": wall,

@@ -11,6 +11,7 @@ import pytest
 
 import edgestream
 from edgestream.errors import InputError
+from edgestream.host.accel_bench import derive_layers
 from edgestream.synth import make_checkpoint
 
 CONTEXT = 8
@@ -76,3 +77,24 @@ def test_bench_layer_scaled_matches_a_whole_pass(shell_art, capsys):
     assert run["pos"] == CONTEXT and run["ntok"] == 1 and len(ex.log) == 2
     whole = run["counters"]["cycles"]
     assert abs(rep["cycles_per_decode_token"] - whole) / whole < 0.015, (rep["cycles_per_decode_token"], whole)
+
+
+def test_head_extrapolated_from_two_slices(shell_art, tmp_path):
+    """bench_accel_sim --head-rows: the LM head measured on its first R and 2R rows and extrapolated to
+    the whole vocabulary, against the whole head measured in the same build."""
+    from edgestream.host.accel_bench import _PARTS, extrapolate_head, measure_head
+
+    def head(art):
+        sess = edgestream.load(art, device="sim")
+        try:
+            return measure_head(sess, CONTEXT)
+        finally:
+            sess.close()
+
+    whole = head(derive_layers(shell_art, tmp_path / "one.esa", 1))
+    small, large = (head(derive_layers(shell_art, tmp_path / f"v{r}.esa", 1, vocab=r)) for r in (64, 128))
+    assert set(whole) == set(_PARTS) and large["cycles"] > small["cycles"] > 0
+    est = extrapolate_head(small, large, (64, 128), 300)
+    # 300 rows are 18.75 row batches of Q = 16, run as 19: the slices (4 and 8 batches) see no padding
+    assert abs(est["cycles"] - whole["cycles"]) <= 0.02 * whole["cycles"], (est, whole)
+    assert abs(est["wgt_beats"] - whole["wgt_beats"]) <= 0.02 * whole["wgt_beats"], (est, whole)
