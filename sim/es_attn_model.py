@@ -40,33 +40,82 @@ def attention_instr(dst: int, q: int, k: int, v: int, layer: int, layers: int, d
 
 @dataclass(frozen=True)
 class KvLayout:
-    """The KV region of docs/units.md: per (layer, KV head) a block of P K slots then P V slots."""
+    """The KV region of docs/units.md: per (layer, KV head) a block of P K slots then P V slots. With
+    KVP KV ports (kvp > 1) a K slot is padded to KW = ceil((DB+1)/KVP) words of KVP beats and a V slot
+    to VW = ceil(DB/KVP) words; beat b of a slot lives in stripe b % KVP (the K part and the V part are
+    KVP stripes each, stripe p of the K part at block + p*P*KW*16), word b // KVP of the slot's run of
+    KW (VW) beats in it. kvp = 1 is the layout of one port: contiguous slots of DB+1 and DB beats."""
 
     layers: int
     kv_heads: int
     d: int
     kv_size: int
+    kvp: int = 1
 
     @property
     def db(self) -> int:
         return self.d // BEAT
 
     @property
+    def kw(self) -> int:
+        return cdiv(self.db + 1, self.kvp)
+
+    @property
+    def vw(self) -> int:
+        return cdiv(self.db, self.kvp)
+
+    @property
+    def slot_beats(self) -> int:
+        """Beats of one position's K and V slots (padding included)."""
+        return (self.kw + self.vw) * self.kvp
+
+    @property
     def slots(self) -> int:
-        return self.kv_size // (self.layers * self.kv_heads * (2 * self.db + 1) * BEAT)
+        return self.kv_size // (self.layers * self.kv_heads * self.slot_beats * BEAT)
 
     def block(self, layer: int, g: int) -> int:
-        return (layer * self.kv_heads + g) * self.slots * (2 * self.db + 1) * BEAT
+        return (layer * self.kv_heads + g) * self.slots * self.slot_beats * BEAT
+
+    def kbeat(self, layer: int, g: int, s: int, b: int) -> int:
+        """Offset of beat b of K slot s (b = 0 the scale beat)."""
+        return (self.block(layer, g) + (b % self.kvp) * self.slots * self.kw * BEAT + s * self.kw * BEAT
+                + (b // self.kvp) * BEAT)
+
+    def vbeat(self, layer: int, g: int, s: int, b: int) -> int:
+        return (self.block(layer, g) + self.slots * self.kw * self.kvp * BEAT
+                + (b % self.kvp) * self.slots * self.vw * BEAT + s * self.vw * BEAT + (b // self.kvp) * BEAT)
 
     def kslot(self, layer: int, g: int, s: int) -> int:
-        return self.block(layer, g) + s * (self.db + 1) * BEAT
+        return self.kbeat(layer, g, s, 0)
 
     def vslot(self, layer: int, g: int, s: int) -> int:
-        return self.block(layer, g) + self.slots * (self.db + 1) * BEAT + s * self.db * BEAT
+        return self.vbeat(layer, g, s, 0)
+
+    def put_k(self, mem, layer: int, g: int, s: int, head: bytes, row: bytes, base: int = 0) -> None:
+        """Write K slot s: the scale beat `head`, the row's beats, zero padding (as the unit writes it)."""
+        data = head + row + bytes(BEAT * self.kw * self.kvp - BEAT - len(row))
+        for b in range(self.kw * self.kvp):
+            o = base + self.kbeat(layer, g, s, b)
+            mem[o:o + BEAT] = data[BEAT * b:BEAT * b + BEAT]
+
+    def put_v(self, mem, layer: int, g: int, s: int, row: bytes, base: int = 0) -> None:
+        data = row + bytes(BEAT * self.vw * self.kvp - len(row))
+        for b in range(self.vw * self.kvp):
+            o = base + self.vbeat(layer, g, s, b)
+            mem[o:o + BEAT] = data[BEAT * b:BEAT * b + BEAT]
+
+    def get_k(self, mem, layer: int, g: int, s: int, base: int = 0) -> tuple[bytes, bytes]:
+        """K slot s: (its scale beat, the row's D bytes)."""
+        beats = [bytes(mem[base + self.kbeat(layer, g, s, b):][:BEAT]) for b in range(self.db + 1)]
+        return beats[0], b"".join(beats[1:])
+
+    def get_v(self, mem, layer: int, g: int, s: int, base: int = 0) -> bytes:
+        return b"".join(bytes(mem[base + self.vbeat(layer, g, s, b):][:BEAT]) for b in range(self.db))
 
     @staticmethod
-    def bytes_for(layers: int, kv_heads: int, d: int, positions: int) -> int:
-        return layers * kv_heads * (2 * (d // BEAT) + 1) * BEAT * positions
+    def bytes_for(layers: int, kv_heads: int, d: int, positions: int, kvp: int = 1) -> int:
+        db = d // BEAT
+        return layers * kv_heads * (cdiv(db + 1, kvp) + cdiv(db, kvp)) * kvp * BEAT * positions
 
 
 @dataclass
@@ -115,9 +164,10 @@ def write_rows(mem, base: int, rows: np.ndarray, q: int, mt: int) -> None:
             mem[o:o + 4 * n] = rows[t, c0:c0 + n].astype("<f4").tobytes()
 
 
-def run_attention(mem: bytearray, regs: Regs, instr: bytes, q: int, mt: int, dmax: int, smax: int) -> None:
-    """Execute one ATTENTION on `mem` (byte addresses = offsets into mem); raises Fault before writing
-    anything when a check fails."""
+def run_attention(mem: bytearray, regs: Regs, instr: bytes, q: int, mt: int, dmax: int, smax: int,
+                  kvp: int = 1) -> None:
+    """Execute one ATTENTION on `mem` (byte addresses = offsets into mem) for a unit with `kvp` KV ports
+    (the KV region's layout, KvLayout); raises Fault before writing anything when a check fails."""
     op, _, a, *f = struct.unpack("<BBH7I", instr)
     assert op == pg.ATTENTION
     layer, layers = f[3] & 0xFFFF, f[3] >> 16
@@ -141,7 +191,7 @@ def run_attention(mem: bytearray, regs: Regs, instr: bytes, q: int, mt: int, dma
         return regs.act_base + off
 
     qa, ka, va, da = buf(f[0], heads * d), buf(f[1], kvh * d), buf(f[2], kvh * d), buf(a, heads * d)
-    lay = KvLayout(layers, kvh, d, regs.kv_size)
+    lay = KvLayout(layers, kvh, d, regs.kv_size, kvp)
     if regs.kv_base % BEAT or pos0 + ntok > lay.slots:
         raise Fault("RANGE")
     if pos0 + ntok > smax:
@@ -155,11 +205,8 @@ def run_attention(mem: bytearray, regs: Regs, instr: bytes, q: int, mt: int, dma
     for t in range(ntok):
         p = pos0 + t
         for g in range(kvh):
-            o = kb + lay.kslot(layer, g, p)
-            mem[o:o + BEAT] = struct.pack("<ffII", dk[t, g], dv[t, g], p, 0)
-            mem[o + BEAT:o + BEAT + d] = kq[t, g].tobytes()
-            o = kb + lay.vslot(layer, g, p)
-            mem[o:o + d] = vq[t, g].tobytes()
+            lay.put_k(mem, layer, g, p, struct.pack("<ffII", dk[t, g], dv[t, g], p, 0), kq[t, g].tobytes(), kb)
+            lay.put_v(mem, layer, g, p, vq[t, g].tobytes(), kb)
     end = pos0 + ntok
     ck = np.zeros((kvh, end, d), np.int8)
     cv = np.zeros((kvh, end, d), np.int8)
@@ -167,11 +214,10 @@ def run_attention(mem: bytearray, regs: Regs, instr: bytes, q: int, mt: int, dma
     cdv = np.zeros((kvh, end), F32)
     for g in range(kvh):
         for s in range(end):
-            o = kb + lay.kslot(layer, g, s)
-            cdk[g, s], cdv[g, s] = struct.unpack_from("<ff", mem, o)
-            ck[g, s] = np.frombuffer(bytes(mem[o + BEAT:o + BEAT + d]), np.int8)
-            o = kb + lay.vslot(layer, g, s)
-            cv[g, s] = np.frombuffer(bytes(mem[o:o + d]), np.int8)
+            head, row = lay.get_k(mem, layer, g, s, kb)
+            cdk[g, s], cdv[g, s] = struct.unpack_from("<ff", head)
+            ck[g, s] = np.frombuffer(row, np.int8)
+            cv[g, s] = np.frombuffer(lay.get_v(mem, layer, g, s, kb), np.int8)
     qq, dq = nx.quant_heads(qx)
     grp = np.arange(heads) // (heads // kvh)
     o = nx.attention(qq.transpose(1, 0, 2), dq.T, ck[grp], cdk[grp], cv[grp], cdv[grp],

@@ -3,7 +3,10 @@ sub-modules and the shared floating-point primitives): LUT / FF / DSP / BRAM36 /
 budget, and the logic depth (`ltp -noff`: the longest path in cells between registers) of the mapped
 netlist, per module and for the whole unit. The figures in docs/hardware.md "Attention unit".
 
-    python sim/es_attn_synth.py [--top es_attn_soft] [--json]      (es_attn: DMAX 256, SMAX 4096, NQ 4)
+    python sim/es_attn_synth.py [--top es_attn_soft] [--kvp 4] [--json]   (es_attn: DMAX 256, SMAX 4096, NQ 4)
+
+--kvp N (es_attn, es_attn_dot, es_attn_vacc): the module at KVP = N (KV beats per cycle), through a
+generated wrapper that sets the parameter (the wrapper adds no cells).
 """
 
 from __future__ import annotations
@@ -24,11 +27,36 @@ UNIT = ["es_attn_dly", "es_attn_div", "es_attn_rowaddr", "es_attn_dot", "es_attn
         "es_attn_score", "es_attn_soft", "es_attn_wgt", "es_attn_scal", "es_attn_out", "es_attn"]
 
 
-def synth(top: str) -> dict:
+def wrapper(top: str, kvp: int, path: Path) -> str:
+    """A module `{top}_kvp{kvp}`: `top`'s own header (parameters, ANSI ports) with KVP's default set to
+    kvp, instantiating `top` with every parameter passed on."""
+    text = (RTL / f"{top}.sv").read_text()
+    body = text[text.index(f"module {top} #("):]
+    head = body[:body.index(");") + 2]
+    params = head[:head.index(") (")]
+    names = re.findall(r"^\s*(?:input|output)\s+logic\s*(?:\[[^\]]*\])?\s*(\w+)", head[len(params):], re.M)
+    pnames = re.findall(r"parameter\s+int\s+(\w+)", params)
+    name = f"{top}_kvp{kvp}"
+    head = head.replace(f"module {top}", f"module {name}", 1)
+    head = re.sub(r"parameter int KVP = \d+", f"parameter int KVP = {kvp}", head)
+    inst = (f"    {top} #(" + ", ".join(f".{n}({n})" for n in pnames) + ") u ("
+            + ", ".join(f".{n}" for n in names) + ");\nendmodule\n")
+    path.write_text(head + "\n" + inst)
+    return name
+
+
+def synth(top: str, kvp: int = 1) -> dict:
     gen = ROOT / "hw" / "generated"
+    extra = []
+    if kvp != 1:
+        scratch = ROOT / "build"
+        scratch.mkdir(exist_ok=True)
+        w = scratch / f"{top}_kvp{kvp}.sv"
+        top = wrapper(top, kvp, w)
+        extra = [w]
     # relative paths: yowasp's sandbox has its own /tmp (edgestream.hwsynth._rel)
     srcs = " ".join(_rel(p) for p in [gen / "es_regs_pkg.sv", gen / "es_exp2_rom.sv"]
-                    + [RTL / f"{m}.sv" for m in PRIMS + UNIT])
+                    + [RTL / f"{m}.sv" for m in PRIMS + UNIT] + extra)
     # the module's default parameters (DMAX 256, SMAX 4096, NQ 4): `hierarchy -chparam` on es_attn
     # trips a Yosys 0.70 assertion (a sub-module instantiated twice with the same parameters)
     setp = chp = ""
@@ -52,10 +80,13 @@ def synth(top: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--top", default="es_attn", help="es_attn or one of its sub-modules")
+    ap.add_argument("--kvp", type=int, default=1, help="KV beats per cycle (es_attn, es_attn_dot, es_attn_vacc)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     params = {"DMAX": 256, "SMAX": 4096, "NQ": 4} if a.top == "es_attn" else {}
-    res = synth(a.top)
+    if a.kvp != 1:
+        params["KVP"] = a.kvp
+    res = synth(a.top, a.kvp)
     res["params"] = params
     if a.json:
         print(json.dumps({k: v for k, v in res.items() if k != "raw"}))

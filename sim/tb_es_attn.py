@@ -27,7 +27,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus
 from es_attn_model import BEAT, Fault, KvLayout, Regs, attention_instr, cdiv, run_attention, tile_offset
-from sim_server import PERIOD_NS, DdrModel, Faults
+from sim_server import PERIOD_NS, DdrModel, Faults, weight_buses
 from tb_common import bench_config, high, random_pause
 
 from edgestream import numerics as nx
@@ -37,6 +37,7 @@ from edgestream import regmap as rm
 CFG = bench_config()
 Q, MT = int(CFG.get("Q", 16)), int(CFG.get("MAXTOK", 4))
 DMAX, SMAX, NQ = int(CFG.get("DMAX", 256)), int(CFG.get("SMAX", 4096)), int(CFG.get("NQ", 4))
+KVP = int(CFG.get("KVP", 1))    # KV ports (the striped KV layout, m_axi_w0.. of the bench)
 U = 4 * Q
 F32 = np.float32
 ACT_BASE = 0x1000
@@ -75,7 +76,7 @@ class Case:
             o += -(-c // 64) * 64
         act_size = o
         kv_base = -(-(ACT_BASE + act_size) // 4096) * 4096
-        kv_size = KvLayout.bytes_for(self.layers, self.kvh, d, self.slots)
+        kv_size = KvLayout.bytes_for(self.layers, self.kvh, d, self.slots, KVP)
         mem = bytearray(kv_base + kv_size + 4096)
         bufs = [1, 2, 3, 4]                   # q, k, v, dst buffer indices
         for i, b in enumerate(bufs):
@@ -93,7 +94,7 @@ class Case:
         da = ACT_BASE + offs[3]
         mem[da:da + caps[3]] = self.rng.integers(0, 256, caps[3], dtype=np.uint8).tobytes()
         # earlier positions of every layer (slot contents as the unit writes them)
-        lay = KvLayout(self.layers, self.kvh, d, kv_size)
+        lay = KvLayout(self.layers, self.kvh, d, kv_size, KVP)
         for layer in range(self.layers):
             hist = self.pos0
             if hist == 0:
@@ -102,11 +103,9 @@ class Case:
             vq, dv = nx.quant_heads(self.rows(hist, self.kvh * d).reshape(hist, self.kvh, d))
             for p in range(hist):
                 for g in range(self.kvh):
-                    a = kv_base + lay.kslot(layer, g, p)
-                    mem[a:a + BEAT] = struct.pack("<ffII", dk[p, g], dv[p, g], p, 0)
-                    mem[a + BEAT:a + BEAT + d] = kq[p, g].tobytes()
-                    a = kv_base + lay.vslot(layer, g, p)
-                    mem[a:a + d] = vq[p, g].tobytes()
+                    lay.put_k(mem, layer, g, p, struct.pack("<ffII", dk[p, g], dv[p, g], p, 0), kq[p, g].tobytes(),
+                              kv_base)
+                    lay.put_v(mem, layer, g, p, vq[p, g].tobytes(), kv_base)
         self.mem = mem
         self.regs = Regs(n_buffers=NMAP, act_base=ACT_BASE, act_size=act_size, kv_base=kv_base, kv_size=kv_size,
                          ntok=ntok, pos0=self.pos0)
@@ -133,8 +132,8 @@ class TB:
 
     async def start(self, mem_bytes: int):
         self.ddr = DdrModel(AxiBus.from_prefix(self.dut, "m_axi"), self.dut.clk, self.dut.rst_n, mem_bytes,
-                            self.latency, self.faults)
-        for ch in (self.ddr.read_if, self.ddr.write_if):
+                            self.latency, self.faults, wbuses=weight_buses(self.dut, KVP))
+        for ch in (self.ddr.read_if, self.ddr.write_if, *self.ddr.wread_ifs):
             ch.log.setLevel(logging.WARNING)   # one line per burst slows the bench down
         self.dut.rst_n.value = 0
         await ClockCycles(self.dut.clk, 4)
@@ -142,7 +141,8 @@ class TB:
         await ClockCycles(self.dut.clk, 2)
 
     def channels(self):
-        return self.ddr.read_if.r_channel, self.ddr.write_if.w_channel, self.ddr.write_if.b_channel
+        return (self.ddr.read_if.r_channel, self.ddr.write_if.w_channel, self.ddr.write_if.b_channel,
+                *(r.r_channel for r in self.ddr.wread_ifs))
 
     def backpressure(self, seed: int | None):
         """Idle cycles on R and B, backpressure on W (30% random pauses); None: none."""
@@ -177,7 +177,8 @@ class TB:
                                      f"issuer state {int(u.ist.value)})")
         u = dut.u_attn
         if int(dut.err_code.value) == 0:   # done means every stream is finished
-            assert not high(u.rd_busy) and not high(u.wr_busy) and not high(u.rd_valid), \
+            assert not high(u.rd_busy) and not high(u.wr_busy) and not high(u.rd_valid) \
+                and not high(u.kv_busy) and not high(u.kv_valid), \
                 f"{case.name}: done while the read or write stream is still busy"
         return {"cycles": n, "err": int(dut.err_code.value), "info": int(dut.err_info.value),
                 "store": int(dut.cyc_store.value), "attend": int(dut.cyc_attend.value),
@@ -190,7 +191,7 @@ class TB:
 def expected(case: Case, instr: bytes) -> tuple[int, bytes]:
     mem = bytearray(case.mem)
     try:
-        run_attention(mem, case.regs, instr, Q, MT, DMAX, SMAX)
+        run_attention(mem, case.regs, instr, Q, MT, DMAX, SMAX, KVP)
     except Fault as f:
         return f.code, bytes(case.mem)
     return 0, bytes(mem)
@@ -290,6 +291,19 @@ async def faults(dut):
     compare(c, tb.memory(len(c.mem)), want)
 
 
+# the consumer states of hw/rtl/es_attn.sv (cs), for the perf test's cycles by state
+CS_NAMES = ["IDLE", "DIV", "FCHK", "FETCH", "MCHK", "KVDIV", "KVCHK", "GEO", "GEO2", "1_KV", "1_W", "1_BAR", "2_SET",
+            "2_QRY", "2_P1", "2_P2", "2_SC", "2_P3", "2_P3W", "2_SET2", "2_NEXT", "FIN", "ABORT"]
+
+
+async def count_states(dut, counts: dict) -> None:
+    u = dut.u_attn
+    while True:
+        await RisingEdge(dut.clk)
+        n = CS_NAMES[int(u.cs.value)]
+        counts[n] = counts.get(n, 0) + 1
+
+
 @cocotb.test()
 async def perf(dut):
     if "perf" not in CFG.get("tests", []):
@@ -301,11 +315,16 @@ async def perf(dut):
     await tb.start(len(c.mem) + 4096)
     ins = c.instr()
     _, want = expected(c, ins)
+    states: dict = {}
+    mon = cocotb.start_soon(count_states(dut, states))
     res = await tb.run(c, ins, timeout=20_000_000)
+    mon.cancel()
+    states.pop("IDLE", None)
+    res["states"] = states
     assert res["err"] == 0
     compare(c, tb.memory(len(c.mem)), want)
-    lay = KvLayout(1, c.kvh, c.d, c.regs.kv_size)
-    res.update({"shape": p, "kv_stream_beats": c.kvh * p["ctx"] * (2 * lay.db + 1)})
+    lay = KvLayout(1, c.kvh, c.d, c.regs.kv_size, KVP)
+    res.update({"shape": p, "kvp": KVP, "kv_stream_beats": c.kvh * p["ctx"] * lay.slot_beats})
     dut._log.info("perf %s: %s", p, res)
     if CFG.get("perf_out"):
         with open(CFG["perf_out"], "w") as f:

@@ -18,6 +18,11 @@
 // ACT_MUL ReLU^2, ADD) with the row unit es_row (LAST_ROW) sharing its read master (ARID 4) and write
 // master (AWID 1), bit 1 the attention unit es_attn (ARID 5, AWID 2) over the KV region, bit 2 the
 // argmax of OUTPUT (es_row). es_seq dispatches to them and waits; one runs at a time.
+// KVP (attention KV ports): 1, the attention unit's key and value streams on its read master (ARID 5);
+// KVP = WP (2 or 4), they stream through the weight ports, which the engine leaves idle while a unit
+// runs: the weight readers' command and out_ready are the attention unit's while it is busy (a mux in
+// front of them, the engine sees no weight beat then), its writes stay on AWID 2 (docs/units.md "KV
+// cache in DDR": the striped layout of KVP ports).
 // Writes: three es_axi_wr (results AWID 0, vector/row 1, attention 2) behind one AW/W multiplexer that
 // gives W to the master whose AW went out until its last beat (W carries no ID); B is routed by BID.
 // Program execution, memory layouts and registers: docs/registers.md. irq = IRQ_EN and (DONE, HOST or
@@ -40,6 +45,7 @@ module edgestream_accel #(
     parameter int DMAX = 256,            // es_attn: longest head row (multiple of 16)
     parameter int SMAX = 4096,           // es_attn: longest context (power of two)
     parameter int NQ = 4,                // es_attn: queries per key/value stream
+    parameter int KVP = 1,               // es_attn: KV ports (1, or WP when WP > 1: the weight ports)
     parameter int KROWS = es_regs_pkg::ES_KROWS, // rows of a K-tiled linear accumulated on chip (0: the host
                                          // runs K-tiled linears); HW_UNITS bit 3
     parameter int INT_DENSE = es_regs_pkg::ES_INT_DENSE,  // the engine runs int-dense regions (a multiplier
@@ -257,6 +263,11 @@ module edgestream_accel #(
     logic [127:0]  wp_rd [4];
     logic [1:0]    wp_rr [4];
     logic [2:0]    wp_rbeats;          // R beats received on the weight ports this cycle (RD_BEATS)
+    // the attention unit's KV stream (KVP > 1): it owns the weight readers while at_sel
+    logic          at_sel, at_kc_v, at_kc_r, at_kv_r, w_all_v;
+    logic [511:0]  w_all_d;            // the weight readers' beats side by side (port p at [128p +: 128])
+    logic [39:0]   at_kc_a;
+    logic [31:0]   at_kc_n, at_kc_s;
     if (WP == 1) begin : g_w1
         assign rc_valid[2] = w_cmd_v;
         assign w_cmd_r = rc_ready[2];
@@ -275,7 +286,10 @@ module edgestream_accel #(
             assign wp_rrdy[p] = 1'b1;
         end
         assign wp_rbeats = '0;
-        wire unused_w1 = &{1'b0, w_cmd_s, wp_arr, wp_rv, wp_rl, wp_rd[0], wp_rd[1], wp_rd[2], wp_rd[3],
+        assign at_kc_r = 1'b0;
+        assign w_all_v = 1'b0;
+        assign w_all_d = '0;
+        wire unused_w1 = &{1'b0, at_sel, at_kc_v, at_kc_a, at_kc_n, at_kc_s, at_kv_r, w_cmd_s, wp_arr, wp_rv, wp_rl, wp_rd[0], wp_rd[1], wp_rd[2], wp_rd[3],
                           wp_rr[0], wp_rr[1], wp_rr[2], wp_rr[3]};
     end else begin : g_wn
         // one command to all WP readers at once (they are all idle between tiles): port p reads
@@ -285,16 +299,30 @@ module edgestream_accel #(
         logic [1:0]    b_resp [WP];
         logic [127:0]  o_d [WP];
         wire all_v = &o_v;
-        assign w_cmd_r = &c_rdy;
-        assign w_valid = all_v;
+        // KVP > 1: the attention unit's command and ready while it runs (the sequencer issues none then,
+        // and its streams are idle before it dispatches a unit)
+        wire        q_sel = KVP > 1 && at_sel;
+        wire        q_v = q_sel ? at_kc_v : w_cmd_v;
+        wire [39:0] q_a = q_sel ? at_kc_a : w_cmd_a;
+        wire [31:0] q_n = q_sel ? at_kc_n : w_cmd_n;
+        wire [31:0] q_s = q_sel ? at_kc_s : w_cmd_s;
+        wire        q_rdy = q_sel ? at_kv_r : w_ready;
+        assign w_cmd_r = &c_rdy && !q_sel;
+        assign at_kc_r = &c_rdy && q_sel;
+        assign w_valid = all_v && !q_sel;
+        assign w_all_v = all_v;
+        always_comb begin
+            w_all_d = '0;
+            for (int p = 0; p < WP; p++) w_all_d[128*p +: 128] = o_d[p];
+        end
         for (genvar p = 0; p < WP; p++) begin : g_p
             es_axi_rd #(.DW(DW), .BURST(BURST), .OUTST(OUTST), .FIFO(WPFIFO)) u_wrd (
                 .clk, .rst_n, .abort,
-                .cmd_valid(w_cmd_v && w_cmd_r), .cmd_ready(c_rdy[p]),
-                .cmd_addr(w_cmd_a + 40'(p) * 40'(w_cmd_s)), .cmd_beats(w_cmd_n),
+                .cmd_valid(q_v && &c_rdy), .cmd_ready(c_rdy[p]),
+                .cmd_addr(q_a + 40'(p) * 40'(q_s)), .cmd_beats(q_n),
                 .ar_valid(wp_arv[p]), .ar_ready(wp_arr[p]), .ar_addr(wp_ara[p]), .ar_len(wp_arl[p]),
                 .r_valid(wp_rv[p]), .r_ready(wp_rrdy[p]), .r_data(wp_rd[p]), .r_resp(wp_rr[p]), .r_last(wp_rl[p]),
-                .out_valid(o_v[p]), .out_ready(w_ready && all_v), .out_data(o_d[p]),
+                .out_valid(o_v[p]), .out_ready(q_rdy && all_v), .out_data(o_d[p]),
                 .busy(b_busy[p]), .err(b_err[p]), .err_resp(b_resp[p])
             );
             assign w_data[128*p +: 128] = o_d[p];
@@ -749,7 +777,15 @@ module edgestream_accel #(
             .w_last(w_l[2]), .b_valid(b_v[2]), .b_ready(b_rdy[2]), .b_resp(m_axi_bresp),
             .busy(uw_busy[1]), .err(wr_e), .err_resp(wr_er)
         );
-        es_attn #(.Q(Q), .MAXTOK(MAXTOK), .DMAX(DMAX), .SMAX(SMAX), .NQ(NQ)) u_attn (
+        logic [KVP*128-1:0] kv_d;
+        if (KVP > 1) begin : g_kvw
+            assign kv_d = w_all_d[KVP*128-1:0];
+        end else begin : g_kv1
+            assign kv_d = '0;
+            wire unused_kv = &{1'b0, w_all_d, w_all_v};
+        end
+        assign at_sel = KVP > 1 && a_busy;
+        es_attn #(.Q(Q), .MAXTOK(MAXTOK), .DMAX(DMAX), .SMAX(SMAX), .NQ(NQ), .KVP(KVP)) u_attn (
             .clk, .rst_n, .abort, .go(go_attn), .instr(u_instr), .prog_base, .prog_size,
             .n_regions(u_nregions), .n_buffers(u_nbuffers), .wgt_base, .wgt_size, .act_base, .act_size,
             .kv_base, .kv_size, .ntok(u_ntok), .pos0(u_pos),
@@ -757,6 +793,9 @@ module edgestream_accel #(
             .rd_cmd_valid(rc_v), .rd_cmd_ready(rc_r), .rd_cmd_addr(rc_a), .rd_cmd_beats(rc_n),
             .rd_valid(rd_v), .rd_ready(rd_r), .rd_data(rd_d),
             .rd_busy(ur_busy[1]), .rd_err(rd_e), .rd_err_resp(rd_er),
+            .kv_cmd_valid(at_kc_v), .kv_cmd_ready(at_kc_r), .kv_cmd_addr(at_kc_a), .kv_cmd_beats(at_kc_n),
+            .kv_cmd_stride(at_kc_s), .kv_valid(w_all_v), .kv_ready(at_kv_r), .kv_data(kv_d),
+            .kv_busy(w_busy), .kv_err(w_err), .kv_err_resp(w_resp),
             .wr_cmd_valid(wc_v), .wr_cmd_ready(wc_r), .wr_cmd_addr(wc_a), .wr_cmd_beats(wc_n),
             .wr_valid(wd_v), .wr_ready(wd_r), .wr_data(wd_d),
             .wr_busy(uw_busy[1]), .wr_err(wr_e), .wr_err_resp(wr_er),
@@ -781,7 +820,13 @@ module edgestream_accel #(
         assign a_code = '0;
         assign a_info = '0;
         assign rr_u[1] = 1'b1;
-        wire unused_na = &{1'b0, ar_r[5], r_v[5], aw_r[2], w_r[2], b_v[2], go_attn, u_instr, u_nregions,
+        assign at_sel = 1'b0;
+        assign at_kc_v = 1'b0;
+        assign at_kc_a = '0;
+        assign at_kc_n = '0;
+        assign at_kc_s = '0;
+        assign at_kv_r = 1'b0;
+        wire unused_na = &{1'b0, at_kc_r, w_all_v, w_all_d, ar_r[5], r_v[5], aw_r[2], w_r[2], b_v[2], go_attn, u_instr, u_nregions,
                             u_nbuffers, u_pos, u_ntok};
     end
     // one unit runs at a time: its done and code come back to the sequencer

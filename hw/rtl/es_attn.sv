@@ -31,7 +31,9 @@ module es_attn #(
     parameter int MAXTOK = es_regs_pkg::ES_MAXTOK,
     parameter int DMAX = 256,        // longest head row (multiple of 16)
     parameter int SMAX = 4096,       // longest context (score buffer depth, power of two)
-    parameter int NQ = 4             // queries per key/value stream (GQA group x tokens)
+    parameter int NQ = 4,            // queries per key/value stream (GQA group x tokens)
+    parameter int KVP = 1            // KV beats per cycle: 1, the keys and values on the read stream;
+                                     // 2 or 4, on the KV stream (KVP read masters, striped slots)
 ) (
     input  logic         clk,
     input  logic         rst_n,
@@ -68,6 +70,20 @@ module es_attn #(
     input  logic         rd_busy,
     input  logic         rd_err,
     input  logic [1:0]   rd_err_resp,
+    // KV stream (KVP > 1: KVP es_axi_rd of the shell given one command, port p reading kv_cmd_beats
+    // beats at kv_cmd_addr + p * kv_cmd_stride; a word is their beats side by side, port p at
+    // [128p +: 128], taken when every port has one. KVP = 1: unused, tie off)
+    output logic         kv_cmd_valid,
+    input  logic         kv_cmd_ready,
+    output logic [39:0]  kv_cmd_addr,
+    output logic [31:0]  kv_cmd_beats,
+    output logic [31:0]  kv_cmd_stride,
+    input  logic         kv_valid,
+    output logic         kv_ready,
+    input  logic [KVP*128-1:0] kv_data,
+    input  logic         kv_busy,
+    input  logic         kv_err,
+    input  logic [1:0]   kv_err_resp,
     // write stream (an es_axi_wr of the shell)
     output logic         wr_cmd_valid,
     input  logic         wr_cmd_ready,
@@ -94,6 +110,7 @@ module es_attn #(
     localparam int LS = $clog2(SMAX);
     localparam int LNQ = (NQ > 1) ? $clog2(NQ) : 1;
     localparam int AW = 24 + LS;     // value sums: |num| <= 32767 * 128 * SMAX
+    localparam int LK = (KVP > 1) ? $clog2(KVP) : 0;
 
     // ---------------- instruction and its figures
     logic [15:0] ia;
@@ -105,12 +122,17 @@ module es_attn #(
     wire  [8:0]  dd = f4[8:0];                 // D (checked <= DMAX)
     wire  [4:0]  db = f4[8:4];                 // beats per int8 head row
     wire  [6:0]  d4 = 7'(f4[8:2]);             // beats per f32 head row
+    // words (KVP beats) of a K slot (scale beat + DB) and of a V slot (DB), each padded to whole words;
+    // at KVP = 1 the slots of today: DB + 1 and DB beats
+    wire  [5:0]  kw = 6'((6'(db) + 6'd1 + 6'(KVP - 1)) >> LK);
+    wire  [5:0]  vw = 6'((6'(db) + 6'(KVP - 1)) >> LK);
     logic [15:0] rg;                           // GQA group size H / KVH
     logic [31:0] wq, wk;                       // widths H*D, KVH*D
     logic [31:0] rbq, rbk;                     // units per token of q/dst, k/v
     logic [31:0] slots;                        // P
     logic [31:0] blockb, kbytes;               // block (l, g) bytes, its K part
-    logic [31:0] kslot_b, vslot_b;             // bytes of a K slot, a V slot
+    logic [31:0] kslot_b, vslot_b;             // bytes of a K slot, a V slot (in one stripe)
+    logic [31:0] kstripe, vstripe;             // bytes of a K stripe, a V stripe (KVP > 1)
     logic [39:0] lbase;                        // block (layer, 0)
 
     // ---------------- buffer-map entries: 0 q, 1 k, 2 v, 3 dst
@@ -208,11 +230,24 @@ module es_attn #(
     logic [31:0]    kj, sj;                    // key of the next beat, next score to store
     logic           dot_valid;
     logic [NQ*32-1:0] dot;
-    es_attn_dot #(.NQ(NQ), .DBMAX(DBMAX)) u_dot (
-        .clk, .rst_n,
+    // the key and value streams: the read stream at KVP = 1, the KV stream's words at KVP > 1
+    logic [KVP*128-1:0] kvd;
+    logic           kvv;
+    if (KVP > 1) begin : g_kvs
+        assign kvd = kv_data;
+        assign kvv = kv_valid;
+    end else begin : g_kv1
+        assign kvd = rd_data;
+        assign kvv = rd_valid;
+    end
+    wire            kb_last = kb == (LDB + 1)'(kw - 6'd1);
+    // KVP = 1: the row's beats 1 .. DB of the slot (the scale beat to the score chain only); KVP > 1:
+    // every word of the slot (the dot masks the scale beat and the padding)
+    es_attn_dot #(.NQ(NQ), .DBMAX(DBMAX), .KVP(KVP)) u_dot (
+        .clk, .rst_n, .db,
         .q_we(qz_we && cs == C2_QRY), .q_lane(cn[LNQ-1:0]), .q_addr(qz_addr), .q_data(qz_data),
-        .k_valid(p1_take && kb != '0), .k_addr(LDB'(kb - 1'b1)), .k_last(kb == (LDB + 1)'(db)), .k_data(rd_data),
-        .dot_valid, .dot
+        .k_valid(p1_take && (KVP > 1 || kb != '0)), .k_addr(KVP > 1 ? kb : kb - 1'b1), .k_last(kb_last),
+        .k_data(kvd), .dot_valid, .dot
     );
     // the floating-point chains start empty with every instruction (an AXI fault ends one mid-stream)
     wire            fp_rst_n = rst_n && cs != C_ABORT && cs != C_IDLE;
@@ -222,7 +257,7 @@ module es_attn #(
     always_comb for (int n = 0; n < NQ; n++) dq_all[32*n +: 32] = q_dq[n];
     es_attn_score #(.NQ(NQ)) u_score (
         .clk, .rst_n(fp_rst_n), .scale, .dq(dq_all), .ns,
-        .k_valid(p1_take && kb == '0), .dk(rd_data[31:0]), .k_room(sc_room),
+        .k_valid(p1_take && kb == '0), .dk(kvd[31:0]), .k_room(sc_room),
         .dot_valid, .dot, .s_valid(sc_valid), .s(sc_s)
     );
     logic [NQ*32-1:0] smax;
@@ -296,8 +331,8 @@ module es_attn #(
     logic [31:0]    vj;                        // key of the next value beat
     logic [LDB-1:0] o_addr;
     logic [16*AW-1:0] o_data;
-    es_attn_vacc #(.NQ(NQ), .DBMAX(DBMAX), .AW(AW)) u_vacc (
-        .clk, .rst_n, .v_valid(p3_take), .v_first(vj == 32'd0), .v_addr(vb), .v_data(rd_data), .a_w(af_data),
+    es_attn_vacc #(.NQ(NQ), .DBMAX(DBMAX), .AW(AW), .KVP(KVP)) u_vacc (
+        .clk, .rst_n, .v_valid(p3_take), .v_first(vj == 32'd0), .v_addr(vb), .v_data(kvd), .a_w(af_data),
         .o_addr, .o_lane(oe_n[LNQ-1:0]), .o_data
     );
     logic [2:0]     p3_drain;
@@ -329,6 +364,10 @@ module es_attn #(
     logic [7:0]  wj_rem;                       // beats of the job not yet commanded
     logic [7:0]  wj_ob;                        // beat offset of the next command inside its unit
     logic        wj_cont;                      // one contiguous run (else a command per unit)
+    logic        wj_strp;                      // a striped slot (KVP > 1): a command of wj_ck beats per
+    logic [7:0]  wj_ck;                        //   stripe, wj_stride apart, beats KVP apart in the slot
+    logic [7:0]  wj_sp;                        // stripe of the current command
+    wire         wj_st = KVP > 1 && wj_strp;
     logic [31:0] wj_left;                      // beats of the current command left
     logic        wj_cmd_sent;
     logic [6:0]  wj_i;                         // next data beat of the job
@@ -336,12 +375,14 @@ module es_attn #(
     always_comb begin
         wr_data = '0;
         case (wj_kind)
-            WJ_K: wr_data = wj_i == 7'd0 ? {32'd0, pos_w, dv_r1, dk_r} : kbuf[LDB'(wj_i - 7'd1)];
-            WJ_V: wr_data = vbuf[LDB'(wj_i)];
+            // (KVP > 1: the slot's padding beats are written as zeros: the streams read them)
+            WJ_K: wr_data = wj_i == 7'd0 ? {32'd0, pos_w, dv_r1, dk_r}
+                          : KVP > 1 && wj_i > 7'(db) ? 128'd0 : kbuf[LDB'(wj_i - 7'd1)];
+            WJ_V: wr_data = KVP > 1 && wj_i >= 7'(db) ? 128'd0 : vbuf[LDB'(wj_i)];
             default: wr_data = obuf[wj_i[LDB+1:0]];
         endcase
     end
-    wire [7:0] wj_cb = wj_cont || wj_rem < UB - wj_ob ? wj_rem : UB - wj_ob;   // beats of the next command
+    wire [7:0] wj_cb = wj_st ? wj_ck : wj_cont || wj_rem < UB - wj_ob ? wj_rem : UB - wj_ob;   // beats of the next command
     assign wr_cmd_valid = wj_busy && !wj_cmd_sent && wj_rem != 8'd0 && cs != C_ABORT;
     assign wr_cmd_addr = wj_addr;
     assign wr_cmd_beats = 32'(wj_cb);
@@ -387,14 +428,14 @@ module es_attn #(
                 rd_cmd_beats = 32'(icb);
             end
             I_K: begin
-                rd_cmd_valid = 1'b1;
+                rd_cmd_valid = KVP == 1;
                 rd_cmd_addr = igbase;
-                rd_cmd_beats = iS * (32'(db) + 32'd1);
+                rd_cmd_beats = iS * 32'(kw);
             end
             I_V: begin
-                rd_cmd_valid = 1'b1;
+                rd_cmd_valid = KVP == 1;
                 rd_cmd_addr = igbase + 40'(kbytes);
-                rd_cmd_beats = iS * 32'(db);
+                rd_cmd_beats = iS * 32'(vw);
             end
             default: ;
         endcase
@@ -405,6 +446,13 @@ module es_attn #(
         end
         if (cs == C_ABORT || cs == C_IDLE) rd_cmd_valid = 1'b0;
     end
+    // KVP > 1: the key and value streams as one command to the KV stream's KVP ports (stripe p at
+    // + p * stride: S words of the slots per port)
+    assign kv_cmd_valid = KVP > 1 && (ist == I_K || ist == I_V) && cs != C_ABORT && cs != C_IDLE;
+    assign kv_cmd_addr = ist == I_V ? igbase + 40'(kbytes) : igbase;
+    assign kv_cmd_beats = iS * 32'(ist == I_V ? vw : kw);
+    assign kv_cmd_stride = ist == I_V ? vstripe : kstripe;
+    wire i_kv_ready = KVP > 1 ? kv_cmd_ready : rd_cmd_ready;
 
     always_ff @(posedge clk) begin
         if (!rst_n || cs == C_ABORT || cs == C_IDLE) begin
@@ -499,8 +547,8 @@ module es_attn #(
                     ir_addr <= ir_addr - (40'(iob) << 4) + 40'(ir_stride);
                 end
                 I_BAR: if (p1_done) ist <= I_K;
-                I_K: if (rd_cmd_ready) ist <= I_V;
-                I_V: if (rd_cmd_ready) begin
+                I_K: if (i_kv_ready) ist <= I_V;
+                I_V: if (i_kv_ready) begin
                     in_ <= '0;
                     if (iqt != nt) ist <= I_SET;
                     else begin
@@ -546,23 +594,27 @@ module es_attn #(
     wire in_q = cs == C1_KV || cs == C2_QRY;
     assign qz_in_valid = in_q && rd_valid;
     // a key's scale beat waits while the score chain is full (ns > db + 1: short rows, full sets)
-    assign p1_take = cs == C2_P1 && rd_valid && kj != sk && (kb != '0 || sc_room);
-    assign p3_take = cs == C2_P3 && rd_valid && af_valid && vj != sk;
-    assign af_pop = p3_take && vb == LDB'(db - 5'd1);
+    assign p1_take = cs == C2_P1 && kvv && kj != sk && (kb != '0 || sc_room);
+    assign p3_take = cs == C2_P3 && kvv && af_valid && vj != sk;
+    wire   vb_last = vb == LDB'(vw - 6'd1);
+    assign af_pop = p3_take && vb_last;
     always_comb begin
         rd_ready = 1'b0;
         case (cs)
             C_FETCH: rd_ready = 1'b1;
             C1_KV, C2_QRY: rd_ready = qz_in_ready;
-            C2_P1: rd_ready = kj != sk && (kb != '0 || sc_room);
-            C2_P3: rd_ready = af_valid && vj != sk;
+            C2_P1: rd_ready = KVP == 1 && kj != sk && (kb != '0 || sc_room);
+            C2_P3: rd_ready = KVP == 1 && af_valid && vj != sk;
             C_ABORT: rd_ready = 1'b1;
             default: rd_ready = 1'b0;
         endcase
     end
+    assign kv_ready = KVP > 1 && (cs == C_ABORT || (cs == C2_P1 && kj != sk && (kb != '0 || sc_room))
+                                  || (cs == C2_P3 && af_valid && vj != sk));
     assign busy = cs != C_IDLE;
 
-    wire ax_fault = rd_err || wr_err;
+    wire kv_fault = KVP > 1 && kv_err;
+    wire ax_fault = rd_err || wr_err || kv_fault;
 
     // the next query set: C2_SET walks (ct, ci) over up to NQ (token, index in group) pairs,
     // token-major, one lane per cycle (sn; the walk as one combinational loop was 18 LUT levels)
@@ -605,8 +657,8 @@ module es_attn #(
             oe_st <= OE_IDLE;
             f_run <= 1'b0;
         end else if (cs != C_IDLE && cs != C_ABORT && ax_fault) begin
-            err_code <= rd_err ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
-            err_info <= 32'(rd_err ? rd_err_resp : wr_err_resp);
+            err_code <= rd_err || kv_fault ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
+            err_info <= {30'd0, rd_err ? rd_err_resp : kv_fault ? kv_err_resp : wr_err_resp};
             wj_busy <= 1'b0;
             oe_st <= OE_IDLE;
             f_run <= 1'b0;
@@ -630,13 +682,17 @@ module es_attn #(
                         wj_rem <= wj_rem - wj_cb;
                     end
                 end else if (wj_left == 32'd0) begin
-                    // the next chunk: the start of the token's next unit
+                    // the next chunk: the start of the token's next unit (the next stripe)
                     wj_cmd_sent <= 1'b0;
                     wj_addr <= wj_addr - (40'(wj_ob) << 4) + 40'(wj_stride);
                     wj_ob <= '0;
+                    if (wj_st) begin
+                        wj_sp <= wj_sp + 8'd1;
+                        wj_i <= 7'(wj_sp + 8'd1);
+                    end
                 end else if (wr_ready) begin
                     wj_left <= wj_left - 32'd1;
-                    wj_i <= wj_i + 7'd1;
+                    wj_i <= wj_i + (wj_st ? 7'(KVP) : 7'd1);
                 end
             end
 
@@ -671,6 +727,7 @@ module es_attn #(
                     wj_rem <= 8'(d4);
                     wj_ob <= oa_ob;
                     wj_cont <= oa_stride == (32'd1 << LU);
+                    wj_strp <= 1'b0;
                     oe_st <= OE_WAIT;
                 end
                 OE_WAIT: if (!wj_busy && !wj_start) begin
@@ -765,7 +822,7 @@ module es_attn #(
                     end else if (mk == 2'd3) begin
                         dv_start <= 1'b1;
                         dv_n <= kv_size;
-                        dv_d <= 48'(layers) * 48'(nkv) * ((48'(db) << 5) + 48'd16);
+                        dv_d <= 48'(layers) * 48'(nkv) * (48'(7'(kw) + 7'(vw)) << (4 + LK));
                         cs <= C_KVDIV;
                     end else mk <= mk + 2'd1;
                 end
@@ -778,10 +835,12 @@ module es_attn #(
                     if (kv_base[3:0] != 4'd0 || 33'(p0) + 33'(nt) > 33'(slots)) fail = es_regs_pkg::ES_ERR_RANGE;
                     else if (33'(p0) + 33'(nt) > 33'(SMAX)) fail = es_regs_pkg::ES_ERR_FIELD;
                     else fail = es_regs_pkg::ES_ERR_NONE;
-                    kslot_b <= (32'(db) << 4) + 32'd16;
-                    vslot_b <= 32'(db) << 4;
-                    blockb <= slots * ((32'(db) << 5) + 32'd16);
-                    kbytes <= slots * ((32'(db) << 4) + 32'd16);
+                    kslot_b <= 32'(kw) << 4;
+                    vslot_b <= 32'(vw) << 4;
+                    blockb <= slots * (32'(7'(kw) + 7'(vw)) << (4 + LK));
+                    kbytes <= slots * (32'(kw) << (4 + LK));
+                    kstripe <= slots * (32'(kw) << 4);
+                    vstripe <= slots * (32'(vw) << 4);
                     if (fail != es_regs_pkg::ES_ERR_NONE) begin
                         err_code <= fail;
                         err_info <= 32'(es_regs_pkg::ES_OP_ATTENTION);
@@ -825,19 +884,26 @@ module es_attn #(
                             wj_start <= 1'b1;
                             wj_kind <= WJ_K;
                             wj_addr <= cgbase + 40'(kv_pos) * 40'(kslot_b);
-                            wj_rem <= 8'(db) + 8'd1;
+                            wj_rem <= 8'(kw) << LK;
                             wj_ob <= '0;
                             wj_cont <= 1'b1;
-                            wj_stride <= '0;
+                            wj_strp <= KVP > 1;
+                            wj_ck <= 8'(kw);
+                            wj_sp <= '0;
+                            wj_stride <= KVP > 1 ? kstripe : '0;
                             pos_w <= kv_pos;
                             cw <= 2'd1;
                         end else if (cw == 2'd1) begin
                             wj_start <= 1'b1;
                             wj_kind <= WJ_V;
                             wj_addr <= cgbase + 40'(kbytes) + 40'(kv_pos) * 40'(vslot_b);
-                            wj_rem <= 8'(db);
+                            wj_rem <= 8'(vw) << LK;
                             wj_ob <= '0;
                             wj_cont <= 1'b1;
+                            wj_strp <= KVP > 1;
+                            wj_ck <= 8'(vw);
+                            wj_sp <= '0;
+                            wj_stride <= KVP > 1 ? vstripe : '0;
                             cw <= 2'd2;
                         end else begin
                             if (c1g + 16'd1 != nkv) begin
@@ -908,9 +974,9 @@ module es_attn #(
                         if (kb == '0) begin
                             dvb_we <= 1'b1;
                             dvb_waddr <= LS'(kj);
-                            dvb_wdata <= rd_data[63:32];
+                            dvb_wdata <= kvd[63:32];
                         end
-                        if (kb == (LDB + 1)'(db)) begin
+                        if (kb_last) begin
                             kb <= '0;
                             kj <= kj + 32'd1;
                         end else kb <= kb + 1'b1;
@@ -998,7 +1064,7 @@ module es_attn #(
                     end
                     wg_fly <= wg_fly + 6'(wg_iss && wgn == '0) - 6'(wg_valid);
                     if (p3_take) begin
-                        if (vb == LDB'(db - 5'd1)) begin
+                        if (vb_last) begin
                             vb <= '0;
                             vj <= vj + 32'd1;
                         end else vb <= vb + 1'b1;
@@ -1041,7 +1107,7 @@ module es_attn #(
                     done <= 1'b1;
                     cs <= C_IDLE;
                 end
-                C_ABORT: if (!rd_busy && !wr_busy) begin
+                C_ABORT: if (!rd_busy && !wr_busy && !(KVP > 1 && kv_busy)) begin
                     done <= 1'b1;
                     cs <= C_IDLE;
                 end
@@ -1062,5 +1128,5 @@ module es_attn #(
     end
 
     wire unused = &{1'b0, prog_base, prog_size, n_regions, wgt_base, wgt_size, af_in_ready, instr[15:0],
-                     fpend[3]};   // (the last entry is the one left when no other is pending)
+                     fpend[3], kv_cmd_ready, kv_valid, kv_data, kv_busy, kv_err, kv_err_resp};   // (the last entry is the one left when no other is pending)
 endmodule
