@@ -168,6 +168,12 @@ def print_layer(rep: dict) -> None:
         print(f"{k:>24} {rep[k]:>12,.3f} {mod[k]:>12,.3f} {err[k]:>+10.1%}")
     print(f"{'decode_layer_cycles':>24} {rep['measured']['layer_decode']['cycles']:>12,} "
           f"{mod['decode_layer_cycles']:>12,} {err['decode_layer_cycles']:>+10.1%}")
+    r = rep["ddr_roofline"]
+    print(f"DDR roofline of the measured {r['bytes_per_token'] / 1e6:,.1f} MB/token: {r['peak_tok_s']:,.1f} tok/s at "
+          f"the {r['peak_gbps']:g} GB/s peak (measured {r['frac_of_peak']:.1%} of it)"
+          + (f", {r['sustained_tok_s']:,.1f} at the {r['sustained_gbps']:.2f} GB/s the DDR model sustains "
+             f"({r['frac_of_sustained']:.1%})" if "sustained_tok_s" in r else ""))
+    print(f"head: {rep['scaled'].get('head', 'measured')}")
     print(f"read-bus utilization {rep['read_bus_utilization']:.1%}; simulated in {rep['sim_wall_s']:.0f} s "
           f"(measurement {rep['measure_s']:.0f} s with the Verilator build)")
 

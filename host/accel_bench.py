@@ -337,6 +337,7 @@ def bench_layer(sess, context: int = 128, prompt_len: int = 128, layers: int | N
         "read_bus_utilization": per_tok["rd_beats"] / (cyc * cfg.axi_ports),
         "weight_port_utilization": per_tok["wgt_beats"] / (cyc * cfg.axi_ports),
         "read_bytes_per_decode_token": per_tok["rd_beats"] * BEAT,
+        "ddr_roofline": _roofline(sess, cfg, per_tok["rd_beats"] * BEAT, f / cyc),
         "prefill_cycles": pre_cycles,
         "measured": {"embed_decode": emb1, "layer_decode": dec, "embed_prefill_tile": emb_t,
                      "layer_prefill_tile": pre, "head": head,
@@ -349,6 +350,25 @@ def bench_layer(sess, context: int = 128, prompt_len: int = 128, layers: int | N
                                f"they are (attention time depends on their number only)"},
         "sim_wall_s": wall,
     }
+
+
+def _roofline(sess, cfg, bytes_per_token: float, decode_tok_s: float) -> dict:
+    """The decode rate the token's measured read bytes allow: at the target's DDR peak, and at the rate
+    the simulated DDR sustains for the shell's bursts (refresh, controller efficiency and the per-burst
+    overhead of docs/registers.md "Memory model"); the measured rate as a share of each."""
+    from edgestream.compiler.targets import load_target
+
+    tgt = load_target(sess.artifact.manifest.get("target") or "kv260")
+    out = {"bytes_per_token": bytes_per_token, "peak_gbps": tgt.ddr_peak_gbps,
+           "peak_tok_s": tgt.ddr_peak_gbps * 1e9 / bytes_per_token}
+    out["frac_of_peak"] = decode_tok_s / out["peak_tok_s"]
+    ddr = getattr(sess.accel_device, "ddr", None)
+    if ddr is not None and np.isfinite(ddr.bytes_per_cycle):
+        burst = cfg.axi_burst_beats * BEAT
+        bps = ddr.bytes_per_cycle * burst / (burst + ddr.burst_overhead_bytes) * cfg.clock_mhz * 1e6
+        out.update(sustained_gbps=bps / 1e9, sustained_tok_s=bps / bytes_per_token)
+        out["frac_of_sustained"] = decode_tok_s / out["sustained_tok_s"]
+    return out
 
 
 def _hw_config(sess):

@@ -55,6 +55,10 @@ def test_bench_layer_scaled_matches_a_whole_pass(shell_art, capsys):
     assert rep["decode_tok_s"] == pytest.approx(rep["clock_mhz"] * 1e6 / rep["cycles_per_decode_token"])
     assert rep["ttft_s"] == pytest.approx(8 / rep["prefill_tok_s"])
     assert 0 < rep["read_bus_utilization"] <= 1
+    roof = rep["ddr_roofline"]  # the sim's kv260 DDR: 19.2 GB/s peak, ~13.8 sustained in 16-beat bursts
+    assert roof["bytes_per_token"] == rep["read_bytes_per_decode_token"] and roof["peak_gbps"] == 19.2
+    assert 13 < roof["sustained_gbps"] < 14.5 and 0 < roof["frac_of_peak"] < roof["frac_of_sustained"] <= 1
+    assert roof["frac_of_peak"] == pytest.approx(rep["decode_tok_s"] * roof["bytes_per_token"] / 19.2e9)
     lay = ms["layer_decode"]
     assert lay["vec_cycles"] > 0 and lay["attn_cycles"] > 0 and ms["head"]["wgt_beats"] > 0
     assert set(rep["perf_model"]["error"]) >= {"decode_tok_s", "prefill_tok_s", "ttft_s"}
