@@ -17,6 +17,7 @@ BENCHES = {
     "compile": "bench_compile.py",
     "tlmm_engine": "bench_tlmm_engine.py",
     "accel_sim": "bench_accel_sim.py",
+    "head_precision": "bench_head_precision.py",
 }
 
 
