@@ -25,6 +25,8 @@ from pathlib import Path
 
 RTL = Path(__file__).resolve().parents[1] / "hw" / "rtl"
 MODULES = ["tlmm_table_builder", "tlmm_wdecode", "tlmm_table_mem", "tlmm_lanes", "tlmm_fifo", "tlmm_engine"]
+# synth_xilinx -widemux: 0 = muxes in LUTs only
+WIDEMUX = 0
 KV260 = {"LUT": 117120, "FF": 234240, "DSP": 1248, "BRAM36": 144, "URAM": 64}
 
 _FALLBACK = ("opt_expr -mux_undef -noclkinv; techmap -map +/gate2lut.v -D LUT_WIDTH=6; opt_lut; clean; "
@@ -38,11 +40,12 @@ def _rel(p: Path) -> str:
     return os.path.relpath(p)
 
 
-def _script(params: dict, abc: bool, rtl: Path = RTL) -> str:
+def _script(params: dict, abc: bool, rtl: Path = RTL, widemux: int = WIDEMUX) -> str:
     srcs = " ".join(_rel(rtl / f"{m}.sv") for m in MODULES)
     chp = " ".join(f"-chparam {k} {v}" for k, v in params.items())
     head = f"read_verilog -sv {srcs}; hierarchy -top tlmm_engine {chp}; "
-    synth = "synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top tlmm_engine"
+    synth = ("synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top tlmm_engine"
+             + (f" -widemux {widemux}" if widemux else ""))
     if abc:
         return head + synth + "; tee -o {stat} stat -tech xilinx; write_json {net}"
     return head + synth + " -run begin:map_luts; " + _FALLBACK + "; tee -o {stat} stat -tech xilinx"
@@ -107,19 +110,19 @@ def summarize_cells(cells: dict[str, int]) -> dict:
 
 
 def synthesize(G: int, T: int, Q: int, maxk: int = 4096, maxtok: int = 8, binary: bool = False,
-               rtl: Path = RTL) -> dict:
-    params = {"G": G, "T": T, "Q": Q, "MAXK": maxk, "MAXTOK": maxtok, "TABLE_BINARY": int(binary)}
-    out = _run_yosys(_script(params, abc=True, rtl=rtl))
+               rtl: Path = RTL, widemux: int = WIDEMUX, extra: dict | None = None) -> dict:
+    params = {"G": G, "T": T, "Q": Q, "MAXK": maxk, "MAXTOK": maxtok, "TABLE_BINARY": int(binary), **(extra or {})}
+    out = _run_yosys(_script(params, abc=True, rtl=rtl, widemux=widemux))
     mapper = "abc9"
     if out is None:
-        out = _run_yosys(_script(params, abc=False, rtl=rtl))
+        out = _run_yosys(_script(params, abc=False, rtl=rtl, widemux=widemux))
         mapper = "gate2lut"
         if out is None:
             raise RuntimeError("yosys produced no statistics")
     text, depth = out
     res = parse_stat(text)
     res.update(depth)
-    res.update({"config": params, "lut_mapper": mapper,
+    res.update({"config": params, "lut_mapper": mapper, "widemux": widemux,
                 "peak_lookups_per_cycle": Q * T, "peak_weights_per_cycle": Q * T * G})
     return res
 
@@ -134,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--binary", action="store_true", help="bit-serial-only engine (2**G-entry tables)")
     ap.add_argument("--rtl", type=Path, default=RTL, help="directory of the engine's sources (default hw/rtl)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--widemux", type=int, default=WIDEMUX, help="synth_xilinx -widemux N: muxes of N or more "
+                    f"inputs on MUXF7/MUXF8 (0: LUTs only; default {WIDEMUX})")
+    ap.add_argument("--int-dense", action="store_true", help="engine with the dense int8 mode (INT_DENSE 1)")
+    ap.add_argument("--krows", type=int, default=0, help="engine: K-tile accumulator rows (KROWS; 0 none)")
     ap.add_argument("--top", choices=("engine", "accel"), default="engine",
                     help="engine: tlmm_engine alone (G/T/Q/...); accel: the whole shell edgestream_accel")
     ap.add_argument("--config", default="shipped", help="--top accel: shipped (hw/generated/es_regs_pkg.sv) "
@@ -143,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--whole", action="store_true", help="--top accel: one Yosys run of the whole shell (depth "
                     "across module boundaries; one core, slow) instead of its parts in parallel")
     ap.add_argument("--jobs", type=int, default=2, help="--top accel: parts synthesized at a time")
+    ap.add_argument("--set", default="", help="--top accel, --config kv260-0.73b: fields of the choice replaced, "
+                    "e.g. int_encoding=int8 (the dense INT8 head)")
     ap.add_argument("--out", type=Path, help="--top accel: directory for the script, log and netlists "
                     "(default build/shell_synth/<config>-u<units>)")
     a = ap.parse_args(argv)
@@ -153,10 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         from edgestream.hwsynth_shell import table
 
         try:
+            kvs = [kv for kv in a.set.split(",") if kv]
+            if any("=" not in kv for kv in kvs):
+                raise InputError(f"--set {a.set!r}: expected field=value[,field=value...]")
+            over = {k: int(v) if v.isdigit() else v for k, v in (kv.split("=", 1) for kv in kvs)}
             if a.whole:
-                res = synth_shell(a.config, a.package, a.units, a.out)
+                res = synth_shell(a.config, a.package, a.units, a.out, over=over, widemux=a.widemux)
             else:
-                res = synth_shell_parts(a.config, a.package, a.units, a.out, a.jobs)
+                res = synth_shell_parts(a.config, a.package, a.units, a.out, a.jobs, over=over, widemux=a.widemux)
         except InputError as e:
             print(f"hwsynth: {e}", file=sys.stderr)
             return 2
@@ -165,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= a.G <= 6 or a.T < 1 or a.Q < 1:
         print(f"hwsynth: unsupported configuration G={a.G} T={a.T} Q={a.Q} (G 1..6, T, Q >= 1)", file=sys.stderr)
         return 2
-    res = synthesize(a.G, a.T, a.Q, a.maxk, a.maxtok, a.binary, a.rtl)
+    extra = {**({"INT_DENSE": 1} if a.int_dense else {}), **({"KROWS": a.krows} if a.krows else {})}
+    res = synthesize(a.G, a.T, a.Q, a.maxk, a.maxtok, a.binary, a.rtl, a.widemux, extra)
     if a.json:
         print(json.dumps({k: v for k, v in res.items() if k != "cells"}))
         return 0

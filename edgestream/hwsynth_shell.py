@@ -40,21 +40,45 @@ def _rel(p: Path) -> str:
     return os.path.relpath(p)
 
 
-def kv260_073b_package(out: Path) -> tuple[Path, dict]:
+def kv260_073b_config(over: dict | None = None) -> dict:
     """The configuration `compile --target kv260` chooses for the BitNet b1.58 0.73B shape (24 layers,
-    hidden 1536, FFN 4096, 16 heads, vocabulary 32002), rendered as the shell's package."""
-    from edgestream import regmap as rm
+    hidden 1536, FFN 4096, 16 heads, vocabulary 32002), with the fields of `over` replaced (e.g.
+    int_encoding="planes": the bit-plane head), checked against what the RTL implements."""
+    from dataclasses import replace
+
     from edgestream.compiler.dse import explore
+    from edgestream.compiler.rtl_space import check_implemented
     from edgestream.compiler.targets import load_target
     from edgestream.ir import ModelConfig
 
     m = ModelConfig("bitnet", 32002, 1536, 4096, 24, 16, 16, 96, 1e-5, 1e4, 2048)
     cfg = explore(m, load_target("kv260"))["chosen"]
-    out.write_text(rm.render_sv(cfg.to_dict()))
-    return out, cfg.to_dict()
+    if over:
+        try:
+            cfg = replace(cfg, **over)
+        except TypeError as e:
+            raise InputError(f"--set {over}: {e}") from None
+        check_implemented(cfg.validate("--set"), "--set")
+    return cfg.to_dict()
 
 
-def script(pkg: Path, units: int, outdir: Path) -> str:
+def kv260_073b_package(out: Path, over: dict | None = None) -> tuple[Path, dict]:
+    """kv260_073b_config(over) rendered as the shell's package at `out`."""
+    from edgestream import regmap as rm
+
+    hw = kv260_073b_config(over)
+    out.write_text(rm.render_sv(hw))
+    return out, hw
+
+
+def synth_cmd(top: str, widemux: int = 0) -> str:
+    # -widemux N: muxes of N or more inputs use the slices' MUXF7/MUXF8 (muxcover), as Vivado maps them;
+    # without it every mux is LUTs only
+    return (f"synth_xilinx -family xcup -uram -noiopad -noclkbuf -top {top}"
+            + (f" -widemux {widemux}" if widemux else ""))
+
+
+def script(pkg: Path, units: int, outdir: Path, widemux: int = 0) -> str:
     from edgestream.host.devices.sim import rtl_sources
 
     srcs = " ".join(_rel(p) for p in rtl_sources(pkg))
@@ -66,7 +90,7 @@ def script(pkg: Path, units: int, outdir: Path) -> str:
         f"chparam -set UNITS {units} {TOP}",
         f"hierarchy -check -top {TOP}",
         f"rename -top {TOP}",
-        f"synth_xilinx -family xcup -uram -noiopad -noclkbuf -top {TOP}",
+        synth_cmd(TOP, widemux),
         f"tee -o {o}/stat.txt stat -tech xilinx",
         f"write_json {o}/hier.json",
         "flatten",
@@ -168,7 +192,8 @@ def memories(log_text: str) -> list[str]:
     return out
 
 
-def _setup(config: str, package: Path | None, units: int, outdir: Path | None) -> tuple[Path, Path, dict | None]:
+def _setup(config: str, package: Path | None, units: int, outdir: Path | None, over: dict | None = None,
+           widemux: int = 0) -> tuple[Path, Path, dict | None]:
     """Validate the choice (before anything is written), then the output directory and the package."""
     if not 0 <= units <= 7:
         raise InputError(f"--units {units}: expected 0..7 (HW_UNITS bits: vector+row, attention, argmax)")
@@ -178,24 +203,33 @@ def _setup(config: str, package: Path | None, units: int, outdir: Path | None) -
             raise InputError(f"{package}: no such configuration package (an es_regs_pkg.sv)")
     elif config not in CONFIGS:
         raise InputError(f"--config {config!r}: expected one of {', '.join(CONFIGS)}")
-    tag = f"{package.stem if package else config}-u{units}"
+    if over and (package is not None or config != "kv260-0.73b"):
+        raise InputError("--set applies to --config kv260-0.73b only")
+    if widemux and widemux < 2:
+        raise InputError(f"--widemux {widemux}: expected 0 (off) or >= 2")
+    hw = kv260_073b_config(over) if package is None and config == "kv260-0.73b" else None  # before any write
+    tag = (f"{package.stem if package else config}-u{units}"
+           + "".join(f"-{k}={v}" for k, v in sorted((over or {}).items())) + (f"-wm{widemux}" if widemux else ""))
     outdir = Path(outdir or ROOT / "build" / "shell_synth" / tag)
     outdir.mkdir(parents=True, exist_ok=True)
-    hw = None
-    if package is None and config == "kv260-0.73b":
-        package, hw = kv260_073b_package(outdir / "es_regs_pkg.sv")
+    if hw is not None:
+        from edgestream import regmap as rm
+
+        package = outdir / "es_regs_pkg.sv"
+        package.write_text(rm.render_sv(hw))
     elif package is None:
         package = ROOT / "hw" / "generated" / "es_regs_pkg.sv"
     return outdir, package, hw
 
 
 def synthesize(config: str = "shipped", package: Path | None = None, units: int = 7,
-               outdir: Path | None = None, eng: str | None = None) -> dict:
+               outdir: Path | None = None, eng: str | None = None, over: dict | None = None,
+               widemux: int = 0) -> dict:
     """One Yosys run of the whole shell (hierarchy kept, flattened after mapping for the depth)."""
-    outdir, package, hw = _setup(config, package, units, outdir)
+    outdir, package, hw = _setup(config, package, units, outdir, over, widemux)
     eng = eng or engine()
     ys = outdir / "run.ys"
-    ys.write_text(script(package, units, outdir))
+    ys.write_text(script(package, units, outdir, widemux))
     log = outdir / "yosys.log"
     t0 = time.time()
     rc = run(ys, log, eng)
@@ -204,7 +238,7 @@ def synthesize(config: str = "shipped", package: Path | None = None, units: int 
     if rc != 0 or not (outdir / "flat.json").is_file():
         raise RuntimeError(f"yosys failed (exit {rc}), log {log}:\n{text[-2000:]}")
     return analyse(outdir, text, {"config": config, "package": _rel(package), "units": units, "hw": hw,
-                                  "engine": eng, "seconds": round(secs)})
+                                  "engine": eng, "widemux": widemux, "seconds": round(secs)})
 
 
 def analyse(outdir: Path, log_text: str, meta: dict, totals=summarize_cells) -> dict:
@@ -233,8 +267,10 @@ _COLS = ("LUT", "LUT_mem", "FF", "DSP", "BRAM36", "URAM", "CARRY8")
 
 
 def table(res: dict) -> str:
+    wm = res.get("widemux", 0)
     lines = [f"{res['top']}  package {res['package']}  UNITS={res['units']}  (Yosys 0.70 synth_xilinx -family "
-             f"xcup via {res['engine']}, hierarchy kept; Yosys figures, not Vivado's)",
+             f"xcup{f' -widemux {wm}' if wm else ''} via {res['engine']}, hierarchy kept; Yosys figures, "
+             f"not Vivado's)",
              f"{'instance':<34}" + "".join(f"{c:>9}" for c in _COLS)]
     for name, r in sorted(res["instances"].items(), key=lambda kv: -kv[1]["LUT"]):
         lines.append(f"{name[:34]:<34}" + "".join(f"{r[c]:>9g}" for c in _COLS))
@@ -280,10 +316,11 @@ def parts(pkg: Path, units: int) -> list[dict]:
     out = [{"name": "shell", "top": TOP, "params": {"UNITS": units}, "blackbox": list(PART_TOPS.values())},
            {"name": "engine", "top": "tlmm_engine", "blackbox": [],
             "params": {"G": g, "T": p["T"], "Q": q, "MAXK": p["MAXK"], "MAXTOK": mt,
-                       **({"KROWS": p["KROWS"]} if "KROWS" in p else {})}}]
+                       **{k: p[k] for k in ("KROWS", "INT_DENSE") if k in p}}}]
     if units & 1:
         out.append({"name": "vec", "top": "es_vec", "blackbox": [],
-                    "params": {"Q": q, "MAXTOK": mt, "G": g, "VMAX": 8192}})
+                    "params": {"Q": q, "MAXTOK": mt, "G": g, "VMAX": 8192,
+                               **({"VL": p["VEC_LANES"]} if "VEC_LANES" in p else {})}})
         out.append({"name": "row", "top": "es_row", "blackbox": [],
                     "params": {"Q": q, "MAXTOK": mt, "ARGMAX": (units >> 2) & 1}})
     if units & 2:
@@ -292,7 +329,7 @@ def parts(pkg: Path, units: int) -> list[dict]:
     return out
 
 
-def part_script(srcs: list[str], part: dict, outdir: Path) -> str:
+def part_script(srcs: list[str], part: dict, outdir: Path, widemux: int = 0) -> str:
     o = _rel(outdir)
     top = part["top"]
     lines = [f"read_verilog -sv {' '.join(srcs)}"]
@@ -302,7 +339,7 @@ def part_script(srcs: list[str], part: dict, outdir: Path) -> str:
     if part["blackbox"]:
         lines += [f"blackbox {' '.join('*' + chr(92) + m for m in part['blackbox'])}",
                   f"hierarchy -top {top}"]
-    lines += [f"synth_xilinx -family xcup -uram -noiopad -noclkbuf -top {top}",
+    lines += [synth_cmd(top, widemux),
               f"tee -o {o}/stat.txt stat -tech xilinx",
               f"write_json {o}/hier.json", "flatten", "opt_clean", f"write_json {o}/flat.json", ""]
     return "\n".join(lines)
@@ -313,16 +350,18 @@ def analyse_part(outdir: Path, name: str) -> dict:
 
 
 def run_parts(pkg: Path, units: int, outdir: Path, srcs_of=None, jobs: int = 4, eng: str = "pyosys",
-              keep_netlists: bool = True) -> list[dict]:
+              keep_netlists: bool = True, widemux: int = 0, only: tuple[str, ...] = ()) -> list[dict]:
     """Synthesize the parts of (pkg, units) in parallel child processes (at most `jobs` at a time)."""
     if srcs_of is None:
         from edgestream.host.devices.sim import rtl_sources as srcs_of
     srcs = [_rel(p) for p in srcs_of(pkg)]
     todo = []
     for part in parts(pkg, units):
+        if only and part["name"] not in only:
+            continue
         d = outdir / part["name"]
         d.mkdir(parents=True, exist_ok=True)
-        (d / "run.ys").write_text(part_script(srcs, part, d))
+        (d / "run.ys").write_text(part_script(srcs, part, d, widemux))
         todo.append((part, d))
     running: list[tuple[dict, Path, subprocess.Popen, float]] = []
     results = []
@@ -383,16 +422,17 @@ def combine(results: list[dict]) -> dict:
 
 
 def synthesize_parts(config: str = "shipped", package: Path | None = None, units: int = 7,
-                     outdir: Path | None = None, jobs: int = 2, eng: str | None = None) -> dict:
+                     outdir: Path | None = None, jobs: int = 2, eng: str | None = None,
+                     over: dict | None = None, widemux: int = 0) -> dict:
     """The whole shell from its parts (run_parts, combine) synthesized `jobs` at a time."""
-    outdir, package, hw = _setup(config, package, units, outdir)
+    outdir, package, hw = _setup(config, package, units, outdir, over, widemux)
     eng = eng or engine()
     t0 = time.time()
-    results = run_parts(package, units, outdir, jobs=max(1, jobs), eng=eng)
+    results = run_parts(package, units, outdir, jobs=max(1, jobs), eng=eng, widemux=widemux)
     bad = [r for r in results if "error" in r]
     if bad:
         raise RuntimeError(f"yosys failed on part {bad[0]['part']} ({bad[0]['error']}):\n{bad[0]['log_tail']}")
     res = combine(results)
     res.update({"top": TOP, "config": config, "package": _rel(package), "units": units, "hw": hw,
-                "engine": eng, "seconds": round(time.time() - t0)})
+                "engine": eng, "widemux": widemux, "seconds": round(time.time() - t0)})
     return res
