@@ -54,15 +54,23 @@ module es_axi_rd #(
     logic [FAW:0]  fcount;
     logic          f_in_ready;
 
-    // beats to the next 4 KiB boundary (addresses are beat aligned)
-    wire [12:0] to4k_bytes = 13'd4096 - {1'b0, cur[11:0]};
-    wire [12-SB:0] to4k = to4k_bytes[12:SB];
-    logic [8:0] blen;
-    always_comb begin
-        blen = 9'(BURST);
-        if (32'(to4k) < 32'(blen)) blen = 9'(to4k);
-        if (rem < 32'(blen)) blen = rem[8:0];
-    end
+    // The next burst's length min(BURST, beats to the next 4 KiB boundary, rem) is a register (blen)
+    // with the beats to the boundary (to4k), both set with cur/rem from their next values: a burst
+    // never crosses the boundary, so after one to4k drops by its length (a whole 4 KiB page once it
+    // reaches 0). Computed from cur and rem in the cycle of use, the length sat in front of the address
+    // add, the FIFO-room compare and the issue decision (11 LUT levels); now its own path.
+    localparam int PB = 4096 >> SB;  // beats in 4 KiB
+    logic [8:0]    blen;
+    logic [12-SB:0] to4k;            // 1..PB
+    function automatic [8:0] len_of(input [12-SB:0] t4, input [31:0] r);
+        len_of = 9'(BURST);
+        if (32'(t4) < 32'(len_of)) len_of = 9'(t4);
+        if (r < 32'(len_of)) len_of = r[8:0];
+    endfunction
+    wire [12:0]     a4k = 13'd4096 - {1'b0, cmd_addr[11:0]};
+    wire [12-SB:0]  cmd_to4k = a4k[12:SB];
+    wire [12-SB:0]  nxt_to4k = to4k == (13 - SB)'(blen) ? (13 - SB)'(PB) : to4k - (13 - SB)'(blen);
+    wire [31:0]     nxt_rem = rem - 32'(blen);
 
     wire room = 32'(inflight) + 32'(fcount) + 32'(blen) <= 32'(FIFO);
     wire issue = active && !abort && rem != 32'd0 && (!ar_valid || ar_ready) && room && outst < OW'(OUTST);
@@ -82,16 +90,20 @@ module es_axi_rd #(
             err <= 1'b0;
             err_resp <= 2'b00;
             rem <= '0;
+            blen <= '0;
         end else begin
             if (cmd_valid && cmd_ready) begin
                 active <= cmd_beats != 32'd0;
                 cur <= cmd_addr;
                 rem <= cmd_beats;
+                to4k <= cmd_to4k;
+                blen <= len_of(cmd_to4k, cmd_beats);
                 err <= 1'b0;
                 err_resp <= 2'b00;
             end else if (abort) begin
                 active <= 1'b0;
                 rem <= '0;
+                blen <= '0;
                 err <= 1'b0;
                 err_resp <= 2'b00;
             end else if (active && rem == 32'd0) begin
@@ -103,7 +115,9 @@ module es_axi_rd #(
                 ar_addr <= cur;
                 ar_len <= 8'(blen - 9'd1);
                 cur <= cur + (AW'(blen) << SB);
-                rem <= rem - 32'(blen);
+                rem <= nxt_rem;
+                to4k <= nxt_to4k;
+                blen <= len_of(nxt_to4k, nxt_rem);
             end else if (ar_fire) begin
                 ar_valid <= 1'b0;
             end
@@ -127,5 +141,5 @@ module es_axi_rd #(
 
     assign busy = active || ar_valid || outst != '0 || fcount != '0;
 
-    wire unused = &{1'b0, f_in_ready, to4k_bytes[SB-1:0]};
+    wire unused = &{1'b0, f_in_ready, a4k[SB-1:0]};
 endmodule

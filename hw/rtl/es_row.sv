@@ -108,7 +108,9 @@ module es_row #(
         bad_place = off[3:0] != 4'd0 || 33'(off) + 33'(cap) > 33'(asz) || need > 64'(cap);
     endfunction
 
-    logic [7:0] ck;
+    // ck_r: the checks registered in FETCH's last cycle (ci == n_it: every entry is in m_* and nothing ck
+    // reads changes before S_CHECK), so S_CHECK acts on a register and the compares stay off its paths
+    logic [7:0] ck, ck_r;
     always_comb begin
         ck = es_regs_pkg::ES_ERR_NONE;
         if (nt_all == 16'd0) ck = es_regs_pkg::ES_ERR_FIELD;
@@ -142,10 +144,17 @@ module es_row #(
     assign wr_cmd_addr = act_base + 40'(m_off[0]);
     assign wr_cmd_beats = row_beats;
 
+    // in_row[k] = col + k < width, kept as a register beside col (set in S_CHECK, advanced with col), so
+    // the beat's masking and the argmax keys do not start behind a 32-bit add and compare
+    logic [3:0]   in_row;
+    logic [3:0]   in_row_nxt;      // for col + 4
+    always_comb begin
+        for (int k = 0; k < 4; k++) in_row_nxt[k] = col + 32'(4 + k) < width;
+    end
     logic [127:0] masked;
     always_comb begin
         for (int k = 0; k < 4; k++)
-            masked[32*k +: 32] = col + 32'(k) < width ? rd_data[32*k +: 32] : 32'd0;
+            masked[32*k +: 32] = in_row[k] ? rd_data[32*k +: 32] : 32'd0;
     end
     wire take = state == S_RUN && beats_left != 32'd0 && rd_valid && (!is_last || wr_ready);
     assign wr_valid = state == S_RUN && is_last && beats_left != 32'd0 && rd_valid;
@@ -155,8 +164,8 @@ module es_row #(
 
     // ---------------- argmax: the beat's best lane (registered), then the running best
     // {valid, key}: keys order as the floats do (+0 and -0 equal); padding and NaN are not valid
-    function automatic [32:0] fkey(input [31:0] x, input in_row);
-        if (!in_row || (x[30:23] == 8'hFF && x[22:0] != 23'd0)) fkey = '0;
+    function automatic [32:0] fkey(input [31:0] x, input inr);
+        if (!inr || (x[30:23] == 8'hFF && x[22:0] != 23'd0)) fkey = '0;
         else if (x[30:0] == 31'd0) fkey = {1'b1, 32'h8000_0000};
         else if (!x[31]) fkey = {1'b1, x | 32'h8000_0000};
         else fkey = {1'b1, ~x};
@@ -167,17 +176,21 @@ module es_row #(
     logic [32:0] best_key;
     logic [31:0] best_idx;
     logic [32:0] lk [4];
-    logic [32:0] bk;
-    logic [31:0] bi;
+    logic [32:0] bk, bk01, bk23;
+    logic [1:0]  bi;
+    logic        b01, b23, bhi;
+    // the best of four as a tree of pairs (0 vs 1, 2 vs 3, then the two winners), each pick the lower
+    // lane unless the upper is valid and strictly larger: the same lane as a scan from lane 0 (first
+    // index wins ties, an invalid lane never wins), two compares deep instead of three
     always_comb begin
-        for (int k = 0; k < 4; k++) lk[k] = fkey(rd_data[32*k +: 32], col + 32'(k) < width);
-        bk = lk[0];
-        bi = col;
-        for (int k = 1; k < 4; k++)
-            if (lk[k][32] && (!bk[32] || lk[k][31:0] > bk[31:0])) begin
-                bk = lk[k];
-                bi = col + 32'(k);
-            end
+        for (int k = 0; k < 4; k++) lk[k] = fkey(rd_data[32*k +: 32], in_row[k]);
+        b01 = lk[1][32] && (!lk[0][32] || lk[1][31:0] > lk[0][31:0]);
+        b23 = lk[3][32] && (!lk[2][32] || lk[3][31:0] > lk[2][31:0]);
+        bk01 = b01 ? lk[1] : lk[0];
+        bk23 = b23 ? lk[3] : lk[2];
+        bhi = bk23[32] && (!bk01[32] || bk23[31:0] > bk01[31:0]);
+        bk = bhi ? bk23 : bk01;
+        bi = bhi ? {1'b1, b23} : {1'b0, b01};
     end
     wire pa_better = pa_key[32] && (!best_key[32] || pa_key[31:0] > best_key[31:0]);
 
@@ -214,6 +227,7 @@ module es_row #(
                     if (ik != n_it && !ik_ok) ik <= ik + 2'd1;
                     else if (rd_cmd_valid && rd_cmd_ready) ik <= ik + 2'd1;
                     if (ci == n_it) begin
+                        ck_r <= ck;
                         state <= S_CHECK;
                     end else if (!ci_ok) begin
                         ci <= ci + 2'd1;
@@ -226,8 +240,8 @@ module es_row #(
                     end
                 end
                 S_CHECK: begin
-                    if (ck != es_regs_pkg::ES_ERR_NONE) begin
-                        err_code <= ck;
+                    if (ck_r != es_regs_pkg::ES_ERR_NONE) begin
+                        err_code <= ck_r;
                         done <= 1'b1;
                         state <= S_IDLE;
                     end else begin
@@ -237,6 +251,7 @@ module es_row #(
                                    + (40'(t_last[LMT-1:0]) << LU);
                         beats_left <= row_beats;
                         col <= '0;
+                        for (int k = 0; k < 4; k++) in_row[k] <= 32'(k) < width;
                         wc_sent <= 1'b0;
                         pa_v <= 1'b0;
                         best_key <= '0;
@@ -254,8 +269,9 @@ module es_row #(
                     if (take) begin
                         beats_left <= beats_left - 32'd1;
                         col <= col + 32'd4;
+                        in_row <= in_row_nxt;
                         pa_key <= bk;
-                        pa_idx <= bi;
+                        pa_idx <= col | 32'(bi);   // col is a multiple of 4
                     end
                     if (pa_v && pa_better) begin
                         best_key <= pa_key;
