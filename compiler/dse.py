@@ -235,11 +235,82 @@ COEFFS = {
     "shell_bram36": 8,  # activation (128 x 128 b) and beta (256 x 128 b) read FIFOs, program line buffer
 }
 
+# The whole accelerator by Yosys (0.70 synth_xilinx -family xcup -uram, abc9, hierarchy kept, per
+# instance; python -m edgestream.hwsynth --top accel --config kv260-0.73b, docs/hardware.md "Whole
+# accelerator"): the kv260 choice G5 T1 Q64, 4 weight ports, URAM tables, MAXK 4096, int8 head, VL 1,
+# UNITS 7, tree of 2026-12-02 08:10 UTC. These terms replace the structural shell/unit terms above and
+# add what they lack (the attention unit, the row unit, the K-tile accumulators, the engine control
+# that grew with K tiles and the dense head). They describe the real design, which is over the KV260's
+# LUTs at that choice (123,834, 106%); SHELL_TERMS selects them.
+COEFFS_YOSYS = {
+    # tlmm_engine's own cells beyond the lanes/builder/decode/FIFO terms (command and phase control, the
+    # K-tile accumulate path, the dense weights riding beside the indices): 2,310 LUT; its FFs are what
+    # the structural terms leave of the engine's 22,039
+    "engine_ctrl_luts": 2310,
+    "engine_ctrl_ffs": 1285,
+    # es_axi_rd: address generator (4 KiB split, in-flight count, FIFO room), its data FIFO apart
+    # (_fifo_cost); es_axi_wr with its 32-beat LUTRAM FIFO
+    "rd_master_luts": 352,
+    "rd_master_ffs": 293,
+    "wr_master_luts": 400,
+    "wr_master_ffs": 172,
+    # es_dequant per lane (DL = 4 lanes: es_i2f + two es_fmul, six stages) beside the Q/DL:1 sub-beat
+    # muxes (mux_luts_per_4): 6,551 LUT, 1,774 FF, 16 DSP at Q 64
+    "dequant_lane_luts": 1228,
+    "dequant_lane_ffs": 444,
+    "dequant_lane_dsps": 4,
+    # es_vec at VL = 1 (16,534 LUT, 6,942 FF, 9 DSP, two URAM row buffers); the step per lane from es_vec
+    # alone at VL 1 and 4 (docs/hardware.md "Vector unit": 17.2k -> 28.9k LUT, 7.4k -> 12.1k FF,
+    # 44 -> 65 DSP)
+    "vec_lane_luts": 3900,
+    "vec_lane_ffs": 1570,
+    "vec_lane_dsps": 7,
+    "vec_fixed_luts": 12634,
+    "vec_fixed_ffs": 5372,
+    "vec_fixed_dsps": 2,
+    "vec_fixed_uram": 2,
+    # es_row (LAST_ROW, the argmax)
+    "row_luts": 1420,
+    "row_ffs": 606,
+    "row_dsps": 5,
+    # es_attn at the shell's DMAX 256, SMAX 4096, NQ 4 (no HwConfig field moves it)
+    "attn_luts": 29749,
+    "attn_ffs": 14947,
+    "attn_dsps": 189,
+    "attn_uram": 3,
+    # es_seq + es_axil_csr + es_act_unpack + the top's glue (read/write multiplexers, result gearbox)
+    "shell_luts": 7393,
+    "shell_ffs": 5787,
+    "shell_dsps": 53,
+}
+# "structural": the hand-written shell/unit terms of COEFFS (what the DSE has chosen with so far);
+# "yosys": COEFFS_YOSYS. With "yosys" the kv260 choice for the 0.73B moves from (T, Q, ports) =
+# (1, 64, 4) to (4, 4, 1) and nothing implemented fits the Ultra96-V2 (the units alone are ~68k LUT
+# of its 56k budget), which tests/test_rtl_configs.py does not allow yet: the lead switches it.
+SHELL_TERMS = "structural"
+
 
 def dequant_lanes(cfg: HwConfig) -> int:
     """es_dequant's lanes in the shell (edgestream_accel DQL): min(Q, 4), one 128-bit result beat of
     float32 per cycle, the rate the write port takes them at anyway."""
     return min(cfg.Q, 4)
+
+
+def _bram36(depth: int, width: int) -> float:
+    """Block RAM of a depth x width simple-dual-port memory as Yosys maps it: RAMB18 columns of
+    36/18/9/4/2/1 bits at depth 512/1K/2K/4K/8K/16K, two to a RAMB36 (so a half counts)."""
+    w18, d = 36, 512
+    while d < depth and w18 > 1:
+        d, w18 = 2 * d, w18 // 2
+    return math.ceil(width / w18) * math.ceil(depth / d) / 2
+
+
+def _fifo_cost(depth: int, width: int) -> dict[str, float]:
+    """A tlmm_fifo of depth x width: LUTRAM up to 64 words (RAM32M16: 14 bits x 32 words in 8 LUTs),
+    block RAM beyond."""
+    if depth <= 64:
+        return {"lut": math.ceil(width / 14) * 8 * math.ceil(depth / 32)}
+    return {"bram36": _bram36(depth, width)}
 
 
 def _table_memory(cfg: HwConfig) -> dict[str, float]:
@@ -254,9 +325,14 @@ def _table_memory(cfg: HwConfig) -> dict[str, float]:
     return {"lut": cfg.T * math.ceil(width / 7) * 8 * math.ceil(depth / 64), "ff": cfg.T * width}
 
 
-def estimate_resources(cfg: HwConfig) -> dict[str, float]:
-    """LUT/FF/DSP/BRAM36/URAM of the whole design for `cfg`, with a breakdown by unit."""
-    c = COEFFS
+def estimate_resources(cfg: HwConfig, shell: str | None = None) -> dict[str, float]:
+    """LUT/FF/DSP/BRAM36/URAM of the whole design for `cfg`, with a breakdown by unit; `shell` picks the
+    shell/unit terms (SHELL_TERMS by default: "structural" or "yosys", the whole-accelerator refit)."""
+    shell = shell or SHELL_TERMS
+    if shell not in ("structural", "yosys"):
+        raise InputError(f"resource model shell terms {shell!r}: expected 'structural' or 'yosys'")
+    y = shell == "yosys"
+    c = {**COEFFS, **COEFFS_YOSYS} if y else COEFFS
     parts: dict[str, dict[str, float]] = {}
     P, TW, CB, L = cfg.PS, cfg.TW, cfg.CB, cfg.lanes
     # a lane: a PS:1 mux of TW-bit entries, the sign's inversion inside the row adders
@@ -269,6 +345,10 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
         "ff": cfg.Q * (rw + c["acc_bits"] * (cfg.max_tok + 2)),
     }
     parts["engine_control"] = {"lut": c["engine_ctrl_luts"], "ff": c["engine_ctrl_ffs"]}
+    if y:
+        # the K-tile accumulators (tlmm_engine u_kmem): KROWS/Q x MAXTOK words of Q INT32 sums
+        from edgestream.regmap import KROWS
+        parts["ktile_memory"] = {"bram36": _bram36(math.ceil(KROWS / cfg.Q) * cfg.max_tok, cfg.Q * c["acc_bits"])}
     # every level of the build but the last is whole (3 + 9 + ... + 3**(G-1) entries), the last only
     # the stored half
     level_entries = (3**cfg.G - 3) // 2 + P
@@ -283,7 +363,8 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
         # weights stream once, G column beats per chunk)
         parts["dense_multipliers"] = {"lut": L * c["dense_luts_per_lane"], "ff": L * c["dense_ffs_per_lane"],
                                       "dsp": L}
-    parts["weight_buffer"] = {"bram36": math.ceil(cfg.wbuf_kib * 1024 * 8 / 36864)}
+    if not y:
+        parts["weight_buffer"] = {"bram36": math.ceil(cfg.wbuf_kib * 1024 * 8 / 36864)}
     # LUTRAM (Yosys: RAM32M16 cells, the LUTs it reports as memory), a word of Q accumulators + token + last
     fifo_w = cfg.Q * c["acc_bits"] + max(1, math.ceil(math.log2(cfg.max_tok))) + 1
     parts["result_fifo"] = {"lut": math.ceil(fifo_w / c["fifo_lutram_bits_per_8_luts"]) * 8
@@ -293,6 +374,19 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
     masters = cfg.axi_ports + (1 if cfg.axi_ports > 1 else 0)
     parts["axi"] = {"lut": masters * (c["axi_port_luts"] + cfg.axi_outstanding * c["axi_outstanding_luts"]),
                     "ff": masters * c["axi_port_ffs"] * cfg.axi_width_bits / 128}
+    if y:
+        # read masters (edgestream_accel): program (32-beat FIFO), activations (128), beta (256), the
+        # vector unit's and the attention unit's (256 each) and one per weight port, whose FIFOs share
+        # wbuf_kib; write masters: results, vector unit, attention unit
+        bw = cfg.axi_width_bits
+        fifos = [2 * cfg.axi_burst_beats, 8 * cfg.axi_burst_beats] + [16 * cfg.axi_burst_beats] * 3
+        fifos += [cfg.wbuf_kib * 1024 * 8 // bw // cfg.axi_ports] * cfg.axi_ports
+        axi = {"lut": len(fifos) * c["rd_master_luts"] + 3 * c["wr_master_luts"],
+               "ff": len(fifos) * c["rd_master_ffs"] + 3 * c["wr_master_ffs"], "bram36": 0.0}
+        for depth in fifos:
+            for r, v in _fifo_cost(depth, bw).items():
+                axi[r] += v
+        parts["axi"] = axi
     # DL lanes, not Q: a unit goes through them in Q/DL sub-beats, picked by a Q/DL:1 mux of the
     # accumulator and beta units (held by their senders, so no extra registers)
     dl = dequant_lanes(cfg)
@@ -301,9 +395,16 @@ def estimate_resources(cfg: HwConfig) -> dict[str, float]:
                         "ff": dl * c["dequant_lane_ffs"], "dsp": dl * c["dequant_lane_dsps"]}
     parts["vector_unit"] = {"lut": c["vec_fixed_luts"] + cfg.vec_lanes * c["vec_lane_luts"],
                             "ff": c["vec_fixed_ffs"] + cfg.vec_lanes * c["vec_lane_ffs"],
-                            "dsp": c["vec_fixed_dsps"] + cfg.vec_lanes * c["vec_lane_dsps"],
-                            "bram36": c["vec_fixed_bram36"]}
-    parts["shell"] = {"lut": c["shell_luts"], "ff": c["shell_ffs"], "bram36": c["shell_bram36"]}
+                            "dsp": c["vec_fixed_dsps"] + cfg.vec_lanes * c["vec_lane_dsps"]}
+    if y:
+        parts["vector_unit"]["uram"] = c["vec_fixed_uram"]
+        parts["row_unit"] = {"lut": c["row_luts"], "ff": c["row_ffs"], "dsp": c["row_dsps"]}
+        parts["attention_unit"] = {"lut": c["attn_luts"], "ff": c["attn_ffs"], "dsp": c["attn_dsps"],
+                                   "uram": c["attn_uram"]}
+        parts["shell"] = {"lut": c["shell_luts"], "ff": c["shell_ffs"], "dsp": c["shell_dsps"]}
+    else:
+        parts["vector_unit"]["bram36"] = c["vec_fixed_bram36"]
+        parts["shell"] = {"lut": c["shell_luts"], "ff": c["shell_ffs"], "bram36": c["shell_bram36"]}
     total = {r: 0.0 for r in RESOURCES}
     for p in parts.values():
         for r, v in p.items():

@@ -164,3 +164,61 @@ def test_shipped_shell_fits_the_kv260_by_the_model():
 
     res = dse.estimate_resources(rm.shell_config())
     assert dse.over_budget(res, load_target("kv260")) == []
+
+
+# The whole accelerator by Yosys for the kv260 choice of the 0.73B (G5 T1 Q64, 4 weight ports, URAM
+# tables, MAXK 4096, int8 head, VL 1, UNITS 7; python -m edgestream.hwsynth --top accel --config
+# kv260-0.73b, docs/hardware.md "Whole accelerator"): per instance and in total
+YOSYS_KV260_073B = {"lut": 123834, "ff": 55100, "dsp": 336, "bram36": 44.5, "uram": 24}
+YOSYS_KV260_073B_PARTS = {  # instance(s) -> (LUT, FF, DSP) and the model's terms that stand for them
+    "engine": ((57893, 22039, 64), ("lanes", "row_accumulators", "engine_control", "table_builder",
+                                    "weight_decode", "dense_multipliers", "result_fifo")),
+    "es_attn": ((29749, 14947, 189), ("attention_unit",)),
+    "es_vec": ((16534, 6942, 9), ("vector_unit",)),
+    "es_dequant": ((6551, 1774, 16), ("dequant",)),
+    "es_seq + csr + unpack + glue": ((7393, 5787, 53), ("shell",)),
+    "es_row": ((1420, 606, 5), ("row_unit",)),
+    "9 es_axi_rd + 3 es_axi_wr": ((4302, 3007, 0), ("axi",)),
+}
+
+
+def _kv260_073b_choice():
+    # what the DSE chose for the 0.73B on kv260 with the structural shell terms: the synthesized configuration
+    return HwConfig(G=5, T=1, Q=64, table_mem="uram", axi_ports=4, wbuf_kib=4 * rtl_space.WBUF_KIB_PER_PORT,
+                    max_k=4096, clock_mhz=250.0, int_encoding="int8", vec_lanes=1, **rtl_space.FIXED)
+
+
+def test_yosys_shell_terms_reproduce_the_whole_accelerator():
+    """The "yosys" shell/unit terms against the whole-accelerator run they were fitted on: the total
+    within 1% (LUT, FF), DSP/URAM exact, BRAM36 within one; each term's LUT and FF within 3% of its
+    instances (the AXI masters 5%: one cost per read master, the program master's is smaller)."""
+    res = estimate_resources(_kv260_073b_choice(), shell="yosys")
+    want = YOSYS_KV260_073B
+    assert abs(res["lut"] / want["lut"] - 1) < 0.01 and abs(res["ff"] / want["ff"] - 1) < 0.01, res
+    assert res["dsp"] == want["dsp"] and res["uram"] == want["uram"] and abs(res["bram36"] - want["bram36"]) <= 1
+    br = res["breakdown"]
+    for name, ((lut, ff, dsp), terms) in YOSYS_KV260_073B_PARTS.items():
+        m = {r: sum(br[t].get(r, 0) for t in terms) for r in ("lut", "ff", "dsp")}
+        tol = 0.05 if name.startswith("9 es_axi") else 0.03
+        assert abs(m["lut"] / lut - 1) <= tol and abs(m["ff"] / ff - 1) <= tol, (name, m, lut, ff)
+        assert m["dsp"] == dsp, (name, m, dsp)
+    # the real design is over the KV260's LUTs at that choice (the structural terms said 77%)
+    assert res["lut"] > load_target("kv260").resources["lut"]
+    assert estimate_resources(_kv260_073b_choice(), shell="structural")["lut"] < 0.8 * 117120
+
+
+def test_yosys_shell_terms_move_the_choices(monkeypatch):
+    """What the DSE chooses once the budget check uses the measured shell: the kv260's 0.73B choice drops to
+    one weight port, a choice inside 80% of the LUTs; nothing implemented fits the Ultra96-V2."""
+    from edgestream.compiler import dse
+
+    monkeypatch.setattr(dse, "SHELL_TERMS", "yosys")
+    m = _model(24, 1536, 4096, 16, 1, 32002)
+    ex = explore(m, load_target("kv260"), effort="quick")
+    c = ex["chosen"]
+    assert rtl_space.why_not(c) is None and c.axi_ports == 1 and ex["utilization"]["lut"] <= 0.80
+    assert over_budget(estimate_resources(_kv260_073b_choice()), load_target("kv260")) == ["lut"]
+    with pytest.raises(InputError, match="no hardware configuration fits.*lut"):
+        explore(m, load_target("ultra96v2"), effort="quick")
+    with pytest.raises(InputError, match="shell terms"):
+        estimate_resources(c, shell="vivado")
