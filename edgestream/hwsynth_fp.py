@@ -160,6 +160,32 @@ def logic_depth(netlist: dict, top: str) -> dict:
     return {"lut_levels": worst[0], "carry8_on_path": worst[1], "muxf_on_path": worst[2], "path": list(path)}
 
 
+def muxf_unfed(netlist: dict, top: str) -> int:
+    """MUXF7 inputs that no LUT drives (and MUXF8/MUXF9 inputs no MUXF7/MUXF8 drives) in a mapped netlist.
+    On the device a MUXF7 selects between the two LUTs beside it (F8 between two F7s, F9 two F8s); with
+    -widemux Yosys also feeds them from flip-flops or constants (e.g. a 4:1 read of registers), which
+    needs a route-through LUT each: the LUTs its count leaves out."""
+    cells = netlist["modules"][top]["cells"]
+    drv: dict[int, str] = {}
+    for c in cells.values():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                for b in bits:
+                    if isinstance(b, int):
+                        drv[b] = c["type"]
+    want = {"MUXF7": "LUT", "MUXF8": "MUXF7", "MUXF9": "MUXF8"}
+    n = 0
+    for c in cells.values():
+        w = want.get(c["type"])
+        if w is None:
+            continue
+        for port in ("I0", "I1"):
+            b = c["connections"][port][0]
+            if not (isinstance(b, int) and drv.get(b, "").startswith(w)):
+                n += 1
+    return n
+
+
 def synthesize(name: str) -> dict:
     top, srcs, params = CONFIGS[name]
     text, net = _run(top, srcs, params)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from edgestream.errors import InputError
 from edgestream.hwsynth import KV260, summarize_cells
-from edgestream.hwsynth_fp import logic_depth
+from edgestream.hwsynth_fp import logic_depth, muxf_unfed
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP = "edgestream_accel"
@@ -251,6 +251,9 @@ def analyse(outdir: Path, log_text: str, meta: dict, totals=summarize_cells) -> 
     ftop = next(m for m, v in flat["modules"].items() if _is_top(v))
     depth = logic_depth(flat, ftop)
     total = totals(_count(flat["modules"][ftop]))
+    # route-through LUTs the device needs for MUXF inputs Yosys fed from registers (-widemux): LUT_dev
+    total["MUXF_unfed"] = muxf_unfed(flat, ftop)
+    total["LUT_dev"] = total["LUT"] + total["MUXF_unfed"]
     del flat
     return {**meta, "top": top, "total": total, **depth, "instances": per_inst, "modules": per_kind,
             "memories": memories(log_text)}
@@ -279,6 +282,9 @@ def table(res: dict) -> str:
     lines.append(f"{'KV260 (XCK26)':<34}" + "".join(f"{KV260.get(c, ''):>9}" for c in _COLS))
     lines.append(f"{'share':<34}" + "".join(
         f"{100 * t[c] / KV260[c]:>8.1f}%" if c in KV260 else f"{'':>9}" for c in _COLS))
+    if t.get("MUXF_unfed"):
+        lines.append(f"{'':<34}{t['MUXF_unfed']} MUXF inputs no LUT drives (a route-through LUT each on the device): "
+                     f"LUT {t['LUT_dev']} ({100 * t['LUT_dev'] / KV260['LUT']:.1f}%)")
     path = " -> ".join(res["path"][:4]) + (" ..." if len(res["path"]) > 4 else "")
     lines.append(f"logic depth: {res['lut_levels']} LUT levels ({res['carry8_on_path']} CARRY8, "
                  f"{res['muxf_on_path']} MUXF on the path): {path}")
@@ -410,7 +416,7 @@ def combine(results: list[dict]) -> dict:
         part = next((p for p, t in PART_TOPS.items() if t == kind), None)
         inst[name] = by[part]["total"] if part and part in by else r
     keys = [k for k in shell["total"]]
-    total = {k: sum(by[p]["total"][k] for p in by) for k in keys}
+    total = {k: sum(by[p]["total"].get(k, 0) for p in by) for k in keys}
     deepest = max(by.values(), key=lambda r: r["lut_levels"])
     return {"total": total, "instances": inst, "lut_levels": deepest["lut_levels"],
             "carry8_on_path": deepest["carry8_on_path"], "muxf_on_path": deepest["muxf_on_path"],
