@@ -285,8 +285,9 @@ COEFFS_YOSYS = {
 }
 # "structural": the hand-written shell/unit terms of COEFFS (what the DSE has chosen with so far);
 # "yosys": COEFFS_YOSYS. With "yosys" the kv260 choice for the 0.73B moves from (T, Q, ports) =
-# (1, 64, 4) to (4, 4, 1) and nothing implemented fits the Ultra96-V2 (the units alone are ~68k LUT
-# of its 56k budget), which tests/test_rtl_configs.py does not allow yet: the lead switches it.
+# (1, 64, 4) to (4, 4, 1) and nothing implemented fits the Ultra96-V2 (the shell and units without
+# the engine are 63,400 LUT of its 56,448 budget), which tests/test_rtl_configs.py does not allow yet:
+# the lead switches it.
 SHELL_TERMS = "structural"
 
 
