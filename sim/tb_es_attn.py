@@ -26,6 +26,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus
+from cocotbext.axi.constants import AxiResp
 from es_attn_model import BEAT, Fault, KvLayout, Regs, attention_instr, cdiv, run_attention, tile_offset
 from sim_server import PERIOD_NS, DdrModel, Faults, weight_buses
 from tb_common import bench_config, high, random_pause
@@ -282,6 +283,26 @@ async def faults(dut):
             f"{name}: error {res['err']} info {res['info']:#x}, expected {code}"
         compare(c, tb.memory(len(c.mem)), want)
         dut._log.info("%s: ERR %s after %d cycles, memory untouched", name, code, res["cycles"])
+    # a DECERR on the KV region: the key stream (the unit's read stream at KVP = 1, the KV ports at
+    # KVP > 1) ends the run with ERR AXI_READ and the response in ERR_INFO; then the masters are
+    # aborted, as the shell's fault path does, and drained
+    kv_lo = base.regs.kv_base
+    tb.faults.read_err.append((kv_lo, kv_lo + base.regs.kv_size, AxiResp.DECERR))
+    res = await tb.run(base, base.instr())
+    tb.faults.read_err.clear()
+    assert res["err"] == rm.ERR["AXI_READ"] and res["info"] == AxiResp.DECERR, \
+        f"kv-decerr: error {res['err']} info {res['info']:#x}, expected AXI_READ / DECERR"
+    u = dut.u_attn
+    dut.stop.value = 1
+    for _ in range(10_000):
+        await RisingEdge(dut.clk)
+        if not (high(u.rd_busy) or high(u.wr_busy) or high(u.kv_busy)):
+            break
+    else:
+        raise AssertionError("kv-decerr: the streams did not drain after the abort")
+    dut.stop.value = 0
+    await ClockCycles(dut.clk, 2)
+    dut._log.info("kv-decerr: ERR AXI_READ after %d cycles, streams drained", res["cycles"])
     # the unit runs correctly after the faults
     c = after
     ins = c.instr()

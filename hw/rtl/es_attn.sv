@@ -211,14 +211,34 @@ module es_attn #(
     logic [39:0] cgbase;                       // block (layer, cg)
     logic [15:0] c1t, c1g;                     // phase-1 position
     logic        c1v;                          // phase 1: quantizing v (else k)
+    logic        c1_hold;                      // PREP: v's quantization waits for the V slot's write job
     logic [LNQ:0] cn;                          // lane being quantized / scaled / written
+
+    // ---------------- the next query set, prepared during this set's passes 2 and 3 (KVP > 1: the
+    // query rows arrive on the read stream while the keys and values come on the KV stream, and the dot
+    // unit's query memory is free once pass 1 is done): its walk and its quantized rows, so the next
+    // set starts with its key stream. At KVP = 1 the query rows queue behind this set's values on the
+    // one read stream: the consumer walks and quantizes them in C2_SET / C2_QRY as before.
+    localparam bit PREP = KVP > 1;
+    localparam logic [2:0] PR_IDLE = 3'd0, PR_HEAD = 3'd1, PR_WALK = 3'd2, PR_SET2 = 3'd3, PR_QRY = 3'd4,
+                           PR_RDY = 3'd5;
+    logic [2:0]   pr_st;
+    logic [15:0]  nq_t [NQ];
+    logic [15:0]  nq_h [NQ];
+    logic [31:0]  nq_pos [NQ];
+    logic [31:0]  nq_dq [NQ];
+    logic [LNQ:0] n_ns, psn, pn;
+    logic [31:0]  n_sk;
+    logic [15:0]  n_slast;
+    wire          pr_q = PREP && pr_st == PR_QRY;
 
     // ---------------- quantizer
     logic         qz_start, qz_done, qz_in_valid, qz_in_ready, qz_we;
     logic [LDB-1:0] qz_addr;
     logic [127:0] qz_data;
     logic [31:0]  qz_d;
-    es_attn_quant #(.DBMAX(DBMAX)) u_quant (
+    // KVP > 1: the second division beside the element pipe (the KVP = 1 unit keeps its fitted cycles)
+    es_attn_quant #(.DBMAX(DBMAX), .OVL(KVP > 1)) u_quant (
         .clk, .rst_n, .clear(cs == C_ABORT || cs == C_IDLE), .start(qz_start), .nbeats(d4),
         .in_valid(qz_in_valid), .in_ready(qz_in_ready), .in_data(rd_data),
         .out_we(qz_we), .out_addr(qz_addr), .out_data(qz_data), .done(qz_done), .d(qz_d)
@@ -245,7 +265,8 @@ module es_attn #(
     // every word of the slot (the dot masks the scale beat and the padding)
     es_attn_dot #(.NQ(NQ), .DBMAX(DBMAX), .KVP(KVP)) u_dot (
         .clk, .rst_n, .db,
-        .q_we(qz_we && cs == C2_QRY), .q_lane(cn[LNQ-1:0]), .q_addr(qz_addr), .q_data(qz_data),
+        .q_we(qz_we && (cs == C2_QRY || pr_q)), .q_lane(pr_q ? pn[LNQ-1:0] : cn[LNQ-1:0]), .q_addr(qz_addr),
+        .q_data(qz_data),
         .k_valid(p1_take && (KVP > 1 || kb != '0)), .k_addr(KVP > 1 ? kb : kb - 1'b1), .k_last(kb_last),
         .k_data(kvd), .dot_valid, .dot
     );
@@ -329,10 +350,14 @@ module es_attn #(
     logic           p3_take;
     logic [LDB-1:0] vb;                        // beat in the V slot
     logic [31:0]    vj;                        // key of the next value beat
+    logic [LNQ-1:0] vl;                        // KVP > 1: the lane the value word goes to this cycle
+    // KVP > 1: a value word is taken once per lane of the set (es_attn_vacc), popped on the last
+    wire            vl_last = KVP == 1 || 32'(vl) + 32'd1 == 32'(ns);
     logic [LDB-1:0] o_addr;
     logic [16*AW-1:0] o_data;
     es_attn_vacc #(.NQ(NQ), .DBMAX(DBMAX), .AW(AW), .KVP(KVP)) u_vacc (
-        .clk, .rst_n, .v_valid(p3_take), .v_first(vj == 32'd0), .v_addr(vb), .v_data(kvd), .a_w(af_data),
+        .clk, .rst_n, .v_valid(p3_take), .v_first(vj == 32'd0), .v_addr(vb), .v_lane(vl), .v_data(kvd),
+        .a_w(af_data),
         .o_addr, .o_lane(oe_n[LNQ-1:0]), .o_data
     );
     logic [2:0]     p3_drain;
@@ -591,13 +616,13 @@ module es_attn #(
     wire [63:0] need_k = 64'(tiles_rbk) << (LMT + LU);
 
     // rd data routing
-    wire in_q = cs == C1_KV || cs == C2_QRY;
+    wire in_q = cs == C1_KV || cs == C2_QRY || pr_q;
     assign qz_in_valid = in_q && rd_valid;
     // a key's scale beat waits while the score chain is full (ns > db + 1: short rows, full sets)
     assign p1_take = cs == C2_P1 && kvv && kj != sk && (kb != '0 || sc_room);
     assign p3_take = cs == C2_P3 && kvv && af_valid && vj != sk;
     wire   vb_last = vb == LDB'(vw - 6'd1);
-    assign af_pop = p3_take && vb_last;
+    assign af_pop = p3_take && vb_last && vl_last;
     always_comb begin
         rd_ready = 1'b0;
         case (cs)
@@ -608,9 +633,10 @@ module es_attn #(
             C_ABORT: rd_ready = 1'b1;
             default: rd_ready = 1'b0;
         endcase
+        if (pr_q) rd_ready = qz_in_ready;   // (passes 2 and 3 take nothing else from the read stream)
     end
     assign kv_ready = KVP > 1 && (cs == C_ABORT || (cs == C2_P1 && kj != sk && (kb != '0 || sc_room))
-                                  || (cs == C2_P3 && af_valid && vj != sk));
+                                  || (cs == C2_P3 && af_valid && vj != sk && vl_last));
     assign busy = cs != C_IDLE;
 
     wire kv_fault = KVP > 1 && kv_err;
@@ -651,12 +677,15 @@ module es_attn #(
             p1_done <= 1'b0;
             cyc_store <= '0;
             cyc_attend <= '0;
+            pr_st <= PR_IDLE;
         end else if (abort && cs != C_IDLE && cs != C_ABORT) begin
             cs <= C_ABORT;
             wj_busy <= 1'b0;
             oe_st <= OE_IDLE;
             f_run <= 1'b0;
+            pr_st <= PR_IDLE;
         end else if (cs != C_IDLE && cs != C_ABORT && ax_fault) begin
+            pr_st <= PR_IDLE;
             err_code <= rd_err || kv_fault ? es_regs_pkg::ES_ERR_AXI_READ : es_regs_pkg::ES_ERR_AXI_WRITE;
             err_info <= {30'd0, rd_err ? rd_err_resp : kv_fault ? kv_err_resp : wr_err_resp};
             wj_busy <= 1'b0;
@@ -742,8 +771,59 @@ module es_attn #(
                 default: ;
             endcase
 
+            // ---- the next set's walk and queries (PREP), from pass 2 of this set on
+            if (PREP) begin
+                case (pr_st)
+                    PR_IDLE: if (cs == C2_P2 && (ct != nt || cg + 16'd1 != nkv)) begin
+                        psn <= '0;
+                        n_ns <= '0;
+                        pr_st <= ct != nt ? PR_WALK : PR_HEAD;
+                    end
+                    PR_HEAD: begin
+                        // this set was its KV head's last: the next head's first set
+                        cg <= cg + 16'd1;
+                        cgh <= cgh + rg;
+                        ct <= '0;
+                        ci <= '0;
+                        cgbase <= cgbase + 40'(blockb);
+                        pr_st <= PR_WALK;
+                    end
+                    PR_WALK: begin
+                        nq_t[psn[LNQ-1:0]] <= ct;
+                        nq_h[psn[LNQ-1:0]] <= cgh + ci;
+                        nq_pos[psn[LNQ-1:0]] <= p0 + 32'(ct);
+                        if (ct != nt) begin
+                            n_slast <= ct;
+                            n_ns <= n_ns + 1'b1;
+                            if (ci + 16'd1 == rg) begin
+                                ci <= '0;
+                                ct <= ct + 16'd1;
+                            end else ci <= ci + 16'd1;
+                        end
+                        psn <= psn + 1'b1;
+                        if (32'(psn) + 32'd1 == NQ) pr_st <= PR_SET2;
+                    end
+                    PR_SET2: begin
+                        n_sk <= p0 + 32'(n_slast) + 32'd1;
+                        pn <= '0;
+                        qz_start <= 1'b1;
+                        pr_st <= PR_QRY;
+                    end
+                    PR_QRY: if (qz_done) begin
+                        nq_dq[pn[LNQ-1:0]] <= qz_d;
+                        if (pn + 1'b1 == n_ns) pr_st <= PR_RDY;
+                        else begin
+                            pn <= pn + 1'b1;
+                            qz_start <= 1'b1;
+                        end
+                    end
+                    default: ;
+                endcase
+            end
+
             case (cs)
                 C_IDLE: if (go) begin
+                    pr_st <= PR_IDLE;
                     ia <= instr[31:16];
                     f0 <= instr[63:32];
                     f1 <= instr[95:64];
@@ -853,6 +933,7 @@ module es_attn #(
                     cs <= C_GEO2;
                 end
                 C_GEO2: begin
+                    c1_hold <= 1'b0;
                     i_go <= 1'b1;
                     c1t <= '0;
                     c1g <= '0;
@@ -863,11 +944,17 @@ module es_attn #(
                 end
                 // ---- phase 1: quantize k (then v) of (c1t, c1g) into kbuf / vbuf
                 C1_KV: begin
+                    // PREP: the previous V slot's write job may still read vbuf: v waits for it
+                    if (PREP && c1_hold && !wj_busy && !wj_start) begin
+                        c1_hold <= 1'b0;
+                        qz_start <= 1'b1;
+                    end
                     if (qz_done) begin
                         if (!c1v) begin
                             dk_r <= qz_d;
                             c1v <= 1'b1;
-                            qz_start <= 1'b1;
+                            if (PREP) c1_hold <= 1'b1;
+                            else qz_start <= 1'b1;
                         end else begin
                             dv_r1 <= qz_d;
                             c1v <= 1'b0;
@@ -905,20 +992,22 @@ module es_attn #(
                             wj_sp <= '0;
                             wj_stride <= KVP > 1 ? vstripe : '0;
                             cw <= 2'd2;
+                        end
+                    end
+                    // PREP: the next row's k is quantized while the V slot is written
+                    if (cw == 2'd2 && (PREP || (!wj_busy && !wj_start))) begin
+                        if (c1g + 16'd1 != nkv) begin
+                            c1g <= c1g + 16'd1;
+                            cgbase <= cgbase + 40'(blockb);
                         end else begin
-                            if (c1g + 16'd1 != nkv) begin
-                                c1g <= c1g + 16'd1;
-                                cgbase <= cgbase + 40'(blockb);
-                            end else begin
-                                c1g <= '0;
-                                cgbase <= lbase;
-                                c1t <= c1t + 16'd1;
-                            end
-                            if (c1g + 16'd1 == nkv && c1t + 16'd1 == nt) cs <= C1_BAR;
-                            else begin
-                                qz_start <= 1'b1;
-                                cs <= C1_KV;
-                            end
+                            c1g <= '0;
+                            cgbase <= lbase;
+                            c1t <= c1t + 16'd1;
+                        end
+                        if (c1g + 16'd1 == nkv && c1t + 16'd1 == nt) cs <= C1_BAR;
+                        else begin
+                            qz_start <= 1'b1;
+                            cs <= C1_KV;
                         end
                     end
                 end
@@ -1049,6 +1138,7 @@ module es_attn #(
                     wg_fly <= '0;
                     vj <= '0;
                     vb <= '0;
+                    vl <= '0;
                     p3_drain <= '0;
                     cs <= C2_P3;
                 end
@@ -1063,7 +1153,8 @@ module es_attn #(
                         end else wgn <= wgn + 1'b1;
                     end
                     wg_fly <= wg_fly + 6'(wg_iss && wgn == '0) - 6'(wg_valid);
-                    if (p3_take) begin
+                    if (p3_take && KVP > 1) vl <= vl_last ? '0 : vl + 1'b1;
+                    if (p3_take && vl_last) begin
                         if (vb_last) begin
                             vb <= '0;
                             vj <= vj + 32'd1;
@@ -1088,7 +1179,25 @@ module es_attn #(
                     end
                 end
                 C2_NEXT: begin
-                    if (ct != nt) begin
+                    if (PREP && pr_st != PR_IDLE) begin
+                        // the next set is walked and quantized: straight to its key stream
+                        if (pr_st == PR_RDY) begin
+                            for (int n = 0; n < NQ; n++) begin
+                                q_t[n] <= nq_t[n];
+                                q_h[n] <= nq_h[n];
+                                q_pos[n] <= nq_pos[n];
+                                q_dq[n] <= nq_dq[n];
+                            end
+                            ns <= n_ns;
+                            sk <= n_sk;
+                            kj <= '0;
+                            kb <= '0;
+                            sj <= '0;
+                            seen <= '0;
+                            pr_st <= PR_IDLE;
+                            cs <= C2_P1;
+                        end
+                    end else if (ct != nt) begin
                         sn <= '0;
                         ns <= '0;
                         cs <= C2_SET;

@@ -43,13 +43,32 @@ module es_attn_dot #(
     localparam int SW = 20 + LK;                       // bits of a word's sum
     localparam int LQW = (QW > 1) ? $clog2(QW) : 1;
     localparam int LKS = (KVP > 1) ? LK : 1;
-    logic [127:0] qmem [NQ][KVP][QW];
 
     wire [LDB:0] qpos = (LDB + 1)'(q_addr) + (LDB + 1)'(OFF);
     wire [LDB:0] qwd = qpos >> LK;
     wire [LKS-1:0] qsub = (KVP > 1) ? LKS'(qpos) : '0;
-    always_ff @(posedge clk) begin
-        if (q_we) qmem[q_lane][qsub][qwd[LQW-1:0]] <= q_data;
+    // the query word of each lane and beat at k_addr (asynchronous reads of small memories, into the
+    // stage-0 register)
+    logic [127:0] qrd [NQ][KVP];
+    if (KVP == 1) begin : g_q1
+        logic [127:0] qmem [NQ][QW];
+        always_ff @(posedge clk) begin
+            if (q_we) qmem[q_lane][qwd[LQW-1:0]] <= q_data;
+        end
+        always_comb for (int n = 0; n < NQ; n++) qrd[n][0] = qmem[n][k_addr[LQW-1:0]];
+        wire unused_q = &{1'b0, qsub};
+    end else begin : g_qn
+        // one memory per lane and beat (one write and one read port each: as one array of NQ x KVP
+        // read ports Yosys 0.70's memory_libmap fails)
+        for (genvar n = 0; n < NQ; n++) begin : g_n
+            for (genvar j = 0; j < KVP; j++) begin : g_j
+                logic [127:0] qm [QW];
+                always_ff @(posedge clk) begin
+                    if (q_we && q_lane == LNQ'(n) && qsub == LKS'(j)) qm[qwd[LQW-1:0]] <= q_data;
+                end
+                assign qrd[n][j] = qm[k_addr[LQW-1:0]];
+            end
+        end
     end
     wire unused_q = &{1'b0, qwd};
 
@@ -74,7 +93,7 @@ module es_attn_dot #(
             kw0 <= k_data;
             for (int n = 0; n < NQ; n++)
                 for (int j = 0; j < KVP; j++)
-                    qw0[n][j] <= kv_in[j] ? qmem[n][j][k_addr[LQW-1:0]] : 128'd0;
+                    qw0[n][j] <= kv_in[j] ? qrd[n][j] : 128'd0;
         end
     end
 

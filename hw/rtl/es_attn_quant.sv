@@ -5,8 +5,12 @@
 // run on es_fdiv, then 4 elements per cycle go through es_fmul and es_f2i (saturating to
 // [-128, 127]) and leave as int8 beats of 16 (out_we, beat out_addr). `done` follows the last beat;
 // `d` holds until the next start.
+// OVL = 1: the second division (d, needed only at `done`) runs while the elements go through the
+// multipliers (they need only c): ~30 cycles less per row; `done` waits for whichever ends last.
+// OVL = 0 keeps the sequential order (the cycles the performance model of the KVP = 1 unit is fitted on).
 module es_attn_quant #(
     parameter int DBMAX = 16,
+    parameter bit OVL = 1'b0,
     parameter int LDB = $clog2(DBMAX)
 ) (
     input  logic           clk,
@@ -30,7 +34,7 @@ module es_attn_quant #(
     localparam int L = LM + LF;
     localparam int LX = $clog2(DBMAX * 4);
 
-    typedef enum logic [2:0] { Q_IDLE, Q_LOAD, Q_DIV1, Q_DIV2, Q_RUN, Q_DRAIN } st_t;
+    typedef enum logic [2:0] { Q_IDLE, Q_LOAD, Q_DIV1, Q_DIV2, Q_RUN, Q_DRAIN, Q_WAITD } st_t;
     st_t st;
     logic [127:0] xbuf [DBMAX * 4];
     logic [6:0]   li, ri;
@@ -39,6 +43,7 @@ module es_attn_quant #(
     logic         dv_start, dv_done, dv_wait, dv_busy;
     logic [31:0]  dv_a, dv_b;
     logic [63:0]  dv_y;
+    logic [1:0]   d2;                                 // OVL: the d division 1 to start, 2 running, 3 done
 
     es_fdiv u_div (
         .clk, .rst_n, .start(dv_start), .dbl(1'b0), .a({32'd0, dv_a}), .b({32'd0, dv_b}), .busy(dv_busy), .done(dv_done), .y(dv_y)
@@ -78,6 +83,7 @@ module es_attn_quant #(
                     st <= Q_LOAD;
                     li <= '0;
                     m <= '0;
+                    d2 <= '0;
                 end
                 Q_LOAD: if (in_valid) begin
                     logic [30:0] mx;
@@ -100,7 +106,12 @@ module es_attn_quant #(
                     end else if (dv_done) begin
                         c <= dv_y[31:0];
                         dv_wait <= 1'b0;
-                        st <= Q_DIV2;
+                        if (OVL) begin
+                            d2 <= 2'd1;
+                            ri <= '0;
+                            oi <= '0;
+                            st <= Q_RUN;
+                        end else st <= Q_DIV2;
                     end
                 end
                 Q_DIV2: begin
@@ -127,13 +138,30 @@ module es_attn_quant #(
                             out_addr <= LDB'(oi >> 2);
                         end
                         if (oi + 7'd1 == nbeats) begin
-                            st <= Q_IDLE;
-                            done <= 1'b1;
+                            if (OVL && d2 != 2'd3) st <= Q_WAITD;
+                            else begin
+                                st <= Q_IDLE;
+                                done <= 1'b1;
+                            end
                         end
                     end
                 end
+                Q_WAITD: if (d2 == 2'd3) begin
+                    st <= Q_IDLE;
+                    done <= 1'b1;
+                end
                 default: st <= Q_IDLE;
             endcase
+            // OVL: the d division beside the element pipe
+            if (OVL && d2 == 2'd1 && !dv_busy && !dv_start) begin
+                dv_start <= 1'b1;
+                dv_a <= {1'b0, mm};
+                dv_b <= F127;
+                d2 <= 2'd2;
+            end else if (OVL && d2 == 2'd2 && dv_done) begin
+                d <= dv_y[31:0];
+                d2 <= 2'd3;
+            end
         end
     end
     wire unused = &{1'b0, dv_y[63:32]};   // binary32 quotients sit in the low half
