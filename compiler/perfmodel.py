@@ -157,6 +157,12 @@ ROW_CAL = {"LAST_ROW": (54, 1.96, 1.14), "OUTPUT": (34, 2.0, 1.0)}
 # decode at context 128 for the demo, 0.73B and 2B4T shapes and its 4-token tiles ending there
 # (tb_es_attn.perf, L = 100); the per-query D term fitted to ~0 and dropped. Errors -3.0%..+0.2%.
 ATTN_CAL = {"fixed_per_lat": 2.0, "store": 236.3, "set": 151.7, "query": (221.9, 0.0), "passes": 0.956}
+# KVP > 1 (the KV stream on the weight ports, es_attn at fc06e01: the next set's queries quantized during
+# this set's passes, pass 3 VW x k a key): least squares over tb_es_attn.perf at KVP = 4 (Q 64, L = 100;
+# docs/hardware.md "ATTN_CAL points at KVP = 4", contexts 64..256 and the 4-token tiles). Errors: MHA
+# shapes within +1.3%, GQA decode -0.6..-5.7% at context 128, down to -11.6% at 64 (the output engine's
+# floor, k x D a set, is not in the form).
+ATTN_CAL_KVP = {"fixed_per_lat": 2.0, "store": 186.53, "set": 81.14, "query": (119.97, -0.384), "passes": 1.012}
 
 
 def calibration(cfg) -> str:
@@ -218,28 +224,38 @@ def row_cycles(op: str, width: int, lat: float) -> float:
     return a + b * lat + k * math.ceil(width / 4) * rate
 
 
-def attn_stream(m, ntok: int, pos: int) -> tuple[int, int, int]:
+def attn_stream(m, ntok: int, pos: int, kvp: int = 1) -> tuple[int, int, int]:
     """(query sets per KV head, KV-slot beats read, pass cycles, for all KV heads) of one ATTENTION: each set
     of up to ATTN_NQ queries (token-major) streams the K slots (a scale beat + D/16) and the V slots (D/16)
-    of the positions up to its last token (docs/units.md "KV cache in DDR")."""
+    of the positions up to its last token (docs/units.md "KV cache in DDR"). With `kvp` KV ports a slot is
+    padded to words of kvp beats (KW = ceil((DB+1)/kvp), VW = ceil(DB/kvp)), one word a cycle: the beats
+    read count the padding."""
     grp = max(1, m.num_heads // m.num_kv_heads)
     nq = ntok * grp
     sets = math.ceil(nq / ATTN_NQ)
     db = math.ceil(m.head_dim / 16)
+    kw, vw = math.ceil((db + 1) / kvp), math.ceil(db / kvp)
     beats = passes = 0
     for j in range(sets):
         lo, hi = j * ATTN_NQ, min((j + 1) * ATTN_NQ, nq)
         k, keys = hi - lo, pos + (hi - 1) // grp + 1
-        beats += keys * (2 * db + 1)
-        passes += keys * (max(db + 1, k) + k + max(db, k))
+        beats += keys * (kw + vw) * kvp
+        passes += keys * (max(kw, k) + k + (vw * k if kvp > 1 else max(vw, k)))
     return sets, m.num_kv_heads * beats, m.num_kv_heads * passes
 
 
-def attn_cycles(m, ntok: int, pos: int, lat: float) -> float:
+def kv_ports(cfg) -> int:
+    """The attention unit's KV ports on this configuration (edgestream.regmap.kv_ports)."""
+    from edgestream.regmap import kv_ports as kvp
+
+    return kvp(cfg.to_dict())
+
+
+def attn_cycles(m, ntok: int, pos: int, lat: float, kvp: int = 1) -> float:
     """Busy cycles of es_attn for one ATTENTION of ntok tokens at positions pos.. (calibrated: ATTN_CAL)."""
-    c = ATTN_CAL
+    c = ATTN_CAL if kvp == 1 else ATTN_CAL_KVP
     H, KVH, D = m.num_heads, m.num_kv_heads, m.head_dim
-    sets, _, passes = attn_stream(m, ntok, pos)
+    sets, _, passes = attn_stream(m, ntok, pos, kvp)
     return (c["fixed_per_lat"] * lat + ntok * KVH * c["store"] + KVH * sets * c["set"] + c["passes"] * passes
             + ntok * H * (c["query"][0] + c["query"][1] * D))
 
@@ -265,10 +281,12 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0
 
     # attention: the K and V slots of the positions each query set attends to, read once per set (int8 rows
     # and a scale beat per K slot, 16-byte beats), and the new tokens' slots written
-    kv_read = 16 * attn_stream(m, ntok, ctx_end - ntok)[1]
-    kv_write = 16 * ntok * m.num_kv_heads * (2 * math.ceil(D / 16) + 1)
+    kvp = kv_ports(cfg)
+    kv_read = 16 * attn_stream(m, ntok, ctx_end - ntok, kvp)[1]
+    db = math.ceil(D / 16)
+    kv_write = 16 * ntok * m.num_kv_heads * (math.ceil((db + 1) / kvp) + math.ceil(db / kvp)) * kvp
     attn = {"name": "attention", "kind": "attention", "bytes": kv_read + kv_write,
-            "cycles": attn_cycles(m, ntok, ctx_end - ntok, lat)}
+            "cycles": attn_cycles(m, ntok, ctx_end - ntok, lat, kvp)}
     return [vec("norm_quant.in", "NORM_QUANT", h), mm("qkv"), vec("rope.q", "ROPE", qd), vec("rope.k", "ROPE", kvd),
             attn, vec("norm_quant.o", "NORM_QUANT", qd, sub), mm("o"), vec("residual", "ADD", h),
             vec("norm_quant.ffn", "NORM_QUANT", h), mm("gate_up"), vec("act", "ACT_MUL", ffn),

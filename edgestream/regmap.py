@@ -33,7 +33,9 @@ REGISTERS: list[tuple[int, str, str, str]] = [
     (0x014, "HW_MAXK", "RO", "[15:0] MAXK, [31:16] bus bytes per beat"),
     (0x018, "HW_UNITS", "RO", "units behind the sequencer: bit 0 vector unit (EMBED NORM_QUANT ROPE ACT_MUL ADD), "
                               "bit 1 attention unit (ATTENTION), bit 2 argmax at OUTPUT; 0: the host runs them; "
-                              "bit 3 K-tile accumulation (K-tiled linears of up to KROWS rows run on the device)"),
+                              "bit 3 K-tile accumulation (K-tiled linears of up to KROWS rows run on the device); "
+                              "[7:4] KVP, the KV ports of the attention unit (the KV region's layout, docs/units.md; "
+                              "0 reads as 1)"),
     (0x01C, "HW_VEC", "RO", "[15:0] VMAX (longest vector-unit row, floats), [31:16] DMAX (longest head row)"),
     (0x020, "CTRL", "W1P", "bit 0 START (run the program from PC), bit 1 SOFT_RESET (abort, drain the bus, reset)"),
     (0x024, "STATUS", "RO", "bit 0 BUSY, bit 1 DONE (END reached), bit 2 ERROR, bit 3 RESETTING, "
@@ -123,6 +125,12 @@ SHELL_HW = dict(G=5, T=1, Q=16, table_mem="uram", tern_encoding="gindex", int_en
                 ofifo_depth=16, vec_lanes=1, clock_mhz=250.0)
 
 
+def kv_ports(hw: dict) -> int:
+    """KVP of a build: the attention unit streams keys and values through the weight ports when there
+    are several (idle while a unit runs), else on its own read master (docs/units.md "KV cache in DDR")."""
+    return hw["axi_ports"] if hw["axi_ports"] > 1 else 1
+
+
 def shell_config():
     from edgestream.compiler.dse import HwConfig
 
@@ -166,6 +174,7 @@ def render_sv(hw: dict | None = None) -> str:
         f"    localparam int ES_KROWS = {KROWS};",
         # the engine's dense integer mode (int-dense regions: the LM head at 8 bits per weight)
         f"    localparam int ES_INT_DENSE = {int(hw['int_encoding'] == 'int8')};",
+        f"    localparam int ES_KVP = {kv_ports(hw)};",
         f"    localparam int ES_VEC_LANES = {hw['vec_lanes']};",
         "    // register byte offsets",
     ]

@@ -180,10 +180,16 @@ class AccelProgramExecutor(ProgramExecutor):
         self.cache = _DeviceKV(capacity)
         self.pos = 0
 
-    def kv_bytes(self, positions: int) -> int:
-        """The KV region for `positions` (docs/units.md: layers * KVH * (2*D/16 + 1) * 16 bytes each)."""
+    def kv_layout(self):
+        """The KV region's layout on this bitstream (its KV ports: HW_UNITS [7:4])."""
+        from edgestream.kv_layout import KvLayout
+
         c = self.cfg
-        return c.num_layers * c.num_kv_heads * (2 * (c.head_dim // 16) + 1) * 16 * positions
+        return KvLayout(c.num_layers, c.num_kv_heads, c.head_dim, self.limits["kvp"])
+
+    def kv_bytes(self, positions: int) -> int:
+        """The KV region for `positions` (docs/units.md "KV cache in DDR")."""
+        return self.kv_layout().bytes_for(positions)
 
     # ---- forward passes
     def forward(self, ids: np.ndarray, last_only: bool = True) -> np.ndarray:

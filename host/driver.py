@@ -272,7 +272,8 @@ class AccelDriver:
 
     def unit_limits(self) -> dict[str, int]:
         v = self.dev.read_reg(rm.REG["HW_VEC"])
-        return {"vmax": v & 0xFFFF, "dmax": v >> 16, "smax": self.dev.read_reg(rm.REG["HW_SMAX"])}
+        kvp = self.units() >> 4 & 0xF
+        return {"vmax": v & 0xFFFF, "dmax": v >> 16, "smax": self.dev.read_reg(rm.REG["HW_SMAX"]), "kvp": kvp or 1}
 
     def map_buffers(self, caps: dict[int, int]) -> None:
         """A new arena holding every buffer of `caps` (program buffer -> capacity in bytes) for the rest

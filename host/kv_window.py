@@ -102,42 +102,17 @@ def _region(ex) -> tuple[int, int, int]:
     """KV_BASE, KV_SIZE and the slots P of the device's region (its registers: what the unit reads)."""
     from edgestream import regmap as rm
 
-    dev, c = ex.driver.dev, ex.cfg
+    dev = ex.driver.dev
     base = dev.read_reg(rm.REG["KV_BASE_LO"]) | dev.read_reg(rm.REG["KV_BASE_HI"]) << 32
     size = dev.read_reg(rm.REG["KV_SIZE"])
-    return base, size, size // (c.num_layers * c.num_kv_heads * (2 * (c.head_dim // 16) + 1) * 16)
-
-
-def unpack_region(raw: bytes, layers: int, kv_heads: int, d: int, slots: int):
-    """The region's bytes -> (kq, dk, vq, dv, pos) with kq/vq [layers, KVH, P, D], dk/dv/pos [layers, KVH, P]."""
-    db = d // 16
-    blk = np.frombuffer(raw, np.uint8)[:layers * kv_heads * slots * (2 * db + 1) * 16]
-    blk = blk.reshape(layers, kv_heads, slots * (2 * db + 1) * 16)
-    ks = blk[..., :slots * (db + 1) * 16].reshape(layers, kv_heads, slots, db + 1, 16)
-    head = np.ascontiguousarray(ks[..., 0, :]).view("<u4")  # dk bits, dv bits, position, 0
-    kq = np.ascontiguousarray(ks[..., 1:, :]).view(np.int8).reshape(layers, kv_heads, slots, d)
-    vq = np.ascontiguousarray(blk[..., slots * (db + 1) * 16:]).view(np.int8).reshape(layers, kv_heads, slots, d)
-    return (kq, head[..., 0].view("<f4").copy(), vq, head[..., 1].view("<f4").copy(), head[..., 2].copy())
-
-
-def pack_region(kq, dk, vq, dv, pos) -> bytes:
-    layers, kv_heads, slots, d = kq.shape
-    db = d // 16
-    ks = np.zeros((layers, kv_heads, slots, db + 1, 16), np.uint8)
-    head = np.stack([np.asarray(dk, "<f4").view("<u4"), np.asarray(dv, "<f4").view("<u4"),
-                     np.asarray(pos, "<u4"), np.zeros(pos.shape, "<u4")], axis=-1)
-    ks[..., 0, :] = head.view(np.uint8).reshape(layers, kv_heads, slots, 16)
-    ks[..., 1:, :] = kq.view(np.uint8).reshape(layers, kv_heads, slots, db, 16)
-    vs = vq.view(np.uint8).reshape(layers, kv_heads, slots * d)
-    return np.concatenate([ks.reshape(layers, kv_heads, -1), vs], axis=-1).tobytes()
+    return base, size, ex.kv_layout().slots(size)
 
 
 def read_device_cache(ex):
-    """The device's KV region as arrays (unpack_region), with its address KV_BASE."""
-    c = ex.cfg
+    """The device's KV region as arrays (edgestream.kv_layout.KvLayout.unpack), with its address KV_BASE."""
     base, size, slots = _region(ex)
     raw = ex.driver.dev.read_mem(base, size)
-    return unpack_region(raw, c.num_layers, c.num_kv_heads, c.head_dim, slots), base
+    return ex.kv_layout().unpack(raw, slots), base
 
 
 def shift(ex, win: KVWindow) -> int:
@@ -155,6 +130,6 @@ def shift(ex, win: KVWindow) -> int:
     kq, vq = kq.copy(), vq.copy()
     new = shift_kv(kq, dk, vq, dv, ex.pos, win.sinks, n, cos, sin)
     pos[..., :new] = np.arange(new, dtype=np.uint32)
-    ex.driver.dev.write_mem(base, pack_region(kq, dk, vq, dv, pos))
+    ex.driver.dev.write_mem(base, ex.kv_layout().pack(kq, dk, vq, dv, pos))
     ex.pos = new
     return 1

@@ -412,6 +412,17 @@ async def faults(dut):
     await expect(c, 2, "FIELD", "embedding table of kind f32")
     c = case_embed(rng, 2, 32, 10)
     await expect(c, 2, "RANGE", "embedding table past WGT_SIZE", wgt_size=len(c[0].wgt) - 64)
+    # the region sizes the shared multiplier gives (saturated past 2**33): rows x width far past any
+    # region, a table of more bytes than its region holds, an offset with bits above 31
+    c = case_embed(rng, 2, 32, 10)
+    c[0].regions[c[1] >> 64 & 0xFFFFFFFF].n = 1 << 31
+    await expect(c, 2, "RANGE", "embedding table of 2**31 rows")
+    c = case_embed(rng, 2, 32, 10)
+    c[0].regions[c[1] >> 96 & 0xFFFFFFFF].nbytes -= 16
+    await expect(c, 2, "RANGE", "embedding scales one beat short of their region")
+    c = case_embed(rng, 2, 32, 10)
+    c[0].regions[c[1] >> 64 & 0xFFFFFFFF].offset += 1 << 32
+    await expect(c, 2, "RANGE", "embedding table at an offset past 2**32")
     # RoPE positions past the tables, heads x D != width
     b, word, e = case_rope(rng, 2, 2, 8, 0)
     tb.load(b)
@@ -419,6 +430,9 @@ async def faults(dut):
     assert got == ERR["RANGE"], f"RoPE at positions 4, 5 of a 5-row table: error {got}"
     b, word, e = case_rope(rng, 2, 2, 8, 0)
     await expect((b, word + (1 << 64), e), 2, "FIELD", "RoPE heads x D != width")
+    b, word, e = case_rope(rng, 2, 2, 8, 0)
+    b.regions[1].nbytes -= 16
+    await expect((b, word, e), 2, "RANGE", "RoPE sin table one beat short of its region")
     # NORM_QUANT: a gain of another length, q of another width, src wider than the row buffer, a q
     # buffer too small for NTOK, a DECERR on token 1's row (requested during token 0's pass 2: it may end
     # the instruction before token 0's q and s are out)

@@ -109,9 +109,12 @@ def test_shift_is_one_function_of_its_inputs():
 
 
 def test_region_layout_roundtrip():
+    from edgestream.kv_layout import KvLayout
+
     kq, dk, vq, dv, _, _ = _cache(np.random.default_rng(9), layers=2, kvh=2, slots=6, d=32)
     pos = np.arange(6, dtype=np.uint32)[None, None].repeat(2, 0).repeat(2, 1)
-    raw = kvw.pack_region(kq, dk, vq, dv, pos)
+    lay = KvLayout(2, 2, 32)  # one KV port
+    raw = lay.pack(kq, dk, vq, dv, pos)
     assert len(raw) == 2 * 2 * (2 * 2 + 1) * 16 * 6  # docs/units.md: layers*KVH*(2*DB+1)*16 per slot
     # K slot 1 of (layer 1, head 0): beat 0 = dk, dv, position, 0; then the key bytes
     blk = (1 * 2 + 0) * 6 * 5 * 16
@@ -119,7 +122,7 @@ def test_region_layout_roundtrip():
     assert head[0] == dk[1, 0, 1].view("<u4") and head[1] == dv[1, 0, 1].view("<u4") and list(head[2:]) == [1, 0]
     assert raw[blk + 3 * 16 + 16:blk + 3 * 16 + 48] == kq[1, 0, 1].tobytes()
     assert raw[blk + 6 * 3 * 16 + 32:blk + 6 * 3 * 16 + 64] == vq[1, 0, 1].tobytes()
-    back = kvw.unpack_region(raw, 2, 2, 32, 6)
+    back = lay.unpack(raw, 6)
     for x, y in zip(back, (kq, dk, vq, dv, pos), strict=True):
         assert x.tobytes() == y.tobytes()
 
@@ -132,10 +135,11 @@ def _sessions(art_path):
         s = edgestream.load(art_path, device="cpu", kernel=kernel)
         out.append((f"cpu-{s.kernel_name}" + ("-fused" if s.executor.fused else ""), s))
     art = read_artifact(art_path)
-    for units in (U_VEC | U_ATTN | U_ARGMAX, U_VEC):
+    for units, kvp in ((U_VEC | U_ATTN | U_ARGMAX, None), (U_VEC | U_ATTN | U_ARGMAX, 4), (U_VEC, None)):
         s = edgestream.load(art_path, device="cpu")
-        s.executor = AccelProgramExecutor(art, AccelDriver(CpuDevice(units=units)))
-        out.append((f"accel-model-units{units}", s))
+        s.executor = AccelProgramExecutor(art, AccelDriver(CpuDevice(units=units, kvp=kvp)))
+        # kvp 4: the striped KV region of a four-port build (the host sizes, reads and rewrites it)
+        out.append((f"accel-model-units{units}" + (f"-kvp{kvp}" if kvp else ""), s))
     return out
 
 

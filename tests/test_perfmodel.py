@@ -107,6 +107,20 @@ ATTN_MEASURED = [
     ("0.73B heads tile pos 124 L100", model(1, 1536, 4096, 16, 16, 256), 4, 124, 100, 65238),
     ("2B4T heads tile pos 124 L100", model(1, 2560, 6912, 20, 5, 256), 4, 124, 100, 76358),
 ]
+# KVP = 4 (the KV stream on four ports, es_attn at fc06e01): tb_es_attn.perf, Q 64, L 100, context 128
+# (docs/hardware.md "ATTN_CAL points at KVP = 4"): (what, model, ntok, pos, L, cycles)
+ATTN_MEASURED_KVP4 = [
+    ("0.73B heads decode pos 127 KVP4", model(1, 1536, 4096, 16, 16, 256), 1, 127, 100, 16108),
+    ("0.73B heads decode pos 255 KVP4", model(1, 1536, 4096, 16, 16, 256), 1, 255, 100, 26348),
+    ("0.73B heads tile pos 124 KVP4", model(1, 1536, 4096, 16, 16, 256), 4, 124, 100, 51922),
+    ("2B4T heads decode pos 127 KVP4", model(1, 2560, 6912, 20, 5, 256), 1, 127, 100, 14120),
+    ("2B4T heads decode pos 255 KVP4", model(1, 2560, 6912, 20, 5, 256), 1, 255, 100, 24360),
+    ("2B4T heads tile pos 124 KVP4", model(1, 2560, 6912, 20, 5, 256), 4, 124, 100, 51527),
+    ("H8 KVH8 D64 decode pos 127 KVP4", model(1, 512, 4096, 8, 8, 256), 1, 127, 100, 7154),
+    ("H16 KVH4 D64 decode pos 127 KVP4", model(1, 1024, 4096, 16, 4, 256), 1, 127, 100, 9070),
+    ("H8 KVH4 D64 decode pos 127 KVP4", model(1, 512, 4096, 8, 4, 256), 1, 127, 100, 5244),
+    ("H8 KVH8 D128 decode pos 127 KVP4", model(1, 1024, 4096, 8, 8, 256), 1, 127, 100, 9677),
+]
 
 
 def _err(model_v, meas):
@@ -128,6 +142,12 @@ def test_row_unit_cycles(op, width, lat, cycles):
 @pytest.mark.parametrize("what,m,ntok,pos,lat,cycles", ATTN_MEASURED, ids=[a[0] for a in ATTN_MEASURED])
 def test_attention_cycles(what, m, ntok, pos, lat, cycles):
     got = pm.attn_cycles(m, ntok, pos, lat)
+    assert within(got, cycles, ATTN_ERR), (what, got, cycles)
+
+
+@pytest.mark.parametrize("what,m,ntok,pos,lat,cycles", ATTN_MEASURED_KVP4, ids=[a[0] for a in ATTN_MEASURED_KVP4])
+def test_attention_cycles_four_kv_ports(what, m, ntok, pos, lat, cycles):
+    got = pm.attn_cycles(m, ntok, pos, lat, kvp=4)
     assert within(got, cycles, ATTN_ERR), (what, got, cycles)
 
 
@@ -154,9 +174,9 @@ def test_bitnet_073_layer():
         steps = pm._layer_steps(M_073, CFG_073, "ternary", 2, ntok, ctx_end, 100.0, bpc)
         kinds[ntok] = {k: sum(s["cycles"] for s in steps if s["kind"] == k) for k in ("vector", "attention", "tlmm")}
     # units at HEAD's RTL: the nine vector instructions at the 0.73B widths, Q = 64 (sim/tb_es_vec_perf.py,
-    # VL = 1, after 0562bcf: 50,784 decode, 166,772 a 4-token tile) and es_attn's bench (tb_es_attn.perf
-    # after 0944737: decode at context 128 37,367, the tile ending there 65,238)
-    for ntok, vec, attn in ((1, 50784, 37367), (4, 166772, 65238)):
+    # VL = 1, after 0562bcf: 50,784 decode, 166,772 a 4-token tile) and es_attn's bench at the choice's four
+    # KV ports (tb_es_attn.perf KVP = 4, fc06e01: decode at context 128 16,108, the tile ending there 51,922)
+    for ntok, vec, attn in ((1, 50784, 16108), (4, 166772, 51922)):
         assert within(kinds[ntok]["vector"], vec, TOKEN_ERR) and within(kinds[ntok]["attention"], attn, TOKEN_ERR), \
             (ntok, kinds[ntok])
     assert within(kinds[1]["tlmm"], 107475, TOKEN_ERR) and within(kinds[4]["tlmm"], 364613, TOKEN_ERR), kinds

@@ -49,12 +49,14 @@ class CpuDevice:
 
     def __init__(self, mem_bytes: int = 64 << 20, config_id: int | None = None, hw_config=None,
                  units: int | None = None, vec_swiglu: bool = False, vmax: int = VMAX, dmax: int = DMAX,
-                 smax: int = SMAX, ktile: bool = True):
+                 smax: int = SMAX, ktile: bool = True, kvp: int | None = None):
         """hw_config: the HwConfig this model stands in for (the shipped shell's by default). units: the
         HW_UNITS bits (default: vector unit, attention unit when sim/es_attn_model.py is there, argmax;
         0 is the linear-only shell, where K tiles are ERR FIELD as before). vec_swiglu: the vector unit
         runs SwiGLU (the RTL does not yet: the run stops with STATUS.HOST at it). ktile: the engine
-        accumulates K tiles (the RTL's KROWS > 0: HW_UNITS bit 3); False models a bitstream without."""
+        accumulates K tiles (the RTL's KROWS > 0: HW_UNITS bit 3); False models a bitstream without.
+        kvp: the attention unit's KV ports, i.e. the KV region's layout (default the configuration's,
+        edgestream.regmap.kv_ports; another value models the striped layout on this geometry)."""
         self.mem = bytearray(mem_bytes)
         self.regs = {off: 0 for off in rm.REG.values()}
         hw = rm.SHELL_HW if hw_config is None else hw_config.to_dict()
@@ -71,7 +73,8 @@ class CpuDevice:
             units = U_VEC | U_ARGMAX | (U_ATTN if attention_model() is not None else 0)
         self.units, self.vec_swiglu = units & (U_VEC | U_ATTN | U_ARGMAX), vec_swiglu
         self.krows = rm.KROWS if ktile else 0
-        self.regs.update({rm.REG["HW_UNITS"]: self.units | (rm.HW_KTILE if ktile else 0),
+        self.kvp = rm.kv_ports(hw) if kvp is None else kvp  # the KV region's layout (the RTL's KVP)
+        self.regs.update({rm.REG["HW_UNITS"]: self.units | (rm.HW_KTILE if ktile else 0) | self.kvp << 4,
                           rm.REG["HW_VEC"]: vmax | dmax << 16,
                           rm.REG["HW_SMAX"]: smax})
         self.unit = Units(self, Geometry(hw["G"], hw["T"], hw["Q"], hw["max_k"], hw["max_tok"]), vmax, dmax, smax)

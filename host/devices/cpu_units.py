@@ -205,6 +205,7 @@ class Units:
         regs = self.attn.Regs(self.dev.nb, r64("ACT_BASE_LO"), self._reg("ACT_SIZE"), r64("KV_BASE_LO"),
                               self._reg("KV_SIZE"), ntok, pos0)
         try:
-            self.attn.run_attention(self.dev.mem, regs, instr, self.geo.Q, self.geo.max_tok, self.dmax, self.smax)
+            self.attn.run_attention(self.dev.mem, regs, instr, self.geo.Q, self.geo.max_tok, self.dmax, self.smax,
+                                    self.dev.kvp)
         except self.attn.Fault as e:
             raise Fault(rm.ERR_NAMES[e.code], pg.ATTENTION) from None

@@ -18,6 +18,7 @@ package es_regs_pkg;
     localparam int ES_DATA_BYTES = 16;
     localparam int ES_KROWS = 4096;
     localparam int ES_INT_DENSE = 1;
+    localparam int ES_KVP = 1;
     localparam int ES_VEC_LANES = 1;
     // register byte offsets
     localparam logic [11:0] ES_REG_MAGIC = 12'h000;

@@ -45,7 +45,8 @@ module edgestream_accel #(
     parameter int DMAX = 256,            // es_attn: longest head row (multiple of 16)
     parameter int SMAX = 4096,           // es_attn: longest context (power of two)
     parameter int NQ = 4,                // es_attn: queries per key/value stream
-    parameter int KVP = 1,               // es_attn: KV ports (1, or WP when WP > 1: the weight ports)
+    parameter int KVP = es_regs_pkg::ES_KVP, // es_attn: KV ports (1, or WP when WP > 1: the weight ports;
+                                         // the package's rule, edgestream/regmap.py kv_ports)
     parameter int KROWS = es_regs_pkg::ES_KROWS, // rows of a K-tiled linear accumulated on chip (0: the host
                                          // runs K-tiled linears); HW_UNITS bit 3
     parameter int INT_DENSE = es_regs_pkg::ES_INT_DENSE,  // the engine runs int-dense regions (a multiplier
@@ -190,7 +191,8 @@ module edgestream_accel #(
     logic [2:0]  retire;
     logic [31:0] pos, argmax, vec_cycles, attn_cycles;
     logic        irq_en;
-    localparam logic [31:0] HW_UNITS = {28'd0, KROWS > 0, UNITS[2] && UNITS[0], UNITS[1], UNITS[0]};
+    // [7:4] KVP: the KV region's layout (docs/units.md), which the host sizes and shifts
+    localparam logic [31:0] HW_UNITS = {24'd0, 4'(KVP), KROWS > 0, UNITS[2] && UNITS[0], UNITS[1], UNITS[0]};
     localparam logic [31:0] HW_VEC = {16'(UNITS[1] ? DMAX : 0), 16'(UNITS[0] ? VMAX : 0)};
     localparam logic [31:0] HW_SMAX = UNITS[1] ? 32'(SMAX) : 32'd0;
 

@@ -98,6 +98,16 @@ module es_vec #(
     localparam logic [2:0] M_EMBED = 3'd0, M_RELU2 = 3'd1, M_ADD = 3'd2, M_ROPE = 3'd3, M_NQ = 3'd4;
     localparam logic [7:0] F_NORM = 8'd1, F_SILU = 8'd1;   // edgestream/program.py (not in es_regs_pkg)
 
+    // a size, saturated at 2**33
+    function automatic [33:0] sat34(input [71:0] v);
+        sat34 = v[71:33] != '0 ? 34'h2_0000_0000 : v[33:0];
+    endfunction
+    // x * C for a constant C as shifted adds (a $mul by a constant goes to DSPs in synth_xilinx)
+    function automatic [39:0] mulc(input [39:0] x, input int c);
+        mulc = '0;
+        for (int b = 0; b < 16; b++) if (((c >> b) & 1) != 0) mulc = mulc + (x << b);
+    endfunction
+
     typedef enum logic [4:0] {
         S_IDLE, S_FETCH, S_GEO, S_CHECK, S_BLK, S_FILLX, S_STRM, S_TOK, S_EID, S_EIDCK, S_EBETA,
         S_EROW, S_RPOS, S_RCOS, S_RSIN, S_COMP, S_NEXT, S_WAITW, S_ABORT, S_NGAIN, S_NB, S_SCAL,
@@ -117,8 +127,9 @@ module es_vec #(
     logic [31:0] m_cap [3];
     logic [31:0] m_w [3];
     logic [7:0]  m_dt [3];
-    logic [63:0] r_off [2];
-    logic [63:0] r_nb [2];
+    logic [31:0] r_off [2];
+    logic [1:0]  r_offhi;          // bits 63:32 of the region's offset are not 0
+    logic [33:0] r_nb [2];          // its size, saturated at 2**33 (the sizes it is held against are)
     logic [7:0]  r_kind [2];
     logic [31:0] r_n [2];
     logic [31:0] r_k [2];
@@ -146,31 +157,48 @@ module es_vec #(
         for (int k = 0; k < 5; k++) begin
             if (k < 3) ok[k] = used[k] && idx[k] < n_buffers && (33'(idx[k]) + 33'd1) * 33'd16 <= 33'(act_size);
             else ok[k] = used[k] && idx[k] < n_regions
-                         && 64'(es_regs_pkg::ES_PROG_HEADER_BYTES) + (64'(idx[k]) + 64'd1) * 64'(es_regs_pkg::ES_PROG_REGION_BYTES) <= 64'(prog_size);
+                         && 40'(es_regs_pkg::ES_PROG_HEADER_BYTES) + mulc(40'(idx[k]) + 40'd1, es_regs_pkg::ES_PROG_REGION_BYTES) <= 40'(prog_size);
         end
     end
 
     // ---------------- geometry (registered over S_GEO)
+    // The products of the geometry, of ROPE's first table row and of EMBED's row offset share one
+    // 32 x 32 multiplier (operands registered, product into its destination a cycle later): one a
+    // cycle over S_GEO's six cycles (slot = geo_n; slot 3 is the opcode's own product), EMBED's id * W
+    // per token. Each had a multiplier of its own (4 DSPs and LUT adders each). The sizes the checks
+    // compare are saturated at 2**33: past every 32-bit capacity or offset + size, so the checks decide
+    // as on the exact products (which 64 bits could not hold: r_n * r_k << 2).
     logic [31:0] W, rb, ncol, groups, abt;
     logic [31:0] tiles, ntok4;
-    logic [63:0] need_f32, need_i8, need_s4, need_r0, need_r1, rope_w, total_el;
+    logic [33:0] need_f32, need_i8, need_s4, need_r0, need_r1, rope_w;
+    logic [31:0] total_el;            // < 2**30 when the f32 checks pass (4 total_el <= need_f32 < 2**32)
     logic [2:0]  geo_n;
+    localparam logic [2:0] GM_NONE = 3'd0, GM_GRP = 3'd1, GM_F32 = 3'd2, GM_R0 = 3'd3, GM_OWN = 3'd4,
+                           GM_R1 = 3'd5, GM_ROW = 3'd6, GM_ROPE0 = 3'd7;
+    logic [31:0] gm_a, gm_b;
+    logic [2:0]  gm_d;
+    wire  [63:0] gm_p = 64'(gm_a) * 64'(gm_b);
     always_ff @(posedge clk) begin
         W <= m_w[0];
         rb <= 32'((33'(W) + 33'(Q - 1)) >> LQ);
         ncol <= rb << LQ;
-        groups <= 32'(((64'(W[15:0]) + 64'(G - 1)) * 64'(RECIP)) >> 24);
         abt <= (groups + 32'd1) >> 1;
-        nqe <= abt * 32'(2 * G);
+        nqe <= 32'(mulc(40'(abt), 2 * G));
         tiles <= (32'(nt_all) + 32'(MT - 1)) >> LMT;
         ntok4 <= (32'(nt_all) + 32'd3) >> 2;
-        need_f32 <= (64'(tiles) * 64'(rb)) << (LMT + LU);
-        need_i8 <= (64'(nt_all) * 64'(abt)) << 4;
-        need_s4 <= 64'(ntok4) << 4;
-        need_r0 <= is_embed ? 64'(r_n[0]) * 64'(r_k[0]) : is_norm ? 64'(W) << 2 : (64'(r_n[0]) * 64'(r_k[0])) << 2;
-        need_r1 <= is_embed ? 64'(r_n[0]) << 2 : (64'(r_n[1]) * 64'(r_k[1])) << 2;
-        rope_w <= (64'(f1) * 64'(r_k[0])) << 1;
-        total_el <= 64'(ncol) * 64'(nt_all);
+        need_s4 <= 34'(ntok4) << 4;
+        case (gm_d)
+            GM_GRP: groups <= 32'(gm_p >> 24);
+            GM_F32: need_f32 <= sat34(72'(gm_p) << (LMT + LU));
+            GM_R0: need_r0 <= is_embed ? sat34(72'(gm_p)) : is_norm ? 34'(W) << 2 : sat34(72'(gm_p) << 2);
+            GM_OWN: begin
+                need_i8 <= sat34(72'(gm_p) << 4);
+                rope_w <= sat34(72'(gm_p) << 1);
+                total_el <= gm_p[31:0];
+            end
+            GM_R1: need_r1 <= is_embed ? 34'(r_n[0]) << 2 : sat34(72'(gm_p) << 2);
+            default: ;
+        endcase
     end
 
     // ---------------- checks (docs/units.md order; the first failing one is reported)
@@ -181,7 +209,7 @@ module es_vec #(
     endfunction
     logic [7:0] ck;
     logic       shape_bad;
-    logic [63:0] need;
+    logic [33:0] need;
     always_comb begin
         ck = es_regs_pkg::ES_ERR_NONE;
         if (!(is_embed || is_norm || is_rope || is_act || is_add)) ck = es_regs_pkg::ES_ERR_OPCODE;
@@ -198,7 +226,7 @@ module es_vec #(
         else if (is_act) shape_bad = (fl & F_SILU) != 0 || W == 0 || m_w[1] != W || m_w[2] != W;
         else if (is_add) shape_bad = W == 0 || m_w[1] != W || m_w[2] != W;
         else if (is_rope) shape_bad = W == 0 || W > 32'(VMAX) || m_w[1] != W || r_k[0] == 0 || r_n[0] != r_n[1]
-                                      || r_k[0] != r_k[1] || 33'(r_k[0]) * 33'd2 > 33'(VMAX) || rope_w != 64'(W);
+                                      || r_k[0] != r_k[1] || 33'(r_k[0]) * 33'd2 > 33'(VMAX) || rope_w != 34'(W);
         else shape_bad = W == 0 || W > 32'(VMAX) || m_w[1] != W
                          || ((fl & F_NORM) != 0 && (r_n[0] != 32'd1 || r_k[0] != W));
         if (ck == es_regs_pkg::ES_ERR_NONE && shape_bad) ck = es_regs_pkg::ES_ERR_FIELD;
@@ -206,10 +234,10 @@ module es_vec #(
             if (k < 3) need = m_dt[k] == es_regs_pkg::ES_B_F32 ? need_f32 : m_dt[k] == es_regs_pkg::ES_B_I8 ? need_i8 : need_s4;
             else need = k == 3 ? need_r0 : need_r1;
             if (ck == es_regs_pkg::ES_ERR_NONE && used[k]) begin
-                if (k < 3 && (m_off[k][3:0] != 4'd0 || 33'(m_off[k]) + 33'(m_cap[k]) > 33'(act_size) || need > 64'(m_cap[k])))
+                if (k < 3 && (m_off[k][3:0] != 4'd0 || 33'(m_off[k]) + 33'(m_cap[k]) > 33'(act_size) || need > 34'(m_cap[k])))
                     ck = es_regs_pkg::ES_ERR_RANGE;
-                if (k >= 3 && (r_off[k - 3][3:0] != 4'd0 || r_off[k - 3][63:32] != 32'd0 || need > r_nb[k - 3]
-                               || r_off[k - 3] + need > 64'(wgt_size)))
+                if (k >= 3 && (r_off[k - 3][3:0] != 4'd0 || r_offhi[k - 3] || need > r_nb[k - 3]
+                               || 35'(r_off[k - 3]) + 35'(need) > 35'(wgt_size)))
                     ck = es_regs_pkg::ES_ERR_RANGE;
             end
         end
@@ -228,7 +256,14 @@ module es_vec #(
     logic [31:0]  rj_left, rj_beats, rj_stride, rq_left, rq_beats, rq_stride;
     logic         pre;              // the read commands of the coming fill are issued or queued
     logic         ex_first, ex_byte;
-    logic [255:0] win;              // the bytes not taken yet, from bit 0 (zeros above wn)
+    // the window: two beats in a ring of 32 bytes, the group's first byte at rp. A beat fills a whole
+    // slot (rp + wn is a slot boundary: 16 after the first beat, moved by 16 a beat; takes move rp and
+    // wn alike), so only the group's read rotates: word lanes from a 4-byte-aligned rp (f32 rows start
+    // at 4-byte multiples of the 16-aligned bases), byte lanes from any rp. Shifting the whole window by
+    // the group and the beat in above what stays cost ~2k LUT of 256-bit shifters.
+    logic [255:0] win;
+    logic [4:0]   rp;               // ring byte of the group's first element
+    logic         ws;               // the slot the next beat fills
     logic [5:0]   wn;               // bytes held, 0..32
     logic [3:0]   ex_skip;          // bytes of the job's first beat before its first element
     logic [31:0]  ex_left;          // elements of the job not taken yet
@@ -249,7 +284,7 @@ module es_vec #(
     always_comb begin
         for (int k = 0; k < VL; k++) begin
             el_m[k] = 32'(k) < ex_n;
-            el_l[k] = ex_byte ? {24'd0, win[8 * k +: 8]} : win[32 * k +: 32];
+            el_l[k] = ex_byte ? {24'd0, win[8 * 5'(rp + 5'(k)) +: 8]} : win[32 * 3'(rp[4:2] + 3'(k)) +: 32];
             el_w[32 * k +: 32] = el_l[k];
         end
     end
@@ -330,7 +365,7 @@ module es_vec #(
     // (the next c, step 11, waits for them); its s goes into the scale beat when it is out
     logic         cb;                 // chain busy
     logic         sw_pend;            // s of token ts waits for its word of the scale beat
-    logic [31:0]  sval, ts;
+    logic [31:0]  sval;
     wire  [QB-1:0] qa_n = qacc | (QB'(dp_qw) << {qn, 3'b000});
     wire  [5:0]    qn_n = qn + 6'(VL);
     logic [127:0] qbeat;              // bytes 0..2G-1 of qa_n in the slot layout (slot bytes past G: 0)
@@ -416,15 +451,28 @@ module es_vec #(
 
     // ---------------- phase counters
     logic [31:0] cnt, nel;
-    // position of the element streaming in block mode: column bq of row batch brb of token btok of the
-    // tile (the tile layout is [row batch][token of the tile][Q]); b_trem: tokens from this tile on
-    logic [31:0] bq, btok, brb, b_nt, b_trem;
-    logic [63:0] blk_left;
+    // position of the element streaming in block mode: column bq of the row batch of token btok of the
+    // tile (the tile layout is [row batch][token of the tile][Q]); wleft: W less the columns of the row
+    // batches before (the last batch is the one with wleft <= Q); b_trem: tokens from this tile on.
+    // Counters at the widths their bounds need (a 32-bit `x + 1 == y` is a ripple of LUTs in abc9)
+    localparam int TKW = LMT + 1;     // tokens of a tile, 0..MT
+    logic [LQ:0]  bq;
+    logic [TKW-1:0] btok, b_nt;
+    logic [31:0]  wleft;
+    logic [16:0]  b_trem;
+    wire          wlast = wleft <= 32'(Q);
+    logic [31:0] blk_left;
     logic [31:0] bo;              // byte offset of the current block
-    logic [31:0] t, tt, nt, tile_base;
-    logic [63:0] rowoff;
-    logic [31:0] hd, ri;          // RoPE: half the head dimension, the element's index in its head
-    wire  [31:0] gi = ri < hd ? ri : ri - hd;
+    logic [16:0] t, ts;           // token of the instruction (NTOK < 2**16)
+    logic [TKW-1:0] tt, nt;       // token of the tile, tokens of the tile
+    logic [31:0] tile_base;
+    logic [31:0] rowoff;          // < 2**32 where used: inside a region the checks bound
+    logic [LV:0] hd, ri;          // RoPE: half the head dimension (2 hd <= VMAX), the element's index in its head
+    wire  [LV:0] gi = ri < hd ? ri : ri - hd;
+    // the sin row's place in the second buffer: the first multiple of VL from hd (es_vec_ram: VL-wide
+    // accesses are aligned)
+    localparam logic [LV:0] VLM = (LV + 1)'(VL - 1);
+    wire  [LV:0] hd_al = (hd + VLM) & ~VLM;
     logic [7:0]  fail;
 
     // max |x| of the fill group's elements inside the row
@@ -436,7 +484,8 @@ module es_vec #(
     end
     wire [31:0] cstep = sm ? 32'd1 : VLW;   // ROPE's elements per issue
 
-    wire [31:0] nt_next = 32'(nt_all) - (t + 32'd1) > 32'(MT) ? 32'(MT) : 32'(nt_all) - (t + 32'd1);
+    wire [16:0] nt_rest = 17'(nt_all) - (t + 17'd1);
+    wire [TKW-1:0] nt_next = nt_rest > 17'(MT) ? TKW'(MT) : TKW'(nt_rest);
 
     // issue of one group (combinational, from the state); pad lanes compute +0
     always_comb begin
@@ -460,7 +509,7 @@ module es_vec #(
             S_COMP: begin
                 xb = ri < hd ? cnt[LV-1:0] + hd[LV-1:0] : cnt[LV-1:0] - hd[LV-1:0];
                 ga = gi[LV-1:0];
-                gb = gi[LV-1:0] + hd[LV-1:0];
+                gb = gi[LV-1:0] + hd_al[LV-1:0];
                 nsin_i = ri < hd;
                 for (int k = 0; k < VL; k++) pad_i[k] = (sm && k != 0) || cnt + 32'(k) >= W;
                 lst_i = cnt + cstep == ncol;
@@ -486,7 +535,7 @@ module es_vec #(
             S_STRM: begin
                 el_take = en && cnt != nel;
                 iss = el_take && el_valid;
-                for (int k = 0; k < VL; k++) pad_i[k] = ((brb << LQ) | bq) + 32'(k) >= W;
+                for (int k = 0; k < VL; k++) pad_i[k] = 32'(bq) + 32'(k) >= wleft;
             end
             S_EROW: begin
                 for (int k = 0; k < VL; k++) pad_i[k] = cnt + 32'(k) >= W;
@@ -505,7 +554,7 @@ module es_vec #(
         rd_cmd_beats = rj_beats;
         if (state == S_FETCH) begin
             rd_cmd_valid = mk != 3'd5 && ok[mk];
-            rd_cmd_addr = mk_reg ? prog_base + 40'(es_regs_pkg::ES_PROG_HEADER_BYTES) + 40'(idx[mk]) * 40'(es_regs_pkg::ES_PROG_REGION_BYTES)
+            rd_cmd_addr = mk_reg ? prog_base + 40'(es_regs_pkg::ES_PROG_HEADER_BYTES) + mulc(40'(idx[mk]), es_regs_pkg::ES_PROG_REGION_BYTES)
                                  : act_base + (40'(idx[mk]) << 4);
             rd_cmd_beats = mk_reg ? 32'd3 : 32'd1;
         end else if (state != S_ABORT && state != S_IDLE) begin
@@ -523,13 +572,13 @@ module es_vec #(
 
     // rows of token t in the f32 tile layout: RB units at stride nt*U (one command when nt = 1)
     wire [39:0] row_addr = 40'(tile_base) + (40'(tt) << LU);   // relative to the buffer
-    wire [31:0] row_cmds = nt == 32'd1 ? 32'd1 : rb;
-    wire [31:0] row_beats = nt == 32'd1 ? rb << LR : 32'd1 << LR;
-    wire [31:0] row_stride = nt << LU;
-    wire        tile_end = tt + 32'd1 == nt;
-    wire [31:0] nt_n = tile_end ? nt_next : nt;
+    wire [31:0] row_cmds = nt == TKW'(1) ? 32'd1 : rb;
+    wire [31:0] row_beats = nt == TKW'(1) ? rb << LR : 32'd1 << LR;
+    wire [31:0] row_stride = 32'(nt) << LU;
+    wire        tile_end = tt + TKW'(1) == nt;
+    wire [TKW-1:0] nt_n = tile_end ? nt_next : nt;
     wire [31:0] tile_base_n = tile_base + ((rb << LMT) << LU);
-    wire [39:0] row_addr_n = tile_end ? 40'(tile_base_n) : 40'(tile_base) + (40'(tt + 32'd1) << LU);
+    wire [39:0] row_addr_n = tile_end ? 40'(tile_base_n) : 40'(tile_base) + (40'(tt + TKW'(1)) << LU);
     wire [39:0] rope_c = wgt_base + 40'(r_off[0][31:0]) + 40'(rowoff);
     wire [39:0] rope_s = wgt_base + 40'(r_off[1][31:0]) + 40'(rowoff);
     wire [39:0] emb_byte = wgt_base + 40'(r_off[0][31:0]) + 40'(rowoff);
@@ -538,6 +587,7 @@ module es_vec #(
 
     always_ff @(posedge clk) begin
         done <= 1'b0;
+        gm_d <= GM_NONE;
         if (!rst_n) begin
             state <= S_IDLE;
             err_code <= es_regs_pkg::ES_ERR_NONE;
@@ -588,14 +638,19 @@ module es_vec #(
             // ---- extractor: a group out of the window's bottom, a beat in above what stays
             if (state != S_FETCH) begin
                 if (ex_load && rd_valid && ex_first) begin
-                    win <= 256'(rd_data) >> {ex_skip, 3'b000};
+                    win[127:0] <= rd_data;
+                    rp <= 5'(ex_skip);
+                    ws <= 1'b1;
                     wn <= 6'd16 - 6'(ex_skip);
                     ex_first <= 1'b0;
                 end else if (ex_load && rd_valid) begin
-                    win <= (el_fire ? win >> {ex_need, 3'b000} : win) | (256'(rd_data) << {wn_c, 3'b000});
+                    if (ws) win[255:128] <= rd_data;
+                    else win[127:0] <= rd_data;
+                    ws <= !ws;
+                    if (el_fire) rp <= rp + 5'(ex_need);
                     wn <= wn_c + 6'd16;
                 end else if (el_fire) begin
-                    win <= win >> {ex_need, 3'b000};
+                    rp <= rp + 5'(ex_need);
                     wn <= wn_c;
                 end
                 if (el_fire) ex_left <= ex_left - ex_n;
@@ -675,10 +730,10 @@ module es_vec #(
             // (the control is between pass 2 and the next c then: nothing else writes)
             if (sw_pend && wj_left == 32'd0 && !ob_v) begin
                 sw_pend <= 1'b0;
-                if (ts[1:0] == 2'd3 || ts + 32'd1 == 32'(nt_all)) begin
+                if (ts[1:0] == 2'd3 || ts + 17'd1 == 17'(nt_all)) begin
                     ob <= sbeat | ({96'd0, sval} << {ts[1:0], 5'b00000});
                     ob_v <= 1'b1;
-                    wj_addr <= act_base + 40'(m_off[2]) + 40'({ts[31:2], 4'd0});
+                    wj_addr <= act_base + 40'(m_off[2]) + 40'({ts[16:2], 4'd0});
                     wj_left <= 32'd1;
                     wj_beats <= 32'd1;
                     wj_stride <= '0;
@@ -688,6 +743,9 @@ module es_vec #(
                 end
             end
 
+            // ---- the shared multiplier: one product a cycle, issued by S_GEO and S_EID below
+            if (gm_d == GM_ROW) rowoff <= gm_p[31:0];
+            if (gm_d == GM_ROPE0) rowoff <= {gm_p[29:0], 2'b00};
             case (state)
                 S_IDLE: begin
                   // the datapath is held in reset while idle: whatever a failed instruction left is gone
@@ -726,8 +784,9 @@ module es_vec #(
                             ci <= ci + 3'd1;
                         end else begin
                             if (bi == 2'd0) begin
-                                r_off[1'(ci - 3'd3)] <= rd_data[63:0];
-                                r_nb[1'(ci - 3'd3)] <= rd_data[127:64];
+                                r_off[1'(ci - 3'd3)] <= rd_data[31:0];
+                                r_offhi[1'(ci - 3'd3)] <= rd_data[63:32] != 32'd0;
+                                r_nb[1'(ci - 3'd3)] <= sat34(72'(rd_data[127:64]));
                             end else if (bi == 2'd1) begin
                                 r_kind[1'(ci - 3'd3)] <= rd_data[7:0];
                                 r_n[1'(ci - 3'd3)] <= rd_data[63:32];
@@ -740,6 +799,19 @@ module es_vec #(
                 end
                 S_GEO: begin
                     geo_n <= geo_n + 3'd1;
+                    // the shared multiplier's slots (geometry above); groups lands at slot 1, abt at 2
+                    case (geo_n)
+                        3'd0: begin gm_a <= 32'(W[15:0]) + 32'(G - 1); gm_b <= 32'(RECIP); gm_d <= GM_GRP; end
+                        3'd1: begin gm_a <= tiles; gm_b <= rb; gm_d <= GM_F32; end
+                        3'd2: begin gm_a <= r_n[0]; gm_b <= r_k[0]; gm_d <= GM_R0; end
+                        3'd3: begin
+                            gm_a <= is_norm ? 32'(nt_all) : is_rope ? f1 : ncol;
+                            gm_b <= is_norm ? abt : is_rope ? r_k[0] : 32'(nt_all);
+                            gm_d <= GM_OWN;
+                        end
+                        3'd4: begin gm_a <= r_n[1]; gm_b <= r_k[1]; gm_d <= GM_R1; end
+                        default: begin gm_a <= p0; gm_b <= r_k[0]; gm_d <= GM_ROPE0; end
+                    endcase
                     if (geo_n == 3'd5) state <= S_CHECK;
                 end
                 S_CHECK: begin
@@ -747,14 +819,14 @@ module es_vec #(
                     pre <= 1'b0;
                     bq <= '0;
                     btok <= '0;
-                    brb <= '0;
-                    b_trem <= 32'(nt_all);
-                    b_nt <= 32'(nt_all) > 32'(MT) ? 32'(MT) : 32'(nt_all);
+                    wleft <= W;
+                    b_trem <= 17'(nt_all);
+                    b_nt <= 17'(nt_all) > 17'(MT) ? TKW'(MT) : TKW'(nt_all);
                     t <= '0;
                     tt <= '0;
-                    nt <= 32'(nt_all) > 32'(MT) ? 32'(MT) : 32'(nt_all);
+                    nt <= 17'(nt_all) > 17'(MT) ? TKW'(MT) : TKW'(nt_all);
                     tile_base <= '0;
-                    hd <= r_k[0];
+                    hd <= (LV + 1)'(r_k[0]);
                     sm <= VL == 1 || (is_rope && (r_k[0] & (VLW - 32'd1)) != 32'd0);
                     blk_left <= total_el;
                     bo <= '0;
@@ -793,16 +865,16 @@ module es_vec #(
                 end
                 // ---- ADD / ACT_MUL: blocks of VMAX floats
                 S_BLK: if (wj_left == 32'd0) begin
-                    nel <= blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left);
+                    nel <= blk_left > 32'(VMAX) ? 32'(VMAX) : blk_left;
                     rj_addr <= act_base + 40'(m_off[1]) + 40'(bo);
                     rj_left <= 32'd1;
                     rj_stride <= '0;
-                    rj_beats <= (blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left)) >> 2;
+                    rj_beats <= (blk_left > 32'(VMAX) ? 32'(VMAX) : blk_left) >> 2;
                     rq_addr <= act_base + 40'(m_off[2]) + 40'(bo);
                     rq_left <= 32'd1;
                     rq_stride <= '0;
-                    rq_beats <= (blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left)) >> 2;
-                    ex_left <= blk_left > 64'(VMAX) ? 32'(VMAX) : 32'(blk_left);
+                    rq_beats <= (blk_left > 32'(VMAX) ? 32'(VMAX) : blk_left) >> 2;
+                    ex_left <= blk_left > 32'(VMAX) ? 32'(VMAX) : blk_left;
                     ex_skip <= '0;
                     ex_first <= 1'b1;
                     ex_byte <= 1'b0;
@@ -815,11 +887,11 @@ module es_vec #(
                     if (ex_left == 32'd0 && is_norm && pipe_empty) begin
                         // max|x| and max|u| are complete: e for z, m for c; the next token's row
                         // is requested now (it waits in the read FIFO through pass 2)
-                        if (t + 32'd1 != 32'(nt_all)) begin
+                        if (t + 17'd1 != 17'(nt_all)) begin
                             rj_addr <= act_base + 40'(m_off[0]) + row_addr_n;
-                            rj_left <= nt_n == 32'd1 ? 32'd1 : rb;
-                            rj_beats <= nt_n == 32'd1 ? rb << LR : 32'd1 << LR;
-                            rj_stride <= nt_n << LU;
+                            rj_left <= nt_n == TKW'(1) ? 32'd1 : rb;
+                            rj_beats <= nt_n == TKW'(1) ? rb << LR : 32'd1 << LR;
+                            rj_stride <= 32'(nt_n) << LU;
                         end
                         state <= S_CW;
                     end else if (ex_left == 32'd0 && is_norm) begin
@@ -845,30 +917,29 @@ module es_vec #(
                 S_STRM: begin
                     if (iss) begin
                         cnt <= cnt + VLW;
-                        bq <= bq + VLW == 32'(Q) ? 32'd0 : bq + VLW;
-                        if (bq + VLW == 32'(Q)) begin
-                            btok <= btok + 32'd1 == b_nt ? 32'd0 : btok + 32'd1;
-                            if (btok + 32'd1 == b_nt) begin
-                                brb <= brb + 32'd1 == rb ? 32'd0 : brb + 32'd1;
-                                if (brb + 32'd1 == rb) begin
-                                    b_trem <= b_trem - b_nt;
-                                    b_nt <= b_trem - b_nt > 32'(MT) ? 32'(MT) : b_trem - b_nt;
+                        bq <= bq + (LQ + 1)'(VL) == (LQ + 1)'(Q) ? '0 : bq + (LQ + 1)'(VL);
+                        if (bq + (LQ + 1)'(VL) == (LQ + 1)'(Q)) begin
+                            btok <= btok + TKW'(1) == b_nt ? '0 : btok + TKW'(1);
+                            if (btok + TKW'(1) == b_nt) begin
+                                wleft <= wlast ? W : wleft - 32'(Q);
+                                if (wlast) begin
+                                    b_trem <= b_trem - 17'(b_nt);
+                                    b_nt <= b_trem - 17'(b_nt) > 17'(MT) ? TKW'(MT) : TKW'(b_trem - 17'(b_nt));
                                 end
                             end
                         end
                     end
                     if (cnt == nel && pipe_empty) begin
-                        blk_left <= blk_left - 64'(nel);
+                        blk_left <= blk_left - nel;
                         bo <= bo + (nel << 2);
-                        state <= blk_left == 64'(nel) ? S_WAITW : S_BLK;
+                        state <= blk_left == nel ? S_WAITW : S_BLK;
                     end
                 end
                 // ---- per token (EMBED)
                 S_TOK: if (wj_left == 32'd0) begin
-                    if (t == 32'(nt_all)) begin
+                    if (t == 17'(nt_all)) begin
                         state <= S_WAITW;
                     end else if (is_rope) begin
-                        rowoff <= (64'(p0 + t) * 64'(hd)) << 2;
                         state <= S_RPOS;
                     end else if (is_norm) begin
                         // the token's row (requested before) into the row buffer, max|x| and
@@ -881,7 +952,7 @@ module es_vec #(
                         amax_u <= '0;
                         state <= S_FILLX;
                     end else begin
-                        rj_addr <= act_base + 40'(m_off[1]) + 40'({t[31:2], 4'd0});
+                        rj_addr <= act_base + 40'(m_off[1]) + 40'({t[16:2], 4'd0});
                         rj_left <= 32'd1;
                         rj_stride <= '0;
                         rj_beats <= 32'd1;
@@ -894,10 +965,12 @@ module es_vec #(
                 end
                 S_EID: if (el_fire) begin
                     id <= el_l[0];
+                    gm_a <= el_l[0];
+                    gm_b <= W;
+                    gm_d <= GM_ROW;
                     state <= S_EIDCK;
                 end
                 S_EIDCK: begin
-                    rowoff <= 64'(id) * 64'(W);
                     if (id >= r_n[0]) begin
                         fail <= es_regs_pkg::ES_ERR_RANGE;    // a token id past the table: earlier rows are written
                         state <= S_WAITW;
@@ -933,13 +1006,13 @@ module es_vec #(
                 S_RPOS: begin
                     rj_addr <= {rope_c[39:4], 4'd0};
                     rj_left <= 32'd1;
-                    rj_beats <= (32'(rope_c[3:0]) + (hd << 2) + 32'd15) >> 4;
+                    rj_beats <= (32'(rope_c[3:0]) + (32'(hd) << 2) + 32'd15) >> 4;
                     rq_addr <= {rope_s[39:4], 4'd0};
                     rq_left <= 32'd1;
                     rq_stride <= '0;
-                    rq_beats <= (32'(rope_s[3:0]) + (hd << 2) + 32'd15) >> 4;
+                    rq_beats <= (32'(rope_s[3:0]) + (32'(hd) << 2) + 32'd15) >> 4;
                     pre <= 1'b0;
-                    ex_left <= hd;
+                    ex_left <= 32'(hd);
                     ex_skip <= rope_c[3:0];
                     ex_first <= 1'b1;
                     ex_byte <= 1'b0;
@@ -949,7 +1022,8 @@ module es_vec #(
                 S_RCOS: begin
                     if (el_fire) cnt <= cnt + ex_n;
                     if (ex_left == 32'd0) begin
-                        ex_left <= hd;
+                        cnt <= 32'(hd_al);
+                        ex_left <= 32'(hd);
                         ex_skip <= rope_s[3:0];
                         ex_first <= 1'b1;
                         state <= S_RSIN;
@@ -968,7 +1042,7 @@ module es_vec #(
                 S_COMP: begin
                     if (iss) begin
                         cnt <= cnt + cstep;
-                        ri <= ri + cstep == (hd << 1) ? 32'd0 : ri + cstep;
+                        ri <= ri + (LV + 1)'(cstep) == (hd << 1) ? '0 : ri + (LV + 1)'(cstep);
                     end
                     if (cnt == ncol && pipe_empty) state <= S_NEXT;
                 end
@@ -1012,13 +1086,15 @@ module es_vec #(
                     end
                 end
                 S_NEXT: begin
-                    t <= t + 32'd1;
-                    if (tt + 32'd1 == nt) begin
+                    t <= t + 17'd1;
+                    // ROPE: the next position's table row
+                    if (is_rope) rowoff <= rowoff + (32'(hd) << 2);
+                    if (tt + TKW'(1) == nt) begin
                         tt <= '0;
                         nt <= nt_next;
                         tile_base <= tile_base + ((rb << LMT) << LU);
                     end else begin
-                        tt <= tt + 32'd1;
+                        tt <= tt + TKW'(1);
                     end
                     state <= S_TOK;
                 end
@@ -1051,6 +1127,6 @@ module es_vec #(
         end
     end
 
-    wire unused = &{1'b0, kv_base, kv_size, gi, rowoff[63:40], instr[255:160], 
+    wire unused = &{1'b0, kv_base, kv_size, gi, instr[255:160], 
                     dv_busy, sq_busy, mu_busy, sr[63:32]};
 endmodule
