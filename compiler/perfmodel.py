@@ -233,8 +233,7 @@ def attn_stream(m, ntok: int, pos: int, kvp: int = 1) -> tuple[int, int, int]:
     grp = max(1, m.num_heads // m.num_kv_heads)
     nq = ntok * grp
     sets = math.ceil(nq / ATTN_NQ)
-    db = math.ceil(m.head_dim / 16)
-    kw, vw = math.ceil((db + 1) / kvp), math.ceil(db / kvp)
+    kw, vw = _kv_words(m.head_dim, kvp)
     beats = passes = 0
     for j in range(sets):
         lo, hi = j * ATTN_NQ, min((j + 1) * ATTN_NQ, nq)
@@ -242,6 +241,12 @@ def attn_stream(m, ntok: int, pos: int, kvp: int = 1) -> tuple[int, int, int]:
         beats += keys * (kw + vw) * kvp
         passes += keys * (max(kw, k) + k + (vw * k if kvp > 1 else max(vw, k)))
     return sets, m.num_kv_heads * beats, m.num_kv_heads * passes
+
+
+def _kv_words(head_dim: int, kvp: int) -> tuple[int, int]:
+    """Words of kvp beats in a K slot (scale beat + D/16) and a V slot (D/16) (docs/units.md)."""
+    db = math.ceil(head_dim / 16)
+    return math.ceil((db + 1) / kvp), math.ceil(db / kvp)
 
 
 def kv_ports(cfg) -> int:
@@ -283,8 +288,7 @@ def _layer_steps(m, cfg, wkind, wbits, ntok: int, ctx_end: int, lat: float = 0.0
     # and a scale beat per K slot, 16-byte beats), and the new tokens' slots written
     kvp = kv_ports(cfg)
     kv_read = 16 * attn_stream(m, ntok, ctx_end - ntok, kvp)[1]
-    db = math.ceil(D / 16)
-    kv_write = 16 * ntok * m.num_kv_heads * (math.ceil((db + 1) / kvp) + math.ceil(db / kvp)) * kvp
+    kv_write = 16 * ntok * m.num_kv_heads * sum(_kv_words(D, kvp)) * kvp
     attn = {"name": "attention", "kind": "attention", "bytes": kv_read + kv_write,
             "cycles": attn_cycles(m, ntok, ctx_end - ntok, lat, kvp)}
     return [vec("norm_quant.in", "NORM_QUANT", h), mm("qkv"), vec("rope.q", "ROPE", qd), vec("rope.k", "ROPE", kvd),

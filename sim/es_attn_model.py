@@ -15,6 +15,7 @@ import numpy as np
 from edgestream import numerics as nx
 from edgestream import program as pg
 from edgestream import regmap as rm
+from edgestream.kv_layout import KvLayout as HostKvLayout
 
 BEAT = 16
 F32 = np.float32
@@ -52,26 +53,32 @@ class KvLayout:
     kv_size: int
     kvp: int = 1
 
+    # the geometry (DB, KW, VW, slot sizes) is the host's (edgestream/kv_layout.py); the per-beat
+    # addresses below are this model's own, what tests/test_kv_layout.py checks the host's packing against
+    @property
+    def geo(self) -> HostKvLayout:
+        return HostKvLayout(self.layers, self.kv_heads, self.d, self.kvp)
+
     @property
     def db(self) -> int:
-        return self.d // BEAT
+        return self.geo.db
 
     @property
     def kw(self) -> int:
-        return cdiv(self.db + 1, self.kvp)
+        return self.geo.kw
 
     @property
     def vw(self) -> int:
-        return cdiv(self.db, self.kvp)
+        return self.geo.vw
 
     @property
     def slot_beats(self) -> int:
         """Beats of one position's K and V slots (padding included)."""
-        return (self.kw + self.vw) * self.kvp
+        return self.geo.slot_bytes // BEAT
 
     @property
     def slots(self) -> int:
-        return self.kv_size // (self.layers * self.kv_heads * self.slot_beats * BEAT)
+        return self.geo.slots(self.kv_size)
 
     def block(self, layer: int, g: int) -> int:
         return (layer * self.kv_heads + g) * self.slots * self.slot_beats * BEAT
@@ -114,8 +121,7 @@ class KvLayout:
 
     @staticmethod
     def bytes_for(layers: int, kv_heads: int, d: int, positions: int, kvp: int = 1) -> int:
-        db = d // BEAT
-        return layers * kv_heads * (cdiv(db + 1, kvp) + cdiv(db, kvp)) * kvp * BEAT * positions
+        return HostKvLayout(layers, kv_heads, d, kvp).bytes_for(positions)
 
 
 @dataclass

@@ -41,6 +41,7 @@ from edgestream.artifact import read_artifact
 from edgestream.host.devices.ddr_profile import DdrProfile
 from edgestream.host.executor import CpuExecutor
 from edgestream.host.program_executor import ProgramExecutor, _State
+from edgestream.kv_layout import KvLayout
 
 CFG = rm.shell_config()
 G, Q, MT = CFG.G, CFG.Q, CFG.max_tok
@@ -105,9 +106,9 @@ class Decoder:
             self.caps.append((off, n))
             off += cdiv(n, 64) * 64
         self.act_size = off
-        db = c.head_dim // 16
         self.kv_base = cdiv(self.act_base + self.act_size, 4096) * 4096
-        self.kv_slot_bytes = c.num_layers * c.num_kv_heads * (2 * db + 1) * 16
+        lay = KvLayout(c.num_layers, c.num_kv_heads, c.head_dim, rm.kv_ports(CFG.to_dict()))
+        self.kv_slot_bytes = lay.bytes_for(1)
         self.kv_size = self.kv_slot_bytes * context
         assert self.kv_base + self.kv_size <= mem, "bench memory too small"
         self.pos = 0

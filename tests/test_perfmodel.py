@@ -94,32 +94,30 @@ ROW_MEASURED = [
     ('LAST_ROW', 256, 100, 325), ('OUTPUT', 1024, 100, 503), ('LAST_ROW', 2560, 100, 974), ('OUTPUT', 256, 100, 299),
     ('LAST_ROW', 1536, 100, 697), ('OUTPUT', 2048, 100, 774),
 ]
-# es_attn: (what, model, ntok, pos, L, cycles)
+# es_attn: (what, model, ntok, pos, L, cycles, KV ports)
 # es_attn at 0944737 (the refit's points, compiler/perfmodel.py ATTN_CAL): the test model in one START
 # (calibrate_units_sim.py, position 8), the es_attn bench (tb_es_attn.perf, decode at context 128, 4-token
 # tiles ending there) for the demo, 0.73B and 2B4T head shapes
 ATTN_MEASURED = [
-    ("hidden 64 ntok 1 pos 8 L100", model(1, 64, 160, 4, 2, 256), 1, 8, 100, 2019),
-    ("hidden 64 ntok 4 pos 8 L100", model(1, 64, 160, 4, 2, 256), 4, 8, 100, 6739),
-    ("demo heads decode pos 127 L100", model(1, 256, 768, 4, 2, 256), 1, 127, 100, 4558),
-    ("0.73B heads decode pos 127 L100", model(1, 1536, 4096, 16, 16, 256), 1, 127, 100, 37367),
-    ("2B4T heads decode pos 127 L100", model(1, 2560, 6912, 20, 5, 256), 1, 127, 100, 20021),
-    ("0.73B heads tile pos 124 L100", model(1, 1536, 4096, 16, 16, 256), 4, 124, 100, 65238),
-    ("2B4T heads tile pos 124 L100", model(1, 2560, 6912, 20, 5, 256), 4, 124, 100, 76358),
-]
-# KVP = 4 (the KV stream on four ports, es_attn at fc06e01): tb_es_attn.perf, Q 64, L 100, context 128
-# (docs/hardware.md "ATTN_CAL points at KVP = 4"): (what, model, ntok, pos, L, cycles)
-ATTN_MEASURED_KVP4 = [
-    ("0.73B heads decode pos 127 KVP4", model(1, 1536, 4096, 16, 16, 256), 1, 127, 100, 16108),
-    ("0.73B heads decode pos 255 KVP4", model(1, 1536, 4096, 16, 16, 256), 1, 255, 100, 26348),
-    ("0.73B heads tile pos 124 KVP4", model(1, 1536, 4096, 16, 16, 256), 4, 124, 100, 51922),
-    ("2B4T heads decode pos 127 KVP4", model(1, 2560, 6912, 20, 5, 256), 1, 127, 100, 14120),
-    ("2B4T heads decode pos 255 KVP4", model(1, 2560, 6912, 20, 5, 256), 1, 255, 100, 24360),
-    ("2B4T heads tile pos 124 KVP4", model(1, 2560, 6912, 20, 5, 256), 4, 124, 100, 51527),
-    ("H8 KVH8 D64 decode pos 127 KVP4", model(1, 512, 4096, 8, 8, 256), 1, 127, 100, 7154),
-    ("H16 KVH4 D64 decode pos 127 KVP4", model(1, 1024, 4096, 16, 4, 256), 1, 127, 100, 9070),
-    ("H8 KVH4 D64 decode pos 127 KVP4", model(1, 512, 4096, 8, 4, 256), 1, 127, 100, 5244),
-    ("H8 KVH8 D128 decode pos 127 KVP4", model(1, 1024, 4096, 8, 8, 256), 1, 127, 100, 9677),
+    ("hidden 64 ntok 1 pos 8 L100", model(1, 64, 160, 4, 2, 256), 1, 8, 100, 2019, 1),
+    ("hidden 64 ntok 4 pos 8 L100", model(1, 64, 160, 4, 2, 256), 4, 8, 100, 6739, 1),
+    ("demo heads decode pos 127 L100", model(1, 256, 768, 4, 2, 256), 1, 127, 100, 4558, 1),
+    ("0.73B heads decode pos 127 L100", model(1, 1536, 4096, 16, 16, 256), 1, 127, 100, 37367, 1),
+    ("2B4T heads decode pos 127 L100", model(1, 2560, 6912, 20, 5, 256), 1, 127, 100, 20021, 1),
+    ("0.73B heads tile pos 124 L100", model(1, 1536, 4096, 16, 16, 256), 4, 124, 100, 65238, 1),
+    ("2B4T heads tile pos 124 L100", model(1, 2560, 6912, 20, 5, 256), 4, 124, 100, 76358, 1),
+    # KVP = 4 (the KV stream on four ports, es_attn at fc06e01): tb_es_attn.perf, Q 64, L 100, context 128
+    # (docs/hardware.md "ATTN_CAL points at KVP = 4")
+    ("0.73B heads decode pos 127 KVP4", model(1, 1536, 4096, 16, 16, 256), 1, 127, 100, 16108, 4),
+    ("0.73B heads decode pos 255 KVP4", model(1, 1536, 4096, 16, 16, 256), 1, 255, 100, 26348, 4),
+    ("0.73B heads tile pos 124 KVP4", model(1, 1536, 4096, 16, 16, 256), 4, 124, 100, 51922, 4),
+    ("2B4T heads decode pos 127 KVP4", model(1, 2560, 6912, 20, 5, 256), 1, 127, 100, 14120, 4),
+    ("2B4T heads decode pos 255 KVP4", model(1, 2560, 6912, 20, 5, 256), 1, 255, 100, 24360, 4),
+    ("2B4T heads tile pos 124 KVP4", model(1, 2560, 6912, 20, 5, 256), 4, 124, 100, 51527, 4),
+    ("H8 KVH8 D64 decode pos 127 KVP4", model(1, 512, 4096, 8, 8, 256), 1, 127, 100, 7154, 4),
+    ("H16 KVH4 D64 decode pos 127 KVP4", model(1, 1024, 4096, 16, 4, 256), 1, 127, 100, 9070, 4),
+    ("H8 KVH4 D64 decode pos 127 KVP4", model(1, 512, 4096, 8, 4, 256), 1, 127, 100, 5244, 4),
+    ("H8 KVH8 D128 decode pos 127 KVP4", model(1, 1024, 4096, 8, 8, 256), 1, 127, 100, 9677, 4),
 ]
 
 
@@ -139,15 +137,9 @@ def test_row_unit_cycles(op, width, lat, cycles):
     assert within(got, cycles, INSTR_ERR), (op, width, lat, got, cycles)
 
 
-@pytest.mark.parametrize("what,m,ntok,pos,lat,cycles", ATTN_MEASURED, ids=[a[0] for a in ATTN_MEASURED])
-def test_attention_cycles(what, m, ntok, pos, lat, cycles):
-    got = pm.attn_cycles(m, ntok, pos, lat)
-    assert within(got, cycles, ATTN_ERR), (what, got, cycles)
-
-
-@pytest.mark.parametrize("what,m,ntok,pos,lat,cycles", ATTN_MEASURED_KVP4, ids=[a[0] for a in ATTN_MEASURED_KVP4])
-def test_attention_cycles_four_kv_ports(what, m, ntok, pos, lat, cycles):
-    got = pm.attn_cycles(m, ntok, pos, lat, kvp=4)
+@pytest.mark.parametrize("what,m,ntok,pos,lat,cycles,kvp", ATTN_MEASURED, ids=[a[0] for a in ATTN_MEASURED])
+def test_attention_cycles(what, m, ntok, pos, lat, cycles, kvp):
+    got = pm.attn_cycles(m, ntok, pos, lat, kvp)
     assert within(got, cycles, ATTN_ERR), (what, got, cycles)
 
 

@@ -88,50 +88,18 @@ def test_attention_unit_bit_exact(sim, q, kvp):
     run_bench(sim, "es_attn_bench", MODULES, params, "tb_es_attn", cfg=cfg)
 
 
-# The whole shell with the KV stream on its four weight ports: the kv260 geometry (T 1, Q 64, four ports)
-# built with KVP = 4, a GQA decoder compiled for it, on --device sim. The shipped package has no KVP
-# field yet (the lead flips the shipped configuration with the model refit), so the simulation child
-# is started through a wrapper that builds the shell with KVP = 4 (its own build directory), and the
-# host sizes the KV region for the striped layout (KvLayout.bytes_for at kvp = 4: the host's
-# AccelProgramExecutor.kv_bytes formula is that of one port). Everything else is the real host, driver, RTL.
-_SERVE = '''import sys
-sys.path.insert(0, {sim!r})
-import runner
-import edgestream.host.devices.sim as s
-_vr, _bd = runner._verilator_runner, s.build_dir
-
-
-def _runner():
-    r = _vr()
-    build = r.build
-
-    def b(**kw):
-        kw["parameters"] = {{**kw.get("parameters", {{}}), "KVP": {kvp}}}
-        return build(**kw)
-
-    r.build = b
-    return r
-
-
-runner._verilator_runner = _runner
-s.build_dir = lambda *a, **k: _bd(*a, **k).with_name(_bd(*a, **k).name + "-kvp{kvp}")
-a = sys.argv[sys.argv.index("--serve") + 1:]
-sys.exit(s._serve(a[0], a[1], int(a[2]), int(a[3]), s.Path(a[4]) if len(a) == 5 else None))
-'''
-
-
-def test_shell_kvp4_decoder_matches_cpu(tmp_path, monkeypatch):
+# The whole shell with the KV stream on its four weight ports: the kv260 geometry (T 1, Q 64, four ports),
+# whose package has KVP = 4 (regmap.kv_ports), a GQA decoder compiled for it, on --device sim: the real
+# host, driver and RTL, the host sizing the striped KV region from HW_UNITS [7:4].
+def test_shell_kvp4_decoder_matches_cpu(tmp_path):
     """Prefill (a token tile), one START per token over a growing cache and greedy generation on the
     KVP = 4 shell: logits and tokens identical to the CPU executor; the attention unit's reads on the
     weight ports (RD_BEATS counts them)."""
     import json
-    import os
-    import stat
     from dataclasses import replace
 
     import edgestream
     from edgestream import regmap as rm
-    from edgestream.host.accel_executor import AccelProgramExecutor
     from edgestream.synth import make_checkpoint
 
     kvp = 4
@@ -140,18 +108,6 @@ def test_shell_kvp4_decoder_matches_cpu(tmp_path, monkeypatch):
     hw = tmp_path / "hw.json"
     hw.write_text(json.dumps(cfg.validate("kvp4 shell").to_dict()))
     art = edgestream.compile_model(ck, tmp_path / "m.esa", target="kv260", hw_config=hw)
-    serve = tmp_path / "kvp_serve.py"
-    serve.write_text(_SERVE.format(sim=str(Path(__file__).resolve().parents[1] / "sim"), kvp=kvp))
-    wrap = tmp_path / "python"
-    wrap.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{serve}" "$@"\n')
-    wrap.chmod(wrap.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("EDGESTREAM_SIM_PYTHON", str(wrap))
-
-    def kv_bytes(self, positions):
-        c = self.cfg
-        return KvLayout.bytes_for(c.num_layers, c.num_kv_heads, c.head_dim, positions, kvp)
-
-    monkeypatch.setattr(AccelProgramExecutor, "kv_bytes", kv_bytes)
     ids = [0, 5, 17, 42, 99, 7]
     cpu = edgestream.load(art)
     want_fwd = cpu.forward(ids)
@@ -160,10 +116,10 @@ def test_shell_kvp4_decoder_matches_cpu(tmp_path, monkeypatch):
     try:
         assert "lowered" not in sess.device_note
         assert sess.accel.units() & 3 == 3, sess.device_note
+        assert sess.accel.unit_limits()["kvp"] == kvp and sess.executor.kv_layout().kvp == kvp
         got_fwd = sess.forward(ids)
         got_gen = list(sess.generate(ids, max_new_tokens=4))
     finally:
         sess.close()
     assert np.array_equal(got_fwd, want_fwd)
     assert got_gen == want_gen
-    assert os.environ["EDGESTREAM_SIM_PYTHON"] == str(wrap)
