@@ -226,10 +226,15 @@ def test_queue_full_is_429_and_a_disconnect_stops_generation(story_art):
         time.sleep(0.5)
         assert _metrics(url)[("edgestream_generation_tokens_total", ())] == done
 
-        # a non-streamed request whose client times out is cancelled too
+        # a non-streamed request whose client times out is cancelled too. The timeout is a quarter of what
+        # 900 tokens take on this machine, timed here (a fixed 1 s was longer than all 900 on a fast CI machine)
+        t0 = time.monotonic()
+        c.completions.create(model="story", prompt=PROMPT, max_tokens=100, extra_body={"ignore_eos": True})
+        per_token = (time.monotonic() - t0) / 100
+        done = _metrics(url)[("edgestream_generation_tokens_total", ())]
         with pytest.raises(openai.APITimeoutError):
-            c.with_options(timeout=1.0).completions.create(model="story", prompt=PROMPT, max_tokens=900,
-                                                           extra_body={"ignore_eos": True})
+            c.with_options(timeout=per_token * 900 / 4).completions.create(
+                model="story", prompt=PROMPT, max_tokens=900, extra_body={"ignore_eos": True})
         _wait_for(lambda: _count(_metrics(url), "edgestream_requests_total", endpoint="completions",
                                  outcome="cancelled") == 2)
         m = _metrics(url)
