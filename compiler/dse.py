@@ -39,9 +39,23 @@ def code_bits(g: int) -> int:
     return int(3**g - 1).bit_length()
 
 
+def table_halves(g: int) -> tuple[int, int]:
+    """The RTL splits a group's table in two (tlmm_table_builder.sv): its low ceil(G/2) and high
+    floor(G/2) weights each look up their own table, and a lane adds one entry of each (the same
+    integer as the whole table's entry: G = 5 is 3 + 2, 14 + 5 stored entries instead of 122)."""
+    return (g + 1) // 2, g // 2
+
+
+def half_entries(n: int, binary: bool = False) -> int:
+    """Stored entries of an n-weight table: the lower half of the sign-symmetric ternary table, up to
+    the all-zero pattern, or all 2**n entries of a binary one."""
+    return 2**n if binary else (3**n + 1) // 2
+
+
 def table_width(g: int) -> int:
-    """TW: bits of one table entry, 8 + ceil(log2 G) (|T| <= 128 G)."""
-    return 8 + max(1, math.ceil(math.log2(g))) if g > 1 else 9
+    """TW: bits of one (half) table entry, 8 + ceil(log2(GL + 1)): |entry| <= 128 GL, and +128 GL
+    (every activation -128, every trit -1) needs the extra bit when GL is a power of two."""
+    return 8 + math.ceil(math.log2(table_halves(g)[0] + 1))
 
 
 @dataclass(frozen=True)
@@ -81,10 +95,14 @@ class HwConfig:
         return 3**self.G
 
     @property
+    def PS_HALVES(self) -> tuple[int, int]:
+        """Stored entries of the low and high half tables (table_halves; lanes negate the mirrored ones)."""
+        return tuple(half_entries(n) for n in table_halves(self.G))
+
+    @property
     def PS(self) -> int:
-        """Table entries stored per group: the lower half of the sign-symmetric ternary table, up to
-        the all-zero pattern (tlmm_table_builder.sv; lanes negate the mirrored entries)."""
-        return (3**self.G + 1) // 2
+        """Table entries stored per group: both half tables (tlmm_table_builder.sv)."""
+        return sum(self.PS_HALVES)
 
     @property
     def beat_bytes_codes(self) -> int:
@@ -237,17 +255,23 @@ COEFFS = {
 
 # The whole accelerator by Yosys (0.70 synth_xilinx -family xcup -uram, abc9, hierarchy kept, per
 # instance; python -m edgestream.hwsynth --top accel --config kv260-0.73b, docs/hardware.md "Whole
-# accelerator"): the kv260 choice G5 T1 Q64, 4 weight ports, URAM tables, MAXK 4096, int8 head, VL 1,
-# UNITS 7, tree of 2026-12-02 08:10 UTC. These terms replace the structural shell/unit terms above and
-# add what they lack (the attention unit, the row unit, the K-tile accumulators, the engine control
-# that grew with K tiles and the dense head). They describe the real design, which is over the KV260's
-# LUTs at that choice (123,834, 106%); SHELL_TERMS selects them.
+# accelerator"): the kv260 choice G5 T1 Q64, 4 weight ports (KVP 4), URAM tables, MAXK 4096, int8 head,
+# VL 1, UNITS 7, with the split tables (RTL of 2026-12-02 17:43 UTC). These terms replace the structural
+# shell/unit terms above and add what they lack (the attention unit, the row unit, the K-tile
+# accumulators, the engine control that grew with K tiles and the dense head, the split tables' decode).
+# SHELL_TERMS selects them.
 COEFFS_YOSYS = {
+    # the lanes with split tables (14:1 and 5:1 muxes, the plane shift on the entry sum only): 12,713 LUT of
+    # tlmm_lanes at Q 64 with its accumulators and dense multipliers (the row_accumulators and
+    # dense_multipliers terms: 6,784 of them); wdecode's halves (c % 27, c / 27) and folds: 2,907 LUT for
+    # 64 codes
+    "lane_mux_luts_per_4": (12713 - 640 - 6144) / 3840,
+    "wdecode_luts_per_code_bit": 2907 / 512,
     # tlmm_engine's own cells beyond the lanes/builder/decode/FIFO terms (command and phase control, the
     # K-tile accumulate path, the dense weights riding beside the indices): 2,310 LUT; its FFs are what
     # the structural terms leave of the engine's 22,039
     "engine_ctrl_luts": 2310,
-    "engine_ctrl_ffs": 1285,
+    "engine_ctrl_ffs": 1595,
     # es_axi_rd: address generator (4 KiB split, in-flight count, FIFO room), its data FIFO apart
     # (_fifo_cost); es_axi_wr with its 32-beat LUTRAM FIFO
     "rd_master_luts": 352,
@@ -259,36 +283,41 @@ COEFFS_YOSYS = {
     "dequant_lane_luts": 1228,
     "dequant_lane_ffs": 444,
     "dequant_lane_dsps": 4,
-    # es_vec at VL = 1 (16,534 LUT, 6,942 FF, 9 DSP, two URAM row buffers); the step per lane from es_vec
-    # alone at VL 1 and 4 (docs/hardware.md "Vector unit": 17.2k -> 28.9k LUT, 7.4k -> 12.1k FF,
-    # 44 -> 65 DSP)
-    "vec_lane_luts": 3900,
-    "vec_lane_ffs": 1570,
-    "vec_lane_dsps": 7,
-    "vec_fixed_luts": 12634,
-    "vec_fixed_ffs": 5372,
-    "vec_fixed_dsps": 2,
+    # es_vec at VL = 1 (15,052 LUT, 6,741 FF, 9 DSP, two URAM row buffers); the step per lane from es_vec
+    # alone at VL 1 and 4 (docs/hardware.md "Vector unit", after its LUT cuts: 14,626 -> 24,430 LUT,
+    # 6,755 -> 10,898 FF, 9 -> 24 DSP; at VL 4 the row buffers are 16 BRAM36 instead of 2 URAM)
+    "vec_lane_luts": 3268,
+    "vec_lane_ffs": 1381,
+    "vec_lane_dsps": 5,
+    "vec_fixed_luts": 11784,
+    "vec_fixed_ffs": 5360,
+    "vec_fixed_dsps": 4,
     "vec_fixed_uram": 2,
+    "vec4_bram36": 16,
     # es_row (LAST_ROW, the argmax)
     "row_luts": 1420,
     "row_ffs": 606,
     "row_dsps": 5,
-    # es_attn at the shell's DMAX 256, SMAX 4096, NQ 4 (no HwConfig field moves it)
-    "attn_luts": 29749,
-    "attn_ffs": 14947,
+    # es_attn at the shell's DMAX 256, SMAX 4096, NQ 4, measured at KVP 1 (29,781 LUT, 14,948 FF, 189 DSP) and
+    # KVP 4 (36,156 / 20,756 / 382: es_attn_dot's lanes read four KV beats a cycle); KVP 2 (two weight
+    # ports) is interpolated linearly, not synthesized
+    "attn_luts": 29781,
+    "attn_ffs": 14948,
     "attn_dsps": 189,
     "attn_uram": 3,
+    "attn_kvp4": (36156, 20756, 382),
     # es_seq + es_axil_csr + es_act_unpack + the top's glue (read/write multiplexers, result gearbox)
-    "shell_luts": 7393,
+    "shell_luts": 7501,
     "shell_ffs": 5787,
     "shell_dsps": 53,
 }
-# "structural": the hand-written shell/unit terms of COEFFS (what the DSE has chosen with so far);
-# "yosys": COEFFS_YOSYS. With "yosys" the kv260 choice for the 0.73B moves from (T, Q, ports) =
-# (1, 64, 4) to (4, 4, 1) and nothing implemented fits the Ultra96-V2 (the shell and units without
-# the engine are 63,400 LUT of its 56,448 budget), which tests/test_rtl_configs.py does not allow yet:
-# the lead switches it.
-SHELL_TERMS = "structural"
+# "yosys" (the default): COEFFS_YOSYS, the whole accelerator as Yosys maps it (the kv260 choice for the
+# 0.73B, (T, Q, ports) = (1, 64, 4), at 77% of the LUTs). "structural": the hand-written shell/unit
+# terms of COEFFS, which the DSE chose with before the whole accelerator was synthesized (they said 77%
+# where Yosys found 106% for the whole-table RTL). With "yosys" nothing the RTL implements fits the
+# Ultra96-V2 or the generic template (the shell and units without the engine are ~70k LUT of their
+# 56,448 and 40,000 budgets): `compile --target ultra96v2` says so.
+SHELL_TERMS = "yosys"
 
 
 def dequant_lanes(cfg: HwConfig) -> int:
@@ -336,9 +365,11 @@ def estimate_resources(cfg: HwConfig, shell: str | None = None) -> dict[str, flo
     c = {**COEFFS, **COEFFS_YOSYS} if y else COEFFS
     parts: dict[str, dict[str, float]] = {}
     P, TW, CB, L = cfg.PS, cfg.TW, cfg.CB, cfg.lanes
-    # a lane: a PS:1 mux of TW-bit entries, the sign's inversion inside the row adders
-    parts["lanes"] = {"lut": L * TW * math.ceil(P / 4) * c["lane_mux_luts_per_4"],
-                      "ff": L * (TW + CB) * c["lane_ff_per_bit"]}
+    # a lane: one PS_half:1 mux of TW-bit entries per half table, the signs' inversions inside the row
+    # adders, which add the lane's two entries (one adder bit per entry bit)
+    parts["lanes"] = {"lut": L * TW * (sum(math.ceil(p / 4) for p in cfg.PS_HALVES) * c["lane_mux_luts_per_4"]
+                                       + c["row_tree_luts_per_bit"]),
+                      "ff": L * (2 * TW + CB) * c["lane_ff_per_bit"]}
     rw = TW + max(1, math.ceil(math.log2(cfg.T))) if cfg.T > 1 else TW
     parts["row_accumulators"] = {
         "lut": cfg.Q * ((cfg.T - 1) * rw + c["acc_bits"] * 2) * c["row_tree_luts_per_bit"],
@@ -350,9 +381,9 @@ def estimate_resources(cfg: HwConfig, shell: str | None = None) -> dict[str, flo
         # the K-tile accumulators (tlmm_engine u_kmem): KROWS/Q x MAXTOK words of Q INT32 sums
         from edgestream.regmap import KROWS
         parts["ktile_memory"] = {"bram36": _bram36(math.ceil(KROWS / cfg.Q) * cfg.max_tok, cfg.Q * c["acc_bits"])}
-    # every level of the build but the last is whole (3 + 9 + ... + 3**(G-1) entries), the last only
-    # the stored half
-    level_entries = (3**cfg.G - 3) // 2 + P
+    # per half table of n weights every level of the build but the last is whole (3 + 9 + ... + 3**(n-1)
+    # entries), the last only the stored half
+    level_entries = sum((3**n - 3) // 2 + half_entries(n) for n in table_halves(cfg.G))
     parts["table_builder"] = {"lut": c["builder_adders_per_entry"] * level_entries * TW, "ff": P * TW}
     parts["table_memory"] = _table_memory(cfg)
     wd = L * CB * c["wdecode_luts_per_code_bit"]
@@ -398,10 +429,16 @@ def estimate_resources(cfg: HwConfig, shell: str | None = None) -> dict[str, flo
                             "ff": c["vec_fixed_ffs"] + cfg.vec_lanes * c["vec_lane_ffs"],
                             "dsp": c["vec_fixed_dsps"] + cfg.vec_lanes * c["vec_lane_dsps"]}
     if y:
-        parts["vector_unit"]["uram"] = c["vec_fixed_uram"]
+        if cfg.vec_lanes > 1:
+            parts["vector_unit"]["bram36"] = c["vec4_bram36"]
+        else:
+            parts["vector_unit"]["uram"] = c["vec_fixed_uram"]
         parts["row_unit"] = {"lut": c["row_luts"], "ff": c["row_ffs"], "dsp": c["row_dsps"]}
-        parts["attention_unit"] = {"lut": c["attn_luts"], "ff": c["attn_ffs"], "dsp": c["attn_dsps"],
-                                   "uram": c["attn_uram"]}
+        from edgestream.regmap import kv_ports
+        kvp = kv_ports({"axi_ports": cfg.axi_ports})
+        base = (c["attn_luts"], c["attn_ffs"], c["attn_dsps"])
+        lut, ff, dsp = (b + (k4 - b) * (kvp - 1) / 3 for b, k4 in zip(base, c["attn_kvp4"], strict=True))
+        parts["attention_unit"] = {"lut": lut, "ff": ff, "dsp": math.ceil(dsp), "uram": c["attn_uram"]}
         parts["shell"] = {"lut": c["shell_luts"], "ff": c["shell_ffs"], "dsp": c["shell_dsps"]}
     else:
         parts["vector_unit"]["bram36"] = c["vec_fixed_bram36"]
@@ -509,8 +546,12 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
         for c in cands:
             for r in c.over:
                 worst[r] = worst.get(r, 0) + 1
+        least = min(cands, key=lambda c: (len(c.over), c.resources["lut"]))
+        need = ", ".join(f"{int(least.resources[r]):,} {r.upper()} of {int(target.budget(r)):,}" for r in least.over)
         raise InputError(f"target {target.name}: no hardware configuration fits its budget "
-                         f"(most often over: {', '.join(sorted(worst, key=worst.get, reverse=True)) or 'n/a'})")
+                         f"(most often over: {', '.join(sorted(worst, key=worst.get, reverse=True)) or 'n/a'}; "
+                         f"the smallest the RTL implements, {least.cfg.config_id} (T {least.cfg.T}, Q {least.cfg.Q}), "
+                         f"needs {need}: the vector and attention units alone are ~45k LUT by Yosys)")
     # decode figures within 1% of the best are a tie (below the model's resolution): among those the
     # fastest prefill wins, then the fewest LUTs
     top_dec = fitting[0].perf["decode_tok_s"]

@@ -26,9 +26,10 @@ limit is there (docs/registers.md):
   elements per cycle (vec_lanes 1 or 4; the DSE is given 1 until the model is calibrated on the
   4-lane unit);
 - table memories are plain simple-dual-port arrays with a registered read, so where they live
-  (URAM, BRAM, LUTRAM) is the synthesis tool's mapping, modelled by the resource estimate; they hold
-  the lower half of each sign-symmetric ternary table ((3**G + 1)/2 entries, the lanes negate the
-  mirrored ones), which is what lets (1, 64, 4) fit a KV260 (docs/hardware.md, "Cost");
+  (URAM, BRAM, LUTRAM) is the synthesis tool's mapping, modelled by the resource estimate; a group's
+  table is split into two tables over its low 3 and high 2 weights (14 + 5 stored entries: the lower
+  half of each sign-symmetric ternary table, the lanes negate the mirrored ones and add the two), which
+  is what lets (1, 64, 4) fit a KV260 (docs/hardware.md, "Split tables");
 - clock: the pipeline is cut for 250 MHz (docs/hardware.md), so a target's clocks up to 250 MHz.
 """
 

@@ -316,7 +316,8 @@ def package_params(pkg: Path) -> dict[str, int]:
 
 def parts(pkg: Path, units: int) -> list[dict]:
     """The parts of the shell for package `pkg` and UNITS `units`: name, top, parameters, black boxes.
-    The unit parameters are the shell's (edgestream_accel: VMAX 8192, DMAX 256, SMAX 4096, NQ 4)."""
+    The unit parameters are the shell's (edgestream_accel: VMAX 8192, DMAX 256, SMAX 4096, NQ 4, and the
+    package's VEC_LANES and KVP)."""
     p = package_params(pkg)
     g, q, mt = p["G"], p["Q"], p["MAXTOK"]
     out = [{"name": "shell", "top": TOP, "params": {"UNITS": units}, "blackbox": list(PART_TOPS.values())},
@@ -331,7 +332,8 @@ def parts(pkg: Path, units: int) -> list[dict]:
                     "params": {"Q": q, "MAXTOK": mt, "ARGMAX": (units >> 2) & 1}})
     if units & 2:
         out.append({"name": "attn", "top": "es_attn", "blackbox": [],
-                    "params": {"Q": q, "MAXTOK": mt, "DMAX": 256, "SMAX": 4096, "NQ": 4}})
+                    "params": {"Q": q, "MAXTOK": mt, "DMAX": 256, "SMAX": 4096, "NQ": 4,
+                               **({"KVP": p["KVP"]} if "KVP" in p else {})}})
     return out
 
 

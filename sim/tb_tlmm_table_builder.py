@@ -1,6 +1,8 @@
 """cocotb bench: tlmm_table_builder against edgestream.tlmm.build_ternary_tables/build_binary_tables
-(ternary: the stored lower half, entries 0..(3**G - 1)/2; the bench also checks that the reference's
-upper half is their mirror image, T[3**G - 1 - c] = -T[c], which is what lets the RTL drop it)."""
+applied to each half of the group (the low ceil(G/2) and the high floor(G/2) activations: the RTL's
+split tables). Ternary: each half's stored lower half, entries 0..(3**n - 1)/2 (the bench also checks
+that the reference's upper half is their mirror image, T[3**n - 1 - c] = -T[c], which is what lets the
+RTL drop it), and that one entry of each half adds up to the whole group table's entry."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tb_common import (
     unpack_words,
 )
 
+from edgestream.compiler.dse import half_entries, table_halves, table_width
 from edgestream.tlmm import build_binary_tables, build_ternary_tables
 
 
@@ -26,8 +29,9 @@ class TB:
         self.dut = dut
         cfg = bench_config()
         self.G, self.AW, self.binary = cfg["G"], cfg.get("AW", 8), cfg.get("BINARY", 0)
-        self.P = 2**self.G if self.binary else (3**self.G + 1) // 2   # stored entries
-        self.TW = self.AW + int(np.ceil(np.log2(self.G))) if self.G > 1 else self.AW
+        self.halves = table_halves(self.G)
+        self.P = sum(half_entries(n, bool(self.binary)) for n in self.halves)   # stored entries, both halves
+        self.TW = table_width(self.G) - 8 + self.AW
         self.source = StreamSource(dut.clk, dut.a_valid, dut.a_ready, dut.a_data, dut.a_user)
         self.sink = StreamSink(dut.clk, dut.t_valid, dut.t_ready, data=dut.t_data, user=dut.t_user)
 
@@ -41,11 +45,24 @@ class TB:
         await start_clock_and_reset(self.dut)
 
     def expected(self, groups: np.ndarray) -> np.ndarray:
-        if self.binary:
-            return build_binary_tables(groups.reshape(1, -1), self.G)[0]   # [ngroups, P]
-        full = build_ternary_tables(groups.reshape(1, -1), self.G)[0]
-        assert (full[:, ::-1] == -full).all(), "ternary tables are not sign-symmetric"
-        return full[:, : self.P]
+        """[ngroups, P]: the low half's stored entries, then the high half's."""
+        gl, gh = self.halves
+        parts = []
+        for lo, n in ((0, gl), (gl, gh)):
+            part = groups[:, lo:lo + n].reshape(1, -1)
+            if self.binary:
+                parts.append(build_binary_tables(part, n)[0])
+                continue
+            full = build_ternary_tables(part, n)[0]
+            assert (full[:, ::-1] == -full).all(), "ternary tables are not sign-symmetric"
+            parts.append(full[:, : half_entries(n)])
+        if not self.binary:   # low pattern c % 3**gl plus high pattern c // 3**gl is the whole pattern c
+            whole = build_ternary_tables(groups.reshape(1, -1), self.G)[0]
+            lo_t = build_ternary_tables(groups[:, :gl].reshape(1, -1), gl)[0]
+            hi_t = build_ternary_tables(groups[:, gl:].reshape(1, -1), gh)[0]
+            c = np.arange(3**self.G)
+            assert (lo_t[:, c % 3**gl] + hi_t[:, c // 3**gl] == whole).all(), "the halves do not add up"
+        return np.concatenate(parts, axis=1)
 
     async def run(self, groups: np.ndarray):
         """groups int8 [n, G]: one beat each; checks every table and the sideband order."""

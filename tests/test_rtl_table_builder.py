@@ -13,8 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from runner import SIMULATORS, run_bench  # noqa: E402
 
 CONFIGS = [
-    {"G": 5, "BINARY": 0},   # base-3 / 1.6 bpw group: 243 entries
-    {"G": 4, "BINARY": 1},   # bit-serial binary table
+    {"G": 5, "BINARY": 0},   # base-3 / 1.6 bpw group: split 3 + 2, 14 + 5 stored entries
+    {"G": 4, "BINARY": 1},   # bit-serial binary tables (2 + 2)
+    {"G": 4, "BINARY": 0},   # halves of 2: +256 needs TW = 10 (8 + ceil(log2 2) = 9 overflowed)
 ]
 
 

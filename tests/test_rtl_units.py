@@ -12,8 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sim"))
 from runner import SIMULATORS, run_bench  # noqa: E402
 
 WDECODE = [({"G": 5, "L": 3, "TABLE_BINARY": 0, "UW": 6}, SIMULATORS),   # base-3 codes, invalid codes
-           ({"G": 4, "L": 2, "TABLE_BINARY": 1, "UW": 6}, ("icarus",))]
-LANES = [({"G": 2, "T": 2, "Q": 2, "MAXTOK": 2}, SIMULATORS)]
+           ({"G": 4, "L": 2, "TABLE_BINARY": 1, "UW": 6}, ("icarus",)),
+           ({"G": 4, "L": 2, "TABLE_BINARY": 0, "UW": 6}, ("icarus",))]   # even split: halves of 2 + 2
+LANES = [({"G": 2, "T": 2, "Q": 2, "MAXTOK": 2}, SIMULATORS),
+         ({"G": 5, "T": 1, "Q": 3, "MAXTOK": 2}, ("verilator",))]   # the shipped split, 3 + 2
 
 
 def _wid(c: dict, s: str) -> str:

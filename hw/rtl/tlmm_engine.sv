@@ -3,9 +3,10 @@
 // One command = one integer matmul acc[tok, n] = sum_k a[tok, k] * w[n, k] for ntok tokens
 // (ntok = 1: decode GEMV; ntok > 1: prefill GEMM over a tile of tokens), in two phases:
 //   INGEST: ntok * ceil(K/G) activation beats (one group of G int8 per beat, token by token; lanes
-//           past K in the last group are ignored: zero padding). Every beat becomes a whole group
-//           table ((3**G + 1)/2 entries, the lower half of the sign-symmetric ternary table, or 2**G
-//           binary entries) written to table memory t = group % T.
+//           past K in the last group are ignored: zero padding). Every beat becomes a group word of
+//           two tables, over the low ceil(G/2) and the high floor(G/2) activations (the lower half of
+//           each sign-symmetric ternary table: 14 + 5 entries at G = 5; or 2**n binary entries each),
+//           written to table memory t = group % T.
 //   LOOKUP: weight beats of Q*T codes, in the order
 //             for row batch rb (rows rb*Q .. rb*Q+Q-1), for plane b (bit-serial; 1 plane ternary),
 //             for chunk c (groups c*T .. c*T+T-1): lane q*T + t = code of row rb*Q+q, group c*T+t.
@@ -45,10 +46,15 @@ module tlmm_engine #(
     parameter int INT_DENSE = 0,      // 1: dense int8 weights (cmd bit 55): a multiplier per lane; needs
                                       // TABLE_BINARY = 0 and CB = AW = 8 (G = 5: a slot is one int8)
     // derived: do not override
-    parameter int P = (TABLE_BINARY != 0) ? 2 ** G : (3 ** G + 1) / 2,   // stored entries per table
-    parameter int TW = AW + $clog2(G),
+    // a group's table is split in two (tlmm_table_builder): the low ceil(G/2) and high floor(G/2) weights
+    parameter int GL = (G + 1) / 2,
+    parameter int GH = G / 2,
+    parameter int PL = (TABLE_BINARY != 0) ? 2 ** GL : (3 ** GL + 1) / 2,
+    parameter int PH = (TABLE_BINARY != 0) ? 2 ** GH : (3 ** GH + 1) / 2,
+    parameter int P = PL + PH,                                 // stored entries per group word
+    parameter int TW = AW + $clog2(GL + 1),
     parameter int CB = (TABLE_BINARY != 0) ? G : $clog2(3 ** G),
-    parameter int IW = (P > 1) ? $clog2(P) : 1,
+    parameter int IW = ((PL > 1) ? $clog2(PL) : 1) + ((PH > 1) ? $clog2(PH) : 1),   // a lane's index pair
     parameter int TIW = (MAXTOK > 1) ? $clog2(MAXTOK) : 1,
     parameter int CH = ((MAXK + G - 1) / G + T - 1) / T,   // chunks (table words) per token per memory
     parameter int DEPTH = MAXTOK * CH,
@@ -152,7 +158,7 @@ module tlmm_engine #(
 
     logic              d_valid, d_ready, d_bad;
     logic [Q*T*IW-1:0] d_idx;
-    logic [Q*T-1:0]    d_sgn;
+    logic [2*Q*T-1:0]  d_sgn;
     logic [MW-1:0]     d_meta;
     logic [Q*T*AW-1:0] d_w;      // dense: the beat's int8 weights (the codes as they came)
 
@@ -176,7 +182,7 @@ module tlmm_engine #(
     // ---------------- issue stage: one op per token per beat
     logic              s0_valid;
     logic [Q*T*IW-1:0] s0_idx;
-    logic [Q*T-1:0]    s0_sgn;
+    logic [2*Q*T-1:0]  s0_sgn;
     logic [MW-1:0]     s0_meta;
     logic [Q*T*AW-1:0] s0_w;
     logic [7:0]        s0_tok;
@@ -219,7 +225,7 @@ module tlmm_engine #(
     logic              s1_valid, s1_neg, s1_first, s1_last, s1_end, s1_dense;
     logic [Q*T*AW-1:0] s1_w;
     logic [Q*T*IW-1:0] s1_idx;
-    logic [Q*T-1:0]    s1_sgn;
+    logic [2*Q*T-1:0]  s1_sgn;
     logic [T-1:0]      s1_gmask;
     logic [TIW-1:0]    s1_tok;
     logic [2:0]        s1_shift;
