@@ -39,11 +39,17 @@ from edgestream.tlmm import bit_planes, dense_matmul
 ODD = Shape(layers=2, hidden=50, ffn=70, heads=5, kv_heads=5, vocab=97, max_position=64)
 ODD_GQA = Shape(layers=1, hidden=36, ffn=46, heads=6, kv_heads=2, vocab=61, max_position=64)
 
+# program-executor configurations (not all ones the RTL implements) with the RTL's AXI bursts, weight FIFOs
+# and one-lane vector unit: the resource model budgets the whole accelerator as Yosys maps it, where
+# HwConfig's defaults (16 vector lanes, 256-beat bursts, 256 KiB of weight FIFOs) are over the kv260
+_RTL_LIKE = dict(vec_lanes=1, axi_burst_beats=16, wbuf_kib=16)
 CONFIGS = {
-    "g5-gindex-planes": dict(G=5, T=4, Q=4, table_mem="lutram", max_k=40, max_tok=1),
-    "g3-base3-int8": dict(G=3, T=8, Q=2, table_mem="lutram", tern_encoding="base3", int_encoding="int8", max_k=48),
-    "g4-gindex-planes": dict(G=4, T=2, Q=8, table_mem="bram", max_k=24),
-    "g2-base3-planes": dict(G=2, T=16, Q=1, table_mem="lutram", tern_encoding="base3", max_k=4096, wbuf_kib=64),
+    "g5-gindex-planes": dict(G=5, T=4, Q=4, table_mem="lutram", max_k=40, max_tok=1, **_RTL_LIKE),
+    "g3-base3-int8": dict(G=3, T=8, Q=2, table_mem="lutram", tern_encoding="base3", int_encoding="int8", max_k=48,
+                          **_RTL_LIKE),
+    "g4-gindex-planes": dict(G=4, T=2, Q=8, table_mem="bram", max_k=24, **_RTL_LIKE),
+    "g2-base3-planes": dict(G=2, T=16, Q=1, table_mem="lutram", tern_encoding="base3", max_k=4096,
+                            **{**_RTL_LIKE, "wbuf_kib": 64}),
 }
 
 
