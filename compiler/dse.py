@@ -548,10 +548,11 @@ def explore(model: Any, target: Target, wkind: str = "ternary", wbits: int = 2, 
                 worst[r] = worst.get(r, 0) + 1
         least = min(cands, key=lambda c: (len(c.over), c.resources["lut"]))
         need = ", ".join(f"{int(least.resources[r]):,} {r.upper()} of {int(target.budget(r)):,}" for r in least.over)
+        units = sum(least.resources["breakdown"].get(u, {}).get("lut", 0) for u in ("vector_unit", "attention_unit"))
         raise InputError(f"target {target.name}: no hardware configuration fits its budget "
                          f"(most often over: {', '.join(sorted(worst, key=worst.get, reverse=True)) or 'n/a'}; "
                          f"the smallest the RTL implements, {least.cfg.config_id} (T {least.cfg.T}, Q {least.cfg.Q}), "
-                         f"needs {need}: the vector and attention units alone are ~45k LUT by Yosys)")
+                         f"needs {need}, {units:,} LUT of it the vector and attention units)")
     # decode figures within 1% of the best are a tie (below the model's resolution): among those the
     # fastest prefill wins, then the fewest LUTs
     top_dec = fitting[0].perf["decode_tok_s"]

@@ -47,22 +47,17 @@ class TB:
     def expected(self, groups: np.ndarray) -> np.ndarray:
         """[ngroups, P]: the low half's stored entries, then the high half's."""
         gl, gh = self.halves
-        parts = []
-        for lo, n in ((0, gl), (gl, gh)):
-            part = groups[:, lo:lo + n].reshape(1, -1)
-            if self.binary:
-                parts.append(build_binary_tables(part, n)[0])
-                continue
-            full = build_ternary_tables(part, n)[0]
+        build = build_binary_tables if self.binary else build_ternary_tables
+        lo_t, hi_t = (build(groups[:, a:a + n].reshape(1, -1), n)[0] for a, n in ((0, gl), (gl, gh)))
+        if self.binary:
+            return np.concatenate([lo_t, hi_t], axis=1)
+        for full in (lo_t, hi_t):
             assert (full[:, ::-1] == -full).all(), "ternary tables are not sign-symmetric"
-            parts.append(full[:, : half_entries(n)])
-        if not self.binary:   # low pattern c % 3**gl plus high pattern c // 3**gl is the whole pattern c
-            whole = build_ternary_tables(groups.reshape(1, -1), self.G)[0]
-            lo_t = build_ternary_tables(groups[:, :gl].reshape(1, -1), gl)[0]
-            hi_t = build_ternary_tables(groups[:, gl:].reshape(1, -1), gh)[0]
-            c = np.arange(3**self.G)
-            assert (lo_t[:, c % 3**gl] + hi_t[:, c // 3**gl] == whole).all(), "the halves do not add up"
-        return np.concatenate(parts, axis=1)
+        # low pattern c % 3**gl plus high pattern c // 3**gl is the whole pattern c
+        whole = build_ternary_tables(groups.reshape(1, -1), self.G)[0]
+        c = np.arange(3**self.G)
+        assert (lo_t[:, c % 3**gl] + hi_t[:, c // 3**gl] == whole).all(), "the halves do not add up"
+        return np.concatenate([lo_t[:, : half_entries(gl)], hi_t[:, : half_entries(gh)]], axis=1)
 
     async def run(self, groups: np.ndarray):
         """groups int8 [n, G]: one beat each; checks every table and the sideband order."""
